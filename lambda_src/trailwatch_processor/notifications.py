@@ -1,0 +1,168 @@
+"""SQS message body -> the S3 objects it announces, and what kind of object a key names.
+
+Accepted bodies: an S3 event notification (SNS raw delivery or straight from S3), the same inside an SNS
+envelope (raw delivery off), ``s3:TestEvent`` (nothing to do), and an EventBridge ``Object Created`` event.
+S3 notification keys are URL-encoded (``+`` for spaces) and are decoded with ``unquote_plus``; EventBridge
+keys are delivered as the plain key and are used as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+from urllib.parse import unquote_plus
+
+log = logging.getLogger(__name__)
+
+
+class NotificationError(ValueError):
+    """The message body is not a notification this function understands."""
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    bucket: str
+    key: str
+    size: int | None = None
+    etag: str | None = None
+    event_time: str | None = None
+
+
+class KeyKind(Enum):
+    LOG = "log"
+    DIGEST = "digest"
+    INSIGHT = "insight"
+    CONFIG = "config"
+    OTHER = "other"
+
+
+# [prefix/]AWSLogs/[o-orgid/]<account>/<kind>/<region>/YYYY/MM/DD/<file>
+_AWSLOGS = r"(?:^|/)AWSLogs/(?:o-[a-z0-9]{10,32}/)?\d{12}/"
+_LOG_RE = re.compile(_AWSLOGS + r"CloudTrail/[a-z0-9-]+/\d{4}/\d{2}/\d{2}/[^/]+\.json(?:\.gz)?$")
+_DIGEST_RE = re.compile(_AWSLOGS + r"CloudTrail-Digest/")
+_INSIGHT_RE = re.compile(_AWSLOGS + r"CloudTrail-Insight/")
+
+
+def classify_key(key: str) -> KeyKind:
+    """What a trail-bucket key holds; only ``LOG`` keys are CloudTrail event logs."""
+    if key.startswith("config/"):
+        return KeyKind.CONFIG
+    if _DIGEST_RE.search(key):
+        return KeyKind.DIGEST
+    if _INSIGHT_RE.search(key):
+        return KeyKind.INSIGHT
+    if _LOG_RE.search(key):
+        return KeyKind.LOG
+    return KeyKind.OTHER
+
+
+def parse_body(body: str) -> list[ObjectRef]:
+    """The objects announced by one SQS message body. Raises NotificationError naming what was found."""
+    doc = _load_json(body, "message body")
+    if isinstance(doc, dict) and doc.get("Type") == "Notification" and "Message" in doc:
+        message = doc["Message"]
+        if not isinstance(message, str):
+            raise NotificationError(f"SNS envelope: Message is {type(message).__name__}, expected a string")
+        doc = _load_json(message, "SNS envelope Message")
+    return _parse_document(doc)
+
+
+def _load_json(text: str, where: str) -> Any:
+    if not isinstance(text, str):
+        raise NotificationError(f"{where}: expected a JSON string, got {type(text).__name__}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        snippet = text[:80].replace("\n", " ")
+        at = f"line {err.lineno} col {err.colno}"
+        raise NotificationError(f"{where}: not JSON ({err.msg} at {at}): {snippet!r}") from None
+
+
+def _parse_document(doc: Any) -> list[ObjectRef]:
+    if not isinstance(doc, dict):
+        raise NotificationError(f"expected a JSON object, found {type(doc).__name__}")
+    if doc.get("Event") == "s3:TestEvent":
+        log.info("s3:TestEvent for bucket %s acknowledged", doc.get("Bucket"))
+        return []
+    if "Records" in doc:
+        return _parse_s3_records(doc["Records"])
+    if doc.get("source") == "aws.s3" and "detail-type" in doc:
+        return _parse_eventbridge(doc)
+    if doc.get("Type") in ("SubscriptionConfirmation", "UnsubscribeConfirmation"):
+        raise NotificationError(f"SNS {doc['Type']}, not a notification (topic {doc.get('TopicArn')})")
+    keys = ", ".join(sorted(str(k) for k in doc)[:10]) or "none"
+    raise NotificationError(f"unrecognised message: an object with keys {keys}")
+
+
+def _parse_s3_records(records: Any) -> list[ObjectRef]:
+    if not isinstance(records, list):
+        raise NotificationError(f"Records is {type(records).__name__}, expected a list")
+    refs: list[ObjectRef] = []
+    for i, rec in enumerate(records):
+        where = f"Records[{i}]"
+        if not isinstance(rec, dict):
+            raise NotificationError(f"{where}: expected an object, found {type(rec).__name__}")
+        event_name = str(rec.get("eventName", ""))
+        if rec.get("eventSource") != "aws:s3":
+            raise NotificationError(f"{where}: eventSource {rec.get('eventSource')!r}, expected 'aws:s3'")
+        if not event_name.startswith("ObjectCreated"):
+            log.info("%s: ignoring S3 event %s (only ObjectCreated carries a log file)", where, event_name)
+            continue
+        s3 = rec.get("s3")
+        bucket = _dig(s3, "bucket", "name")
+        key = _dig(s3, "object", "key")
+        if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
+            raise NotificationError(f"{where}: s3.bucket.name / s3.object.key missing or not strings")
+        obj = s3["object"]
+        refs.append(
+            ObjectRef(
+                bucket=bucket,
+                key=unquote_plus(key),
+                size=_int_or_none(obj.get("size")),
+                etag=_str_or_none(obj.get("eTag")),
+                event_time=_str_or_none(rec.get("eventTime")),
+            )
+        )
+    return refs
+
+
+def _parse_eventbridge(doc: dict) -> list[ObjectRef]:
+    detail_type = doc.get("detail-type")
+    if detail_type != "Object Created":
+        log.info("ignoring EventBridge S3 event %r (only Object Created carries a log file)", detail_type)
+        return []
+    detail = doc.get("detail")
+    bucket = _dig(detail, "bucket", "name")
+    key = _dig(detail, "object", "key")
+    if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
+        raise NotificationError("EventBridge Object Created: detail.bucket.name / detail.object.key missing")
+    obj = detail["object"]
+    return [
+        ObjectRef(
+            bucket=bucket,
+            key=key,
+            size=_int_or_none(obj.get("size")),
+            etag=_str_or_none(obj.get("etag", obj.get("eTag"))),
+            event_time=_str_or_none(doc.get("time")),
+        )
+    ]
+
+
+def _dig(doc: Any, *path: str) -> Any:
+    for name in path:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(name)
+    return doc
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

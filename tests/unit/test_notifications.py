@@ -1,0 +1,138 @@
+"""notifications.parse_body (every input shape) and classify_key (every key layout)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from trailwatch_processor.notifications import KeyKind, NotificationError, ObjectRef, classify_key, parse_body
+
+from tests.functional import factories as f
+
+BUCKET = "trail-bucket"
+KEY = "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/15/123456789012_CloudTrail_us-east-1_x.json.gz"
+ODD_KEY = "my prefix/a+b=c:d/AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/15/f ü.json.gz"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(f.s3_notification(BUCKET, KEY), id="s3-raw"),
+        pytest.param(f.sns_envelope(f.s3_notification(BUCKET, KEY)), id="sns-envelope"),
+        pytest.param(f.eventbridge_object_created(BUCKET, KEY), id="eventbridge"),
+    ],
+)
+def test_each_shape_gives_the_object(body: str) -> None:
+    [ref] = parse_body(body)
+    assert (ref.bucket, ref.key) == (BUCKET, KEY)
+    assert isinstance(ref.size, int)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(f.s3_notification(BUCKET, ODD_KEY), id="s3-raw"),
+        pytest.param(f.sns_envelope(f.s3_notification(BUCKET, ODD_KEY)), id="sns-envelope"),
+        pytest.param(f.eventbridge_object_created(BUCKET, ODD_KEY), id="eventbridge-not-encoded"),
+    ],
+)
+def test_keys_are_decoded_exactly_once(body: str) -> None:
+    [ref] = parse_body(body)
+    assert ref.key == ODD_KEY
+
+
+def test_s3_key_is_url_encoded_in_the_factory() -> None:
+    """Guard: the factory must encode like S3 does, or the decoding test proves nothing."""
+    raw = json.loads(f.s3_notification(BUCKET, ODD_KEY))["Records"][0]["s3"]["object"]["key"]
+    assert " " not in raw and "+" in raw and "%2B" in raw
+
+
+def test_s3_notification_fields() -> None:
+    [ref] = parse_body(f.s3_notification(BUCKET, KEY, size=99))
+    assert ref == ObjectRef(BUCKET, KEY, size=99, etag="0123abcd", event_time="2024-01-15T10:05:00.000Z")
+
+
+def test_several_records_in_one_notification() -> None:
+    one = json.loads(f.s3_notification(BUCKET, "a/1.json.gz"))
+    two = json.loads(f.s3_notification(BUCKET, "a/2.json.gz"))
+    one["Records"] += two["Records"]
+    assert [r.key for r in parse_body(json.dumps(one))] == ["a/1.json.gz", "a/2.json.gz"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(f.s3_test_event(BUCKET), id="raw"),
+        pytest.param(f.sns_envelope(f.s3_test_event(BUCKET)), id="in-sns-envelope"),
+        pytest.param(f.s3_notification(BUCKET, KEY, event_name="ObjectRemoved:Delete"), id="object-removed"),
+        pytest.param(
+            f.eventbridge_object_created(BUCKET, KEY, detail_type="Object Deleted"), id="eventbridge-deleted"
+        ),
+    ],
+)
+def test_acknowledged_without_objects(body: str) -> None:
+    assert parse_body(body) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ("not json", "message body: not JSON"),
+        ("", "message body: not JSON"),
+        ("[1, 2]", "found list"),
+        ('{"hello": 1}', "keys hello"),
+        (json.dumps({"Type": "Notification", "Message": "{oops"}), "SNS envelope Message: not JSON"),
+        (json.dumps({"Type": "Notification", "Message": {"a": 1}}), "Message is dict"),
+        (json.dumps({"Type": "SubscriptionConfirmation", "TopicArn": "t"}), "SubscriptionConfirmation"),
+        (json.dumps({"Records": "x"}), "Records is str"),
+        (json.dumps({"Records": [5]}), "Records[0]: expected an object"),
+        (json.dumps({"Records": [{"eventSource": "aws:sqs"}]}), "Records[0]: eventSource 'aws:sqs'"),
+        (
+            json.dumps({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {}}]}),
+            "Records[0]: s3.bucket.name",
+        ),
+        (
+            json.dumps({"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {}}}),
+            "detail.bucket.name",
+        ),
+    ],
+)
+def test_bad_bodies_name_what_was_found(body: str, named: str) -> None:
+    with pytest.raises(NotificationError) as err:
+        parse_body(body)
+    assert named in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [
+        (KEY, KeyKind.LOG),
+        (KEY.removesuffix(".gz"), KeyKind.LOG),
+        ("my/prefix/" + KEY, KeyKind.LOG),
+        ("AWSLogs/o-abc123def4/123456789012/CloudTrail/eu-west-1/2024/01/15/x_y.json.gz", KeyKind.LOG),
+        ("pre/AWSLogs/o-abc123def4/123456789012/CloudTrail/eu-west-1/2024/01/15/x.json.gz", KeyKind.LOG),
+        (
+            "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2024/01/15/"
+            "123456789012_CloudTrail-Digest_us-east-1_trail_us-east-1_20240115T100000Z.json.gz",
+            KeyKind.DIGEST,
+        ),
+        ("AWSLogs/o-abc123def4/123456789012/CloudTrail-Digest/us-east-1/2024/01/15/d.json", KeyKind.DIGEST),
+        ("AWSLogs/123456789012/CloudTrail-Insight/us-east-1/2024/01/15/i.json.gz", KeyKind.INSIGHT),
+        ("config/monitored_events.json", KeyKind.CONFIG),
+        ("AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/15/notes.txt", KeyKind.OTHER),
+        ("AWSLogs/12345/CloudTrail/us-east-1/2024/01/15/x.json.gz", KeyKind.OTHER),
+        ("AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/x.json.gz", KeyKind.OTHER),
+        ("AWSLogs/123456789012/elasticloadbalancing/us-east-1/2024/01/15/x.log.gz", KeyKind.OTHER),
+        ("xAWSLogs/123456789012/CloudTrail/us-east-1/2024/01/15/x.json.gz", KeyKind.OTHER),
+        ("random.json.gz", KeyKind.OTHER),
+        ("", KeyKind.OTHER),
+    ],
+)
+def test_classify_key(key: str, kind: KeyKind) -> None:
+    assert classify_key(key) is kind
+
+
+def test_factory_keys_are_logs() -> None:
+    keys = [f.log_key(), f.log_key(prefix="a/b"), f.log_key(org="o-abcdefghij"), f.log_key(suffix=".json")]
+    for key in keys:
+        assert classify_key(key) is KeyKind.LOG, key
