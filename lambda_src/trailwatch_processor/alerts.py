@@ -1,0 +1,227 @@
+"""SNS alert messages: one per primary rule per log file, a readable email and a JSON body for machines.
+
+SNS limits that fail a whole Publish when broken: the subject is ASCII, has no line breaks and at most 100
+characters; the message is at most 256 KB. Both are enforced here, never left to SNS.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+SUBJECT_MAX = 100
+MESSAGE_MAX_BYTES = 256 * 1024
+# Room left for the message attributes and the request's own overhead.
+MESSAGE_BUDGET_BYTES = MESSAGE_MAX_BYTES - 8 * 1024
+MAX_EVENT_IDS = 50
+MAX_EVENTS = 20
+MAX_EMAIL_EVENTS = 10
+TITLE_MAX_CHARS = 200
+DESCRIPTION_MAX_CHARS = 2000
+OPERATIONAL_RULE = "trailwatch-operational"
+MACHINE_PROTOCOLS = ("sqs", "lambda", "https", "http")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What one alert covers: the claimed events of one primary rule in one log file."""
+
+    rule_id: str
+    title: str
+    severity: str
+    event_ids: list[str]
+    events: list[dict[str, str]]  # records.summary() of (at least the first few of) the events
+    log_bucket: str | None = None
+    log_key: str | None = None
+    description: str | None = None
+    table: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.event_ids)
+
+
+@dataclass(frozen=True)
+class SnsMessage:
+    subject: str
+    message: str  # the MessageStructure=json document
+    attributes: dict[str, dict[str, str]]
+
+
+def make_subject(severity: str, rule_id: str, title: str, count: int) -> str:
+    """``[trailwatch] SEVERITY rule: title (count)``: ASCII, one line, at most 100 characters."""
+    head = _ascii_line(f"[trailwatch] {severity.upper()} {rule_id}")
+    tail = f" ({count})"
+    text = _ascii_line(title)
+    subject = f"{head}: {text}{tail}" if text else f"{head}{tail}"
+    if len(subject) <= SUBJECT_MAX:
+        return subject
+    room = SUBJECT_MAX - len(head) - len(tail) - len(": ...")
+    if room >= 8:
+        return f"{head}: {text[:room].rstrip()}...{tail}"
+    if len(head) + len(tail) <= SUBJECT_MAX:
+        return head + tail
+    return head[: SUBJECT_MAX - len(tail) - 3].rstrip() + "..." + tail
+
+
+def _ascii_line(text: str) -> str:
+    """Unicode -> closest ASCII (accents dropped, others removed), control characters -> one space."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[\x00-\x1f\x7f\s]+", " ", folded).strip()
+
+
+def build_alert(alert: Alert) -> SnsMessage:
+    """The SNS message for one alert, shrunk (fewer event summaries) until it fits in 256 KB."""
+    shown = min(MAX_EVENTS, len(alert.events))
+    while True:
+        message = _render(alert, shown)
+        if len(message.encode("utf-8")) <= MESSAGE_BUDGET_BYTES or shown == 0:
+            break
+        shown //= 2
+    if len(message.encode("utf-8")) > MESSAGE_BUDGET_BYTES:
+        raise ValueError(f"alert for {alert.rule_id!r} exceeds the SNS message size even without events")
+    return SnsMessage(
+        subject=make_subject(alert.severity, alert.rule_id, alert.title, alert.count),
+        message=message,
+        attributes=_attributes(alert),
+    )
+
+
+def operational_alert(title: str, detail: str, *, source: str, severity: str = "high") -> SnsMessage:
+    """An alert about trailwatch itself (e.g. an invalid config): rule ``trailwatch-operational``."""
+    alert = Alert(
+        rule_id=OPERATIONAL_RULE,
+        title=title,
+        severity=severity,
+        event_ids=[],
+        events=[],
+        description=detail,
+        extra={"source": source},
+    )
+    return build_alert(alert)
+
+
+def publish(sns: Any, topic_arn: str, message: SnsMessage) -> str:
+    """Publish and return the SNS MessageId. Errors propagate: a failed send is retried, never dropped."""
+    response = sns.publish(
+        TopicArn=topic_arn,
+        Subject=message.subject,
+        Message=message.message,
+        MessageStructure="json",
+        MessageAttributes=message.attributes,
+    )
+    return response["MessageId"]
+
+
+def _render(alert: Alert, shown: int) -> str:
+    body = json.dumps(_machine_body(alert, shown), ensure_ascii=False, separators=(",", ":"))
+    email = _email_text(alert, min(shown, MAX_EMAIL_EVENTS))
+    doc = {"default": email, "email": email, "email-json": body}
+    doc.update({protocol: body for protocol in MACHINE_PROTOCOLS})
+    return json.dumps(doc, ensure_ascii=False)
+
+
+def _machine_body(alert: Alert, shown: int) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "source": "trailwatch",
+        "rule": alert.rule_id,
+        "title": _cap(alert.title, TITLE_MAX_CHARS),
+        "severity": alert.severity,
+        "count": alert.count,
+        "eventIDs": alert.event_ids[:MAX_EVENT_IDS],
+        "eventIDs_truncated": alert.count > MAX_EVENT_IDS,
+        "log_bucket": alert.log_bucket,
+        "log_key": alert.log_key,
+        "events": alert.events[:shown],
+        "events_truncated": len(alert.events[:shown]) < alert.count,
+    }
+    if alert.description:
+        body["description"] = _cap(alert.description, DESCRIPTION_MAX_CHARS)
+    if alert.table:
+        body["table"] = alert.table
+    body.update(alert.extra)
+    return body
+
+
+def _email_text(alert: Alert, shown: int) -> str:
+    lines = [f"trailwatch alert: {_cap(alert.title, TITLE_MAX_CHARS)}", ""]
+    lines.append(f"Rule:     {alert.rule_id}")
+    lines.append(f"Severity: {alert.severity.upper()}")
+    if alert.description:
+        lines += ["", _cap(alert.description, DESCRIPTION_MAX_CHARS)]
+    for name, value in alert.extra.items():
+        lines.append(f"{name.capitalize()}: {value}")
+    if alert.event_ids:
+        where = f" in s3://{alert.log_bucket}/{alert.log_key}" if alert.log_key else ""
+        lines += ["", f"{alert.count} matching event(s){where}."]
+        for i, event in enumerate(alert.events[:shown], 1):
+            lines += ["", f"Event {i} of {alert.count}", *_event_lines(event)]
+        if alert.count > shown:
+            lines += ["", f"... and {alert.count - shown} more; see the event IDs below."]
+        lines += ["", _ids_heading(alert)]
+        lines += [f"  {event_id}" for event_id in alert.event_ids[:MAX_EVENT_IDS]]
+        lines += ["", "How to look them up:"]
+        lines.append(f"  trailwatch events --rule {alert.rule_id}")
+        table = alert.table or "the SecurityEvents table"
+        lines.append(f"  or DynamoDB {table}: GetItem with key EventId = <event ID>")
+        lines.append(f"  (index ByRule: rule_id = {alert.rule_id})")
+    return "\n".join(lines) + "\n"
+
+
+def _ids_heading(alert: Alert) -> str:
+    if alert.count > MAX_EVENT_IDS:
+        return f"Event IDs (first {MAX_EVENT_IDS} of {alert.count}; all are in the table):"
+    return "Event IDs:"
+
+
+def _event_lines(event: dict[str, str]) -> list[str]:
+    what = event.get("eventName", "?")
+    if event.get("eventSource"):
+        what += f" ({event['eventSource']})"
+    who = event.get("principal", "unknown")
+    if event.get("principalType"):
+        who += f" ({event['principalType']})"
+    source = event.get("sourceIPAddress", "unknown")
+    if event.get("userAgent"):
+        source += f"  user agent: {event['userAgent']}"
+    rows = [
+        ("What", what),
+        ("Who", who),
+        ("From", source),
+        ("When", event.get("eventTime", "unknown")),
+        ("Region", event.get("awsRegion", "unknown")),
+        ("Account", event.get("account", "unknown")),
+    ]
+    if event.get("errorCode"):
+        rows.append(("Error", f"{event['errorCode']}: {event.get('errorMessage', '')}".rstrip(": ")))
+    rows.append(("Event ID", event.get("eventID", "?")))
+    return [f"  {name + ':':<10}{value}" for name, value in rows]
+
+
+def _attributes(alert: Alert) -> dict[str, dict[str, str]]:
+    """Message attributes for subscription filter policies (SNS rejects empty values: 'unknown' instead)."""
+    return {
+        "severity": _string_attr(alert.severity),
+        "rule": _string_attr(alert.rule_id),
+        "eventName": _string_attr(_joined(event.get("eventName") for event in alert.events)),
+        "account": _string_attr(_joined(event.get("account") for event in alert.events)),
+    }
+
+
+def _joined(values: Any) -> str:
+    """The distinct values, most frequent first, comma-joined (one value when the alert has one)."""
+    counts = Counter(value for value in values if value)
+    return ",".join(value for value, _ in counts.most_common())
+
+
+def _string_attr(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": _cap(value, 256) or "unknown"}
+
+
+def _cap(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[: limit - 3] + "..."

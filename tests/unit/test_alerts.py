@@ -1,0 +1,162 @@
+"""alerts: subject limits, message structure and size, attributes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from trailwatch_processor import alerts, records
+
+from tests.functional import factories as f
+
+ROOT_RULE = "cis-4.3-root-account-usage"
+
+
+def _alert(n: int = 3, *, title: str = "Root account used", rule_id: str = ROOT_RULE, **kw) -> alerts.Alert:
+    recs = [f.root_login() for _ in range(n)]
+    return alerts.Alert(
+        rule_id=rule_id,
+        title=title,
+        severity=kw.pop("severity", "critical"),
+        event_ids=[records.event_id(r) for r in recs],
+        events=[records.summary(r) for r in recs],
+        log_bucket="trail-bucket",
+        log_key="AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/15/f.json.gz",
+        table="SecurityEvents",
+        **kw,
+    )
+
+
+def _check_subject(subject: str) -> None:
+    assert len(subject) <= alerts.SUBJECT_MAX
+    assert subject.isascii()
+    assert "\n" not in subject and "\r" not in subject and "\t" not in subject
+    assert subject == subject.strip() and subject
+
+
+def test_subject_example() -> None:
+    subject = alerts.make_subject("critical", "cis-4.3-root-account-usage", "Root account used", 3)
+    assert subject == "[trailwatch] CRITICAL cis-4.3-root-account-usage: Root account used (3)"
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "title"),
+    [
+        ("r", "Ünïcödé ✓ title — with “quotes” and emoji 🚨 " * 10),
+        ("r", "line one\nline two\r\n\ttabbed"),
+        ("r", "日本語のタイトル"),
+        ("r", ""),
+        ("x" * 150, "title"),
+        ("rule-" + "é" * 120, "t" * 300),
+        ("cis-4.3-root-account-usage", "A" * 95),
+    ],
+)
+def test_subject_limits_hold(rule_id: str, title: str) -> None:
+    subject = alerts.make_subject("critical", rule_id, title, 12345)
+    _check_subject(subject)
+
+
+def test_long_title_is_cut_and_keeps_the_count() -> None:
+    subject = alerts.make_subject("high", "rule", "word " * 50, 7)
+    assert subject.endswith("... (7)") and subject.startswith("[trailwatch] HIGH rule: word")
+
+
+def test_accents_are_folded_not_dropped() -> None:
+    assert "Creee par Jose" in alerts.make_subject("low", "r", "Créée par José", 1)
+
+
+def test_message_structure_and_bodies() -> None:
+    alert = _alert(3)
+    msg = alerts.build_alert(alert)
+    doc = json.loads(msg.message)
+    assert {"default", "email", "sqs", "lambda", "https"} <= set(doc)
+    assert all(isinstance(v, str) for v in doc.values())
+    body = json.loads(doc["sqs"])
+    assert body["rule"] == alert.rule_id and body["severity"] == "critical" and body["count"] == 3
+    assert body["eventIDs"] == alert.event_ids and body["title"] == "Root account used"
+    assert body["log_key"] == alert.log_key and len(body["events"]) == 3
+    assert json.loads(doc["lambda"]) == body == json.loads(doc["https"])
+    email = doc["email"]
+    for needle in (
+        "Root account used",
+        "CRITICAL",
+        "arn:aws:iam::123456789012:root",
+        "198.51.100.7",
+        "2024-01-15T10:00:00Z",
+        "us-east-1",
+        "123456789012",
+        "3 matching event(s)",
+        f"trailwatch events --rule {alert.rule_id}",
+        "EventId",
+        *alert.event_ids,
+    ):
+        assert needle in email, needle
+    _check_subject(msg.subject)
+
+
+def test_attributes() -> None:
+    msg = alerts.build_alert(_alert(2))
+    assert msg.attributes == {
+        "severity": {"DataType": "String", "StringValue": "critical"},
+        "rule": {"DataType": "String", "StringValue": "cis-4.3-root-account-usage"},
+        "eventName": {"DataType": "String", "StringValue": "ConsoleLogin"},
+        "account": {"DataType": "String", "StringValue": "123456789012"},
+    }
+
+
+def test_attributes_are_never_empty() -> None:
+    alert = alerts.Alert(rule_id="r", title="t", severity="low", event_ids=["e"], events=[{"eventID": "e"}])
+    attrs = alerts.build_alert(alert).attributes
+    assert attrs["eventName"]["StringValue"] == "unknown" and attrs["account"]["StringValue"] == "unknown"
+
+
+def test_many_events_cap_the_id_list_but_count_all() -> None:
+    alert = _alert(120)
+    doc = json.loads(alerts.build_alert(alert).message)
+    body = json.loads(doc["sqs"])
+    assert body["count"] == 120 and body["eventIDs"] == alert.event_ids[: alerts.MAX_EVENT_IDS]
+    assert body["eventIDs_truncated"] is True
+    assert len(body["events"]) == alerts.MAX_EVENTS
+    assert "first 50 of 120" in doc["email"] and alert.event_ids[50] not in doc["email"]
+
+
+def test_huge_events_shrink_to_fit_256_kb() -> None:
+    recs = [f.root_login(userAgent="ü" * 10_000, errorMessage="m" * 10_000) for _ in range(20)]
+    events = [{**records.summary(r), "userAgent": "ü" * 40_000} for r in recs]  # uncapped on purpose
+    alert = alerts.Alert("r", "t", "high", [records.event_id(r) for r in recs], events)
+    msg = alerts.build_alert(alert)
+    size = len(msg.message.encode()) + len(msg.subject) + len(json.dumps(msg.attributes))
+    assert size <= alerts.MESSAGE_MAX_BYTES
+    body = json.loads(json.loads(msg.message)["sqs"])
+    assert body["count"] == 20 and len(body["eventIDs"]) == 20 and len(body["events"]) < 20
+
+
+def test_operational_alert() -> None:
+    msg = alerts.operational_alert("Invalid config", "rules[0].id: missing", source="s3://b/config/x.json")
+    doc = json.loads(msg.message)
+    body = json.loads(doc["sqs"])
+    assert body["rule"] == alerts.OPERATIONAL_RULE and body["count"] == 0
+    assert "rules[0].id: missing" in doc["email"] and "s3://b/config/x.json" in doc["email"]
+    assert msg.attributes["rule"]["StringValue"] == alerts.OPERATIONAL_RULE
+    _check_subject(msg.subject)
+
+
+def test_publish_passes_everything() -> None:
+    calls = []
+
+    class FakeSns:
+        def publish(self, **kwargs):
+            calls.append(kwargs)
+            return {"MessageId": "m-1"}
+
+    msg = alerts.build_alert(_alert(1))
+    assert alerts.publish(FakeSns(), "arn:topic", msg) == "m-1"
+    assert calls == [
+        {
+            "TopicArn": "arn:topic",
+            "Subject": msg.subject,
+            "Message": msg.message,
+            "MessageStructure": "json",
+            "MessageAttributes": msg.attributes,
+        }
+    ]
