@@ -1,0 +1,233 @@
+"""Reading main.yaml as CloudFormation (not as text): loading, references, dependency order, S3 filters.
+
+The template is decoded with cfn-lint's decoder, so short-form tags (`!Ref`, `!Sub`, `!GetAtt`...) become
+their long forms (`{"Ref": ...}`, `{"Fn::Sub": ...}`) and the result is plain JSON-able data that tests
+can patch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cfnlint.decode import decode_str
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "main.yaml"
+
+# The trail's ARN as every aws:SourceArn condition for CloudTrail must spell it (known trail name).
+TRAIL_ARN = "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/${TrailName}"
+
+_SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+class TemplateError(ValueError):
+    """The template is not what a helper expects; the message names what and where."""
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """Decode a CloudFormation YAML/JSON file into plain dicts and lists (decode errors raise)."""
+    decoded, matches = decode_str(path.read_text())
+    if matches or decoded is None:
+        raise TemplateError(f"{path}: cannot decode: {'; '.join(m.message for m in matches)}")
+    return json.loads(json.dumps(decoded))
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def resources_of_type(template: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template["Resources"].items() if res["Type"] == type_name}
+
+
+def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    try:
+        return template["Resources"][logical_id]["Properties"]
+    except KeyError as exc:
+        raise TemplateError(f"Resources.{logical_id}: no such resource or no Properties") from exc
+
+
+def sub_text(value: Any, where: str = "value") -> str:
+    """The template string of a `!Sub` (or a plain string); anything else is an error naming `where`."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+        body = value["Fn::Sub"]
+        return body if isinstance(body, str) else body[0]
+    raise TemplateError(f"{where}: expected a string or !Sub, got {value!r}")
+
+
+def referenced_names(value: Any) -> set[str]:
+    """Every logical id or parameter named by Ref, Fn::GetAtt or a ${...} variable of Fn::Sub in `value`."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                found.add(inner.split(".", 1)[0] if isinstance(inner, str) else inner[0])
+            elif key == "Fn::Sub":
+                text, variables = (inner, {}) if isinstance(inner, str) else (inner[0], inner[1])
+                local = set(variables)
+                for var in _SUB_VAR.findall(text):
+                    name = var.split(".", 1)[0]
+                    if name not in local:
+                        found.add(name)
+                found |= referenced_names(variables)
+            else:
+                found |= referenced_names(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= referenced_names(inner)
+    return found
+
+
+def direct_dependencies(template: dict[str, Any], logical_id: str) -> set[str]:
+    """Resources `logical_id` waits for: its references (Ref/GetAtt/Sub) and its DependsOn."""
+    resource = template["Resources"][logical_id]
+    names = referenced_names(resource.get("Properties", {})) | set(as_list(resource.get("DependsOn", [])))
+    return names & set(template["Resources"])
+
+
+def depends_on(template: dict[str, Any], logical_id: str, other: str) -> bool:
+    """True when CloudFormation must create `other` before `logical_id` (transitively)."""
+    seen: set[str] = set()
+    todo = [logical_id]
+    while todo:
+        for dep in direct_dependencies(template, todo.pop()):
+            if dep == other:
+                return True
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return False
+
+
+def find_cycle(template: dict[str, Any]) -> list[str] | None:
+    """A dependency cycle among the resources (as a path that returns to its start), or None."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        path.append(name)
+        for dep in sorted(direct_dependencies(template, name)):
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state and (cycle := visit(dep)):
+                return cycle
+        path.pop()
+        state[name] = 2
+        return None
+
+    for name in template["Resources"]:
+        if name not in state and (cycle := visit(name)):
+            return cycle
+    return None
+
+
+def statements(policy_document: dict[str, Any]) -> list[dict[str, Any]]:
+    return as_list(policy_document["Statement"])
+
+
+def statement_by_sid(policy_document: dict[str, Any], sid: str) -> dict[str, Any]:
+    for stmt in statements(policy_document):
+        if stmt.get("Sid") == sid:
+            return stmt
+    raise TemplateError(f"policy has no statement with Sid {sid!r}")
+
+
+def iter_policy_documents(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, document) for every key, bucket, topic, queue and IAM policy document in the template."""
+    for name, res in template["Resources"].items():
+        p = res.get("Properties", {})
+        for key in ("KeyPolicy", "PolicyDocument", "AssumeRolePolicyDocument"):
+            if key in p:
+                yield f"{name}.{key}", p[key]
+        for i, policy in enumerate(p.get("Policies", [])):
+            yield f"{name}.Policies[{i}]", policy["PolicyDocument"]
+
+
+# ---------------------------------------------------------------- S3 event notifications
+
+_NOTIFICATION_KINDS = ("TopicConfigurations", "QueueConfigurations", "LambdaConfigurations")
+
+
+def notification_entries(notification: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(kind[index], entry) for each notification configuration on a bucket."""
+    return [
+        (f"{kind}[{i}]", entry)
+        for kind in _NOTIFICATION_KINDS
+        for i, entry in enumerate(notification.get(kind, []))
+    ]
+
+
+def key_filter(entry: dict[str, Any]) -> tuple[str, str]:
+    """(prefix, suffix) of one notification entry; absent rules are empty strings."""
+    rules = entry.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+    by_name = {rule["Name"].lower(): rule["Value"] for rule in rules}
+    return by_name.get("prefix", ""), by_name.get("suffix", "")
+
+
+def key_matches(entry: dict[str, Any], key: str) -> bool:
+    prefix, suffix = key_filter(entry)
+    return key.startswith(prefix) and key.endswith(suffix)
+
+
+def _events_overlap(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    return any(wide.endswith("*") and narrow.startswith(wide[:-1]) for wide, narrow in ((a, b), (b, a)))
+
+
+def notification_overlaps(notification: dict[str, Any]) -> list[tuple[str, str]]:
+    """Pairs of configurations S3 rejects as "Configurations overlap": a shared event type and prefixes and
+    suffixes that can both match one key (one prefix starts the other, one suffix ends the other)."""
+    entries = notification_entries(notification)
+    clashes: list[tuple[str, str]] = []
+    for i, (where_a, a) in enumerate(entries):
+        for where_b, b in entries[i + 1 :]:
+            (pa, sa), (pb, sb) = key_filter(a), key_filter(b)
+            events = any(_events_overlap(x, y) for x in as_list(a["Event"]) for y in as_list(b["Event"]))
+            prefixes = pa.startswith(pb) or pb.startswith(pa)
+            suffixes = sa.endswith(sb) or sb.endswith(sa)
+            if events and prefixes and suffixes:
+                clashes.append((where_a, where_b))
+    return clashes
+
+
+# ---------------------------------------------------------------- queue visibility
+
+
+def visibility_timeout_for(template: dict[str, Any], function_timeout: int) -> int:
+    """The processing queue's visibility timeout when the stack is deployed with FunctionTimeout."""
+    value = props(template, "LogProcessingQueue")["VisibilityTimeout"]
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, dict) and "Fn::FindInMap" in value:
+        map_name, top, second = value["Fn::FindInMap"]
+        if second != {"Ref": "FunctionTimeout"}:
+            raise TemplateError(
+                f"LogProcessingQueue.VisibilityTimeout: looked up by {second!r}, not FunctionTimeout"
+            )
+        return int(template["Mappings"][map_name][top][str(function_timeout)])
+    raise TemplateError(f"LogProcessingQueue.VisibilityTimeout: cannot evaluate {value!r}")
+
+
+def visibility_violations(template: dict[str, Any]) -> list[int]:
+    """Allowed FunctionTimeout values (and the default) whose visibility timeout is below 6x the timeout."""
+    param = template["Parameters"]["FunctionTimeout"]
+    timeouts = {int(v) for v in param.get("AllowedValues", [])} | {int(param["Default"])}
+    bad: list[int] = []
+    for timeout in sorted(timeouts):
+        try:
+            visible = visibility_timeout_for(template, timeout)
+        except KeyError:
+            bad.append(timeout)
+            continue
+        if visible < 6 * timeout:
+            bad.append(timeout)
+    return bad
