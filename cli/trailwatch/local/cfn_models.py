@@ -1,0 +1,1562 @@
+"""CloudFormation resource types and properties that moto 5.2.1 lacks, taught to moto through its own
+extension point: direct subclasses of `CloudFormationModel` whose class methods call moto's backends.
+
+moto's CloudFormation skips resource types it has no model for (with only a log warning) and ignores
+properties its models do not read. `main.yaml` needs:
+
+- new types: `AWS::S3::BucketPolicy`, `AWS::SNS::TopicPolicy`, `AWS::SNS::Subscription`,
+  `AWS::SQS::QueuePolicy`, `AWS::CloudTrail::Trail`, `AWS::CloudWatch::Alarm`;
+- properties of types moto has (`AWS::S3::Bucket`, `AWS::SQS::Queue`, `AWS::KMS::Key`, `AWS::Logs::LogGroup`,
+  `AWS::DynamoDB::Table`, `AWS::Lambda::Function`, `AWS::Lambda::EventSourceMapping`): our class calls moto's
+  original model, then applies the missing properties through the backend, and replaces the original in
+  moto's model map.
+
+`register()` makes moto see these classes (moto caches its model map with `lru_cache`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from moto.awslambda.models import LambdaFunction as MotoFunction
+from moto.cloudformation import parsing
+from moto.cloudformation.exceptions import ValidationError
+from moto.core.common_models import CloudFormationModel
+from moto.dynamodb.models.table import Table as MotoTable
+from moto.iam.models import Role as MotoRole
+from moto.kms.models import Key as MotoKey
+from moto.logs.models import LogGroup as MotoLogGroup
+from moto.s3.models import FakeBucket
+from moto.utilities.utils import get_partition
+
+LogFn = Callable[[str], None]
+
+_logger = logging.getLogger(__name__)
+_warn: LogFn = _logger.warning
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class _Cfn:
+    """Shared helpers (a plain mixin: models must subclass CloudFormationModel directly to be found)."""
+
+    @staticmethod
+    def _props(cloudformation_json: dict[str, Any]) -> dict[str, Any]:
+        return cloudformation_json.get("Properties") or {}
+
+    @classmethod
+    def _require(cls, props: dict[str, Any], name: str) -> Any:
+        value = props.get(name)
+        if value is None or value == "" or value == []:
+            raise ValidationError(
+                message=f"{cls.cloudformation_type()}: Properties.{name} is required"  # type: ignore[attr-defined]
+            )
+        return value
+
+    @classmethod
+    def _fail(cls, message: str) -> ValidationError:
+        return ValidationError(message=f"{cls.cloudformation_type()}: {message}")  # type: ignore[attr-defined]
+
+    @classmethod
+    def _bool(cls, props: dict[str, Any], name: str, default: bool | None = None) -> bool | None:
+        """A CloudFormation boolean: true/false, or the strings "true"/"false" (any case)."""
+        value = props.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise cls._fail(f"Properties.{name} must be true or false, got {value!r}")
+
+    @classmethod
+    def _int(cls, props: dict[str, Any], name: str) -> int | None:
+        value = props.get(name)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise cls._fail(f"Properties.{name} must be an integer, got {value!r}") from None
+
+    @staticmethod
+    def _policy_text(document: Any) -> str:
+        """A policy document as AWS stores it: JSON text (CloudFormation accepts a mapping or a string)."""
+        if isinstance(document, str):
+            return json.dumps(json.loads(document))
+        return json.dumps(document)
+
+    @classmethod
+    def _unsupported(cls, props: dict[str, Any], handled: set[str], resource: str) -> None:
+        """Say which declared properties the local AWS does not apply (never silently)."""
+        for name in sorted(set(props) - handled):
+            _warn(f"{cls.cloudformation_type()} {resource}: property {name} is not emulated locally")  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- S3
+
+
+def _s3(account_id: str, region_name: str) -> Any:
+    from moto.s3.models import s3_backends
+
+    return s3_backends[account_id][get_partition(region_name)]
+
+
+class BucketPolicy(_Cfn, CloudFormationModel):
+    """AWS::S3::BucketPolicy: the bucket's policy document (get-bucket-policy)."""
+
+    def __init__(self, name: str, bucket: str, account_id: str, region_name: str) -> None:
+        self.name = name
+        self.bucket = bucket
+        self.account_id = account_id
+        self.region_name = region_name
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::S3::BucketPolicy"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> BucketPolicy:
+        props = cls._props(cloudformation_json)
+        bucket = cls._require(props, "Bucket")
+        policy = cls._policy_text(cls._require(props, "PolicyDocument"))
+        _s3(account_id, region_name).put_bucket_policy(bucket, policy.encode())
+        return cls(resource_name, bucket, account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: BucketPolicy,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> BucketPolicy:
+        bucket = cls._require(cls._props(cloudformation_json), "Bucket")
+        if bucket != original_resource.bucket:
+            original_resource.delete(account_id, region_name)
+        new = cls.create_from_cloudformation_json(
+            original_resource.name, cloudformation_json, account_id, region_name
+        )
+        return new
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        """Only reached without an instance; the policy goes with `delete()`."""
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = _s3(self.account_id, self.region_name)
+        if self.bucket in backend.buckets:
+            backend.delete_bucket_policy(self.bucket)
+
+
+# ---------------------------------------------------------------- SQS
+
+
+def _sqs(account_id: str, region_name: str) -> Any:
+    from moto.sqs.models import sqs_backends
+
+    return sqs_backends[account_id][region_name]
+
+
+def _queue_name(queue_url_or_arn: str) -> str:
+    """A queue name from its URL (what Ref gives) or ARN."""
+    return queue_url_or_arn.rstrip("/").replace(":", "/").rsplit("/", 1)[-1]
+
+
+class QueuePolicy(_Cfn, CloudFormationModel):
+    """AWS::SQS::QueuePolicy: the `Policy` attribute of each listed queue."""
+
+    def __init__(self, name: str, queues: list[str], account_id: str, region_name: str) -> None:
+        self.name = name
+        self.queues = queues
+        self.account_id = account_id
+        self.region_name = region_name
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SQS::QueuePolicy"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Id"
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        if attribute_name == "Id":
+            return self.name
+        raise self._fail(f"unknown attribute {attribute_name}")
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> QueuePolicy:
+        props = cls._props(cloudformation_json)
+        queues = cls._require(props, "Queues")
+        if not isinstance(queues, list):
+            raise cls._fail(f"Properties.Queues must be a list of queue URLs, got {queues!r}")
+        policy = cls._policy_text(cls._require(props, "PolicyDocument"))
+        backend = _sqs(account_id, region_name)
+        for queue in queues:
+            backend.set_queue_attributes(_queue_name(queue), {"Policy": policy})
+        return cls(resource_name, queues, account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: QueuePolicy,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> QueuePolicy:
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            original_resource.name, cloudformation_json, account_id, region_name
+        )
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        """Only reached without an instance; the policy goes with `delete()`."""
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = _sqs(self.account_id, self.region_name)
+        for queue in self.queues:
+            name = _queue_name(queue)
+            if name in backend.queues:
+                backend.set_queue_attributes(name, {"Policy": ""})
+
+
+# ---------------------------------------------------------------- SNS
+
+
+def _sns(account_id: str, region_name: str) -> Any:
+    from moto.sns.models import sns_backends
+
+    return sns_backends[account_id][region_name]
+
+
+class TopicPolicy(_Cfn, CloudFormationModel):
+    """AWS::SNS::TopicPolicy: the `Policy` attribute of each listed topic (default policy back on delete)."""
+
+    def __init__(self, name: str, topics: list[str], account_id: str, region_name: str) -> None:
+        self.name = name
+        self.topics = topics
+        self.account_id = account_id
+        self.region_name = region_name
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SNS::TopicPolicy"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Id"
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        if attribute_name == "Id":
+            return self.name
+        raise self._fail(f"unknown attribute {attribute_name}")
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> TopicPolicy:
+        props = cls._props(cloudformation_json)
+        topics = cls._require(props, "Topics")
+        if not isinstance(topics, list):
+            raise cls._fail(f"Properties.Topics must be a list of topic ARNs, got {topics!r}")
+        policy = cls._policy_text(cls._require(props, "PolicyDocument"))
+        backend = _sns(account_id, region_name)
+        for arn in topics:
+            backend.get_topic(arn).policy = policy
+        return cls(resource_name, topics, account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: TopicPolicy,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> TopicPolicy:
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            original_resource.name, cloudformation_json, account_id, region_name
+        )
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        """Only reached without an instance; the policy goes with `delete()`."""
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = _sns(self.account_id, self.region_name)
+        for arn in self.topics:
+            topic = backend.topics.get(arn)
+            if topic is not None:
+                topic._policy_json = topic._create_default_topic_policy(
+                    self.region_name, self.account_id, topic.name
+                )
+
+
+class Subscription(_Cfn, CloudFormationModel):
+    """AWS::SNS::Subscription with its attributes (RawMessageDelivery, FilterPolicy, RedrivePolicy...)."""
+
+    ATTRIBUTES = (
+        "DeliveryPolicy",
+        "FilterPolicyScope",
+        "FilterPolicy",
+        "RedrivePolicy",
+        "SubscriptionRoleArn",
+    )
+    JSON_ATTRIBUTES = ("DeliveryPolicy", "FilterPolicy", "RedrivePolicy")
+    HANDLED = {"TopicArn", "Protocol", "Endpoint", "RawMessageDelivery", "Region", *ATTRIBUTES}
+
+    def __init__(
+        self, arn: str, topic_arn: str, protocol: str, endpoint: str, account_id: str, region_name: str
+    ):
+        self.arn = arn
+        self.topic_arn = topic_arn
+        self.protocol = protocol
+        self.endpoint = endpoint
+        self.account_id = account_id
+        self.region_name = region_name
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SNS::Subscription"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        if attribute_name == "Arn":
+            return self.arn
+        raise self._fail(f"unknown attribute {attribute_name}")
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Subscription:
+        props = cls._props(cloudformation_json)
+        topic_arn = cls._require(props, "TopicArn")
+        protocol = cls._require(props, "Protocol")
+        endpoint = cls._require(props, "Endpoint")
+        cls._unsupported(props, cls.HANDLED, resource_name)
+        backend = _sns(account_id, region_name)
+        subscription = backend.subscribe(topic_arn, endpoint, protocol)
+        cls._apply_attributes(backend, subscription.arn, props)
+        return cls(subscription.arn, topic_arn, protocol, endpoint, account_id, region_name)
+
+    @classmethod
+    def _apply_attributes(cls, backend: Any, arn: str, props: dict[str, Any]) -> None:
+        backend.set_subscription_attributes(
+            arn, "RawMessageDelivery", cls._bool(props, "RawMessageDelivery", False)
+        )
+        for (
+            name
+        ) in cls.ATTRIBUTES:  # FilterPolicyScope before FilterPolicy: the policy is validated per scope
+            value = props.get(name)
+            if value is None:
+                continue
+            if name in cls.JSON_ATTRIBUTES and not isinstance(value, str):
+                value = json.dumps(value)
+            backend.set_subscription_attributes(arn, name, value)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Subscription,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Subscription:
+        props = cls._props(cloudformation_json)
+        same = (
+            props.get("TopicArn") == original_resource.topic_arn
+            and props.get("Protocol") == original_resource.protocol
+            and props.get("Endpoint") == original_resource.endpoint
+        )
+        if not same:  # these properties require replacement
+            original_resource.delete(account_id, region_name)
+            return cls.create_from_cloudformation_json(
+                new_resource_name, cloudformation_json, account_id, region_name
+            )
+        backend = _sns(account_id, region_name)
+        subscription = backend.subscriptions[original_resource.arn]
+        for name in cls.ATTRIBUTES:
+            if name not in props:
+                subscription.attributes.pop(name, None)
+        cls._apply_attributes(backend, original_resource.arn, props)
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        if resource_name:
+            _sns(account_id, region_name).unsubscribe(resource_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        _sns(self.account_id, self.region_name).unsubscribe(self.arn)
+
+
+# ---------------------------------------------------------------- CloudTrail
+
+
+def _cloudtrail(account_id: str, region_name: str) -> Any:
+    from moto.cloudtrail.models import cloudtrail_backends
+
+    return cloudtrail_backends[account_id][region_name]
+
+
+DEFAULT_EVENT_SELECTORS = [
+    {
+        "ReadWriteType": "All",
+        "IncludeManagementEvents": True,
+        "DataResources": [],
+        "ExcludeManagementEventSources": [],
+    }
+]
+
+
+class Trail(_Cfn, CloudFormationModel):
+    """AWS::CloudTrail::Trail: the trail, its (advanced) event selectors and its logging status."""
+
+    HANDLED = {
+        "TrailName",
+        "S3BucketName",
+        "S3KeyPrefix",
+        "SnsTopicName",
+        "IncludeGlobalServiceEvents",
+        "IsMultiRegionTrail",
+        "EnableLogFileValidation",
+        "IsOrganizationTrail",
+        "CloudWatchLogsLogGroupArn",
+        "CloudWatchLogsRoleArn",
+        "KMSKeyId",
+        "Tags",
+        "EventSelectors",
+        "AdvancedEventSelectors",
+        "InsightSelectors",
+        "IsLogging",
+    }
+
+    def __init__(self, name: str, account_id: str, region_name: str) -> None:
+        self.name = name
+        self.account_id = account_id
+        self.region_name = region_name
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CloudTrail::Trail"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "TrailName"
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @property
+    def trail(self) -> Any:
+        return _cloudtrail(self.account_id, self.region_name).get_trail(self.name)
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("Arn", "SnsTopicArn")
+
+    def get_cfn_attribute(self, attribute_name: str) -> str | None:
+        if attribute_name == "Arn":
+            return self.trail.arn
+        if attribute_name == "SnsTopicArn":
+            return self.trail.topic_arn
+        raise self._fail(f"unknown attribute {attribute_name}")
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Trail:
+        props = cls._props(cloudformation_json)
+        cls._require(props, "S3BucketName")
+        is_logging = cls._bool(props, "IsLogging")
+        if is_logging is None:
+            raise cls._fail("Properties.IsLogging is required")
+        cls._unsupported(props, cls.HANDLED, resource_name)
+        backend = _cloudtrail(account_id, region_name)
+        backend.create_trail(
+            name=resource_name,
+            bucket_name=props["S3BucketName"],
+            s3_key_prefix=props.get("S3KeyPrefix"),
+            sns_topic_name=props.get("SnsTopicName"),
+            is_global=cls._bool(props, "IncludeGlobalServiceEvents", True),
+            is_multi_region=cls._bool(props, "IsMultiRegionTrail", False),
+            log_validation=cls._bool(props, "EnableLogFileValidation", False),
+            is_org_trail=cls._bool(props, "IsOrganizationTrail", False),
+            cw_log_group_arn=props.get("CloudWatchLogsLogGroupArn"),
+            cw_role_arn=props.get("CloudWatchLogsRoleArn"),
+            kms_key_id=props.get("KMSKeyId"),
+            tags_list=props.get("Tags") or [],
+        )
+        model = cls(resource_name, account_id, region_name)
+        model._apply_selectors_and_status(props, is_logging)
+        return model
+
+    def _apply_selectors_and_status(self, props: dict[str, Any], is_logging: bool) -> None:
+        trail = self.trail
+        advanced = props.get("AdvancedEventSelectors") or []
+        basic = props.get("EventSelectors") or []
+        if advanced and basic:
+            raise self._fail("EventSelectors and AdvancedEventSelectors cannot both be set")
+        trail.event_selectors = [] if advanced else (basic or list(DEFAULT_EVENT_SELECTORS))
+        trail.advanced_event_selectors = advanced
+        trail.insight_selectors = list(props.get("InsightSelectors") or [])
+        if is_logging and not trail.status.is_logging:
+            trail.start_logging()
+        elif not is_logging and trail.status.is_logging:
+            trail.stop_logging()
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Trail,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Trail:
+        props = cls._props(cloudformation_json)
+        if props.get("TrailName", original_resource.name) != original_resource.name:
+            original_resource.delete(account_id, region_name)
+            return cls.create_from_cloudformation_json(
+                props["TrailName"], cloudformation_json, account_id, region_name
+            )
+        is_logging = cls._bool(props, "IsLogging")
+        if is_logging is None:
+            raise cls._fail("Properties.IsLogging is required")
+        trail = original_resource.trail
+        trail.bucket_name = cls._require(props, "S3BucketName")
+        trail.check_bucket_exists()
+        trail.s3_key_prefix = props.get("S3KeyPrefix")
+        trail.sns_topic_name = props.get("SnsTopicName")
+        trail.include_global_service_events = cls._bool(props, "IncludeGlobalServiceEvents", True)
+        trail.is_multi_region = cls._bool(props, "IsMultiRegionTrail", False)
+        trail.log_validation = cls._bool(props, "EnableLogFileValidation", False)
+        trail.is_org_trail = cls._bool(props, "IsOrganizationTrail", False)
+        trail.cw_log_group_arn = props.get("CloudWatchLogsLogGroupArn")
+        trail.cw_role_arn = props.get("CloudWatchLogsRoleArn")
+        trail.kms_key_id = props.get("KMSKeyId")
+        original_resource._apply_selectors_and_status(props, is_logging)
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        if resource_name:
+            _cloudtrail(account_id, region_name).delete_trail(resource_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        _cloudtrail(self.account_id, self.region_name).delete_trail(self.name)
+
+
+# ---------------------------------------------------------------- CloudWatch
+
+
+def _cloudwatch(account_id: str, region_name: str) -> Any:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    return cloudwatch_backends[account_id][region_name]
+
+
+class Alarm(_Cfn, CloudFormationModel):
+    """AWS::CloudWatch::Alarm (metric alarms; Metrics math queries included)."""
+
+    HANDLED = {
+        "AlarmName",
+        "AlarmDescription",
+        "Namespace",
+        "MetricName",
+        "Metrics",
+        "ComparisonOperator",
+        "EvaluationPeriods",
+        "DatapointsToAlarm",
+        "Period",
+        "Threshold",
+        "ThresholdMetricId",
+        "Statistic",
+        "ExtendedStatistic",
+        "Dimensions",
+        "AlarmActions",
+        "OKActions",
+        "InsufficientDataActions",
+        "Unit",
+        "ActionsEnabled",
+        "TreatMissingData",
+        "EvaluateLowSampleCountPercentile",
+        "Tags",
+    }
+
+    def __init__(self, name: str, account_id: str, region_name: str) -> None:
+        self.name = name
+        self.account_id = account_id
+        self.region_name = region_name
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CloudWatch::Alarm"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "AlarmName"
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        if attribute_name == "Arn":
+            return _cloudwatch(self.account_id, self.region_name).alarms[self.name].alarm_arn
+        raise self._fail(f"unknown attribute {attribute_name}")
+
+    @classmethod
+    def _metric_queries(cls, metrics: list[dict[str, Any]]) -> list[Any]:
+        from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat
+
+        queries = []
+        for metric in metrics:
+            stat = metric.get("MetricStat")
+            metric_stat = None
+            if stat:
+                inner = stat.get("Metric", {})
+                dims = [Dimension(d.get("Name"), d.get("Value")) for d in inner.get("Dimensions", [])]
+                metric_stat = MetricStat(
+                    metric=Metric(inner.get("MetricName"), inner.get("Namespace"), dims),
+                    period=stat.get("Period"),
+                    stat=stat.get("Stat"),
+                    unit=stat.get("Unit"),
+                )
+            queries.append(
+                MetricDataQuery(
+                    query_id=metric.get("Id"),
+                    label=metric.get("Label"),
+                    period=metric.get("Period"),
+                    return_data=metric.get("ReturnData"),
+                    expression=metric.get("Expression"),
+                    metric_stat=metric_stat,
+                )
+            )
+        return queries
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Alarm:
+        props = cls._props(cloudformation_json)
+        cls._require(props, "ComparisonOperator")
+        evaluation_periods = cls._int(props, "EvaluationPeriods")
+        if evaluation_periods is None:
+            raise cls._fail("Properties.EvaluationPeriods is required")
+        if not props.get("MetricName") and not props.get("Metrics"):
+            raise cls._fail("one of Properties.MetricName or Properties.Metrics is required")
+        cls._unsupported(props, cls.HANDLED, resource_name)
+        threshold = props.get("Threshold")
+        _cloudwatch(account_id, region_name).put_metric_alarm(
+            name=resource_name,
+            namespace=props.get("Namespace"),
+            metric_name=props.get("MetricName"),
+            comparison_operator=props["ComparisonOperator"],
+            evaluation_periods=evaluation_periods,
+            period=cls._int(props, "Period"),
+            threshold=float(threshold) if threshold is not None else None,
+            statistic=props.get("Statistic"),
+            description=props.get("AlarmDescription"),
+            dimensions=[{"Name": d["Name"], "Value": d["Value"]} for d in props.get("Dimensions") or []],
+            alarm_actions=list(props.get("AlarmActions") or []),
+            metric_data_queries=cls._metric_queries(props.get("Metrics") or []) or None,
+            datapoints_to_alarm=cls._int(props, "DatapointsToAlarm"),
+            extended_statistic=props.get("ExtendedStatistic"),
+            ok_actions=list(props.get("OKActions") or []),
+            insufficient_data_actions=list(props.get("InsufficientDataActions") or []),
+            unit=props.get("Unit"),
+            actions_enabled=cls._bool(props, "ActionsEnabled", True),
+            treat_missing_data=props.get("TreatMissingData"),
+            evaluate_low_sample_count_percentile=props.get("EvaluateLowSampleCountPercentile"),
+            threshold_metric_id=props.get("ThresholdMetricId"),
+            tags=props.get("Tags") or [],
+        )
+        return cls(resource_name, account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Alarm,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Alarm:
+        props = cls._props(cloudformation_json)
+        name = props.get("AlarmName") or original_resource.name
+        if name != original_resource.name:
+            original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        if resource_name:
+            _cloudwatch(account_id, region_name).delete_alarms([resource_name])
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        _cloudwatch(self.account_id, self.region_name).delete_alarms([self.name])
+
+
+# ---------------------------------------------------------------- types moto has, completed
+
+
+class _Override(_Cfn):
+    """Calls moto's model (`ORIGINAL`) and then applies what it leaves out (`_apply`)."""
+
+    ORIGINAL: ClassVar[type[CloudFormationModel]]
+    HANDLED: ClassVar[set[str]] = set()
+
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.ORIGINAL.cloudformation_type()
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.ORIGINAL.cloudformation_name_type()
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return cls.ORIGINAL.has_cfn_attr(attr)
+
+    @classmethod
+    def _for_original(cls, cloudformation_json: dict[str, Any]) -> dict[str, Any]:
+        """The template JSON as moto's model should see it."""
+        return cloudformation_json
+
+    @classmethod
+    def _apply(
+        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
+    ) -> None:
+        """Apply the properties moto's model ignores (`created`: the resource is new, nothing to undo)."""
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        props = cls._props(cloudformation_json)
+        cls._unsupported(props, cls.HANDLED, resource_name)
+        resource = cls.ORIGINAL.create_from_cloudformation_json(
+            resource_name, cls._for_original(cloudformation_json), account_id, region_name, **kwargs
+        )
+        cls._apply(resource, props, account_id, region_name, created=True)
+        return resource
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        props = cls._props(cloudformation_json)
+        cls._unsupported(props, cls.HANDLED, new_resource_name)
+        resource = cls._update_original(
+            original_resource, new_resource_name, cloudformation_json, account_id, region_name
+        )
+        cls._apply(resource, props, account_id, region_name, created=resource is not original_resource)
+        return resource
+
+    @classmethod
+    def _update_original(
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        """moto's own update where it has one; otherwise the resource stays and `_apply` updates it."""
+        update = cls.ORIGINAL.update_from_cloudformation_json
+        if getattr(update, "__isabstractmethod__", False):
+            return original_resource
+        return update(
+            original_resource=original_resource,
+            new_resource_name=new_resource_name,
+            cloudformation_json=cls._for_original(cloudformation_json),
+            account_id=account_id,
+            region_name=region_name,
+        )
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        delete = cls.ORIGINAL.delete_from_cloudformation_json
+        if not getattr(delete, "__isabstractmethod__", False):
+            delete(resource_name, cloudformation_json, account_id, region_name)
+
+
+# ---------------------------------------------------------------- S3 bucket
+
+NOTIFICATION_KINDS = (
+    # CloudFormation list, its destination property, moto's list, moto's destination key
+    ("TopicConfigurations", "Topic", "TopicConfiguration", "Topic"),
+    ("QueueConfigurations", "Queue", "QueueConfiguration", "Queue"),
+    ("LambdaConfigurations", "Function", "CloudFunctionConfiguration", "CloudFunction"),
+)
+
+
+def _expand_event(event: str) -> set[str]:
+    """`s3:ObjectCreated:*` covers `s3:ObjectCreated:Put` etc.: compare events by family and member."""
+    family, _, member = event.rpartition(":")
+    return {f"{family}:*"} if member == "*" else {event, f"{family}:*"}
+
+
+def _events_overlap(a: list[str], b: list[str]) -> bool:
+    for x in a:
+        for y in b:
+            fx, _, mx = x.rpartition(":")
+            fy, _, my = y.rpartition(":")
+            if fx == fy and (mx == my or "*" in (mx, my)):
+                return True
+    return False
+
+
+def _filters_overlap(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    (prefix_a, suffix_a), (prefix_b, suffix_b) = a, b
+    prefixes = prefix_a.startswith(prefix_b) or prefix_b.startswith(prefix_a)
+    suffixes = suffix_a.endswith(suffix_b) or suffix_b.endswith(suffix_a)
+    return prefixes and suffixes
+
+
+class Bucket(_Override, CloudFormationModel):
+    """AWS::S3::Bucket: moto applies BucketEncryption (without BucketKeyEnabled) and Tags only; this adds
+    NotificationConfiguration, PublicAccessBlockConfiguration, OwnershipControls, VersioningConfiguration,
+    LifecycleConfiguration and AWS's default encryption (SSE-S3) when none is declared."""
+
+    ORIGINAL = FakeBucket
+
+    HANDLED = {
+        "BucketName",
+        "Tags",
+        "BucketEncryption",
+        "NotificationConfiguration",
+        "PublicAccessBlockConfiguration",
+        "OwnershipControls",
+        "VersioningConfiguration",
+        "LifecycleConfiguration",
+    }
+
+    @classmethod
+    def _update_original(
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        props = cls._props(cloudformation_json)
+        if props.get("BucketName", original_resource.name) != original_resource.name:  # replacement
+            return super()._update_original(
+                original_resource, new_resource_name, cloudformation_json, account_id, region_name
+            )
+        return original_resource  # in place: `_apply` sets every property (moto's update mishandles Tags)
+
+    @classmethod
+    def _apply(
+        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
+    ) -> None:
+        from moto.utilities.tagging_service import TaggingService
+
+        backend = _s3(account_id, region_name)
+        name = resource.name
+        backend.put_bucket_encryption(name, cls._encryption(props.get("BucketEncryption")))
+        if not created:
+            if props.get("Tags"):
+                backend.put_bucket_tagging(name, TaggingService().flatten_tag_list(props["Tags"]))
+            else:
+                backend.delete_bucket_tagging(name)
+        versioning = props.get("VersioningConfiguration")
+        if versioning:
+            status = cls._require(versioning, "Status")
+            if status not in ("Enabled", "Suspended"):
+                raise cls._fail(
+                    f"VersioningConfiguration.Status must be Enabled or Suspended, got {status!r}"
+                )
+            backend.put_bucket_versioning(name, status)
+        elif resource.versioning_status == "Enabled":  # versioning cannot be switched off, only suspended
+            backend.put_bucket_versioning(name, "Suspended")
+        block = props.get("PublicAccessBlockConfiguration")
+        if block:
+            flags = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+            backend.put_public_access_block(name, {flag: cls._bool(block, flag, False) for flag in flags})
+        elif not created:
+            backend.delete_public_access_block(name)
+        ownership = props.get("OwnershipControls")
+        if ownership:
+            rules = cls._require(ownership, "Rules")
+            backend.put_bucket_ownership_controls(name, cls._require(rules[0], "ObjectOwnership"))
+        elif not created:
+            backend.delete_bucket_ownership_controls(name)
+        lifecycle = props.get("LifecycleConfiguration")
+        if lifecycle:
+            backend.put_bucket_lifecycle(
+                name, [cls._lifecycle_rule(r) for r in cls._require(lifecycle, "Rules")]
+            )
+        elif not created:
+            backend.delete_bucket_lifecycle(name)
+        notifications = props.get("NotificationConfiguration")
+        if notifications:
+            config = cls._notification_config(notifications, account_id, region_name)
+            backend.put_bucket_notification_configuration(name, config)
+        elif not created:
+            backend.put_bucket_notification_configuration(name, {})
+
+    @classmethod
+    def _encryption(cls, encryption: dict[str, Any] | None) -> dict[str, Any]:
+        """BucketEncryption as moto stores it; SSE-S3 when undeclared (every S3 bucket is encrypted)."""
+        rules = (encryption or {}).get("ServerSideEncryptionConfiguration") or [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False}
+        ]
+        rule = rules[0]
+        default = cls._require(rule, "ServerSideEncryptionByDefault")
+        by_default = {"SSEAlgorithm": cls._require(default, "SSEAlgorithm")}
+        if default.get("KMSMasterKeyID"):
+            by_default["KMSMasterKeyID"] = default["KMSMasterKeyID"]
+        return {
+            "Rule": {
+                "ApplyServerSideEncryptionByDefault": by_default,
+                "BucketKeyEnabled": cls._bool(rule, "BucketKeyEnabled", False),
+            }
+        }
+
+    @classmethod
+    def _lifecycle_rule(cls, rule: dict[str, Any]) -> dict[str, Any]:
+        """One CloudFormation lifecycle rule in the shape of the S3 API (as moto parses it)."""
+        status = cls._require(rule, "Status")
+        if not any(
+            k in rule
+            for k in (
+                "ExpirationInDays",
+                "ExpirationDate",
+                "ExpiredObjectDeleteMarker",
+                "NoncurrentVersionExpiration",
+                "NoncurrentVersionExpirationInDays",
+                "Transitions",
+                "Transition",
+                "NoncurrentVersionTransitions",
+                "NoncurrentVersionTransition",
+                "AbortIncompleteMultipartUpload",
+            )
+        ):
+            raise cls._fail(f"LifecycleConfiguration rule {rule.get('Id', '')!r} has no action")
+        out: dict[str, Any] = {"Status": status}
+        if rule.get("Id"):
+            out["ID"] = rule["Id"]
+        out["Filter"] = cls._lifecycle_filter(rule)
+        expiration = {}
+        if rule.get("ExpirationInDays") is not None:
+            expiration["Days"] = cls._int(rule, "ExpirationInDays")
+        if rule.get("ExpirationDate"):
+            expiration["Date"] = rule["ExpirationDate"]
+        if rule.get("ExpiredObjectDeleteMarker") is not None:
+            expiration["ExpiredObjectDeleteMarker"] = cls._bool(rule, "ExpiredObjectDeleteMarker")
+        if expiration:
+            out["Expiration"] = expiration
+        noncurrent = rule.get("NoncurrentVersionExpiration")
+        if noncurrent is None and rule.get("NoncurrentVersionExpirationInDays") is not None:
+            noncurrent = {"NoncurrentDays": rule["NoncurrentVersionExpirationInDays"]}
+        if noncurrent is not None:
+            out["NoncurrentVersionExpiration"] = {"NoncurrentDays": cls._int(noncurrent, "NoncurrentDays")}
+            if noncurrent.get("NewerNoncurrentVersions") is not None:
+                out["NoncurrentVersionExpiration"]["NewerNoncurrentVersions"] = int(
+                    noncurrent["NewerNoncurrentVersions"]
+                )
+        transitions = list(rule.get("Transitions") or []) + (
+            [rule["Transition"]] if rule.get("Transition") else []
+        )
+        if transitions:
+            out["Transition"] = [
+                {
+                    k: v
+                    for k, v in {
+                        "Days": t.get("TransitionInDays"),
+                        "Date": t.get("TransitionDate"),
+                        "StorageClass": cls._require(t, "StorageClass"),
+                    }.items()
+                    if v is not None
+                }
+                for t in transitions
+            ]
+        nv_transitions = list(rule.get("NoncurrentVersionTransitions") or []) + (
+            [rule["NoncurrentVersionTransition"]] if rule.get("NoncurrentVersionTransition") else []
+        )
+        if nv_transitions:
+            out["NoncurrentVersionTransition"] = [
+                {
+                    "NoncurrentDays": cls._int(t, "TransitionInDays"),
+                    "StorageClass": cls._require(t, "StorageClass"),
+                    **(
+                        {"NewerNoncurrentVersions": t["NewerNoncurrentVersions"]}
+                        if "NewerNoncurrentVersions" in t
+                        else {}
+                    ),
+                }
+                for t in nv_transitions
+            ]
+        abort = rule.get("AbortIncompleteMultipartUpload")
+        if abort is not None:
+            out["AbortIncompleteMultipartUpload"] = {
+                "DaysAfterInitiation": cls._int(abort, "DaysAfterInitiation")
+            }
+        return out
+
+    @classmethod
+    def _lifecycle_filter(cls, rule: dict[str, Any]) -> dict[str, Any]:
+        """Prefix and TagFilters become the rule's Filter (an And when there is more than one condition)."""
+        if rule.get("ObjectSizeGreaterThan") is not None or rule.get("ObjectSizeLessThan") is not None:
+            _warn(f"{cls.cloudformation_type()}: lifecycle object size filters are not emulated locally")
+        prefix = rule.get("Prefix")
+        tags = [{"Key": t["Key"], "Value": t.get("Value", "")} for t in rule.get("TagFilters") or []]
+        if tags and (prefix is not None or len(tags) > 1):
+            return {"And": {**({"Prefix": prefix} if prefix is not None else {}), "Tag": tags}}
+        if tags:
+            return {"Tag": tags[0]}
+        return {"Prefix": prefix or ""}
+
+    @classmethod
+    def _notification_config(
+        cls, notifications: dict[str, Any], account_id: str, region_name: str
+    ) -> dict[str, Any]:
+        """NotificationConfiguration in moto's shape, after the checks S3 makes: destinations exist, events
+        are valid, filter rules are prefix/suffix, and no two configurations overlap."""
+        from moto.s3 import notifications as s3_notifications
+
+        config: dict[str, Any] = {}
+        seen: list[tuple[str, list[str], tuple[str, str]]] = []
+        for cfn_list, cfn_dest, moto_list, moto_dest in NOTIFICATION_KINDS:
+            entries = []
+            for index, entry in enumerate(notifications.get(cfn_list) or []):
+                where = f"NotificationConfiguration.{cfn_list}[{index}]"
+                destination = entry.get(cfn_dest)
+                event = entry.get("Event")
+                if not destination or not event:
+                    raise cls._fail(f"{where}: {cfn_dest} and Event are required")
+                if not s3_notifications.S3NotificationEvent.is_event_valid(event):
+                    raise cls._fail(f"{where}: unknown event {event!r}")
+                cls._check_destination(cfn_dest, destination, where, account_id, region_name)
+                rules = (((entry.get("Filter") or {}).get("S3Key") or {}).get("Rules")) or []
+                filters = {"prefix": "", "suffix": ""}
+                for rule in rules:
+                    rule_name = str(rule.get("Name", "")).lower()
+                    if rule_name not in filters:
+                        raise cls._fail(
+                            f"{where}: filter rule name must be prefix or suffix, got {rule.get('Name')!r}"
+                        )
+                    filters[rule_name] = rule.get("Value", "")
+                key_filter = (filters["prefix"], filters["suffix"])
+                for other_where, other_events, other_filter in seen:
+                    if _events_overlap([event], other_events) and _filters_overlap(key_filter, other_filter):
+                        raise cls._fail(
+                            f"{where} and {other_where}: Configurations overlap. Configurations on the same "
+                            "bucket cannot share a common event type."
+                        )
+                seen.append((where, [event], key_filter))
+                moto_entry: dict[str, Any] = {moto_dest: destination, "Event": [event]}
+                if rules:
+                    moto_entry["Filter"] = {
+                        "S3Key": {
+                            "FilterRule": [{"Name": r["Name"].lower(), "Value": r["Value"]} for r in rules]
+                        }
+                    }
+                entries.append(moto_entry)
+            if entries:
+                config[moto_list] = entries
+        event_bridge = notifications.get("EventBridgeConfiguration")
+        if event_bridge and cls._bool(event_bridge, "EventBridgeEnabled", True):
+            config["EventBridgeConfiguration"] = {}
+        return config
+
+    @classmethod
+    def _check_destination(cls, kind: str, arn: str, where: str, account_id: str, region_name: str) -> None:
+        """S3 validates each destination when the configuration is put ("Unable to validate ...")."""
+        problem = f"{where}: Unable to validate the following destination configurations: {arn}"
+        parts = arn.split(":")
+        if len(parts) < 6 or parts[0] != "arn":
+            raise cls._fail(problem)
+        region, account = parts[3], parts[4]
+        if kind == "Topic":
+            if arn not in _sns(account, region).topics:
+                raise cls._fail(problem)
+        elif kind == "Queue" and _queue_name(arn) not in _sqs(account, region).queues:
+            raise cls._fail(problem)
+
+
+# SQS queue, SNS topic: moto applies what main.yaml declares (RedrivePolicy, SqsManagedSseEnabled,
+# KmsMasterKeyId), so they keep moto's models.
+
+# ---------------------------------------------------------------- KMS key
+
+
+def _kms(account_id: str, region_name: str) -> Any:
+    from moto.kms.models import kms_backends
+
+    return kms_backends[account_id][region_name]
+
+
+class Key(_Override, CloudFormationModel):
+    """AWS::KMS::Key: moto stores a mapping KeyPolicy as is (get-key-policy then answers an object, and
+    moto's own policy checks fail on it) and ignores KeyUsage/KeySpec/MultiRegion; it has no update."""
+
+    ORIGINAL = MotoKey
+
+    HANDLED = {
+        "KeyPolicy",
+        "Description",
+        "EnableKeyRotation",
+        "Enabled",
+        "KeyUsage",
+        "KeySpec",
+        "MultiRegion",
+        "PendingWindowInDays",
+        "Tags",
+        "RotationPeriodInDays",
+    }
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        props = cls._props(cloudformation_json)
+        cls._unsupported(props, cls.HANDLED, resource_name)
+        policy = props.get("KeyPolicy")
+        key = _kms(account_id, region_name).create_key(
+            policy=cls._policy_text(policy) if policy is not None else None,
+            key_usage=props.get("KeyUsage") or "ENCRYPT_DECRYPT",
+            key_spec=props.get("KeySpec") or "SYMMETRIC_DEFAULT",
+            description=props.get("Description") or "",
+            tags=props.get("Tags") or [],
+            multi_region=cls._bool(props, "MultiRegion", False),
+        )
+        cls._apply(key, props, account_id, region_name, created=True)
+        return key
+
+    @classmethod
+    def _apply(
+        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
+    ) -> None:
+        backend = _kms(account_id, region_name)
+        if not created:
+            if props.get("KeyPolicy") is not None:
+                backend.put_key_policy(resource.id, cls._policy_text(props["KeyPolicy"]))
+            backend.update_key_description(resource.id, props.get("Description") or "")
+        if cls._bool(props, "EnableKeyRotation", False):
+            backend.enable_key_rotation(resource.id)
+        elif not created:
+            backend.disable_key_rotation(resource.id)
+        if cls._bool(props, "Enabled", True):
+            if not created:
+                backend.enable_key(resource.id)
+        else:
+            backend.disable_key(resource.id)
+
+
+# ---------------------------------------------------------------- CloudWatch Logs log group
+
+
+def _logs(account_id: str, region_name: str) -> Any:
+    from moto.logs.models import logs_backends
+
+    return logs_backends[account_id][region_name]
+
+
+class LogGroup(_Override, CloudFormationModel):
+    """AWS::Logs::LogGroup: moto keeps RetentionInDays but drops KmsKeyId and has no update."""
+
+    ORIGINAL = MotoLogGroup
+
+    HANDLED = {"LogGroupName", "RetentionInDays", "KmsKeyId", "Tags", "LogGroupClass"}
+
+    @classmethod
+    def _for_original(cls, cloudformation_json: dict[str, Any]) -> dict[str, Any]:
+        props = {k: v for k, v in cls._props(cloudformation_json).items() if k in ("LogGroupName", "Tags")}
+        return {**cloudformation_json, "Properties": props}
+
+    @classmethod
+    def _apply(
+        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
+    ) -> None:
+        retention = cls._int(props, "RetentionInDays")
+        if retention is not None:
+            _logs(account_id, region_name).put_retention_policy(resource.name, retention)
+        elif not created:
+            _logs(account_id, region_name).delete_retention_policy(resource.name)
+        resource.kms_key_id = props.get("KmsKeyId")
+
+
+# ---------------------------------------------------------------- IAM role
+
+
+def _iam(account_id: str, region_name: str) -> Any:
+    from moto.iam.models import iam_backends
+
+    return iam_backends[account_id][get_partition(region_name)]
+
+
+class Role(_Override, CloudFormationModel):
+    """AWS::IAM::Role: moto stores inline policy documents as Python reprs (get-role-policy then answers
+    text that is not JSON) and ignores ManagedPolicyArns; its update only sets the description."""
+
+    ORIGINAL = MotoRole
+
+    HANDLED = {
+        "RoleName",
+        "AssumeRolePolicyDocument",
+        "Path",
+        "PermissionsBoundary",
+        "Description",
+        "Tags",
+        "MaxSessionDuration",
+        "Policies",
+        "ManagedPolicyArns",
+    }
+
+    @classmethod
+    def _for_original(cls, cloudformation_json: dict[str, Any]) -> dict[str, Any]:
+        props = {k: v for k, v in cls._props(cloudformation_json).items() if k not in ("Policies",)}
+        return {**cloudformation_json, "Properties": props}
+
+    @classmethod
+    def _update_original(
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        props = cls._props(cloudformation_json)
+        if props.get("RoleName", original_resource.name) != original_resource.name:  # replacement
+            cls.ORIGINAL.delete_from_cloudformation_json(original_resource.name, {}, account_id, region_name)
+            return cls.ORIGINAL.create_from_cloudformation_json(
+                props["RoleName"], cls._for_original(cloudformation_json), account_id, region_name
+            )
+        backend = _iam(account_id, region_name)
+        backend.update_role(
+            original_resource.name,
+            props.get("Description", ""),
+            cls._int(props, "MaxSessionDuration") or 3600,
+        )
+        backend.update_assume_role_policy(
+            original_resource.name, cls._policy_text(cls._require(props, "AssumeRolePolicyDocument"))
+        )
+        return original_resource
+
+    @classmethod
+    def _apply(
+        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
+    ) -> None:
+        backend = _iam(account_id, region_name)
+        policies = {cls._require(p, "PolicyName"): p for p in props.get("Policies") or []}
+        for name in set(resource.policies) - set(policies):
+            backend.delete_role_policy(resource.name, name)
+        for name, policy in policies.items():
+            backend.put_role_policy(
+                resource.name, name, cls._policy_text(cls._require(policy, "PolicyDocument"))
+            )
+        managed = set(props.get("ManagedPolicyArns") or [])
+        attached = set(resource.managed_policies)
+        for arn in attached - managed:
+            backend.detach_role_policy(arn, resource.name)
+        for arn in managed - attached:
+            backend.attach_role_policy(arn, resource.name)
+
+
+# ---------------------------------------------------------------- DynamoDB table
+
+
+def _dynamodb(account_id: str, region_name: str) -> Any:
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends[account_id][region_name]
+
+
+class Table(_Override, CloudFormationModel):
+    """AWS::DynamoDB::Table: moto reads SSESpecification in the API's shape (SSEEnabled is lost) and ignores
+    TimeToLiveSpecification and PointInTimeRecoverySpecification; it has no update."""
+
+    ORIGINAL = MotoTable
+
+    HANDLED = {
+        "TableName",
+        "KeySchema",
+        "AttributeDefinitions",
+        "GlobalSecondaryIndexes",
+        "LocalSecondaryIndexes",
+        "ProvisionedThroughput",
+        "StreamSpecification",
+        "Tags",
+        "DeletionProtectionEnabled",
+        "SSESpecification",
+        "WarmThroughput",
+        "BillingMode",
+        "TimeToLiveSpecification",
+        "PointInTimeRecoverySpecification",
+    }
+
+    @classmethod
+    def _for_original(cls, cloudformation_json: dict[str, Any]) -> dict[str, Any]:
+        props = dict(cls._props(cloudformation_json))
+        sse = props.pop("SSESpecification", None)
+        if sse is not None:
+            api_sse: dict[str, Any] = {"Enabled": cls._bool(sse, "SSEEnabled", False)}
+            if sse.get("SSEType"):
+                api_sse["SSEType"] = sse["SSEType"]
+            if sse.get("KMSMasterKeyId"):
+                api_sse["KMSMasterKeyId"] = sse["KMSMasterKeyId"]
+            props["SSESpecification"] = api_sse
+        return {**cloudformation_json, "Properties": props}
+
+    @classmethod
+    def _apply(
+        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
+    ) -> None:
+        backend = _dynamodb(account_id, region_name)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl is not None:
+            enabled = cls._bool(ttl, "Enabled", False)
+            attribute = ttl.get("AttributeName")
+            if enabled and not attribute:
+                raise cls._fail("TimeToLiveSpecification.AttributeName is required when Enabled")
+            if enabled or resource.ttl.get("TimeToLiveStatus") == "ENABLED":
+                backend.update_time_to_live(resource.name, {"Enabled": enabled, "AttributeName": attribute})
+        elif not created and resource.ttl.get("TimeToLiveStatus") == "ENABLED":
+            backend.update_time_to_live(resource.name, {"Enabled": False, "AttributeName": ""})
+        pitr = props.get("PointInTimeRecoverySpecification") or {}
+        enabled = cls._bool(pitr, "PointInTimeRecoveryEnabled", False)
+        if enabled or not created:
+            backend.update_continuous_backups(resource.name, {"PointInTimeRecoveryEnabled": enabled})
+        if not created:
+            resource.sse_specification = cls._for_original({"Properties": props})["Properties"].get(
+                "SSESpecification"
+            )
+
+
+# ---------------------------------------------------------------- Lambda function
+
+
+class Function(_Override, CloudFormationModel):
+    """AWS::Lambda::Function: moto drops Architectures (always x86_64) and keeps environment values as
+    template scalars (CloudFormation gives the function strings: a Number parameter arrives as "90")."""
+
+    ORIGINAL = MotoFunction
+
+    HANDLED = {
+        "FunctionName",
+        "Code",
+        "Handler",
+        "Role",
+        "Runtime",
+        "Description",
+        "MemorySize",
+        "Publish",
+        "Timeout",
+        "VpcConfig",
+        "Environment",
+        "ReservedConcurrentExecutions",
+        "Architectures",
+        "Tags",
+    }
+
+    @classmethod
+    def _for_original(cls, cloudformation_json: dict[str, Any]) -> dict[str, Any]:
+        props = dict(cls._props(cloudformation_json))
+        variables = (props.get("Environment") or {}).get("Variables")
+        if variables:
+            props["Environment"] = {
+                **props["Environment"],
+                "Variables": {name: _env_text(value) for name, value in variables.items()},
+            }
+        return {**cloudformation_json, "Properties": props}
+
+    @classmethod
+    def _apply(
+        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
+    ) -> None:
+        architectures = props.get("Architectures") or ["x86_64"]
+        if len(architectures) != 1 or architectures[0] not in ("x86_64", "arm64"):
+            raise cls._fail(f"Properties.Architectures must be [x86_64] or [arm64], got {architectures!r}")
+        resource.architectures = list(architectures)
+        concurrency = cls._int(props, "ReservedConcurrentExecutions")
+        resource.reserved_concurrency = concurrency
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+# ---------------------------------------------------------------- template functions
+
+_original_clean_json = parsing.clean_json
+
+
+def _clean_json(resource_json: Any, resources_map: Any) -> Any:
+    """moto's `clean_json`, except that Fn::FindInMap looks keys up as strings, as CloudFormation does.
+
+    moto turns `Number` parameters into ints, so `!FindInMap [Map, Key, !Ref NumberParam]` looks up `60`
+    where the mapping (like every CloudFormation mapping) has the key `"60"`, and the resource fails.
+    """
+    if isinstance(resource_json, dict) and isinstance(resource_json.get("Fn::FindInMap"), list):
+        map_name, *path = resource_json["Fn::FindInMap"]
+        keys = [_map_key(_original_clean_json(key, resources_map)) for key in path]
+        resource_json = {**resource_json, "Fn::FindInMap": [map_name, *keys]}
+    return _original_clean_json(resource_json, resources_map)
+
+
+def _map_key(key: Any) -> Any:
+    if isinstance(key, bool):
+        return str(key).lower()
+    if isinstance(key, int | float):
+        return str(key)
+    return key
+
+
+# ---------------------------------------------------------------- registration
+
+NEW_MODELS: tuple[type[CloudFormationModel], ...] = (
+    BucketPolicy,
+    QueuePolicy,
+    TopicPolicy,
+    Subscription,
+    Trail,
+    Alarm,
+)
+OVERRIDES: tuple[type[CloudFormationModel], ...] = (Bucket, Key, LogGroup, Role, Table, Function)
+
+
+def models() -> tuple[type[CloudFormationModel], ...]:
+    """Every model class of this module."""
+    return NEW_MODELS + OVERRIDES
+
+
+def register(log: LogFn | None = None) -> None:
+    """Make moto's CloudFormation use our models (idempotent). `log` receives warnings about declared
+    properties the local AWS does not emulate (default: this module's logger)."""
+    global _warn
+    if log is not None:
+        _warn = log
+    parsing.clean_json = _clean_json  # recursive calls inside moto's parser go through the module global
+    parsing.get_model_list.cache_clear()
+    parsing.get_model_map.cache_clear()
+    parsing.get_name_type_map.cache_clear()
+    model_map = parsing.get_model_map()  # the cached dict: our entries must win over moto's originals
+    name_map = parsing.get_name_type_map()
+    for model in models():
+        model_map[model.cloudformation_type()] = model
+        name_map[model.cloudformation_type()] = model.cloudformation_name_type()
