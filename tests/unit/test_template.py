@@ -446,6 +446,17 @@ def test_queue_subscribed_with_raw_delivery(base: dict[str, Any]) -> None:
     }
 
 
+def test_queue_admits_topic_before_subscription(base: dict[str, Any]) -> None:
+    assert depends_on(base, "LogDeliveryQueueSubscription", "LogProcessingQueuePolicy")
+
+
+def test_processor_name_fits_lambda_limit_for_documented_stack_names(base: dict[str, Any]) -> None:
+    """Lambda names are at most 64 characters; the template description promises stack names up to 54."""
+    name = sub_text(props(base, "ProcessorFunction")["FunctionName"])
+    assert "at most 54 characters" in base["Description"]
+    assert len(name.replace("${AWS::StackName}", "s" * 54)) <= 64
+
+
 @pytest.mark.parametrize("queue", ["LogProcessingQueue", "DeadLetterQueue"])
 def test_queue_sse_sqs(base: dict[str, Any], queue: str) -> None:
     """SSE-SQS, not alias/aws/sqs (whose policy cannot admit SNS/S3)."""
