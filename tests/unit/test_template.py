@@ -274,6 +274,14 @@ def test_log_file_key_lets_processor_decrypt_through_s3(base: dict[str, Any]) ->
 
 
 @pytest.mark.parametrize("key", ["AlertKey", "LogFileKey"])
+def test_key_administered_by_the_account(base: dict[str, Any], key: str) -> None:
+    """Without the account root statement a key policy locks out IAM (AWS refuses it without a bypass)."""
+    stmt = statement_by_sid(props(base, key)["KeyPolicy"], "AccountAdministersKeyThroughIam")
+    assert sub_text(stmt["Principal"]["AWS"]) == "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"
+    assert "Condition" not in stmt
+
+
+@pytest.mark.parametrize("key", ["AlertKey", "LogFileKey"])
 def test_keys_rotate(base: dict[str, Any], key: str) -> None:
     assert props(base, key)["EnableKeyRotation"] is True
 
@@ -750,6 +758,11 @@ def test_role_permission(base: dict[str, Any], sid: str, actions: set[str], reso
         r if isinstance(r, dict) and "Fn::Sub" not in r else sub_text(r) for r in as_list(stmt["Resource"])
     ]
     assert got == resources
+
+
+def test_role_uses_topic_key_for_the_alert_topic_only(base: dict[str, Any]) -> None:
+    condition = role_statement(base, "UseAlertTopicKey")["Condition"]
+    assert condition == {"StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": {"Ref": "AlertTopic"}}}
 
 
 def test_role_has_exactly_the_listed_statements(base: dict[str, Any]) -> None:
