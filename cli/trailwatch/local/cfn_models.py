@@ -24,12 +24,14 @@ from typing import Any, ClassVar
 from moto.awslambda.models import LambdaFunction as MotoFunction
 from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import ValidationError
+from moto.cloudtrail.models import Trail as MotoTrail
 from moto.core.common_models import CloudFormationModel
 from moto.dynamodb.models.table import Table as MotoTable
 from moto.iam.models import Role as MotoRole
 from moto.kms.models import Key as MotoKey
 from moto.logs.models import LogGroup as MotoLogGroup
 from moto.s3.models import FakeBucket
+from moto.sqs.models import Queue as MotoQueue
 from moto.utilities.utils import get_partition
 
 LogFn = Callable[[str], None]
@@ -354,6 +356,9 @@ class TopicPolicy(_Cfn, CloudFormationModel):
                 )
 
 
+CONFIRMED_BY_RECIPIENT = ("email", "email-json")
+
+
 class Subscription(_Cfn, CloudFormationModel):
     """AWS::SNS::Subscription with its attributes (RawMessageDelivery, FilterPolicy, RedrivePolicy...)."""
 
@@ -414,6 +419,9 @@ class Subscription(_Cfn, CloudFormationModel):
         cls._unsupported(props, cls.HANDLED, resource_name)
         backend = _sns(account_id, region_name)
         subscription = backend.subscribe(topic_arn, endpoint, protocol)
+        if protocol in CONFIRMED_BY_RECIPIENT:  # nobody can click the link of a local mail
+            subscription.attributes["PendingConfirmation"] = True
+            subscription.attributes["ConfirmationWasAuthenticated"] = False
         cls._apply_attributes(backend, subscription.arn, props)
         return cls(subscription.arn, topic_arn, protocol, endpoint, account_id, region_name)
 
@@ -478,6 +486,19 @@ def _cloudtrail(account_id: str, region_name: str) -> Any:
     from moto.cloudtrail.models import cloudtrail_backends
 
     return cloudtrail_backends[account_id][region_name]
+
+
+class _TrailState(MotoTrail):
+    """moto's trail, describing itself as AWS does: HasCustomEventSelectors/HasInsightSelectors follow the
+    selectors (moto always answers false)."""
+
+    def description(self, include_region: bool = False) -> dict[str, Any]:
+        desc = super().description(include_region=include_region)
+        desc["HasCustomEventSelectors"] = bool(self.advanced_event_selectors) or (
+            self.event_selectors not in ([], DEFAULT_EVENT_SELECTORS)
+        )
+        desc["HasInsightSelectors"] = bool(self.insight_selectors)
+        return desc
 
 
 DEFAULT_EVENT_SELECTORS = [
@@ -575,6 +596,7 @@ class Trail(_Cfn, CloudFormationModel):
             tags_list=props.get("Tags") or [],
         )
         model = cls(resource_name, account_id, region_name)
+        model.trail.__class__ = _TrailState
         model._apply_selectors_and_status(props, is_logging)
         return model
 
@@ -1191,8 +1213,53 @@ class Bucket(_Override, CloudFormationModel):
             raise cls._fail(problem)
 
 
-# SQS queue, SNS topic: moto applies what main.yaml declares (RedrivePolicy, SqsManagedSseEnabled,
-# KmsMasterKeyId), so they keep moto's models.
+# ---------------------------------------------------------------- SQS queue
+
+
+class Queue(_Override, CloudFormationModel):
+    """AWS::SQS::Queue: moto creates it with every attribute, but its update changes only VisibilityTimeout
+    and ReceiveMessageWaitTimeSeconds (a new RedrivePolicy or retention is lost)."""
+
+    ORIGINAL = MotoQueue
+    HANDLED = {
+        "QueueName",
+        "FifoQueue",
+        "ContentBasedDeduplication",
+        "DeduplicationScope",
+        "FifoThroughputLimit",
+        "DelaySeconds",
+        "KmsMasterKeyId",
+        "KmsDataKeyReusePeriodSeconds",
+        "MaximumMessageSize",
+        "MessageRetentionPeriod",
+        "ReceiveMessageWaitTimeSeconds",
+        "RedriveAllowPolicy",
+        "RedrivePolicy",
+        "SqsManagedSseEnabled",
+        "Tags",
+        "VisibilityTimeout",
+    }
+    FIXED = ("QueueName", "FifoQueue", "Tags")  # name and type need replacement; tags have their own API
+
+    @classmethod
+    def _apply(
+        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
+    ) -> None:
+        if created:
+            return
+        attributes = {k: v for k, v in props.items() if k not in cls.FIXED}
+        for name in ("RedrivePolicy", "RedriveAllowPolicy"):
+            if isinstance(attributes.get(name), dict):
+                attributes[name] = json.dumps(attributes[name])
+        if "RedrivePolicy" not in attributes:
+            resource.redrive_policy = None
+        # moto's SetQueueAttributes replaces the policy with whatever the call carries: keep the QueuePolicy's
+        _sqs(account_id, region_name).set_queue_attributes(
+            resource.name, {**attributes, "Policy": resource.policy}
+        )
+
+
+# SNS topic: moto applies what main.yaml declares (DisplayName, KmsMasterKeyId) and updates it.
 
 # ---------------------------------------------------------------- KMS key
 
@@ -1537,7 +1604,7 @@ NEW_MODELS: tuple[type[CloudFormationModel], ...] = (
     Trail,
     Alarm,
 )
-OVERRIDES: tuple[type[CloudFormationModel], ...] = (Bucket, Key, LogGroup, Role, Table, Function)
+OVERRIDES: tuple[type[CloudFormationModel], ...] = (Bucket, Queue, Key, LogGroup, Role, Table, Function)
 
 
 def models() -> tuple[type[CloudFormationModel], ...]:
