@@ -325,6 +325,15 @@ def test_lifecycle_expires_logs_and_noncurrent_versions(base: dict[str, Any]) ->
     assert logs["NoncurrentVersionExpiration"]["NoncurrentDays"] == {"Ref": "LogRetentionDays"}
 
 
+def test_lifecycle_cleans_up_the_whole_bucket(base: dict[str, Any]) -> None:
+    """Noncurrent versions (config/ too), leftover delete markers and stale multipart uploads expire."""
+    rules = props(base, "TrailBucket")["LifecycleConfiguration"]["Rules"]
+    (whole,) = [r for r in rules if "Prefix" not in r and "TagFilters" not in r]
+    assert whole["NoncurrentVersionExpiration"]["NoncurrentDays"] == {"Ref": "LogRetentionDays"}
+    assert whole["ExpiredObjectDeleteMarker"] is True
+    assert whole["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] > 0
+
+
 def test_bucket_policy_denies_insecure_transport(base: dict[str, Any]) -> None:
     stmt = statement_by_sid(props(base, "TrailBucketPolicy")["PolicyDocument"], "DenyInsecureTransport")
     assert (stmt["Effect"], stmt["Principal"], stmt["Action"]) == ("Deny", "*", "s3:*")
