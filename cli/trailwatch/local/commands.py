@@ -1,0 +1,98 @@
+"""`trailwatch local`: run the local AWS (moto's server with trailwatch's additions) in the foreground."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from trailwatch.local.server import LocalAWS
+
+TEST_ACCESS_KEY_ID = "test"
+TEST_SECRET_ACCESS_KEY = "test"
+
+
+@click.group("local")
+def local_group() -> None:
+    """The local AWS: the whole pipeline on this machine, no AWS account needed."""
+
+
+def export_lines(endpoint: str, region: str) -> list[str]:
+    """The shell lines that point the AWS CLI and SDKs at the local AWS.
+
+    AWS_DEFAULT_REGION as well as AWS_REGION: boto3 and AWS CLI v1 read only the former.
+    """
+    return [
+        f"export AWS_ENDPOINT_URL={endpoint}",
+        f"export AWS_ACCESS_KEY_ID={TEST_ACCESS_KEY_ID}",
+        f"export AWS_SECRET_ACCESS_KEY={TEST_SECRET_ACCESS_KEY}",
+        f"export AWS_REGION={region}",
+        f"export AWS_DEFAULT_REGION={region}",
+    ]
+
+
+@local_group.command("up")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=4566, show_default=True, help="Port (0: any free)."
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--region", default="us-east-1", show_default=True, help="Region of the trail delivery and runtime."
+)
+@click.option(
+    "--delivery-interval",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds between CloudTrail log file deliveries (AWS: about 5 minutes).",
+)
+def up(port: int, host: str, region: str, delivery_interval: float) -> None:
+    """Run an AWS-compatible endpoint on this machine until Ctrl-C.
+
+    \b
+    Example:
+      trailwatch local up --port 4566
+      # in another shell, after the printed exports:
+      aws s3 ls
+    """
+    aws = LocalAWS(host=host, port=port, region=region, delivery_interval=delivery_interval)
+    try:
+        aws.start()
+    except OSError as err:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
+    stop = threading.Event()
+    previous = _on_signals(stop)
+    try:
+        click.echo(f"trailwatch local AWS on {aws.endpoint} (region {aws.region}, account {aws.account_id})")
+        click.echo("Point the AWS CLI or an SDK at it:")
+        for line in export_lines(aws.endpoint, aws.region):
+            click.echo(f"  {line}")
+        click.echo("Press Ctrl-C to stop.")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        _restore_signals(previous)
+        click.echo("stopping the local AWS...")
+        aws.stop()
+
+
+def _on_signals(stop: threading.Event) -> dict[int, object]:
+    """Ctrl-C and SIGTERM end `up` cleanly (services stopped, port released)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous: dict[int, object] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread (e.g. invoked from a test runner's thread)
+            pass
+    return previous
+
+
+def _restore_signals(previous: dict[int, object]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]
