@@ -690,6 +690,22 @@ def test_reserved_concurrency_zero_means_unreserved(base: dict[str, Any]) -> Non
     assert base["Parameters"]["ReservedConcurrency"]["MinValue"] == 0
 
 
+def test_event_source_concurrency_capped_at_reserved_concurrency(base: dict[str, Any]) -> None:
+    assert props(base, "ProcessorEventSourceMapping")["ScalingConfig"] == {
+        "Fn::If": [
+            "HasReservedConcurrency",
+            {"MaximumConcurrency": {"Ref": "ReservedConcurrency"}},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+
+
+def test_reserved_concurrency_of_one_is_refused(base: dict[str, Any]) -> None:
+    """SQS MaximumConcurrency is at least 2, so a reserved concurrency of 1 must fail before any resource."""
+    (assertion,) = base["Rules"]["ReservedConcurrencyIsZeroOrAtLeastTwo"]["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, "1"]}]}
+
+
 def test_function_environment(base: dict[str, Any]) -> None:
     assert props(base, "ProcessorFunction")["Environment"]["Variables"] == {
         "EVENTS_TABLE": {"Ref": "EventsTable"},
