@@ -1,0 +1,126 @@
+"""The monitored-events config in S3, cached across invocations and re-checked with a conditional GET.
+
+- Checked at most once per ``ttl`` seconds; the check sends ``If-None-Match: <etag>``, so an unchanged
+  config costs one 304 and no parsing.
+- Missing object: the bundled default, with a warning (every check, so it stays visible in the logs).
+- Invalid object: keep the last good matcher (the bundled default on a cold start), log the error and call
+  ``on_invalid(error)`` once per bad ETag (if it raises, it is called again at the next check).
+- Any other error reading S3: keep the last good matcher; on a cold start there is none, so it raises (the
+  message fails and is retried rather than matched against a config the owner did not choose).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .rules import ConfigError, Matcher, compile_config, load_default_config, parse_config
+
+log = logging.getLogger(__name__)
+
+_NOT_MODIFIED = {"304", "NotModified", "Not Modified"}
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+_default_matcher: Matcher | None = None
+
+
+def default_matcher() -> Matcher:
+    """The bundled default config, compiled once per container."""
+    global _default_matcher
+    if _default_matcher is None:
+        _default_matcher = compile_config(load_default_config())
+    return _default_matcher
+
+
+class ConfigCache:
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        key: str,
+        *,
+        ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_invalid: Callable[[ConfigError], None] | None = None,
+    ) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.key = key
+        self.ttl = ttl
+        self.clock = clock
+        self.on_invalid = on_invalid
+        self._matcher: Matcher | None = None
+        self._etag: str | None = None  # ETag of the object last read (good or bad)
+        self._checked_at: float | None = None
+        self._reported: set[str] = set()  # bad ETags already reported through on_invalid
+        self.source = "none"  # "s3", "default" or "default (invalid s3 config)": for logs
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def matcher(self) -> Matcher:
+        now = self.clock()
+        if self._matcher is not None and self._checked_at is not None and now - self._checked_at < self.ttl:
+            return self._matcher
+        self._refresh()
+        self._checked_at = now
+        assert self._matcher is not None
+        return self._matcher
+
+    def _refresh(self) -> None:
+        kwargs = {"Bucket": self.bucket, "Key": self.key}
+        if self._etag and self._matcher is not None:
+            kwargs["IfNoneMatch"] = self._etag
+        try:
+            response = self.s3.get_object(**kwargs)
+            data = response["Body"].read()
+        except ClientError as err:
+            code = str(err.response.get("Error", {}).get("Code", ""))
+            if code in _NOT_MODIFIED:
+                return
+            if code in _MISSING:
+                log.warning("config %s not found: using the bundled default config", self.location)
+                self._use(default_matcher(), etag=None, source="default")
+                return
+            if self._matcher is None:
+                raise
+            log.error("config %s: cannot read (%s); keeping the %s config", self.location, err, self.source)
+            return
+        etag = response.get("ETag")
+        try:
+            matcher = compile_config(parse_config(data, source=self.location))
+        except ConfigError as err:
+            self._invalid(err, etag)
+            return
+        log.info("config %s loaded (ETag %s, %d rules)", self.location, etag, len(matcher.rules))
+        self._use(matcher, etag=etag, source="s3")
+
+    def _use(self, matcher: Matcher, *, etag: str | None, source: str) -> None:
+        self._matcher = matcher
+        self._etag = etag
+        self.source = source
+
+    def _invalid(self, err: ConfigError, etag: str | None) -> None:
+        if self._matcher is None:
+            self._use(default_matcher(), etag=etag, source="default (invalid s3 config)")
+        else:
+            self._etag = etag
+        log.error(
+            "config %s (ETag %s) invalid; keeping the %s config:\n%s", self.location, etag, self.source, err
+        )
+        if self.on_invalid is None or etag in self._reported:
+            return
+        try:
+            self.on_invalid(err)
+        except Exception:
+            log.exception("config %s: reporting it as invalid failed; retry at next check", self.location)
+            # Force a full GET at the next check so the report is retried.
+            self._etag = None
+            return
+        if etag is not None:
+            self._reported.add(etag)

@@ -1,0 +1,283 @@
+"""One S3 object -> stored events and alerts. Pure of globals: every client and clock comes in ``Deps``.
+
+Alerting follows the item alert state (store.py). Exactly one alert per stored event, with one unavoidable
+duplicate window: a crash after SNS accepted the Publish and before the items were marked ``sent``. The
+claim then goes stale and the retry publishes again (at-least-once). Everything else -- redelivery,
+concurrent delivery, a crash before or during Publish, a failed Publish -- ends with exactly one alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from . import alerts, records, store
+from .aws import Settings
+from .logfile import FileStats, iter_matches, open_log
+from .notifications import KeyKind, ObjectRef, classify_key
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLAIM_STALE_SECONDS = 900.0  # the longest Lambda timeout
+SUMMARIES_KEPT_PER_RULE = 200  # bounded memory for files with very many matches
+
+
+class ObjectMissingError(Exception):
+    """The notified object does not exist (deleted before processing, or a forged notification)."""
+
+
+class AlertsInFlightError(Exception):
+    """Some events are claimed by another live invocation: fail the message so that it comes back and
+    confirms they were sent (if that invocation dies, its claim goes stale and the retry takes it over)."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_token() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Deps:
+    s3: Any
+    dynamodb: Any
+    sns: Any
+    settings: Settings
+    config: Any  # ConfigCache, or anything with .matcher()
+    now: Callable[[], datetime] = _utcnow
+    claim_stale_seconds: float = DEFAULT_CLAIM_STALE_SECONDS
+    new_token: Callable[[], str] = _new_token
+
+
+@dataclass
+class FileResult:
+    bucket: str
+    key: str
+    kind: str
+    skipped: bool = False
+    records: int = 0
+    matched: int = 0
+    stored: int = 0  # new items
+    duplicates: int = 0  # already in the table
+    alerts: int = 0  # SNS messages sent
+    alerted_events: int = 0
+    in_flight: int = 0  # events being alerted by another invocation
+    ms: float = 0.0
+    fast_path: bool = False
+
+    def log_fields(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "kind": self.kind,
+            "skipped": self.skipped,
+            "records": self.records,
+            "matched": self.matched,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "alerts": self.alerts,
+            "alerted_events": self.alerted_events,
+            "in_flight": self.in_flight,
+            "fast_path": self.fast_path,
+            "ms": round(self.ms, 1),
+        }
+
+
+@dataclass
+class _Group:
+    """This file's events of one primary rule that may still need an alert."""
+
+    rule_id: str
+    title: str
+    severity: str
+    description: str | None
+    event_ids: list[str] = field(default_factory=list)
+    summaries: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def process_object(ref: ObjectRef, deps: Deps) -> FileResult:
+    """Store and alert one log object. Raises on anything that must make the message fail (and retry)."""
+    started = time.perf_counter()
+    kind = classify_key(ref.key)
+    result = FileResult(bucket=ref.bucket, key=ref.key, kind=kind.value)
+    if kind is not KeyKind.LOG:
+        result.skipped = True
+        result.ms = (time.perf_counter() - started) * 1000
+        log.info("skipped: not a CloudTrail log file (%s)", kind.value, extra={"data": result.log_fields()})
+        return result
+
+    matcher = deps.config.matcher()
+    body = _get_object(deps.s3, ref)
+    stats = FileStats(records=0, parsed=0, matched=0, skipped_non_objects=0, fast_path=False)
+    groups: dict[str, _Group] = {}
+    failure: BaseException | None = None
+    try:
+        seen: set[str] = set()
+        for record, rules in iter_matches(open_log(body), matcher, stats):
+            _store_record(record, rules, ref, deps, result, groups, seen, matcher)
+    except Exception as err:
+        failure = err  # still alert what was stored before the failure, then fail the message
+    finally:
+        body.close()
+    result.records, result.fast_path = stats.records, stats.fast_path
+
+    try:
+        _send_alerts(groups, ref, deps, result)
+    except Exception:
+        if failure is None:
+            raise
+        log.exception("alerting after a failed read of s3://%s/%s also failed", ref.bucket, ref.key)
+    if failure is None and result.in_flight:
+        failure = AlertsInFlightError(
+            f"s3://{ref.bucket}/{ref.key}: {result.in_flight} event(s) are being alerted by another "
+            "invocation; the message will be retried to confirm"
+        )
+    if failure is not None:
+        result.ms = (time.perf_counter() - started) * 1000
+        data = {**result.log_fields(), "error": type(failure).__name__, "detail": str(failure)}
+        log.error("failed s3://%s/%s: %s", ref.bucket, ref.key, failure, extra={"data": data})
+        raise failure
+    result.ms = (time.perf_counter() - started) * 1000
+    log.info("processed s3://%s/%s", ref.bucket, ref.key, extra={"data": result.log_fields()})
+    return result
+
+
+def _get_object(s3: Any, ref: ObjectRef) -> Any:
+    try:
+        return s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"]
+    except ClientError as err:
+        if str(err.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
+            raise ObjectMissingError(f"s3://{ref.bucket}/{ref.key} does not exist (NoSuchKey)") from err
+        raise
+
+
+def _store_record(
+    record: dict,
+    rules: list,
+    ref: ObjectRef,
+    deps: Deps,
+    result: FileResult,
+    groups: dict[str, _Group],
+    seen: set[str],
+    matcher: Any,
+) -> None:
+    result.matched += 1
+    item = store.build_item(
+        record,
+        rules,
+        log_bucket=ref.bucket,
+        log_key=ref.key,
+        now=deps.now(),
+        retention_days=deps.settings.retention_days,
+    )
+    event_id = item["EventId"]["S"]
+    if event_id in seen:  # the same event twice in one file
+        result.duplicates += 1
+        return
+    seen.add(event_id)
+    outcome = store.put_event(deps.dynamodb, deps.settings.events_table, item)
+    if outcome.created:
+        result.stored += 1
+    else:
+        result.duplicates += 1
+    stored = outcome.item
+    if stored.get("alert_status", {}).get("S") == store.SENT:
+        return
+    # Group by the rule stored on the item: an earlier attempt may have run under another config.
+    rule_id = stored["rule_id"]["S"]
+    group = groups.get(rule_id)
+    if group is None:
+        rule = _find_rule(rule_id, rules, matcher)
+        severity = stored.get("severity", {}).get("S") or (rule.severity if rule else "medium")
+        title = rule.title if rule and rule.title else rule_id
+        group = groups[rule_id] = _Group(rule_id, title, severity, rule.description if rule else None)
+    group.event_ids.append(event_id)
+    if len(group.summaries) < SUMMARIES_KEPT_PER_RULE:
+        group.summaries[event_id] = records.summary(record)
+
+
+def _find_rule(rule_id: str, rules: list, matcher: Any) -> Any:
+    for rule in [*rules, *getattr(matcher, "rules", ())]:
+        if rule.id == rule_id:
+            return rule
+    return None
+
+
+def _send_alerts(groups: dict[str, _Group], ref: ObjectRef, deps: Deps, result: FileResult) -> None:
+    """One message per group; every group is attempted, the first failure is raised at the end."""
+    first_error: Exception | None = None
+    for group in groups.values():
+        try:
+            sent, in_flight = _alert_group(group, ref, deps)
+        except Exception as err:
+            log.error("alert for rule %s of s3://%s/%s failed: %s", group.rule_id, ref.bucket, ref.key, err)
+            first_error = first_error or err
+            continue
+        result.in_flight += in_flight
+        if sent:
+            result.alerts += 1
+            result.alerted_events += sent
+    if first_error is not None:
+        raise first_error
+
+
+def _alert_group(group: _Group, ref: ObjectRef, deps: Deps) -> tuple[int, int]:
+    """Claim, publish once, mark sent. Returns (events the message covered, events claimed elsewhere)."""
+    table, ddb = deps.settings.events_table, deps.dynamodb
+    token = deps.new_token()
+    claimed: list[str] = []
+    in_flight = 0
+    try:
+        for event_id in group.event_ids:
+            now = deps.now()
+            stale_before = now - timedelta(seconds=deps.claim_stale_seconds)
+            outcome = store.claim(ddb, table, event_id, token=token, now=now, stale_before=stale_before)
+            if outcome.claimed:
+                claimed.append(event_id)
+            elif outcome.status is None:
+                log.warning("event %s vanished from the table before it was alerted (TTL?)", event_id)
+            elif outcome.status != store.SENT:
+                in_flight += 1
+        if not claimed:
+            return 0, in_flight
+        message = alerts.build_alert(
+            alerts.Alert(
+                rule_id=group.rule_id,
+                title=group.title,
+                severity=group.severity,
+                description=group.description,
+                event_ids=claimed,
+                events=[group.summaries[e] for e in claimed if e in group.summaries][: alerts.MAX_EVENTS],
+                log_bucket=ref.bucket,
+                log_key=ref.key,
+                table=table,
+            )
+        )
+        message_id = alerts.publish(deps.sns, deps.settings.alert_topic_arn, message)
+    except Exception:
+        _release(claimed, token, deps)
+        raise
+    # Crash window: SNS has the message, the items still say "sending" (see the module docstring).
+    now = deps.now()
+    for event_id in claimed:
+        if not store.mark_sent(ddb, table, event_id, token=token, message_id=message_id, now=now):
+            log.warning("event %s: claim taken over before it was marked sent (possible duplicate)", event_id)
+    return len(claimed), in_flight
+
+
+def _release(claimed: list[str], token: str, deps: Deps) -> None:
+    """Best effort: a claim that cannot be released goes stale and is re-claimed by the retry."""
+    for event_id in claimed:
+        try:
+            store.release(deps.dynamodb, deps.settings.events_table, event_id, token=token)
+        except Exception as err:
+            log.warning("event %s: releasing the alert claim failed (%s); it will go stale", event_id, err)

@@ -1,0 +1,145 @@
+"""moto-backed AWS for the processor: the trail bucket, SecurityEvents table, alert topic with a counting
+SQS subscriber, and Deps wired with clients built inside the mock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from trailwatch_processor.aws import Clients, Settings
+
+from tests.functional import factories as f
+
+BUCKET = "trail-bucket"
+TABLE = "SecurityEvents"
+CONFIG_KEY = "config/monitored_events.json"
+
+
+class Clock:
+    """Injected time: monotonic seconds for the config cache, UTC datetimes for the alert state."""
+
+    def __init__(self) -> None:
+        self.seconds = 1000.0
+        self.start = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=self.seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.seconds += seconds
+
+
+@dataclass
+class Env:
+    clients: Clients
+    settings: Settings
+    alert_queue_url: str
+    clock: Clock
+    received: list[dict] = field(default_factory=list)
+
+    def put_log(self, records: list[dict], key: str | None = None, *, compress: bool = True) -> str:
+        key = key or f.log_key()
+        self.clients.s3.put_object(Bucket=BUCKET, Key=key, Body=f.log_bytes(records, compress=compress))
+        return key
+
+    def put_config(self, config: Any) -> None:
+        body = config if isinstance(config, bytes | str) else json.dumps(config)
+        self.clients.s3.put_object(Bucket=BUCKET, Key=CONFIG_KEY, Body=body)
+
+    def alerts(self) -> list[dict]:
+        """Every alert published so far (the ``sqs`` JSON body of each), drained from the subscriber queue."""
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        while True:
+            got = sqs.receive_message(QueueUrl=self.alert_queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not got:
+                return self.received
+            for message in got:
+                self.received.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.alert_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def items(self) -> dict[str, dict]:
+        """The whole table, by EventId (plain values)."""
+        from trailwatch_processor import store
+
+        out: dict[str, dict] = {}
+        paginator = self.clients.dynamodb.get_paginator("scan")
+        for page in paginator.paginate(TableName=TABLE, ConsistentRead=True):
+            for item in page["Items"]:
+                out[item["EventId"]["S"]] = store.plain(item)
+        return out
+
+
+def create_table(ddb: Any) -> None:
+    ddb.create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in ("EventId", "event_day", "event_time", "rule_id")
+        ],
+        KeySchema=[{"AttributeName": "EventId", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": partition, "KeyType": "HASH"},
+                    {"AttributeName": "event_time", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, partition in (("ByDay", "event_day"), ("ByRule", "rule_id"))
+        ],
+    )
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def env(aws: None) -> Env:
+    clients = Clients.create()
+    clients.s3.create_bucket(Bucket=BUCKET)
+    create_table(clients.dynamodb)
+    topic_arn = clients.sns.create_topic(Name="trailwatch-alerts")["TopicArn"]
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName="alert-subscriber")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    clients.sns.subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    settings = Settings(
+        events_table=TABLE,
+        alert_topic_arn=topic_arn,
+        config_bucket=BUCKET,
+        config_key=CONFIG_KEY,
+        retention_days=30,
+    )
+    return Env(clients=clients, settings=settings, alert_queue_url=queue_url, clock=Clock())
+
+
+@pytest.fixture
+def deps(env: Env):
+    """Deps as the handler builds them, with the injected clock."""
+    from trailwatch_processor.handler import build_deps
+
+    built = build_deps(env.settings, env.clients)
+    built.config.clock = env.clock.monotonic
+    built.now = env.clock.now
+    built.claim_stale_seconds = 300.0
+    return built
