@@ -4,6 +4,11 @@ Alerting follows the item alert state (store.py). Exactly one alert per stored e
 duplicate window: a crash after SNS accepted the Publish and before the items were marked ``sent``. The
 claim then goes stale and the retry publishes again (at-least-once). Everything else -- redelivery,
 concurrent delivery, a crash before or during Publish, a failed Publish -- ends with exactly one alert.
+
+A message succeeds only when every event of its files is ``sent``: events claimed by another live
+invocation make it fail (AlertsInFlightError) so that it comes back after the visibility timeout, by
+which time that claim is either sent or stale and taken over. A failed Publish releases its claims at
+once (best effort); a crashed invocation's claims go stale after the function timeout.
 """
 
 from __future__ import annotations
