@@ -53,10 +53,10 @@ class SnsMessage:
     attributes: dict[str, dict[str, str]]
 
 
-def make_subject(severity: str, rule_id: str, title: str, count: int) -> str:
+def make_subject(severity: str, rule_id: str, title: str, count: int | None) -> str:
     """``[trailwatch] SEVERITY rule: title (count)``: ASCII, one line, at most 100 characters."""
     head = _ascii_line(f"[trailwatch] {severity.upper()} {rule_id}")
-    tail = f" ({count})"
+    tail = f" ({count})" if count is not None else ""
     text = _ascii_line(title)
     subject = f"{head}: {text}{tail}" if text else f"{head}{tail}"
     if len(subject) <= SUBJECT_MAX:
@@ -86,7 +86,7 @@ def build_alert(alert: Alert) -> SnsMessage:
     if len(message.encode("utf-8")) > MESSAGE_BUDGET_BYTES:
         raise ValueError(f"alert for {alert.rule_id!r} exceeds the SNS message size even without events")
     return SnsMessage(
-        subject=make_subject(alert.severity, alert.rule_id, alert.title, alert.count),
+        subject=make_subject(alert.severity, alert.rule_id, alert.title, alert.count or None),
         message=message,
         attributes=_attributes(alert),
     )
