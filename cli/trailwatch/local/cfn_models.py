@@ -108,6 +108,61 @@ def _s3(account_id: str, region_name: str) -> Any:
     return s3_backends[account_id][get_partition(region_name)]
 
 
+# What moto's bucket policy check cannot know about a request: the local endpoint is plain HTTP on loopback
+# standing in for AWS's HTTPS endpoints, so requests count as aws:SecureTransport = true.
+REQUEST_CONTEXT = {"aws:securetransport": "true"}
+
+
+def _condition_holds(conditions: dict[str, Any]) -> bool:
+    """Whether a statement's Condition block holds for REQUEST_CONTEXT (unknown keys or operators: no)."""
+    for operator, tests in conditions.items():
+        kind = operator.removesuffix("IfExists")
+        for key, expected in tests.items():
+            actual = REQUEST_CONTEXT.get(key.lower())
+            if actual is None:
+                return False
+            values = [str(v).lower() for v in (expected if isinstance(expected, list) else [expected])]
+            if kind in ("Bool", "StringEquals", "StringEqualsIgnoreCase"):
+                holds = actual in values
+            elif kind in ("StringNotEquals", "StringNotEqualsIgnoreCase"):
+                holds = actual not in values
+            else:
+                return False
+            if not holds:
+                return False
+    return True
+
+
+class _PolicyCheckedBucket(FakeBucket):
+    """moto's bucket, whose policy check honours conditions: moto ignores them, so the usual "deny when
+    aws:SecureTransport is false" statement (main.yaml has it) would deny every request to the bucket. A
+    statement applies only when its conditions hold for REQUEST_CONTEXT."""
+
+    def get_permission(self, action: str, resource: str) -> Any:
+        from moto.iam.access_control import IAMPolicy, PermissionResult
+
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        document = json.loads(self.policy)
+        statements = document.get("Statement") or []
+        statements = statements if isinstance(statements, list) else [statements]
+        applicable = [
+            {k: v for k, v in st.items() if k != "Condition"}
+            for st in statements
+            if _condition_holds(st.get("Condition") or {})
+        ]
+        if not applicable:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**document, "Statement": applicable})).is_action_permitted(
+            action, resource
+        )
+
+
+def _check_policy_conditions(bucket: Any) -> None:
+    if type(bucket) is FakeBucket:
+        bucket.__class__ = _PolicyCheckedBucket
+
+
 class BucketPolicy(_Cfn, CloudFormationModel):
     """AWS::S3::BucketPolicy: the bucket's policy document (get-bucket-policy)."""
 
@@ -145,7 +200,9 @@ class BucketPolicy(_Cfn, CloudFormationModel):
         props = cls._props(cloudformation_json)
         bucket = cls._require(props, "Bucket")
         policy = cls._policy_text(cls._require(props, "PolicyDocument"))
-        _s3(account_id, region_name).put_bucket_policy(bucket, policy.encode())
+        backend = _s3(account_id, region_name)
+        backend.put_bucket_policy(bucket, policy.encode())
+        _check_policy_conditions(backend.get_bucket(bucket))
         return cls(resource_name, bucket, account_id, region_name)
 
     @classmethod
@@ -991,6 +1048,7 @@ class Bucket(_Override, CloudFormationModel):
 
         backend = _s3(account_id, region_name)
         name = resource.name
+        _check_policy_conditions(resource)
         backend.put_bucket_encryption(name, cls._encryption(props.get("BucketEncryption")))
         if not created:
             if props.get("Tags"):

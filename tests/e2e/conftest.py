@@ -1,0 +1,118 @@
+"""The local AWS for end-to-end tests: one `LocalAWS` per test module (moto's state is process-global, so
+modules never share resources), boto3 clients bound to its endpoint, and a helper that deploys main.yaml.
+
+A module chooses the emulator's services with a module-level dict, e.g.
+`LOCAL_AWS_OPTIONS = {"lambda_runtime": False, "cloudtrail": False, "delivery_interval": 1.0}`
+(defaults: both services on, delivery every second).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+from botocore.config import Config
+from trailwatch.local.server import LocalAWS
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "main.yaml"
+DEFAULT_OPTIONS: dict[str, Any] = {"lambda_runtime": True, "cloudtrail": True, "delivery_interval": 1.0}
+
+ClientFactory = Callable[..., BaseClient]
+
+
+@pytest.fixture(scope="module")
+def local_aws(request: pytest.FixtureRequest) -> Iterator[LocalAWS]:
+    """A running LocalAWS on a free loopback port, empty at the start of the module."""
+    options = {**DEFAULT_OPTIONS, **getattr(request.module, "LOCAL_AWS_OPTIONS", {})}
+    aws = LocalAWS(port=0, **options)
+    aws.start()
+    try:
+        yield aws
+    finally:
+        aws.stop()
+
+
+def client_factory(aws: LocalAWS) -> ClientFactory:
+    """boto3 clients for `aws` (own session: boto3's default session is not thread-safe)."""
+    session = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name=aws.region
+    )
+    cache: dict[str, BaseClient] = {}
+
+    def make(service: str) -> BaseClient:
+        if service not in cache:
+            cache[service] = session.client(
+                service,
+                endpoint_url=aws.endpoint,
+                config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+            )
+        return cache[service]
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def aws_client(local_aws: LocalAWS) -> ClientFactory:
+    """`aws_client("s3")`: a client of the module's LocalAWS (one per service)."""
+    return client_factory(local_aws)
+
+
+def placeholder_zip() -> bytes:
+    """A tiny Lambda package: enough for CloudFormation to create the function."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("trailwatch_processor/__init__.py", "")
+        archive.writestr(
+            "trailwatch_processor/handler.py",
+            "def handler(event, context):\n    return {'batchItemFailures': []}\n",
+        )
+    return buffer.getvalue()
+
+
+def deploy_main_stack(
+    client: ClientFactory,
+    stack_name: str,
+    parameters: dict[str, str],
+    *,
+    code: bytes | None = None,
+    code_bucket: str = "trailwatch-code",
+    template: Path = TEMPLATE,
+) -> dict[str, str]:
+    """Upload the Lambda package, create the stack from `template` through CloudFormation and return its
+    outputs. `parameters` must include TrailBucketName and AlertEmail; CodeBucket/CodeKey are filled."""
+    s3 = client("s3")
+    if code_bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=code_bucket)
+    code_key = f"{stack_name}/processor.zip"
+    s3.put_object(Bucket=code_bucket, Key=code_key, Body=code if code is not None else placeholder_zip())
+    values = {"CodeBucket": code_bucket, "CodeKey": code_key, **parameters}
+    cfn = client("cloudformation")
+    cfn.create_stack(
+        StackName=stack_name,
+        TemplateBody=template.read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+    )
+    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise AssertionError(
+            f"stack {stack_name}: {stack['StackStatus']} {stack.get('StackStatusReason', '')}"
+        )
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+@pytest.fixture(scope="module")
+def deploy_stack(aws_client: ClientFactory) -> Callable[..., dict[str, str]]:
+    """`deploy_stack(stack_name, parameters, code=zip_bytes)` on the module's LocalAWS: the outputs."""
+
+    def deploy(stack_name: str, parameters: dict[str, str], **kwargs: Any) -> dict[str, str]:
+        return deploy_main_stack(aws_client, stack_name, parameters, **kwargs)
+
+    return deploy
