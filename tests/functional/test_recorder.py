@@ -7,13 +7,19 @@ most use a long delivery interval and `flush()` so they do not wait on the timer
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import re
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import boto3
 import pytest
+from cfnlint.decode import cfn_yaml
 from moto.s3.models import s3_backends
 from trailwatch.local import recorder as rec
 from trailwatch.local.operations import HttpRequest, identify
@@ -25,21 +31,45 @@ TRAIL_BUCKET = "trail-logs-bucket"
 LOG_MARK = "/CloudTrail/"
 DIGEST_MARK = "/CloudTrail-Digest/"
 
-# The template's selectors (main.yaml, DataEventsEnabled branch), for the trail bucket used here.
-MANAGEMENT_SELECTOR = {
-    "Name": "Management events (read and write)",
-    "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}],
+SUBSTITUTIONS = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": ACCOUNT,
+    "AWS::StackName": "trailwatch",
+    "TrailBucketName": TRAIL_BUCKET,
 }
 
 
-def s3_data_selector(exclude_trail_bucket: bool) -> dict[str, Any]:
-    fields: list[dict[str, Any]] = [
-        {"Field": "eventCategory", "Equals": ["Data"]},
-        {"Field": "resources.type", "Equals": ["AWS::S3::Object"]},
-    ]
-    if exclude_trail_bucket:
-        fields.append({"Field": "resources.ARN", "NotStartsWith": [f"arn:aws:s3:::{TRAIL_BUCKET}/"]})
-    return {"Name": "S3 object data events", "FieldSelectors": fields}
+def _resolve(node: Any) -> Any:
+    """Fn::Sub with the SUBSTITUTIONS above; any other intrinsic function is an error."""
+    if isinstance(node, list):
+        return [_resolve(item) for item in node]
+    if isinstance(node, dict):
+        if "Fn::Sub" in node:
+            text = node["Fn::Sub"]
+            unknown = set(re.findall(r"\$\{([^}]+)\}", text)) - set(SUBSTITUTIONS)
+            assert not unknown, f"main.yaml selector uses {unknown}: extend SUBSTITUTIONS"
+            return re.sub(r"\$\{([^}]+)\}", lambda m: SUBSTITUTIONS[m.group(1)], text)
+        assert not any(key.startswith("Fn::") or key == "Ref" for key in node), node
+        return {key: _resolve(value) for key, value in node.items()}
+    return node
+
+
+def template_selectors(repo_root: Path, *, exclusion: bool = True) -> list[dict[str, Any]]:
+    """The trail's advanced event selectors in main.yaml (data events on), resolved for this test's bucket.
+    `exclusion=False` removes the selectors' `resources.ARN` exclusions: the same trail without them."""
+    template = cfn_yaml.load(str(repo_root / "main.yaml"))
+    trails = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudTrail::Trail"]
+    assert len(trails) == 1, "main.yaml must define exactly one trail"
+    condition, enabled, _disabled = trails[0]["Properties"]["AdvancedEventSelectors"]["Fn::If"]
+    assert condition == "DataEventsEnabled"
+    selectors = _resolve(enabled)
+    if not exclusion:
+        for selector in selectors:
+            selector["FieldSelectors"] = [
+                f for f in selector["FieldSelectors"] if f["Field"] != "resources.ARN"
+            ]
+    return selectors
 
 
 class Emulator:
@@ -193,14 +223,14 @@ def test_stop_logging_stops_delivery_and_start_logging_resumes(emu: Emulator) ->
 
 @pytest.mark.parametrize("exclude_trail_bucket", [True, False], ids=["template-exclusion", "no-exclusion"])
 def test_trail_bucket_exclusion_keeps_the_processors_reads_from_looping(
-    emu: Emulator, exclude_trail_bucket: bool
+    emu: Emulator, exclude_trail_bucket: bool, repo_root: Path
 ) -> None:
     """A reader of each new log file (the processor's GetObject) feeds the trail unless it is excluded."""
     emu.trail(start=False)
     cloudtrail = emu.client("cloudtrail")
     cloudtrail.put_event_selectors(
         TrailName="main-trail",
-        AdvancedEventSelectors=[MANAGEMENT_SELECTOR, s3_data_selector(exclude_trail_bucket)],
+        AdvancedEventSelectors=template_selectors(repo_root, exclusion=exclude_trail_bucket),
     )
     cloudtrail.start_logging(Name="main-trail")
     s3 = emu.client("s3")
@@ -272,8 +302,6 @@ def test_delivery_fires_the_buckets_notification_to_sns_and_sqs(emu: Emulator) -
     notified = [
         rec_["s3"]["object"]["key"] for m in messages for rec_ in json.loads(m["Body"]).get("Records", [])
     ]
-    from urllib.parse import unquote_plus
-
     assert sorted(unquote_plus(key) for key in notified) == sorted(key for _, key in written)
     assert not any(
         r["eventSource"] == "s3.amazonaws.com" and r["eventName"] == "PutObject"
@@ -293,8 +321,6 @@ def test_key_prefix_and_real_key_layout(emu: Emulator) -> None:
         r"^org/logs/AWSLogs/123456789012/CloudTrail/us-east-1/\d{4}/\d{2}/\d{2}/"
         r"123456789012_CloudTrail_us-east-1_\d{8}T\d{4}Z_[A-Za-z0-9]{16}\.json\.gz$"
     )
-    import re
-
     assert keys and all(re.match(pattern, key) for key in keys), keys
 
 
@@ -362,8 +388,6 @@ def test_log_file_validation_writes_chained_digests(emu: Emulator) -> None:
         digests += [key for _, key in written if DIGEST_MARK in key]
         logs = [key for _, key in written if LOG_MARK in key]
         assert len(logs) == 1
-        import hashlib
-
         raw = emu.raw(logs[0])
         digest = emu.read(digests[-1])
         assert digest["logFiles"] == [
@@ -379,8 +403,6 @@ def test_log_file_validation_writes_chained_digests(emu: Emulator) -> None:
         assert "not CloudTrail's RSA signature" in digest["localEmulatorNote"]
         metadata = s3_backends[ACCOUNT]["aws"].get_object(TRAIL_BUCKET, digests[-1]).metadata
         assert len(metadata["x-amz-meta-signature"]) == 64
-    import re
-
     assert all(
         re.match(
             r"^AWSLogs/123456789012/CloudTrail-Digest/us-east-1/\d{4}/\d{2}/\d{2}/123456789012_CloudTrail-Digest_"
@@ -401,8 +423,6 @@ def test_deleted_trail_gets_nothing_and_unsigned_requests_are_not_recorded(emu: 
     assert emu.recorder.flush() == []
     assert emu.log_keys() == []
     recorded = len(emu.recorder.recorded)
-    import urllib.request
-
     with urllib.request.urlopen(f"{emu.aws.endpoint}/moto-api/data.json") as response:
         assert response.status == 200
     assert len(emu.recorder.recorded) == recorded
@@ -619,13 +639,25 @@ def test_advanced_field_selector(field_selector: dict, arn: str, matches: bool) 
     assert rec.field_selector_matches(field_selector, data_record(arn)) is matches
 
 
-def test_resources_fields_do_not_match_management_events() -> None:
+def test_template_selectors_take_management_and_foreign_data_events(repo_root: Path) -> None:
+    selectors = template_selectors(repo_root)
     management = {"eventName": "CreateUser", "eventCategory": "Management", "readOnly": False}
     assert not rec.field_selector_matches(
         {"Field": "resources.type", "Equals": ["AWS::S3::Object"]}, management
     )
-    assert rec.advanced_selectors_match([MANAGEMENT_SELECTOR, s3_data_selector(True)], management)
-    assert not rec.advanced_selectors_match([s3_data_selector(True)], management)
+    assert rec.advanced_selectors_match(selectors, management)
+    assert not rec.advanced_selectors_match(selectors[1:], management)
+    assert rec.advanced_selectors_match(selectors, data_record("arn:aws:s3:::user-data/x"))
+    assert not rec.advanced_selectors_match(
+        selectors, data_record(f"arn:aws:s3:::{TRAIL_BUCKET}/config/x.json")
+    )
+
+    def invoke(function: str) -> dict[str, Any]:
+        arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{function}"
+        return {"eventCategory": "Data", "resources": [{"type": "AWS::Lambda::Function", "ARN": arn}]}
+
+    assert not rec.advanced_selectors_match(selectors, invoke("trailwatch-processor"))
+    assert rec.advanced_selectors_match(selectors, invoke("payroll"))
 
 
 @pytest.mark.parametrize(
