@@ -1561,6 +1561,8 @@ class Table(_Override, CloudFormationModel):
                 backend.update_time_to_live(resource.name, {"Enabled": enabled, "AttributeName": attribute})
         elif not created and resource.ttl.get("TimeToLiveStatus") == "ENABLED":
             backend.update_time_to_live(resource.name, {"Enabled": False, "AttributeName": ""})
+        if resource.ttl.get("TimeToLiveStatus") == "DISABLED":
+            resource.ttl.pop("AttributeName", None)  # AWS names no attribute for a disabled TTL
         pitr = props.get("PointInTimeRecoverySpecification") or {}
         enabled = cls._bool(pitr, "PointInTimeRecoveryEnabled", False)
         if enabled or not created:

@@ -1,0 +1,933 @@
+"""Our CloudFormation models for moto (trailwatch.local.cfn_models), one small template at a time, in moto's
+in-process mock. Each test deploys (and updates or deletes) through the CloudFormation API and reads the
+result back through the service's API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.cloudformation import parsing
+from trailwatch.local import cfn_models
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+Client = Callable[[str], BaseClient]
+
+
+@pytest.fixture
+def aws() -> Iterator[Client]:
+    with mock_aws():
+        cfn_models.register()
+        clients: dict[str, BaseClient] = {}
+
+        def client(service: str) -> BaseClient:
+            if service not in clients:
+                clients[service] = boto3.client(service, region_name=REGION)
+            return clients[service]
+
+        yield client
+
+
+def template(resources: dict[str, Any], **sections: Any) -> str:
+    return json.dumps({"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources, **sections})
+
+
+def deploy(aws: Client, resources: dict[str, Any], stack: str = "s", **sections: Any) -> dict[str, str]:
+    """Create the stack; logical id -> physical id (after checking the stack completed)."""
+    parameters = sections.pop("parameters", {})
+    cfn = aws("cloudformation")
+    cfn.create_stack(
+        StackName=stack,
+        TemplateBody=template(resources, **sections),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    return physical_ids(aws, stack, "CREATE_COMPLETE")
+
+
+def update(aws: Client, resources: dict[str, Any], stack: str = "s", **sections: Any) -> dict[str, str]:
+    aws("cloudformation").update_stack(StackName=stack, TemplateBody=template(resources, **sections))
+    return physical_ids(aws, stack, "UPDATE_COMPLETE")
+
+
+def delete(aws: Client, stack: str = "s") -> None:
+    cfn = aws("cloudformation")
+    stack_id = cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackId"]
+    cfn.delete_stack(StackName=stack)
+    assert cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
+
+
+def physical_ids(aws: Client, stack: str, status: str) -> dict[str, str]:
+    cfn = aws("cloudformation")
+    described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    assert described["StackStatus"] == status, described.get("StackStatusReason")
+    summaries = cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]
+    return {s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries if s["LogicalResourceId"]}
+
+
+def outputs(aws: Client, stack: str = "s") -> dict[str, str]:
+    described = aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def policy(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+ALLOW_ALL = policy(
+    [{"Sid": "All", "Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "*", "Resource": "*"}]
+)
+# Every resource has Properties: moto adds an empty one to those without, and then sees them as modified on
+# every stack update (and replaces them).
+TOPIC = {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"DisplayName": "models"}}}
+QUEUE = {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": 30}}}
+BUCKET = {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "models-bucket"}}}
+
+
+# ---------------------------------------------------------------- registration
+
+
+def test_register_is_idempotent_and_our_models_win(aws: Client) -> None:
+    cfn_models.register()
+    cfn_models.register()
+    model_map = parsing.get_model_map()
+    for model in cfn_models.models():
+        assert model_map[model.cloudformation_type()] is model
+    ours = [m for m in parsing.get_model_list() if m.__module__ == cfn_models.__name__]
+    assert len(ours) == len(set(ours)) == len(cfn_models.models())
+
+
+def test_find_in_map_with_a_number_parameter(aws: Client) -> None:
+    """CloudFormation mapping keys are strings; moto makes Number parameters ints."""
+    deploy(
+        aws,
+        {
+            "Queue": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {"VisibilityTimeout": {"Fn::FindInMap": ["T", "By", {"Ref": "N"}]}},
+            }
+        },
+        Parameters={"N": {"Type": "Number", "Default": 60}},
+        Mappings={"T": {"By": {"60": 360}}},
+    )
+    (url,) = aws("sqs").list_queues()["QueueUrls"]
+    assert aws("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])[
+        "Attributes"
+    ] == {"VisibilityTimeout": "360"}
+
+
+# ---------------------------------------------------------------- S3 bucket policy
+
+
+@pytest.mark.parametrize("as_text", [False, True], ids=["mapping", "json-text"])
+def test_bucket_policy_is_stored_as_json_and_removed_with_the_stack(aws: Client, as_text: bool) -> None:
+    document = policy(
+        [
+            {
+                "Sid": "Read",
+                "Effect": "Allow",
+                "Principal": {"AWS": ACCOUNT},
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::models-bucket/*",
+            }
+        ]
+    )
+    aws("s3").create_bucket(Bucket="models-bucket")
+    deploy(
+        aws,
+        {
+            "Policy": {
+                "Type": "AWS::S3::BucketPolicy",
+                "Properties": {
+                    "Bucket": "models-bucket",
+                    "PolicyDocument": json.dumps(document) if as_text else document,
+                },
+            }
+        },
+    )
+    assert json.loads(aws("s3").get_bucket_policy(Bucket="models-bucket")["Policy"]) == document
+    delete(aws)
+    with pytest.raises(ClientError, match="NoSuchBucketPolicy"):
+        aws("s3").get_bucket_policy(Bucket="models-bucket")
+
+
+TLS_ONLY = {
+    "Sid": "TlsOnly",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:*",
+    "Resource": "arn:aws:s3:::models-bucket/*",
+    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+}
+DENY_PUT = {
+    "Sid": "NoPut",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:PutObject",
+    "Resource": "arn:aws:s3:::models-bucket/*",
+}
+
+
+@pytest.mark.parametrize(
+    ("statement", "allowed"),
+    [
+        (TLS_ONLY, True),
+        (DENY_PUT, False),
+        ({**DENY_PUT, "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-1"}}}, True),
+    ],
+    ids=["deny-insecure-transport", "unconditional-deny", "condition-not-met"],
+)
+def test_bucket_policy_conditions_are_honoured(aws: Client, statement: dict[str, Any], allowed: bool) -> None:
+    """The local endpoint stands in for HTTPS: a TLS-only policy lets requests in, a plain Deny does not."""
+    deploy(
+        aws,
+        {
+            **BUCKET,
+            "Policy": {
+                "Type": "AWS::S3::BucketPolicy",
+                "Properties": {"Bucket": {"Ref": "Bucket"}, "PolicyDocument": policy([statement])},
+            },
+        },
+    )
+    if allowed:
+        aws("s3").put_object(Bucket="models-bucket", Key="k", Body=b"x")
+        assert aws("s3").get_object(Bucket="models-bucket", Key="k")["Body"].read() == b"x"
+    else:
+        with pytest.raises(ClientError, match=r"403|AccessDenied|Forbidden"):
+            aws("s3").put_object(Bucket="models-bucket", Key="k", Body=b"x")
+
+
+# ---------------------------------------------------------------- SQS queue policy, queue updates
+
+
+def test_queue_policy_on_each_queue_updated_and_cleared(aws: Client) -> None:
+    resources = {
+        "A": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "a"}},
+        "B": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "b"}},
+        "Policy": {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {"Queues": [{"Ref": "A"}, {"Ref": "B"}], "PolicyDocument": ALLOW_ALL},
+        },
+    }
+    ids = deploy(aws, resources)
+    sqs = aws("sqs")
+
+    def policies() -> list[Any]:
+        return [
+            sqs.get_queue_attributes(QueueUrl=ids[q], AttributeNames=["Policy"])
+            .get("Attributes", {})
+            .get("Policy")
+            for q in ("A", "B")
+        ]
+
+    assert [json.loads(p) for p in policies()] == [ALLOW_ALL, ALLOW_ALL]
+    narrowed = policy([{**ALLOW_ALL["Statement"][0], "Action": "sqs:SendMessage"}])
+    resources["Policy"]["Properties"] = {"Queues": [{"Ref": "A"}], "PolicyDocument": narrowed}
+    update(aws, resources)
+    assert [json.loads(p) if p else None for p in policies()] == [narrowed, None]
+    del resources["Policy"]
+    update(aws, resources)
+    assert policies() == [None, None]
+
+
+def test_queue_update_applies_redrive_and_keeps_the_queue_policy(aws: Client) -> None:
+    resources = {
+        "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "dlq"}},
+        "Queue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "RedrivePolicy": {
+                    "deadLetterTargetArn": {"Fn::GetAtt": ["Dlq", "Arn"]},
+                    "maxReceiveCount": 5,
+                },
+                "MessageRetentionPeriod": 345600,
+            },
+        },
+        "Policy": {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {"Queues": [{"Ref": "Queue"}], "PolicyDocument": ALLOW_ALL},
+        },
+    }
+    ids = deploy(aws, resources)
+    resources["Queue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"] = 2
+    resources["Queue"]["Properties"]["MessageRetentionPeriod"] = 60
+    update(aws, resources)
+    attributes = aws("sqs").get_queue_attributes(QueueUrl=ids["Queue"], AttributeNames=["All"])["Attributes"]
+    assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == 2
+    assert attributes["MessageRetentionPeriod"] == "60"
+    assert json.loads(attributes["Policy"]) == ALLOW_ALL
+
+
+# ---------------------------------------------------------------- SNS topic policy, subscriptions
+
+
+def test_topic_policy_set_and_default_restored_on_delete(aws: Client) -> None:
+    sns = aws("sns")
+    topic_arn = sns.create_topic(Name="kept")["TopicArn"]
+    default = json.loads(sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"]["Policy"])
+    deploy(
+        aws,
+        {
+            "Policy": {
+                "Type": "AWS::SNS::TopicPolicy",
+                "Properties": {"Topics": [topic_arn], "PolicyDocument": ALLOW_ALL},
+            }
+        },
+    )
+    assert json.loads(sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"]["Policy"]) == ALLOW_ALL
+    delete(aws)
+    assert json.loads(sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"]["Policy"]) == default
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [(True, "true"), ("true", "true"), (False, "false"), (None, "false")]
+)
+def test_sqs_subscription_raw_delivery(aws: Client, raw: Any, expected: str) -> None:
+    properties = {
+        "TopicArn": {"Ref": "Topic"},
+        "Protocol": "sqs",
+        "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
+    }
+    if raw is not None:
+        properties["RawMessageDelivery"] = raw
+    ids = deploy(aws, {**TOPIC, **QUEUE, "Sub": {"Type": "AWS::SNS::Subscription", "Properties": properties}})
+    sns = aws("sns")
+    (listed,) = sns.list_subscriptions_by_topic(TopicArn=ids["Topic"])["Subscriptions"]
+    assert listed["SubscriptionArn"] == ids["Sub"]
+    assert listed["Protocol"] == "sqs" and listed["Endpoint"].endswith(ids["Queue"].rsplit("/", 1)[1])
+    attributes = sns.get_subscription_attributes(SubscriptionArn=ids["Sub"])["Attributes"]
+    assert attributes["RawMessageDelivery"] == expected
+    sns.publish(TopicArn=ids["Topic"], Message="hello")
+    (message,) = aws("sqs").receive_message(QueueUrl=ids["Queue"])["Messages"]
+    body = message["Body"] if expected == "true" else json.loads(message["Body"])["Message"]
+    assert body == "hello"
+
+
+def test_subscription_filter_policy_and_email_pending_confirmation(aws: Client) -> None:
+    filter_policy = {"severity": ["high", "critical"]}
+    ids = deploy(
+        aws,
+        {
+            **TOPIC,
+            **QUEUE,
+            "Filtered": {
+                "Type": "AWS::SNS::Subscription",
+                "Properties": {
+                    "TopicArn": {"Ref": "Topic"},
+                    "Protocol": "sqs",
+                    "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
+                    "FilterPolicy": filter_policy,
+                    "RawMessageDelivery": True,
+                },
+            },
+            "Mail": {
+                "Type": "AWS::SNS::Subscription",
+                "Properties": {
+                    "TopicArn": {"Ref": "Topic"},
+                    "Protocol": "email",
+                    "Endpoint": "soc@example.com",
+                },
+            },
+        },
+    )
+    sns = aws("sns")
+    filtered = sns.get_subscription_attributes(SubscriptionArn=ids["Filtered"])["Attributes"]
+    assert json.loads(filtered["FilterPolicy"]) == filter_policy
+    mail = sns.get_subscription_attributes(SubscriptionArn=ids["Mail"])["Attributes"]
+    assert (mail["PendingConfirmation"], filtered["PendingConfirmation"]) == ("true", "false")
+    for severity in ("low", "high"):
+        sns.publish(
+            TopicArn=ids["Topic"],
+            Message=severity,
+            MessageAttributes={"severity": {"DataType": "String", "StringValue": severity}},
+        )
+    bodies = [
+        m["Body"]
+        for m in aws("sqs").receive_message(QueueUrl=ids["Queue"], MaxNumberOfMessages=10)["Messages"]
+    ]
+    assert bodies == ["high"]
+
+
+def test_subscription_endpoint_change_replaces_it_and_delete_unsubscribes(aws: Client) -> None:
+    resources = {
+        **TOPIC,
+        "Sub": {
+            "Type": "AWS::SNS::Subscription",
+            "Properties": {"TopicArn": {"Ref": "Topic"}, "Protocol": "email", "Endpoint": "a@example.com"},
+        },
+    }
+    first = deploy(aws, resources)
+    resources["Sub"]["Properties"]["Endpoint"] = "b@example.com"
+    second = update(aws, resources)
+    sns = aws("sns")
+    listed = sns.list_subscriptions_by_topic(TopicArn=first["Topic"])["Subscriptions"]
+    assert [(s["SubscriptionArn"], s["Endpoint"]) for s in listed] == [(second["Sub"], "b@example.com")]
+    assert second["Sub"] != first["Sub"]
+    del resources["Sub"]
+    update(aws, resources)
+    assert sns.list_subscriptions_by_topic(TopicArn=first["Topic"])["Subscriptions"] == []
+
+
+def test_subscription_bad_boolean_is_named(aws: Client) -> None:
+    with pytest.raises(
+        ClientError, match=r"AWS::SNS::Subscription: Properties\.RawMessageDelivery must be true or false"
+    ):
+        deploy(
+            aws,
+            {
+                **TOPIC,
+                **QUEUE,
+                "Sub": {
+                    "Type": "AWS::SNS::Subscription",
+                    "Properties": {
+                        "TopicArn": {"Ref": "Topic"},
+                        "Protocol": "sqs",
+                        "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
+                        "RawMessageDelivery": "yes",
+                    },
+                },
+            },
+        )
+
+
+# ---------------------------------------------------------------- CloudTrail
+
+
+DEFAULT_SELECTORS = [
+    {
+        "ReadWriteType": "All",
+        "IncludeManagementEvents": True,
+        "DataResources": [],
+        "ExcludeManagementEventSources": [],
+    }
+]
+BASIC_SELECTORS = [
+    {
+        "ReadWriteType": "WriteOnly",
+        "IncludeManagementEvents": True,
+        "DataResources": [{"Type": "AWS::S3::Object", "Values": ["arn:aws:s3:::other/"]}],
+    }
+]
+ADVANCED_SELECTORS = [
+    {"Name": "mgmt", "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]}
+]
+
+
+def trail_resources(**properties: Any) -> dict[str, Any]:
+    return {
+        **BUCKET,
+        "Trail": {
+            "Type": "AWS::CloudTrail::Trail",
+            "Properties": {"TrailName": "models-trail", "S3BucketName": {"Ref": "Bucket"}, **properties},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("selectors", "expected_basic", "expected_advanced", "custom"),
+    [
+        ({}, DEFAULT_SELECTORS, [], False),
+        ({"EventSelectors": BASIC_SELECTORS}, BASIC_SELECTORS, [], True),
+        ({"AdvancedEventSelectors": ADVANCED_SELECTORS}, [], ADVANCED_SELECTORS, True),
+    ],
+    ids=["default", "basic", "advanced"],
+)
+def test_trail_selectors(
+    aws: Client,
+    selectors: dict[str, Any],
+    expected_basic: list[Any],
+    expected_advanced: list[Any],
+    custom: bool,
+) -> None:
+    deploy(
+        aws,
+        trail_resources(IsLogging=True, **selectors),
+        Outputs={"Arn": {"Value": {"Fn::GetAtt": ["Trail", "Arn"]}}},
+    )
+    cloudtrail = aws("cloudtrail")
+    got = cloudtrail.get_event_selectors(TrailName="models-trail")
+    assert (got.get("EventSelectors") or [], got.get("AdvancedEventSelectors") or []) == (
+        expected_basic,
+        expected_advanced,
+    )
+    (trail,) = cloudtrail.describe_trails()["trailList"]
+    assert trail["HasCustomEventSelectors"] is custom
+    assert (
+        trail["IncludeGlobalServiceEvents"],
+        trail["IsMultiRegionTrail"],
+        trail["LogFileValidationEnabled"],
+    ) == (True, False, False)  # CloudTrail's defaults
+    assert outputs(aws) == {"Arn": f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/models-trail"}
+
+
+def test_trail_update_switches_logging_and_settings(aws: Client) -> None:
+    resources = trail_resources(IsLogging=True, IsMultiRegionTrail=True)
+    deploy(aws, resources)
+    cloudtrail = aws("cloudtrail")
+    assert cloudtrail.get_trail_status(Name="models-trail")["IsLogging"] is True
+    resources["Trail"]["Properties"].update(
+        IsLogging=False, EnableLogFileValidation=True, AdvancedEventSelectors=ADVANCED_SELECTORS
+    )
+    del resources["Trail"]["Properties"]["IsMultiRegionTrail"]  # back to CloudTrail's default
+    update(aws, resources)
+    assert cloudtrail.get_trail_status(Name="models-trail")["IsLogging"] is False
+    (trail,) = cloudtrail.describe_trails()["trailList"]
+    assert (trail["IsMultiRegionTrail"], trail["LogFileValidationEnabled"]) == (False, True)
+    assert (
+        cloudtrail.get_event_selectors(TrailName="models-trail")["AdvancedEventSelectors"]
+        == ADVANCED_SELECTORS
+    )
+    delete(aws)
+    assert cloudtrail.describe_trails()["trailList"] == []
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        ({}, "Properties.IsLogging is required"),
+        ({"IsLogging": "maybe"}, "Properties.IsLogging must be true or false"),
+        (
+            {
+                "IsLogging": True,
+                "EventSelectors": BASIC_SELECTORS,
+                "AdvancedEventSelectors": ADVANCED_SELECTORS,
+            },
+            "EventSelectors and AdvancedEventSelectors cannot both be set",
+        ),
+    ],
+    ids=["no-is-logging", "bad-is-logging", "both-selector-kinds"],
+)
+def test_trail_bad_properties_are_named(aws: Client, properties: dict[str, Any], message: str) -> None:
+    with pytest.raises(ClientError, match=f"AWS::CloudTrail::Trail: {message}"):
+        deploy(aws, trail_resources(**properties))
+
+
+# ---------------------------------------------------------------- CloudWatch alarms
+
+
+ALARM = {
+    "Type": "AWS::CloudWatch::Alarm",
+    "Properties": {
+        "AlarmName": "models-dlq",
+        "Namespace": "AWS/SQS",
+        "MetricName": "ApproximateNumberOfMessagesVisible",
+        "Dimensions": [{"Name": "QueueName", "Value": "dlq"}],
+        "Statistic": "Maximum",
+        "Period": 300,
+        "EvaluationPeriods": 1,
+        "Threshold": 0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+        "AlarmActions": [{"Ref": "Topic"}],
+    },
+}
+
+
+def test_alarm_created_updated_renamed_deleted(aws: Client) -> None:
+    resources = {**TOPIC, "Alarm": json.loads(json.dumps(ALARM))}
+    ids = deploy(aws, resources, Outputs={"Arn": {"Value": {"Fn::GetAtt": ["Alarm", "Arn"]}}})
+    cloudwatch = aws("cloudwatch")
+    (alarm,) = cloudwatch.describe_alarms()["MetricAlarms"]
+    declared = ALARM["Properties"]
+    assert {
+        k: alarm[k]
+        for k in (
+            "AlarmName",
+            "Namespace",
+            "MetricName",
+            "Dimensions",
+            "Statistic",
+            "ComparisonOperator",
+            "TreatMissingData",
+        )
+    } == {
+        k: declared[k]
+        for k in (
+            "AlarmName",
+            "Namespace",
+            "MetricName",
+            "Dimensions",
+            "Statistic",
+            "ComparisonOperator",
+            "TreatMissingData",
+        )
+    }
+    assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["Threshold"]) == (300, 1, 0.0)
+    assert alarm["AlarmActions"] == [ids["Topic"]]
+    assert outputs(aws) == {"Arn": alarm["AlarmArn"]}
+    resources["Alarm"]["Properties"].update(Threshold=3, AlarmName="models-dlq-renamed")
+    update(aws, resources, Outputs={"Arn": {"Value": {"Fn::GetAtt": ["Alarm", "Arn"]}}})
+    (renamed,) = cloudwatch.describe_alarms()["MetricAlarms"]
+    assert (renamed["AlarmName"], renamed["Threshold"]) == ("models-dlq-renamed", 3.0)
+    delete(aws)
+    assert cloudwatch.describe_alarms()["MetricAlarms"] == []
+
+
+# ---------------------------------------------------------------- S3 bucket properties
+
+
+def notifying_bucket(*configurations: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **TOPIC,
+        "Bucket": {
+            "Type": "AWS::S3::Bucket",
+            "Properties": {
+                "BucketName": "models-bucket",
+                "NotificationConfiguration": {"TopicConfigurations": list(configurations)},
+            },
+        },
+    }
+
+
+def topic_config(
+    event: str = "s3:ObjectCreated:*", prefix: str | None = None, suffix: str | None = None
+) -> dict:
+    rules = [{"Name": n, "Value": v} for n, v in (("prefix", prefix), ("suffix", suffix)) if v is not None]
+    config: dict[str, Any] = {"Event": event, "Topic": {"Ref": "Topic"}}
+    if rules:
+        config["Filter"] = {"S3Key": {"Rules": rules}}
+    return config
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "overlap"),
+    [
+        (topic_config(prefix="AWSLogs/"), topic_config(prefix="AWSLogs/123/"), True),
+        (topic_config(suffix=".gz"), topic_config(suffix=".json.gz"), True),
+        (topic_config("s3:ObjectCreated:Put"), topic_config("s3:ObjectCreated:*"), True),
+        (topic_config(prefix="AWSLogs/"), topic_config(prefix="config/"), False),
+        (topic_config(suffix=".json.gz"), topic_config(suffix=".json"), False),
+        (topic_config("s3:ObjectCreated:*"), topic_config("s3:ObjectRemoved:*"), False),
+    ],
+    ids=[
+        "nested-prefix",
+        "nested-suffix",
+        "wildcard-event",
+        "disjoint-prefix",
+        "disjoint-suffix",
+        "other-event",
+    ],
+)
+def test_notification_configurations_must_not_overlap(
+    aws: Client, first: dict[str, Any], second: dict[str, Any], overlap: bool
+) -> None:
+    if overlap:
+        with pytest.raises(ClientError, match="Configurations overlap"):
+            deploy(aws, notifying_bucket(first, second))
+    else:
+        deploy(aws, notifying_bucket(first, second))
+        configured = aws("s3").get_bucket_notification_configuration(Bucket="models-bucket")
+        assert len(configured["TopicConfigurations"]) == 2
+
+
+def test_notification_filter_reaches_the_topic_for_matching_keys_only(aws: Client) -> None:
+    resources = {
+        **notifying_bucket(topic_config(prefix="AWSLogs/", suffix=".json.gz")),
+        **QUEUE,
+        "Sub": {
+            "Type": "AWS::SNS::Subscription",
+            "Properties": {
+                "TopicArn": {"Ref": "Topic"},
+                "Protocol": "sqs",
+                "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
+                "RawMessageDelivery": True,
+            },
+        },
+    }
+    ids = deploy(aws, resources)
+    sqs = aws("sqs")
+    sqs.purge_queue(QueueUrl=ids["Queue"])
+    for key in ("config/monitored_events.json", "AWSLogs/1/x.json", "AWSLogs/1/x.json.gz"):
+        aws("s3").put_object(Bucket="models-bucket", Key=key, Body=b"x")
+    messages = sqs.receive_message(QueueUrl=ids["Queue"], MaxNumberOfMessages=10)["Messages"]
+    keys = [r["s3"]["object"]["key"] for m in messages for r in json.loads(m["Body"])["Records"]]
+    assert [k.replace("%2F", "/") for k in keys] == ["AWSLogs/1/x.json.gz"]
+
+
+@pytest.mark.parametrize(
+    ("configuration", "message"),
+    [
+        ({**topic_config(), "Topic": f"arn:aws:sns:{REGION}:{ACCOUNT}:missing"}, "Unable to validate"),
+        ({**topic_config(), "Event": "s3:ObjectCreated:Teleport"}, "unknown event"),
+        (
+            {**topic_config(), "Filter": {"S3Key": {"Rules": [{"Name": "middle", "Value": "x"}]}}},
+            "filter rule name must be prefix or suffix",
+        ),
+    ],
+    ids=["missing-topic", "bad-event", "bad-filter-rule"],
+)
+def test_bad_notification_is_named(aws: Client, configuration: dict[str, Any], message: str) -> None:
+    with pytest.raises(ClientError, match=rf"NotificationConfiguration\.TopicConfigurations\[0\].*{message}"):
+        deploy(aws, notifying_bucket(configuration))
+
+
+def test_bucket_settings_applied_and_removed_on_update(aws: Client) -> None:
+    properties = {
+        "BucketName": "models-bucket",
+        "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        },
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "BucketEncryption": {
+            "ServerSideEncryptionConfiguration": [
+                {
+                    "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/x"},
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        },
+        "VersioningConfiguration": {"Status": "Enabled"},
+        "LifecycleConfiguration": {
+            "Rules": [
+                {
+                    "Id": "tagged",
+                    "Status": "Enabled",
+                    "Prefix": "logs/",
+                    "TagFilters": [{"Key": "k", "Value": "v"}],
+                    "ExpirationInDays": 9,
+                },
+                {
+                    "Id": "versions",
+                    "Status": "Enabled",
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": 3},
+                    "ExpiredObjectDeleteMarker": True,
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2},
+                },
+            ]
+        },
+    }
+    resources = {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": properties}}
+    deploy(aws, resources)
+    s3 = aws("s3")
+    assert all(s3.get_public_access_block(Bucket="models-bucket")["PublicAccessBlockConfiguration"].values())
+    assert s3.get_bucket_ownership_controls(Bucket="models-bucket")["OwnershipControls"]["Rules"] == [
+        {"ObjectOwnership": "BucketOwnerEnforced"}
+    ]
+    (rule,) = s3.get_bucket_encryption(Bucket="models-bucket")["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule == {
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/x"},
+        "BucketKeyEnabled": True,
+    }
+    assert s3.get_bucket_versioning(Bucket="models-bucket")["Status"] == "Enabled"
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket="models-bucket")["Rules"]}
+    assert rules["tagged"]["Filter"] == {"And": {"Prefix": "logs/", "Tags": [{"Key": "k", "Value": "v"}]}}
+    assert rules["tagged"]["Expiration"] == {"Days": 9}
+    assert rules["versions"]["Expiration"] == {"ExpiredObjectDeleteMarker": True}
+    assert rules["versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 3
+    assert rules["versions"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 2}
+
+    resources["Bucket"]["Properties"] = {"BucketName": "models-bucket"}
+    update(aws, resources)
+    for call, error in (
+        (s3.get_public_access_block, "NoSuchPublicAccessBlockConfiguration"),
+        (s3.get_bucket_ownership_controls, "OwnershipControlsNotFoundError"),
+        (s3.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration"),
+    ):
+        with pytest.raises(ClientError, match=error):
+            call(Bucket="models-bucket")
+    assert (
+        s3.get_bucket_versioning(Bucket="models-bucket")["Status"] == "Suspended"
+    )  # never back to unversioned
+    (rule,) = s3.get_bucket_encryption(Bucket="models-bucket")["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}  # S3's default encryption
+
+
+def test_bucket_without_encryption_has_s3_default(aws: Client) -> None:
+    deploy(aws, BUCKET)
+    (rule,) = aws("s3").get_bucket_encryption(Bucket="models-bucket")["ServerSideEncryptionConfiguration"][
+        "Rules"
+    ]
+    assert rule == {
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+        "BucketKeyEnabled": False,
+    }
+
+
+# ---------------------------------------------------------------- KMS key, log group, role, table, function
+
+
+def test_key_policy_is_json_text_and_updates(aws: Client) -> None:
+    resources = {
+        "Key": {
+            "Type": "AWS::KMS::Key",
+            "Properties": {"Description": "first", "EnableKeyRotation": True, "KeyPolicy": ALLOW_ALL},
+        }
+    }
+    ids = deploy(aws, resources)
+    kms = aws("kms")
+    text = kms.get_key_policy(KeyId=ids["Key"], PolicyName="default")["Policy"]
+    assert isinstance(text, str) and json.loads(text) == ALLOW_ALL
+    assert kms.describe_key(KeyId=ids["Key"])["KeyMetadata"]["Description"] == "first"
+    assert kms.get_key_rotation_status(KeyId=ids["Key"])["KeyRotationEnabled"] is True
+    narrowed = policy([{**ALLOW_ALL["Statement"][0], "Action": "kms:*"}])
+    resources["Key"]["Properties"] = {"Description": "second", "KeyPolicy": narrowed}
+    update(aws, resources)
+    assert json.loads(kms.get_key_policy(KeyId=ids["Key"], PolicyName="default")["Policy"]) == narrowed
+    assert kms.describe_key(KeyId=ids["Key"])["KeyMetadata"]["Description"] == "second"
+    assert kms.get_key_rotation_status(KeyId=ids["Key"])["KeyRotationEnabled"] is False
+
+
+def test_log_group_retention_and_key(aws: Client) -> None:
+    resources = {
+        "Group": {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {
+                "LogGroupName": "/aws/lambda/models",
+                "RetentionInDays": 30,
+                "KmsKeyId": "arn:aws:kms:us-east-1:1:key/k",
+            },
+        }
+    }
+    deploy(aws, resources)
+    logs = aws("logs")
+
+    def group() -> dict[str, Any]:
+        (found,) = logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/models")["logGroups"]
+        return found
+
+    assert (group()["retentionInDays"], group()["kmsKeyId"]) == (30, "arn:aws:kms:us-east-1:1:key/k")
+    resources["Group"]["Properties"] = {"LogGroupName": "/aws/lambda/models", "RetentionInDays": 7}
+    update(aws, resources)
+    assert (group()["retentionInDays"], group().get("kmsKeyId")) == (7, None)
+    resources["Group"]["Properties"] = {"LogGroupName": "/aws/lambda/models"}
+    update(aws, resources)
+    assert "retentionInDays" not in group()
+
+
+TRUST = policy(
+    [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+)
+
+
+def test_role_inline_policies_are_json_and_follow_updates(aws: Client) -> None:
+    read = policy([{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}])
+    write = policy([{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b/*"}])
+    managed = aws("iam").create_policy(PolicyName="m", PolicyDocument=json.dumps(read))["Policy"]["Arn"]
+    resources = {
+        "Role": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": TRUST,
+                "ManagedPolicyArns": [managed],
+                "Policies": [
+                    {"PolicyName": "read", "PolicyDocument": read},
+                    {"PolicyName": "write", "PolicyDocument": write},
+                ],
+            },
+        }
+    }
+    ids = deploy(aws, resources)
+    iam = aws("iam")
+    assert iam.get_role_policy(RoleName=ids["Role"], PolicyName="read")["PolicyDocument"] == read
+    attached = iam.list_attached_role_policies(RoleName=ids["Role"])["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [managed]
+    resources["Role"]["Properties"].update(
+        Policies=[{"PolicyName": "read", "PolicyDocument": write}], ManagedPolicyArns=[]
+    )
+    update(aws, resources)
+    assert iam.list_role_policies(RoleName=ids["Role"])["PolicyNames"] == ["read"]
+    assert iam.get_role_policy(RoleName=ids["Role"], PolicyName="read")["PolicyDocument"] == write
+    assert iam.list_attached_role_policies(RoleName=ids["Role"])["AttachedPolicies"] == []
+
+
+def test_table_ttl_pitr_and_sse(aws: Client) -> None:
+    properties = {
+        "TableName": "models-table",
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "Id", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "Id", "KeyType": "HASH"}],
+        "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"},
+    }
+    resources = {"Table": {"Type": "AWS::DynamoDB::Table", "Properties": properties}}
+    deploy(aws, resources)
+    dynamodb = aws("dynamodb")
+
+    def state() -> tuple[Any, ...]:
+        ttl = dynamodb.describe_time_to_live(TableName="models-table")["TimeToLiveDescription"]
+        backups = dynamodb.describe_continuous_backups(TableName="models-table")[
+            "ContinuousBackupsDescription"
+        ]
+        sse = dynamodb.describe_table(TableName="models-table")["Table"].get("SSEDescription", {})
+        return (
+            ttl["TimeToLiveStatus"],
+            ttl.get("AttributeName"),
+            backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"],
+            sse.get("Status"),
+            sse.get("SSEType"),
+        )
+
+    assert state() == ("ENABLED", "expires_at", "ENABLED", "ENABLED", "KMS")
+    for name in ("TimeToLiveSpecification", "PointInTimeRecoverySpecification", "SSESpecification"):
+        del properties[name]
+    update(aws, resources)
+    assert state() == ("DISABLED", None, "DISABLED", None, None)
+
+
+def function_resources(**properties: Any) -> dict[str, Any]:
+    return {
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": TRUST}},
+        "Function": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "FunctionName": "models-fn",
+                "Handler": "index.handler",
+                "Runtime": "python3.12",
+                "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                "Code": {"ZipFile": "def handler(e, c):\n    return 1\n"},
+                **properties,
+            },
+        },
+    }
+
+
+def test_function_architecture_environment_and_concurrency(aws: Client) -> None:
+    deploy(
+        aws,
+        function_resources(
+            Architectures=["arm64"],
+            ReservedConcurrentExecutions=3,
+            Environment={"Variables": {"DAYS": {"Ref": "Days"}, "DEBUG": False, "NAME": "x"}},
+        ),
+        Parameters={"Days": {"Type": "Number", "Default": 90}},
+    )
+    lambda_ = aws("lambda")
+    config = lambda_.get_function_configuration(FunctionName="models-fn")
+    assert config["Architectures"] == ["arm64"]
+    assert config["Environment"]["Variables"] == {"DAYS": "90", "DEBUG": "false", "NAME": "x"}
+    assert lambda_.get_function_concurrency(FunctionName="models-fn")["ReservedConcurrentExecutions"] == 3
+
+
+def test_function_bad_architecture_is_named(aws: Client) -> None:
+    with pytest.raises(ClientError, match=r"Properties.Architectures must be \[x86_64\] or \[arm64\]"):
+        deploy(aws, function_resources(Architectures=["sparc"]))
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "overlap"),
+    [
+        (("", ""), ("AWSLogs/", ".gz"), True),
+        (("AWSLogs/", ""), ("AWSLogs/1/", ""), True),
+        (("AWSLogs/", ".json.gz"), ("config/", ".json.gz"), False),
+        (("", ".json.gz"), ("", ".gz"), True),
+        (("", ".json.gz"), ("", ".json"), False),
+    ],
+)
+def test_filters_overlap(a: tuple[str, str], b: tuple[str, str], overlap: bool) -> None:
+    assert cfn_models._filters_overlap(a, b) is overlap
+    assert cfn_models._filters_overlap(b, a) is overlap
