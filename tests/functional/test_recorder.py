@@ -309,6 +309,68 @@ def test_delivery_fires_the_buckets_notification_to_sns_and_sqs(emu: Emulator) -
     ), "the recorder's own deliveries must not be recorded"
 
 
+def test_assumed_role_credentials_give_an_assumed_role_identity(emu: Emulator) -> None:
+    emu.trail()
+    role_arn = f"arn:aws:iam::{ACCOUNT}:role/auditor"
+    creds = emu.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="alice-session")["Credentials"]
+    session = boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    session.client("sqs", endpoint_url=emu.aws.endpoint, region_name="us-east-1").list_queues()
+    emu.recorder.flush()
+    (record,) = [r for r in emu.records(emu.log_keys()) if r["eventName"] == "ListQueues"]
+    identity = record["userIdentity"]
+    assert identity["type"] == "AssumedRole" and identity["accessKeyId"] == creds["AccessKeyId"]
+    assert identity["arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/auditor/alice-session"
+    assert identity["sessionContext"]["sessionIssuer"]["arn"] == role_arn
+
+
+def test_pipeline_data_plane_calls_are_data_events(emu: Emulator) -> None:
+    """SQS messages, DynamoDB items and SNS publishes are data events: a default trail does not take them
+    (so the emulator's own pipeline stays out of it), a trail selecting AWS::SQS::Queue does."""
+    emu.trail("default-trail", S3BucketName="default-bucket")
+    emu.trail("sqs-data", S3BucketName="sqs-data-bucket", start=False)
+    cloudtrail = emu.client("cloudtrail")
+    sqs_selector = {
+        "Name": "queue data",
+        "FieldSelectors": [
+            {"Field": "eventCategory", "Equals": ["Data"]},
+            {"Field": "resources.type", "Equals": ["AWS::SQS::Queue"]},
+        ],
+    }
+    cloudtrail.put_event_selectors(TrailName="sqs-data", AdvancedEventSelectors=[sqs_selector])
+    cloudtrail.start_logging(Name="sqs-data")
+    sqs, sns, dynamodb = emu.client("sqs"), emu.client("sns"), emu.client("dynamodb")
+    queue = sqs.create_queue(QueueName="work")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="hello")
+    sqs.receive_message(QueueUrl=queue)
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    sns.publish(TopicArn=topic, Message="m")
+    dynamodb.create_table(
+        TableName="SecurityEvents",
+        KeySchema=[{"AttributeName": "EventId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "EventId", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName="SecurityEvents", Item={"EventId": {"S": "e1"}})
+    emu.recorder.flush()
+    default = names(emu.records(emu.log_keys("default-bucket"), "default-bucket"))
+    assert {"CreateQueue", "CreateTopic", "CreateTable"} <= set(default)
+    assert not {"SendMessage", "ReceiveMessage", "Publish", "PutItem"} & set(default)
+    queue_events = emu.records(emu.log_keys("sqs-data-bucket"), "sqs-data-bucket")
+    assert names(queue_events) == ["SendMessage", "ReceiveMessage"]
+    assert {r["resources"][0]["ARN"] for r in queue_events} == {f"arn:aws:sqs:us-east-1:{ACCOUNT}:work"}
+    put = next(r for r in emu.recorder.recorded if r["eventName"] == "PutItem")
+    assert put["resources"] == [
+        {"type": "AWS::DynamoDB::Table", "ARN": f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/SecurityEvents"}
+    ]
+    assert list(put["requestParameters"]["item"]) == ["EventId"], "map keys (attribute names) keep their case"
+    publish = next(r for r in emu.recorder.recorded if r["eventName"] == "Publish")
+    assert publish["resources"] == [{"type": "AWS::SNS::Topic", "ARN": topic}]
+
+
 # ---------------------------------------------------------------------------------------------- trails
 
 
@@ -577,6 +639,16 @@ def test_failed_call_gets_error_fields_and_request_id() -> None:
             {"bucketName": "bk", "list-type": "2", "prefix": "AWSLogs/", "Host": "127.0.0.1:5000"},
         ),
         (HttpRequest("POST", "/", "Action=DescribeInstances&Version=2016-11-15", _auth("ec2")), None),
+        (
+            HttpRequest(
+                "POST",
+                "/",
+                "",
+                {**_auth("kms"), "X-Amz-Target": "TrentService.Encrypt"},
+                b'{"KeyId": "alias/k", "Plaintext": "c2VjcmV0", "EncryptionContext": {"Purpose": "x"}}',
+            ),
+            {"keyId": "alias/k", "plaintext": rec.HIDDEN, "encryptionContext": {"Purpose": "x"}},
+        ),
     ],
 )
 def test_request_parameters(request_: HttpRequest, expected: dict | None) -> None:

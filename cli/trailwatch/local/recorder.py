@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.model import Shape
+
 from trailwatch.local import operations
 from trailwatch.local.operations import HttpRequest, Identified
 
@@ -64,6 +66,38 @@ READ_ONLY_PREFIXES = (
     "Verify",
 )
 LAMBDA_DATA_OPERATIONS = frozenset({"Invoke", "InvokeAsync", "InvokeWithResponseStream"})
+# Data-plane calls CloudTrail logs as data events (off by default), with their resource type. Besides keeping
+# the records true, this keeps the emulator's own pipeline (the Lambda runtime polling SQS, the processor
+# writing DynamoDB and publishing to SNS) out of a default trail, as in AWS.
+SQS_DATA_OPERATIONS = frozenset(
+    {
+        "SendMessage",
+        "SendMessageBatch",
+        "ReceiveMessage",
+        "DeleteMessage",
+        "DeleteMessageBatch",
+        "ChangeMessageVisibility",
+        "ChangeMessageVisibilityBatch",
+    }
+)
+DYNAMODB_DATA_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+        "ExecuteStatement",
+        "BatchExecuteStatement",
+        "ExecuteTransaction",
+    }
+)
+SNS_DATA_OPERATIONS = frozenset({"Publish", "PublishBatch"})
 MAX_PARAMETER_CHARS = 10_240
 _RANDOM_ALPHABET = string.ascii_letters + string.digits
 _XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
@@ -141,14 +175,25 @@ def _assumed_role_identity(access_key_id: str, account_id: str, role_arn: str) -
 # ---------------------------------------------------------------------------------------------- parameters
 
 
-def _clip(value: Any) -> Any:
-    """Long strings (code zips, large documents) are cut, as CloudTrail omits them."""
-    if isinstance(value, str) and len(value) > MAX_PARAMETER_CHARS:
-        return f"<{len(value)} characters omitted>"
-    if isinstance(value, dict):
-        return {_lower_camel(str(k)): _clip(v) for k, v in value.items()}
+HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"
+
+
+def _clip(value: Any, shape: Shape | None = None) -> Any:
+    """JSON parameters as CloudTrail writes them: structure members in lowerCamel (map keys, such as table
+    names or attribute names, unchanged, as the model tells them apart), sensitive members hidden, long
+    strings (code zips, large documents) cut."""
+    if shape is not None and shape.metadata.get("sensitive"):
+        return HIDDEN
+    if isinstance(value, str):
+        return f"<{len(value)} characters omitted>" if len(value) > MAX_PARAMETER_CHARS else value
     if isinstance(value, list):
-        return [_clip(v) for v in value]
+        member = getattr(shape, "member", None)
+        return [_clip(v, member) for v in value]
+    if isinstance(value, dict):
+        if shape is not None and shape.type_name == "map":
+            return {str(k): _clip(v, shape.value) for k, v in value.items()}
+        members = getattr(shape, "members", {}) if shape is not None else {}
+        return {_lower_camel(str(k)): _clip(v, members.get(k)) for k, v in value.items()}
     return value
 
 
@@ -194,7 +239,7 @@ def request_parameters(request: HttpRequest, ident: Identified) -> dict[str, Any
     if request.header("X-Amz-Target") or protocol in ("json", "rest-json"):
         document = operations.decode_json_body(request.body)
         if isinstance(document, dict):
-            params |= _clip(document)
+            params |= _clip(document, ident.model.input_shape)
     if request.form_params:
         params |= _unflatten({k: v for k, v in request.form_params.items() if k not in skip})
     if query:
@@ -256,24 +301,49 @@ def is_read_only(operation: str) -> bool:
     return operation.startswith(READ_ONLY_PREFIXES)
 
 
-def data_resources(ident: Identified, request: HttpRequest, region: str, account: str) -> list[dict] | None:
+def data_resources(
+    ident: Identified, request: HttpRequest, params: Mapping[str, Any], region: str, account: str
+) -> list[dict] | None:
     """`resources` of a data event, the data resource first (selectors on resources.* look at it);
     None for a management event."""
-    if ident.service == "s3":
-        bucket = ident.labels.get("Bucket")
-        bucket_resource = {"accountId": account, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}
-        if bucket and "Key" in ident.labels:
-            obj = {"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{ident.labels['Key']}"}
-            return [obj, bucket_resource]
-        if bucket and ident.operation == "DeleteObjects":
-            keys = [k.decode("utf-8", "replace") for k in _XML_KEY.findall(request.body)]
-            objects = [{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"} for key in keys]
-            return [*objects, bucket_resource]
-        return None
-    if ident.service == "lambda" and ident.operation in LAMBDA_DATA_OPERATIONS:
+    service, operation = ident.service, ident.operation
+    if service == "s3":
+        return _s3_data_resources(ident, request, account)
+    if service == "lambda" and operation in LAMBDA_DATA_OPERATIONS:
         name = ident.labels.get("FunctionName", "")
         arn = name if name.startswith("arn:") else f"arn:aws:lambda:{region}:{account}:function:{name}"
         return [{"type": "AWS::Lambda::Function", "ARN": arn}]
+    if service == "sqs" and operation in SQS_DATA_OPERATIONS:
+        url = str(params.get("queueUrl") or "")
+        parts = url.rstrip("/").split("/")
+        arn = f"arn:aws:sqs:{region}:{parts[-2]}:{parts[-1]}" if len(parts) >= 2 else ""
+        return [{"type": "AWS::SQS::Queue", "ARN": arn}]
+    if service == "dynamodb" and operation in DYNAMODB_DATA_OPERATIONS:
+        tables = [params["tableName"]] if params.get("tableName") else list(params.get("requestItems") or {})
+        for item in params.get("transactItems") or []:
+            for action in item.values() if isinstance(item, dict) else []:
+                if isinstance(action, dict) and action.get("tableName"):
+                    tables.append(action["tableName"])
+        arns = [f"arn:aws:dynamodb:{region}:{account}:table/{t}" for t in dict.fromkeys(tables)] or [""]
+        return [{"type": "AWS::DynamoDB::Table", "ARN": arn} for arn in arns]
+    if service == "sns" and operation in SNS_DATA_OPERATIONS:
+        arn = str(params.get("topicArn") or params.get("targetArn") or "")
+        return [{"type": "AWS::SNS::Topic", "ARN": arn}]
+    return None
+
+
+def _s3_data_resources(ident: Identified, request: HttpRequest, account: str) -> list[dict] | None:
+    bucket = ident.labels.get("Bucket")
+    if not bucket:
+        return None
+    bucket_resource = {"accountId": account, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}
+    if "Key" in ident.labels:
+        obj = {"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{ident.labels['Key']}"}
+        return [obj, bucket_resource]
+    if ident.operation == "DeleteObjects":
+        keys = [k.decode("utf-8", "replace") for k in _XML_KEY.findall(request.body)]
+        objects = [{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"} for key in keys]
+        return [*objects, bucket_resource]
     return None
 
 
@@ -304,7 +374,8 @@ def build_record(served: Served, ident: Identified, default_account: str) -> dic
     access_key = credential.access_key_id if credential else ""
     region = credential.region if credential else "us-east-1"
     identity, account = caller_identity(access_key, default_account)
-    resources = data_resources(ident, request, region, account)
+    params = request_parameters(request, ident)
+    resources = data_resources(ident, request, params or {}, region, account)
     data_event = resources is not None
     record: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
@@ -315,7 +386,7 @@ def build_record(served: Served, ident: Identified, default_account: str) -> dic
         "awsRegion": region,
         "sourceIPAddress": served.source_ip,
         "userAgent": request.header("User-Agent") or "",
-        "requestParameters": request_parameters(request, ident),
+        "requestParameters": params,
         "responseElements": None,
     }
     if served.status >= 400:
