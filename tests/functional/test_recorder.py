@@ -421,6 +421,18 @@ def test_regions_and_global_service_events(emu: Emulator) -> None:
     assert got("west-ng-bucket") == {("CreateQueue", "us-west-2")}
 
 
+def test_organization_trail_and_kms_key(emu: Emulator) -> None:
+    org_id = emu.client("organizations").create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    key_id = emu.client("kms").create_key()["KeyMetadata"]["Arn"]
+    emu.trail(IsOrganizationTrail=True, KmsKeyId=key_id, EnableLogFileValidation=True)
+    emu.client("sqs").create_queue(QueueName="org-q")
+    written = [key for _, key in emu.recorder.flush()]
+    assert len(written) == 2
+    assert all(key.startswith(f"AWSLogs/{org_id}/{ACCOUNT}/CloudTrail") for key in written), written
+    stored = s3_backends[ACCOUNT]["aws"].get_object(TRAIL_BUCKET, written[0])
+    assert (stored.encryption, stored.kms_key_id) == ("aws:kms", key_id)
+
+
 @pytest.mark.parametrize(
     ("rw", "expected"),
     [("ReadOnly", {"ListQueues"}), ("WriteOnly", {"CreateQueue"}), ("All", {"ListQueues", "CreateQueue"})],

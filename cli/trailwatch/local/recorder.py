@@ -538,18 +538,43 @@ def logging_trails(account_id: str) -> set[TrailRef]:
     return {ref for ref, trail in iter_trails(account_id) if trail.status.is_logging}
 
 
-def log_file_key(prefix: str | None, account: str, region: str, when: datetime) -> str:
-    """`[prefix/]AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<account>_CloudTrail_<region>_<ts>_<rand>.json.gz`"""
+def log_file_key(
+    prefix: str | None, account: str, region: str, when: datetime, org_id: str | None = None
+) -> str:
+    """`[prefix/]AWSLogs/[<org-id>/]<account>/CloudTrail/<region>/YYYY/MM/DD/
+    <account>_CloudTrail_<region>_<YYYYMMDDTHHMMZ>_<random16>.json.gz`"""
     rand = "".join(secrets.choice(_RANDOM_ALPHABET) for _ in range(16))
     name = f"{account}_CloudTrail_{region}_{when:%Y%m%dT%H%MZ}_{rand}.json.gz"
-    return f"{_prefix(prefix)}AWSLogs/{account}/CloudTrail/{region}/{when:%Y/%m/%d}/{name}"
+    org = f"{org_id}/" if org_id else ""
+    return f"{_prefix(prefix)}AWSLogs/{org}{account}/CloudTrail/{region}/{when:%Y/%m/%d}/{name}"
 
 
-def digest_key(prefix: str | None, account: str, region: str, trail: str, home: str, when: datetime) -> str:
-    """`[prefix/]AWSLogs/<account>/CloudTrail-Digest/<region>/YYYY/MM/DD/
+def organization_id(trail: Any) -> str | None:
+    """The organization id an organization trail puts in its keys (None: not an org trail, or no org)."""
+    if not _truthy(getattr(trail, "is_org_trail", False), False):
+        return None
+    from moto.organizations.models import organizations_backends
+
+    for backend in list(dict.values(dict.get(organizations_backends, trail.account_id) or {})):
+        if getattr(backend, "org", None) is not None:
+            return str(backend.org.id)
+    return None
+
+
+def digest_key(
+    prefix: str | None,
+    account: str,
+    region: str,
+    trail: str,
+    home: str,
+    when: datetime,
+    org_id: str | None = None,
+) -> str:
+    """`[prefix/]AWSLogs/[<org-id>/]<account>/CloudTrail-Digest/<region>/YYYY/MM/DD/
     <account>_CloudTrail-Digest_<region>_<trail>_<home region>_<YYYYMMDDTHHMMSSZ>.json.gz`"""
     name = f"{account}_CloudTrail-Digest_{region}_{trail}_{home}_{when:%Y%m%dT%H%M%SZ}.json.gz"
-    return f"{_prefix(prefix)}AWSLogs/{account}/CloudTrail-Digest/{region}/{when:%Y/%m/%d}/{name}"
+    org = f"{org_id}/" if org_id else ""
+    return f"{_prefix(prefix)}AWSLogs/{org}{account}/CloudTrail-Digest/{region}/{when:%Y/%m/%d}/{name}"
 
 
 def _prefix(prefix: str | None) -> str:
@@ -723,7 +748,7 @@ class CloudTrailRecorder:
             by_region.setdefault(record["awsRegion"], []).append(record)
         written = []
         for region, items in by_region.items():
-            key = log_file_key(trail.s3_key_prefix, ref.account_id, region, when)
+            key = log_file_key(trail.s3_key_prefix, ref.account_id, region, when, organization_id(trail))
             data = gzip.compress(json.dumps({"Records": items}, separators=(",", ":")).encode(), mtime=0)
             try:
                 self._put(trail, key, data)
@@ -753,7 +778,8 @@ class CloudTrailRecorder:
         """A digest per the CloudTrail digest file structure, chained to the previous one."""
         # Keys carry seconds: two deliveries within a second must not overwrite the previous digest.
         when = max(when.replace(microsecond=0), chain.start.replace(microsecond=0) + timedelta(seconds=1))
-        key = digest_key(trail.s3_key_prefix, ref.account_id, region, ref.name, ref.region, when)
+        org_id = organization_id(trail)
+        key = digest_key(trail.s3_key_prefix, ref.account_id, region, ref.name, ref.region, when, org_id)
         previous = chain.previous
         digest = {
             "awsAccountId": ref.account_id,
@@ -790,7 +816,11 @@ class CloudTrailRecorder:
         from moto.utilities.utils import get_partition
 
         backend = s3_backends[trail.account_id][get_partition(trail.region_name)]
-        obj = backend.put_object(trail.bucket_name, key, data)
+        kms_key = getattr(trail, "kms_key_id", None)
+        if kms_key:  # SSE-KMS with the trail's key, as CloudTrail writes when KMSKeyId is set
+            obj = backend.put_object(trail.bucket_name, key, data, encryption="aws:kms", kms_key_id=kms_key)
+        else:
+            obj = backend.put_object(trail.bucket_name, key, data)
         if metadata:
             obj.set_metadata({f"x-amz-meta-{k}": v for k, v in metadata.items()})
 
