@@ -502,6 +502,15 @@ def test_deleted_trail_gets_nothing_and_unsigned_requests_are_not_recorded(emu: 
     assert len(emu.recorder.recorded) == recorded
 
 
+def test_the_emulators_own_clients_are_not_recorded(emu: Emulator) -> None:
+    emu.trail()
+    internal = rec.mark_internal(emu.client("lambda"))
+    internal.list_event_source_mappings()
+    emu.client("lambda").list_functions()
+    recorded = names(emu.recorder.recorded)
+    assert "ListFunctions" in recorded and "ListEventSourceMappings" not in recorded
+
+
 # ---------------------------------------------------------------------------------------------- records
 
 

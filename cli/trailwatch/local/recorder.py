@@ -42,6 +42,10 @@ from trailwatch.local.operations import HttpRequest, Identified
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 LogFn = Callable[[str], None]
 
+# Requests carrying this header are the emulator's own service machinery (the Lambda runtime polling event
+# source mappings and SQS as the Lambda service does), which AWS does not log in the account's trail. The
+# calls of the function code are recorded: only the runtime's own clients carry it (see `mark_internal`).
+INTERNAL_HEADER = "X-Trailwatch-Internal"
 EVENT_VERSION = "1.09"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Events of these services are global: delivered to trails that include global service events.
@@ -630,7 +634,8 @@ class CloudTrailRecorder:
             body = _read_body(environ)
             request = HttpRequest.from_environ(environ, body)
             credential = operations.parse_credential(request.header("Authorization"), request.query)
-            if credential is None or request.path.startswith("/moto-api"):
+            internal = request.header(INTERNAL_HEADER) is not None
+            if credential is None or internal or request.path.startswith("/moto-api"):
                 return app(environ, start_response)
             before = self._logging_trails_safe()
             captured: dict[str, Any] = {}
@@ -823,6 +828,16 @@ class CloudTrailRecorder:
             obj = backend.put_object(trail.bucket_name, key, data)
         if metadata:
             obj.set_metadata({f"x-amz-meta-{k}": v for k, v in metadata.items()})
+
+
+def mark_internal(client: Any) -> Any:
+    """Make a boto3 client's requests the emulator's own (not recorded): for the runtime's service clients."""
+
+    def add_header(request: Any, **_: Any) -> None:
+        request.headers[INTERNAL_HEADER] = "1"
+
+    client.meta.events.register_first("before-send.*.*", add_header)
+    return client
 
 
 def _read_body(environ: dict) -> bytes:
