@@ -230,13 +230,18 @@ class Stack:
         return [json.loads(m["Body"]) for m in got.get("Messages", [])]
 
     def deploy(
-        self, code: dict[str, Any] | None = None, *, timeout: int = 3, env: dict[str, str] | None = None
+        self,
+        code: dict[str, Any] | None = None,
+        *,
+        timeout: int = 3,
+        env: dict[str, str] | None = None,
+        handler: str = HANDLER,
     ) -> str:
         response = self.client_for("lambda").create_function(
             FunctionName=self.name,
             Runtime="python3.11",
             Role=ROLE_ARN,
-            Handler=HANDLER,
+            Handler=handler,
             Code=code or {"ZipFile": standin_zip()},
             Timeout=timeout,
             MemorySize=256,
@@ -447,7 +452,7 @@ def test_batch_processed_deleted_with_lambda_event_env_and_context(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log, docker_calls: list[tuple[Any, ...]]
 ) -> None:
     stack = make_stack()
-    stack.deploy(env={"GREETING": "hi", "AWS_PROFILE_IN_FUNCTION": "kept"})
+    stack.deploy(env={"GREETING": "hi", "AWS_PROFILE_IN_FUNCTION": "kept"}, timeout=7)
     stack.map(BatchSize=10, **REPORT_BATCH)
     bodies = [{"action": "print", "text": f"message-{i}"} for i in range(4)]
     sent = stack.send(*bodies, MessageAttributes={"kind": {"DataType": "String", "StringValue": "probe"}})
@@ -491,7 +496,7 @@ def test_batch_processed_deleted_with_lambda_event_env_and_context(
     assert context["memory_limit_in_mb"] == "256"
     assert context["log_group_name"] == f"/aws/lambda/{stack.name}"
     assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}", context["log_stream_name"])
-    assert 2000 < context["remaining_ms"] <= 3000  # Timeout=3
+    assert 5000 < context["remaining_ms"] <= 7000  # Timeout=7
     uuid.UUID(context["aws_request_id"])
 
     task_root = Path(env["LAMBDA_TASK_ROOT"])
@@ -585,7 +590,9 @@ def test_handler_exception_fails_the_batch_then_dlq(
     wait_until(lambda: len(stack.dlq_bodies()) == 2, what="both messages of the failed batch in the DLQ")
     assert len(stack.invocations_of(ok)) == 2 and len(stack.invocations_of(bad)) == 2
     assert stack.counts(stack.queue_url) == 0
-    assert f"[lambda:{stack.name}] RuntimeError: standin exploded on poison-{stack.name}" in log.text()
+    assert log.says(stack.name, f"[ERROR] RuntimeError: standin exploded on poison-{stack.name}")
+    assert log.says(stack.name, 'standin.py", line')  # the function's own frames
+    assert not log.says(stack.name, "lambda_worker.py")  # not the bootstrap's
 
 
 def test_unknown_item_identifier_fails_the_whole_batch(
@@ -628,6 +635,29 @@ def test_batch_size_bounds_each_invocation(runtime: LambdaRuntime, make_stack: C
     sizes = [len(r["event"]["Records"]) for r in stack.reports()]
     assert sorted(sizes) == [1, 2, 2]
     assert sorted(r["messageId"] for rep in stack.reports() for r in rep["event"]["Records"]) == sorted(sent)
+
+
+@pytest.mark.parametrize(
+    ("handler", "error"),
+    [
+        ("trailwatch_processor.missing.handler", "Runtime.ImportModuleError: Unable to import module "
+         "'trailwatch_processor.missing': No module named 'trailwatch_processor.missing'"),
+        ("trailwatch_processor.standin.nope", "Runtime.HandlerNotFound: Handler 'nope' missing on module "
+         "'trailwatch_processor.standin'"),
+        ("handler", "Runtime.MalformedHandlerName: Bad handler 'handler'"),
+    ],
+    ids=["module-missing", "function-missing", "malformed"],
+)  # fmt: skip
+def test_init_error_fails_the_invocation(
+    runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log, handler: str, error: str
+) -> None:
+    stack = make_stack(visibility_timeout=1, max_receive_count=1)
+    stack.deploy(handler=handler)
+    stack.map()
+    stack.send({"action": "ok"})
+    wait_until(lambda: stack.dlq_bodies() == [{"action": "ok"}], what="the message in the DLQ")
+    assert log.says(stack.name, f"[ERROR] {error}")
+    assert stack.reports() == []
 
 
 def test_timeout_kills_the_worker_and_counts_as_failure(

@@ -99,24 +99,59 @@ def setup_logging() -> _RequestIdFilter:
     return request_filter
 
 
+class InitError(Exception):
+    """The handler cannot be loaded; ``error_type`` as the Lambda Python runtime names it."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
 def load_handler(spec: str) -> Callable[[Any, LambdaContext], Any]:
     """``package.module.function`` (``/`` accepted as a separator) -> the callable."""
     module_name, _, function_name = spec.replace("/", ".").rpartition(".")
     if not module_name or not function_name:
-        raise ValueError(f"Bad handler '{spec}': expected <module>.<function>")
-    module = importlib.import_module(module_name)
+        raise InitError("Runtime.MalformedHandlerName", f"Bad handler '{spec}': expected <module>.<function>")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InitError(
+            "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}"
+        ) from exc
+    except SyntaxError as exc:
+        raise InitError(
+            "Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}"
+        ) from exc
     handler = getattr(module, function_name, None)
     if not callable(handler):
-        raise AttributeError(f"Handler '{function_name}' missing on module '{module_name}'")
+        raise InitError(
+            "Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'"
+        )
     return handler
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:
+    """The error as Lambda reports it, with the stack trace of the function's code only."""
+    traced = exc.__cause__ if isinstance(exc, InitError) and exc.__cause__ else exc
+    frames = [f for f in traceback.extract_tb(traced.__traceback__) if _is_user_frame(f.filename)]
     return {
-        "errorType": type(exc).__name__,
+        "errorType": getattr(exc, "error_type", type(exc).__name__),
         "errorMessage": str(exc),
-        "stackTrace": traceback.format_exception(exc),
+        "stackTrace": traceback.format_list(frames),
     }
+
+
+def _is_user_frame(filename: str) -> bool:
+    return filename != __file__ and not filename.startswith("<frozen ")
+
+
+def print_error(error: dict[str, Any]) -> None:
+    """The ``[ERROR]`` block the Lambda Python runtime writes to the function's log."""
+    lines = [f"[ERROR] {error['errorType']}: {error['errorMessage']}"]
+    if error["stackTrace"]:
+        lines.append("Traceback (most recent call last):")
+        lines.extend(entry.rstrip("\n") for entry in error["stackTrace"])
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 def send(out: IO[str], message: dict[str, Any]) -> None:
@@ -133,9 +168,8 @@ def invoke(handler: Callable[[Any, LambdaContext], Any], request: dict[str, Any]
         payload = handler(request["event"], context)
         json.dumps(payload)  # an unserialisable result fails the invocation, as in Lambda
     except Exception as exc:  # the function's failure is data for the runtime, not ours
-        traceback.print_exc()
-        sys.stderr.flush()
         reply.update(ok=False, error=error_info(exc))
+        print_error(reply["error"])
         return reply
     reply.update(ok=True, payload=payload)
     return reply
@@ -153,8 +187,9 @@ def main(argv: list[str]) -> int:
     try:
         handler = load_handler(os.environ["_HANDLER"])
     except Exception as exc:
-        traceback.print_exc()
-        send(replies_out, {"type": "init_error", "error": error_info(exc)})
+        error = error_info(exc)
+        print_error(error)
+        send(replies_out, {"type": "init_error", "error": error})
         return 1
     send(replies_out, {"type": "ready"})
     for line in requests_in:
