@@ -931,3 +931,40 @@ def test_function_bad_architecture_is_named(aws: Client) -> None:
 def test_filters_overlap(a: tuple[str, str], b: tuple[str, str], overlap: bool) -> None:
     assert cfn_models._filters_overlap(a, b) is overlap
     assert cfn_models._filters_overlap(b, a) is overlap
+
+
+# ---------------------------------------------------------------- change sets (how `trailwatch deploy` works)
+
+
+def test_change_sets_leave_the_stack_with_its_outputs_and_parameters(aws: Client) -> None:
+    body = template(
+        {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Ref": "Name"}}}},
+        Description="change sets",
+        Parameters={"Name": {"Type": "String"}},
+        Outputs={"Url": {"Value": {"Ref": "Queue"}}, "Arn": {"Value": {"Fn::GetAtt": ["Queue", "Arn"]}}},
+    )
+    cfn = aws("cloudformation")
+
+    def run(kind: str, name: str) -> dict[str, Any]:
+        created = cfn.create_change_set(
+            StackName="cs",
+            ChangeSetName=f"c-{name}",
+            ChangeSetType=kind,
+            TemplateBody=body,
+            Parameters=[{"ParameterKey": "Name", "ParameterValue": name}],
+        )
+        cfn.execute_change_set(ChangeSetName=created["Id"])
+        return cfn.describe_stacks(StackName="cs")["Stacks"][0]
+
+    stack = run("CREATE", "first")
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert stack["Description"] == "change sets"
+    assert {
+        o["OutputKey"]: o["OutputValue"].rsplit("/", 1)[-1].rsplit(":", 1)[-1] for o in stack["Outputs"]
+    } == {"Url": "first", "Arn": "first"}
+    stack = run("UPDATE", "second")
+    assert stack["StackStatus"] == "UPDATE_COMPLETE"
+    assert stack["Parameters"] == [{"ParameterKey": "Name", "ParameterValue": "second"}]
+    assert {
+        o["OutputKey"]: o["OutputValue"].rsplit("/", 1)[-1].rsplit(":", 1)[-1] for o in stack["Outputs"]
+    } == {"Url": "second", "Arn": "second"}

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from moto.awslambda.models import LambdaFunction as MotoFunction
 from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import ValidationError
+from moto.cloudformation.models import CloudFormationBackend
 from moto.cloudtrail.models import Trail as MotoTrail
 from moto.core.common_models import CloudFormationModel
 from moto.dynamodb.models.table import Table as MotoTable
@@ -1300,6 +1301,26 @@ class Queue(_Override, CloudFormationModel):
     FIXED = ("QueueName", "FifoQueue", "Tags")  # name and type need replacement; tags have their own API
 
     @classmethod
+    def _update_original(
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        props = cls._props(cloudformation_json)
+        name = props.get("QueueName", original_resource.name)
+        fifo = cls._bool(props, "FifoQueue", False)
+        if name == original_resource.name and fifo == bool(original_resource.fifo_queue):
+            return original_resource  # in place: `_apply` sets the attributes
+        replacement = cls.ORIGINAL.create_from_cloudformation_json(
+            props.get("QueueName", new_resource_name), cloudformation_json, account_id, region_name
+        )
+        _sqs(account_id, region_name).delete_queue(original_resource.name)
+        return replacement
+
+    @classmethod
     def _apply(
         cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
     ) -> None:
@@ -1654,6 +1675,32 @@ def _map_key(key: Any) -> Any:
     return key
 
 
+# ---------------------------------------------------------------- change sets
+
+_original_execute_change_set = CloudFormationBackend.execute_change_set
+
+
+def _execute_change_set(
+    self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
+) -> None:
+    """moto's ExecuteChangeSet, then the stack as CloudFormation leaves it: with the change set's template,
+    parameters and outputs. (moto keeps the outputs of the stack's previous template: none at all after a
+    CREATE change set, which is how `trailwatch deploy` creates the stack.)"""
+    change_set = self.change_sets.get(change_set_name) or next(
+        (cs for cs in self.change_sets.values() if cs.change_set_name == change_set_name), None
+    )
+    _original_execute_change_set(self, change_set_name, stack_name)
+    if change_set is None:
+        return
+    stack = change_set.stack
+    stack.template = change_set.template
+    stack._parse_template()
+    stack.description = stack.template_dict.get("Description")
+    if change_set.parameters:
+        stack.parameters = change_set.parameters
+    stack.output_map = stack._create_output_map()
+
+
 # ---------------------------------------------------------------- registration
 
 NEW_MODELS: tuple[type[CloudFormationModel], ...] = (
@@ -1679,6 +1726,7 @@ def register(log: LogFn | None = None) -> None:
     if log is not None:
         _warn = log
     parsing.clean_json = _clean_json  # recursive calls inside moto's parser go through the module global
+    CloudFormationBackend.execute_change_set = _execute_change_set  # type: ignore[method-assign]
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()
     parsing.get_name_type_map.cache_clear()
