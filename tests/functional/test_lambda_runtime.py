@@ -35,6 +35,7 @@ from trailwatch.local.lambda_runtime import (
 )
 
 REGION = "us-east-1"
+REFRESH = 0.25  # the runtime's discovery / configuration refresh interval in these tests
 ROLE_ARN = "arn:aws:iam::123456789012:role/standin-lambda"
 HANDLER = "trailwatch_processor.standin.handler"
 
@@ -169,7 +170,7 @@ def log() -> Log:
 @pytest.fixture(scope="module")
 def runtime(endpoint: str, log: Log) -> Iterator[LambdaRuntime]:
     """One runtime for the module (for REGION only); each test uses its own function and queues."""
-    rt = LambdaRuntime(endpoint, REGION, log)
+    rt = LambdaRuntime(endpoint, REGION, log, refresh_interval=REFRESH)
     rt.start()
     yield rt
     rt.stop()
@@ -545,7 +546,7 @@ def test_code_is_the_zip_the_function_was_created_with(
     )
 
     client_for("lambda").update_function_code(FunctionName=stack.name, ZipFile=standin_zip("updated"))
-    time.sleep(1.2)  # the runtime re-reads the configuration at most once a second
+    time.sleep(REFRESH + 0.2)  # the runtime re-reads the configuration at most once per refresh interval
     stack.send({"action": "ok"})
     second = wait_until(lambda: len(stack.reports()) > 1 and stack.reports()[1], what="a second invocation")
     assert second["version"] == "updated"
@@ -704,7 +705,7 @@ def test_reserved_concurrency_zero_throttles(
     [message_id] = stack.send({"action": "ok"})
     stack.map()
     wait_until(lambda: f"function {stack.name}: ReservedConcurrentExecutions is 0" in log.text())
-    time.sleep(1.5)  # a poller that ignored the throttle would have received the message by now
+    time.sleep(1.0)  # a poller that ignored the throttle would have received the message by now
     assert stack.reports() == []
 
     client_for("lambda").delete_function_concurrency(FunctionName=stack.name)
@@ -720,7 +721,7 @@ def test_disabled_or_deleted_mapping_is_not_polled(
     stack.deploy()
     stack.send({"action": "ok"})
     mapping = stack.map(Enabled=False)
-    time.sleep(1.5)  # more than a discovery round
+    time.sleep(4 * REFRESH)  # several discovery rounds
     assert stack.reports() == [] and stack.counts(stack.queue_url) == 1
     assert mapping["UUID"] not in log.text()
 
@@ -729,9 +730,9 @@ def test_disabled_or_deleted_mapping_is_not_polled(
 
     client_for("lambda").delete_event_source_mapping(UUID=mapping["UUID"])
     wait_until(lambda: f"stopped polling for mapping {mapping['UUID']}" in log.text())
-    time.sleep(1.2)  # the poller's last long poll ends
+    time.sleep(1.1)  # the poller's last long poll ends
     stack.send({"action": "ok"})
-    time.sleep(1.5)
+    time.sleep(4 * REFRESH)
     assert stack.counts(stack.queue_url) == 1 and len(stack.reports()) == 1
 
 

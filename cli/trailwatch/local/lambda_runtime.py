@@ -450,7 +450,7 @@ class FunctionHost:
         self.worker: Worker | None = None
 
     def current_config(self) -> FunctionConfig:
-        if self.config is None or time.monotonic() - self._fetched_at >= REFRESH_INTERVAL:
+        if self.config is None or time.monotonic() - self._fetched_at >= self.runtime.refresh_interval:
             client = self.runtime.client("lambda")
             response = client.get_function(FunctionName=self.arn)
             name = response["Configuration"]["FunctionName"]
@@ -546,11 +546,11 @@ class Poller:
             except (ClientError, BotoCoreError, OSError) as err:
                 self._problem(f"polling {self.queue_arn}: {err}")
                 self._queue_url = None
-                self.stop_event.wait(REFRESH_INTERVAL)
+                self.stop_event.wait(self.runtime.refresh_interval)
             except Exception as err:  # a bug of ours must not silently end the poller
                 self._problem(f"polling {self.queue_arn}: {type(err).__name__}: {err}")
                 self.runtime.log("".join(traceback.format_exception(err)).rstrip())
-                self.stop_event.wait(REFRESH_INTERVAL)
+                self.stop_event.wait(self.runtime.refresh_interval)
 
     def _problem(self, text: str) -> None:
         if text != self._last_problem:  # log a persistent problem once, not every second
@@ -564,13 +564,13 @@ class Poller:
             config = host.current_config()
         except (ClientError, BotoCoreError) as err:
             self._problem(f"function {mapping['FunctionArn']}: {err}")
-            self.stop_event.wait(REFRESH_INTERVAL)
+            self.stop_event.wait(self.runtime.refresh_interval)
             return
         if config.reserved_concurrency == 0:
             self._problem(
                 f"function {config.name}: ReservedConcurrentExecutions is 0 (throttled); not polling"
             )
-            self.stop_event.wait(REFRESH_INTERVAL)
+            self.stop_event.wait(self.runtime.refresh_interval)
             return
         messages = self._gather(sqs, int(mapping.get("BatchSize") or 10), mapping)
         if not messages:
@@ -662,9 +662,17 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 class LambdaRuntime:
     """Polls each SQS event source mapping like the Lambda service and runs the function locally."""
 
-    def __init__(self, endpoint: str, region: str, log: LogFn | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        region: str,
+        log: LogFn | None = None,
+        *,
+        refresh_interval: float = REFRESH_INTERVAL,
+    ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.region = region
+        self.refresh_interval = refresh_interval
         self.log: LogFn = log or _stderr_log
         self.stopping = threading.Event()
         self.code = CodeStore(region)
@@ -775,7 +783,7 @@ class LambdaRuntime:
                 if str(err) != self._last_problem:
                     self.log(f"[lambda-runtime] ListEventSourceMappings: {err}")
                 self._last_problem = str(err)
-            self.stopping.wait(REFRESH_INTERVAL)
+            self.stopping.wait(self.refresh_interval)
 
     def _sqs_mappings(self) -> dict[str, dict[str, Any]]:
         paginator = self.client("lambda").get_paginator("list_event_source_mappings")
