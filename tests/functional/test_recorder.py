@@ -665,6 +665,17 @@ def test_failed_call_gets_error_fields_and_request_id() -> None:
                 "POST",
                 "/",
                 "",
+                {**_auth("ec2"), "Content-Type": "application/x-www-form-urlencoded"},
+                b"Action=DescribeInstances&Version=2016-11-15&Filter.2.Name=b&Filter.1.Name=a"
+                b"&Filter.1.Value.1=x&Filter.1.Value.2=y&Filter.2.Value.1=z",
+            ),
+            {"filter": [{"name": "a", "value": ["x", "y"]}, {"name": "b", "value": ["z"]}]},
+        ),
+        (
+            HttpRequest(
+                "POST",
+                "/",
+                "",
                 {**_auth("kms"), "X-Amz-Target": "TrentService.Encrypt"},
                 b'{"KeyId": "alias/k", "Plaintext": "c2VjcmV0", "EncryptionContext": {"Purpose": "x"}}',
             ),

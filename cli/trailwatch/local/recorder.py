@@ -12,7 +12,8 @@ Identity: an access key of an IAM user created in the emulator gives an `IAMUser
 `sts:AssumeRole` an `AssumedRole` identity; any other key (moto's default/test credentials such as `test`
 or `testing`) is taken as the account's root user: `Root`, arn `arn:aws:iam::<account>:root`.
 
-Log file validation: trails with it on get a digest file per region and delivery period (AWS: per hour) in the
+Log file validation: trails with it on get a digest file per region that had log files in the delivery period
+(AWS: one per region and hour, also when empty; the emulator writes none for an idle period) in the
 `CloudTrail-Digest/` layout. Its signature is an HMAC with a key local to this process, not AWS's RSA
 signature: no AWS tool will validate it (the digest says so in `localEmulatorNote`).
 """
