@@ -194,6 +194,10 @@ def test_create_user_is_delivered_with_the_callers_identity(fast_emu: Emulator) 
     root_calls = [r for r in fast_emu.records(fast_emu.log_keys()) if r["eventName"] == "CreateAccessKey"]
     assert root_calls[0]["userIdentity"]["type"] == "Root"
     assert root_calls[0]["userIdentity"]["arn"] == f"arn:aws:iam::{ACCOUNT}:root"
+    # responseElements of writes, parsed from the response; secrets hidden as CloudTrail does
+    assert record["responseElements"]["user"]["arn"] == f"arn:aws:iam::{ACCOUNT}:user/mallory"
+    access_key = root_calls[0]["responseElements"]["accessKey"]
+    assert access_key["accessKeyId"] == key["AccessKeyId"] and access_key["secretAccessKey"] == rec.HIDDEN
 
 
 def test_stop_logging_stops_delivery_and_start_logging_resumes(emu: Emulator) -> None:
@@ -630,6 +634,7 @@ def test_failed_call_gets_error_fields_and_request_id() -> None:
     assert record["sourceIPAddress"] == "10.0.0.9" and record["userAgent"] == "test-agent/1.0"
     ok = record_for(request, 200, b"<GetUserResponse/>", {"x-amzn-RequestId": "rq-2"})
     assert "errorCode" not in ok and "errorMessage" not in ok and ok["requestID"] == "rq-2"
+    assert record["responseElements"] is None and ok["responseElements"] is None, "reads and failures: null"
 
 
 @pytest.mark.parametrize(

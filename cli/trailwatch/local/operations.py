@@ -110,6 +110,7 @@ class Identified:
     operation: str  # e.g. "CreateUser"
     labels: Mapping[str, str]  # URI labels of rest requests, decoded (e.g. Bucket, Key)
     model: OperationModel
+    protocol: str = ""  # the protocol the request used (json, query, ec2, rest-xml, ...)
 
     @property
     def event_source(self) -> str:
@@ -335,22 +336,23 @@ def _identify_in(service: str, signing_name: str, request: HttpRequest) -> tuple
     model = service_model(service)
     names = set(model.operation_names)
 
-    def found(rank: int, operation: str, labels: dict[str, str] | None = None) -> tuple[tuple, Identified]:
-        ident = Identified(service, signing_name, operation, labels or {}, model.operation_model(operation))
+    def found(rank: int, operation: str, protocol: str) -> tuple[tuple, Identified]:
+        ident = Identified(service, signing_name, operation, {}, model.operation_model(operation), protocol)
         return (rank,), ident
 
     target = request.header("X-Amz-Target")
     if target and "." in target:
         prefix, _, operation = target.rpartition(".")
         if operation in names and prefix == _target_prefix(service):
-            return found(1000, operation)
+            return found(1000, operation, "json")
         return None
     cbor = _CBOR_PATH_RE.match(request.path)
     if cbor and cbor.group(2) in names:
-        return found(1000, cbor.group(2))
+        return found(1000, cbor.group(2), "smithy-rpc-v2-cbor")
     action = (request.query_params.get("Action") or request.form_params.get("Action") or [None])[0]
     if action:
-        return found(1000, action) if action in names else None
+        protocol = "ec2" if model.protocol == "ec2" else "query"
+        return found(1000, action, protocol) if action in names else None
     if model.protocol not in ("rest-json", "rest-xml"):
         return None
     path = _s3_path(request) if service == "s3" else request.path
@@ -358,8 +360,8 @@ def _identify_in(service: str, signing_name: str, request: HttpRequest) -> tuple
     if best is None:
         return None
     score, operation, labels = best
-    ident = Identified(service, signing_name, operation, labels, model.operation_model(operation))
-    return score, ident
+    op_model = model.operation_model(operation)
+    return score, Identified(service, signing_name, operation, labels, op_model, model.protocol)
 
 
 def identify(request: HttpRequest, signing_name: str | None = None) -> Identified | None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import botocore.parsers
 from botocore.model import Shape
 
 from trailwatch.local import operations
@@ -236,7 +237,7 @@ def _unflatten(params: Mapping[str, list[str]]) -> dict[str, Any]:
 
 def request_parameters(request: HttpRequest, ident: Identified) -> dict[str, Any] | None:
     """requestParameters, decoded as far as the protocol allows; None when there is nothing."""
-    protocol = ident.model.service_model.protocol
+    protocol = ident.protocol or ident.model.service_model.protocol
     params: dict[str, Any] = {}
     skip = {"Action", "Version", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires"}
     skip |= {"X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token", "x-id"}
@@ -260,6 +261,47 @@ def request_parameters(request: HttpRequest, ident: Identified) -> dict[str, Any
     if ident.service == "s3" and params and request.header("Host"):
         params["Host"] = request.header("Host")
     return params or None
+
+
+MAX_RESPONSE_ELEMENTS_CHARS = 102_400
+
+
+def response_elements(served: Served, ident: Identified, read_only: bool) -> dict[str, Any] | None:
+    """responseElements of a successful write call, parsed with botocore's parser for the protocol used
+    (structure members in lowerCamel, sensitive members hidden). None for reads (CloudTrail leaves most of
+    them out), failures, data events and anything that does not parse."""
+    shape = ident.model.output_shape
+    if read_only or served.status >= 400 or shape is None or not ident.protocol:
+        return None
+    try:
+        parser = botocore.parsers.create_parser(ident.protocol)
+        response = {
+            "body": served.response_body,
+            "headers": served.response_headers,
+            "status_code": served.status,
+        }
+        parsed = parser.parse(response, shape)
+    except Exception:
+        return None
+    parsed.pop("ResponseMetadata", None)
+    elements = _clip(_jsonable(parsed), shape)
+    if not elements or len(json.dumps(elements)) > MAX_RESPONSE_ELEMENTS_CHARS:
+        return None
+    return elements
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime(TIME_FORMAT)
+    if isinstance(value, (bytes, bytearray)):
+        return HIDDEN
+    if hasattr(value, "read"):  # a streaming body
+        return None
+    return value
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -382,6 +424,7 @@ def build_record(served: Served, ident: Identified, default_account: str) -> dic
     params = request_parameters(request, ident)
     resources = data_resources(ident, request, params or {}, region, account)
     data_event = resources is not None
+    read_only = is_read_only(ident.operation)
     record: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
         "userIdentity": identity,
@@ -392,7 +435,7 @@ def build_record(served: Served, ident: Identified, default_account: str) -> dic
         "sourceIPAddress": served.source_ip,
         "userAgent": request.header("User-Agent") or "",
         "requestParameters": params,
-        "responseElements": None,
+        "responseElements": None if data_event else response_elements(served, ident, read_only),
     }
     if served.status >= 400:
         code, message = parse_error(served.response_body, served.response_headers)
@@ -402,7 +445,7 @@ def build_record(served: Served, ident: Identified, default_account: str) -> dic
     record |= {
         "requestID": _request_id(served.response_body, served.response_headers),
         "eventID": str(uuid.uuid4()),
-        "readOnly": is_read_only(ident.operation),
+        "readOnly": read_only,
     }
     resources = resources if data_event else bucket_resources(ident, account)
     if resources:
