@@ -1,0 +1,153 @@
+"""`trailwatch deploy`: package, plan, execute, upload the config, verify, summarise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+
+from trailwatch import package as packaging
+from trailwatch import resources, stack
+from trailwatch.errors import UsageError, bucket_name_taken, error_code
+from trailwatch.session import Aws
+from trailwatch.ui import UI
+
+MANAGED_PARAMETERS = ("CodeBucket", "CodeKey")
+
+
+def parse_param_options(values: tuple[str, ...], allowed: list[str]) -> dict[str, str]:
+    """`--param KEY=VALUE` pairs, checked against the template's parameters."""
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param {item!r}: expected KEY=VALUE.")
+        if key in MANAGED_PARAMETERS:
+            raise UsageError(f"--param {key}: set by the packaging step, not by hand.")
+        if key not in allowed:
+            names = ", ".join(k for k in allowed if k not in MANAGED_PARAMETERS)
+            raise UsageError(f"--param {key}: unknown parameter. Allowed: {names}.")
+        out[key] = value
+    return out
+
+
+def build_parameters(
+    declared: dict[str, dict[str, Any]], given: dict[str, str], existing: dict[str, str] | None
+) -> list[dict[str, Any]]:
+    """CloudFormation Parameters: given values; on update the previous value of the rest."""
+    params: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for key, spec in declared.items():
+        if key in given:
+            params.append({"ParameterKey": key, "ParameterValue": given[key]})
+        elif existing is not None and key in existing:
+            params.append({"ParameterKey": key, "UsePreviousValue": True})
+        elif "Default" not in spec:
+            missing.append(key)
+    if missing:
+        flags = {"TrailBucketName": "--bucket NAME", "AlertEmail": "--email ADDR"}
+        named = ", ".join(flags.get(k, f"--param {k}=VALUE") for k in missing)
+        raise UsageError(f"The first deploy needs {named}.")
+    return params
+
+
+def check_trail_bucket_free(aws: Aws, bucket: str) -> None:
+    """Fail early, with a clear reason, when the stack could not create the trail bucket."""
+    try:
+        aws.client("s3").head_bucket(Bucket=bucket)
+    except botocore.exceptions.ClientError as exc:
+        code = error_code(exc)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return
+        if code in ("403", "AccessDenied"):
+            raise bucket_name_taken(bucket, "another AWS account owns it") from exc
+        raise
+    raise bucket_name_taken(
+        bucket,
+        "it already exists in this account (retained by an earlier deploy?); delete it or pick another",
+    )
+
+
+def run_deploy(
+    aws: Aws,
+    ui: UI,
+    *,
+    bucket: str | None,
+    email: str | None,
+    config_path: Path | None,
+    params: tuple[str, ...],
+    dry_run: bool,
+    run_verify: bool,
+    verify_timeout: float,
+) -> int:
+    name = aws.options.stack_name
+    template = resources.template_text()
+    declared = stack.template_parameters(template)
+    given = parse_param_options(params, list(declared))
+    if bucket:
+        given["TrailBucketName"] = bucket
+    if email:
+        given["AlertEmail"] = email
+
+    ui.step(f"Deploying stack {name} to {aws.region} (account {aws.account_id()})")
+    current = stack.describe_stack(aws, name)
+    existing = (
+        stack.stack_parameters(current)
+        if current and current["StackStatus"] != "REVIEW_IN_PROGRESS"
+        else None
+    )
+    if "TrailBucketName" in given and (existing or {}).get("TrailBucketName") != given["TrailBucketName"]:
+        check_trail_bucket_free(aws, given["TrailBucketName"])
+
+    ui.step("Packaging the processor")
+    pkg = packaging.build_package()
+    ui.progress(f"{len(pkg.files)} files, sha256 {pkg.sha256[:16]}")
+    code_bucket, code_key, _ = packaging.upload_package(aws, ui, pkg)
+    given["CodeBucket"], given["CodeKey"] = code_bucket, code_key
+    parameters = build_parameters(declared, given, existing)
+
+    ui.step("Planning (change set)")
+    template_arg = stack.template_argument(aws, template, code_bucket)
+    plan = stack.create_plan(aws, ui, name, template_arg, parameters)
+    stack.print_plan(ui, plan)
+    if dry_run:
+        stack.discard_plan(aws, ui, plan)
+        ui.info("Dry run: nothing changed.")
+        return 0
+    if plan.no_changes:
+        deployed = stack.require_stack(aws, name)
+    else:
+        ui.step("Executing")
+        deployed = stack.execute_plan(aws, ui, plan)
+        ui.success(f"Stack {name}: {deployed['StackStatus']}")
+
+    from trailwatch import configcmd  # here: configcmd imports the processor's rules lazily too
+
+    ui.step("Uploading the config")
+    configcmd.upload(
+        aws, ui, config_path or resources.default_config_path(), outputs=stack.stack_outputs(deployed)
+    )
+
+    result = 0
+    if run_verify:
+        from trailwatch import verify
+
+        ui.step("Verifying")
+        result = verify.run_verify(aws, ui, probe=True, timeout=verify_timeout)
+    print_summary(aws, ui, stack.stack_outputs(deployed), email or (existing or {}).get("AlertEmail"))
+    return result
+
+
+def print_summary(aws: Aws, ui: UI, outputs: dict[str, str], email: str | None) -> None:
+    ui.step("Summary")
+    ui.table(["output", "value"], sorted(outputs.items()))
+    if email:
+        ui.info(
+            f"Confirm the subscription: AWS sent a confirmation mail to {email}; no alert arrives before."
+        )
+    stack_flag = "" if aws.options.stack_name == "trailwatch" else f" --stack-name {aws.options.stack_name}"
+    ui.info("Next:")
+    ui.info(f"  trailwatch verify{stack_flag}              check the pipeline end to end")
+    ui.info(f"  trailwatch events --since 24h{stack_flag}  list detected events")
+    ui.info(f"  trailwatch upload-config FILE{stack_flag}  change the monitored events")

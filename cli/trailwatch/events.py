@@ -1,0 +1,130 @@
+"""`trailwatch events`: stored events, newest first, through the table's indexes (never a Scan)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from trailwatch import stack
+from trailwatch.errors import UsageError
+from trailwatch.session import Aws
+from trailwatch.ui import UI
+
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+COLUMNS = ["time", "rule", "severity", "event", "principal", "source ip", "region"]
+_deserializer = TypeDeserializer()
+
+
+def parse_since(text: str) -> timedelta:
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
+    if not match or int(match.group(1)) == 0:
+        raise UsageError(f"--since {text!r}: expected a positive number and a unit, e.g. 30m, 24h, 7d.")
+    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def days_newest_first(start: datetime, end: datetime) -> list[str]:
+    day, last = end.date(), start.date()
+    out = []
+    while day >= last:
+        out.append(day.isoformat())
+        day -= timedelta(days=1)
+    return out
+
+
+def _query(aws: Aws, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    paginator = aws.client("dynamodb").get_paginator("query")
+    for page in paginator.paginate(ScanIndexForward=False, **kwargs):
+        for item in page.get("Items", []):
+            yield {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def query_events(
+    aws: Aws,
+    table: str,
+    *,
+    since: timedelta,
+    rule: str | None,
+    min_severity: str | None,
+    limit: int,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    from trailwatch_processor.rules import severity_rank
+
+    now = now or datetime.now(UTC)
+    start = iso(now - since)
+    floor = severity_rank(min_severity) if min_severity else None
+    if rule:
+        streams = [
+            _query(
+                aws,
+                TableName=table,
+                IndexName="ByRule",
+                KeyConditionExpression="rule_id = :r AND event_time >= :t",
+                ExpressionAttributeValues={":r": {"S": rule}, ":t": {"S": start}},
+            )
+        ]
+    else:
+        streams = [
+            _query(
+                aws,
+                TableName=table,
+                IndexName="ByDay",
+                KeyConditionExpression="event_day = :d AND event_time >= :t",
+                ExpressionAttributeValues={":d": {"S": day}, ":t": {"S": start}},
+            )
+            for day in days_newest_first(now - since, now)
+        ]
+    out: list[dict[str, Any]] = []
+    for items in streams:  # generators: a day is queried only when the newer days did not fill the limit
+        for item in items:
+            if floor is not None and severity_rank(str(item.get("severity", "info"))) < floor:
+                continue
+            out.append(item)
+            if len(out) >= limit:
+                return out
+    return out
+
+
+def run_events(aws: Aws, ui: UI, *, since: str, rule: str | None, severity: str | None, limit: int) -> int:
+    from trailwatch_processor.rules import SEVERITIES
+
+    if severity and severity not in SEVERITIES:
+        raise UsageError(f"--severity {severity!r}: expected one of {', '.join(SEVERITIES)}.")
+    if limit < 1:
+        raise UsageError("--limit must be at least 1.")
+    window = parse_since(since)
+    table = stack.stack_outputs(stack.require_stack(aws, aws.options.stack_name)).get("EventsTableName")
+    if not table:
+        raise UsageError("The stack has no EventsTableName output.")
+    items = query_events(aws, table, since=window, rule=rule, min_severity=severity, limit=limit)
+    if ui.json_mode:
+        for item in items:
+            ui.json({k: v for k, v in item.items() if k != "raw"})
+        return 0
+    ui.table(
+        COLUMNS,
+        [
+            (
+                i.get("event_time"),
+                i.get("rule_id"),
+                i.get("severity"),
+                i.get("event_name"),
+                i.get("principal_arn"),
+                i.get("source_ip"),
+                i.get("aws_region"),
+            )
+            for i in items
+        ],
+    )
+    ui.info(
+        f"{len(items)} event(s) in the last {since}" + (f" (limit {limit})" if len(items) >= limit else "")
+    )
+    return 0

@@ -1,0 +1,170 @@
+"""The Lambda deployment package: a deterministic zip of the installed `trailwatch_processor` package,
+named by its sha256, uploaded once to a hardened artifacts bucket."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import botocore.exceptions
+import trailwatch_processor
+
+from trailwatch.errors import bucket_name_taken, error_code
+from trailwatch.session import Aws
+from trailwatch.ui import UI
+
+PACKAGE_NAME = "trailwatch_processor"
+DATA_FILES = ("default_events.json",)
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o100644
+KEY_PREFIX = "trailwatch/lambda/"
+
+
+@dataclass(frozen=True)
+class Package:
+    data: bytes
+    sha256: str
+    files: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{KEY_PREFIX}trailwatch-processor-{self.sha256[:16]}.zip"
+
+
+def source_dir() -> Path:
+    return Path(trailwatch_processor.__file__).parent
+
+
+def package_files(root: Path | None = None) -> list[tuple[str, bytes]]:
+    """(archive name, bytes) of every module and data file, sorted; symlinks followed, caches skipped."""
+    root = source_dir() if root is None else root
+    found: list[tuple[str, bytes]] = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if "__pycache__" in rel.parts or not path.is_file():
+            continue
+        if path.suffix == ".py" or (len(rel.parts) == 1 and rel.name in DATA_FILES):
+            found.append((f"{PACKAGE_NAME}/{rel.as_posix()}", path.read_bytes()))
+    missing = [name for name in DATA_FILES if not (root / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{root}: missing {', '.join(missing)} (a broken install or symlink?)")
+    return sorted(found)
+
+
+def build_zip(files: list[tuple[str, bytes]]) -> bytes:
+    """Same files, same bytes: fixed order, timestamps, permissions and compression."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files:
+            info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            info.external_attr = FILE_MODE << 16
+            archive.writestr(info, data, compresslevel=9)
+    return buffer.getvalue()
+
+
+def build_package(root: Path | None = None) -> Package:
+    files = package_files(root)
+    data = build_zip(files)
+    return Package(data=data, sha256=hashlib.sha256(data).hexdigest(), files=tuple(n for n, _ in files))
+
+
+def artifacts_bucket_name(account: str, region: str) -> str:
+    return f"trailwatch-artifacts-{account}-{region}"
+
+
+def tls_only_policy(bucket: str, partition: str = "aws") -> str:
+    arn = f"arn:{partition}:s3:::{bucket}"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [arn, f"{arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+    )
+
+
+def ensure_artifacts_bucket(aws: Aws, ui: UI) -> str:
+    """The artifacts bucket, created and hardened when missing."""
+    s3 = aws.client("s3")
+    bucket = artifacts_bucket_name(aws.account_id(), aws.region)
+    try:
+        s3.head_bucket(Bucket=bucket)
+        ui.debug(f"artifacts bucket {bucket} exists")
+        return bucket
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) in ("403", "AccessDenied"):
+            raise bucket_name_taken(bucket, "it exists and this account cannot use it") from exc
+        if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    ui.progress(f"Creating artifacts bucket {bucket}")
+    create: dict = {"Bucket": bucket}
+    if aws.region != "us-east-1":
+        create["CreateBucketConfiguration"] = {"LocationConstraint": aws.region}
+    s3.create_bucket(**create)
+    harden_bucket(aws, bucket)
+    return bucket
+
+
+def harden_bucket(aws: Aws, bucket: str) -> None:
+    """As the trail bucket: no public access, default encryption, TLS only, versioning."""
+    s3 = aws.client("s3")
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}
+            ]
+        },
+    )
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_policy(Bucket=bucket, Policy=tls_only_policy(bucket, aws.partition))
+
+
+def object_exists(aws: Aws, bucket: str, key: str) -> bool:
+    try:
+        aws.client("s3").head_object(Bucket=bucket, Key=key)
+        return True
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+
+
+def upload_package(aws: Aws, ui: UI, package: Package) -> tuple[str, str, bool]:
+    """(bucket, key, uploaded): the upload is skipped when the key (named by the hash) exists."""
+    bucket = ensure_artifacts_bucket(aws, ui)
+    if object_exists(aws, bucket, package.key):
+        ui.progress("Reusing existing deployment package.")
+        return bucket, package.key, False
+    aws.client("s3").put_object(
+        Bucket=bucket,
+        Key=package.key,
+        Body=package.data,
+        ContentType="application/zip",
+        Metadata={"sha256": package.sha256},
+    )
+    ui.progress(f"Uploaded deployment package s3://{bucket}/{package.key} ({len(package.data)} bytes)")
+    return bucket, package.key, True
