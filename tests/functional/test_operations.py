@@ -167,7 +167,7 @@ def test_every_moto_operation_maps_back(
         f"{service}.{operation} ({protocol}): {request.method} {request.path}?{request.query}"
     )
     expected = INDISTINGUISHABLE.get((service, operation), (operation, ""))[0]
-    assert (found.service, found.operation) == (service, expected), (
+    assert (found.service, found.operation, found.protocol) == (service, expected, protocol), (
         f"{request.method} {request.path}?{request.query}"
     )
 
