@@ -149,6 +149,22 @@ def _cases() -> list[tuple[str, str, str, bool]]:
     return cases
 
 
+@pytest.mark.parametrize(
+    ("operation", "protocol"),
+    [
+        (op, protocol)
+        for op in operations.service_model("cloudwatch").operation_names
+        for protocol in operations.service_model("cloudwatch").metadata["protocols"]
+    ],
+)
+def test_a_service_speaking_three_protocols(operation: str, protocol: str) -> None:
+    """CloudWatch (signing name `monitoring`) takes CBOR, JSON and query requests: each maps back."""
+    op = operations.service_model("cloudwatch").operation_model(operation)
+    found = identify(synthesise("cloudwatch", op, protocol))
+    assert found is not None and (found.operation, found.protocol) == (operation, protocol)
+    assert found.event_source == "monitoring.amazonaws.com"
+
+
 def test_moto_implements_a_plausible_number_of_operations() -> None:
     """Guards the discovery of moto's operations itself: an empty set would make the coverage test vacuous."""
     counts = {service: len(moto_implemented(service)) for service in SERVICES}
