@@ -729,8 +729,10 @@ class CloudTrailRecorder:
         if ident is None:
             return None
         record = build_record(served, ident, self.account_id)
-        logging = logging_trails(self.account_id) if logging is None else logging
         account = record["recipientAccountId"]
+        # the middleware snapshots the default account only
+        if logging is None or account != self.account_id:
+            logging = (logging or set()) | logging_trails(account)
         targets = [
             ref
             for ref, trail in iter_trails(account)
