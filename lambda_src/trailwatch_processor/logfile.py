@@ -1,0 +1,508 @@
+"""Streaming read of one CloudTrail log object with bounded memory and a provably safe literal prefilter.
+
+Two readers produce the same matches for every valid JSON log:
+
+* the general path parses ``{"Records": [...]}`` of any valid layout one record at a time
+  (``json.JSONDecoder.raw_decode`` on a buffer that grows only while a record is incomplete);
+* the fast path handles CloudTrail's compact layout ``{"Records":[{"eventVersion":...},...]}``.
+  It splits the decompressed bytes at ``},{"eventVersion":`` and ``json.loads`` only the pieces
+  that contain a needle of the matcher (or a ``\\u``/``\\/`` escape that could hide one).
+
+Why the fast path is safe (for valid JSON): ``},{"eventVersion":`` can never lie inside a JSON
+string (its ``"`` would have to be escaped), so every occurrence is structural. It may still be
+*nested* (an array of objects inside a record whose second element has the key ``eventVersion``);
+then a piece could parse as an object although it is not a record. Before any piece of a window is
+used, the window's structure is checked in C-speed passes: escaped backslashes and quotes are
+removed, separators are replaced by a marker byte, everything but ``"{}[]`` and the marker is
+deleted, strings are removed, and matched bracket pairs are cancelled. Only when nothing but
+markers remains is every separator at the depth of the Records array, so every piece is a
+sequence of complete records. Any doubt (layout, nesting, a candidate that does not parse) sends
+the rest of the file, from the first record not yet emitted, to the general path.
+
+On the fast path ``FileStats.records`` counts the pieces between top-level separators: exact when
+every record starts with ``eventVersion`` (as CloudTrail writes them); pieces that are parsed are
+counted record by record. ``skipped_non_objects`` counts only what was parsed. Syntax errors inside
+records that contain no needle are not detected there (they are never parsed); gzip integrity
+(CRC, length) is still checked.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import gzip
+import io
+import json
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    from .rules import Rule
+
+CHUNK_SIZE = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+_BOM = codecs.BOM_UTF8
+_HEAD = b'{"Records":['
+_REC_START = b'{"eventVersion":'
+_SEP = b'},{"eventVersion":'
+_MARK = b"}\x00{"
+_KEEP = b'"{}[]\x00'
+_DELETE = bytes(b for b in range(256) if b not in _KEEP)
+_STRINGS = re.compile(rb'"[^"]*"')
+_MAX_DEPTH = 64
+_WS = re.compile(r"[ \t\n\r]*")
+_WS_BYTES = b" \t\n\r"
+# Errors of raw_decode that more data may cure: the value runs to (or within a few bytes of) the end.
+_NEAR_END = 16
+
+
+class LogFileError(Exception):
+    """The object is not a CloudTrail log: not gzip/JSON, truncated, or no ``Records`` list."""
+
+
+@dataclass
+class FileStats:
+    records: int = 0
+    parsed: int = 0
+    matched: int = 0
+    skipped_non_objects: int = 0
+    fast_path: bool = False
+
+
+class _Matcher(Protocol):
+    needles: tuple[bytes, ...] | None
+
+    def match(self, record: dict) -> list[Rule]: ...
+
+
+class _Prefixed(io.RawIOBase):
+    """``raw`` with the bytes already sniffed put back in front; counts bytes handed out."""
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self._head = head
+        self._raw = raw
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size is None or size < 0 or size >= len(self._head):
+                data, self._head = self._head, b""
+                more = self._raw.read(-1 if size is None or size < 0 else size - len(data))
+                data += more or b""
+            else:
+                data, self._head = self._head[:size], self._head[size:]
+        else:
+            data = self._raw.read(size) or b""
+        self.consumed += len(data)
+        return data
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+class _LogStream(io.RawIOBase):
+    """Decompressed bytes of a log object; gzip format errors become ``LogFileError``."""
+
+    def __init__(self, inner: BinaryIO, source: _Prefixed, compressed: bool) -> None:
+        self._inner = inner
+        self._source = source
+        self.compressed = compressed
+        self.offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self._inner.read(size)
+        except EOFError as err:
+            raise LogFileError(
+                f"truncated gzip: the compressed data ended after {self._source.consumed} bytes "
+                f"({self.offset} bytes decompressed) before the end-of-stream marker"
+            ) from err
+        except (gzip.BadGzipFile, zlib.error) as err:
+            raise LogFileError(
+                f"corrupt gzip near compressed byte {self._source.consumed} "
+                f"({self.offset} bytes decompressed): {err}"
+            ) from err
+        self.offset += len(data)
+        return data
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def open_log(raw: BinaryIO) -> BinaryIO:
+    """Decompressed view of a log object: gzip when it starts with 1f 8b, else the bytes as they are."""
+    if isinstance(raw, _LogStream):
+        return raw
+    head = b""
+    while len(head) < 2:
+        more = raw.read(2 - len(head))
+        if not more:
+            break
+        head += more
+    source = _Prefixed(head, raw)
+    if head == GZIP_MAGIC:
+        inner: BinaryIO = gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[assignment]
+        return _LogStream(inner, source, compressed=True)  # type: ignore[return-value]
+    return _LogStream(source, source, compressed=False)  # type: ignore[return-value,arg-type]
+
+
+def _read_chunk(stream: BinaryIO, size: int = CHUNK_SIZE) -> bytes:
+    """Up to ``size`` bytes; fewer only at the end of the stream."""
+    data = stream.read(size) or b""
+    while data and len(data) < size:
+        more = stream.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+# ---------------------------------------------------------------------------------------------------------
+# General path: any valid JSON layout, one record at a time.
+
+
+class _Text:
+    """Decoded text window over the stream: ``pos`` indexes ``s``; ``base`` is the byte offset of s[0]."""
+
+    def __init__(self, stream: BinaryIO, initial: bytes, base: int) -> None:
+        self._stream = stream
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.s = ""
+        self.pos = 0
+        self.base = base
+        self.eof = False
+        self._bytes_in = base
+        self._feed(initial, final=False)
+
+    def _feed(self, data: bytes, final: bool) -> None:
+        try:
+            text = self._decoder.decode(data, final)
+        except UnicodeDecodeError as err:
+            at = self._bytes_in + err.start - len(self._decoder.getstate()[0])
+            raise LogFileError(f"not UTF-8 text: invalid byte at offset {max(at, 0)}") from err
+        self._bytes_in += len(data)
+        self.s += text
+
+    def more(self, want: int = CHUNK_SIZE) -> bool:
+        """Append at least ``want`` more bytes (less at EOF); False when nothing was left."""
+        if self.eof:
+            return False
+        if self.pos:
+            self.base += len(self.s[: self.pos].encode("utf-8", "surrogatepass"))
+            self.s = self.s[self.pos :]
+            self.pos = 0
+        data = _read_chunk(self._stream, max(want, CHUNK_SIZE))
+        if not data:
+            self.eof = True
+            self._feed(b"", final=True)
+            return False
+        self._feed(data, final=False)
+        return True
+
+    def offset(self, pos: int | None = None) -> int:
+        at = self.pos if pos is None else pos
+        return self.base + len(self.s[:at].encode("utf-8", "surrogatepass"))
+
+    def skip_ws(self) -> str:
+        """Skip whitespace; the next character, or '' at the end of the stream."""
+        while True:
+            self.pos = _WS.match(self.s, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.s):
+                return self.s[self.pos]
+            if not self.more():
+                return ""
+
+    def expect(self, char: str, what: str) -> None:
+        found = self.skip_ws()
+        if found != char:
+            raise LogFileError(f"{what}: expected {char!r} at byte {self.offset()}, found {_show(found)}")
+        self.pos += 1
+
+    def value(self, decoder: json.JSONDecoder, what: str) -> object:
+        """Decode one JSON value at ``pos``, reading more while it is incomplete."""
+        self.skip_ws()
+        while True:
+            try:
+                obj, end = decoder.raw_decode(self.s, self.pos)
+            except RecursionError as err:
+                raise LogFileError(f"{what} at byte {self.offset()} is nested too deeply") from err
+            except json.JSONDecodeError as err:
+                if self.eof or not self._maybe_incomplete(err):
+                    raise LogFileError(
+                        f"invalid JSON in {what} at byte {self.offset(err.pos)}: {err.msg}"
+                        + (" (the object ends there: truncated?)" if self._maybe_incomplete(err) else "")
+                    ) from err
+                self.more(2 * (len(self.s) - self.pos))
+                continue
+            if end >= len(self.s) and not self.eof:  # a number may continue in the next chunk
+                self.more(2 * (len(self.s) - self.pos))
+                continue
+            self.pos = end
+            return obj
+
+    def _maybe_incomplete(self, err: json.JSONDecodeError) -> bool:
+        return err.msg.startswith("Unterminated string") or err.pos >= len(self.s) - _NEAR_END
+
+
+def _show(found: str) -> str:
+    return "the end of the object" if found == "" else repr(found)
+
+
+def _general(
+    stream: BinaryIO, initial: bytes, base: int, stats: FileStats, in_records: bool
+) -> Iterator[dict]:
+    """Records of ``{"Records": [...]}`` in any layout. ``in_records``: ``initial`` starts at a record."""
+    text = _Text(stream, initial, base)
+    decoder = json.JSONDecoder()
+    seen_records = in_records
+    if in_records:
+        yield from _records_array(text, decoder, stats, opened=True)
+        closed = _after_member(text)
+    else:
+        first = text.skip_ws()
+        if first == "":
+            raise LogFileError('empty object: 0 bytes of JSON, expected {"Records": [...]}')
+        if first != "{":
+            kind = "a JSON list" if first == "[" else "not JSON"
+            raise LogFileError(
+                f"not a CloudTrail log: {kind}; expected an object with 'Records' at byte {text.offset()}, "
+                f"found {first!r}"
+            )
+        text.pos += 1
+        closed = text.skip_ws() == "}"
+        text.pos += closed
+    while not closed:
+        char = text.skip_ws()
+        if char != '"':
+            raise LogFileError(
+                f"top-level object: expected a key at byte {text.offset()}, found {_show(char)}"
+            )
+        key = text.value(decoder, "a top-level key")
+        text.expect(":", f"top-level key {key!r}")
+        if key == "Records":
+            if seen_records:
+                raise LogFileError(f"duplicate 'Records' key at byte {text.offset()}")
+            seen_records = True
+            yield from _records_array(text, decoder, stats, opened=False)
+        else:
+            text.value(decoder, f"top-level value of {key!r}")
+        closed = _after_member(text)
+    if not seen_records:
+        raise LogFileError("not a CloudTrail log: the JSON object has no 'Records' key")
+    _expect_end(text)
+
+
+def _after_member(text: _Text) -> bool:
+    """Consume the ',' or '}' after a top-level member; True at '}'."""
+    char = text.skip_ws()
+    text.pos += 1
+    if char not in ("}", ","):
+        raise LogFileError(
+            f"top-level object: expected ',' or '}}' at byte {text.offset() - 1}, found {_show(char)}"
+        )
+    return char == "}"
+
+
+def _expect_end(text: _Text) -> None:
+    char = text.skip_ws()
+    if char:
+        raise LogFileError(f"unexpected data after the top-level object at byte {text.offset()}")
+
+
+def _records_array(text: _Text, decoder: json.JSONDecoder, stats: FileStats, opened: bool) -> Iterator[dict]:
+    if not opened:
+        char = text.skip_ws()
+        if char != "[":
+            kind = "missing" if char == "" else f"not a list (starts with {char!r})"
+            raise LogFileError(f"'Records' is {kind} at byte {text.offset()}")
+        text.pos += 1
+        if text.skip_ws() == "]":
+            text.pos += 1
+            return
+    while True:
+        record = text.value(decoder, f"record {stats.records}")
+        stats.records += 1
+        if isinstance(record, dict):
+            stats.parsed += 1
+            yield record
+        else:
+            stats.skipped_non_objects += 1
+        char = text.skip_ws()
+        text.pos += 1
+        if char == "]":
+            return
+        if char != ",":
+            raise LogFileError(
+                f"'Records' list: expected ',' or ']' at byte {text.offset() - 1}, found {_show(char)}"
+            )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fast path: compact CloudTrail layout, literal prefilter.
+
+
+def _structure_ok(window: bytes) -> int | None:
+    """Number of top-level separators when every separator in ``window`` is at record level, else None.
+
+    ``window`` runs from the start of a record to the ``}`` closing the last piece (valid JSON assumed).
+    """
+    text = window
+    if b"\\" in text:
+        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    residue = text.replace(_SEP, _MARK).translate(None, _DELETE).replace(b'""', b"")
+    if b'"' in residue:
+        residue = _STRINGS.sub(b"", residue)
+        if b'"' in residue:
+            return None
+    for _ in range(_MAX_DEPTH):
+        shorter = residue.replace(b"{}", b"").replace(b"[]", b"")
+        if len(shorter) == len(residue):
+            break
+        residue = shorter
+    markers = residue.count(b"\x00")
+    return markers if markers == len(residue) else None
+
+
+class _Prefilter:
+    """Finds the pieces of a window whose text contains a needle or an escape that could hide one."""
+
+    def __init__(self, needles: tuple[bytes, ...]) -> None:
+        literals = {n.encode() if isinstance(n, str) else bytes(n) for n in needles}
+        literals.discard(b"")
+        triggers = {b"\\u", b"\\/"}
+        if any(b in b'"\\' or b < 0x20 for n in literals for b in n):
+            triggers.add(b"\\")
+        alternatives = sorted(literals | triggers, key=len, reverse=True)
+        self.pattern = re.compile(b"|".join(re.escape(a) for a in alternatives)) if alternatives else None
+
+    def pieces(self, window: bytes) -> list[tuple[int, int]]:
+        """(start, end) of the candidate pieces, in order."""
+        if self.pattern is None:
+            return []
+        found = self.pattern.search(window)
+        if found is None:
+            return []
+        starts = [0]
+        at = window.find(_SEP)
+        while at >= 0:
+            starts.append(at + 2)
+            at = window.find(_SEP, at + 2)
+        out: list[tuple[int, int]] = []
+        while found is not None:
+            i = bisect.bisect_right(starts, found.start()) - 1
+            end = starts[i + 1] - 1 if i + 1 < len(starts) else len(window)
+            out.append((starts[i], end))
+            if i + 1 >= len(starts):
+                break
+            found = self.pattern.search(window, starts[i + 1])
+        return out
+
+
+def _parse_pieces(window: bytes, pieces: list[tuple[int, int]], stats: FileStats) -> list[dict] | None:
+    """The records of the candidate pieces, or None when one does not parse (doubt)."""
+    out: list[dict] = []
+    for start, end in pieces:
+        try:
+            values = json.loads(b"[" + window[start:end] + b"]")
+        except (ValueError, RecursionError):
+            return None
+        stats.records += len(values) - 1  # the piece was counted as one record
+        for value in values:
+            if isinstance(value, dict):
+                stats.parsed += 1
+                out.append(value)
+            else:
+                stats.skipped_non_objects += 1
+    return out
+
+
+def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: FileStats) -> Iterator[dict]:
+    """Candidate records of a compact log; hands over to the general path on any doubt."""
+    prefilter = _Prefilter(matcher.needles or ())
+    buf = first
+    start = len(_HEAD)  # buf[start:] begins with a record; base is the byte offset of buf[0]
+    eof = False
+    stats.fast_path = True
+    while True:
+        cut = buf.rfind(_SEP, start)
+        if eof:
+            tail = buf.rstrip(_WS_BYTES)
+            if not tail.endswith(b"}]}") or len(tail) - 2 <= start:
+                break
+            end = len(tail) - 2
+        elif cut < 0:
+            more = _read_chunk(stream, max(CHUNK_SIZE, len(buf) - start))
+            eof = not more
+            buf += more
+            continue
+        else:
+            end = cut + 1
+        window = buf[start:end]
+        separators = _structure_ok(window)
+        if separators is None:
+            break
+        pieces = prefilter.pieces(window)
+        records = _parse_pieces(window, pieces, stats)
+        if records is None:
+            break
+        stats.records += separators + 1
+        yield from records
+        if eof:
+            return
+        base += end + 1
+        buf = buf[end + 1 :]
+        start = 0
+        more = _read_chunk(stream)
+        eof = not more
+        buf += more
+    stats.fast_path = False
+    yield from _general(stream, buf[start:], base + start, stats, in_records=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Public entry points.
+
+
+def _first_chunk(stream: BinaryIO) -> tuple[bytes, int]:
+    """The first chunk without a UTF-8 byte order mark, and its byte offset."""
+    data = _read_chunk(stream)
+    return (data[len(_BOM) :], len(_BOM)) if data.startswith(_BOM) else (data, 0)
+
+
+def iter_records(stream: BinaryIO, stats: FileStats | None = None) -> Iterator[dict]:
+    """Every record object of a log (gzip or plain JSON), one at a time."""
+    stats = stats if stats is not None else FileStats()
+    stream = open_log(stream)
+    first, base = _first_chunk(stream)
+    yield from _general(stream, first, base, stats, in_records=False)
+
+
+def iter_matches(
+    stream: BinaryIO, matcher: _Matcher, stats: FileStats | None = None, prefilter: bool = True
+) -> Iterator[tuple[dict, list[Rule]]]:
+    """Records that match at least one rule, with their rules in config order."""
+    stats = stats if stats is not None else FileStats()
+    stream = open_log(stream)
+    first, base = _first_chunk(stream)
+    if prefilter and matcher.needles is not None and first.startswith(_HEAD + _REC_START):
+        records = _fast(stream, first, base, matcher, stats)
+    else:
+        records = _general(stream, first, base, stats, in_records=False)
+    for record in records:
+        rules = matcher.match(record)
+        if rules:
+            stats.matched += 1
+            yield record, rules
