@@ -61,7 +61,22 @@ VARIANTS: dict[str, dict[str, str]] = {
         "LogLevel": "DEBUG",
     },
 }
-STACKS = {"defaults": "twdefault", "options": "twoptions"}
+# A third stack is created with every option on, then updated through a change set (as `trailwatch deploy`
+# does) to the defaults: resources whose conditions turn false go, values given through conditions and
+# Fn::Sub follow, and the result must again match the template.
+VARIANTS["updated"] = {
+    "TrailName": "tw-accept-updated",
+    "TrailBucketName": "tw-accept-updated-trail",
+    "AlertEmail": "updated@example.net",
+    "EventsTableName": "SecurityEventsUpdated",
+}
+INITIAL = {
+    "updated": {
+        **VARIANTS["updated"],
+        **{k: v for k, v in VARIANTS["options"].items() if k not in VARIANTS["updated"]},
+    }
+}
+STACKS = {"defaults": "twdefault", "options": "twoptions", "updated": "twupdated"}
 CODE_BUCKET = "trailwatch-code"
 
 
@@ -180,28 +195,64 @@ def aws(aws_client: ClientFactory) -> ClientFactory:
 
 @pytest.fixture(scope="module")
 def deployed(aws: ClientFactory) -> dict[str, dict[str, Any]]:
-    """Both variants deployed; per variant its outputs, physical ids and resolver."""
+    """Every variant deployed; per variant its outputs, physical ids (also before the update) and resolver."""
     result = {}
     for variant, parameters in VARIANTS.items():
         stack = STACKS[variant]
         started = time.monotonic()
-        outputs = deploy_main_stack(aws, stack, parameters, code_bucket=CODE_BUCKET)
+        outputs = deploy_main_stack(aws, stack, INITIAL.get(variant, parameters), code_bucket=CODE_BUCKET)
         elapsed = time.monotonic() - started
         assert elapsed < 10, f"deploying main.yaml took {elapsed:.1f}s on the local AWS"
-        cfn = aws("cloudformation")
-        summaries = cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]
-        physical = {
-            s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries if s["LogicalResourceId"]
-        }
-        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]
+        before_update = physical_ids(aws, stack)
+        if variant in INITIAL:
+            outputs = update_through_change_set(aws, stack, parameters)
+        physical = physical_ids(aws, stack)
+        described = aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]
         values = {p["ParameterKey"]: p["ParameterValue"] for p in described}
         assert {k: values[k] for k in parameters} == parameters
         result[variant] = {
             "outputs": outputs,
             "physical": physical,
+            "before_update": before_update,
             "resolve": Resolver(stack, values, physical),
         }
     return result
+
+
+def physical_ids(aws: ClientFactory, stack: str) -> dict[str, str]:
+    summaries = aws("cloudformation").list_stack_resources(StackName=stack)["StackResourceSummaries"]
+    assert all(s["LogicalResourceId"] for s in summaries), "a resource listed without a logical id"
+    return {s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries}
+
+
+def update_through_change_set(aws: ClientFactory, stack: str, parameters: dict[str, str]) -> dict[str, str]:
+    """UPDATE change set with `parameters` (the rest at the template's defaults), executed; the outputs."""
+    cfn = aws("cloudformation")
+    previous = cfn.describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]
+    code = {
+        p["ParameterKey"]: p["ParameterValue"]
+        for p in previous
+        if p["ParameterKey"] in ("CodeBucket", "CodeKey")
+    }
+    values = {**code, **parameters}
+    change_set = cfn.create_change_set(
+        StackName=stack,
+        ChangeSetName="update",
+        ChangeSetType="UPDATE",
+        TemplateBody=TEMPLATE_PATH.read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    described = cfn.describe_change_set(ChangeSetName=change_set["Id"])
+    actions = {
+        (c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"])
+        for c in described["Changes"]
+    }
+    assert ("Remove", "LogFileKey") in actions and ("Modify", "Trail") in actions, actions
+    cfn.execute_change_set(ChangeSetName=change_set["Id"])
+    described_stack = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    assert described_stack["StackStatus"] == "UPDATE_COMPLETE"
+    return {o["OutputKey"]: o["OutputValue"] for o in described_stack["Outputs"]}
 
 
 def resource_cases() -> list[Any]:
@@ -524,28 +575,17 @@ def test_a_new_log_file_reaches_the_processing_queue(
     assert keys == [key], "raw delivery of exactly one S3 notification, for the log key only"
 
 
-def test_stack_update_applies_changed_parameters(
+def test_update_deletes_removed_resources_but_retains_retained_ones(
     aws: ClientFactory, deployed: dict[str, dict[str, Any]]
 ) -> None:
-    stack = STACKS["defaults"]
-    cfn = aws("cloudformation")
-    parameters = {**VARIANTS["defaults"], "MaxReceiveCount": "2", "LogRetentionDays": "7"}
-    previous = cfn.describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]
-    values = {p["ParameterKey"]: p["ParameterValue"] for p in previous}
-    values.update(parameters)
-    cfn.update_stack(
-        StackName=stack,
-        TemplateBody=TEMPLATE_PATH.read_text(),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
-        Capabilities=["CAPABILITY_IAM"],
-    )
-    assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
-    outputs = deployed["defaults"]["outputs"]
-    attributes = aws("sqs").get_queue_attributes(QueueUrl=outputs["LogQueueUrl"], AttributeNames=["All"])
-    assert json.loads(attributes["Attributes"]["RedrivePolicy"])["maxReceiveCount"] == 2
-    assert "Policy" in attributes["Attributes"], "the queue policy survives the queue's update"
-    rules = aws("s3").get_bucket_lifecycle_configuration(Bucket=outputs["TrailBucketName"])["Rules"]
-    assert {r["ID"]: r.get("Expiration", {}).get("Days") for r in rules}["ExpireTrailLogs"] == 7
+    before = deployed["updated"]["before_update"]
+    key = aws("kms").describe_key(KeyId=before["LogFileKey"])["KeyMetadata"]  # DeletionPolicy: Retain
+    assert key["KeyState"] == "Enabled"
+    aliases = {a["AliasName"] for a in aws("kms").list_aliases()["Aliases"]}
+    assert "alias/twupdated-trail-logs" not in aliases
+    topic = deployed["updated"]["outputs"]["LogDeliveryTopicArn"]
+    listed = aws("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert [s["Protocol"] for s in listed] == ["sqs"]  # the email subscription went with its condition
 
 
 def test_stack_deletion_keeps_retained_resources_only(

@@ -70,7 +70,8 @@ def physical_ids(aws: Client, stack: str, status: str) -> dict[str, str]:
     described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
     assert described["StackStatus"] == status, described.get("StackStatusReason")
     summaries = cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]
-    return {s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries if s["LogicalResourceId"]}
+    assert all(s["LogicalResourceId"] for s in summaries), "a resource listed without a logical id"
+    return {s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries}
 
 
 def outputs(aws: Client, stack: str = "s") -> dict[str, str]:
@@ -968,3 +969,77 @@ def test_change_sets_leave_the_stack_with_its_outputs_and_parameters(aws: Client
     assert {
         o["OutputKey"]: o["OutputValue"].rsplit("/", 1)[-1].rsplit(":", 1)[-1] for o in stack["Outputs"]
     } == {"Url": "second", "Arn": "second"}
+
+
+# ---------------------------------------------------------------- stack updates with changed parameters
+
+
+def test_update_follows_conditions_and_parameters_used_through_sub(aws: Client) -> None:
+    body = template(
+        {
+            "Optional": {
+                "Type": "AWS::SQS::Queue",
+                "Condition": "On",
+                "Properties": {"QueueName": "optional"},
+            },
+            "Named": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {
+                    "QueueName": {"Fn::Sub": "named-${Suffix}"},
+                    "DelaySeconds": {"Fn::If": ["On", 5, 0]},
+                },
+            },
+        },
+        Parameters={
+            "Flag": {"Type": "String", "Default": "off"},
+            "Suffix": {"Type": "String", "Default": "a"},
+        },
+        Conditions={"On": {"Fn::Equals": [{"Ref": "Flag"}, "on"]}},
+    )
+    cfn = aws("cloudformation")
+    sqs = aws("sqs")
+    cfn.create_stack(StackName="s", TemplateBody=body)
+
+    def state() -> tuple[list[str], str]:
+        urls = sorted(u.rsplit("/", 1)[-1] for u in sqs.list_queues().get("QueueUrls", []))
+        named = next(u for u in sqs.list_queues()["QueueUrls"] if "named" in u)
+        return urls, sqs.get_queue_attributes(QueueUrl=named, AttributeNames=["DelaySeconds"])["Attributes"][
+            "DelaySeconds"
+        ]
+
+    assert state() == (["named-a"], "0")
+    for flag, suffix, expected in (
+        ("on", "b", (["named-b", "optional"], "5")),
+        ("off", "b", (["named-b"], "0")),
+    ):
+        cfn.update_stack(
+            StackName="s",
+            TemplateBody=body,
+            Parameters=[
+                {"ParameterKey": "Flag", "ParameterValue": flag},
+                {"ParameterKey": "Suffix", "ParameterValue": suffix},
+            ],
+        )
+        assert state() == expected
+        listed = {
+            s["LogicalResourceId"] for s in cfn.list_stack_resources(StackName="s")["StackResourceSummaries"]
+        }
+        assert listed == ({"Named", "Optional"} if flag == "on" else {"Named"})
+
+
+@pytest.mark.parametrize(
+    ("value", "names"),
+    [
+        ({"Ref": "P"}, {"P"}),
+        ({"Fn::Sub": "arn:${AWS::Partition}:x:${Bucket.Arn}/${!Literal}"}, {"AWS::Partition", "Bucket"}),
+        ({"Fn::Sub": ["${A}-${B}", {"A": {"Ref": "C"}}]}, {"A", "B", "C"}),
+        (
+            {"Fn::If": ["Cond", {"Fn::GetAtt": ["R", "Arn"]}, {"Ref": "AWS::NoValue"}]},
+            {"Cond", "R", "AWS::NoValue"},
+        ),
+        ({"Fn::GetAtt": "R.Arn"}, {"R"}),
+        ({"Condition": "C", "Properties": {"X": [1, {"Ref": "Y"}]}}, {"C", "Y"}),
+    ],
+)
+def test_references(value: Any, names: set[str]) -> None:
+    assert cfn_models._references(value) == names

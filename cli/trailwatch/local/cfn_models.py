@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from moto.awslambda.models import EventSourceMapping as MotoEventSourceMapping
 from moto.awslambda.models import LambdaFunction as MotoFunction
 from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import ValidationError
-from moto.cloudformation.models import CloudFormationBackend
+from moto.cloudformation.models import ChangeSet, CloudFormationBackend, Stack
 from moto.cloudtrail.models import Trail as MotoTrail
 from moto.core.common_models import CloudFormationModel
 from moto.dynamodb.models.table import Table as MotoTable
@@ -1643,6 +1646,59 @@ class Function(_Override, CloudFormationModel):
         resource.reserved_concurrency = concurrency
 
 
+class EventSourceMapping(_Override, CloudFormationModel):
+    """AWS::Lambda::EventSourceMapping: moto creates it with every property, but its update only sets the
+    properties present, so one removed from the template (e.g. ScalingConfig) stays."""
+
+    ORIGINAL = MotoEventSourceMapping
+    OPTIONAL = {  # property -> moto's attribute, back to "not set" when the template drops it
+        "FilterCriteria": "filter_criteria",
+        "MaximumBatchingWindowInSeconds": "max_batch_window",
+        "FunctionResponseTypes": "function_response_types",
+        "ScalingConfig": "scaling_config",
+        "DestinationConfig": "destination_config",
+        "MaximumRecordAgeInSeconds": "max_record_age",
+        "MaximumRetryAttempts": "max_retry_attempts",
+        "BisectBatchOnFunctionError": "bisect_on_error",
+        "ParallelizationFactor": "parallelization_factor",
+        "TumblingWindowInSeconds": "tumbling_window",
+        "MetricsConfig": "metrics",
+        "ProvisionedPollerConfig": "poller_config",
+        "KmsKeyArn": "kms_key",
+    }
+    HANDLED = {
+        "EventSourceArn",
+        "FunctionName",
+        "BatchSize",
+        "Enabled",
+        "StartingPosition",
+        "StartingPositionTimestamp",
+        "Tags",
+        "SourceAccessConfigurations",
+        "Topics",
+        "Queues",
+        "SelfManagedEventSource",
+        "SelfManagedKafkaEventSourceConfig",
+        "AmazonManagedKafkaEventSourceConfig",
+        "DocumentDBEventSourceConfig",
+        *OPTIONAL,
+    }
+
+    @classmethod
+    def _apply(
+        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
+    ) -> None:
+        if created:
+            return
+        for name, attribute in cls.OPTIONAL.items():
+            if name not in props:
+                setattr(resource, attribute, None)
+        if "BatchSize" not in props:
+            resource.batch_size = None  # the source's default
+        if "Enabled" not in props:
+            resource.enabled = True
+
+
 def _env_text(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
@@ -1701,6 +1757,192 @@ def _execute_change_set(
     stack.output_map = stack._create_output_map()
 
 
+# ---------------------------------------------------------------- stack updates
+
+_original_build_resource_diff = parsing.ResourceMap.build_resource_diff
+_original_change_set_diff = ChangeSet.diff
+
+
+def _build_resource_diff(
+    self: parsing.ResourceMap, other_template: dict[str, Any], parameters: dict[str, Any] | None = None
+) -> dict[str, list[str]]:
+    """Which resources an update adds, modifies and removes, as CloudFormation decides it.
+
+    moto compares the resources' template text and, for parameter changes, only direct `Ref`s: a parameter
+    used through a condition or `Fn::Sub` changes nothing, and a resource whose condition turns true (or
+    false) is never created (or deleted). Here: resources are added/removed by their conditions under the new
+    parameters; a resource is modified when its text changed or it refers (Ref, Fn::Sub, Fn::GetAtt,
+    Fn::If, Condition) to a parameter or condition whose value changed, or to a resource added or removed.
+    Falls back to moto's diff for templates these rules cannot evaluate."""
+    try:
+        return _resource_diff(self, other_template, parameters)
+    except (KeyError, TypeError, ValueError) as err:
+        _warn(f"stack update: falling back to moto's resource diff ({err!r})")
+        return _original_build_resource_diff(self, other_template, parameters)
+
+
+def _resource_diff(
+    resource_map: parsing.ResourceMap, template: dict[str, Any], parameters: dict[str, Any] | None
+) -> dict[str, list[str]]:
+    old: dict[str, Any] = resource_map._resource_json_map
+    new: dict[str, Any] = template.get("Resources") or {}
+    given = parameters if parameters is not None else resource_map.input_parameters
+    pseudo = {k: v for k, v in resource_map._parsed_resources.items() if k.startswith("AWS::")}
+    old_values = {k: v for k, v in resource_map.resolved_parameters.items()}
+    new_values = {
+        name: str(spec["Default"])
+        for name, spec in (template.get("Parameters") or {}).items()
+        if "Default" in spec
+    }
+    new_values.update({k: v for k, v in (given or {}).items()})
+    old_conditions = {
+        name: bool(resource_map.lazy_condition_map[name]) for name in resource_map.lazy_condition_map
+    }
+    new_conditions = _evaluate_conditions(template.get("Conditions") or {}, {**new_values, **pseudo})
+
+    created_old = [name for name in old if name in resource_map._parsed_resources]
+    created_new = [
+        name for name, spec in new.items() if "Condition" not in spec or new_conditions[spec["Condition"]]
+    ]
+    add = [name for name in created_new if name not in created_old]
+    remove = [name for name in created_old if name not in created_new]
+    changed = {
+        name
+        for name in set(old_values) | set(new_values)
+        if str(old_values.get(name)).lower() != str(new_values.get(name)).lower()
+    }
+    changed |= {
+        n for n in set(old_conditions) | set(new_conditions) if old_conditions.get(n) != new_conditions.get(n)
+    }
+    changed |= set(add) | set(remove)
+    modify = [
+        name
+        for name in created_new
+        if name in created_old
+        and (_normal(new[name]) != _normal(old[name]) or _references(new[name]) & changed)
+    ]
+    return {"Add": add, "Modify": modify, "Remove": remove}
+
+
+def _normal(resource: dict[str, Any]) -> dict[str, Any]:
+    """moto adds an empty Properties to a resource that has none: compare as if every resource had one."""
+    return {**resource, "Properties": resource.get("Properties") or {}}
+
+
+def _evaluate_conditions(conditions: dict[str, Any], values: dict[str, Any]) -> dict[str, bool]:
+    """Conditions of a template under parameter values (Fn::Equals/Not/And/Or, Ref and Condition)."""
+    results: dict[str, bool] = {}
+
+    def operand(value: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) == {"Ref"}:
+                return values[value["Ref"]]
+            raise ValueError(f"unsupported condition operand {value!r}")
+        return value
+
+    def evaluate(expression: Any) -> bool:
+        if isinstance(expression, bool):
+            return expression
+        (function, args), *rest = expression.items()
+        if rest:
+            raise ValueError(f"condition with more than one function: {expression!r}")
+        if function == "Condition":
+            return condition(args)
+        if function == "Fn::Equals":
+            left, right = (operand(a) for a in args)
+            return str(left).lower() == str(right).lower()
+        if function == "Fn::Not":
+            return not evaluate(args[0])
+        if function == "Fn::And":
+            return all(evaluate(a) for a in args)
+        if function == "Fn::Or":
+            return any(evaluate(a) for a in args)
+        raise ValueError(f"unsupported condition function {function}")
+
+    def condition(name: str) -> bool:
+        if name not in results:
+            results[name] = evaluate(conditions[name])
+        return results[name]
+
+    for name in conditions:
+        condition(name)
+    return results
+
+
+def _references(value: Any) -> set[str]:
+    """Names (parameters, resources, conditions) a piece of template refers to."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= _references(item)
+    elif isinstance(value, dict):
+        for key, arg in value.items():
+            if key == "Ref" and isinstance(arg, str):
+                found.add(arg)
+            elif key == "Fn::GetAtt":
+                found.add((arg if isinstance(arg, list) else str(arg).split("."))[0])
+            elif key == "Fn::Sub":
+                text = arg if isinstance(arg, str) else arg[0]
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+                found |= _references(arg)
+            elif key == "Fn::If":
+                found.add(arg[0])
+                found |= _references(arg[1:])
+            elif key == "Condition" and isinstance(arg, str):
+                found.add(arg)
+            else:
+                found |= _references(arg)
+    return found
+
+
+_original_update = parsing.ResourceMap.update
+
+
+def _update(
+    self: parsing.ResourceMap, template: dict[str, Any], parameters: dict[str, Any] | None = None
+) -> None:
+    """moto's update, except that a removed resource leaves the stack (moto keeps listing it) and one with
+    DeletionPolicy Retain is kept, not deleted (moto deletes it)."""
+    removed = _build_resource_diff(self, template, parameters)["Remove"]
+    for name in removed:
+        if self._resource_json_map[name].get("DeletionPolicy") == "Retain":
+            self._parsed_resources.pop(name, None)  # moto then skips it ("never created")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Unable to delete .*, as it was never created")
+        _original_update(self, template, parameters)
+    for name in removed:
+        self._parsed_resources.pop(name, None)
+
+
+def _build_change_set_actions(
+    self: parsing.ResourceMap, template: dict[str, Any], parameters: dict[str, Any] | None = None
+) -> dict[str, dict[str, dict[str, str]]]:
+    """moto's change set preview, from the same diff as the update (with the change set's parameters)."""
+    diff = _build_resource_diff(self, template, parameters)
+    actions: dict[str, dict[str, dict[str, str]]] = {"Add": {}, "Modify": {}, "Remove": {}}
+    for action, names in diff.items():
+        for name in names:
+            spec = (template["Resources"] if action != "Remove" else self._resource_json_map)[name]
+            actions[action][name] = {"LogicalResourceId": name, "ResourceType": spec["Type"]}
+    return actions
+
+
+def _change_set_diff(self: ChangeSet) -> list[Any]:
+    from moto.cloudformation.models import Change
+
+    actions = _build_change_set_actions(self.stack.resource_map, self.template_dict, self.parameters)
+    return [
+        Change(action=action, logical_resource_id=name, resource_type=spec["ResourceType"])
+        for action, resources in actions.items()
+        for name, spec in resources.items()
+    ]
+
+
+def _stack_resources(self: Stack) -> list[Any]:
+    """The stack's resources, without those whose condition is false (moto lists them as blank entries)."""
+    return [resource for resource in self.resource_map.values() if resource is not None]
+
+
 # ---------------------------------------------------------------- registration
 
 NEW_MODELS: tuple[type[CloudFormationModel], ...] = (
@@ -1711,7 +1953,16 @@ NEW_MODELS: tuple[type[CloudFormationModel], ...] = (
     Trail,
     Alarm,
 )
-OVERRIDES: tuple[type[CloudFormationModel], ...] = (Bucket, Queue, Key, LogGroup, Role, Table, Function)
+OVERRIDES: tuple[type[CloudFormationModel], ...] = (
+    Bucket,
+    Queue,
+    Key,
+    LogGroup,
+    Role,
+    Table,
+    Function,
+    EventSourceMapping,
+)
 
 
 def models() -> tuple[type[CloudFormationModel], ...]:
@@ -1727,6 +1978,10 @@ def register(log: LogFn | None = None) -> None:
         _warn = log
     parsing.clean_json = _clean_json  # recursive calls inside moto's parser go through the module global
     CloudFormationBackend.execute_change_set = _execute_change_set  # type: ignore[method-assign]
+    parsing.ResourceMap.build_resource_diff = _build_resource_diff  # type: ignore[method-assign]
+    ChangeSet.diff = _change_set_diff  # type: ignore[method-assign]
+    parsing.ResourceMap.update = _update  # type: ignore[method-assign]
+    Stack.stack_resources = property(_stack_resources)  # type: ignore[assignment,method-assign]
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()
     parsing.get_name_type_map.cache_clear()
