@@ -1,0 +1,327 @@
+"""The `trailwatch` command line: a Click group with the global AWS options on every command."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from trailwatch import __version__
+from trailwatch.errors import EXIT_USAGE, ConfigInvalid, DeployFailed, explain
+from trailwatch.session import DEFAULT_STACK_NAME, Aws, Options
+from trailwatch.ui import UI, format_table
+
+EPILOG = """\b
+Exit codes:
+  0  ok
+  1  a check failed (verify)
+  2  usage or config error (bad option, invalid config, no credentials or region)
+  3  AWS error (access denied, bucket name taken, stack failed or in ROLLBACK_COMPLETE, template rejected)
+
+\b
+AWS settings come from the options or, as for the AWS CLI, from AWS_PROFILE, AWS_REGION /
+AWS_DEFAULT_REGION, AWS_ENDPOINT_URL and the usual credential chain."""
+
+# Commands that live in modules other engineers own; registered when the module exists.
+LAZY_COMMANDS = {"local": "trailwatch.local.commands", "demo": "trailwatch.local.demo"}
+
+
+class ExplainedExit(click.ClickException):
+    """A known error: one line, optional details and hint, a documented exit code."""
+
+    def __init__(self, message: str, hint: str | None, exit_code: int, details: list[str]) -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.exit_code = exit_code
+        self.details = details
+
+    def show(self, file: Any = None) -> None:
+        UI().error(self.message, self.hint, self.details)
+
+
+def _details(exc: BaseException) -> list[str]:
+    if isinstance(exc, ConfigInvalid):
+        return list(exc.details)
+    if isinstance(exc, DeployFailed) and exc.failures:
+        return ["Failed resources:", *format_table(["resource", "type", "status", "reason"], exc.failures)]
+    return []
+
+
+class TrailwatchGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            explained = explain(exc)
+            if explained is None:
+                raise
+            raise ExplainedExit(
+                explained.message, explained.hint, explained.exit_code, _details(exc)
+            ) from exc
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        names.update(name for name, module in LAZY_COMMANDS.items() if _module_exists(module))
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in LAZY_COMMANDS:
+            command = _load_lazy(cmd_name, LAZY_COMMANDS[cmd_name])
+        return command
+
+
+def _module_exists(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _load_lazy(name: str, module_name: str) -> click.Command | None:
+    # TODO(guard): drop the existence check once trailwatch.local.commands and .demo have both landed.
+    if not _module_exists(module_name):
+        return None
+    module = importlib.import_module(module_name)
+    for value in vars(module).values():
+        if isinstance(value, click.Command) and value.name == name:
+            return value
+    raise RuntimeError(f"{module_name} defines no Click command named {name!r}")
+
+
+# -- global options, accepted before and after the subcommand name ---------------------------------
+def _store(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is None or value == 0:
+            return
+        options = ctx.ensure_object(Options)
+        if attr == "verbose":
+            options.verbose += value
+        else:
+            setattr(options, attr, value)
+
+    return callback
+
+
+def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The group's AWS options again on a subcommand (they override the group's and the environment)."""
+    decorators = [
+        click.option("--region", callback=_store("region"), expose_value=False, help="AWS region."),
+        click.option("--profile", callback=_store("profile"), expose_value=False, help="AWS profile."),
+        click.option(
+            "--endpoint-url", callback=_store("endpoint_url"), expose_value=False, help="AWS endpoint."
+        ),
+        click.option("--stack-name", callback=_store("stack_name"), expose_value=False, help="Stack name."),
+        click.option("-v", "--verbose", count=True, callback=_store("verbose"), expose_value=False),
+    ]
+    return functools.reduce(lambda f, d: d(f), reversed(decorators), command)
+
+
+@click.group(cls=TrailwatchGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--region", envvar=["AWS_REGION", "AWS_DEFAULT_REGION"], help="AWS region [env AWS_REGION].")
+@click.option("--profile", envvar="AWS_PROFILE", help="Named AWS profile [env AWS_PROFILE].")
+@click.option(
+    "--endpoint-url", envvar="AWS_ENDPOINT_URL", help="AWS endpoint, e.g. a local AWS [env AWS_ENDPOINT_URL]."
+)
+@click.option(
+    "--stack-name", default=DEFAULT_STACK_NAME, show_default=True, help="CloudFormation stack name."
+)
+@click.option("-v", "--verbose", count=True, help="More output (repeatable).")
+@click.version_option(__version__, prog_name="trailwatch")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    stack_name: str,
+    verbose: int,
+) -> None:
+    """trailwatch: real-time security monitoring for an AWS account from CloudTrail.
+
+    \b
+    Example:
+      trailwatch deploy --bucket my-trail-bucket-123456789012 --email me@example.com
+    """
+    ctx.obj = Options(
+        region=region or None,
+        profile=profile or None,
+        endpoint_url=endpoint_url or None,
+        stack_name=stack_name,
+        verbose=verbose,
+    )
+
+
+def _aws_ui(options: Options, json_mode: bool = False) -> tuple[Aws, UI]:
+    return Aws(options), UI(verbose=options.verbose, json_mode=json_mode)
+
+
+@cli.command(epilog=EPILOG)
+@global_options
+@click.option(
+    "--bucket", help="Name of the trail bucket to create (globally unique). Required the first time."
+)
+@click.option("--email", help="Address for alerts (confirm the subscription mail). Required the first time.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Monitored-events config [default: the bundled events.json].",
+)
+@click.option(
+    "--param", "params", multiple=True, metavar="KEY=VALUE", help="Template parameter (repeatable)."
+)
+@click.option("--no-verify", is_flag=True, help="Skip `trailwatch verify` after the deploy.")
+@click.option("--dry-run", is_flag=True, help="Print the change set and stop; change nothing.")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds verify's probe waits.")
+@click.pass_obj
+def deploy(
+    options: Options,
+    bucket: str | None,
+    email: str | None,
+    config_path: Path | None,
+    params: tuple[str, ...],
+    no_verify: bool,
+    dry_run: bool,
+    timeout: float,
+) -> None:
+    """Create or update the stack (change set), upload the config, verify.
+
+    \b
+    Example:
+      trailwatch deploy --bucket my-trail-bucket-123456789012 --email me@example.com
+    """
+    from trailwatch.deploy import run_deploy
+
+    aws, ui = _aws_ui(options)
+    code = run_deploy(
+        aws,
+        ui,
+        bucket=bucket,
+        email=email,
+        config_path=config_path,
+        params=params,
+        dry_run=dry_run,
+        run_verify=not no_verify,
+        verify_timeout=timeout,
+    )
+    raise click.exceptions.Exit(code)
+
+
+@cli.command("upload-config", epilog=EPILOG)
+@global_options
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def upload_config(options: Options, file: Path | None) -> None:
+    """Validate a monitored-events config, show the change, upload it.
+
+    \b
+    Example:
+      trailwatch upload-config my-events.json
+    """
+    from trailwatch import configcmd, resources, stack
+
+    aws, ui = _aws_ui(options)
+    outputs = stack.stack_outputs(stack.require_stack(aws, options.stack_name))
+    configcmd.upload(aws, ui, file or resources.default_config_path(), outputs=outputs)
+
+
+@cli.command(epilog=EPILOG)
+@global_options
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds the probe waits for its alert.")
+@click.option("--no-probe", is_flag=True, help="Only the configuration checks, no end-to-end probe.")
+@click.option("--json", "json_mode", is_flag=True, help="Print the results as JSON.")
+@click.pass_obj
+def verify(options: Options, timeout: float, no_probe: bool, json_mode: bool) -> None:
+    """Check the deployed pipeline, then prove it end to end with a probe event.
+
+    Warnings (e.g. email subscription pending) do not fail; any failed check exits 1.
+
+    \b
+    Example:
+      trailwatch verify --timeout 180
+    """
+    from trailwatch.verify import run_verify
+
+    aws, ui = _aws_ui(options, json_mode)
+    raise click.exceptions.Exit(run_verify(aws, ui, probe=not no_probe, timeout=timeout))
+
+
+@cli.command(epilog=EPILOG)
+@global_options
+@click.option("--since", default="24h", show_default=True, help="Window: 30m, 24h, 7d, ...")
+@click.option("--rule", help="Only events whose primary rule is this id.")
+@click.option("--severity", help="Minimum severity: info, low, medium, high, critical.")
+@click.option("--limit", default=50, show_default=True, help="At most this many events.")
+@click.option("--json", "json_mode", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def events(
+    options: Options, since: str, rule: str | None, severity: str | None, limit: int, json_mode: bool
+) -> None:
+    """List stored security events, newest first.
+
+    \b
+    Example:
+      trailwatch events --since 7d --severity high
+    """
+    from trailwatch.events import run_events
+
+    aws, ui = _aws_ui(options, json_mode)
+    raise click.exceptions.Exit(run_events(aws, ui, since=since, rule=rule, severity=severity, limit=limit))
+
+
+@cli.command(epilog=EPILOG)
+@global_options
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Monitored-events config [default: the bundled events.json].",
+)
+@click.option("--json", "json_mode", is_flag=True, help="One JSON object per matched record per line.")
+@click.pass_obj
+def scan(options: Options, paths: tuple[Path, ...], config_path: Path | None, json_mode: bool) -> None:
+    """Match local CloudTrail files (.json, .json.gz, directories) offline.
+
+    \b
+    Example:
+      trailwatch scan ./downloaded-logs --config events.json --json
+    """
+    from trailwatch.scan import run_scan
+
+    ui = UI(verbose=options.verbose, json_mode=json_mode)
+    raise click.exceptions.Exit(run_scan(ui, paths, config_path))
+
+
+@cli.command(epilog=EPILOG)
+@global_options
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def destroy(options: Options, yes: bool) -> None:
+    """Delete the stack; say what is retained and how to remove it.
+
+    \b
+    Example:
+      trailwatch destroy --yes
+    """
+    from trailwatch.destroy import run_destroy
+
+    aws, ui = _aws_ui(options)
+
+    def confirm(question: str) -> bool:
+        return click.confirm(question, default=False)
+
+    raise click.exceptions.Exit(run_destroy(aws, ui, yes=yes, confirm=confirm))
+
+
+def main() -> None:
+    """Console script entry point."""
+    cli(prog_name="trailwatch")
+
+
+__all__ = ["EXIT_USAGE", "cli", "global_options", "main"]

@@ -1,0 +1,498 @@
+"""`trailwatch verify`: configuration checks (pass / warn / fail), then an end-to-end probe.
+
+Warnings (e.g. an email subscription still pending confirmation) do not fail the command: exit 0 when
+no check failed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import botocore.exceptions
+
+from trailwatch import stack
+from trailwatch.configcmd import config_location
+from trailwatch.errors import EXIT_CHECK_FAILED, EXIT_OK, error_code, error_message
+from trailwatch.session import Aws
+from trailwatch.ui import UI
+
+PROBE_USER_AGENT = "trailwatch-verify/probe (TEST EVENT written by `trailwatch verify`; no action needed)"
+POLL_SECONDS = 0.5
+_NOVALUE = object()
+
+
+class Unresolvable(Exception):
+    """A template value depends on something only CloudFormation knows (e.g. !GetAtt)."""
+
+
+@dataclass
+class Report:
+    ui: UI
+    results: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, status: str, name: str, reason: str) -> None:
+        self.results.append((status, name, reason))
+        self.ui.check(status, name, reason)
+
+    @property
+    def failed(self) -> bool:
+        return any(status == "fail" for status, _, _ in self.results)
+
+
+@dataclass
+class Context:
+    aws: Aws
+    stack: dict[str, Any]
+    outputs: dict[str, str]
+    template: dict[str, Any]
+    config: Any = None
+
+
+# -- template value resolution (for "as declared") ----------------------------------------------------
+def resolve(value: Any, env: dict[str, str], conditions: dict[str, Any]) -> Any:
+    if isinstance(value, list):
+        return [v for v in (resolve(x, env, conditions) for x in value) if v is not _NOVALUE]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            if arg == "AWS::NoValue":
+                return _NOVALUE
+            if arg in env:
+                return env[arg]
+            raise Unresolvable(f"Ref {arg}")
+        if key == "Fn::Sub":
+            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+            names = {**env, **{k: resolve(v, env, conditions) for k, v in extra.items()}}
+
+            def sub(m: re.Match[str]) -> str:
+                if m.group(1) not in names:
+                    raise Unresolvable(f"Sub ${{{m.group(1)}}}")
+                return str(names[m.group(1)])
+
+            return re.sub(r"\$\{([^}!]+)\}", sub, text)
+        if key == "Fn::If":
+            name, yes, no = arg
+            return resolve(yes if condition(name, env, conditions) else no, env, conditions)
+        if key.startswith("Fn::"):
+            raise Unresolvable(key)
+    return {
+        k: r for k, r in ((k, resolve(v, env, conditions)) for k, v in value.items()) if r is not _NOVALUE
+    }
+
+
+def condition(name: str, env: dict[str, str], conditions: dict[str, Any]) -> bool:
+    return evaluate(conditions[name], env, conditions)
+
+
+def evaluate(expr: Any, env: dict[str, str], conditions: dict[str, Any]) -> bool:
+    ((key, arg),) = expr.items()
+    if key == "Fn::Equals":
+        return str(resolve(arg[0], env, conditions)) == str(resolve(arg[1], env, conditions))
+    if key == "Fn::Not":
+        return not evaluate(arg[0], env, conditions)
+    if key == "Fn::And":
+        return all(evaluate(a, env, conditions) for a in arg)
+    if key == "Fn::Or":
+        return any(evaluate(a, env, conditions) for a in arg)
+    if key == "Condition":
+        return condition(arg, env, conditions)
+    raise Unresolvable(key)
+
+
+def template_env(ctx: Context) -> dict[str, str]:
+    env = {
+        k: str(v.get("Default")) for k, v in (ctx.template.get("Parameters") or {}).items() if "Default" in v
+    }
+    env.update(stack.stack_parameters(ctx.stack))
+    env.update(
+        {
+            "AWS::Region": ctx.aws.region,
+            "AWS::AccountId": ctx.aws.account_id(),
+            "AWS::Partition": ctx.aws.partition,
+            "AWS::StackName": ctx.stack["StackName"],
+            "AWS::StackId": ctx.stack["StackId"],
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+    )
+    return env
+
+
+def normalise_selectors(selectors: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    out = []
+    for sel in selectors:
+        fields = []
+        for fs in sel.get("FieldSelectors") or []:
+            ops = tuple(sorted((k, tuple(sorted(v))) for k, v in fs.items() if k != "Field" and v))
+            fields.append((fs["Field"], ops))
+        out.append((sel.get("Name") or "", tuple(sorted(fields))))
+    return sorted(out)
+
+
+# -- checks ---------------------------------------------------------------------------------------
+def _checked(report: Report, name: str, fn: Callable[[], tuple[str, str]]) -> None:
+    try:
+        status, reason = fn()
+    except botocore.exceptions.ClientError as exc:
+        status, reason = "fail", f"{error_code(exc)}: {error_message(exc)}"
+    except Unresolvable as exc:
+        status, reason = "warn", f"cannot compare with the template ({exc})"
+    report.add(status, name, reason)
+
+
+def check_stack(ctx: Context) -> tuple[str, str]:
+    status = ctx.stack["StackStatus"]
+    ok = status in stack.SUCCESS_STATUSES
+    return ("pass" if ok else "fail"), status
+
+
+def _trail(ctx: Context) -> dict[str, Any]:
+    trails = ctx.aws.client("cloudtrail").describe_trails(trailNameList=[ctx.outputs["TrailArn"]])[
+        "trailList"
+    ]
+    if not trails:
+        raise botocore.exceptions.ClientError(
+            {"Error": {"Code": "TrailNotFound", "Message": ctx.outputs["TrailArn"]}}, "DescribeTrails"
+        )
+    return trails[0]
+
+
+def check_trail_logging(ctx: Context) -> tuple[str, str]:
+    status = ctx.aws.client("cloudtrail").get_trail_status(Name=ctx.outputs["TrailArn"])
+    if status.get("IsLogging"):
+        return "pass", "the trail is logging"
+    return "fail", "the trail is NOT logging (StopLogging?): run `aws cloudtrail start-logging --name TRAIL`"
+
+
+def check_trail_settings(ctx: Context) -> tuple[str, str]:
+    trail = _trail(ctx)
+    problems = []
+    if not trail.get("IsMultiRegionTrail"):
+        problems.append("not multi-region")
+    if not trail.get("LogFileValidationEnabled"):
+        problems.append("log file validation off")
+    if trail.get("S3BucketName") != ctx.outputs.get("TrailBucketName"):
+        problems.append(f"delivers to {trail.get('S3BucketName')}, not {ctx.outputs.get('TrailBucketName')}")
+    if problems:
+        return "fail", "; ".join(problems)
+    return "pass", "multi-region, log file validation on, delivering to the trail bucket"
+
+
+def check_selectors(ctx: Context) -> tuple[str, str]:
+    trail_props = _find_resource(ctx.template, "AWS::CloudTrail::Trail").get("Properties") or {}
+    env = template_env(ctx)
+    conditions = ctx.template.get("Conditions") or {}
+    got = ctx.aws.client("cloudtrail").get_event_selectors(TrailName=ctx.outputs["TrailArn"])
+    if "AdvancedEventSelectors" in trail_props:
+        declared = resolve(trail_props["AdvancedEventSelectors"], env, conditions)
+        actual = got.get("AdvancedEventSelectors") or []
+        if normalise_selectors(declared) == normalise_selectors(actual):
+            return "pass", f"{len(actual)} advanced event selector(s) as declared"
+        return "fail", f"selectors differ from the template: declared {declared}, found {actual}"
+    declared = resolve(trail_props.get("EventSelectors") or [], env, conditions)
+    actual = got.get("EventSelectors") or []
+    if len(declared) == len(actual):
+        return "pass", f"{len(actual)} event selector(s)"
+    return "fail", f"declared {len(declared)} event selector(s), found {len(actual)}"
+
+
+def _find_resource(template: dict[str, Any], kind: str) -> dict[str, Any]:
+    for resource in (template.get("Resources") or {}).values():
+        if resource.get("Type") == kind:
+            return resource
+    return {}
+
+
+def check_public_access(ctx: Context) -> tuple[str, str]:
+    conf = ctx.aws.client("s3").get_public_access_block(Bucket=ctx.outputs["TrailBucketName"])
+    flags = conf["PublicAccessBlockConfiguration"]
+    off = [
+        k
+        for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+        if not flags.get(k)
+    ]
+    return ("fail", f"public access block off: {', '.join(off)}") if off else ("pass", "all four settings on")
+
+
+def check_encryption(ctx: Context) -> tuple[str, str]:
+    try:
+        conf = ctx.aws.client("s3").get_bucket_encryption(Bucket=ctx.outputs["TrailBucketName"])
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) == "ServerSideEncryptionConfigurationNotFoundError":
+            return "fail", "no default encryption"
+        raise
+    rules = conf["ServerSideEncryptionConfiguration"]["Rules"]
+    algos = [r["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in rules]
+    return "pass", f"default encryption {', '.join(algos)}"
+
+
+def check_policy(ctx: Context) -> tuple[str, str]:
+    try:
+        text = ctx.aws.client("s3").get_bucket_policy(Bucket=ctx.outputs["TrailBucketName"])["Policy"]
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) == "NoSuchBucketPolicy":
+            return "fail", "no bucket policy: CloudTrail cannot deliver, TLS is not enforced"
+        raise
+    statements = json.loads(text).get("Statement", [])
+    tls = any(
+        s.get("Effect") == "Deny" and "aws:SecureTransport" in json.dumps(s.get("Condition", {}))
+        for s in statements
+    )
+    cloudtrail = any(
+        s.get("Effect") == "Allow"
+        and "cloudtrail.amazonaws.com" in json.dumps(s.get("Principal", {}))
+        and "s3:PutObject" in json.dumps(s.get("Action", ""))
+        for s in statements
+    )
+    problems = ([] if tls else ["no TLS-only deny"]) + (
+        [] if cloudtrail else ["CloudTrail may not write logs"]
+    )
+    return ("fail", "; ".join(problems)) if problems else ("pass", "TLS only, CloudTrail delivery allowed")
+
+
+def _queue_arn(ctx: Context) -> str:
+    if "LogQueueArn" in ctx.outputs:
+        return ctx.outputs["LogQueueArn"]
+    attrs = ctx.aws.client("sqs").get_queue_attributes(
+        QueueUrl=ctx.outputs["LogQueueUrl"], AttributeNames=["QueueArn"]
+    )
+    return attrs["Attributes"]["QueueArn"]
+
+
+def check_bucket_notification(ctx: Context) -> tuple[str, str]:
+    conf = ctx.aws.client("s3").get_bucket_notification_configuration(Bucket=ctx.outputs["TrailBucketName"])
+    topic = ctx.outputs["LogDeliveryTopicArn"]
+    for tc in conf.get("TopicConfigurations") or []:
+        if tc.get("TopicArn") == topic and any(
+            e.startswith("s3:ObjectCreated") for e in tc.get("Events", [])
+        ):
+            return "pass", "new objects notify the log delivery topic"
+    return "fail", f"the bucket does not notify {topic} of new objects: log files are never processed"
+
+
+def _subscriptions(ctx: Context, topic: str) -> list[dict[str, Any]]:
+    pages = ctx.aws.client("sns").get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
+    return [s for page in pages for s in page.get("Subscriptions", [])]
+
+
+def check_queue_subscription(ctx: Context) -> tuple[str, str]:
+    queue = _queue_arn(ctx)
+    for sub in _subscriptions(ctx, ctx.outputs["LogDeliveryTopicArn"]):
+        if sub.get("Protocol") == "sqs" and sub.get("Endpoint") == queue:
+            return "pass", "the log delivery topic feeds the processing queue"
+    return (
+        "fail",
+        f"the log delivery topic has no subscription for {queue}: log files never reach the processor",
+    )
+
+
+def check_event_source(ctx: Context) -> tuple[str, str]:
+    queue = _queue_arn(ctx)
+    fn = ctx.outputs["ProcessorFunctionName"]
+    mappings = ctx.aws.client("lambda").list_event_source_mappings(FunctionName=fn)["EventSourceMappings"]
+    for m in mappings:
+        if m.get("EventSourceArn") == queue:
+            state = m.get("State", "")
+            if state in ("Enabled", "Enabling", "Updating", "Creating"):
+                return "pass", f"{fn} consumes the queue ({state})"
+            return "fail", f"the queue mapping of {fn} is {state}"
+    return "fail", f"{fn} has no event source mapping for the queue"
+
+
+def check_config(ctx: Context) -> tuple[str, str]:
+    from trailwatch_processor import rules
+
+    bucket, key = config_location(ctx.outputs)
+    try:
+        data = ctx.aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) in ("NoSuchKey", "404"):
+            return (
+                "fail",
+                f"s3://{bucket}/{key} is missing (the processor falls back to its default): "
+                "run `trailwatch upload-config`",
+            )
+        raise
+    try:
+        ctx.config = rules.parse_config(data, source=f"s3://{bucket}/{key}")
+    except rules.ConfigError as exc:
+        return "fail", f"s3://{bucket}/{key} is invalid: {'; '.join(exc.errors[:3])}"
+    return "pass", f"s3://{bucket}/{key}: {len(ctx.config.rules)} rule(s)"
+
+
+def check_email(ctx: Context) -> tuple[str, str]:
+    emails = [
+        s
+        for s in _subscriptions(ctx, ctx.outputs["AlertTopicArn"])
+        if s.get("Protocol") in ("email", "email-json")
+    ]
+    if not emails:
+        return "warn", "no email subscription on the alert topic"
+    pending = [s["Endpoint"] for s in emails if s.get("SubscriptionArn") == "PendingConfirmation"]
+    if pending:
+        return "warn", f"pending confirmation: {', '.join(pending)} (click the link in the AWS mail)"
+    return "pass", f"confirmed: {', '.join(s['Endpoint'] for s in emails)}"
+
+
+def check_dlq(ctx: Context) -> tuple[str, str]:
+    attrs = ctx.aws.client("sqs").get_queue_attributes(
+        QueueUrl=ctx.outputs["DeadLetterQueueUrl"], AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    count = int(attrs.get("ApproximateNumberOfMessages", "0"))
+    if count:
+        return "fail", f"{count} message(s) in the dead-letter queue: log files that failed processing"
+    return "pass", "empty"
+
+
+CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
+    ("stack status", check_stack),
+    ("trail logging", check_trail_logging),
+    ("trail settings", check_trail_settings),
+    ("trail event selectors", check_selectors),
+    ("bucket public access block", check_public_access),
+    ("bucket encryption", check_encryption),
+    ("bucket policy", check_policy),
+    ("bucket notification", check_bucket_notification),
+    ("log topic -> queue subscription", check_queue_subscription),
+    ("queue -> function mapping", check_event_source),
+    ("config", check_config),
+    ("email subscription", check_email),
+    ("dead-letter queue", check_dlq),
+]
+
+
+# -- probe ----------------------------------------------------------------------------------------
+def probe_record(config: Any, event_id: str, now: datetime) -> dict[str, Any] | None:
+    """A record the live config monitors (first rule a plain record can satisfy), marked as a test."""
+    from trailwatch_processor import rules
+
+    from trailwatch import synth
+
+    matcher = rules.compile_config(config)
+    for rule in config.rules:
+        names = [n for n in rule.pattern.get("eventName", []) if isinstance(n, str)]
+        sources = [s for s in rule.pattern.get("eventSource", []) if isinstance(s, str)]
+        for name in names:
+            overrides: dict[str, Any] = {
+                "eventID": event_id,
+                "eventTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "userAgent": PROBE_USER_AGENT,
+                "requestParameters": {"trailwatchVerifyProbe": True, "note": "test event, no action needed"},
+            }
+            if sources:
+                overrides["eventSource"] = sources[0]
+            record = synth.make_record(name, **overrides)
+            if matcher.match(record):
+                return record
+    return None
+
+
+def run_probe(ctx: Context, report: Report, timeout: float) -> None:
+    from trailwatch import synth
+
+    ui, aws = report.ui, ctx.aws
+    if ctx.config is None:
+        report.add("fail", "probe", "skipped: no valid live config to pick a monitored event from")
+        return
+    event_id = f"trailwatch-probe-{uuid.uuid4()}"
+    record = probe_record(ctx.config, event_id, datetime.now(UTC))
+    if record is None:
+        report.add("fail", "probe", "no rule of the live config matches a plain eventName record")
+        return
+    bucket, table = ctx.outputs["TrailBucketName"], ctx.outputs["EventsTableName"]
+    key = synth.log_key(account=aws.account_id(), region=aws.region)
+    ui.progress(f"probe: writing {record['eventName']} ({event_id}) to s3://{bucket}/{key}")
+    started = time.monotonic()
+    put = aws.client("s3").put_object(Bucket=bucket, Key=key, Body=synth.gzip_log([record]))
+    stored_at = alerted_at = None
+    item: dict[str, Any] | None = None
+    last_note = started
+    try:
+        while time.monotonic() - started < timeout:
+            got = aws.client("dynamodb").get_item(
+                TableName=table, Key={"EventId": {"S": event_id}}, ConsistentRead=True
+            )
+            item = got.get("Item")
+            if item and stored_at is None:
+                stored_at = time.monotonic() - started
+                ui.progress(
+                    f"probe: stored after {stored_at:.1f}s (rule {item.get('rule_id', {}).get('S')})",
+                    since=started,
+                )
+            if item and item.get("alert_status", {}).get("S") == "sent":
+                alerted_at = time.monotonic() - started
+                ui.progress(f"probe: alert sent after {alerted_at:.1f}s", since=started)
+                break
+            if time.monotonic() - last_note >= 5:
+                state = (
+                    "stored, alert " + item.get("alert_status", {}).get("S", "?")
+                    if item
+                    else "not stored yet"
+                )
+                ui.progress(f"probe: waiting ({state})", since=started)
+                last_note = time.monotonic()
+            time.sleep(POLL_SECONDS)
+    finally:
+        _cleanup_probe(aws, ui, bucket, key, put.get("VersionId"), table, event_id)
+    if stored_at is None:
+        report.add(
+            "fail",
+            "probe",
+            f"no item for {event_id} after {timeout:.0f}s: check the DLQ and the function's logs",
+        )
+    elif alerted_at is None:
+        report.add(
+            "fail", "probe", f"stored after {stored_at:.1f}s but the alert was not sent within {timeout:.0f}s"
+        )
+    else:
+        report.add("pass", "probe", f"upload -> stored {stored_at:.1f}s, upload -> alerted {alerted_at:.1f}s")
+
+
+def _cleanup_probe(
+    aws: Aws, ui: UI, bucket: str, key: str, version: str | None, table: str, event_id: str
+) -> None:
+    try:
+        aws.client("dynamodb").delete_item(TableName=table, Key={"EventId": {"S": event_id}})
+        extra = {"VersionId": version} if version else {}
+        aws.client("s3").delete_object(Bucket=bucket, Key=key, **extra)
+    except botocore.exceptions.ClientError as exc:
+        ui.warn(f"could not remove the probe ({error_code(exc)}): s3://{bucket}/{key}, item {event_id}")
+
+
+def run_verify(aws: Aws, ui: UI, *, probe: bool, timeout: float) -> int:
+    from trailwatch import resources
+
+    current = stack.require_stack(aws, aws.options.stack_name)
+    ctx = Context(aws, current, stack.stack_outputs(current), stack.parse_template(resources.template_text()))
+    report = Report(ui)
+    ui.info(f"Checking stack {current['StackName']} in {aws.region}")
+    for name, fn in CHECKS:
+        _checked(report, name, lambda fn=fn: fn(ctx))
+    if probe:
+        ui.info("End-to-end probe")
+        try:
+            run_probe(ctx, report, timeout)
+        except botocore.exceptions.ClientError as exc:
+            report.add("fail", "probe", f"{error_code(exc)}: {error_message(exc)}")
+    counts = {s: sum(1 for r in report.results if r[0] == s) for s in ("pass", "warn", "fail")}
+    summary = f"{counts['pass']} passed, {counts['warn']} warning(s), {counts['fail']} failed"
+    if ui.json_mode:
+        ui.json(
+            {
+                "ok": not report.failed,
+                "checks": [dict(zip(("status", "name", "reason"), r, strict=True)) for r in report.results],
+            }
+        )
+    if report.failed:
+        ui.error(f"verify failed: {summary}")
+        return EXIT_CHECK_FAILED
+    ui.success(f"verify passed: {summary}")
+    return EXIT_OK
