@@ -618,6 +618,21 @@ def test_parse_error(body: bytes, headers: dict[str, str], expected: tuple) -> N
     assert rec.parse_error(body, headers) == expected
 
 
+def test_read_only_agrees_with_real_records(shared_records: list[dict]) -> None:
+    """readOnly as CloudTrail wrote it in the shared real records (a few of which are hand-edited test
+    fixtures, hence a tolerance rather than equality)."""
+    calls = [
+        r
+        for r in shared_records
+        if r.get("eventType") == "AwsApiCall" and isinstance(r.get("readOnly"), bool)
+    ]
+    wrong = [
+        (r["eventName"], r["readOnly"]) for r in calls if rec.is_read_only(r["eventName"]) != r["readOnly"]
+    ]
+    assert len(calls) > 500
+    assert len(wrong) <= len(calls) * 0.02, wrong
+
+
 def test_failed_call_gets_error_fields_and_request_id() -> None:
     request = HttpRequest("POST", "/", "Action=GetUser&UserName=x&Version=2010-05-08", _auth("iam"))
     body = (

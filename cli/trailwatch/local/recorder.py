@@ -344,8 +344,21 @@ def _request_id(body: bytes, headers: Mapping[str, str]) -> str:
 # ---------------------------------------------------------------------------------------------- records
 
 
+# Read-only although their names do not say so (as CloudTrail marks them).
+READ_ONLY_OPERATIONS = frozenset(
+    {
+        "AssumeRole",
+        "AssumeRoleWithSAML",
+        "AssumeRoleWithWebIdentity",
+        "AssumeRoot",
+        "DownloadDBLogFilePortion",
+        "InvokeModel",
+    }
+)
+
+
 def is_read_only(operation: str) -> bool:
-    return operation.startswith(READ_ONLY_PREFIXES)
+    return operation in READ_ONLY_OPERATIONS or operation.startswith(READ_ONLY_PREFIXES)
 
 
 def data_resources(
