@@ -154,7 +154,9 @@ def names(records: list[dict[str, Any]]) -> list[str]:
 # ---------------------------------------------------------------------------------------------- acceptance
 
 
-def test_create_user_is_delivered_with_the_callers_identity(fast_emu: Emulator) -> None:
+def test_create_user_is_delivered_with_the_callers_identity(
+    fast_emu: Emulator, shared_records: list[dict]
+) -> None:
     fast_emu.trail()
     iam = fast_emu.client("iam")
     iam.create_user(UserName="alice")
@@ -190,6 +192,9 @@ def test_create_user_is_delivered_with_the_callers_identity(fast_emu: Emulator) 
     assert record["recipientAccountId"] == ACCOUNT and record["sourceIPAddress"] == "127.0.0.1"
     assert "Boto3" in record["userAgent"] or "botocore" in record["userAgent"]
     assert time.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ")
+    real_fields = {field for r in shared_records for field in r}
+    real_identity_fields = {field for r in shared_records for field in r.get("userIdentity") or {}}
+    assert set(record) <= real_fields and set(record["userIdentity"]) <= real_identity_fields
     # the test credentials are the account's root user
     root_calls = [r for r in fast_emu.records(fast_emu.log_keys()) if r["eventName"] == "CreateAccessKey"]
     assert root_calls[0]["userIdentity"]["type"] == "Root"
