@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -33,6 +34,8 @@ _CBOR_PATH_RE = re.compile(r"^/service/([^/]+)/operation/([^/?]+)$")
 _LABEL_RE = re.compile(r"\{([^}]+?)(\+?)\}")
 # Literal query parts that SDKs may leave out (botocore adds them, older clients do not).
 _SOFT_QUERY_KEYS = frozenset({"x-id"})
+# Score of a request that names its operation (X-Amz-Target, Action=, CBOR path): beats any rest match.
+_RPC_RANK = (1000,)
 
 
 class OperationError(ValueError):
@@ -140,8 +143,21 @@ def service_model(name: str) -> ServiceModel:
     return _session().get_service_model(name)
 
 
+_INDEX_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
+def _available_services() -> frozenset[str]:
+    return frozenset(_session().get_component("data_loader").list_available_services("service-2"))
+
+
 def _services_by_signing_name() -> dict[str, tuple[str, ...]]:
+    with _INDEX_LOCK:  # one build, however many threads ask at once
+        return _build_signing_index()
+
+
+@lru_cache(maxsize=1)
+def _build_signing_index() -> dict[str, tuple[str, ...]]:
     loader = _session().get_component("data_loader")
     index: dict[str, list[str]] = {}
     for name in loader.list_available_services("service-2"):
@@ -336,23 +352,23 @@ def _identify_in(service: str, signing_name: str, request: HttpRequest) -> tuple
     model = service_model(service)
     names = set(model.operation_names)
 
-    def found(rank: int, operation: str, protocol: str) -> tuple[tuple, Identified]:
+    def found(operation: str, protocol: str) -> tuple[tuple, Identified]:
         ident = Identified(service, signing_name, operation, {}, model.operation_model(operation), protocol)
-        return (rank,), ident
+        return _RPC_RANK, ident
 
     target = request.header("X-Amz-Target")
     if target and "." in target:
         prefix, _, operation = target.rpartition(".")
         if operation in names and prefix == _target_prefix(service):
-            return found(1000, operation, "json")
+            return found(operation, "json")
         return None
     cbor = _CBOR_PATH_RE.match(request.path)
     if cbor and cbor.group(2) in names:
-        return found(1000, cbor.group(2), "smithy-rpc-v2-cbor")
+        return found(cbor.group(2), "smithy-rpc-v2-cbor")
     action = (request.query_params.get("Action") or request.form_params.get("Action") or [None])[0]
     if action:
         protocol = "ec2" if model.protocol == "ec2" else "query"
-        return found(1000, action, protocol) if action in names else None
+        return found(action, protocol) if action in names else None
     if model.protocol not in ("rest-json", "rest-xml"):
         return None
     path = _s3_path(request) if service == "s3" else request.path
@@ -372,6 +388,12 @@ def identify(request: HttpRequest, signing_name: str | None = None) -> Identifie
         if credential is None:
             return None
         signing_name = credential.service
+    direct = signing_name.lower()
+    if direct in _available_services():
+        # Fast path, no index needed: an RPC request naming an operation of the same-named service.
+        result = _identify_in(direct, signing_name, request)
+        if result is not None and result[0] == _RPC_RANK:
+            return result[1]
     best: tuple[tuple, Identified] | None = None
     for service in _ordered_candidates(signing_name):
         result = _identify_in(service, signing_name, request)
