@@ -97,14 +97,14 @@ def tls_only_policy(bucket: str, partition: str = "aws") -> str:
     )
 
 
-def ensure_artifacts_bucket(aws: Aws, ui: UI) -> str:
-    """The artifacts bucket, created and hardened when missing."""
+def ensure_artifacts_bucket(aws: Aws, ui: UI) -> tuple[str, bool]:
+    """(bucket, created): the artifacts bucket, created and hardened (except its policy) when missing."""
     s3 = aws.client("s3")
     bucket = artifacts_bucket_name(aws.account_id(), aws.region)
     try:
         s3.head_bucket(Bucket=bucket)
         ui.debug(f"artifacts bucket {bucket} exists")
-        return bucket
+        return bucket, False
     except botocore.exceptions.ClientError as exc:
         if error_code(exc) in ("403", "AccessDenied"):
             raise bucket_name_taken(bucket, "it exists and this account cannot use it") from exc
@@ -116,11 +116,12 @@ def ensure_artifacts_bucket(aws: Aws, ui: UI) -> str:
         create["CreateBucketConfiguration"] = {"LocationConstraint": aws.region}
     s3.create_bucket(**create)
     harden_bucket(aws, bucket)
-    return bucket
+    return bucket, True
 
 
 def harden_bucket(aws: Aws, bucket: str) -> None:
-    """As the trail bucket: no public access, default encryption, TLS only, versioning."""
+    """As the trail bucket: no public access, default encryption, versioning (the TLS-only policy follows
+    the first upload: moto, under the local AWS, ignores policy conditions and would deny the upload)."""
     s3 = aws.client("s3")
     s3.put_public_access_block(
         Bucket=bucket,
@@ -140,23 +141,22 @@ def harden_bucket(aws: Aws, bucket: str) -> None:
         },
     )
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_policy(Bucket=bucket, Policy=tls_only_policy(bucket, aws.partition))
+
+
+def put_tls_policy(aws: Aws, bucket: str) -> None:
+    aws.client("s3").put_bucket_policy(Bucket=bucket, Policy=tls_only_policy(bucket, aws.partition))
 
 
 def object_exists(aws: Aws, bucket: str, key: str) -> bool:
-    try:
-        aws.client("s3").head_object(Bucket=bucket, Key=key)
-        return True
-    except botocore.exceptions.ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
+    """Via ListObjectsV2 (a bucket permission): a missing key is then a clear "no", never a 403."""
+    listing = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return any(item["Key"] == key for item in listing.get("Contents", []))
 
 
 def upload_package(aws: Aws, ui: UI, package: Package) -> tuple[str, str, bool]:
     """(bucket, key, uploaded): the upload is skipped when the key (named by the hash) exists."""
-    bucket = ensure_artifacts_bucket(aws, ui)
-    if object_exists(aws, bucket, package.key):
+    bucket, created = ensure_artifacts_bucket(aws, ui)
+    if not created and object_exists(aws, bucket, package.key):
         ui.progress("Reusing existing deployment package.")
         return bucket, package.key, False
     aws.client("s3").put_object(
@@ -166,5 +166,7 @@ def upload_package(aws: Aws, ui: UI, package: Package) -> tuple[str, str, bool]:
         ContentType="application/zip",
         Metadata={"sha256": package.sha256},
     )
+    if created:
+        put_tls_policy(aws, bucket)
     ui.progress(f"Uploaded deployment package s3://{bucket}/{package.key} ({len(package.data)} bytes)")
     return bucket, package.key, True

@@ -381,15 +381,14 @@ def probe_record(config: Any, event_id: str, now: datetime) -> dict[str, Any] | 
         names = [n for n in rule.pattern.get("eventName", []) if isinstance(n, str)]
         sources = [s for s in rule.pattern.get("eventSource", []) if isinstance(s, str)]
         for name in names:
-            overrides: dict[str, Any] = {
-                "eventID": event_id,
-                "eventTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "userAgent": PROBE_USER_AGENT,
-                "requestParameters": {"trailwatchVerifyProbe": True, "note": "test event, no action needed"},
-            }
-            if sources:
-                overrides["eventSource"] = sources[0]
-            record = synth.make_record(name, **overrides)
+            record = synth.make_record(
+                name,
+                event_source=sources[0] if sources else None,
+                time=now,
+                event_id=event_id,
+                user_agent=PROBE_USER_AGENT,
+                request_parameters={"trailwatchVerifyProbe": True, "note": "test event, no action needed"},
+            )
             if matcher.match(record):
                 return record
     return None
@@ -408,7 +407,7 @@ def run_probe(ctx: Context, report: Report, timeout: float) -> None:
         report.add("fail", "probe", "no rule of the live config matches a plain eventName record")
         return
     bucket, table = ctx.outputs["TrailBucketName"], ctx.outputs["EventsTableName"]
-    key = synth.log_key(account=aws.account_id(), region=aws.region)
+    key = synth.log_key(aws.account_id(), aws.region, datetime.now(UTC))
     ui.progress(f"probe: writing {record['eventName']} ({event_id}) to s3://{bucket}/{key}")
     started = time.monotonic()
     put = aws.client("s3").put_object(Bucket=bucket, Key=key, Body=synth.gzip_log([record]))

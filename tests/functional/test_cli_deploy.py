@@ -1,0 +1,198 @@
+"""`trailwatch deploy` and `destroy` under moto's in-process mock with a small stand-in template."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from trailwatch import package
+
+from tests.functional.cli_conftest import *  # noqa: F403 -- fixtures
+from tests.functional.cli_conftest import ARTIFACTS_BUCKET, TEST_BUCKET, TEST_EMAIL
+
+pytestmark = pytest.mark.usefixtures("moto_env", "small_template")
+
+
+def _outputs(name: str = "trailwatch") -> dict[str, str]:
+    stack = boto3.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+def _artifact_keys() -> list[str]:
+    listing = boto3.client("s3").list_object_versions(Bucket=ARTIFACTS_BUCKET)
+    return [v["Key"] for v in listing.get("Versions", [])]
+
+
+def test_deploy_creates_stack_uploads_package_and_config(cli, deploy_args, config_file):
+    result = cli(*deploy_args)
+    assert result.exit_code == 0, result.output
+    outputs = _outputs()
+    assert outputs["TrailBucketName"] == TEST_BUCKET
+    expected_key = package.build_package().key
+    assert _artifact_keys() == [expected_key]
+    config = (
+        boto3.client("s3").get_object(Bucket=TEST_BUCKET, Key="config/monitored_events.json")["Body"].read()
+    )
+    assert config == config_file.read_bytes()
+    for text in (
+        "Create stack trailwatch",
+        "CREATE_COMPLETE",
+        TEST_EMAIL,
+        "trailwatch verify",
+        outputs["AlertTopicArn"],
+    ):
+        assert text in result.output
+
+
+def test_artifacts_bucket_is_hardened(cli, deploy_args):
+    assert cli(*deploy_args).exit_code == 0
+    s3 = boto3.client("s3")
+    block = s3.get_public_access_block(Bucket=ARTIFACTS_BUCKET)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    rules = s3.get_bucket_encryption(Bucket=ARTIFACTS_BUCKET)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert s3.get_bucket_versioning(Bucket=ARTIFACTS_BUCKET)["Status"] == "Enabled"
+    policy = json.loads(s3.get_bucket_policy(Bucket=ARTIFACTS_BUCKET)["Policy"])
+    deny = policy["Statement"][0]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_second_deploy_reports_no_changes_and_uploads_no_new_zip(cli, deploy_args, config_file):
+    assert cli(*deploy_args).exit_code == 0
+    keys_before = _artifact_keys()
+    second = cli("deploy", "--no-verify", "--config", str(config_file))
+    assert second.exit_code == 0, second.output
+    assert "Reusing existing deployment package." in second.output
+    assert "No changes" in second.output
+    assert "Executing" not in second.output
+    assert _artifact_keys() == keys_before
+    assert "config/monitored_events.json is already up to date" in second.output
+
+
+def test_parameter_change_updates_the_stack(cli, deploy_args, config_file):
+    assert cli(*deploy_args).exit_code == 0
+    result = cli("deploy", "--no-verify", "--param", "LogLevel=DEBUG", "--config", str(config_file))
+    assert result.exit_code == 0, result.output
+    assert "Update stack trailwatch" in result.output
+    stack = boto3.client("cloudformation").describe_stacks(StackName="trailwatch")["Stacks"][0]
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert params["LogLevel"] == "DEBUG"
+    assert params["TrailBucketName"] == TEST_BUCKET  # previous value kept
+
+
+def test_dry_run_prints_the_change_set_and_creates_nothing(cli, deploy_args):
+    result = cli(*deploy_args, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "TrailBucket" in result.output and "AWS::DynamoDB::Table" in result.output
+    assert "Dry run" in result.output
+    stacks = boto3.client("cloudformation").list_stacks()["StackSummaries"]
+    assert all(s["StackStatus"] in ("DELETE_COMPLETE",) for s in stacks if s["StackName"] == "trailwatch")
+    assert "tw-cli-test-trail-bucket" not in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--param", "Nope=1"], "Allowed: TrailBucketName, AlertEmail, EventsTableName, LogLevel"),
+        (["--param", "LogLevel"], "expected KEY=VALUE"),
+        (["--param", "CodeKey=x.zip"], "set by the packaging step"),
+    ],
+)
+def test_bad_params_are_usage_errors(cli, deploy_args, args, needle):
+    result = cli(*deploy_args, *args)
+    assert result.exit_code == 2
+    assert needle in result.output
+
+
+def test_first_deploy_needs_bucket_and_email(cli):
+    result = cli("deploy", "--no-verify")
+    assert result.exit_code == 2
+    assert "--bucket NAME" in result.output and "--email ADDR" in result.output
+
+
+def test_bucket_name_taken(cli, deploy_args):
+    boto3.client("s3").create_bucket(Bucket=TEST_BUCKET)
+    result = cli(*deploy_args)
+    assert result.exit_code == 3
+    assert f"Bucket name '{TEST_BUCKET}' is already taken" in result.output
+    assert "Hint:" in result.output
+
+
+def test_artifacts_bucket_name_taken_elsewhere(cli, deploy_args, failing_client):
+    failing_client(
+        "s3", "create_bucket", "BucketAlreadyExists", "The requested bucket name is not available."
+    )
+    result = cli(*deploy_args)
+    assert result.exit_code == 3
+    assert "Bucket name already taken" in result.output and "--bucket" in result.output
+
+
+def test_rollback_complete_stack_is_refused_with_destroy_hint(cli, deploy_args):
+    from moto.cloudformation.models import cloudformation_backends
+
+    assert cli(*deploy_args).exit_code == 0
+    backend = cloudformation_backends["123456789012"]["us-east-1"]
+    for stack in backend.stacks.values():
+        stack.status = "ROLLBACK_COMPLETE"  # moto never rolls back by itself
+    result = cli("deploy", "--no-verify", "--param", "LogLevel=DEBUG")
+    assert result.exit_code == 3
+    assert "ROLLBACK_COMPLETE" in result.output
+    assert "trailwatch destroy" in result.output
+
+
+def test_template_rejected(cli, deploy_args, failing_client):
+    failing_client(
+        "cloudformation",
+        "create_change_set",
+        "ValidationError",
+        "Template format error: Unresolved X",
+    )
+    result = cli(*deploy_args)
+    assert result.exit_code == 3
+    assert "CloudFormation rejected the template" in result.output
+    assert "Unresolved X" in result.output
+
+
+def test_access_denied(cli, deploy_args, failing_client):
+    failing_client("sts", "get_caller_identity", "AccessDenied", "User alice is not authorized")
+    result = cli(*deploy_args)
+    assert result.exit_code == 3
+    assert "Access denied calling GetCallerIdentity" in result.output
+    assert "Hint:" in result.output
+
+
+def test_destroy_deletes_stack_and_lists_retained(cli, deploy_args):
+    assert cli(*deploy_args).exit_code == 0
+    result = cli("destroy", "--yes")
+    assert result.exit_code == 0, result.output
+    cfn = boto3.client("cloudformation")
+    assert [s for s in cfn.describe_stacks()["Stacks"] if s["StackName"] == "trailwatch"] == []
+    assert f"trail bucket s3://{TEST_BUCKET}" in result.output
+    assert f"aws s3api delete-bucket --region us-east-1 --bucket {TEST_BUCKET}" in result.output
+    assert "aws dynamodb delete-table --region us-east-1 --table-name SecurityEvents" in result.output
+
+
+def test_destroy_asks_and_aborts_without_yes(cli, deploy_args):
+    assert cli(*deploy_args).exit_code == 0
+    result = cli("destroy", input="n\n")
+    assert result.exit_code == 2
+    assert "nothing deleted" in result.output
+    assert boto3.client("cloudformation").describe_stacks(StackName="trailwatch")["Stacks"]
+
+
+def test_destroy_without_stack_is_a_no_op(cli):
+    result = cli("destroy", "--yes")
+    assert result.exit_code == 0
+    assert "does not exist" in result.output
+
+
+def test_deploy_uploads_the_bundled_default_config_without_config_option(cli):
+    from trailwatch import resources
+
+    result = cli("deploy", "--bucket", TEST_BUCKET, "--email", TEST_EMAIL, "--no-verify")
+    assert result.exit_code == 0, result.output
+    body = (
+        boto3.client("s3").get_object(Bucket=TEST_BUCKET, Key="config/monitored_events.json")["Body"].read()
+    )
+    assert body == resources.default_config_path().read_bytes()
