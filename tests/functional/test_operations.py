@@ -302,6 +302,27 @@ def test_s3_requests(request_: HttpRequest, operation: str, labels: dict[str, st
     assert (found.operation, dict(found.labels)) == (operation, labels)
 
 
+@pytest.mark.parametrize(
+    ("host", "bucket"),
+    [
+        ("b1.s3.amazonaws.com", "b1"),
+        ("my.dotted.bucket.s3.us-west-2.amazonaws.com", "my.dotted.bucket"),
+        ("b2.s3-us-west-2.amazonaws.com", "b2"),
+        ("s3.amazonaws.com", None),
+        ("s3.us-east-1.amazonaws.com", None),
+        ("iam.amazonaws.com", None),
+        ("b3.localhost:4566", "b3"),
+        ("localhost:4566", None),
+        ("127.0.0.1:5000", None),
+        ("[::1]:5000", None),
+        ("moto", None),
+        (None, None),
+    ],
+)
+def test_s3_virtual_host_bucket(host: str | None, bucket: str | None) -> None:
+    assert operations.s3_virtual_host_bucket(host) == bucket
+
+
 def test_unsigned_or_unknown_requests_map_to_nothing() -> None:
     assert identify(HttpRequest("GET", "/", "Action=ListUsers")) is None
     auth = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Sig=0"

@@ -333,9 +333,7 @@ def s3_virtual_host_bucket(host: str | None) -> str | None:
     if name.startswith(("localhost", "localstack", "host.docker.internal")):
         return None
     if name.endswith(".amazonaws.com"):
-        match = re.match(r"^(.+)\.s3[.-](?:.*\.)?amazonaws\.com$", name) or re.match(
-            r"^(.+)\.s3\.amazonaws\.com$", name
-        )
+        match = re.match(r"^(.+)\.s3[.-](?:.*\.)?amazonaws\.com$", name)
         return match.group(1) if match else None
     return name.split(".", 1)[0]
 
@@ -405,7 +403,7 @@ def identify(request: HttpRequest, signing_name: str | None = None) -> Identifie
 def _ordered_candidates(signing_name: str) -> Iterable[str]:
     candidates = candidate_services(signing_name)
     # The service named like its signing name first: ties go to it (s3 before s3control).
-    return sorted(candidates, key=lambda name: (name != signing_name, name))
+    return sorted(candidates, key=lambda name: (name != signing_name.lower(), name))
 
 
 def decode_json_body(body: bytes) -> object | None:
