@@ -623,6 +623,14 @@ def test_parse_error(body: bytes, headers: dict[str, str], expected: tuple) -> N
     assert rec.parse_error(body, headers) == expected
 
 
+def test_list_objects_v2_is_logged_as_list_objects(shared_records: list[dict]) -> None:
+    """As in the real records: eventName ListObjects, with list-type 2 among the parameters."""
+    real = [r for r in shared_records if (r.get("requestParameters") or {}).get("list-type") == "2"]
+    assert real and {r["eventName"] for r in real} == {"ListObjects"}
+    record = record_for(s3_request("GET", "/bk", "list-type=2"))
+    assert (record["eventName"], record["requestParameters"]["list-type"]) == ("ListObjects", "2")
+
+
 def test_read_only_agrees_with_real_records(shared_records: list[dict]) -> None:
     """readOnly as CloudTrail wrote it in the shared real records (a few of which are hand-edited test
     fixtures, hence a tolerance rather than equality)."""

@@ -105,6 +105,9 @@ DYNAMODB_DATA_OPERATIONS = frozenset(
 )
 SNS_DATA_OPERATIONS = frozenset({"Publish", "PublishBatch"})
 MAX_PARAMETER_CHARS = 10_240
+# Where CloudTrail's eventName is not the operation's name: S3 logs ListObjectsV2 calls as ListObjects with
+# requestParameters "list-type": "2" (as in the real records of ../shared/data/cloudtrail).
+EVENT_NAME_OVERRIDES = {("s3", "ListObjectsV2"): "ListObjects"}
 _RANDOM_ALPHABET = string.ascii_letters + string.digits
 _XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
 _XML_MESSAGE = re.compile(rb"<Message>([^<]*)</Message>")
@@ -443,7 +446,7 @@ def build_record(served: Served, ident: Identified, default_account: str) -> dic
         "userIdentity": identity,
         "eventTime": served.time.strftime(TIME_FORMAT),
         "eventSource": ident.event_source,
-        "eventName": ident.operation,
+        "eventName": EVENT_NAME_OVERRIDES.get((ident.service, ident.operation), ident.operation),
         "awsRegion": region,
         "sourceIPAddress": served.source_ip,
         "userAgent": request.header("User-Agent") or "",
