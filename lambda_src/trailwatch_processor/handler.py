@@ -135,11 +135,23 @@ def handle_batch(event: dict, deps: Deps, context: Any = None) -> dict:
     return {"batchItemFailures": failures}
 
 
+class ObjectFailed(Exception):
+    """Processing one announced object failed; ``cause`` is the original error."""
+
+    def __init__(self, uri: str, cause: Exception) -> None:
+        super().__init__(f"{uri}: {cause}")
+        self.uri = uri
+        self.cause = cause
+
+
 def process_message(message: Any, deps: Deps) -> None:
     if not isinstance(message, dict) or not isinstance(message.get("body"), str):
         raise NotificationError("SQS record without a string body")
     for ref in parse_body(message["body"]):
-        process_object(ref, deps)
+        try:
+            process_object(ref, deps)
+        except Exception as err:
+            raise ObjectFailed(f"s3://{ref.bucket}/{ref.key}", err) from err
 
 
 def _claim_stale_seconds(deps: Deps, context: Any) -> float:
@@ -152,8 +164,11 @@ def _claim_stale_seconds(deps: Deps, context: Any) -> float:
     return deps.claim_stale_seconds
 
 
-def _log_failure(message_id: str, message: Any, err: Exception) -> None:
-    data = {"messageId": message_id, "error": type(err).__name__, "detail": str(err)}
+def _log_failure(message_id: str, message: Any, failure: Exception) -> None:
+    err = failure.cause if isinstance(failure, ObjectFailed) else failure
+    data = {"messageId": message_id, "error": type(err).__name__, "detail": str(failure)}
+    if isinstance(failure, ObjectFailed):
+        data["object"] = failure.uri
     if isinstance(err, NotificationError):
         body = message.get("body") if isinstance(message, dict) else None
         data["body"] = body[:500] if isinstance(body, str) else None
@@ -167,19 +182,19 @@ def _log_failure(message_id: str, message: Any, err: Exception) -> None:
         log.error(
             "corrupt log file in message %s: %s; it will go to the DLQ after maxReceiveCount",
             message_id,
-            err,
+            failure,
             extra={"data": data},
         )
     elif isinstance(err, ObjectMissingError):
         log.error(
             "log object of message %s is gone: %s; failing it so it reaches the DLQ after maxReceiveCount",
             message_id,
-            err,
+            failure,
             extra={"data": data},
         )
     elif isinstance(err, AlertsInFlightError):
-        log.warning("message %s retried later: %s", message_id, err, extra={"data": data})
+        log.warning("message %s retried later: %s", message_id, failure, extra={"data": data})
     elif isinstance(err, ClientError | BotoCoreError):
-        log.error("AWS error in message %s: %s; SQS will retry it", message_id, err, extra={"data": data})
+        log.error("AWS error in message %s: %s; SQS will retry it", message_id, failure, extra={"data": data})
     else:
         log.exception("unexpected error in message %s; SQS will retry it", message_id, extra={"data": data})

@@ -143,8 +143,8 @@ def process_object(ref: ObjectRef, deps: Deps) -> FileResult:
         log.exception("alerting after a failed read of s3://%s/%s also failed", ref.bucket, ref.key)
     if failure is None and result.in_flight:
         failure = AlertsInFlightError(
-            f"s3://{ref.bucket}/{ref.key}: {result.in_flight} event(s) are being alerted by another "
-            "invocation; the message will be retried to confirm"
+            f"{result.in_flight} event(s) are being alerted by another invocation; "
+            "the message will be retried to confirm"
         )
     if failure is not None:
         result.ms = (time.perf_counter() - started) * 1000
@@ -161,7 +161,7 @@ def _get_object(s3: Any, ref: ObjectRef) -> Any:
         return s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"]
     except ClientError as err:
         if str(err.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
-            raise ObjectMissingError(f"s3://{ref.bucket}/{ref.key} does not exist (NoSuchKey)") from err
+            raise ObjectMissingError("the object does not exist (NoSuchKey)") from err
         raise
 
 

@@ -385,8 +385,9 @@ def test_one_bad_message_never_fails_its_batch(env: Env, deps: Any, caplog: pyte
     assert _failed(response) == ["bad-body", "corrupt", "missing", "not-gzip", "unknown-shape"]
     assert len(env.alerts()) == 1
     text = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
-    assert "corrupt log file in message corrupt" in text and "DLQ after maxReceiveCount" in text
-    assert "message missing is gone" in text and "NoSuchKey" in text
+    assert f"corrupt log file in message corrupt: s3://{BUCKET}/{corrupt}: " in text
+    assert "DLQ after maxReceiveCount" in text
+    assert f"message missing is gone: s3://{BUCKET}/{missing}: " in text and "NoSuchKey" in text
     assert "unparseable message bad-body" in text
 
 
@@ -399,8 +400,8 @@ def test_corrupt_file_still_alerts_what_was_stored_before_the_fault(env: Env, de
     response = handle_batch(f.sqs_event(f.s3_notification(BUCKET, key), message_ids=["m"]), deps)
     assert _failed(response) == ["m"]
     stored = env.items()
-    assert all(item["alert_status"] == "sent" for item in stored.values())
-    assert [i for a in env.alerts() for i in a["eventIDs"]] == list(stored)
+    assert list(stored) == [rec["eventID"]] and stored[rec["eventID"]]["alert_status"] == "sent"
+    assert [i for a in env.alerts() for i in a["eventIDs"]] == [rec["eventID"]]
 
 
 def test_not_an_sqs_event_raises(deps: Any) -> None:
