@@ -823,6 +823,7 @@ class CloudTrailRecorder:
                 self.log(f"cloudtrail: delivery to s3://{trail.bucket_name}/{key} failed: {err!r}")
                 continue
             written.append((trail.bucket_name, key))
+            self.log(f"cloudtrail: {len(items)} record(s) of {region} -> s3://{trail.bucket_name}/{key}")
             if _truthy(getattr(trail, "log_validation", False), False):
                 times = sorted(r["eventTime"] for r in items)
                 chain = self._digests.setdefault((ref, region), _DigestChain())
