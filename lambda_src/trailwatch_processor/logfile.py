@@ -48,8 +48,7 @@ _BOM = codecs.BOM_UTF8
 _HEAD = b'{"Records":['
 _REC_START = b'{"eventVersion":'
 _SEP = b'},{"eventVersion":'
-_MARK = b"}\x00{"
-_KEEP = b'"{}[]\x00'
+_KEEP = b'"{}[]V'
 _DELETE = bytes(b for b in range(256) if b not in _KEEP)
 _STRINGS = re.compile(rb'"[^"]*"')
 _MAX_DEPTH = 64
@@ -358,11 +357,22 @@ def _structure_ok(window: bytes) -> int | None:
     """Number of top-level separators when every separator in ``window`` is at record level, else None.
 
     ``window`` runs from the start of a record to the ``}`` closing the last piece (valid JSON assumed).
+    All passes are C loops over the window or over its much smaller residue:
+
+    1. drop escaped backslashes and escaped quotes, so every remaining ``"`` delimits a string;
+    2. keep only ``"{}[]`` and ``V``: a separator ``},{"eventVersion":`` becomes ``}{"V"``, which
+       only a structural ``},{`` followed by a key holding exactly one ``V`` can produce (a ``V``
+       outside strings is not JSON), so marking every ``}{"V"`` marks every separator (and perhaps
+       some other object boundaries, which can only cause doubt);
+    3. remove strings (adjacent quote pairs enclose no structure; the rest by a regex);
+    4. cancel ``{}`` and ``[]`` pairs until nothing changes. A marker inside any bracket pair blocks
+       it, so only markers remain exactly when every marker sits between records.
     """
     text = window
     if b"\\" in text:
         text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
-    residue = text.replace(_SEP, _MARK).translate(None, _DELETE).replace(b'""', b"")
+    residue = text.translate(None, _DELETE).replace(b'}{"V"', b"}\x00{")
+    residue = residue.replace(b'""', b"").replace(b'"V"', b"")
     if b'"' in residue:
         residue = _STRINGS.sub(b"", residue)
         if b'"' in residue:
@@ -376,24 +386,63 @@ def _structure_ok(window: bytes) -> int | None:
     return markers if markers == len(residue) else None
 
 
+def _trie_pattern(words: list[bytes]) -> bytes:
+    """A regex alternation of ``words`` factored into a trie (sre tries alternatives one by one)."""
+    tree: dict = {}
+    for word in words:
+        node = tree
+        for byte in word:
+            node = node.setdefault(byte, {})
+        node[None] = {}
+
+    def emit(node: dict) -> bytes:
+        branches = [
+            re.escape(bytes([b])) + emit(sub)
+            for b, sub in sorted(i for i in node.items() if i[0] is not None)
+        ]
+        if not branches:
+            return b""
+        body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+        return b"(?:" + body + b")?" if None in node else body
+
+    return emit(tree)
+
+
 class _Prefilter:
-    """Finds the pieces of a window whose text contains a needle or an escape that could hide one."""
+    """Finds the pieces of a window whose text contains a needle or an escape that could hide one.
+
+    Needles that start with ``"`` (rules.py writes exact values and prefixes that way) go into one
+    regex with the literal prefix ``"``, which sre scans for quickly; the others into a second one.
+    """
 
     def __init__(self, needles: tuple[bytes, ...]) -> None:
-        literals = {n.encode() if isinstance(n, str) else bytes(n) for n in needles}
-        literals.discard(b"")
-        triggers = {b"\\u", b"\\/"}
-        if any(b in b'"\\' or b < 0x20 for n in literals for b in n):
-            triggers.add(b"\\")
-        alternatives = sorted(literals | triggers, key=len, reverse=True)
-        self.pattern = re.compile(b"|".join(re.escape(a) for a in alternatives)) if alternatives else None
+        literals = {n.encode() if isinstance(n, str) else bytes(n) for n in needles} - {b""}
+        quoted = sorted(n[1:] for n in literals if n.startswith(b'"') and len(n) > 1)
+        other = sorted(n for n in literals if not n.startswith(b'"') or len(n) == 1)
+        self._patterns = []
+        if quoted:
+            self._patterns.append(re.compile(b'"' + _trie_pattern(quoted)))
+        if other:
+            self._patterns.append(re.compile(_trie_pattern(other)))
+        self._escapes = re.compile(rb"\\[u/]")
 
     def pieces(self, window: bytes) -> list[tuple[int, int]]:
         """(start, end) of the candidate pieces, in order."""
-        if self.pattern is None:
-            return []
-        found = self.pattern.search(window)
-        if found is None:
+        patterns = list(self._patterns)
+        # Only a backslash starts an escape: one memchr decides whether escapes need a search.
+        if b"\\" in window:
+            patterns.append(self._escapes)
+        hits = [-1] * len(patterns)  # next hit of each pattern at or after ``at`` (len(window): none)
+
+        def first_hit(at: int) -> int:
+            for k, rx in enumerate(patterns):
+                if hits[k] < at:
+                    m = rx.search(window, at)
+                    hits[k] = m.start() if m is not None else len(window)
+            return min(hits, default=len(window))
+
+        found = first_hit(0)
+        if found >= len(window):
             return []
         starts = [0]
         at = window.find(_SEP)
@@ -401,13 +450,13 @@ class _Prefilter:
             starts.append(at + 2)
             at = window.find(_SEP, at + 2)
         out: list[tuple[int, int]] = []
-        while found is not None:
-            i = bisect.bisect_right(starts, found.start()) - 1
-            end = starts[i + 1] - 1 if i + 1 < len(starts) else len(window)
-            out.append((starts[i], end))
+        while found < len(window):
+            i = bisect.bisect_right(starts, found) - 1
             if i + 1 >= len(starts):
+                out.append((starts[i], len(window)))
                 break
-            found = self.pattern.search(window, starts[i + 1])
+            out.append((starts[i], starts[i + 1] - 1))
+            found = first_hit(starts[i + 1])
         return out
 
 
