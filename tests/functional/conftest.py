@@ -42,6 +42,7 @@ class Clock:
 class Env:
     clients: Clients
     settings: Settings
+    sqs: Any
     alert_queue_url: str
     clock: Clock
     received: list[dict] = field(default_factory=list)
@@ -57,7 +58,7 @@ class Env:
 
     def alerts(self) -> list[dict]:
         """Every alert published so far (the ``sqs`` JSON body of each), drained from the subscriber queue."""
-        sqs = boto3.client("sqs", region_name="us-east-1")
+        sqs = self.sqs
         while True:
             got = sqs.receive_message(QueueUrl=self.alert_queue_url, MaxNumberOfMessages=10).get(
                 "Messages", []
@@ -103,6 +104,12 @@ def create_table(ddb: Any) -> None:
     )
 
 
+@pytest.fixture(scope="session")
+def boto_session() -> boto3.session.Session:
+    """One botocore session for the suite: clients load their service models once, not per test."""
+    return boto3.session.Session(region_name="us-east-1")
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     with mock_aws():
@@ -110,12 +117,12 @@ def aws() -> Iterator[None]:
 
 
 @pytest.fixture
-def env(aws: None) -> Env:
-    clients = Clients.create()
+def env(aws: None, boto_session: boto3.session.Session) -> Env:
+    clients = Clients.create(boto_session)
     clients.s3.create_bucket(Bucket=BUCKET)
     create_table(clients.dynamodb)
     topic_arn = clients.sns.create_topic(Name="trailwatch-alerts")["TopicArn"]
-    sqs = boto3.client("sqs", region_name="us-east-1")
+    sqs = boto_session.client("sqs")
     queue_url = sqs.create_queue(QueueName="alert-subscriber")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -130,7 +137,7 @@ def env(aws: None) -> Env:
         config_key=CONFIG_KEY,
         retention_days=30,
     )
-    return Env(clients=clients, settings=settings, alert_queue_url=queue_url, clock=Clock())
+    return Env(clients=clients, settings=settings, sqs=sqs, alert_queue_url=queue_url, clock=Clock())
 
 
 @pytest.fixture
