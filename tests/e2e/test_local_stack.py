@@ -644,7 +644,8 @@ def test_local_up_serves_until_interrupted() -> None:
     """`trailwatch local up` in a child process: prints the exports, answers the AWS API, stops on Ctrl-C."""
     code = "from trailwatch.local.commands import local_group; local_group()"
     child = subprocess.Popen(
-        [sys.executable, "-c", code, "up", "--port", "0"],
+        # Only the endpoint: the recorder and the runtime have their own tests (and cost start-up time).
+        [sys.executable, "-c", code, "up", "--port", "0", "--no-cloudtrail", "--no-lambda-runtime"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -48,7 +48,21 @@ def export_lines(endpoint: str, region: str) -> list[str]:
     show_default=True,
     help="Seconds between CloudTrail log file deliveries (AWS: about 5 minutes).",
 )
-def up(port: int, host: str, region: str, delivery_interval: float) -> None:
+@click.option(
+    "--cloudtrail/--no-cloudtrail",
+    default=True,
+    show_default=True,
+    help="Record the calls served and deliver them to the emulator's trails as CloudTrail log files.",
+)
+@click.option(
+    "--lambda-runtime/--no-lambda-runtime",
+    default=True,
+    show_default=True,
+    help="Run Lambda functions for their SQS event source mappings.",
+)
+def up(
+    port: int, host: str, region: str, delivery_interval: float, cloudtrail: bool, lambda_runtime: bool
+) -> None:
     """Run an AWS-compatible endpoint on this machine until Ctrl-C.
 
     \b
@@ -57,7 +71,14 @@ def up(port: int, host: str, region: str, delivery_interval: float) -> None:
       # in another shell, after the printed exports:
       aws s3 ls
     """
-    aws = LocalAWS(host=host, port=port, region=region, delivery_interval=delivery_interval)
+    aws = LocalAWS(
+        host=host,
+        port=port,
+        region=region,
+        delivery_interval=delivery_interval,
+        cloudtrail=cloudtrail,
+        lambda_runtime=lambda_runtime,
+    )
     try:
         aws.start()
     except OSError as err:
