@@ -48,15 +48,17 @@ _INSIGHT_RE = re.compile(_AWSLOGS + r"CloudTrail-Insight/")
 
 
 def classify_key(key: str) -> KeyKind:
-    """What a trail-bucket key holds; only ``LOG`` keys are CloudTrail event logs."""
-    if key.startswith("config/"):
-        return KeyKind.CONFIG
+    """What a trail-bucket key holds; only ``LOG`` keys are CloudTrail event logs.
+
+    The CloudTrail layouts are tested first: a trail whose S3KeyPrefix is ``config`` still has logs."""
     if _DIGEST_RE.search(key):
         return KeyKind.DIGEST
     if _INSIGHT_RE.search(key):
         return KeyKind.INSIGHT
     if _LOG_RE.search(key):
         return KeyKind.LOG
+    if key.startswith("config/"):
+        return KeyKind.CONFIG
     return KeyKind.OTHER
 
 

@@ -119,6 +119,8 @@ def test_bad_bodies_name_what_was_found(body: str, named: str) -> None:
         ("AWSLogs/o-abc123def4/123456789012/CloudTrail-Digest/us-east-1/2024/01/15/d.json", KeyKind.DIGEST),
         ("AWSLogs/123456789012/CloudTrail-Insight/us-east-1/2024/01/15/i.json.gz", KeyKind.INSIGHT),
         ("config/monitored_events.json", KeyKind.CONFIG),
+        ("config/other.json.gz", KeyKind.CONFIG),
+        ("config/" + KEY, KeyKind.LOG),  # a trail whose S3KeyPrefix is "config"
         ("AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/15/notes.txt", KeyKind.OTHER),
         ("AWSLogs/12345/CloudTrail/us-east-1/2024/01/15/x.json.gz", KeyKind.OTHER),
         ("AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/x.json.gz", KeyKind.OTHER),
