@@ -465,10 +465,18 @@ def alert_id(env: Env, rec: dict) -> str:
     return env.items()[rec["eventID"]]["alert_message_id"]
 
 
-def test_shared_cloudtrail_files_go_through(env: Env, deps: Any) -> None:
+@pytest.mark.parametrize(
+    "config",
+    [None, {"monitored_events": ["ConsoleLogin", "CreateUser", "PutBucketPolicy", "AssumeRole"]}],
+    ids=["bundled-default", "monitored-events"],
+)
+def test_shared_cloudtrail_files_go_through(env: Env, deps: Any, config: dict | None) -> None:
     from tests.conftest import shared_cloudtrail_files
 
-    env.put_config({"monitored_events": ["ConsoleLogin", "CreateUser", "PutBucketPolicy", "AssumeRole"]})
+    if config is None:
+        env.clients.s3.delete_object(Bucket=BUCKET, Key="config/monitored_events.json")
+    else:
+        env.put_config(config)
     bodies = []
     for path in shared_cloudtrail_files():
         key = f.log_key()
