@@ -158,8 +158,9 @@ def open_log(raw: BinaryIO) -> BinaryIO:
     return _LogStream(source, source, compressed=False)  # type: ignore[return-value,arg-type]
 
 
-def _read_chunk(stream: BinaryIO, size: int = CHUNK_SIZE) -> bytes:
-    """Up to ``size`` bytes; fewer only at the end of the stream."""
+def _read_chunk(stream: BinaryIO, size: int | None = None) -> bytes:
+    """Up to ``size`` bytes (default ``CHUNK_SIZE``); fewer only at the end of the stream."""
+    size = size or CHUNK_SIZE
     data = stream.read(size) or b""
     while data and len(data) < size:
         more = stream.read(size - len(data))
@@ -195,7 +196,7 @@ class _Text:
         self._bytes_in += len(data)
         self.s += text
 
-    def more(self, want: int = CHUNK_SIZE) -> bool:
+    def more(self, want: int = 0) -> bool:
         """Append at least ``want`` more bytes (less at EOF); False when nothing was left."""
         if self.eof:
             return False
@@ -242,7 +243,7 @@ class _Text:
                 if self.eof or not self._maybe_incomplete(err):
                     raise LogFileError(
                         f"invalid JSON in {what} at byte {self.offset(err.pos)}: {err.msg}"
-                        + (" (the object ends there: truncated?)" if self._maybe_incomplete(err) else "")
+                        + (" (the object ends there: truncated?)" if self._at_end(err) else "")
                     ) from err
                 self.more(2 * (len(self.s) - self.pos))
                 continue
@@ -251,6 +252,9 @@ class _Text:
                 continue
             self.pos = end
             return obj
+
+    def _at_end(self, err: json.JSONDecodeError) -> bool:
+        return err.msg.startswith("Unterminated string") or err.pos >= len(self.s)
 
     def _maybe_incomplete(self, err: json.JSONDecodeError) -> bool:
         return err.msg.startswith("Unterminated string") or err.pos >= len(self.s) - _NEAR_END
@@ -354,7 +358,7 @@ def _records_array(text: _Text, decoder: json.JSONDecoder, stats: FileStats, ope
 
 
 def _structure_ok(window: bytes) -> int | None:
-    """Number of top-level separators when every separator in ``window`` is at record level, else None.
+    """Number of markers when every separator in ``window`` is at record level, else None.
 
     ``window`` runs from the start of a record to the ``}`` closing the last piece (valid JSON assumed).
     All passes are C loops over the window or over its much smaller residue:
@@ -500,14 +504,13 @@ def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: F
         else:
             end = cut + 1
         window = buf[start:end]
-        separators = _structure_ok(window)
-        if separators is None:
+        if _structure_ok(window) is None:
             break
         pieces = prefilter.pieces(window)
         records = _parse_pieces(window, pieces, stats)
         if records is None:
             break
-        stats.records += separators + 1
+        stats.records += window.count(_SEP) + 1
         yield from records
         if eof:
             return

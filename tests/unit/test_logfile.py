@@ -1,0 +1,397 @@
+"""logfile: streaming read of gzip/plain CloudTrail logs, bad input, stats, the compact fast path."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from trailwatch import synth
+from trailwatch_processor import logfile
+from trailwatch_processor.logfile import FileStats, LogFileError, iter_matches, iter_records, open_log
+from trailwatch_processor.rules import compile_config, load_default_config
+
+from tests.conftest import shared_cloudtrail_files
+
+
+class NameMatcher:
+    """Stand-in matcher: eventName in a set, or any record the predicate accepts."""
+
+    def __init__(
+        self,
+        names: tuple[str, ...] = ("ConsoleLogin",),
+        needles: tuple[bytes, ...] | str | None = "auto",
+        predicate: Callable[[dict], bool] | None = None,
+    ) -> None:
+        self.names = set(names)
+        self.needles = tuple(b'"' + n.encode() + b'"' for n in names) if needles == "auto" else needles
+        self.predicate = predicate
+
+    def match(self, record: dict) -> list[str]:
+        hit = record.get("eventName") in self.names or (self.predicate is not None and self.predicate(record))
+        return ["rule"] if hit else []
+
+
+class Trickle(io.RawIOBase):
+    """A non-seekable stream that hands out at most ``step`` bytes per read, like a network body."""
+
+    def __init__(self, data: bytes, step: int = 7) -> None:
+        self._data = data
+        self._pos = 0
+        self._step = step
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        n = self._step if size is None or size < 0 else min(size, self._step)
+        out = self._data[self._pos : self._pos + n]
+        self._pos += len(out)
+        return out
+
+
+def compact(records: list, **kw: object) -> bytes:
+    return json.dumps({"Records": records}, separators=(",", ":"), **kw).encode()  # type: ignore[arg-type]
+
+
+def records_of(data: bytes, stats: FileStats | None = None) -> list[dict]:
+    return list(iter_records(io.BytesIO(data), stats))
+
+
+def matches_of(
+    data: bytes, matcher: object, stats: FileStats | None = None, prefilter: bool = True
+) -> list[dict]:
+    return [r for r, _ in iter_matches(io.BytesIO(data), matcher, stats, prefilter=prefilter)]  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Chunks of 64 bytes: every record straddles chunk boundaries."""
+    monkeypatch.setattr(logfile, "CHUNK_SIZE", 64)
+    yield
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[dict]:
+    return synth.background_records(300, random.Random(7), monitored_fraction=0.1)
+
+
+# ---------------------------------------------------------------------------------------------- open_log
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_open_log_sniffs_gzip_and_passes_plain_json_through(compress: bool) -> None:
+    body = compact([{"eventName": "X"}])
+    raw = gzip.compress(body) if compress else body
+    assert open_log(io.BytesIO(raw)).read() == body
+
+
+def test_open_log_on_an_opened_log_is_the_same_stream() -> None:
+    stream = open_log(io.BytesIO(gzip.compress(b"{}")))
+    assert open_log(stream) is stream
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_non_seekable_trickling_stream(corpus: list[dict], compress: bool) -> None:
+    body = compact(corpus)
+    raw = gzip.compress(body) if compress else body
+    assert list(iter_records(Trickle(raw))) == corpus  # type: ignore[arg-type]
+    matcher = NameMatcher(synth.MONITORED_NAMES)
+    expected = [r for r in corpus if r["eventName"] in synth.MONITORED_NAMES]
+    assert expected and [r for r, _ in iter_matches(Trickle(raw), matcher)] == expected  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+DEEP = 100_000
+BAD_INPUTS: dict[str, tuple[bytes, str]] = {
+    "zero bytes": (b"", "empty object: 0 bytes"),
+    "not gzip, not JSON": (b"PK\x03\x04 a zip file", "not JSON; expected an object with 'Records' at byte 0"),
+    "JSON list": (b"[1, 2]", "a JSON list"),
+    "no Records": (b'{"awsAccountId": "1", "logFiles": []}', "has no 'Records' key"),
+    "empty object": (b"{}", "has no 'Records' key"),
+    "Records is an object": (
+        b'{"Records": {"eventName": "X"}}',
+        "'Records' is not a list (starts with '{') at byte 12",
+    ),
+    "Records is null": (b'{"Records": null}', "'Records' is not a list"),
+    "truncated JSON": (
+        b'{"Records":[{"a":1},{"b":',
+        "record 1 at byte 25: Expecting value (the object ends there",
+    ),
+    "unterminated string": (b'{"Records":[{"a":"abc', "Unterminated string"),
+    "syntax error in record": (
+        b'{"Records":[{"a":1},{"b" 2}]}',
+        "invalid JSON in record 1 at byte 25: Expecting ':' delimiter",
+    ),
+    "trailing comma": (b'{"Records":[{"a":1},]}', "record 1 at byte 20"),
+    "trailing data": (
+        b'{"Records":[]} {"Records":[]}',
+        "unexpected data after the top-level object at byte 15",
+    ),
+    "duplicate Records": (b'{"Records":[],"Records":[]}', "duplicate 'Records' key"),
+    "not UTF-8": (b'{"Records":[{"a":"\xff"}]}', "not UTF-8 text: invalid byte at offset 18"),
+    "depth bomb": (
+        b'{"Records":[' + b"[" * DEEP + b"]" * DEEP + b"]}",
+        "record 0 at byte 12 is nested too deeply",
+    ),
+    "depth bomb, truncated": (b'{"Records":[' + b'{"a":' * DEEP, "nested too deeply"),
+    "depth bomb in a compact record": (
+        b'{"Records":[{"eventVersion":"1","x":' + b"[" * DEEP + b"]" * DEEP + b"}]}",
+        "nested too deeply",
+    ),
+}
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_is_a_log_file_error_naming_what_and_where(name: str, compress: bool) -> None:
+    body, message = BAD_INPUTS[name]
+    raw = gzip.compress(body) if compress else body
+    with pytest.raises(LogFileError, match=None) as caught:
+        list(iter_records(io.BytesIO(raw)))
+    assert message in str(caught.value)
+    # The matching path (fast path attempted first) reports the same fault.
+    with pytest.raises(LogFileError) as caught_matching:
+        list(iter_matches(io.BytesIO(raw), NameMatcher()))
+    assert message in str(caught_matching.value)
+
+
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [
+        (lambda gz: gz[:-4], "truncated gzip"),  # length trailer missing
+        (lambda gz: gz[: len(gz) // 2], "truncated gzip"),
+        (lambda gz: gz[:-8] + b"\0\0\0\0" + gz[-4:], "corrupt gzip"),  # CRC wrong
+        (lambda gz: gz[:10] + b"\xff" * 20 + gz[30:], "corrupt gzip"),
+        (lambda gz: gz + b"garbage", "corrupt gzip"),
+    ],
+    ids=["no trailer", "half", "bad crc", "bad deflate", "trailing garbage"],
+)
+def test_damaged_gzip(corpus: list[dict], cut: Callable[[bytes], bytes], message: str) -> None:
+    raw = cut(gzip.compress(compact(corpus)))
+    with pytest.raises(LogFileError, match=message):
+        list(iter_records(io.BytesIO(raw)))
+    with pytest.raises(LogFileError, match=message):
+        list(iter_matches(io.BytesIO(raw), NameMatcher(synth.MONITORED_NAMES)))
+
+
+def test_gzip_of_a_digest_file_is_not_a_log() -> None:
+    with pytest.raises(LogFileError, match="has no 'Records' key"):
+        list(iter_records(io.BytesIO(synth.digest_body())))
+
+
+def test_read_errors_of_the_source_are_not_log_file_errors() -> None:
+    """A network failure is transient (retry), not a bad object (DLQ)."""
+
+    class Broken(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            raise ConnectionResetError("peer reset")
+
+    with pytest.raises(ConnectionResetError):
+        list(iter_records(Broken()))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------- valid input
+
+
+def test_layouts_whitespace_key_order_other_keys_unicode_and_escapes() -> None:
+    body = (
+        '\ufeff \n{ "extra" : [1, {"Records": 3}] ,\t"Records" :\r\n [ {"b": "\\u00e9\\/\\"\\\\", "a": "ü"} ,'
+        ' {"n": [1.5e3, null, true]} ] , "after": {"x": "y"} }\n'
+    ).encode()
+    assert records_of(body) == [{"b": 'é/"\\', "a": "ü"}, {"n": [1500.0, None, True]}]
+
+
+def test_empty_records_list() -> None:
+    stats = FileStats()
+    assert records_of(b'{"Records":[]}', stats) == []
+    assert stats == FileStats()
+
+
+def test_non_object_records_are_skipped_and_counted() -> None:
+    stats = FileStats()
+    got = records_of(b'{"Records":[1,"x",null,[{"a":1}],{"eventName":"A"},true]}', stats)
+    assert got == [{"eventName": "A"}]
+    assert stats == FileStats(records=6, parsed=1, matched=0, skipped_non_objects=5, fast_path=False)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("prefilter", [False, True])
+def test_a_record_with_a_10_mb_field(compress: bool, prefilter: bool) -> None:
+    big = synth.make_record("ConsoleLogin", request_parameters={"blob": "x" * 10_000_000})
+    small = synth.make_record("GetObject")
+    body = compact([small, big, small])
+    raw = gzip.compress(body, compresslevel=1) if compress else body
+    stats = FileStats()
+    assert matches_of(raw, NameMatcher(), stats, prefilter=prefilter) == [big]
+    assert (stats.records, stats.matched, stats.fast_path) == (3, 1, prefilter)
+
+
+def test_stats_on_the_general_path(corpus: list[dict]) -> None:
+    matcher = NameMatcher(synth.MONITORED_NAMES)
+    stats = FileStats()
+    got = matches_of(compact(corpus), matcher, stats, prefilter=False)
+    expected = [r for r in corpus if r["eventName"] in synth.MONITORED_NAMES]
+    assert got == expected
+    assert stats == FileStats(records=300, parsed=300, matched=len(expected), skipped_non_objects=0)
+
+
+def test_stats_on_the_fast_path_parse_only_candidates(corpus: list[dict]) -> None:
+    matcher = NameMatcher(synth.MONITORED_NAMES)
+    stats = FileStats()
+    got = matches_of(gzip.compress(compact(corpus)), matcher, stats)
+    expected = [r for r in corpus if r["eventName"] in synth.MONITORED_NAMES]
+    assert got == expected
+    assert stats == FileStats(records=300, parsed=len(expected), matched=len(expected), fast_path=True)
+
+
+def test_a_file_without_needles_is_never_parsed(corpus: list[dict], monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+    monkeypatch.setattr(logfile.json, "loads", lambda *a, **k: calls.append(a) or [])
+    stats = FileStats()
+    assert matches_of(compact(corpus), NameMatcher(("NeverSeen",)), stats) == []
+    assert (calls, stats.parsed, stats.records, stats.fast_path) == ([], 0, 300, True)
+
+
+def test_needles_none_parses_everything(corpus: list[dict]) -> None:
+    matcher = NameMatcher(synth.MONITORED_NAMES, needles=None)
+    stats = FileStats()
+    assert len(matches_of(compact(corpus), matcher, stats)) == stats.matched > 0
+    assert (stats.parsed, stats.fast_path) == (300, False)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda recs: json.dumps({"Records": recs}, indent=2).encode(),
+        lambda recs: json.dumps({"Records": recs}).encode(),
+        lambda recs: json.dumps({"x": 1, "Records": recs}, separators=(",", ":")).encode(),
+        lambda recs: compact([dict(reversed(list(r.items()))) for r in recs]),
+    ],
+    ids=["pretty", "default separators", "other key first", "eventVersion last"],
+)
+def test_odd_layouts_take_the_general_path(corpus: list[dict], layout: Callable[[list], bytes]) -> None:
+    matcher = NameMatcher(synth.MONITORED_NAMES)
+    stats = FileStats()
+    expected = [r for r in corpus if r["eventName"] in synth.MONITORED_NAMES]
+    assert matches_of(layout(corpus), matcher, stats) == expected
+    assert not stats.fast_path and stats.records == 300
+
+
+def test_other_top_level_key_after_records_falls_back_and_still_matches(corpus: list[dict]) -> None:
+    body = compact(corpus)[:-1] + b',"other":[{"a":1},{"eventVersion":"1","eventName":"ConsoleLogin"}]}'
+    expected = [r for r in corpus if r["eventName"] == "ConsoleLogin"]
+    assert matches_of(body, NameMatcher()) == expected == matches_of(body, NameMatcher(), prefilter=False)
+
+
+def test_fast_path_and_general_path_agree_across_tiny_chunks(corpus: list[dict], small_chunks: None) -> None:
+    body = compact(corpus)
+    matcher = NameMatcher(synth.MONITORED_NAMES)
+    fast, slow = FileStats(), FileStats()
+    assert matches_of(body, matcher, fast) == matches_of(body, matcher, slow, prefilter=False)
+    assert fast.fast_path and fast.records == slow.records == 300
+    assert records_of(body) == corpus
+
+
+# ------------------------------------------------------------------------------------- fast-path safety
+
+
+def _record(name: str, **extra: object) -> dict:
+    return {"eventVersion": "1.09", "eventName": name, **extra}
+
+
+NESTED_CASES = {
+    # A nested array whose later element starts with eventVersion: the split lands inside the record and
+    # the middle piece parses as an object. The record itself is not a ConsoleLogin.
+    "fabricated record": [
+        _record("GetObject", requestParameters={"items": [{"a": 1}, _record("ConsoleLogin"), {"b": 2}]}),
+    ],
+    # The needle sits only in a nested element; the rule looks at that nested element.
+    "match hidden in a nested piece": [
+        _record("GetObject"),
+        _record("PutObject", requestParameters={"items": [{"a": 1}, _record("X", note="ConsoleLogin"), {}]}),
+        _record("GetObject"),
+    ],
+    "nested separators spanning records": [
+        _record("A", x=[{"k": 1}, _record("B"), _record("ConsoleLogin"), _record("C", y=[{}, _record("D")])]),
+        _record("ConsoleLogin", z=[{"eventVersion": "x"}]),
+    ],
+    "strings that look like separators": [
+        _record("A", ua='},{"eventVersion":"1","eventName":"ConsoleLogin"}', b='\\\\"},{'),
+        _record("ConsoleLogin", ua='[{"}]'),
+    ],
+}
+
+
+def _nested_predicate(record: dict) -> bool:
+    items = (record.get("requestParameters") or {}).get("items") or []
+    return any(isinstance(i, dict) and i.get("note") == "ConsoleLogin" for i in items)
+
+
+@pytest.mark.parametrize("name", list(NESTED_CASES))
+@pytest.mark.parametrize("chunk", [None, 48])
+def test_nested_separators_never_give_a_wrong_answer(
+    name: str, chunk: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if chunk:
+        monkeypatch.setattr(logfile, "CHUNK_SIZE", chunk)
+    records = NESTED_CASES[name]
+    matcher = NameMatcher(("ConsoleLogin",), needles=(b"ConsoleLogin",), predicate=_nested_predicate)
+    body = compact(records)
+    expected = [r for r in records if matcher.match(r)]
+    assert matches_of(body, matcher) == expected == matches_of(body, matcher, prefilter=False)
+
+
+def test_structure_check_rejects_nested_separators_and_accepts_records() -> None:
+    ok = compact([_record("A"), _record("B", x=[{"eventVersion": 1}], y='},{"eventVersion":')])[12:-2]
+    nested = compact([_record("A", x=[{"a": 1}, {"eventVersion": 1}])])[12:-2]
+    assert logfile._structure_ok(ok) == 1
+    assert logfile._structure_ok(nested) is None
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        lambda text: text.replace(b'"ConsoleLogin"', b'"Console\\u004cogin"'),
+        lambda text: text.replace(b'"eventName"', b'"event\\u004eame"'),
+        lambda text: text.replace(b'"signin.amazonaws.com"', b'"signin.amazonaws.com\\/x"'),
+    ],
+    ids=["escaped value", "escaped key", "escaped slash"],
+)
+def test_escapes_that_hide_a_needle_make_a_candidate(spelling: Callable[[bytes], bytes]) -> None:
+    records = [synth.make_record("GetObject"), synth.console_login(), synth.make_record("GetObject")]
+    body = spelling(compact(records))
+    stats = FileStats()
+    got = matches_of(body, NameMatcher(), stats)
+    assert got == matches_of(body, NameMatcher(), prefilter=False)
+    assert [r["eventName"] for r in got] == ["ConsoleLogin"] and stats.fast_path
+
+
+# ---------------------------------------------------------------------------------------------- real data
+
+
+@pytest.mark.parametrize("path", shared_cloudtrail_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("compress", [False, True])
+def test_shared_files_parse_to_the_same_records_as_json_load(path: Path, compress: bool) -> None:
+    raw = path.read_bytes()
+    expected = json.loads(raw)["Records"]
+    stats = FileStats()
+    assert records_of(gzip.compress(raw) if compress else raw, stats) == expected
+    assert stats.records == stats.parsed == len(expected)
+
+
+def test_shared_records_match_without_exceptions(shared_records: list[dict]) -> None:
+    matcher = compile_config(load_default_config())
+    data = compact(shared_records)
+    stats = FileStats()
+    got = [(r, [rule.id for rule in rules]) for r, rules in iter_matches(io.BytesIO(data), matcher, stats)]
+    expected = [(r, [rule.id for rule in matcher.match(r)]) for r in shared_records if matcher.match(r)]
+    assert got == expected and stats.matched == len(expected) > 0
