@@ -20,6 +20,8 @@ from urllib.parse import unquote_plus
 import boto3
 import pytest
 from cfnlint.decode import cfn_yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto.s3.models import s3_backends
 from trailwatch.local import recorder as rec
 from trailwatch.local.operations import HttpRequest, identify
@@ -718,6 +720,33 @@ def test_failed_call_gets_error_fields_and_request_id() -> None:
 )
 def test_request_parameters(request_: HttpRequest, expected: dict | None) -> None:
     assert record_for(request_)["requestParameters"] == expected
+
+
+_FLAT_KEY = st.lists(
+    st.one_of(
+        st.sampled_from(["member", "entry", "1", "2", "10", "Name", "Value", ""]),
+        st.text("aZ.09", max_size=4),
+    ),
+    min_size=1,
+    max_size=5,
+).map(".".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_FLAT_KEY, st.lists(st.text(max_size=5), min_size=1, max_size=2), max_size=8))
+def test_query_parameters_of_any_shape_decode_without_error(params: dict[str, list[str]]) -> None:
+    decoded = rec._unflatten(params)
+    assert isinstance(decoded, dict)
+    json.dumps(decoded)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=200), status=st.sampled_from([200, 400, 403, 404, 500]))
+def test_any_response_body_gives_a_record(body: bytes, status: int) -> None:
+    request = HttpRequest("POST", "/", "", {**_auth("kms"), "X-Amz-Target": "TrentService.CreateKey"}, body)
+    record = record_for(request, status, body)
+    json.dumps(record)
+    assert ("errorCode" in record) is (status >= 400)
 
 
 # ---------------------------------------------------------------------------------------------- selectors

@@ -207,35 +207,42 @@ def _clip(value: Any, shape: Shape | None = None) -> Any:
 
 
 def _unflatten(params: Mapping[str, list[str]]) -> dict[str, Any]:
-    """Query-protocol parameters (`Tags.member.1.Key=k`) as nested JSON with lowerCamel names."""
+    """Query-protocol parameters (`Tags.member.1.Key=k`) as nested JSON with lowerCamel names; a parameter
+    whose name does not nest (`.0`, `A.1` after `A=x`) is kept flat under its own name."""
     root: dict[str, Any] = {}
     for flat, values in sorted(params.items()):
-        parts = [p for p in flat.split(".") if p not in ("member", "entry", "item")]
-        node: Any = root
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            key: Any = int(part) - 1 if part.isdigit() else _lower_camel(part)
-            if isinstance(key, int):
-                if not isinstance(node, list):
-                    break  # malformed: a list index under a named member; keep what we have
-                while len(node) <= key:
-                    node.append({})
-                if last:
-                    node[key] = values[0]
-                else:
-                    if not isinstance(node[key], (dict, list)):
-                        break
-                    if parts[i + 1].isdigit() and node[key] == {}:
-                        node[key] = []
-                    node = node[key]
-            else:
-                if not isinstance(node, dict):
-                    break
-                if last:
-                    node[key] = values[0]
-                else:
-                    node = node.setdefault(key, [] if parts[i + 1].isdigit() else {})
+        parts = [p for p in flat.split(".") if p and p not in ("member", "entry", "item")]
+        if not parts or not values:
+            continue
+        try:
+            _place(root, parts, values[0])
+        except ValueError:
+            root[flat] = values[0]
     return root
+
+
+def _place(root: dict[str, Any], parts: list[str], value: str) -> None:
+    node: Any = root
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        key: Any
+        if part.isdigit():
+            key = int(part) - 1  # the protocol counts from 1
+            if not isinstance(node, list) or not 0 <= key < 1000:
+                raise ValueError(f"bad list index {part!r}")
+            node.extend([None] * (key + 1 - len(node)))
+        else:
+            if not isinstance(node, dict):
+                raise ValueError(f"member {part!r} under a list")
+            key = _lower_camel(part)
+        if last:
+            node[key] = value
+            return
+        child = node[key] if isinstance(node, list) else node.get(key)
+        if child is None:
+            child = [] if parts[i + 1].isdigit() else {}
+            node[key] = child
+        node = child
 
 
 def request_parameters(request: HttpRequest, ident: Identified) -> dict[str, Any] | None:
