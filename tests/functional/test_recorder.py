@@ -619,6 +619,7 @@ def test_event_category_read_only_and_resources(
         ),
         (b"", {"x-amzn-ErrorType": "AccessDeniedException:"}, ("AccessDeniedException", None)),
         (b"not an error document", {}, (None, None)),
+        (b'{"__type": 42, "message": "odd"}', {}, (None, "odd")),
     ],
 )
 def test_parse_error(body: bytes, headers: dict[str, str], expected: tuple) -> None:

@@ -338,8 +338,7 @@ def parse_error(body: bytes, headers: Mapping[str, str]) -> tuple[str | None, st
         for name, value in headers.items():
             if name.lower() == "x-amzn-errortype":
                 code = value
-    if isinstance(code, str):
-        code = code.split(":", 1)[0].rsplit("#", 1)[-1]
+    code = code.split(":", 1)[0].rsplit("#", 1)[-1] if isinstance(code, str) else None
     return (code or None), (str(message) if message else None)
 
 
