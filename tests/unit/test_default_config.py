@@ -1,0 +1,367 @@
+"""The bundled default config (events.json): CIS 4.1-4.15 rules on real and hand-made records."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from trailwatch_processor import rules as R
+from trailwatch_processor.rules import Matcher, compile_config, load_default_config, severity_rank
+
+CIS_IDS = [
+    "cis-4.1-unauthorized-api-calls",
+    "cis-4.2-console-signin-without-mfa",
+    "cis-4.3-root-account-usage",
+    "cis-4.4-iam-policy-changes",
+    "cis-4.5-cloudtrail-config-changes",
+    "cis-4.6-console-auth-failures",
+    "cis-4.7-cmk-disabled-or-scheduled-deletion",
+    "cis-4.8-s3-bucket-policy-changes",
+    "cis-4.9-aws-config-changes",
+    "cis-4.10-security-group-changes",
+    "cis-4.11-nacl-changes",
+    "cis-4.12-network-gateway-changes",
+    "cis-4.13-route-table-changes",
+    "cis-4.14-vpc-changes",
+    "cis-4.15-organizations-changes",
+]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return compile_config(load_default_config())
+
+
+def ids(matcher: Matcher, record: dict) -> list[str]:
+    return [r.id for r in matcher.match(record)]
+
+
+def primary(matcher: Matcher, record: dict) -> str:
+    """The item's primary rule as the architecture defines it: highest severity, ties by config order."""
+    matched = matcher.match(record)
+    order = {r.id: i for i, r in enumerate(matcher.rules)}
+    return max(matched, key=lambda r: (severity_rank(r.severity), -order[r.id])).id
+
+
+def ct(**fields: object) -> dict:
+    """A CloudTrail record as AWS writes it; keyword arguments replace top-level fields (None deletes)."""
+    record: dict = {
+        "eventVersion": "1.08",
+        "userIdentity": {
+            "type": "IAMUser",
+            "principalId": "AIDAEXAMPLE",
+            "arn": "arn:aws:iam::123456789012:user/alice",
+            "accountId": "123456789012",
+            "userName": "alice",
+        },
+        "eventTime": "2026-11-26T12:00:00Z",
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "DescribeInstances",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.7",
+        "userAgent": "aws-cli/2.15.0",
+        "requestParameters": None,
+        "responseElements": None,
+        "eventID": "00000000-0000-0000-0000-000000000001",
+        "eventType": "AwsApiCall",
+        "recipientAccountId": "123456789012",
+    }
+    for key, value in fields.items():
+        if value is None:
+            record.pop(key, None)
+        else:
+            record[key] = value
+    return record
+
+
+def console_login(
+    *, mfa: str | None = "No", result: str = "Success", identity: str = "IAMUser", **extra: object
+):
+    additional: dict = {"LoginTo": "https://console.aws.amazon.com/console/home", "MobileVersion": "No"}
+    if mfa is not None:
+        additional["MFAUsed"] = mfa
+    record = ct(
+        eventSource="signin.amazonaws.com",
+        eventName="ConsoleLogin",
+        eventType="AwsConsoleSignIn",
+        additionalEventData=additional,
+        responseElements={"ConsoleLogin": result},
+        **extra,
+    )
+    record["userIdentity"]["type"] = identity
+    return record
+
+
+def with_identity(record: dict, **identity: object) -> dict:
+    record = copy.deepcopy(record)
+    for key, value in identity.items():
+        if value is None:
+            record["userIdentity"].pop(key, None)
+        else:
+            record["userIdentity"][key] = value
+    return record
+
+
+def saml(record: dict) -> dict:
+    record = copy.deepcopy(record)
+    record["additionalEventData"]["SamlProviderArn"] = "arn:aws:iam::123456789012:saml-provider/Okta"
+    return record
+
+
+ROOT = {"type": "Root", "arn": "arn:aws:iam::123456789012:root", "userName": None}
+
+# rule id -> (records that must match, near-miss records that must not)
+VARIANTS: dict[str, tuple[list[dict], list[dict]]] = {
+    "cis-4.1-unauthorized-api-calls": (
+        [
+            ct(errorCode="Client.UnauthorizedOperation"),
+            ct(errorCode="AccessDenied"),
+            ct(errorCode="AccessDeniedException"),
+        ],
+        [
+            ct(),
+            ct(errorCode="ThrottlingException"),
+            ct(errorCode="accessdenied"),
+            ct(errorCode="UnauthorizedOperations"),
+        ],
+    ),
+    "cis-4.2-console-signin-without-mfa": (
+        [console_login(), console_login(mfa=None), with_identity(console_login(), **ROOT)],
+        [
+            console_login(mfa="Yes"),
+            console_login(result="Failure", errorMessage="Failed authentication"),
+            console_login(identity="AssumedRole"),
+            saml(console_login()),
+        ],
+    ),
+    "cis-4.3-root-account-usage": (
+        [with_identity(ct(), **ROOT), with_identity(ct(eventName="StopLogging"), **ROOT)],
+        [
+            ct(),
+            with_identity(ct(), **ROOT, invokedBy="support.amazonaws.com"),
+            with_identity(ct(eventType="AwsServiceEvent"), **ROOT),
+        ],
+    ),
+    "cis-4.4-iam-policy-changes": (
+        [ct(eventSource="iam.amazonaws.com", eventName=n) for n in ("PutRolePolicy", "DetachGroupPolicy")],
+        [
+            ct(eventSource="iam.amazonaws.com", eventName="GetPolicy"),
+            ct(eventSource="organizations.amazonaws.com", eventName="CreatePolicy"),
+        ],
+    ),
+    "cis-4.5-cloudtrail-config-changes": (
+        [ct(eventSource="cloudtrail.amazonaws.com", eventName=n) for n in ("StopLogging", "DeleteTrail")],
+        [
+            ct(eventSource="cloudtrail.amazonaws.com", eventName="LookupEvents"),
+            ct(eventSource="example.amazonaws.com", eventName="StopLogging"),
+        ],
+    ),
+    "cis-4.6-console-auth-failures": (
+        [console_login(result="Failure", errorMessage="Failed authentication")],
+        [
+            console_login(),
+            console_login(result="Failure", errorMessage="No username found in supplied account"),
+        ],
+    ),
+    "cis-4.7-cmk-disabled-or-scheduled-deletion": (
+        [ct(eventSource="kms.amazonaws.com", eventName=n) for n in ("DisableKey", "ScheduleKeyDeletion")],
+        [
+            ct(eventSource="kms.amazonaws.com", eventName="EnableKey"),
+            ct(eventSource="kms.amazonaws.com", eventName="CancelKeyDeletion"),
+        ],
+    ),
+    "cis-4.8-s3-bucket-policy-changes": (
+        [ct(eventSource="s3.amazonaws.com", eventName=n) for n in ("PutBucketPolicy", "DeleteBucketCors")],
+        [
+            ct(eventSource="s3.amazonaws.com", eventName="GetBucketPolicy"),
+            ct(eventSource="s3-outposts.amazonaws.com", eventName="PutBucketPolicy"),
+        ],
+    ),
+    "cis-4.9-aws-config-changes": (
+        [ct(eventSource="config.amazonaws.com", eventName="StopConfigurationRecorder")],
+        [ct(eventSource="config.amazonaws.com", eventName="StartConfigurationRecorder")],
+    ),
+    "cis-4.10-security-group-changes": (
+        [ct(eventName="AuthorizeSecurityGroupIngress"), ct(eventName="DeleteSecurityGroup")],
+        [ct(eventName="DescribeSecurityGroups"), ct(eventName="ModifySecurityGroupRules")],
+    ),
+    "cis-4.11-nacl-changes": (
+        [ct(eventName="ReplaceNetworkAclEntry")],
+        [ct(eventName="DescribeNetworkAcls")],
+    ),
+    "cis-4.12-network-gateway-changes": (
+        [ct(eventName="CreateInternetGateway"), ct(eventName="DeleteCustomerGateway")],
+        [ct(eventName="DescribeInternetGateways"), ct(eventName="CreateNatGateway")],
+    ),
+    "cis-4.13-route-table-changes": (
+        [ct(eventName="ReplaceRoute"), ct(eventName="DisassociateRouteTable")],
+        [ct(eventName="DescribeRouteTables")],
+    ),
+    "cis-4.14-vpc-changes": (
+        [ct(eventName="CreateVpcPeeringConnection"), ct(eventName="ModifyVpcAttribute")],
+        [ct(eventName="DescribeVpcs"), ct(eventName="CreateSubnet")],
+    ),
+    "cis-4.15-organizations-changes": (
+        [
+            ct(eventSource="organizations.amazonaws.com", eventName=n)
+            for n in ("CreateAccount", "LeaveOrganization")
+        ],
+        [
+            ct(eventSource="organizations.amazonaws.com", eventName="ListAccounts"),
+            ct(eventSource="iam.amazonaws.com", eventName="CreatePolicy"),
+        ],
+    ),
+}
+
+
+def test_default_config_has_monitored_events_and_one_rule_per_cis_control() -> None:
+    config = load_default_config()
+    assert config.raw["monitored_events"] == ["ConsoleLogin", "CreateUser"]
+    assert [r.id for r in config.rules] == ["ConsoleLogin", "CreateUser", *CIS_IDS]
+    for rule in config.rules[2:]:
+        control = rule.id.split("-")[1]
+        words = rule.description.split()
+        assert words[:4] == ["CIS", "AWS", "Foundations", "Benchmark"] and words[4].rstrip(":") == control
+        assert rule.title and rule.title != rule.id
+
+
+def test_packaged_default_is_the_top_level_events_json(repo_root: Path) -> None:
+    packaged = Path(R.__file__).with_name("default_events.json")
+    assert packaged.read_bytes() == (repo_root / "events.json").read_bytes()
+    assert load_default_config().source == "default_events.json"
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "severity"),
+    [
+        ("cis-4.3-root-account-usage", "critical"),
+        ("cis-4.5-cloudtrail-config-changes", "high"),
+        ("cis-4.2-console-signin-without-mfa", "high"),
+        ("cis-4.1-unauthorized-api-calls", "medium"),
+    ],
+)
+def test_severities(matcher: Matcher, rule_id: str, severity: str) -> None:
+    assert {r.id: r.severity for r in matcher.rules}[rule_id] == severity
+
+
+@pytest.mark.parametrize("rule_id", CIS_IDS)
+def test_rule_matches_its_variants_and_not_its_near_misses(matcher: Matcher, rule_id: str) -> None:
+    hits, misses = VARIANTS[rule_id]
+    for record in hits:
+        assert rule_id in ids(matcher, record), record
+    for record in misses:
+        assert rule_id not in ids(matcher, record), record
+
+
+@pytest.mark.parametrize("rule_id", CIS_IDS)
+def test_rule_matches_real_records(matcher: Matcher, shared_records: list, rule_id: str) -> None:
+    assert any(rule_id in ids(matcher, r) for r in shared_records if isinstance(r, dict))
+
+
+# real records selected by their content, with the rules they must (and must not) trigger
+REAL = [
+    (lambda r: r.get("eventName") == "StopLogging", "cis-4.5-cloudtrail-config-changes"),
+    (lambda r: r.get("eventName") == "ScheduleKeyDeletion", "cis-4.7-cmk-disabled-or-scheduled-deletion"),
+    (lambda r: r.get("eventName") == "PutBucketPolicy", "cis-4.8-s3-bucket-policy-changes"),
+    (lambda r: r.get("eventName") == "StopConfigurationRecorder", "cis-4.9-aws-config-changes"),
+    (lambda r: r.get("eventName") == "AttachUserPolicy", "cis-4.4-iam-policy-changes"),
+    (lambda r: r.get("eventName") == "CreateUser", "CreateUser"),
+    (lambda r: r.get("errorCode") == "Client.UnauthorizedOperation", "cis-4.1-unauthorized-api-calls"),
+    (lambda r: r.get("errorMessage") == "Failed authentication", "cis-4.6-console-auth-failures"),
+    (
+        lambda r: (
+            r.get("eventName") == "ConsoleLogin"
+            and (r.get("additionalEventData") or {}).get("MFAUsed") == "No"
+            and (r.get("responseElements") or {}).get("ConsoleLogin") == "Success"
+            and r["userIdentity"]["type"] == "IAMUser"
+            and "SamlProviderArn" not in r["additionalEventData"]
+        ),
+        "cis-4.2-console-signin-without-mfa",
+    ),
+    (
+        lambda r: (
+            r.get("eventName") != "ConsoleLogin"
+            and isinstance(r.get("userIdentity"), dict)
+            and r["userIdentity"].get("type") == "Root"
+            and "invokedBy" not in r["userIdentity"]
+        ),
+        "cis-4.3-root-account-usage",
+    ),
+]
+
+
+@pytest.mark.parametrize(("select", "rule_id"), REAL)
+def test_selected_real_records_match(matcher: Matcher, shared_records: list, select, rule_id: str) -> None:
+    selected = [r for r in shared_records if isinstance(r, dict) and select(r)]
+    assert selected, f"no real record selected for {rule_id}"
+    for record in selected:
+        assert rule_id in ids(matcher, record), record.get("eventID")
+
+
+@pytest.mark.parametrize(
+    ("select", "rule_id"),
+    [
+        (
+            lambda r: (r.get("additionalEventData") or {}).get("MFAUsed") == "Yes",
+            "cis-4.2-console-signin-without-mfa",
+        ),
+        (
+            lambda r: (
+                r.get("eventName") == "ConsoleLogin"
+                and (r.get("userIdentity") or {}).get("type") == "AssumedRole"
+            ),
+            "cis-4.2-console-signin-without-mfa",
+        ),
+        (lambda r: "invokedBy" in (r.get("userIdentity") or {}), "cis-4.3-root-account-usage"),
+        (
+            lambda r: r.get("eventName") == "ConsoleLogin" and "errorMessage" not in r,
+            "cis-4.6-console-auth-failures",
+        ),
+    ],
+)
+def test_real_near_misses_do_not_match(matcher: Matcher, shared_records: list, select, rule_id: str) -> None:
+    selected = [r for r in shared_records if isinstance(r, dict) and select(r)]
+    assert selected
+    assert not [r.get("eventID") for r in selected if rule_id in ids(matcher, r)]
+
+
+@pytest.mark.parametrize(
+    ("record", "expected_primary"),
+    [
+        (console_login(), "cis-4.2-console-signin-without-mfa"),
+        (console_login(mfa="Yes"), "ConsoleLogin"),
+        (
+            console_login(result="Failure", errorMessage="Failed authentication"),
+            "cis-4.6-console-auth-failures",
+        ),
+        (with_identity(console_login(), **ROOT), "cis-4.3-root-account-usage"),
+        (ct(eventSource="iam.amazonaws.com", eventName="CreateUser"), "CreateUser"),
+        (ct(eventSource="iam.amazonaws.com", eventName="CreateUser", errorCode="AccessDenied"), "CreateUser"),
+        (
+            ct(eventSource="cloudtrail.amazonaws.com", eventName="StopLogging", errorCode="AccessDenied"),
+            "cis-4.5-cloudtrail-config-changes",
+        ),
+    ],
+)
+def test_primary_rule_is_the_interesting_one(matcher: Matcher, record: dict, expected_primary: str) -> None:
+    assert primary(matcher, record) == expected_primary
+
+
+def test_every_shared_record_goes_through_match(matcher: Matcher, shared_records: list) -> None:
+    assert shared_records
+    matched = 0
+    for record in shared_records:
+        result = matcher.match(record)
+        matched += bool(result)
+        assert [r.id for r in result] == [r.id for r in matcher.rules if r in result]  # config order
+    assert matched > 100
+
+
+def test_default_needles_are_sound_on_real_records(matcher: Matcher, shared_records: list) -> None:
+    assert matcher.needles is not None and b'"ConsoleLogin"' in matcher.needles
+    for record in shared_records:
+        if isinstance(record, dict) and matcher.match(record):
+            raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+            assert any(n in raw for n in matcher.needles), record.get("eventID")
