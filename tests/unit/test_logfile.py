@@ -317,7 +317,10 @@ NESTED_CASES = {
     # The needle sits only in a nested element; the rule looks at that nested element.
     "match hidden in a nested piece": [
         _record("GetObject"),
-        _record("PutObject", requestParameters={"items": [{"a": 1}, _record("X", note="ConsoleLogin"), _record("Y")]}),
+        _record(
+            "PutObject",
+            requestParameters={"items": [{"a": 1}, _record("X", note="ConsoleLogin"), _record("Y")]},
+        ),
         _record("GetObject"),
     ],
     "nested separators spanning records": [

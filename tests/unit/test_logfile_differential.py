@@ -1,0 +1,160 @@
+"""Differential: matching with the literal prefilter (fast path) equals matching without it (general path).
+
+Random records carry what could fool a text prefilter: JSON escapes (``\\u`` via ensure_ascii, ``\\/``,
+quotes, backslashes), unicode, nested objects whose keys include ``eventVersion``, odd key orders,
+pretty printing. The real shared data goes through the same comparison, re-serialised several ways.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from trailwatch_processor import logfile
+from trailwatch_processor.logfile import FileStats, iter_matches
+from trailwatch_processor.rules import Matcher, compile_config, load_default_config, validate_config
+
+DEFAULT = compile_config(load_default_config())
+NAMES = [
+    "ConsoleLogin",
+    "CreateUser",
+    "StopLogging",
+    "PutBucketPolicy",
+    "GetObject",
+    "Describe\u00e9",
+    'Odd"Name/\\',
+]
+SMALL = compile_config(
+    validate_config(
+        {
+            "monitored_events": ["GetObject"],
+            "rules": [
+                {"id": "odd-names", "pattern": {"eventName": ["Describe\u00e9", 'Odd"Name/\\']}},
+                {
+                    "id": "nested-note",
+                    "pattern": {"requestParameters": {"items": {"note": [{"prefix": "Con"}]}}},
+                },
+                {"id": "agent", "pattern": {"userAgent": [{"suffix": "/\u00fc"}]}},
+            ],
+        }
+    )
+)
+
+_PIECES = [*'ab"\\/\u00e9\u00fc\u4e2d\U0001f600{}[],: \n', *NAMES, '},{"eventVersion":']
+text = st.lists(st.sampled_from(_PIECES), max_size=6).map("".join)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-(10**6), 10**6), text, st.sampled_from(NAMES))
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["eventVersion", "eventName", "note", "k", "\u00e9"]), inner, max_size=3
+        ),
+    ),
+    max_leaves=8,
+)
+# Array elements that start like a record: the fast path's separators land inside the record.
+nested_record = st.fixed_dictionaries({"eventVersion": st.just("1.09"), "note": st.sampled_from(NAMES)})
+keys = st.sampled_from(["eventVersion", "eventName", "note", "k", "\u00e9"])
+
+
+@st.composite
+def records(draw: st.DrawFn) -> object:
+    if draw(st.integers(0, 20)) == 0:
+        return draw(scalars)  # a non-object record
+    record: dict = {"eventVersion": "1.09"}
+    record["eventName"] = draw(st.sampled_from(NAMES))
+    record["eventSource"] = draw(st.sampled_from(["signin.amazonaws.com", "s3.amazonaws.com", "x\\/y"]))
+    if draw(st.booleans()):
+        record["userAgent"] = draw(text) + draw(st.sampled_from(["", "/\u00fc"]))
+    if draw(st.booleans()):
+        items = draw(
+            st.lists(st.one_of(nested_record, st.dictionaries(keys, scalars, max_size=2), values), max_size=4)
+        )
+        record["requestParameters"] = {"items": items}
+    if draw(st.booleans()):
+        record["errorCode"] = draw(
+            st.sampled_from(["AccessDenied", "Client.UnauthorizedOperation", "NoSuchKey"])
+        )
+    if draw(st.booleans()):
+        record["userIdentity"] = {"type": draw(st.sampled_from(["Root", "IAMUser"]))}
+    record.update(draw(st.dictionaries(st.sampled_from(["extra", "eventVersion2", "z"]), values, max_size=2)))
+    if draw(st.integers(0, 6)) == 0:
+        items = list(record.items())
+        draw(st.randoms()).shuffle(items)
+        record = dict(items)
+    return record
+
+
+SERIALISERS: dict[str, Callable[[list], bytes]] = {
+    "compact": lambda recs: json.dumps({"Records": recs}, separators=(",", ":"), ensure_ascii=False).encode(),
+    "compact ascii": lambda recs: json.dumps({"Records": recs}, separators=(",", ":")).encode(),
+    "escaped slashes": lambda recs: (
+        json.dumps({"Records": recs}, separators=(",", ":")).replace("/", "\\/").encode()
+    ),
+    "pretty": lambda recs: json.dumps({"Records": recs}, indent=1, ensure_ascii=False).encode(),
+}
+
+
+def run(data: bytes, matcher: Matcher, prefilter: bool) -> tuple[list, FileStats]:
+    stats = FileStats()
+    got = [
+        (r, [rule.id for rule in rules])
+        for r, rules in iter_matches(io.BytesIO(data), matcher, stats, prefilter)
+    ]
+    return got, stats
+
+
+def assert_same(data: bytes, matcher: Matcher) -> FileStats:
+    fast, fast_stats = run(data, matcher, True)
+    slow, slow_stats = run(data, matcher, False)
+    assert fast == slow
+    assert fast_stats.matched == slow_stats.matched
+    return fast_stats
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(records(), min_size=1, max_size=8),
+    st.sampled_from(sorted(SERIALISERS)),
+    st.sampled_from([0, 40]),
+)
+def test_prefilter_gives_identical_matches(recs: list, serialiser: str, chunk: int) -> None:
+    data = SERIALISERS[serialiser](recs)
+    saved = logfile.CHUNK_SIZE
+    logfile.CHUNK_SIZE = chunk or saved  # 40 bytes: windows end inside records and nested separators
+    try:
+        for matcher in (DEFAULT, SMALL):
+            assert_same(data, matcher)
+    finally:
+        logfile.CHUNK_SIZE = saved
+
+
+def test_generated_inputs_reach_the_fast_path() -> None:
+    """The property above is only meaningful if compact inputs do take the fast path."""
+    recs = [{"eventVersion": "1.09", "eventName": "ConsoleLogin", "userAgent": "a\\/\u00fc"}] * 3
+    for name in ("compact", "compact ascii", "escaped slashes"):
+        assert assert_same(SERIALISERS[name](recs), DEFAULT).fast_path, name
+    assert not assert_same(SERIALISERS["pretty"](recs), DEFAULT).fast_path
+
+
+@pytest.mark.parametrize("serialiser", sorted(SERIALISERS))
+@pytest.mark.parametrize("order", ["as is", "eventVersion first", "shuffled keys"])
+def test_shared_data_identical_with_and_without_prefilter(
+    shared_records: list[dict], serialiser: str, order: str
+) -> None:
+    recs = shared_records
+    if order == "eventVersion first":  # most shared records lack eventVersion or start elsewhere
+        recs = [{"eventVersion": r.get("eventVersion", "1.0"), **r} for r in recs]
+    elif order == "shuffled keys":
+        rng = random.Random(3)
+        recs = [dict(rng.sample(list(r.items()), len(r))) for r in recs]
+    stats = assert_same(SERIALISERS[serialiser](recs), DEFAULT)
+    assert stats.matched > 0
+    if order == "eventVersion first" and serialiser != "pretty":
+        assert stats.fast_path and stats.parsed < stats.records
