@@ -522,24 +522,29 @@ def _missing_get(_key: str, default: object) -> object:
     return default
 
 
-def _leaf_values(values: list, out: list | None = None) -> list:
-    out = [] if out is None else out
-    for item in values:
-        if type(item) is list:
-            _leaf_values(item, out)
-        elif type(item) is not dict:
-            out.append(item)
+def _flatten(values: list, want_objects: bool) -> list:
+    """Scalars (or objects) of an array, nested arrays flattened, without recursion (records can be deep)."""
+    out: list = []
+    stack = [iter(values)]
+    while stack:
+        for item in stack[-1]:
+            t = type(item)
+            if t is list:
+                stack.append(iter(item))
+                break
+            if (t is dict) is want_objects:
+                out.append(item)
+        else:
+            stack.pop()
     return out
 
 
-def _object_elements(values: list, out: list | None = None) -> list:
-    out = [] if out is None else out
-    for item in values:
-        if type(item) is list:
-            _object_elements(item, out)
-        elif type(item) is dict:
-            out.append(item)
-    return out
+def _leaf_values(values: list) -> list:
+    return _flatten(values, want_objects=False)
+
+
+def _object_elements(values: list) -> list:
+    return _flatten(values, want_objects=True)
 
 
 def _wildcard_segments(text: str) -> list[str]:

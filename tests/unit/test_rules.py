@@ -519,3 +519,15 @@ def test_needle_found_in_compact_raw_text_with_escapes(record: dict) -> None:
     raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
     assert matcher.match(record)
     assert any(n in raw for n in matcher.needles)
+
+
+def test_deeply_nested_record_arrays_do_not_recurse() -> None:
+    deep: list = []
+    node = deep
+    for _ in range(50_000):
+        child: list = []
+        node.append(child)
+        node = child
+    node.append("needle")
+    assert match_one({"f": ["needle"]}, {"f": deep})
+    assert not match_one({"f": {"g": ["needle"]}}, {"f": deep})
