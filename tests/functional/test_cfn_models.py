@@ -5,6 +5,7 @@ result back through the service's API."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -77,6 +78,18 @@ def physical_ids(aws: Client, stack: str, status: str) -> dict[str, str]:
 def outputs(aws: Client, stack: str = "s") -> dict[str, str]:
     described = aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
     return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def creation_failure(aws: Client, resources: dict[str, Any], stack: str = "s") -> tuple[str, str]:
+    """Create a stack that must fail: it ends ROLLBACK_COMPLETE with nothing left; (logical id, reason) of
+    the resource that failed, from the stack's events."""
+    cfn = aws("cloudformation")
+    cfn.create_stack(StackName=stack, TemplateBody=template(resources), Capabilities=["CAPABILITY_IAM"])
+    assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"] == []
+    events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
+    (failed,) = [e for e in events if e["ResourceStatus"] == "CREATE_FAILED"]
+    return failed["LogicalResourceId"], failed["ResourceStatusReason"]
 
 
 def policy(statements: list[dict[str, Any]]) -> dict[str, Any]:
@@ -378,25 +391,24 @@ def test_subscription_endpoint_change_replaces_it_and_delete_unsubscribes(aws: C
 
 
 def test_subscription_bad_boolean_is_named(aws: Client) -> None:
-    with pytest.raises(
-        ClientError, match=r"AWS::SNS::Subscription: Properties\.RawMessageDelivery must be true or false"
-    ):
-        deploy(
-            aws,
-            {
-                **TOPIC,
-                **QUEUE,
-                "Sub": {
-                    "Type": "AWS::SNS::Subscription",
-                    "Properties": {
-                        "TopicArn": {"Ref": "Topic"},
-                        "Protocol": "sqs",
-                        "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
-                        "RawMessageDelivery": "yes",
-                    },
+    failed, reason = creation_failure(
+        aws,
+        {
+            **TOPIC,
+            **QUEUE,
+            "Sub": {
+                "Type": "AWS::SNS::Subscription",
+                "Properties": {
+                    "TopicArn": {"Ref": "Topic"},
+                    "Protocol": "sqs",
+                    "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
+                    "RawMessageDelivery": "yes",
                 },
             },
-        )
+        },
+    )
+    assert failed == "Sub"
+    assert "AWS::SNS::Subscription: Properties.RawMessageDelivery must be true or false" in reason
 
 
 # ---------------------------------------------------------------- CloudTrail
@@ -507,8 +519,8 @@ def test_trail_update_switches_logging_and_settings(aws: Client) -> None:
     ids=["no-is-logging", "bad-is-logging", "both-selector-kinds"],
 )
 def test_trail_bad_properties_are_named(aws: Client, properties: dict[str, Any], message: str) -> None:
-    with pytest.raises(ClientError, match=f"AWS::CloudTrail::Trail: {message}"):
-        deploy(aws, trail_resources(**properties))
+    failed, reason = creation_failure(aws, trail_resources(**properties))
+    assert (failed, f"AWS::CloudTrail::Trail: {message}" in reason) == ("Trail", True), reason
 
 
 # ---------------------------------------------------------------- CloudWatch alarms
@@ -621,8 +633,8 @@ def test_notification_configurations_must_not_overlap(
     aws: Client, first: dict[str, Any], second: dict[str, Any], overlap: bool
 ) -> None:
     if overlap:
-        with pytest.raises(ClientError, match="Configurations overlap"):
-            deploy(aws, notifying_bucket(first, second))
+        failed, reason = creation_failure(aws, notifying_bucket(first, second))
+        assert (failed, "Configurations overlap" in reason) == ("Bucket", True), reason
     else:
         deploy(aws, notifying_bucket(first, second))
         configured = aws("s3").get_bucket_notification_configuration(Bucket="models-bucket")
@@ -666,8 +678,9 @@ def test_notification_filter_reaches_the_topic_for_matching_keys_only(aws: Clien
     ids=["missing-topic", "bad-event", "bad-filter-rule"],
 )
 def test_bad_notification_is_named(aws: Client, configuration: dict[str, Any], message: str) -> None:
-    with pytest.raises(ClientError, match=rf"NotificationConfiguration\.TopicConfigurations\[0\].*{message}"):
-        deploy(aws, notifying_bucket(configuration))
+    failed, reason = creation_failure(aws, notifying_bucket(configuration))
+    assert failed == "Bucket"
+    assert re.search(rf"NotificationConfiguration\.TopicConfigurations\[0\].*{message}", reason), reason
 
 
 def test_bucket_settings_applied_and_removed_on_update(aws: Client) -> None:
@@ -912,8 +925,10 @@ def test_function_architecture_environment_and_concurrency(aws: Client) -> None:
 
 
 def test_function_bad_architecture_is_named(aws: Client) -> None:
-    with pytest.raises(ClientError, match=r"Properties.Architectures must be \[x86_64\] or \[arm64\]"):
-        deploy(aws, function_resources(Architectures=["sparc"]))
+    failed, reason = creation_failure(aws, function_resources(Architectures=["sparc"]))
+    assert (failed, "Properties.Architectures must be [x86_64] or [arm64]" in reason) == ("Function", True), (
+        reason
+    )
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -1043,3 +1058,78 @@ def test_update_follows_conditions_and_parameters_used_through_sub(aws: Client) 
 )
 def test_references(value: Any, names: set[str]) -> None:
     assert cfn_models._references(value) == names
+
+
+# ---------------------------------------------------------------- events, failures
+
+
+def resource_events(aws: Client, stack: str = "s") -> list[tuple[str, str]]:
+    events = aws("cloudformation").describe_stack_events(StackName=stack)["StackEvents"]
+    return [
+        (e["LogicalResourceId"], e["ResourceStatus"])
+        for e in reversed(events)
+        if e["LogicalResourceId"] != stack
+    ]
+
+
+def test_each_resource_has_create_and_delete_events(aws: Client) -> None:
+    ids = deploy(aws, {**QUEUE, **TOPIC})
+    events = resource_events(aws)
+    for name in ("Queue", "Topic"):
+        assert [status for logical, status in events if logical == name] == [
+            "CREATE_IN_PROGRESS",
+            "CREATE_COMPLETE",
+        ]
+    complete = {
+        e["LogicalResourceId"]: e["PhysicalResourceId"]
+        for e in aws("cloudformation").describe_stack_events(StackName="s")["StackEvents"]
+        if e["ResourceStatus"] == "CREATE_COMPLETE" and e["LogicalResourceId"] != "s"
+    }
+    assert complete == ids
+    cfn = aws("cloudformation")
+    stack_id = cfn.describe_stacks(StackName="s")["Stacks"][0]["StackId"]
+    delete(aws)
+    deleted = [
+        (e["LogicalResourceId"], e["ResourceStatus"])
+        for e in cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
+    ]
+    assert ("Queue", "DELETE_COMPLETE") in deleted and ("Topic", "DELETE_COMPLETE") in deleted
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS::Foo::Bar")  # moto's own notice, expected here
+def test_unsupported_type_fails_the_stack_and_rolls_back(aws: Client) -> None:
+    failed, reason = creation_failure(
+        aws, {**QUEUE, "Odd": {"Type": "AWS::Foo::Bar", "DependsOn": "Queue", "Properties": {"X": 1}}}
+    )
+    assert failed == "Odd" and "AWS::Foo::Bar is not supported by the local AWS" in reason
+    assert (
+        aws("sqs").list_queues().get("QueueUrls", []) == []
+    )  # the queue created before went with the rollback
+
+
+def test_failed_change_set_creation_rolls_back(aws: Client) -> None:
+    cfn = aws("cloudformation")
+    body = template(trail_resources(IsLogging="maybe"))
+    change_set = cfn.create_change_set(
+        StackName="s", ChangeSetName="c", ChangeSetType="CREATE", TemplateBody=body
+    )
+    cfn.execute_change_set(ChangeSetName=change_set["Id"])
+    assert cfn.describe_stacks(StackName="s")["Stacks"][0]["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert cfn.describe_change_set(ChangeSetName=change_set["Id"])["ExecutionStatus"] == "EXECUTE_FAILED"
+    assert ("Trail", "CREATE_FAILED") in resource_events(aws)
+    assert aws("s3").list_buckets()["Buckets"] == []
+
+
+def test_failed_update_is_reported_not_raised(aws: Client) -> None:
+    resources = trail_resources(IsLogging=True)
+    deploy(aws, resources)
+    resources["Trail"]["Properties"]["IsLogging"] = "maybe"
+    aws("cloudformation").update_stack(StackName="s", TemplateBody=template(resources))
+    events = aws("cloudformation").describe_stack_events(StackName="s")["StackEvents"]
+    assert (
+        aws("cloudformation").describe_stacks(StackName="s")["Stacks"][0]["StackStatus"]
+        == "UPDATE_ROLLBACK_FAILED"
+    )
+    (failed,) = [e for e in events if e["ResourceStatus"] == "UPDATE_FAILED"]
+    assert failed["LogicalResourceId"] == "Trail"
+    assert "IsLogging must be true or false" in failed["ResourceStatusReason"]

@@ -1745,7 +1745,17 @@ def _execute_change_set(
     change_set = self.change_sets.get(change_set_name) or next(
         (cs for cs in self.change_sets.values() if cs.change_set_name == change_set_name), None
     )
-    _original_execute_change_set(self, change_set_name, stack_name)
+    try:
+        _original_execute_change_set(self, change_set_name, stack_name)
+    except Exception as err:
+        if change_set is None:
+            raise
+        change_set.execution_status = "EXECUTE_FAILED"
+        if change_set.change_set_type == "CREATE":
+            _roll_back_creation(change_set.stack, err)
+        else:
+            _update_failed(change_set.stack, err)
+        return
     if change_set is None:
         return
     stack = change_set.stack
@@ -1939,8 +1949,176 @@ def _change_set_diff(self: ChangeSet) -> list[Any]:
 
 
 def _stack_resources(self: Stack) -> list[Any]:
-    """The stack's resources, without those whose condition is false (moto lists them as blank entries)."""
-    return [resource for resource in self.resource_map.values() if resource is not None]
+    """The stack's resources: those it created. (moto's listing creates missing ones as a side effect and
+    shows resources whose condition is false as blank entries.)"""
+    resource_map = self.resource_map
+    created = (resource_map._parsed_resources.get(name) for name in resource_map._resource_json_map)
+    return [resource for resource in created if resource is not None and not isinstance(resource, str)]
+
+
+# ---------------------------------------------------------------- resource events, failures, rollback
+
+_original_parse_and_create = parsing.parse_and_create_resource
+_original_parse_and_update = parsing.parse_and_update_resource
+_original_delete_resource = parsing.ResourceMap._delete_resource
+_original_create_resources = Stack.create_resources
+_original_stack_update = Stack.update
+_original_stack_delete = Stack.delete
+
+
+def _stack_of(resource_map: parsing.ResourceMap) -> Stack | None:
+    from moto.cloudformation.models import cloudformation_backends
+
+    deleting = getattr(resource_map, "_trailwatch_stack", None)  # DeleteStack takes the stack out first
+    if deleting is not None:
+        return deleting
+    backend = cloudformation_backends[resource_map._account_id][resource_map._region_name]
+    return backend.stacks.get(resource_map.stack_id)
+
+
+def _stack_delete(self: Stack) -> None:
+    self.resource_map._trailwatch_stack = self  # type: ignore[attr-defined]
+    _original_stack_delete(self)
+
+
+def _resource_event(
+    resource_map: parsing.ResourceMap,
+    logical_id: str,
+    resource_type: str,
+    status: str,
+    physical_id: str = "",
+    reason: str | None = None,
+) -> None:
+    """A stack event for one resource, as CloudFormation records them (moto records stack events only)."""
+    from moto.cloudformation.models import Event
+
+    stack = _stack_of(resource_map)
+    if stack is not None:
+        stack.events.append(
+            Event(
+                stack_id=stack.stack_id,
+                stack_name=stack.name,
+                logical_resource_id=logical_id,
+                physical_resource_id=physical_id,
+                resource_type=resource_type,
+                resource_status=status,
+                resource_status_reason=reason,
+                resource_properties=None,
+            )
+        )
+
+
+def _reason(err: BaseException) -> str:
+    return str(getattr(err, "message", "") or err)
+
+
+def _physical_id(resource: Any) -> str:
+    return str(getattr(resource, "physical_resource_id", "") or "")
+
+
+def _parse_and_create_resource(
+    logical_id: str,
+    resource_json: dict[str, Any],
+    resources_map: parsing.ResourceMap,
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """moto's resource creation with CREATE_* events; a type moto cannot create fails (moto skips it)."""
+    kind = resource_json.get("Type", "")
+    condition = resource_json.get("Condition")
+    if condition and not resources_map.lazy_condition_map[condition]:
+        return None
+    _resource_event(resources_map, logical_id, kind, "CREATE_IN_PROGRESS")
+    try:
+        resource = _original_parse_and_create(
+            logical_id, resource_json, resources_map, account_id, region_name
+        )
+        if resource is None and kind not in parsing.NULL_MODELS:
+            raise ValidationError(
+                message=f"{kind} is not supported by the local AWS ({logical_id} not created)"
+            )
+    except Exception as err:
+        _resource_event(resources_map, logical_id, kind, "CREATE_FAILED", reason=_reason(err))
+        raise
+    _resource_event(resources_map, logical_id, kind, "CREATE_COMPLETE", _physical_id(resource))
+    return resource
+
+
+def _parse_and_update_resource(
+    logical_id: str,
+    resource_json: dict[str, Any],
+    resources_map: parsing.ResourceMap,
+    account_id: str,
+    region_name: str,
+) -> Any:
+    kind = resource_json.get("Type", "")
+    stack = _stack_of(resources_map)
+    mine = [e for e in (stack.events if stack else []) if e.logical_resource_id == logical_id]
+    retry = bool(mine) and mine[-1].resource_status == "UPDATE_FAILED"  # moto retries a failed update
+    if not retry:
+        _resource_event(resources_map, logical_id, kind, "UPDATE_IN_PROGRESS")
+    try:
+        resource = _original_parse_and_update(
+            logical_id, resource_json, resources_map, account_id, region_name
+        )
+    except Exception as err:
+        if not retry:
+            _resource_event(resources_map, logical_id, kind, "UPDATE_FAILED", reason=_reason(err))
+        raise
+    _resource_event(resources_map, logical_id, kind, "UPDATE_COMPLETE", _physical_id(resource))
+    return resource
+
+
+def _delete_resource(self: parsing.ResourceMap, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
+    """moto's deletion (retried by moto in dependency order), with DELETE_* events once it succeeds."""
+    _original_delete_resource(self, parsed_resource, resource_json)
+    logical_id = getattr(parsed_resource, "logical_resource_id", "")
+    for status in ("DELETE_IN_PROGRESS", "DELETE_COMPLETE"):
+        _resource_event(
+            self, logical_id, resource_json.get("Type", ""), status, _physical_id(parsed_resource)
+        )
+
+
+def _roll_back_creation(stack: Stack, err: BaseException) -> None:
+    """A failed creation as CloudFormation ends it: resources deleted, stack ROLLBACK_COMPLETE (moto answers
+    the API call with the error and leaves the stack CREATE_IN_PROGRESS)."""
+    failed = [e.logical_resource_id for e in stack.events if e.resource_status == "CREATE_FAILED"]
+    stack.status = "ROLLBACK_IN_PROGRESS"
+    stack._add_stack_event(
+        "ROLLBACK_IN_PROGRESS",
+        resource_status_reason=f"The following resource(s) failed to create: [{', '.join(failed)}]",
+    )
+    try:
+        stack.resource_map.delete()
+    except Exception as cleanup:  # the stack still ends; say what is left behind
+        _warn(f"stack {stack.name}: rollback could not delete every resource: {_reason(cleanup)}")
+    stack.resource_map._resource_json_map = {}  # a rolled-back stack has no resources and no outputs
+    stack.output_map._output_json_map = {}
+    stack.status = "ROLLBACK_COMPLETE"
+    stack._add_stack_event("ROLLBACK_COMPLETE")
+
+
+def _update_failed(stack: Stack, err: BaseException) -> None:
+    """A failed update: the local AWS cannot restore the previous resources, and says so."""
+    stack.status = "UPDATE_ROLLBACK_FAILED"
+    stack._add_stack_event(
+        "UPDATE_ROLLBACK_FAILED",
+        resource_status_reason=f"{_reason(err)} (the local AWS does not roll back updates)",
+    )
+
+
+def _create_resources(self: Stack) -> None:
+    try:
+        _original_create_resources(self)
+    except Exception as err:
+        _roll_back_creation(self, err)
+
+
+def _stack_update(self: Stack, *args: Any, **kwargs: Any) -> None:
+    try:
+        _original_stack_update(self, *args, **kwargs)
+    except Exception as err:
+        _update_failed(self, err)
 
 
 # ---------------------------------------------------------------- registration
@@ -1982,6 +2160,12 @@ def register(log: LogFn | None = None) -> None:
     ChangeSet.diff = _change_set_diff  # type: ignore[method-assign]
     parsing.ResourceMap.update = _update  # type: ignore[method-assign]
     Stack.stack_resources = property(_stack_resources)  # type: ignore[assignment,method-assign]
+    parsing.parse_and_create_resource = _parse_and_create_resource
+    parsing.parse_and_update_resource = _parse_and_update_resource
+    parsing.ResourceMap._delete_resource = _delete_resource  # type: ignore[method-assign]
+    Stack.create_resources = _create_resources  # type: ignore[method-assign]
+    Stack.update = _stack_update  # type: ignore[method-assign]
+    Stack.delete = _stack_delete  # type: ignore[method-assign]
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()
     parsing.get_name_type_map.cache_clear()
