@@ -91,7 +91,7 @@ leaves = st.lists(filters, min_size=1, max_size=3)
 
 def _pattern(depth: int) -> st.SearchStrategy:
     values = leaves if depth <= 0 else st.one_of(leaves, leaves, st.deferred(lambda: _pattern(depth - 1)))
-    base = st.dictionaries(st.sampled_from(KEYS), values, min_size=1, max_size=3)
+    base = st.dictionaries(st.sampled_from(KEYS), values, min_size=1, max_size=2)
     if depth <= 0:
         return base
     ors = st.lists(st.deferred(lambda: _pattern(depth - 1)), min_size=1, max_size=2)
@@ -104,6 +104,87 @@ rule_specs = st.lists(st.tuples(patterns, st.lists(patterns, max_size=2)), min_s
 
 def _config(specs: list) -> dict:
     return {"rules": [{"id": f"r{i}", "pattern": p, "exclude": ex} for i, (p, ex) in enumerate(specs)]}
+
+
+def _unescape_wildcard(text: str, fill: str) -> str:
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            out.append(text[i + 1])
+            i += 2
+        else:
+            out.append(fill if text[i] == "*" else text[i])
+            i += 1
+    return "".join(out)
+
+
+def _value_for(draw: st.DrawFn, flt: object) -> object:
+    """A value likely (not certainly) to satisfy one filter; exists:false yields the ABSENT marker."""
+    if not isinstance(flt, dict):
+        return flt
+    ((name, arg),) = flt.items()
+    if isinstance(arg, dict) and name in ("prefix", "suffix"):
+        text = arg["equals-ignore-case"].swapcase()
+        return text + "z" if name == "prefix" else "z" + text
+    if name == "prefix":
+        return arg + draw(words)
+    if name == "suffix":
+        return draw(words) + arg
+    if name == "equals-ignore-case":
+        return arg.swapcase()
+    if name == "wildcard":
+        return _unescape_wildcard(arg, draw(st.sampled_from(["", "q", "*a"])))
+    if name == "numeric":
+        if len(arg) == 4:
+            return (arg[1] + arg[3]) / 2
+        return arg[1] + {"<": -1, ">": 1}.get(arg[0], 0) + draw(st.sampled_from([0, 0, 0.5, -0.5]))
+    if name == "cidr":
+        return draw(st.sampled_from(["10.0.0.7", "::5", "10.0.1.1"]))
+    if name == "exists":
+        return draw(words) if arg else ABSENT
+    return draw(scalars)  # anything-but: any value, often allowed
+
+
+ABSENT = object()
+
+
+@st.composite
+def witness(draw: st.DrawFn, pattern: dict, top: bool = True) -> dict:
+    """A record built to satisfy the pattern (mostly), then randomly perturbed into near misses."""
+    record: dict = {}
+    for key, sub in pattern.items():
+        if key == "$or":
+            for k, v in draw(witness(draw(st.sampled_from(sub)), top=False)).items():
+                record.setdefault(k, v)
+            continue
+        if isinstance(sub, list):
+            value = _value_for(draw, draw(st.sampled_from(sub)))
+            if value is ABSENT:
+                continue
+            if draw(st.booleans()):
+                value = [draw(scalars), value]
+        else:
+            value = draw(witness(sub, top=False))
+            if draw(st.booleans()):
+                value = [value, draw(witness(sub, top=False))]
+        record[key] = value
+    if top and record and draw(st.integers(0, 5)) == 0:
+        record.pop(draw(st.sampled_from(sorted(record))))
+    return record
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), specs=rule_specs)
+def test_matcher_agrees_with_reference_on_witness_records(data: st.DataObject, specs: list) -> None:
+    """Records built from the rules' own patterns, so that matches (and near misses) are common."""
+    matcher = compile_config(validate_config(_config(specs)))
+    for pattern, _ in specs:
+        record = data.draw(witness(pattern))
+        expected = [f"r{i}" for i, (p, ex) in enumerate(specs) if ref.rule_matches(p, ex, record)]
+        assert [r.id for r in matcher.match(record)] == expected
+        if expected and matcher.needles is not None:
+            raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+            assert any(n in raw for n in matcher.needles), (matcher.needles, raw)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
