@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import functools
 import gzip
 import io
 import json
@@ -464,6 +465,12 @@ class _Prefilter:
         return out
 
 
+@functools.lru_cache(maxsize=8)
+def _prefilter(needles: tuple[bytes, ...]) -> _Prefilter:
+    """Compiled once per needle set (a config), not once per file."""
+    return _Prefilter(needles)
+
+
 def _parse_pieces(window: bytes, pieces: list[tuple[int, int]], stats: FileStats) -> list[dict] | None:
     """The records of the candidate pieces, or None when one does not parse (doubt)."""
     out: list[dict] = []
@@ -484,7 +491,7 @@ def _parse_pieces(window: bytes, pieces: list[tuple[int, int]], stats: FileStats
 
 def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: FileStats) -> Iterator[dict]:
     """Candidate records of a compact log; hands over to the general path on any doubt."""
-    prefilter = _Prefilter(matcher.needles or ())
+    prefilter = _prefilter(tuple(matcher.needles or ()))
     buf = first
     start = len(_HEAD)  # buf[start:] begins with a record; base is the byte offset of buf[0]
     eof = False
