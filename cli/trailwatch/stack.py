@@ -253,15 +253,20 @@ def execute_plan(aws: Aws, ui: UI, plan: Plan) -> dict[str, Any]:
     stack = describe_stack(aws, plan.stack_id) or {}
     if status not in SUCCESS_STATUSES:
         raise DeployFailed(
-            f"Stack {plan.stack_name} ended in {status}.",
-            failures,
-            hint=(
-                "Run `trailwatch destroy`, fix the cause above, then `trailwatch deploy` again."
-                if status == "ROLLBACK_COMPLETE"
-                else "Fix the cause above and run `trailwatch deploy` again."
-            ),
+            f"Stack {plan.stack_name} ended in {status}.", failures, hint=_failure_hint(status, failures)
         )
     return stack
+
+
+def _failure_hint(status: str, failures: list[tuple[str, str, str, str]]) -> str:
+    hints = []
+    if any(kind == "AWS::S3::Bucket" and "already exists" in reason for _, kind, _, reason in failures):
+        hints.append("S3 bucket names are global: choose another --bucket.")
+    if status == "ROLLBACK_COMPLETE":
+        hints.append("Run `trailwatch destroy`, fix the cause above, then `trailwatch deploy` again.")
+    else:
+        hints.append("Fix the cause above and run `trailwatch deploy` again.")
+    return " ".join(hints)
 
 
 def delete_and_wait(aws: Aws, ui: UI, stack_id: str) -> str:

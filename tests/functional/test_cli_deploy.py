@@ -196,3 +196,85 @@ def test_deploy_uploads_the_bundled_default_config_without_config_option(cli):
         boto3.client("s3").get_object(Bucket=TEST_BUCKET, Key="config/monitored_events.json")["Body"].read()
     )
     assert body == resources.default_config_path().read_bytes()
+
+
+class _FailingStackCfn:
+    """moto's CloudFormation, except that executing a change set "fails" as AWS reports it: resource
+    events with CREATE_FAILED and reasons, then ROLLBACK_COMPLETE (moto never fails or rolls back)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self._executed: str | None = None
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def execute_change_set(self, ChangeSetName, StackName):
+        self._executed = StackName
+
+    def describe_stacks(self, StackName):
+        got = self._inner.describe_stacks(StackName=StackName)
+        if self._executed:
+            got["Stacks"][0]["StackStatus"] = "ROLLBACK_COMPLETE"
+        return got
+
+    def get_paginator(self, name):
+        if name != "describe_stack_events" or not self._executed:
+            return self._inner.get_paginator(name)
+        from datetime import UTC, datetime, timedelta
+
+        now = datetime.now(UTC) + timedelta(seconds=1)
+
+        def event(n, logical, kind, status, reason=""):
+            return {
+                "EventId": f"e{n}",
+                "Timestamp": now + timedelta(milliseconds=n),
+                "LogicalResourceId": logical,
+                "ResourceType": kind,
+                "ResourceStatus": status,
+                "ResourceStatusReason": reason,
+            }
+
+        events = [
+            event(5, "trailwatch", "AWS::CloudFormation::Stack", "ROLLBACK_COMPLETE"),
+            event(4, "EventsTable", "AWS::DynamoDB::Table", "CREATE_FAILED", "Resource creation cancelled"),
+            event(
+                3,
+                "TrailBucket",
+                "AWS::S3::Bucket",
+                "CREATE_FAILED",
+                "tw-cli-test-trail-bucket already exists",
+            ),
+            event(2, "trailwatch", "AWS::CloudFormation::Stack", "CREATE_IN_PROGRESS", "User Initiated"),
+        ]
+
+        class Pages:
+            def paginate(self, StackName):
+                return [{"StackEvents": events}]
+
+        return Pages()
+
+
+def test_failed_stack_prints_failing_resources_with_reasons(cli, deploy_args, monkeypatch):
+    from trailwatch.session import Aws
+
+    original = Aws.client
+
+    def client(self, name):
+        real = original(self, name)
+        if name != "cloudformation":
+            return real
+        if not hasattr(self, "_scripted_cfn"):
+            self._scripted_cfn = _FailingStackCfn(real)
+        return self._scripted_cfn
+
+    monkeypatch.setattr(Aws, "client", client)
+    result = cli(*deploy_args)
+    assert result.exit_code == 3
+    assert "Stack trailwatch ended in ROLLBACK_COMPLETE." in result.output
+    failed = result.output[result.output.index("Failed resources:") :]
+    assert "TrailBucket" in failed and "tw-cli-test-trail-bucket already exists" in failed
+    assert "EventsTable" not in failed  # cancelled, not a cause
+    assert "trailwatch destroy" in result.output
+    assert "choose another --bucket" in result.output
+    assert "config/monitored_events.json" not in result.output  # nothing after the failure
