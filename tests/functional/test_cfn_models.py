@@ -1096,7 +1096,7 @@ def test_each_resource_has_create_and_delete_events(aws: Client) -> None:
     assert ("Queue", "DELETE_COMPLETE") in deleted and ("Topic", "DELETE_COMPLETE") in deleted
 
 
-@pytest.mark.filterwarnings("ignore:Tried to parse AWS::Foo::Bar")  # moto's own notice, expected here
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS")  # moto's own notice, expected here
 def test_unsupported_type_fails_the_stack_and_rolls_back(aws: Client) -> None:
     failed, reason = creation_failure(
         aws, {**QUEUE, "Odd": {"Type": "AWS::Foo::Bar", "DependsOn": "Queue", "Properties": {"X": 1}}}
