@@ -627,6 +627,29 @@ def test_batching_window_gathers_messages_sent_apart(
     assert [r["messageId"] for r in reports[0]["event"]["Records"]] == sent
 
 
+def test_fifo_queue_keeps_order_and_group_attributes(
+    runtime: LambdaRuntime, make_stack: Callable[..., Stack], client_for: Callable[..., Any]
+) -> None:
+    stack = make_stack()
+    stack.deploy()
+    sqs = client_for("sqs")
+    stack.queue_url = sqs.create_queue(
+        QueueName=f"{stack.name}.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+    )["QueueUrl"]
+    stack.queue_arn = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    sent = [stack.send({"action": "ok", "n": i}, MessageGroupId="g")[0] for i in range(4)]
+    stack.map(BatchSize=10)
+
+    wait_until(lambda: stack.counts(stack.queue_url) == 0, what="the FIFO queue to be emptied")
+    records = [r for report in stack.reports() for r in report["event"]["Records"]]
+    assert [r["messageId"] for r in records] == sent
+    for record in records:
+        assert record["attributes"]["MessageGroupId"] == "g"
+        assert "MessageDeduplicationId" in record["attributes"]  # moto 5.2.1 omits SequenceNumber
+
+
 def test_batch_size_bounds_each_invocation(runtime: LambdaRuntime, make_stack: Callable[..., Stack]) -> None:
     stack = make_stack(visibility_timeout=30)
     stack.deploy()

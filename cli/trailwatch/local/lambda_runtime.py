@@ -813,6 +813,11 @@ class LambdaRuntime:
                 f"[lambda-runtime] polling {mapping['EventSourceArn']} for {mapping['FunctionArn']} "
                 f"(BatchSize {mapping.get('BatchSize')}, mapping {mapping_id})"
             )
+            if mapping.get("FilterCriteria"):
+                self.log(
+                    f"[lambda-runtime] mapping {mapping_id}: FilterCriteria is not emulated; "
+                    "every message is delivered to the function"
+                )
 
 
 def _is_sqs_arn(arn: str) -> bool:
