@@ -53,6 +53,7 @@ _KEEP = b'"{}[]V'
 _DELETE = bytes(b for b in range(256) if b not in _KEEP)
 _STRINGS = re.compile(rb'"[^"]*"')
 _MAX_DEPTH = 64
+MAX_PIECE = 16 << 20  # bytes the fast path holds while looking for a separator before giving up
 _WS = re.compile(r"[ \t\n\r]*")
 _WS_BYTES = b" \t\n\r"
 # Errors of raw_decode that more data may cure: the value runs to (or within a few bytes of) the end.
@@ -504,6 +505,8 @@ def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: F
                 break
             end = len(tail) - 2
         elif cut < 0:
+            if len(buf) - start > MAX_PIECE:
+                break  # records that do not start with eventVersion: no bounded window, general path
             more = _read_chunk(stream, max(CHUNK_SIZE, len(buf) - start))
             eof = not more
             buf += more

@@ -292,6 +292,17 @@ def test_other_top_level_key_after_records_falls_back_and_still_matches(corpus: 
     assert matches_of(body, NameMatcher()) == expected == matches_of(body, NameMatcher(), prefilter=False)
 
 
+def test_records_without_eventversion_leave_the_fast_path_with_bounded_buffers(
+    corpus: list[dict], small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logfile, "MAX_PIECE", 4096)
+    records = [corpus[0]] + [{"eventName": r["eventName"], **r} for r in corpus[1:]]
+    matcher = NameMatcher(synth.MONITORED_NAMES)
+    stats = FileStats()
+    assert matches_of(compact(records), matcher, stats) == [r for r in records if matcher.match(r)]
+    assert not stats.fast_path and stats.records == 300
+
+
 def test_fast_path_and_general_path_agree_across_tiny_chunks(corpus: list[dict], small_chunks: None) -> None:
     body = compact(corpus)
     matcher = NameMatcher(synth.MONITORED_NAMES)
