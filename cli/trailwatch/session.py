@@ -57,7 +57,7 @@ class Aws:
             if self.session.get_credentials() is None:
                 raise NoCredentials("No AWS credentials found.", CREDENTIALS_HINT)
             config = botocore.config.Config(
-                retries={"max_attempts": 5, "mode": "standard"},
+                retries={"mode": "standard"},
                 s3={"addressing_style": "path"} if self.endpoint_url else {},
             )
             self._clients[service] = self.session.client(

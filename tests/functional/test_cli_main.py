@@ -63,6 +63,7 @@ def test_environment_region_and_endpoint_are_used(cli, monkeypatch):
     result = cli("events")
     assert "Stack 'trailwatch' not found in ap-southeast-2" in result.output
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # the SDK's own retry setting is honoured; keeps this fast
     result = cli("events")
     assert result.exit_code == 3
     assert "Cannot reach AWS" in result.output and "127.0.0.1:9" in result.output
