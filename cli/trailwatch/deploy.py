@@ -114,6 +114,8 @@ def run_deploy(
     if dry_run:
         stack.discard_plan(aws, ui, plan)
         ui.info("Dry run: nothing changed.")
+        if ui.json_mode:
+            ui.json({"stack": name, "dry_run": True, "no_changes": plan.no_changes, "changes": plan.changes})
         return 0
     if plan.no_changes:
         deployed = stack.require_stack(aws, name)
@@ -136,6 +138,18 @@ def run_deploy(
         ui.step("Verifying")
         result = verify.run_verify(aws, ui, probe=True, timeout=verify_timeout)
     print_summary(aws, ui, stack.stack_outputs(deployed), email or (existing or {}).get("AlertEmail"))
+    if ui.json_mode:
+        ui.json(
+            {
+                "stack": name,
+                "status": deployed.get("StackStatus"),
+                "no_changes": plan.no_changes,
+                "changes": plan.changes,
+                "package": {"bucket": code_bucket, "key": code_key, "sha256": pkg.sha256},
+                "outputs": stack.stack_outputs(deployed),
+                "verify": None if not run_verify else ("passed" if result == 0 else "failed"),
+            }
+        )
     return result
 
 

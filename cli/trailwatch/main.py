@@ -178,6 +178,7 @@ def _aws_ui(options: Options, json_mode: bool = False) -> tuple[Aws, UI]:
 @click.option("--no-verify", is_flag=True, help="Skip `trailwatch verify` after the deploy.")
 @click.option("--dry-run", is_flag=True, help="Print the change set and stop; change nothing.")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds verify's probe waits.")
+@click.option("--json", "json_mode", is_flag=True, help="Progress on stderr; a JSON summary on stdout.")
 @click.pass_obj
 def deploy(
     options: Options,
@@ -188,6 +189,7 @@ def deploy(
     no_verify: bool,
     dry_run: bool,
     timeout: float,
+    json_mode: bool,
 ) -> None:
     """Create or update the stack (change set), upload the config, verify.
 
@@ -197,7 +199,7 @@ def deploy(
     """
     from trailwatch.deploy import run_deploy
 
-    aws, ui = _aws_ui(options)
+    aws, ui = _aws_ui(options, json_mode)
     code = run_deploy(
         aws,
         ui,

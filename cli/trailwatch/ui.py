@@ -62,9 +62,9 @@ class UI:
 
     # -- structured output ------------------------------------------------------------------------
     def table(self, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Aligned text columns (always to stdout: it is the command's result)."""
+        """Aligned text columns: the command's result on stdout (on stderr when stdout carries JSON)."""
         for line in format_table(headers, rows):
-            click.echo(line)
+            click.echo(line, err=self.json_mode)
 
     def json(self, obj: Any) -> None:
         """One JSON document (or JSON line) to stdout."""

@@ -145,6 +145,8 @@ def _checked(report: Report, name: str, fn: Callable[[], tuple[str, str]]) -> No
         status, reason = "fail", f"{error_code(exc)}: {error_message(exc)}"
     except Unresolvable as exc:
         status, reason = "warn", f"cannot compare with the template ({exc})"
+    except KeyError as exc:
+        status, reason = "fail", f"the stack has no {exc.args[0]} output (deployed from another template?)"
     report.add(status, name, reason)
 
 

@@ -278,3 +278,32 @@ def test_failed_stack_prints_failing_resources_with_reasons(cli, deploy_args, mo
     assert "trailwatch destroy" in result.output
     assert "choose another --bucket" in result.output
     assert "config/monitored_events.json" not in result.output  # nothing after the failure
+
+
+def test_deploy_json_summary(cli, deploy_args):
+    result = cli(*deploy_args, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "CREATE_COMPLETE" and summary["no_changes"] is False
+    assert summary["outputs"]["TrailBucketName"] == TEST_BUCKET
+    assert summary["package"]["key"] == package.build_package().key
+    assert {c["logical_id"] for c in summary["changes"]} >= {"TrailBucket", "EventsTable"}
+    assert summary["verify"] is None
+    assert "==> Planning" in result.stderr
+
+
+def test_verify_on_a_stack_without_the_pipeline_fails_clearly(cli, deploy_args):
+    assert cli(*deploy_args).exit_code == 0
+    result = cli("verify", "--no-probe", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    by_name = {c["name"]: c for c in report["checks"]}
+    assert by_name["stack status"]["status"] == "pass"
+    assert by_name["trail logging"] == {
+        "status": "fail",
+        "name": "trail logging",
+        "reason": "the stack has no TrailArn output (deployed from another template?)",
+    }
+    assert by_name["config"]["status"] == "pass"
+    assert by_name["dead-letter queue"]["status"] == "pass"
