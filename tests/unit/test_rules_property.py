@@ -286,3 +286,16 @@ def test_wildcard_with_many_stars_on_long_strings_is_fast() -> None:
     assert matcher.match(long_miss) == []
     assert [r.id for r in matcher.match(long_hit)] == ["w"]
     assert time.perf_counter() - started < 2.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    wildcard=st.lists(st.text(alphabet="ab*\\", max_size=3), min_size=1, max_size=6)
+    .filter(lambda parts: all(parts[1:-1]))
+    .map(lambda parts: "*".join(_escape_literal(p) for p in parts)),
+    value=st.text(alphabet="ab*\\", max_size=12),
+)
+def test_wildcard_agrees_with_reference_regex(wildcard: str, value: str) -> None:
+    pattern = {"f": [{"wildcard": wildcard}]}
+    matcher = compile_config(validate_config({"rules": [{"id": "w", "pattern": pattern}]}))
+    assert bool(matcher.match({"f": value})) == ref.leaf_matches(pattern["f"], value)
