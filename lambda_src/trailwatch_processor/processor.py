@@ -120,23 +120,10 @@ def process_object(ref: ObjectRef, deps: Deps) -> FileResult:
         log.info("skipped: not a CloudTrail log file (%s)", kind.value, extra={"data": result.log_fields()})
         return result
 
-    matcher = deps.config.matcher()
-    body = _get_object(deps.s3, ref)
-    stats = FileStats(records=0, parsed=0, matched=0, skipped_non_objects=0, fast_path=False)
     groups: dict[str, _Group] = {}
-    failure: BaseException | None = None
+    failure = _read_and_store(ref, deps, result, groups)
     try:
-        seen: set[str] = set()
-        for record, rules in iter_matches(open_log(body), matcher, stats):
-            _store_record(record, rules, ref, deps, result, groups, seen, matcher)
-    except Exception as err:
-        failure = err  # still alert what was stored before the failure, then fail the message
-    finally:
-        body.close()
-    result.records, result.fast_path = stats.records, stats.fast_path
-
-    try:
-        _send_alerts(groups, ref, deps, result)
+        _send_alerts(groups, ref, deps, result)  # also after a failed read: what was stored gets its alert
     except Exception:
         if failure is None:
             raise
@@ -146,14 +133,34 @@ def process_object(ref: ObjectRef, deps: Deps) -> FileResult:
             f"{result.in_flight} event(s) are being alerted by another invocation; "
             "the message will be retried to confirm"
         )
-    if failure is not None:
-        result.ms = (time.perf_counter() - started) * 1000
-        data = {**result.log_fields(), "error": type(failure).__name__, "detail": str(failure)}
-        log.error("failed s3://%s/%s: %s", ref.bucket, ref.key, failure, extra={"data": data})
-        raise failure
     result.ms = (time.perf_counter() - started) * 1000
+    if failure is not None:
+        data = {**result.log_fields(), "error": type(failure).__name__, "detail": str(failure)}
+        level = logging.WARNING if isinstance(failure, AlertsInFlightError) else logging.ERROR
+        log.log(level, "failed s3://%s/%s: %s", ref.bucket, ref.key, failure, extra={"data": data})
+        raise failure
     log.info("processed s3://%s/%s", ref.bucket, ref.key, extra={"data": result.log_fields()})
     return result
+
+
+def _read_and_store(
+    ref: ObjectRef, deps: Deps, result: FileResult, groups: dict[str, _Group]
+) -> Exception | None:
+    """Stream the object and store every match; returns the error that stopped the read, if any."""
+    matcher = deps.config.matcher()
+    body = _get_object(deps.s3, ref)
+    stats = FileStats(records=0, parsed=0, matched=0, skipped_non_objects=0, fast_path=False)
+    seen: set[str] = set()
+    failure: Exception | None = None
+    try:
+        for record, rules in iter_matches(open_log(body), matcher, stats):
+            _store_record(record, rules, ref, deps, result, groups, seen, matcher)
+    except Exception as err:
+        failure = err
+    finally:
+        body.close()
+    result.records, result.fast_path = stats.records, stats.fast_path
+    return failure
 
 
 def _get_object(s3: Any, ref: ObjectRef) -> Any:
