@@ -81,7 +81,11 @@ def run_deploy(
     run_verify: bool,
     verify_timeout: float,
 ) -> int:
+    from trailwatch import configcmd
+
     name = aws.options.stack_name
+    config_path = config_path or resources.default_config_path()
+    configcmd.load_config(config_path)  # invalid: fail before anything changes
     template = resources.template_text()
     declared = stack.template_parameters(template)
     given = parse_param_options(params, list(declared))

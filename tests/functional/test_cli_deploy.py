@@ -307,3 +307,14 @@ def test_verify_on_a_stack_without_the_pipeline_fails_clearly(cli, deploy_args):
     }
     assert by_name["config"]["status"] == "pass"
     assert by_name["dead-letter queue"]["status"] == "pass"
+
+
+def test_invalid_config_fails_deploy_before_anything_changes(cli, deploy_args, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"monitored_events": "CreateUser"}')
+    args = [*deploy_args[:-1], str(bad)]
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert "bad.json" in result.output and "nothing uploaded" in result.output
+    assert [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]] == []
+    assert boto3.client("cloudformation").describe_stacks()["Stacks"] == []
