@@ -12,12 +12,13 @@ Why the fast path is safe (for valid JSON): ``},{"eventVersion":`` can never lie
 string (its ``"`` would have to be escaped), so every occurrence is structural. It may still be
 *nested* (an array of objects inside a record whose second element has the key ``eventVersion``);
 then a piece could parse as an object although it is not a record. Before any piece of a window is
-used, the window's structure is checked in C-speed passes: escaped backslashes and quotes are
-removed, separators are replaced by a marker byte, everything but ``"{}[]`` and the marker is
-deleted, strings are removed, and matched bracket pairs are cancelled. Only when nothing but
-markers remains is every separator at the depth of the Records array, so every piece is a
-sequence of complete records. Any doubt (layout, nesting, a candidate that does not parse) sends
-the rest of the file, from the first record not yet emitted, to the general path.
+used, the window's structure is checked in C-speed passes (``_structure_ok``): strings are
+removed, separators become marker bytes, and matched bracket pairs are cancelled. Only when nothing
+but markers remains is every separator at the depth of the Records array, so every piece is a
+sequence of complete records. Any doubt (layout, nesting, a candidate that does not parse, 16 MiB
+without a separator) sends the rest of the file, from the first record not yet emitted, to the
+general path. Needles are those of ``rules.Matcher.needles``: literals of the raw text as
+``json.dumps(ensure_ascii=False)`` spells it; ``\\u`` and ``\\/`` are the only other spellings.
 
 On the fast path ``FileStats.records`` counts the pieces between top-level separators: exact when
 every record starts with ``eventVersion`` (as CloudTrail writes them); pieces that are parsed are
