@@ -27,6 +27,7 @@ CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 MAX_TEMPLATE_BODY = 51_200
 POLL_SECONDS = 2.0
 STACK_TIMEOUT_SECONDS = 3600.0
+HEARTBEAT_SECONDS = 15.0  # a line at least this often while CloudFormation works silently
 SUCCESS_STATUSES = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
 NO_CHANGES_MARKERS = ("didn't contain changes", "No updates are to be performed")
 
@@ -284,12 +285,13 @@ def watch_stack(
     aws: Aws, ui: UI, stack_id: str, since: datetime
 ) -> tuple[str, list[tuple[str, str, str, str]]]:
     """Print stack events as they appear until the stack leaves *_IN_PROGRESS; (status, failed resources)."""
-    started = time.monotonic()
+    started = last_output = time.monotonic()
     seen: set[str] = set()
     failures: list[tuple[str, str, str, str]] = []
     while True:
         for event in _new_events(aws, stack_id, since, seen):
             _print_event(ui, event, started)
+            last_output = time.monotonic()
             if event.get("ResourceStatus", "").endswith("FAILED"):
                 failures.append(
                     (
@@ -307,6 +309,9 @@ def watch_stack(
             return status, _real_failures(failures)
         if time.monotonic() - started > STACK_TIMEOUT_SECONDS:
             raise AwsError(f"Timed out waiting for stack {stack_id} ({status}).")
+        if time.monotonic() - last_output >= HEARTBEAT_SECONDS:
+            ui.progress(f"still {status} ...", since=started)
+            last_output = time.monotonic()
         time.sleep(POLL_SECONDS)
 
 

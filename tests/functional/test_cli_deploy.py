@@ -202,9 +202,10 @@ class _FailingStackCfn:
     """moto's CloudFormation, except that executing a change set "fails" as AWS reports it: resource
     events with CREATE_FAILED and reasons, then ROLLBACK_COMPLETE (moto never fails or rolls back)."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, busy_polls: int = 0):
         self._inner = inner
         self._executed: str | None = None
+        self._busy_polls = busy_polls  # describe_stacks answers CREATE_IN_PROGRESS this many times first
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
@@ -215,7 +216,9 @@ class _FailingStackCfn:
     def describe_stacks(self, StackName):
         got = self._inner.describe_stacks(StackName=StackName)
         if self._executed:
-            got["Stacks"][0]["StackStatus"] = "ROLLBACK_COMPLETE"
+            busy = self._busy_polls > 0
+            self._busy_polls -= 1
+            got["Stacks"][0]["StackStatus"] = "CREATE_IN_PROGRESS" if busy else "ROLLBACK_COMPLETE"
         return got
 
     def get_paginator(self, name):
@@ -255,8 +258,12 @@ class _FailingStackCfn:
         return Pages()
 
 
-def test_failed_stack_prints_failing_resources_with_reasons(cli, deploy_args, monkeypatch):
+@pytest.fixture
+def scripted_failure(monkeypatch):
+    from trailwatch import stack
     from trailwatch.session import Aws
+
+    monkeypatch.setattr(stack, "HEARTBEAT_SECONDS", 0.0)
 
     original = Aws.client
 
@@ -265,10 +272,14 @@ def test_failed_stack_prints_failing_resources_with_reasons(cli, deploy_args, mo
         if name != "cloudformation":
             return real
         if not hasattr(self, "_scripted_cfn"):
-            self._scripted_cfn = _FailingStackCfn(real)
+            self._scripted_cfn = _FailingStackCfn(real, busy_polls=2)
         return self._scripted_cfn
 
     monkeypatch.setattr(Aws, "client", client)
+
+
+@pytest.mark.usefixtures("scripted_failure")
+def test_failed_stack_prints_failing_resources_with_reasons(cli, deploy_args):
     result = cli(*deploy_args)
     assert result.exit_code == 3
     assert "Stack trailwatch ended in ROLLBACK_COMPLETE." in result.output
@@ -278,6 +289,7 @@ def test_failed_stack_prints_failing_resources_with_reasons(cli, deploy_args, mo
     assert "trailwatch destroy" in result.output
     assert "choose another --bucket" in result.output
     assert "config/monitored_events.json" not in result.output  # nothing after the failure
+    assert "still CREATE_IN_PROGRESS ..." in result.output  # never a silent pause
 
 
 def test_deploy_json_summary(cli, deploy_args):
