@@ -24,6 +24,7 @@ Matching semantics (EventBridge content filtering, applied to the CloudTrail rec
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import math
@@ -313,8 +314,8 @@ class _Validator:
             title=raw.get("title", rid),
             severity=severity,
             description=raw.get("description", ""),
-            pattern=raw["pattern"],
-            exclude=tuple(exclude),
+            pattern=copy.deepcopy(raw["pattern"]),  # the caller's later edits must not change the rule
+            exclude=tuple(copy.deepcopy(exclude)),
         )
 
 
