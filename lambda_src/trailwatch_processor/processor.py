@@ -205,7 +205,7 @@ def _store_record(
     if stored.get("alert_status", {}).get("S") == store.SENT:
         return
     # Group by the rule stored on the item: an earlier attempt may have run under another config.
-    rule_id = stored["rule_id"]["S"]
+    rule_id = stored.get("rule_id", {}).get("S") or item["rule_id"]["S"]
     group = groups.get(rule_id)
     if group is None:
         rule = _find_rule(rule_id, rules, matcher)

@@ -641,3 +641,13 @@ def test_release_returns_a_claim_to_pending(env: Env) -> None:
     assert store.claim(ddb, TABLE, event_id, token="A", now=now, stale_before=now).claimed
     assert store.release(ddb, TABLE, event_id, token="A")
     assert store.claim(ddb, TABLE, event_id, token="B", now=now, stale_before=now).claimed
+
+
+def test_clients_use_standard_retries_and_timeouts(aws: None) -> None:
+    from trailwatch_processor.aws import Clients
+
+    clients = Clients.create()
+    for client in (clients.s3, clients.dynamodb, clients.sns):
+        config = client.meta.config
+        assert config.retries["mode"] == "standard" and config.retries["total_max_attempts"] >= 3
+        assert config.connect_timeout <= 10 and config.read_timeout <= 60
