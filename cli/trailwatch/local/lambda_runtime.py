@@ -245,11 +245,16 @@ class CodeStore:
         self._lock = threading.Lock()
 
     def task_root(self, config: FunctionConfig) -> Path:
-        digest = _hex_digest(config)
-        target = self.root / digest
+        """The directory holding the function's extracted zip (extracted on first use)."""
         with self._lock:
+            digest = _hex_digest(config.code_sha256)
+            code = None
+            if digest is None:  # no CodeSha256 from the API: key by the bytes themselves
+                code = self._code_bytes(config)
+                digest = hashlib.sha256(code).hexdigest()
+            target = self.root / digest
             if not target.is_dir():
-                self._extract(self._code_bytes(config), target, config)
+                self._extract(code if code is not None else self._code_bytes(config), target, config)
         return target
 
     def _code_bytes(self, config: FunctionConfig) -> bytes:
@@ -291,11 +296,13 @@ class CodeStore:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _hex_digest(config: FunctionConfig) -> str:
+def _hex_digest(code_sha256: str) -> str | None:
+    """The API's base64 CodeSha256 as hex (a directory name); None when absent or not a sha256."""
     try:
-        return base64.b64decode(config.code_sha256, validate=True).hex() or "no-sha256"
+        digest = base64.b64decode(code_sha256, validate=True)
     except ValueError:
-        return hashlib.sha256(config.code_sha256.encode()).hexdigest()
+        return None
+    return digest.hex() if len(digest) == 32 else None
 
 
 # --------------------------------------------------------------------------------------------------------
