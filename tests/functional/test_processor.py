@@ -651,3 +651,23 @@ def test_clients_use_standard_retries_and_timeouts(aws: None) -> None:
         config = client.meta.config
         assert config.retries["mode"] == "standard" and config.retries["total_max_attempts"] >= 3
         assert config.connect_timeout <= 10 and config.read_timeout <= 60
+
+
+def test_message_attributes_drive_subscription_filter_policies(env: Env, deps: Any) -> None:
+    queue_url = env.sqs.create_queue(QueueName="critical-only")["QueueUrl"]
+    attributes = env.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    arn = attributes["Attributes"]["QueueArn"]
+    env.clients.sns.subscribe(
+        TopicArn=env.settings.alert_topic_arn,
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={
+            "RawMessageDelivery": "true",
+            "FilterPolicy": json.dumps({"severity": ["critical"], "account": ["123456789012"]}),
+        },
+    )
+    key = env.put_log(_mixed_records())
+    assert _failed(handle_batch(f.sqs_event(f.s3_notification(BUCKET, key)), deps)) == []
+    got = env.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["rule"] for m in got] == ["root-usage"]
+    assert len(env.alerts()) == 3
