@@ -27,6 +27,7 @@ import boto3
 import docker
 import pytest
 from moto.server import ThreadedMotoServer
+from trailwatch.local import lambda_worker
 from trailwatch.local.lambda_runtime import (
     LambdaRuntime,
     Outcome,
@@ -443,6 +444,30 @@ def test_sqs_record_shape() -> None:
         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
         "awsRegion": "us-east-1",
     }
+
+
+class _EditableFinder:
+    """Stands for setuptools' generated editable finder (module ``__editable___<dist>_finder``)."""
+
+    __module__ = "__editable___demo_0_1_finder"
+
+
+def test_isolate_imports_keeps_only_the_task_root_and_the_installation(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Both kinds of editable install are dropped: a meta-path finder and a source directory on sys.path."""
+    stdlib = str(Path(json.__file__).parent.parent)
+    site_packages = str(Path(boto3.__file__).parent.parent)
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, _EditableFinder])
+    monkeypatch.setattr(sys, "path_hooks", list(sys.path_hooks))
+    monkeypatch.setattr(sys, "path", [stdlib, str(tmp_path / "src"), site_packages])
+    monkeypatch.setattr(sys, "path_importer_cache", {})
+
+    lambda_worker.isolate_imports(str(tmp_path / "task"))
+
+    assert sys.path == [str(tmp_path / "task"), stdlib, site_packages]
+    assert _EditableFinder not in sys.meta_path
+    assert len(sys.meta_path) >= 2  # the standard finders stay
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ import threading
 import time
 import traceback
 import uuid
+import weakref
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -242,6 +243,7 @@ class CodeStore:
         self.region = region
         self.root = Path(tempfile.mkdtemp(prefix="trailwatch-lambda-"))
         self.closed = False
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.root, True)  # also at interpreter exit
         self._lock = threading.Lock()
 
     def task_root(self, config: FunctionConfig) -> Path:
@@ -293,7 +295,7 @@ class CodeStore:
 
     def close(self) -> None:
         self.closed = True
-        shutil.rmtree(self.root, ignore_errors=True)
+        self._cleanup()
 
 
 def _hex_digest(code_sha256: str) -> str | None:

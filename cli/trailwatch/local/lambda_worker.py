@@ -35,15 +35,27 @@ from typing import IO, Any
 def isolate_imports(task_root: str) -> None:
     """Make the handler importable from the extracted zip only, as in a Lambda container.
 
-    An editable install of the host (setuptools' ``__editable__`` finder in ``sys.meta_path``, its path hook
-    and ``sys.path`` placeholder) would otherwise resolve e.g. ``trailwatch_processor.x`` from the source tree
-    whenever the zip lacks it, hiding packaging mistakes. Site-packages stays (the Lambda runtime has boto3).
+    An editable install of the host would otherwise resolve e.g. ``trailwatch_processor.x`` from the source
+    tree whenever the zip lacks it, hiding packaging mistakes: setuptools' ``__editable__`` finder in
+    ``sys.meta_path`` (with its path hook and ``sys.path`` placeholder), or a ``.pth`` line putting a source
+    directory on ``sys.path``. So: the task root first, then only entries inside the Python installation
+    (stdlib and site-packages: the Lambda runtime has boto3); ``-I`` already dropped PYTHONPATH and user site.
     """
     sys.meta_path[:] = [f for f in sys.meta_path if not _is_editable(f)]
     sys.path_hooks[:] = [h for h in sys.path_hooks if not _is_editable(h)]
-    sys.path[:] = [task_root] + [p for p in sys.path if "__editable__" not in p and p != task_root]
+    prefixes = {
+        os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
+    }
+    sys.path[:] = [task_root] + [
+        p for p in sys.path if p != task_root and "__editable__" not in p and _inside(p, prefixes)
+    ]
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
+
+
+def _inside(path: str, prefixes: set[str]) -> bool:
+    real = os.path.realpath(path)
+    return any(real == prefix or real.startswith(prefix.rstrip(os.sep) + os.sep) for prefix in prefixes)
 
 
 def _is_editable(obj: object) -> bool:
