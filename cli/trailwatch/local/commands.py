@@ -8,6 +8,7 @@ from types import FrameType
 
 import click
 
+from trailwatch.errors import UsageError
 from trailwatch.local.server import LocalAWS
 
 TEST_ACCESS_KEY_ID = "test"
@@ -82,7 +83,10 @@ def up(
     try:
         aws.start()
     except OSError as err:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {err.strerror or err}",
+            hint="choose another --port (0 picks a free one) or stop the program using it",
+        ) from err
     stop = threading.Event()
     previous = _on_signals(stop)
     try:

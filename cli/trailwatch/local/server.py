@@ -8,6 +8,7 @@ starting a second one while another runs raises `RuntimeError`. `start()` resets
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -110,7 +111,7 @@ class LocalAWS:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("LocalAWS is not running: call start() first")
-        return int(self._server.server_port)
+        return int(self._server.port)
 
     @property
     def endpoint(self) -> str:
@@ -201,9 +202,19 @@ class LocalAWS:
             self._started_services.append(service)
 
     def _serve(self, app: WSGIApp) -> None:
-        server = make_server(
-            self.host, self._requested_port, app, threaded=True, request_handler=_QuietHandler
-        )
+        # Bind here: werkzeug reports a port in use by printing and exiting the process (SystemExit).
+        listener = socket.create_server((self.host, self._requested_port))
+        try:
+            server = make_server(
+                self.host,
+                listener.getsockname()[1],
+                app,
+                threaded=True,
+                request_handler=_QuietHandler,
+                fd=listener.fileno(),
+            )
+        finally:
+            listener.close()  # the server holds its own duplicate of the socket
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
