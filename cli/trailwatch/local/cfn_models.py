@@ -7,11 +7,20 @@ properties its models do not read. `main.yaml` needs:
 - new types: `AWS::S3::BucketPolicy`, `AWS::SNS::TopicPolicy`, `AWS::SNS::Subscription`,
   `AWS::SQS::QueuePolicy`, `AWS::CloudTrail::Trail`, `AWS::CloudWatch::Alarm`;
 - properties of types moto has (`AWS::S3::Bucket`, `AWS::SQS::Queue`, `AWS::KMS::Key`, `AWS::Logs::LogGroup`,
-  `AWS::DynamoDB::Table`, `AWS::Lambda::Function`, `AWS::Lambda::EventSourceMapping`): our class calls moto's
-  original model, then applies the missing properties through the backend, and replaces the original in
-  moto's model map.
+  `AWS::IAM::Role`, `AWS::DynamoDB::Table`, `AWS::Lambda::Function`, `AWS::Lambda::EventSourceMapping`): our
+  class calls moto's original model, then applies the missing properties through the backend, and replaces
+  the original in moto's model map.
 
-`register()` makes moto see these classes (moto caches its model map with `lru_cache`).
+Where moto's CloudFormation engine itself (not a model) departs from CloudFormation in a way main.yaml or
+`trailwatch deploy` meets, `register()` also replaces these functions of moto's engine, each documented at
+its definition: Fn::FindInMap with Number parameters (`_clean_json`), the outputs after a change set
+(`_execute_change_set`), which resources an update adds/modifies/removes (`_build_resource_diff`, `_update`),
+per-resource stack events and failed creations/updates ending as stack states (`_parse_and_create_resource`
+etc.), and the resource listing (`_stack_resources`). Two moto objects get a subclass that answers as AWS
+does: trails (`_TrailState`: HasCustomEventSelectors) and buckets with a policy (`_PolicyCheckedBucket`:
+policy conditions honoured).
+
+`register()` makes moto see all this (moto caches its model map with `lru_cache`); it is idempotent.
 """
 
 from __future__ import annotations
