@@ -34,6 +34,7 @@ from trailwatch.local.lambda_runtime import (
     messages_to_delete,
     sqs_record,
 )
+from trailwatch.local.recorder import INTERNAL_HEADER
 
 REGION = "us-east-1"
 REFRESH = 0.25  # the runtime's discovery / configuration refresh interval in these tests
@@ -782,6 +783,19 @@ def test_disabled_or_deleted_mapping_is_not_polled(
     stack.send({"action": "ok"})
     time.sleep(4 * REFRESH)
     assert stack.counts(stack.queue_url) == 1 and len(stack.reports()) == 1
+
+
+def test_runtime_requests_are_marked_internal_for_the_recorder(endpoint: str) -> None:
+    """The Lambda service's own polling is not in the account's trail (the function's calls are)."""
+    rt = LambdaRuntime(endpoint, REGION, Log())
+    try:
+        client = rt.client("sqs")
+        sent: list[Any] = []
+        client.meta.events.register("before-send.*.*", lambda request, **_: sent.append(request.headers))
+        client.list_queues()
+        assert sent and sent[0].get(INTERNAL_HEADER) == "1"
+    finally:
+        rt.stop()
 
 
 def test_stop_is_quick_and_kills_workers(endpoint: str, make_stack: Callable[..., Stack]) -> None:

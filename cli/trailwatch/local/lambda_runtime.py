@@ -739,10 +739,21 @@ class LambdaRuntime:
     # ---- shared by pollers and hosts
 
     def client(self, service: str) -> Any:
-        """A boto3 client for the emulator, one per thread and service (not shared across threads)."""
+        """A boto3 client for the emulator, one per thread and service (not shared across threads).
+
+        Marked internal: the Lambda service's own polling is not in the account's CloudTrail, so the recorder
+        skips these requests (the function's own calls, made from the worker, are recorded).
+        """
         cache = self._clients.__dict__
         if service not in cache:
-            cache[service] = boto3.session.Session().client(
+            cache[service] = self._new_client(service)
+        return cache[service]
+
+    def _new_client(self, service: str) -> Any:
+        from trailwatch.local.recorder import mark_internal
+
+        return mark_internal(
+            boto3.session.Session().client(
                 service,
                 endpoint_url=self.endpoint,
                 region_name=self.region,
@@ -750,7 +761,7 @@ class LambdaRuntime:
                 aws_secret_access_key=TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
                 config=BotoConfig(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=30),
             )
-        return cache[service]
+        )
 
     def host(self, function_arn: str) -> FunctionHost:
         with self._hosts_lock:
