@@ -115,7 +115,9 @@ class LocalAWS:
 
     @property
     def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """The URL clients use (a wildcard bind address is reached through loopback)."""
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @property
     def running(self) -> bool:
