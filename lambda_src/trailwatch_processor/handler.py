@@ -68,14 +68,18 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str) -> None:
-    """JSON lines on the handlers the Lambda runtime installed (or on stdout when there are none)."""
+    """JSON lines on the handlers the Lambda runtime installed (or on stdout when there are none).
+    An unknown level name means INFO (with a warning) rather than a function that cannot start."""
+    numeric = logging.getLevelNamesMapping().get(level.upper())
     root = logging.getLogger()
     if not root.handlers:
         root.addHandler(logging.StreamHandler(sys.stdout))
     for handler in root.handlers:
         handler.setFormatter(JsonFormatter())
-    root.setLevel(level)
-    logging.getLogger("botocore").setLevel(max(logging.getLevelName(level), logging.WARNING))
+    root.setLevel(numeric if numeric is not None else logging.INFO)
+    logging.getLogger("botocore").setLevel(max(root.level, logging.WARNING))
+    if numeric is None:
+        log.warning("LOG_LEVEL=%r is not a logging level; using INFO", level)
 
 
 def build_deps(settings: Settings | None = None, clients: Clients | None = None) -> Deps:

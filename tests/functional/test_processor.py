@@ -671,3 +671,18 @@ def test_message_attributes_drive_subscription_filter_policies(env: Env, deps: A
     got = env.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
     assert [json.loads(m["Body"])["rule"] for m in got] == ["root-usage"]
     assert len(env.alerts()) == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "level"), [("DEBUG", logging.DEBUG), ("warning", logging.WARNING), ("loud", logging.INFO)]
+)
+def test_setup_logging_levels(monkeypatch: pytest.MonkeyPatch, name: str, level: int) -> None:
+    from trailwatch_processor.handler import JsonFormatter, setup_logging
+
+    root = logging.getLogger()
+    handler = logging.StreamHandler()
+    monkeypatch.setattr(root, "handlers", [handler])
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(logging.getLogger("botocore"), "level", logging.getLogger("botocore").level)
+    setup_logging(name)
+    assert root.level == level and isinstance(handler.formatter, JsonFormatter)
