@@ -596,6 +596,12 @@ def test_stack_deletion_keeps_retained_resources_only(
     stack_id = cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackId"]
     cfn.delete_stack(StackName=stack)
     assert cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
+    events = cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
+    skipped = {e["LogicalResourceId"] for e in events if e["ResourceStatus"] == "DELETE_SKIPPED"}
+    retained = {
+        n for n, r in TEMPLATE["Resources"].items() if r.get("DeletionPolicy") == "Retain" and n in physical
+    }
+    assert skipped == retained
     buckets = {b["Name"] for b in aws("s3").list_buckets()["Buckets"]}
     assert physical["TrailBucket"] in buckets  # DeletionPolicy: Retain
     assert physical["EventsTable"] in aws("dynamodb").list_tables()["TableNames"]  # Retain

@@ -1986,8 +1986,17 @@ def _stack_of(resource_map: parsing.ResourceMap) -> Stack | None:
 
 
 def _stack_delete(self: Stack) -> None:
-    self.resource_map._trailwatch_stack = self  # type: ignore[attr-defined]
+    """moto's DeleteStack, with DELETE_SKIPPED events for the resources kept by DeletionPolicy Retain."""
+    resource_map = self.resource_map
+    resource_map._trailwatch_stack = self  # type: ignore[attr-defined]
+    retained = [
+        (name, spec["Type"], _physical_id(resource_map._parsed_resources.get(name)))
+        for name, spec in resource_map._resource_json_map.items()
+        if spec.get("DeletionPolicy") == "Retain" and resource_map._parsed_resources.get(name) is not None
+    ]
     _original_stack_delete(self)
+    for name, kind, physical_id in retained:
+        _resource_event(resource_map, name, kind, "DELETE_SKIPPED", physical_id)
 
 
 def _resource_event(
