@@ -686,3 +686,41 @@ def test_setup_logging_levels(monkeypatch: pytest.MonkeyPatch, name: str, level:
     monkeypatch.setattr(logging.getLogger("botocore"), "level", logging.getLogger("botocore").level)
     setup_logging(name)
     assert root.level == level and isinstance(handler.formatter, JsonFormatter)
+
+
+@pytest.mark.parametrize("raw_delivery", [True, False], ids=["raw", "sns-envelope"])
+def test_bodies_generated_by_s3_sns_and_sqs(env: Env, deps: Any, raw_delivery: bool) -> None:
+    """Not our factories: the bodies moto's S3 -> SNS -> SQS chain produces (test event included)."""
+    sns, sqs, s3 = env.clients.sns, env.sqs, env.clients.s3
+    topic = sns.create_topic(Name="log-delivery")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="log-processing")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn["QueueArn"],
+        Attributes={"RawMessageDelivery": str(raw_delivery).lower()},
+    )
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={
+            "TopicConfigurations": [
+                {
+                    "TopicArn": topic,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": ".json.gz"}]}},
+                }
+            ]
+        },
+    )
+    rec = f.root_login()
+    key = env.put_log([rec], f.log_key(prefix="team a+b=c"))
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    assert messages, "moto delivered no notification"
+    shapes = {json.loads(m["Body"]).get("Type") for m in messages}
+    assert shapes == ({None} if raw_delivery else {"Notification"})
+    event = {"Records": [{"messageId": m["MessageId"], "body": m["Body"]} for m in messages]}
+    assert _failed(handle_batch(event, deps)) == []
+    assert env.items()[rec["eventID"]]["log_key"] == key
+    [alert] = env.alerts()
+    assert alert["eventIDs"] == [rec["eventID"]]
