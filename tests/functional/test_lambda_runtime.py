@@ -475,7 +475,7 @@ def test_isolate_imports_keeps_only_the_task_root_and_the_installation(
 # the runtime end to end
 
 
-def test_batch_processed_deleted_with_lambda_event_env_and_context(
+def test_batch_processed_deleted_with_lambda_event_env_context_and_isolation(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log, docker_calls: list[tuple[Any, ...]]
 ) -> None:
     stack = make_stack()
@@ -526,30 +526,22 @@ def test_batch_processed_deleted_with_lambda_event_env_and_context(
     assert 5000 < context["remaining_ms"] <= 7000  # Timeout=7
     uuid.UUID(context["aws_request_id"])
 
+    import trailwatch_processor.records  # noqa: F401  (on the host: the leak checked below would be real)
+
     task_root = Path(env["LAMBDA_TASK_ROOT"])
     assert task_root.parent == runtime.code.root  # extracted zip, keyed by the code sha256
     assert task_root.name == hashlib.sha256(standin_zip()).hexdigest()
     assert Path(report["file"]) == task_root / "trailwatch_processor" / "standin.py"
     assert Path(report["package_file"]).parent.parent == task_root
     assert Path(report["cwd"]) == task_root
+    # the host's editable install (trailwatch, trailwatch_processor.records exist there) does not leak in
+    assert report["importable"] == {"trailwatch": False, "trailwatch_processor.records": False}
 
     text = wait_until(lambda: "standin says message-3" in log.text() and log.text(), what="the prints in log")
     for i in range(4):
         assert f"[lambda:{stack.name}] standin says message-{i}" in text
     assert f"[lambda:{stack.name}] START RequestId: {context['aws_request_id']}" in text
     assert docker_calls == []
-
-
-def test_function_imports_only_from_its_zip(runtime: LambdaRuntime, make_stack: Callable[..., Stack]) -> None:
-    """The host's editable install (trailwatch, trailwatch_processor) must not leak into the function."""
-    import trailwatch_processor.records  # noqa: F401  (exists on the host: the leak would be real)
-
-    stack = make_stack()
-    stack.deploy()
-    stack.map()
-    stack.send({"action": "ok"})
-    report = wait_until(lambda: stack.reports() and stack.reports()[0], what="an invocation")
-    assert report["importable"] == {"trailwatch": False, "trailwatch_processor.records": False}
 
 
 def test_code_is_the_zip_the_function_was_created_with(

@@ -682,7 +682,7 @@ class LambdaRuntime:
         self.endpoint = endpoint.rstrip("/")
         self.region = region
         self.refresh_interval = refresh_interval
-        self.log: LogFn = log or _stderr_log
+        self.log: LogFn = _never_raising(log or _stderr_log)
         self.stopping = threading.Event()
         self.code = CodeStore(region)
         self._pollers: dict[str, Poller] = {}
@@ -847,3 +847,13 @@ def _is_sqs_arn(arn: str) -> bool:
 
 def _stderr_log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _never_raising(log: LogFn) -> LogFn:
+    """A failing log sink must not stop a poller or the thread draining a worker's output."""
+
+    def safe(message: str) -> None:
+        with contextlib.suppress(Exception):
+            log(message)
+
+    return safe
