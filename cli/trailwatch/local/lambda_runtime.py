@@ -3,7 +3,7 @@
 What it does, as the Lambda service does for an SQS trigger:
 
 - discovers event source mappings through the Lambda API (``ListEventSourceMappings`` on the emulator,
-  refreshed every second); each Enabled mapping whose source is an SQS queue gets a poller thread;
+  refreshed every second by default); each Enabled mapping whose source is an SQS queue gets a poller;
 - a poller long-polls its queue (``ReceiveMessage`` with all system and message attributes, up to BatchSize
   messages gathered during MaximumBatchingWindowInSeconds), builds the Lambda SQS event, invokes the function
   and, on success, deletes the batch -- or, with ``ReportBatchItemFailures``, all but the reported
@@ -14,12 +14,17 @@ What it does, as the Lambda service does for an SQS trigger:
   by that digest), in a warm worker subprocess per function (``lambda_worker.py``), with the function's
   environment, a Lambda-like context, its AWS calls pointed at the emulator and its Timeout enforced (the
   worker is killed and replaced on timeout or crash). Its stdout/stderr go to ``log`` as
-``[lambda:NAME] ...``.
+  ``[lambda:NAME] ...`` lines, with START/END/REPORT lines as in CloudWatch Logs;
+- the runtime's own requests (polling, deleting, reading the configuration) are marked internal for the
+  CloudTrail recorder, since AWS does not log the Lambda service's polling in the account's trail; the
+  function's own calls are ordinary requests.
 
 Deliberate limits: one worker per function, so invocations of a function are serial (Lambda would scale out
 to several concurrent environments); ReservedConcurrentExecutions = 0 means the function is throttled, and
 its queues are then not polled at all (messages wait in the queue instead of cycling through receives);
-FilterCriteria, MaximumRetryAttempts and DynamoDB/Kinesis sources are not emulated.
+FilterCriteria, MaximumRetryAttempts, ScalingConfig and DynamoDB/Kinesis sources are not emulated. As on
+AWS, a batching window longer than the queue's visibility timeout lets gathered messages come back (and
+be redriven) before the invocation.
 
 The code is read from moto's Lambda backend in this process: moto's ``GetFunction`` returns a
 ``Code.Location`` that points at a made-up AWS URL, so the API cannot hand us the bytes. The digest is
