@@ -72,6 +72,36 @@ def test_second_deploy_has_no_changes(deployed, env, cli):
     assert "No changes" in result.output and "Reusing existing deployment package." in result.output
 
 
+def test_events_lists_what_the_pipeline_stored(deployed, env, cli):
+    import json
+    import time
+    from datetime import UTC, datetime
+
+    from trailwatch import synth
+
+    outputs = _outputs(env)
+    now = datetime.now(UTC)
+    record = synth.make_record("CreateUser", time=now, event_id="cli-events-e2e-1", source_ip="203.0.113.9")
+    key = synth.log_key(env.account_id, env.region, now)
+    _client(env, "s3").put_object(Bucket=outputs["TrailBucketName"], Key=key, Body=synth.gzip_log([record]))
+    table = outputs["EventsTableName"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        got = _client(env, "dynamodb").get_item(TableName=table, Key={"EventId": {"S": "cli-events-e2e-1"}})
+        if "Item" in got:
+            break
+        time.sleep(0.2)
+    result = cli("events", "--since", "1h", "--json")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    (row,) = [r for r in rows if r["EventId"] == "cli-events-e2e-1"]
+    assert (row["event_name"], row["source_ip"], row["aws_region"]) == (
+        "CreateUser",
+        "203.0.113.9",
+        env.region,
+    )
+
+
 def test_verify_fails_when_config_is_deleted(deployed, env, cli):
     outputs = _outputs(env)
     s3 = _client(env, "s3")
