@@ -372,7 +372,9 @@ CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
 
 
 # -- probe ----------------------------------------------------------------------------------------
-def probe_record(config: Any, event_id: str, now: datetime) -> dict[str, Any] | None:
+def probe_record(
+    config: Any, event_id: str, now: datetime, account: str, region: str
+) -> dict[str, Any] | None:
     """A record the live config monitors (first rule a plain record can satisfy), marked as a test."""
     from trailwatch_processor import rules
 
@@ -388,6 +390,10 @@ def probe_record(config: Any, event_id: str, now: datetime) -> dict[str, Any] | 
                 event_source=sources[0] if sources else None,
                 time=now,
                 event_id=event_id,
+                account=account,
+                region=region,
+                identity=synth.iam_user("trailwatch-verify-probe", account=account),
+                source_ip="192.0.2.1",
                 user_agent=PROBE_USER_AGENT,
                 request_parameters={"trailwatchVerifyProbe": True, "note": "test event, no action needed"},
             )
@@ -404,7 +410,7 @@ def run_probe(ctx: Context, report: Report, timeout: float) -> None:
         report.add("fail", "probe", "skipped: no valid live config to pick a monitored event from")
         return
     event_id = f"trailwatch-probe-{uuid.uuid4()}"
-    record = probe_record(ctx.config, event_id, datetime.now(UTC))
+    record = probe_record(ctx.config, event_id, datetime.now(UTC), aws.account_id(), aws.region)
     if record is None:
         report.add("fail", "probe", "no rule of the live config matches a plain eventName record")
         return
