@@ -48,7 +48,7 @@ def build_parameters(
     if missing:
         flags = {"TrailBucketName": "--bucket NAME", "AlertEmail": "--email ADDR"}
         named = ", ".join(flags.get(k, f"--param {k}=VALUE") for k in missing)
-        raise UsageError(f"The first deploy needs {named}.")
+        raise UsageError(f"This deploy needs {named} (no previous value to keep).")
     return params
 
 
