@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_CLOUDTRAIL = Path(os.environ.get("TRAILWATCH_SHARED_DATA", ROOT.parent / "shared" / "data" / "cloudtrail"))
+SHARED_CLOUDTRAIL = Path(
+    os.environ.get("TRAILWATCH_SHARED_DATA", ROOT.parent / "shared" / "data" / "cloudtrail")
+)
 
 
 @pytest.fixture(autouse=True)
@@ -28,8 +30,8 @@ def shared_cloudtrail_files() -> list[Path]:
     files = sorted(SHARED_CLOUDTRAIL.glob("*.json"))
     if not files:
         pytest.fail(
-            f"no CloudTrail data at {SHARED_CLOUDTRAIL}: these tests need ../shared/data/cloudtrail beside the "
-            "checkout (or TRAILWATCH_SHARED_DATA pointing at it)"
+            f"no CloudTrail data at {SHARED_CLOUDTRAIL}: these tests need ../shared/data/cloudtrail "
+            "beside the checkout (or TRAILWATCH_SHARED_DATA pointing at it)"
         )
     return files
 
