@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ Exit codes:
 AWS settings come from the options or, as for the AWS CLI, from AWS_PROFILE, AWS_REGION /
 AWS_DEFAULT_REGION, AWS_ENDPOINT_URL and the usual credential chain."""
 
-# Commands that live in modules other engineers own; registered when the module exists.
+# Commands imported on first use (the local AWS takes a second to import).
 LAZY_COMMANDS = {"local": "trailwatch.local.commands", "demo": "trailwatch.local.demo"}
 
 
@@ -68,7 +67,7 @@ class TrailwatchGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = set(super().list_commands(ctx))
-        names.update(name for name, module in LAZY_COMMANDS.items() if _module_exists(module))
+        names.update(LAZY_COMMANDS)
         return sorted(names)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -78,14 +77,7 @@ class TrailwatchGroup(click.Group):
         return command
 
 
-def _module_exists(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
-def _load_lazy(name: str, module_name: str) -> click.Command | None:
-    # TODO(guard): drop the existence check once trailwatch.local.commands and .demo have both landed.
-    if not _module_exists(module_name):
-        return None
+def _load_lazy(name: str, module_name: str) -> click.Command:
     module = importlib.import_module(module_name)
     for value in vars(module).values():
         if isinstance(value, click.Command) and value.name == name:
