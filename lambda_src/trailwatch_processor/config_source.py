@@ -4,7 +4,9 @@
   config costs one 304 and no parsing.
 - Missing object: the bundled default, with a warning (every check, so it stays visible in the logs).
 - Invalid object: keep the last good matcher (the bundled default on a cold start), log the error and call
-  ``on_invalid(error)`` once per bad ETag (if it raises, it is called again at the next check).
+  ``on_invalid(error)`` once per bad ETag (``.etag`` is that ETag during the call). If it raises or returns
+  False ("not reported yet", e.g. another container is sending the alert), it is called again at the next
+  check. Deduplication across containers is the callback's job (processor.report_invalid_config).
 - Any other error reading S3: keep the last good matcher; on a cold start there is none, so it raises (the
   message fails and is retried rather than matched against a config the owner did not choose).
 """
@@ -45,7 +47,7 @@ class ConfigCache:
         *,
         ttl: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
-        on_invalid: Callable[[ConfigError], None] | None = None,
+        on_invalid: Callable[[ConfigError], bool | None] | None = None,
     ) -> None:
         self.s3 = s3
         self.bucket = bucket
@@ -58,6 +60,11 @@ class ConfigCache:
         self._checked_at: float | None = None
         self._reported: set[str] = set()  # bad ETags already reported through on_invalid
         self.source = "none"  # "s3", "default" or "default (invalid s3 config)": for logs
+
+    @property
+    def etag(self) -> str | None:
+        """ETag of the config object last read, good or bad (None: the bundled default is in use)."""
+        return self._etag
 
     @property
     def location(self) -> str:
@@ -116,9 +123,11 @@ class ConfigCache:
         if self.on_invalid is None or etag in self._reported:
             return
         try:
-            self.on_invalid(err)
+            done = self.on_invalid(err)
         except Exception:
             log.exception("config %s: reporting it as invalid failed; retry at next check", self.location)
+            done = False
+        if done is False:
             # Force a full GET at the next check so the report is retried.
             self._etag = None
             return

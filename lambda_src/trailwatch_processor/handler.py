@@ -26,7 +26,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import alerts
 from .aws import Clients, Settings
 from .config_source import ConfigCache
 from .logfile import LogFileError
@@ -37,6 +36,7 @@ from .processor import (
     Deps,
     ObjectMissingError,
     process_object,
+    report_invalid_config,
 )
 
 log = logging.getLogger("trailwatch_processor")
@@ -87,25 +87,23 @@ def build_deps(settings: Settings | None = None, clients: Clients | None = None)
     settings = settings or Settings.from_env()
     clients = clients or Clients.create()
 
-    def report_invalid_config(error: Exception) -> None:
-        message = alerts.operational_alert(
-            "Invalid trailwatch config; the last good config stays in use",
-            str(error),
-            source=f"s3://{settings.config_bucket}/{settings.config_key}",
-        )
-        alerts.publish(clients.sns, settings.alert_topic_arn, message)
-
-    config = ConfigCache(
-        clients.s3, settings.config_bucket, settings.config_key, on_invalid=report_invalid_config
-    )
-    return Deps(
+    deps = Deps(
         s3=clients.s3,
         dynamodb=clients.dynamodb,
         sns=clients.sns,
         settings=settings,
-        config=config,
+        config=None,
         claim_stale_seconds=settings.claim_stale_seconds or DEFAULT_CLAIM_STALE_SECONDS,
     )
+
+    def report_invalid(error: Exception) -> bool:
+        # ``deps`` is read at call time, so a clock or client swapped on it (tests) is used.
+        return report_invalid_config(error, deps.config.etag, deps)
+
+    deps.config = ConfigCache(
+        clients.s3, settings.config_bucket, settings.config_key, on_invalid=report_invalid
+    )
+    return deps
 
 
 def handler(event: dict, context: Any) -> dict:

@@ -286,6 +286,52 @@ def _alert_group(group: _Group, ref: ObjectRef, deps: Deps) -> tuple[int, int]:
     return len(claimed), in_flight
 
 
+def report_invalid_config(error: Exception, etag: str | None, deps: Deps) -> bool:
+    """Send the operational alert for one invalid config version once overall, whatever the number of
+    containers that read it: only the invocation whose marker claim succeeds (store.claim_marker) publishes.
+
+    True: the alert is sent (now, by us, or earlier by another container). False: another live invocation
+    holds the claim; ask again at the next check (it may die before sending). A failed publish releases the
+    claim, so that this or another container sends it at its next check, and raises.
+    """
+    settings, ddb = deps.settings, deps.dynamodb
+    source = f"s3://{settings.config_bucket}/{settings.config_key}"
+    marker_id = store.config_invalid_marker_id(settings.config_bucket, settings.config_key, etag)
+    token, now = deps.new_token(), deps.now()
+    outcome = store.claim_marker(
+        ddb,
+        settings.events_table,
+        marker_id,
+        token=token,
+        now=now,
+        stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
+        retention_days=settings.retention_days,
+        details={"config_source": source, "config_etag": etag or "", "error": str(error)},
+    )
+    if not outcome.claimed:
+        log.info("config %s (ETag %s): operational alert is %s", source, etag, outcome.status or "gone")
+        return outcome.status == store.SENT
+    message = alerts.operational_alert(
+        "Invalid trailwatch config; the last good config stays in use",
+        f"ETag {etag}\n{error}",
+        source=source,
+    )
+    try:
+        message_id = alerts.publish(deps.sns, settings.alert_topic_arn, message)
+    except Exception:
+        _release([marker_id], token, deps)
+        raise
+    if not store.mark_sent(
+        ddb, settings.events_table, marker_id, token=token, message_id=message_id, now=now
+    ):
+        log.warning(
+            "config %s: marker %s taken over before it was marked sent (possible duplicate)",
+            source,
+            marker_id,
+        )
+    return True
+
+
 def _release(claimed: list[str], token: str, deps: Deps) -> None:
     """Best effort: a claim that cannot be released goes stale and is re-claimed by the retry."""
     for event_id in claimed:

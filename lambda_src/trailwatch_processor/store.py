@@ -6,10 +6,15 @@ Alert state on each item (docs/architecture.md): ``pending`` -> ``sending`` (cla
 token and ``alert_claimed_at``) -> ``sent`` (``alert_message_id``, ``alerted_at``). Only the invocation
 whose conditional claim succeeds publishes. A claim older than the stale threshold (>= the function
 timeout, so its owner is certainly dead) may be taken over.
+
+Operational markers (``claim_marker``) share the table and the alert state so that an alert about trailwatch
+itself (an invalid config version) is sent once overall, not once per Lambda container. They carry
+``kind = operational`` and no ``event_day``/``rule_id``/``event_time``, so they stay out of both indexes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +37,9 @@ FIELD_MAX_CHARS = 1_024
 PENDING = "pending"
 SENDING = "sending"
 SENT = "sent"
+
+OPERATIONAL = "operational"
+CONFIG_INVALID_PREFIX = "trailwatch#config-invalid#"
 
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
@@ -77,7 +85,7 @@ def build_item(
         "log_bucket": {"S": log_bucket},
         "log_key": {"S": log_key},
         "stored_at": {"S": stored_at},
-        "expires_at": {"N": str(int((now + timedelta(days=retention_days)).timestamp()))},
+        "expires_at": {"N": str(_epoch(now + timedelta(days=retention_days)))},
         "alert_status": {"S": PENDING},
     }
     optional = {
@@ -198,6 +206,63 @@ def claim(ddb: Any, table: str, event_id: str, *, token: str, now: datetime, sta
     return Claim(False, current.get("alert_status", {}).get("S") if current else None)
 
 
+def config_invalid_marker_id(bucket: str, key: str, etag: str | None) -> str:
+    """The marker of one invalid config version: every container computes the same id for it."""
+    digest = hashlib.sha256(f"{bucket}/{key}/{etag or ''}".encode()).hexdigest()
+    return CONFIG_INVALID_PREFIX + digest
+
+
+def claim_marker(
+    ddb: Any,
+    table: str,
+    marker_id: str,
+    *,
+    token: str,
+    now: datetime,
+    stale_before: datetime,
+    retention_days: int,
+    details: dict[str, str],
+) -> Claim:
+    """Create (or re-claim) an operational marker in ``sending`` with our token, in one conditional put.
+
+    Claimable: no marker yet, a ``pending`` one (a failed publish released it), a stale ``sending`` one (its
+    owner died), or an expired one TTL has not deleted yet. Otherwise report the current status.
+    """
+    item: Item = {
+        "EventId": {"S": marker_id},
+        "kind": {"S": OPERATIONAL},
+        "stored_at": {"S": iso(now)},
+        "expires_at": {"N": str(_epoch(now + timedelta(days=retention_days)))},
+        "alert_status": {"S": SENDING},
+        "alert_claim": {"S": token},
+        "alert_claimed_at": {"S": iso(now)},
+    }
+    for name, value in details.items():
+        item[name] = {"S": _cap(value, FIELD_MAX_CHARS)}
+    try:
+        ddb.put_item(
+            TableName=table,
+            Item=item,
+            ConditionExpression=(
+                "attribute_not_exists(EventId) OR alert_status = :pending OR expires_at < :epoch OR "
+                "(alert_status = :sending AND alert_claimed_at < :stale)"
+            ),
+            ExpressionAttributeValues={
+                ":pending": {"S": PENDING},
+                ":sending": {"S": SENDING},
+                ":stale": {"S": iso(stale_before)},
+                ":epoch": {"N": str(_epoch(now))},
+            },
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        return Claim(True, SENDING)
+    except ClientError as err:
+        if _code(err) != "ConditionalCheckFailedException":
+            raise
+        current = err.response.get("Item") or get_event(ddb, table, marker_id)
+    return Claim(False, current.get("alert_status", {}).get("S") if current else None)
+
+
 def release(ddb: Any, table: str, event_id: str, *, token: str) -> bool:
     """Give an unsent claim back (``sending`` -> ``pending``) so a retry need not wait for it to go stale."""
     return _conditional_update(
@@ -262,6 +327,10 @@ def _plain_value(value: AttributeValue) -> Any:
     if kind == "NULL":
         return None
     return data
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
 
 
 def _event_day(event_time: str | None, now: datetime) -> str:

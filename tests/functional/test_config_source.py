@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from trailwatch_processor import store
 from trailwatch_processor.config_source import ConfigCache, default_matcher
-from trailwatch_processor.handler import handle_batch
+from trailwatch_processor.handler import build_deps, handle_batch
+from trailwatch_processor.processor import Deps
 
 from tests.functional import factories as f
-from tests.functional.conftest import BUCKET, CONFIG_KEY, Env
+from tests.functional.conftest import BUCKET, CONFIG_KEY, TABLE, Env
 
 GOOD = {"monitored_events": ["CreateUser"]}
 OTHER = {"monitored_events": ["DeleteTrail", "StopLogging"]}
@@ -139,6 +142,25 @@ def test_failed_report_is_retried_at_the_next_check(env: Env, s3: CountingS3) ->
     assert len(calls) == 2
 
 
+@pytest.mark.parametrize(("answer", "calls"), [(None, 1), (True, 1), (False, 3)])
+def test_a_report_answering_false_is_asked_again_at_each_check(
+    env: Env, s3: CountingS3, answer: bool | None, calls: int
+) -> None:
+    asked: list[str | None] = []
+
+    def report(err: Exception) -> bool | None:
+        asked.append(cache.etag)
+        return answer
+
+    cache = ConfigCache(s3, BUCKET, CONFIG_KEY, clock=env.clock.monotonic, on_invalid=report)
+    env.put_config(INVALID)
+    for _ in range(3):
+        assert cache.matcher() is default_matcher()
+        env.clock.advance(61)
+    etag = env.clients.s3.head_object(Bucket=BUCKET, Key=CONFIG_KEY)["ETag"]
+    assert asked == [etag] * calls  # the bad version's ETag is readable during the call
+
+
 def test_read_error_on_cold_start_raises_and_later_keeps_the_last_good(env: Env) -> None:
     denied = CountingS3(env.clients.s3, error="AccessDenied")
     cache = ConfigCache(denied, BUCKET, CONFIG_KEY, clock=env.clock.monotonic)
@@ -164,4 +186,146 @@ def test_invalid_config_sends_one_operational_alert_through_the_handler(env: Env
     assert f"s3://{BUCKET}/{CONFIG_KEY}" == operational[0]["source"]
     # The bundled default kept matching meanwhile: the events were alerted under it, once.
     others = [a for a in env.alerts() if a["rule"] != "trailwatch-operational"]
-    assert others and sum(a["count"] for a in others) == len(env.items())
+    events, markers = _events_and_markers(env)
+    assert others and sum(a["count"] for a in others) == len(events)
+    assert [m["alert_status"] for m in markers.values()] == ["sent"]
+
+
+# --- one operational alert overall, however many containers read the bad config -------------------------
+
+
+def _events_and_markers(env: Env) -> tuple[dict[str, dict], dict[str, dict]]:
+    items = env.items()
+    markers = {k: v for k, v in items.items() if v.get("kind") == store.OPERATIONAL}
+    return {k: v for k, v in items.items() if k not in markers}, markers
+
+
+def _operational(env: Env) -> list[dict]:
+    return [a for a in env.alerts() if a["rule"] == "trailwatch-operational"]
+
+
+class FlakySns:
+    """The SNS client, with the first ``failures`` Publish calls failing like an SNS outage."""
+
+    def __init__(self, sns: Any, failures: int) -> None:
+        self.sns, self.failures = sns, failures
+
+    def publish(self, **kwargs: Any) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "SNS down"}}, "Publish")
+        return self.sns.publish(**kwargs)
+
+
+@pytest.fixture
+def container(env: Env) -> Any:
+    """A factory of Lambda containers: each its own Deps and ConfigCache, as build_deps makes them."""
+
+    def make() -> Deps:
+        deps = build_deps(env.settings, env.clients)
+        deps.config.clock = env.clock.monotonic
+        deps.now = env.clock.now
+        deps.claim_stale_seconds = 300.0
+        return deps
+
+    return make
+
+
+def test_containers_seeing_the_same_bad_etag_send_one_alert(env: Env, container: Any) -> None:
+    a, b = container(), container()
+    env.put_config(INVALID)
+    for _ in range(3):  # every container checks, several times
+        assert a.config.matcher() is default_matcher() and b.config.matcher() is default_matcher()
+        env.clock.advance(61)
+    [alert] = _operational(env)
+    assert alert["source"] == f"s3://{BUCKET}/{CONFIG_KEY}" and alert["severity"] == "high"
+    etag = env.clients.s3.head_object(Bucket=BUCKET, Key=CONFIG_KEY)["ETag"]
+    assert a.config.etag == b.config.etag == etag
+    _, markers = _events_and_markers(env)
+    [(marker_id, marker)] = markers.items()
+    assert marker_id == store.config_invalid_marker_id(BUCKET, CONFIG_KEY, etag)
+    assert marker["alert_status"] == "sent" and marker["config_etag"] == etag
+    assert "invalid JSON" in marker["error"]
+    # Out of both indexes (no event_day, rule_id or event_time), and it expires like the events.
+    assert not {"event_day", "rule_id", "event_time"} & set(marker)
+    stored = datetime.fromisoformat(marker["stored_at"])
+    assert marker["expires_at"] == int((stored + timedelta(days=env.settings.retention_days)).timestamp())
+
+
+def test_a_new_bad_etag_sends_another_alert(env: Env, container: Any) -> None:
+    a, b = container(), container()
+    env.put_config(INVALID)
+    a.config.matcher(), b.config.matcher()
+    env.put_config(INVALID + " ")  # another bad version
+    env.clock.advance(61)
+    a.config.matcher(), b.config.matcher()
+    env.clock.advance(61)
+    a.config.matcher(), b.config.matcher()
+    assert len(_operational(env)) == 2
+    assert len(_events_and_markers(env)[1]) == 2
+
+
+@pytest.mark.parametrize("retried_by", ["same container", "other container"])
+def test_failed_publish_is_retried_and_sent_once(
+    env: Env, container: Any, retried_by: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = container(), container()
+    a.sns = FlakySns(env.clients.sns, failures=1)
+    env.put_config(INVALID)
+    assert a.config.matcher() is default_matcher()  # the failed report never fails the invocation
+    assert _operational(env) == []
+    assert any("reporting it as invalid failed" in r.getMessage() for r in caplog.records)
+    [marker] = _events_and_markers(env)[1].values()
+    assert marker["alert_status"] == "pending"  # released: nobody has to wait for it to go stale
+    env.clock.advance(61)
+    first, second = (a, b) if retried_by == "same container" else (b, a)
+    first.config.matcher()
+    second.config.matcher()
+    env.clock.advance(61)
+    a.config.matcher(), b.config.matcher()
+    assert len(_operational(env)) == 1
+    assert [m["alert_status"] for m in _events_and_markers(env)[1].values()] == ["sent"]
+
+
+def test_a_claim_held_by_a_dead_container_is_taken_over_when_stale(env: Env, container: Any) -> None:
+    env.put_config(INVALID)
+    etag = env.clients.s3.head_object(Bucket=BUCKET, Key=CONFIG_KEY)["ETag"]
+    dead = store.claim_marker(
+        env.clients.dynamodb,
+        env.settings.events_table,
+        store.config_invalid_marker_id(BUCKET, CONFIG_KEY, etag),
+        token="dead-container",
+        now=env.clock.now(),
+        stale_before=env.clock.now(),
+        retention_days=30,
+        details={},
+    )
+    assert dead.claimed
+    b = container()
+    b.config.matcher()  # claimed and fresh: not sent, but asked again at the next check
+    env.clock.advance(61)
+    b.config.matcher()
+    assert _operational(env) == []
+    env.clock.advance(300)  # now older than the stale threshold
+    b.config.matcher()
+    env.clock.advance(61)
+    b.config.matcher()
+    assert len(_operational(env)) == 1
+
+
+def test_markers_stay_out_of_the_cli_events_listing(env: Env, deps: Any) -> None:
+    from trailwatch import events as cli_events
+
+    class Aws:  # what query_events uses of trailwatch.session.Aws
+        def client(self, name: str) -> Any:
+            return env.clients.dynamodb
+
+    env.put_config(INVALID)
+    key = env.put_log([f.record("CreateUser"), f.root_login()])
+    assert handle_batch(f.sqs_event(f.s3_notification(BUCKET, key)), deps)["batchItemFailures"] == []
+    stored, markers = _events_and_markers(env)
+    assert len(markers) == 1 and len(stored) == 2
+    listed = cli_events.query_events(
+        Aws(), TABLE, since=timedelta(days=7), rule=None, min_severity=None, limit=100, now=env.clock.now()
+    )
+    assert sorted(i["EventId"] for i in listed) == sorted(stored)
