@@ -6,7 +6,9 @@ Two readers produce the same matches for every valid JSON log:
   (``json.JSONDecoder.raw_decode`` on a buffer that grows only while a record is incomplete);
 * the fast path handles CloudTrail's compact layout ``{"Records":[{"eventVersion":...},...]}``.
   It splits the decompressed bytes at ``},{"eventVersion":`` and ``json.loads`` only the pieces
-  that contain a needle of the matcher (or a ``\\u``/``\\/`` escape that could hide one).
+  that contain a needle of the matcher (or a ``\\u``/``\\/`` escape that could hide one). With
+  ``Matcher.prefilter_index``, rules indexed on exact eventNames are found by looking at the values
+  after ``"eventName"`` instead of searching their needles (proof at ``_Prefilter``).
 
 Why the fast path is safe (for valid JSON): ``},{"eventVersion":`` can never lie inside a JSON
 string (its ``"`` would have to be escaped), so every occurrence is structural. It may still be
@@ -37,7 +39,7 @@ import io
 import json
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -45,12 +47,15 @@ if TYPE_CHECKING:
     from .rules import Rule
 
 CHUNK_SIZE = 1 << 20
+_GZ_INPUT = 1 << 18  # compressed bytes per read of the source
 GZIP_MAGIC = b"\x1f\x8b"
 _BOM = codecs.BOM_UTF8
 _HEAD = b'{"Records":['
 _REC_START = b'{"eventVersion":'
 _SEP = b'},{"eventVersion":'
-_KEEP = b'"{}[]V'
+_MARK = b"\x01"
+_SEP_MARKED = b"}" + _MARK + b'{"eventVersion":'
+_KEEP = b'"{}[]' + _MARK
 _DELETE = bytes(b for b in range(256) if b not in _KEEP)
 _STRINGS = re.compile(rb'"[^"]*"')
 _MAX_DEPTH = 64
@@ -144,6 +149,55 @@ class _LogStream(io.RawIOBase):
         return len(data)
 
 
+class _Gunzip:
+    """Decompressed bytes of a gzip stream of one or more members (zero padding between them allowed).
+
+    zlib decodes the gzip wrapper itself (``wbits=31``) and checks each member's CRC-32 and length, so
+    no second pass over the data is needed; ``zlib.error`` (corrupt, bad check) and ``EOFError``
+    (input ended inside a member) are turned into ``LogFileError`` by ``_LogStream``.
+    """
+
+    def __init__(self, source: _Prefixed) -> None:
+        self._source = source
+        self._inflate = zlib.decompressobj(31)
+        self._input = b""  # compressed bytes not yet given to zlib
+        self._in_member = False
+        self._eof = False
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(CHUNK_SIZE), b""))
+        out: list[bytes] = []
+        want = size
+        while want > 0 and not self._eof:
+            data = self._inflate.unconsumed_tail or self._next_input()
+            if not data:
+                continue
+            piece = self._inflate.decompress(data, want)
+            self._in_member = True
+            want -= len(piece)
+            out.append(piece)
+            if self._inflate.eof:
+                self._input = self._inflate.unused_data
+                self._inflate = zlib.decompressobj(31)
+                self._in_member = False
+        return b"".join(out)
+
+    def _next_input(self) -> bytes:
+        """Compressed bytes for zlib; b"" after skipping padding; sets ``_eof`` at a clean end."""
+        data, self._input = self._input, b""
+        if not data:
+            data = self._source.read(_GZ_INPUT) or b""
+            if not data:
+                if self._in_member:
+                    raise EOFError("compressed data ended before the end-of-stream marker")
+                self._eof = True
+                return b""
+        if not self._in_member:
+            data = data.lstrip(b"\0")
+        return data
+
+
 def open_log(raw: BinaryIO) -> BinaryIO:
     """Decompressed view of a log object: gzip when it starts with 1f 8b, else the bytes as they are."""
     if isinstance(raw, _LogStream):
@@ -156,7 +210,7 @@ def open_log(raw: BinaryIO) -> BinaryIO:
         head += more
     source = _Prefixed(head, raw)
     if head == GZIP_MAGIC:
-        inner: BinaryIO = gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[assignment]
+        inner: BinaryIO = _Gunzip(source)  # type: ignore[assignment]
         return _LogStream(inner, source, compressed=True)  # type: ignore[return-value]
     return _LogStream(source, source, compressed=False)  # type: ignore[return-value,arg-type]
 
@@ -361,25 +415,24 @@ def _records_array(text: _Text, decoder: json.JSONDecoder, stats: FileStats, ope
 
 
 def _structure_ok(window: bytes) -> int | None:
-    """Number of markers when every separator in ``window`` is at record level, else None.
+    """Number of separators when every separator in ``window`` is at record level, else None.
 
     ``window`` runs from the start of a record to the ``}`` closing the last piece (valid JSON assumed).
     All passes are C loops over the window or over its much smaller residue:
 
-    1. drop escaped backslashes and escaped quotes, so every remaining ``"`` delimits a string;
-    2. keep only ``"{}[]`` and ``V``: a separator ``},{"eventVersion":`` becomes ``}{"V"``, which
-       only a structural ``},{`` followed by a key holding exactly one ``V`` can produce (a ``V``
-       outside strings is not JSON), so marking every ``}{"V"`` marks every separator (and perhaps
-       some other object boundaries, which can only cause doubt);
-    3. remove strings (adjacent quote pairs enclose no structure; the rest by a regex);
+    1. every separator ``},{"eventVersion":`` becomes ``}\x01{"eventVersion":`` (same length): a raw
+       control byte cannot occur in valid JSON, so the ``\x01`` bytes are exactly the separators;
+    2. drop escaped backslashes and escaped quotes, so every remaining ``"`` delimits a string;
+    3. keep only ``"{}[]`` and the markers, then remove strings (adjacent quote pairs first; those
+       enclose no structure; the rest by a regex). Separators are never inside strings (their ``"``
+       would be escaped), so no marker is removed with a string;
     4. cancel ``{}`` and ``[]`` pairs until nothing changes. A marker inside any bracket pair blocks
        it, so only markers remain exactly when every marker sits between records.
     """
-    text = window
+    text = window.replace(_SEP, _SEP_MARKED)
     if b"\\" in text:
         text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
-    residue = text.translate(None, _DELETE).replace(b'}{"V"', b"}\x00{")
-    residue = residue.replace(b'""', b"").replace(b'"V"', b"")
+    residue = text.translate(None, _DELETE).replace(b'""', b"")
     if b'"' in residue:
         residue = _STRINGS.sub(b"", residue)
         if b'"' in residue:
@@ -389,7 +442,7 @@ def _structure_ok(window: bytes) -> int | None:
         if len(shorter) == len(residue):
             break
         residue = shorter
-    markers = residue.count(b"\x00")
+    markers = residue.count(_MARK)
     return markers if markers == len(residue) else None
 
 
@@ -415,62 +468,88 @@ def _trie_pattern(words: list[bytes]) -> bytes:
     return emit(tree)
 
 
+_EVENT_NAME = re.compile(rb'"eventName"(?=(:"[^"\\]*")?)')
+_ESCAPES = re.compile(rb"\\[u/]")
+_FEW = 8  # up to this many needles are searched one by one (a literal search each), more via a trie regex
+
+
+def _regexes(needles: Iterable[bytes]) -> list[re.Pattern[bytes]]:
+    """Regexes whose matches are exactly the occurrences of ``needles`` (no empty needle)."""
+    literals = sorted({bytes(n) for n in needles} - {b""})
+    if len(literals) <= _FEW:
+        return [re.compile(re.escape(n)) for n in literals]
+    quoted = [n[1:] for n in literals if n.startswith(b'"') and len(n) > 1]
+    other = [n for n in literals if not n.startswith(b'"') or len(n) == 1]
+    # sre finds a literal prefix quickly: needles starting with '"' share one.
+    out = [re.compile(b'"' + _trie_pattern(quoted))] if quoted else []
+    return out + ([re.compile(_trie_pattern(other))] if other else [])
+
+
 class _Prefilter:
     """Finds the pieces of a window whose text contains a needle or an escape that could hide one.
 
-    Needles that start with ``"`` (rules.py writes exact values and prefixes that way) go into one
-    regex with the literal prefix ``"``, which sre scans for quickly; the others into a second one.
+    With ``names`` (``Matcher.prefilter_index``), rules indexed on exact eventNames are not searched by
+    their needles: every occurrence of ``"eventName"`` is looked at instead, and is a hit unless it is
+    followed by exactly ``:"v"`` with ``v`` free of backslashes and not a raw spelling of a name.
+    Safe: such a rule is evaluated only for a record whose top-level eventName is one of its names or
+    not a string. Its key is spelled ``"eventName"`` in the raw text (the only other spelling has a
+    ``\\u`` escape, always a hit), so one of the looked-at occurrences is that key; a string value
+    free of backslashes is its raw text between the quotes (a backslash-free value starting after
+    the ``:"`` ends at the first quote), and a raw text decodes to a name only if it is the name's
+    one unescaped spelling; any other layout (whitespace, an array, null, an escape) is a hit. Nested
+    or duplicate occurrences are looked at too, which can only add hits. The other rules' needles are
+    searched as literals.
     """
 
-    def __init__(self, needles: tuple[bytes, ...]) -> None:
-        literals = {n.encode() if isinstance(n, str) else bytes(n) for n in needles} - {b""}
-        quoted = sorted(n[1:] for n in literals if n.startswith(b'"') and len(n) > 1)
-        other = sorted(n for n in literals if not n.startswith(b'"') or len(n) == 1)
-        self._patterns = []
-        if quoted:
-            self._patterns.append(re.compile(b'"' + _trie_pattern(quoted)))
-        if other:
-            self._patterns.append(re.compile(_trie_pattern(other)))
-        self._escapes = re.compile(rb"\\[u/]")
+    def __init__(self, needles: tuple[bytes, ...], names: frozenset[str] | None) -> None:
+        self._names = None
+        if names is not None:
+            self._names = {b":" + json.dumps(n, ensure_ascii=False).encode() for n in names}
+        self._patterns = _regexes(needles)
+
+    def _hits(self, window: bytes) -> list[int]:
+        """Positions of hits (unordered, perhaps repeated): each lies inside the record it flags."""
+        hits = [m.start() for rx in self._patterns for m in rx.finditer(window)]
+        if b"\\" in window:  # only a backslash starts an escape: one memchr decides
+            hits += [m.start() for m in _ESCAPES.finditer(window)]
+        if self._names is not None:
+            values = set(_EVENT_NAME.findall(window))  # b"" where not followed by :"v"
+            if b"" in values or not values.isdisjoint(self._names):
+                names = self._names
+                hits += [
+                    m.start()
+                    for m in _EVENT_NAME.finditer(window)
+                    if m.group(1) is None or m.group(1) in names
+                ]
+        return hits
 
     def pieces(self, window: bytes) -> list[tuple[int, int]]:
         """(start, end) of the candidate pieces, in order."""
-        patterns = list(self._patterns)
-        # Only a backslash starts an escape: one memchr decides whether escapes need a search.
-        if b"\\" in window:
-            patterns.append(self._escapes)
-        hits = [-1] * len(patterns)  # next hit of each pattern at or after ``at`` (len(window): none)
-
-        def first_hit(at: int) -> int:
-            for k, rx in enumerate(patterns):
-                if hits[k] < at:
-                    m = rx.search(window, at)
-                    hits[k] = m.start() if m is not None else len(window)
-            return min(hits, default=len(window))
-
-        found = first_hit(0)
-        if found >= len(window):
+        hits = self._hits(window)
+        if not hits:
             return []
         starts = [0]
         at = window.find(_SEP)
         while at >= 0:
             starts.append(at + 2)
             at = window.find(_SEP, at + 2)
-        out: list[tuple[int, int]] = []
-        while found < len(window):
-            i = bisect.bisect_right(starts, found) - 1
-            if i + 1 >= len(starts):
-                out.append((starts[i], len(window)))
-                break
-            out.append((starts[i], starts[i + 1] - 1))
-            found = first_hit(starts[i + 1])
-        return out
+        chosen = sorted({bisect.bisect_right(starts, hit) - 1 for hit in hits})
+        ends = [start - 1 for start in starts[1:]] + [len(window)]
+        return [(starts[i], ends[i]) for i in chosen]
 
 
 @functools.lru_cache(maxsize=8)
-def _prefilter(needles: tuple[bytes, ...]) -> _Prefilter:
+def _prefilter(needles: tuple[bytes, ...], names: frozenset[str] | None) -> _Prefilter:
     """Compiled once per needle set (a config), not once per file."""
-    return _Prefilter(needles)
+    return _Prefilter(needles, names)
+
+
+def _prefilter_of(matcher: _Matcher) -> _Prefilter:
+    """The eventName-indexed prefilter when the matcher offers ``prefilter_index``, else its needles."""
+    index = getattr(matcher, "prefilter_index", None)
+    if index is not None:
+        return _prefilter(index[1], index[0])
+    return _prefilter(tuple(matcher.needles or ()), None)
 
 
 def _parse_pieces(window: bytes, pieces: list[tuple[int, int]], stats: FileStats) -> list[dict] | None:
@@ -493,7 +572,7 @@ def _parse_pieces(window: bytes, pieces: list[tuple[int, int]], stats: FileStats
 
 def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: FileStats) -> Iterator[dict]:
     """Candidate records of a compact log; hands over to the general path on any doubt."""
-    prefilter = _prefilter(tuple(matcher.needles or ()))
+    prefilter = _prefilter_of(matcher)
     buf = first
     start = len(_HEAD)  # buf[start:] begins with a record; base is the byte offset of buf[0]
     eof = False
@@ -515,13 +594,14 @@ def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: F
         else:
             end = cut + 1
         window = buf[start:end]
-        if _structure_ok(window) is None:
+        separators = _structure_ok(window)
+        if separators is None:
             break
         pieces = prefilter.pieces(window)
         records = _parse_pieces(window, pieces, stats)
         if records is None:
             break
-        stats.records += window.count(_SEP) + 1
+        stats.records += separators + 1
         yield from records
         if eof:
             return

@@ -25,6 +25,7 @@ Matching semantics (EventBridge content filtering, applied to the CloudTrail rec
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 import json
 import math
@@ -882,6 +883,20 @@ class Matcher:
             self.needles: tuple[bytes, ...] | None = None
         else:
             self.needles = _minimise(n for s in per_rule for n in s)  # type: ignore[union-attr]
+
+    @functools.cached_property
+    def prefilter_index(self) -> tuple[frozenset[str], tuple[bytes, ...]] | None:
+        """For a reader that looks at eventName values itself: (names, needles of the other rules).
+
+        ``names`` are the exact eventName values rules are indexed on: ``match`` evaluates an indexed
+        rule only for a record whose top-level ``eventName`` is one of that rule's names or is not a
+        string. Every rule not indexed has a needle in the second item (the class docstring's proof);
+        None when one of them has none.
+        """
+        others = [_rule_needles(r) for r in self.rules if _required_event_names(r.pattern) is None]
+        if any(n is None for n in others):
+            return None
+        return frozenset(self._by_name), _minimise(n for s in others for n in s)  # type: ignore[union-attr]
 
     def match(self, record: dict) -> list[Rule]:
         """Rules matching the record, in config order (a non-object record matches nothing)."""

@@ -105,6 +105,37 @@ def test_non_seekable_trickling_stream(corpus: list[dict], compress: bool) -> No
     assert expected and [r for r, _ in iter_matches(Trickle(raw), matcher)] == expected  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "join",
+    [
+        lambda a, b: a + b,
+        lambda a, b: a + b"\0" * 5 + b,
+        lambda a, b: a + b + b"\0" * 3,
+    ],
+    ids=["two members", "zero padding between", "zero padding after"],
+)
+@pytest.mark.parametrize("step", [7, 1 << 20])
+def test_gzip_members_and_padding_as_gzip_reads_them(
+    corpus: list[dict], join: Callable[[bytes, bytes], bytes], step: int
+) -> None:
+    body = compact(corpus)
+    raw = join(gzip.compress(body[:1000]), gzip.compress(body[1000:]))
+    assert gzip.decompress(raw) == body  # the reference reader agrees on the input
+    assert open_log(Trickle(raw, step)).read() == body  # type: ignore[arg-type]
+    assert list(iter_records(Trickle(raw, step))) == corpus  # type: ignore[arg-type]
+
+
+def test_gzip_reads_of_any_size_concatenate_to_the_body(corpus: list[dict]) -> None:
+    body = compact(corpus)
+    stream = open_log(io.BytesIO(gzip.compress(body, compresslevel=1)))
+    pieces, size = [], 1
+    while piece := stream.read(size):
+        assert len(piece) <= size
+        pieces.append(piece)
+        size = size * 3 + 1
+    assert b"".join(pieces) == body
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 
 DEEP = 100_000
@@ -169,8 +200,23 @@ def test_bad_input_is_a_log_file_error_naming_what_and_where(name: str, compress
         (lambda gz: gz[:-8] + b"\0\0\0\0" + gz[-4:], "corrupt gzip"),  # CRC wrong
         (lambda gz: gz[:10] + b"\xff" * 20 + gz[30:], "corrupt gzip"),
         (lambda gz: gz + b"garbage", "corrupt gzip"),
+        (
+            lambda gz: gz[:-8] + (int.from_bytes(gz[-8:-4], "little") ^ 1).to_bytes(4, "little") + gz[-4:],
+            "corrupt",
+        ),
+        (lambda gz: gz[:-4] + (int.from_bytes(gz[-4:], "little") + 1).to_bytes(4, "little"), "corrupt gzip"),
+        (lambda gz: gz + gz[:20], "truncated gzip"),
     ],
-    ids=["no trailer", "half", "bad crc", "bad deflate", "trailing garbage"],
+    ids=[
+        "no trailer",
+        "half",
+        "bad crc",
+        "bad deflate",
+        "trailing garbage",
+        "crc off by a bit",
+        "bad length",
+        "second member cut",
+    ],
 )
 def test_damaged_gzip(corpus: list[dict], cut: Callable[[bytes], bytes], message: str) -> None:
     raw = cut(gzip.compress(compact(corpus)))

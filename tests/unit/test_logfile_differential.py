@@ -68,7 +68,13 @@ def records(draw: st.DrawFn) -> object:
     if draw(st.integers(0, 20)) == 0:
         return draw(scalars)  # a non-object record
     record: dict = {"eventVersion": "1.09"}
-    record["eventName"] = draw(st.sampled_from(NAMES))
+    shape = draw(st.integers(0, 12))
+    if shape == 0:  # a list holds a name for EventBridge's array semantics
+        record["eventName"] = draw(st.lists(st.sampled_from(NAMES), max_size=2))
+    elif shape == 1:
+        record["eventName"] = draw(scalars)
+    elif shape > 2:  # shape 2: no eventName at all
+        record["eventName"] = draw(st.sampled_from(NAMES))
     record["eventSource"] = draw(st.sampled_from(["signin.amazonaws.com", "s3.amazonaws.com", "x\\/y"]))
     if draw(st.booleans()):
         record["userAgent"] = draw(text) + draw(st.sampled_from(["", "/\u00fc"]))
@@ -98,7 +104,21 @@ SERIALISERS: dict[str, Callable[[list], bytes]] = {
         json.dumps({"Records": recs}, separators=(",", ":")).replace("/", "\\/").encode()
     ),
     "pretty": lambda recs: json.dumps({"Records": recs}, indent=1, ensure_ascii=False).encode(),
+    # Still the fast path (the separators keep their spelling) but "eventName": "X" has a space.
+    "space after colons": lambda recs: (
+        b'{"Records":['
+        + b",".join(json.dumps(r, separators=(",", ": "), ensure_ascii=False).encode() for r in recs)
+        + b"]}"
+    ),
+    # The key's other spelling: the eventName scan never sees it, the escape search must.
+    "escaped eventName key": lambda recs: (
+        json.dumps({"Records": recs}, separators=(",", ":"), ensure_ascii=False)
+        .replace('"eventName"', '"\\u0065ventName"')
+        .encode()
+    ),
 }
+
+COMPACT = ("compact", "compact ascii", "escaped slashes")
 
 
 def run(data: bytes, matcher: Matcher, prefilter: bool) -> tuple[list, FileStats]:
@@ -138,7 +158,13 @@ def test_prefilter_gives_identical_matches(recs: list, serialiser: str, chunk: i
 def test_generated_inputs_reach_the_fast_path() -> None:
     """The property above is only meaningful if compact inputs do take the fast path."""
     recs = [{"eventVersion": "1.09", "eventName": "ConsoleLogin", "userAgent": "a\\/\u00fc"}] * 3
-    for name in ("compact", "compact ascii", "escaped slashes"):
+    for name in (
+        "compact",
+        "compact ascii",
+        "escaped slashes",
+        "space after colons",
+        "escaped eventName key",
+    ):
         assert assert_same(SERIALISERS[name](recs), DEFAULT).fast_path, name
     assert not assert_same(SERIALISERS["pretty"](recs), DEFAULT).fast_path
 
@@ -157,4 +183,73 @@ def test_shared_data_identical_with_and_without_prefilter(
     stats = assert_same(SERIALISERS[serialiser](recs), DEFAULT)
     assert stats.matched > 0
     if order == "eventVersion first" and serialiser != "pretty":
-        assert stats.fast_path and stats.parsed < stats.records
+        assert stats.fast_path
+    if order == "eventVersion first" and serialiser in COMPACT:  # others flag every record
+        assert stats.parsed < stats.records
+
+
+def compact(recs: list) -> bytes:
+    return SERIALISERS["compact"](recs)
+
+
+def record(name: object, **fields: object) -> dict:
+    return {"eventVersion": "1.09", "eventName": name, "eventSource": "iam.amazonaws.com", **fields}
+
+
+# (records, how many DEFAULT matches, how many records the fast path parses): each case is also run
+# against the general path. The eventName scan must flag every record a rule indexed on eventName
+# could match, in any spelling, and may flag more (parsed), never fewer.
+EVENT_NAME_CASES: dict[str, tuple[list, int, int]] = {
+    "no candidate": ([record("GetObject"), record("ListUsers")], 0, 0),
+    "top-level name": ([record("GetObject"), record("CreateUser")], 1, 1),
+    "nested name only": (
+        [record("GetObject", requestParameters={"eventName": "CreateUser"}), record("ListUsers")],
+        0,
+        1,
+    ),
+    "nested name and top-level name": (
+        [record("CreateUser", requestParameters={"items": [{"eventName": "GetObject"}]})],
+        1,
+        1,
+    ),
+    "name as a value of another key": ([record("GetObject", note="eventName")], 0, 1),  # not :" after it
+    "name in a list": ([record(["GetObject", "CreateUser"]), record("GetObject")], 1, 1),
+    "name null": ([record(None), record("GetObject")], 0, 1),
+    "no eventName": ([{"eventVersion": "1.09", "eventSource": "iam.amazonaws.com"}], 0, 0),
+    "duplicate key, name last": (
+        [json.loads('{"eventVersion":"1.09","eventName":"GetObject","eventName":"CreateUser"}')],
+        1,
+        1,
+    ),
+    "name with a quote": ([record('Create"User'), record("CreateUser\\")], 0, 2),
+    "name prefix of a monitored one": ([record("CreateUse"), record("CreateUsers")], 0, 0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EVENT_NAME_CASES))
+def test_event_name_scan(case: str) -> None:
+    recs, matched, parsed = EVENT_NAME_CASES[case]
+    stats = assert_same(compact(recs), DEFAULT)
+    assert stats.fast_path
+    assert (stats.matched, stats.parsed) == (matched, parsed)
+    assert stats.records == len(recs)
+
+
+@pytest.mark.parametrize(
+    ("edit", "parsed"),
+    [
+        (lambda t: t, 0),
+        (lambda t: t.replace(b'"eventName":"GetObject"', b'"eventName" : "CreateUser"'), 1),
+        (lambda t: t.replace(b'"eventName":"GetObject"', b'"eventName":\n"CreateUser"'), 1),
+        (lambda t: t.replace(b'"eventName":"GetObject"', b'"eventName":"Create\\u0055ser"'), 1),
+        (lambda t: t.replace(b'"eventName":"GetObject"', b'"\\u0065ventName":"CreateUser"'), 1),
+        (lambda t: t.replace(b'"eventName":"GetObject"', b'"eventName":"Create\\/User"'), 1),
+    ],
+    ids=["compact", "spaces", "newline", "escaped value", "escaped key", "escaped slash"],
+)
+def test_event_name_spellings_are_flagged(edit: Callable[[bytes], bytes], parsed: int) -> None:
+    data = edit(compact([record("ListUsers"), record("GetObject"), record("ListRoles")]))
+    stats = assert_same(data, DEFAULT)
+    assert stats.fast_path
+    assert stats.parsed == parsed
+    assert stats.matched == (1 if b"CreateUser" in data or b"\\u0055" in data else 0)
