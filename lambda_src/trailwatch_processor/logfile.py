@@ -14,19 +14,21 @@ Why the fast path is safe (for valid JSON): ``},{"eventVersion":`` can never lie
 string (its ``"`` would have to be escaped), so every occurrence is structural. It may still be
 *nested* (an array of objects inside a record whose second element has the key ``eventVersion``);
 then a piece could parse as an object although it is not a record. Before any piece of a window is
-used, the window's structure is checked in C-speed passes (``_structure_ok``): strings are
+used, the structure of the window (and of the windows without a hit before it that no check has
+covered yet, ``_Unproven``) is checked in C-speed passes (``_structure_ok``): strings are
 removed, separators become marker bytes, and matched bracket pairs are cancelled. Only when nothing
 but markers remains is every separator at the depth of the Records array, so every piece is a
 sequence of complete records. Any doubt (layout, nesting, a candidate that does not parse, 16 MiB
-without a separator) sends the rest of the file, from the first record not yet emitted, to the
+without a separator) sends the rest of the file, from the last record start the check proved, to the
 general path. Needles are those of ``rules.Matcher.needles``: literals of the raw text as
 ``json.dumps(ensure_ascii=False)`` spells it; ``\\u`` and ``\\/`` are the only other spellings.
 
-On the fast path ``FileStats.records`` counts the pieces between top-level separators: exact when
-every record starts with ``eventVersion`` (as CloudTrail writes them); pieces that are parsed are
-counted record by record. ``skipped_non_objects`` counts only what was parsed. Syntax errors inside
-records that contain no needle are not detected there (they are never parsed); gzip integrity
-(CRC, length) is still checked.
+On the fast path ``FileStats.records`` counts the pieces between separators: exact when every record
+starts with ``eventVersion`` (as CloudTrail writes them) and no separator is nested (else exact only
+where the structure check ran, see ``_Unproven``); pieces that are parsed are counted record by
+record. ``skipped_non_objects`` counts only what was parsed. Syntax errors (and nesting too deep for
+``json``) inside records that contain no needle are not detected there (they are never parsed); gzip
+integrity (CRC, length) is still checked.
 """
 
 from __future__ import annotations
@@ -570,11 +572,47 @@ def _parse_pieces(window: bytes, pieces: list[tuple[int, int]], stats: FileStats
     return out
 
 
+class _Unproven:
+    """Windows without a hit whose separators are not yet proven to be at record level.
+
+    They need no proof for themselves (no record in them can match, wherever its boundaries are), but
+    the next window's start is only known to be a record start once the structure check has covered
+    everything from the last proven point. So the check is deferred: it runs over these windows and
+    the next window that has a hit, together, or that would take them past ``UNPROVEN_MAX`` bytes;
+    never when the file ends first. So a record without a hit is never parsed (a syntax error or a
+    depth bomb in it goes unnoticed, as in any record the fast path skips), and the records of an
+    unchecked stretch are counted by separators (one too many per nested separator).
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []  # each window with the ',' after it: joined they are contiguous
+        self.size = 0
+        self.records = 0
+        self.offset = 0  # byte offset of the first part: a proven record start
+
+    def add(self, window_and_comma: bytes, offset: int) -> None:
+        if not self.parts:
+            self.offset = offset
+        self.parts.append(window_and_comma)
+        self.size += len(window_and_comma)
+        self.records += window_and_comma.count(_SEP) + 1
+
+    def text(self) -> bytes:
+        return b"".join(self.parts)
+
+    def clear(self) -> None:
+        self.parts, self.size, self.records = [], 0, 0
+
+
+UNPROVEN_MAX = 16 << 20  # bytes of windows without a hit held before their structure is checked
+
+
 def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: FileStats) -> Iterator[dict]:
     """Candidate records of a compact log; hands over to the general path on any doubt."""
     prefilter = _prefilter_of(matcher)
     buf = first
     start = len(_HEAD)  # buf[start:] begins with a record; base is the byte offset of buf[0]
+    unproven = _Unproven()
     eof = False
     stats.fast_path = True
     while True:
@@ -594,16 +632,22 @@ def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: F
         else:
             end = cut + 1
         window = buf[start:end]
-        separators = _structure_ok(window)
-        if separators is None:
-            break
         pieces = prefilter.pieces(window)
-        records = _parse_pieces(window, pieces, stats)
-        if records is None:
-            break
-        stats.records += separators + 1
-        yield from records
+        if pieces or unproven.size + len(window) > UNPROVEN_MAX:
+            # On doubt (break) the general path starts at the last proven point: nothing is lost.
+            separators = _structure_ok(unproven.text() + window if unproven.parts else window)
+            if separators is None:
+                break
+            records = _parse_pieces(window, pieces, stats)
+            if records is None:
+                break
+            stats.records += separators + 1
+            unproven.clear()
+            yield from records
+        else:
+            unproven.add(buf[start : end + 1], base + start)
         if eof:
+            stats.records += unproven.records
             return
         base += end + 1
         buf = buf[end + 1 :]
@@ -612,6 +656,8 @@ def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: F
         eof = not more
         buf += more
     stats.fast_path = False
+    if unproven.parts:  # the general path starts at the last proven record start
+        buf, start, base = unproven.text() + buf[start:], 0, unproven.offset
     yield from _general(stream, buf[start:], base + start, stats, in_records=True)
 
 

@@ -186,10 +186,34 @@ def test_bad_input_is_a_log_file_error_naming_what_and_where(name: str, compress
     with pytest.raises(LogFileError, match=None) as caught:
         list(iter_records(io.BytesIO(raw)))
     assert message in str(caught.value)
-    # The matching path (fast path attempted first) reports the same fault.
+    # The matching path (fast path attempted first) reports the same fault, except in a compact record
+    # without a hit, which it never parses (test_fast_path_parses_a_deep_record_only_with_a_hit).
+    if name == "depth bomb in a compact record":
+        return
     with pytest.raises(LogFileError) as caught_matching:
         list(iter_matches(io.BytesIO(raw), NameMatcher()))
     assert message in str(caught_matching.value)
+
+
+@pytest.mark.parametrize("hit", [False, True])
+def test_fast_path_parses_a_deep_record_only_with_a_hit(hit: bool) -> None:
+    """A record no rule can match (no needle) is skipped unparsed, however deep; with a needle it fails."""
+    name = b"ConsoleLogin" if hit else b"GetObject"
+    deep = b"[" * DEEP + b"]" * DEEP
+    body = (
+        b'{"Records":[{"eventVersion":"1","eventName":"'
+        + name
+        + b'","x":'
+        + deep
+        + b'},{"eventVersion":"2"}]}'
+    )
+    stats = FileStats()
+    if hit:
+        with pytest.raises(LogFileError, match="nested too deeply"):
+            list(iter_matches(io.BytesIO(body), NameMatcher(), stats))
+    else:
+        assert matches_of(body, NameMatcher(), stats) == []
+        assert (stats.records, stats.parsed, stats.fast_path) == (2, 0, True)
 
 
 @pytest.mark.parametrize(
@@ -384,6 +408,16 @@ NESTED_CASES = {
         _record("A", x=[{"k": 1}, _record("B"), _record("ConsoleLogin"), _record("C", y=[{}, _record("D")])]),
         _record("ConsoleLogin", z=[{"eventVersion": "x"}]),
     ],
+    # Windows without a hit are not structure-checked on their own: cuts may land inside this record
+    # until a window with a hit (or the unproven limit) checks everything since the last proven point.
+    "long nested array before a hit": [
+        _record("GetObject", x=[{"k": i} if i % 2 else _record(f"N{i}") for i in range(30)]),
+        _record("ConsoleLogin"),
+    ],
+    "fabricated record after an unproven stretch": [
+        _record("GetObject", x=[{"k": 1}, *[_record(f"N{i}") for i in range(20)], _record("ConsoleLogin")]),
+        _record("GetObject"),
+    ],
     "strings that look like separators": [
         _record("A", ua='},{"eventVersion":"1","eventName":"ConsoleLogin"}', b='\\\\"},{'),
         _record("ConsoleLogin", ua='[{"}]'),
@@ -398,16 +432,36 @@ def _nested_predicate(record: dict) -> bool:
 
 @pytest.mark.parametrize("name", list(NESTED_CASES))
 @pytest.mark.parametrize("chunk", [None, 48])
+@pytest.mark.parametrize("unproven_max", [None, 100])
 def test_nested_separators_never_give_a_wrong_answer(
-    name: str, chunk: int | None, monkeypatch: pytest.MonkeyPatch
+    name: str, chunk: int | None, unproven_max: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if chunk:
         monkeypatch.setattr(logfile, "CHUNK_SIZE", chunk)
+    if unproven_max:
+        monkeypatch.setattr(logfile, "UNPROVEN_MAX", unproven_max)
     records = NESTED_CASES[name]
     matcher = NameMatcher(("ConsoleLogin",), needles=(b"ConsoleLogin",), predicate=_nested_predicate)
     body = compact(records)
     expected = [r for r in records if matcher.match(r)]
     assert matches_of(body, matcher) == expected == matches_of(body, matcher, prefilter=False)
+
+
+@pytest.mark.parametrize("unproven_max", [None, 100])
+def test_windows_without_a_hit_count_records_by_separators(
+    corpus: list[dict], small_chunks: None, unproven_max: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if unproven_max:  # checked every ~100 bytes: the counts come from the structure check instead
+        monkeypatch.setattr(logfile, "UNPROVEN_MAX", unproven_max)
+    quiet = [r for r in corpus if r["eventName"] not in synth.MONITORED_NAMES]
+    stats = FileStats()
+    assert matches_of(compact(quiet), NameMatcher(synth.MONITORED_NAMES), stats) == []
+    assert (stats.records, stats.parsed, stats.fast_path) == (len(quiet), 0, True)
+    # A nested separator in a window without a hit is counted as a record unless a check covered it.
+    nested = [_record("A", x=[{"a": 1}, {"eventVersion": 1}]), _record("B")]
+    stats = FileStats()
+    assert matches_of(compact(nested), NameMatcher(), stats) == []
+    assert (stats.records, stats.fast_path) == ((3, True) if unproven_max is None else (2, False))
 
 
 def test_structure_check_rejects_nested_separators_and_accepts_records() -> None:

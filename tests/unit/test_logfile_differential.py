@@ -143,16 +143,18 @@ def assert_same(data: bytes, matcher: Matcher) -> FileStats:
     st.lists(records(), min_size=1, max_size=8),
     st.sampled_from(sorted(SERIALISERS)),
     st.sampled_from([0, 40]),
+    st.sampled_from([0, 60]),
 )
-def test_prefilter_gives_identical_matches(recs: list, serialiser: str, chunk: int) -> None:
+def test_prefilter_gives_identical_matches(recs: list, serialiser: str, chunk: int, unproven: int) -> None:
     data = SERIALISERS[serialiser](recs)
-    saved = logfile.CHUNK_SIZE
-    logfile.CHUNK_SIZE = chunk or saved  # 40 bytes: windows end inside records and nested separators
+    saved = logfile.CHUNK_SIZE, logfile.UNPROVEN_MAX
+    logfile.CHUNK_SIZE = chunk or saved[0]  # 40 bytes: windows end inside records and nested separators
+    logfile.UNPROVEN_MAX = unproven or saved[1]  # 60: windows without a hit are checked every few
     try:
         for matcher in (DEFAULT, SMALL):
             assert_same(data, matcher)
     finally:
-        logfile.CHUNK_SIZE = saved
+        logfile.CHUNK_SIZE, logfile.UNPROVEN_MAX = saved
 
 
 def test_generated_inputs_reach_the_fast_path() -> None:
