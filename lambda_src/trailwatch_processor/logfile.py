@@ -475,11 +475,14 @@ _ESCAPES = re.compile(rb"\\[u/]")
 _FEW = 8  # up to this many needles are searched one by one (a literal search each), more via a trie regex
 
 
+_LONG = 10  # bytes.find beats sre on a needle this long (it skips ahead); sre wins on short ones
+
+
 def _regexes(needles: Iterable[bytes]) -> list[re.Pattern[bytes]]:
     """Regexes whose matches are exactly the occurrences of ``needles`` (no empty needle)."""
     literals = sorted({bytes(n) for n in needles} - {b""})
     if len(literals) <= _FEW:
-        return [re.compile(re.escape(n)) for n in literals]
+        return [re.compile(re.escape(n)) for n in literals if len(n) < _LONG]
     quoted = [n[1:] for n in literals if n.startswith(b'"') and len(n) > 1]
     other = [n for n in literals if not n.startswith(b'"') or len(n) == 1]
     # sre finds a literal prefix quickly: needles starting with '"' share one.
@@ -508,35 +511,46 @@ class _Prefilter:
         if names is not None:
             self._names = {b":" + json.dumps(n, ensure_ascii=False).encode() for n in names}
         self._patterns = _regexes(needles)
+        few = len({bytes(n) for n in needles} - {b""}) <= _FEW
+        self._long = sorted({bytes(n) for n in needles if len(n) >= _LONG}) if few else []
 
-    def _hits(self, window: bytes) -> list[int]:
-        """Positions of hits (unordered, perhaps repeated): each lies inside the record it flags."""
-        hits = [m.start() for rx in self._patterns for m in rx.finditer(window)]
-        if b"\\" in window:  # only a backslash starts an escape: one memchr decides
-            hits += [m.start() for m in _ESCAPES.finditer(window)]
+    def _hits(self, buf: bytes, lo: int, hi: int) -> list[int]:
+        """Positions of hits in ``buf[lo:hi]`` (unordered, perhaps repeated), each inside its record.
+
+        Searches take bounds instead of a slice: no copy of the window. An occurrence must lie wholly
+        inside the bounds, as in a slice.
+        """
+        hits = [m.start() for rx in self._patterns for m in rx.finditer(buf, lo, hi)]
+        for needle in self._long:
+            at = buf.find(needle, lo, hi)
+            while at >= 0:
+                hits.append(at)
+                at = buf.find(needle, at + 1, hi)
+        if buf.find(b"\\", lo, hi) >= 0:  # only a backslash starts an escape: one memchr decides
+            hits += [m.start() for m in _ESCAPES.finditer(buf, lo, hi)]
         if self._names is not None:
-            values = set(_EVENT_NAME.findall(window))  # b"" where not followed by :"v"
+            values = set(_EVENT_NAME.findall(buf, lo, hi))  # b"" where not followed by :"v"
             if b"" in values or not values.isdisjoint(self._names):
                 names = self._names
                 hits += [
                     m.start()
-                    for m in _EVENT_NAME.finditer(window)
+                    for m in _EVENT_NAME.finditer(buf, lo, hi)
                     if m.group(1) is None or m.group(1) in names
                 ]
         return hits
 
-    def pieces(self, window: bytes) -> list[tuple[int, int]]:
-        """(start, end) of the candidate pieces, in order."""
-        hits = self._hits(window)
+    def pieces(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
+        """(start, end) in ``buf`` of the candidate pieces of the window ``buf[lo:hi]``, in order."""
+        hits = self._hits(buf, lo, hi)
         if not hits:
             return []
-        starts = [0]
-        at = window.find(_SEP)
+        starts = [lo]
+        at = buf.find(_SEP, lo, hi)
         while at >= 0:
             starts.append(at + 2)
-            at = window.find(_SEP, at + 2)
+            at = buf.find(_SEP, at + 2, hi)
         chosen = sorted({bisect.bisect_right(starts, hit) - 1 for hit in hits})
-        ends = [start - 1 for start in starts[1:]] + [len(window)]
+        ends = [start - 1 for start in starts[1:]] + [hi]
         return [(starts[i], ends[i]) for i in chosen]
 
 
@@ -554,12 +568,12 @@ def _prefilter_of(matcher: _Matcher) -> _Prefilter:
     return _prefilter(tuple(matcher.needles or ()), None)
 
 
-def _parse_pieces(window: bytes, pieces: list[tuple[int, int]], stats: FileStats) -> list[dict] | None:
+def _parse_pieces(buf: bytes, pieces: list[tuple[int, int]], stats: FileStats) -> list[dict] | None:
     """The records of the candidate pieces, or None when one does not parse (doubt)."""
     out: list[dict] = []
     for start, end in pieces:
         try:
-            values = json.loads(b"[" + window[start:end] + b"]")
+            values = json.loads(b"[" + buf[start:end] + b"]")
         except (ValueError, RecursionError):
             return None
         stats.records += len(values) - 1  # the piece was counted as one record
@@ -585,20 +599,20 @@ class _Unproven:
     """
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []  # each window with the ',' after it: joined they are contiguous
-        self.size = 0
+        self.parts: list[tuple[bytes, int, int]] = []  # buffer, window start, end after its ','
+        self.size = 0  # bytes of the buffers held
         self.records = 0
-        self.offset = 0  # byte offset of the first part: a proven record start
+        self.offset = 0  # byte offset of the first window: a proven record start
 
-    def add(self, window_and_comma: bytes, offset: int) -> None:
+    def add(self, buf: bytes, start: int, end: int, offset: int) -> None:
         if not self.parts:
             self.offset = offset
-        self.parts.append(window_and_comma)
-        self.size += len(window_and_comma)
-        self.records += window_and_comma.count(_SEP) + 1
+        self.parts.append((buf, start, end))
+        self.size += len(buf)
+        self.records += buf.count(_SEP, start, end) + 1
 
     def text(self) -> bytes:
-        return b"".join(self.parts)
+        return b"".join(buf[start:end] for buf, start, end in self.parts)
 
     def clear(self) -> None:
         self.parts, self.size, self.records = [], 0, 0
@@ -631,21 +645,21 @@ def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: F
             continue
         else:
             end = cut + 1
-        window = buf[start:end]
-        pieces = prefilter.pieces(window)
-        if pieces or unproven.size + len(window) > UNPROVEN_MAX:
+        pieces = prefilter.pieces(buf, start, end)
+        if pieces or unproven.size + len(buf) > UNPROVEN_MAX:
             # On doubt (break) the general path starts at the last proven point: nothing is lost.
+            window = buf[start:end]
             separators = _structure_ok(unproven.text() + window if unproven.parts else window)
             if separators is None:
                 break
-            records = _parse_pieces(window, pieces, stats)
+            records = _parse_pieces(buf, pieces, stats)
             if records is None:
                 break
             stats.records += separators + 1
             unproven.clear()
             yield from records
         else:
-            unproven.add(buf[start : end + 1], base + start)
+            unproven.add(buf, start, end + 1, base + start)
         if eof:
             stats.records += unproven.records
             return
