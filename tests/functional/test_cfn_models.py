@@ -219,6 +219,91 @@ def test_bucket_policy_conditions_are_honoured(aws: Client, statement: dict[str,
             aws("s3").put_object(Bucket="models-bucket", Key="k", Body=b"x")
 
 
+MATCHING_DENY = {**DENY_PUT, "Sid": "DenyOverTls", "Condition": {"Bool": {"aws:SecureTransport": "true"}}}
+
+
+def assert_object_access(s3: BaseClient, bucket: str, allowed: bool) -> None:
+    """PutObject and GetObject both succeed, or both answer 403 (the Get on an object put before)."""
+    if allowed:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"new")
+        assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"new"
+        return
+    for call in (
+        lambda: s3.put_object(Bucket=bucket, Key="k", Body=b"new"),
+        lambda: s3.get_object(Bucket=bucket, Key="k"),
+    ):
+        with pytest.raises(ClientError, match=r"403|AccessDenied|Forbidden"):
+            call()
+
+
+def api_bucket_statement(statement: dict[str, Any], bucket: str) -> dict[str, Any]:
+    """`statement` on every action of `bucket` (as the TLS-only policy of trailwatch's artifacts bucket)."""
+    arn = f"arn:aws:s3:::{bucket}"
+    return {**statement, "Action": "s3:*", "Resource": [arn, f"{arn}/*"]}
+
+
+@pytest.mark.parametrize(
+    ("statement", "allowed"),
+    [(TLS_ONLY, True), (MATCHING_DENY, False), (DENY_PUT, False)],
+    ids=["deny-insecure-transport", "deny-when-secure-transport", "unconditional-deny"],
+)
+def test_bucket_policy_put_through_the_api_is_honoured(
+    aws: Client, statement: dict[str, Any], allowed: bool
+) -> None:
+    """Not only CloudFormation's buckets: put_bucket_policy on a bucket created by the API."""
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="api-bucket")
+    s3.put_object(Bucket="api-bucket", Key="k", Body=b"old")
+    s3.put_bucket_policy(
+        Bucket="api-bucket", Policy=json.dumps(policy([api_bucket_statement(statement, "api-bucket")]))
+    )
+    assert_object_access(s3, "api-bucket", allowed)
+
+
+def test_bucket_policy_conditions_on_the_local_aws_server() -> None:
+    """Over the local endpoint (moto's server, plain HTTP standing in for HTTPS): a TLS-only policy lets
+    reads and writes in; a Deny whose condition holds for the request still denies them."""
+    from trailwatch.local.server import LocalAWS
+
+    from tests.e2e.conftest import client_factory
+
+    local = LocalAWS(port=0, lambda_runtime=False, cloudtrail=False).start()
+    try:
+        s3 = client_factory(local)("s3")
+        s3.create_bucket(Bucket="served-bucket")
+        s3.put_object(Bucket="served-bucket", Key="k", Body=b"old")
+        for statement, allowed in ((TLS_ONLY, True), (MATCHING_DENY, False)):
+            document = policy([api_bucket_statement(statement, "served-bucket")])
+            s3.put_bucket_policy(Bucket="served-bucket", Policy=json.dumps(document))
+            assert_object_access(s3, "served-bucket", allowed)
+    finally:
+        local.stop()
+
+
+@pytest.mark.parametrize(
+    ("conditions", "holds"),
+    [
+        ({"Bool": {"aws:SecureTransport": "false"}}, False),
+        ({"Bool": {"aws:SecureTransport": ["false", "true"]}}, True),
+        ({"Bool": {"aws:SecureTransport": True}}, True),
+        ({"StringEquals": {"aws:SourceArn": "arn:aws:cloudtrail:us-east-1:1:trail/t"}}, False),
+        ({"StringNotEquals": {"aws:SourceVpce": "vpce-1"}}, True),
+        ({"StringEqualsIfExists": {"aws:SourceVpce": "vpce-1"}}, True),
+        ({"ArnLike": {"aws:SourceArn": "arn:aws:s3:::*"}}, False),
+        ({"StringLike": {"aws:SecureTransport": "t*"}}, True),
+        ({"StringNotLike": {"aws:SecureTransport": "t?ue"}}, False),
+        ({"Null": {"aws:SourceArn": "true"}}, True),
+        ({"Null": {"aws:SecureTransport": "true"}}, False),
+        ({"Bool": {"aws:SecureTransport": "true"}, "StringEquals": {"aws:SourceAccount": "1"}}, False),
+        ({"NumericLessThan": {"aws:SecureTransport": "1"}}, False),
+    ],
+)
+def test_condition_evaluation(conditions: dict[str, Any], holds: bool) -> None:
+    """IAM's rules for a request that came over TLS and carries no source ARN/account/VPC endpoint: a key
+    absent from the request fails a test, except under ...IfExists, a negated operator or Null."""
+    assert cfn_models._condition_holds(conditions) is holds
+
+
 # ---------------------------------------------------------------- SQS queue policy, queue updates
 
 

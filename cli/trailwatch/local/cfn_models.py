@@ -16,9 +16,9 @@ Where moto's CloudFormation engine itself (not a model) departs from CloudFormat
 its definition: Fn::FindInMap with Number parameters (`_clean_json`), the outputs after a change set
 (`_execute_change_set`), which resources an update adds/modifies/removes (`_build_resource_diff`, `_update`),
 per-resource stack events and failed creations/updates ending as stack states (`_parse_and_create_resource`
-etc.), and the resource listing (`_stack_resources`). Two moto objects get a subclass that answers as AWS
-does: trails (`_TrailState`: HasCustomEventSelectors) and buckets with a policy (`_PolicyCheckedBucket`:
-policy conditions honoured).
+etc.), and the resource listing (`_stack_resources`). Trails get a subclass that answers as AWS does
+(`_TrailState`: HasCustomEventSelectors), and moto's bucket policy check (`FakeBucket.get_permission`) is
+replaced for every bucket by one that honours policy conditions (`_bucket_permission`).
 
 `register()` makes moto see all this (moto caches its model map with `lru_cache`); it is idempotent.
 """
@@ -122,58 +122,72 @@ def _s3(account_id: str, region_name: str) -> Any:
 
 
 # What moto's bucket policy check cannot know about a request: the local endpoint is plain HTTP on loopback
-# standing in for AWS's HTTPS endpoints, so requests count as aws:SecureTransport = true.
+# standing in for AWS's HTTPS endpoints, so requests count as aws:SecureTransport = true. Keys absent here
+# (aws:SourceArn, ...) are absent from the request, as for a principal's own call on AWS.
 REQUEST_CONTEXT = {"aws:securetransport": "true"}
+
+_NEGATED = ("StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike")
+_EQUALS = ("Bool", "StringEquals", "StringEqualsIgnoreCase", "ArnEquals")
+_LIKE = ("StringLike", "ArnLike")
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """An IAM `*`/`?` pattern as a regex (case-insensitive: context values are lower-cased)."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.I)
+
+
+def _test_holds(operator: str, actual: str | None, values: list[str]) -> bool | None:
+    """One condition key test as IAM evaluates it; None for an operator the local AWS does not know."""
+    kind = operator.removesuffix("IfExists")
+    if kind == "Null":
+        return (actual is None) == (values[0] == "true")
+    if actual is None:  # key not in the request: only ...IfExists and the negated operators hold
+        return operator.endswith("IfExists") or kind in _NEGATED
+    positive = kind.replace("Not", "")
+    if positive in _EQUALS:
+        matched = actual in values
+    elif positive in _LIKE:
+        matched = any(_wildcard(v).fullmatch(actual) for v in values)
+    else:
+        return None
+    return matched != (kind in _NEGATED)
 
 
 def _condition_holds(conditions: dict[str, Any]) -> bool:
-    """Whether a statement's Condition block holds for REQUEST_CONTEXT (unknown keys or operators: no)."""
+    """Whether a statement's Condition block holds for REQUEST_CONTEXT. An unknown operator never holds
+    (an Allow it guards is dropped; a Deny too -- the local AWS says so in the warning)."""
     for operator, tests in conditions.items():
-        kind = operator.removesuffix("IfExists")
         for key, expected in tests.items():
-            actual = REQUEST_CONTEXT.get(key.lower())
-            if actual is None:
-                return False
             values = [str(v).lower() for v in (expected if isinstance(expected, list) else [expected])]
-            if kind in ("Bool", "StringEquals", "StringEqualsIgnoreCase"):
-                holds = actual in values
-            elif kind in ("StringNotEquals", "StringNotEqualsIgnoreCase"):
-                holds = actual not in values
-            else:
+            holds = _test_holds(operator, REQUEST_CONTEXT.get(key.lower()), values)
+            if holds is None:
+                _warn(f"bucket policy: condition operator {operator} is not evaluated locally")
                 return False
             if not holds:
                 return False
     return True
 
 
-class _PolicyCheckedBucket(FakeBucket):
-    """moto's bucket, whose policy check honours conditions: moto ignores them, so the usual "deny when
-    aws:SecureTransport is false" statement (main.yaml has it) would deny every request to the bucket. A
-    statement applies only when its conditions hold for REQUEST_CONTEXT."""
+def _bucket_permission(self: FakeBucket, action: str, resource: str) -> Any:
+    """moto's bucket policy check (FakeBucket.get_permission, for every bucket, whichever way its policy
+    was set), honouring Condition blocks: moto ignores them, so the usual "deny when aws:SecureTransport is
+    false" statement would deny every request. A statement applies only when its conditions hold for
+    REQUEST_CONTEXT."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
 
-    def get_permission(self, action: str, resource: str) -> Any:
-        from moto.iam.access_control import IAMPolicy, PermissionResult
-
-        if self.policy is None:
-            return PermissionResult.NEUTRAL
-        document = json.loads(self.policy)
-        statements = document.get("Statement") or []
-        statements = statements if isinstance(statements, list) else [statements]
-        applicable = [
-            {k: v for k, v in st.items() if k != "Condition"}
-            for st in statements
-            if _condition_holds(st.get("Condition") or {})
-        ]
-        if not applicable:
-            return PermissionResult.NEUTRAL
-        return IAMPolicy(json.dumps({**document, "Statement": applicable})).is_action_permitted(
-            action, resource
-        )
-
-
-def _check_policy_conditions(bucket: Any) -> None:
-    if type(bucket) is FakeBucket:
-        bucket.__class__ = _PolicyCheckedBucket
+    if self.policy is None:
+        return PermissionResult.NEUTRAL
+    document = json.loads(self.policy)
+    statements = document.get("Statement") or []
+    statements = statements if isinstance(statements, list) else [statements]
+    applicable = [
+        {k: v for k, v in st.items() if k != "Condition"}
+        for st in statements
+        if _condition_holds(st.get("Condition") or {})
+    ]
+    if not applicable:
+        return PermissionResult.NEUTRAL
+    return IAMPolicy(json.dumps({**document, "Statement": applicable})).is_action_permitted(action, resource)
 
 
 class BucketPolicy(_Cfn, CloudFormationModel):
@@ -215,7 +229,6 @@ class BucketPolicy(_Cfn, CloudFormationModel):
         policy = cls._policy_text(cls._require(props, "PolicyDocument"))
         backend = _s3(account_id, region_name)
         backend.put_bucket_policy(bucket, policy.encode())
-        _check_policy_conditions(backend.get_bucket(bucket))
         return cls(resource_name, bucket, account_id, region_name)
 
     @classmethod
@@ -1061,7 +1074,6 @@ class Bucket(_Override, CloudFormationModel):
 
         backend = _s3(account_id, region_name)
         name = resource.name
-        _check_policy_conditions(resource)
         backend.put_bucket_encryption(name, cls._encryption(props.get("BucketEncryption")))
         if not created:
             if props.get("Tags"):
@@ -2184,6 +2196,7 @@ def register(log: LogFn | None = None) -> None:
     Stack.create_resources = _create_resources  # type: ignore[method-assign]
     Stack.update = _stack_update  # type: ignore[method-assign]
     Stack.delete = _stack_delete  # type: ignore[method-assign]
+    FakeBucket.get_permission = _bucket_permission  # type: ignore[method-assign]
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()
     parsing.get_name_type_map.cache_clear()
