@@ -98,7 +98,7 @@ def tls_only_policy(bucket: str, partition: str = "aws") -> str:
 
 
 def ensure_artifacts_bucket(aws: Aws, ui: UI) -> tuple[str, bool]:
-    """(bucket, created): the artifacts bucket, created and hardened (except its policy) when missing."""
+    """(bucket, created): the artifacts bucket, created and hardened when missing."""
     s3 = aws.client("s3")
     bucket = artifacts_bucket_name(aws.account_id(), aws.region)
     try:
@@ -120,8 +120,8 @@ def ensure_artifacts_bucket(aws: Aws, ui: UI) -> tuple[str, bool]:
 
 
 def harden_bucket(aws: Aws, bucket: str) -> None:
-    """As the trail bucket: no public access, default encryption, versioning (the TLS-only policy follows
-    the first upload: moto, under the local AWS, ignores policy conditions and would deny the upload)."""
+    """As the trail bucket: no public access, default encryption, versioning, TLS-only policy -- all
+    before anything is uploaded."""
     s3 = aws.client("s3")
     s3.put_public_access_block(
         Bucket=bucket,
@@ -141,6 +141,7 @@ def harden_bucket(aws: Aws, bucket: str) -> None:
         },
     )
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    put_tls_policy(aws, bucket)
 
 
 def put_tls_policy(aws: Aws, bucket: str) -> None:
@@ -166,7 +167,5 @@ def upload_package(aws: Aws, ui: UI, package: Package) -> tuple[str, str, bool]:
         ContentType="application/zip",
         Metadata={"sha256": package.sha256},
     )
-    if created:
-        put_tls_policy(aws, bucket)
     ui.progress(f"Uploaded deployment package s3://{bucket}/{package.key} ({len(package.data)} bytes)")
     return bucket, package.key, True

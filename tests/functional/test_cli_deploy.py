@@ -58,6 +58,26 @@ def test_artifacts_bucket_is_hardened(cli, deploy_args):
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
+def test_artifacts_bucket_gets_its_policy_before_the_first_upload(cli, deploy_args, monkeypatch):
+    """As on AWS: the bucket is fully hardened (TLS-only policy included) before any object goes in."""
+    from trailwatch.session import Aws
+
+    s3_calls: list[str] = []
+    original = Aws.client
+
+    def recording_client(self, service):
+        made = original(self, service)
+        if service == "s3" and not getattr(made, "_recorded", False):
+            made.meta.events.register("before-call.s3.*", lambda model, **_: s3_calls.append(model.name))
+            made._recorded = True
+        return made
+
+    monkeypatch.setattr(Aws, "client", recording_client)
+    assert cli(*deploy_args).exit_code == 0
+    assert "PutObject" in s3_calls
+    assert s3_calls.index("PutBucketPolicy") < s3_calls.index("PutObject")
+
+
 def test_second_deploy_reports_no_changes_and_uploads_no_new_zip(cli, deploy_args, config_file):
     assert cli(*deploy_args).exit_code == 0
     keys_before = _artifact_keys()
@@ -68,6 +88,29 @@ def test_second_deploy_reports_no_changes_and_uploads_no_new_zip(cli, deploy_arg
     assert "Executing" not in second.output
     assert _artifact_keys() == keys_before
     assert "config/monitored_events.json is already up to date" in second.output
+
+
+def test_changed_package_is_uploaded_to_the_hardened_bucket_on_the_next_deploy(
+    cli, deploy_args, config_file, monkeypatch
+):
+    """The artifacts bucket has its TLS-only policy from the start; a later deploy with new processor code
+    still uploads (the local AWS honours the policy's condition) and points the stack at the new zip."""
+    assert cli(*deploy_args).exit_code == 0
+    first = package.build_package()
+    changed = package.Package(data=first.data + b"changed", sha256="f" * 64, files=first.files)
+    monkeypatch.setattr(package, "build_package", lambda root=None: changed)
+    policy = json.loads(boto3.client("s3").get_bucket_policy(Bucket=ARTIFACTS_BUCKET)["Policy"])
+    assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+    second = cli("deploy", "--no-verify", "--config", str(config_file))
+
+    assert second.exit_code == 0, second.output
+    assert f"Uploaded deployment package s3://{ARTIFACTS_BUCKET}/{changed.key}" in second.output
+    assert sorted(_artifact_keys()) == sorted([first.key, changed.key])
+    body = boto3.client("s3").get_object(Bucket=ARTIFACTS_BUCKET, Key=changed.key)["Body"].read()
+    assert body == changed.data
+    stack = boto3.client("cloudformation").describe_stacks(StackName="trailwatch")["Stacks"][0]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["CodeKey"] == changed.key
 
 
 def test_parameter_change_updates_the_stack(cli, deploy_args, config_file):
