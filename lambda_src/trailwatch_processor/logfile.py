@@ -33,7 +33,6 @@ integrity (CRC, length) is still checked.
 
 from __future__ import annotations
 
-import bisect
 import codecs
 import functools
 import gzip
@@ -470,7 +469,6 @@ def _trie_pattern(words: list[bytes]) -> bytes:
     return emit(tree)
 
 
-_EVENT_NAME = re.compile(rb'"eventName"(?=(:"[^"\\]*")?)')
 _ESCAPES = re.compile(rb"\\[u/]")
 _FEW = 8  # up to this many needles are searched one by one (a literal search each), more via a trie regex
 
@@ -509,7 +507,10 @@ class _Prefilter:
     def __init__(self, needles: tuple[bytes, ...], names: frozenset[str] | None) -> None:
         self._names = None
         if names is not None:
-            self._names = {b":" + json.dumps(n, ensure_ascii=False).encode() for n in names}
+            # "eventName" unless followed by :"v" with v free of '"' and '\\' -- or followed by a name.
+            spelled = sorted({json.dumps(n, ensure_ascii=False).encode()[1:] for n in names})
+            known = b'|(?=:"' + _trie_pattern(spelled) + b")" if spelled else b""
+            self._names = re.compile(b'"eventName"(?:(?!:"[^"\\\\]*")' + known + b")")
         self._patterns = _regexes(needles)
         few = len({bytes(n) for n in needles} - {b""}) <= _FEW
         self._long = sorted({bytes(n) for n in needles if len(n) >= _LONG}) if few else []
@@ -529,29 +530,23 @@ class _Prefilter:
         if buf.find(b"\\", lo, hi) >= 0:  # only a backslash starts an escape: one memchr decides
             hits += [m.start() for m in _ESCAPES.finditer(buf, lo, hi)]
         if self._names is not None:
-            values = set(_EVENT_NAME.findall(buf, lo, hi))  # b"" where not followed by :"v"
-            if b"" in values or not values.isdisjoint(self._names):
-                names = self._names
-                hits += [
-                    m.start()
-                    for m in _EVENT_NAME.finditer(buf, lo, hi)
-                    if m.group(1) is None or m.group(1) in names
-                ]
+            hits += [m.start() for m in self._names.finditer(buf, lo, hi)]
         return hits
 
     def pieces(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
         """(start, end) in ``buf`` of the candidate pieces of the window ``buf[lo:hi]``, in order."""
-        hits = self._hits(buf, lo, hi)
-        if not hits:
-            return []
-        starts = [lo]
-        at = buf.find(_SEP, lo, hi)
-        while at >= 0:
-            starts.append(at + 2)
-            at = buf.find(_SEP, at + 2, hi)
-        chosen = sorted({bisect.bisect_right(starts, hit) - 1 for hit in hits})
-        ends = [start - 1 for start in starts[1:]] + [hi]
-        return [(starts[i], ends[i]) for i in chosen]
+        out: list[tuple[int, int]] = []
+        end = lo
+        for hit in sorted(set(self._hits(buf, lo, hi))):
+            if hit < end:
+                continue  # in the piece already taken
+            # The piece runs from after the last separator s with s + 2 <= hit (its '},' stays
+            # behind) to the '}' of the next one, s' + 2 > hit; separators wholly inside the window.
+            before = buf.rfind(_SEP, lo, min(hit + len(_SEP) - 2, hi))
+            after = buf.find(_SEP, max(lo, hit - 1), hi)
+            end = after + 1 if after >= 0 else hi
+            out.append((before + 2 if before >= 0 else lo, end))
+        return out
 
 
 @functools.lru_cache(maxsize=8)
