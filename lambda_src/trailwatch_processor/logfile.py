@@ -613,7 +613,7 @@ class _Unproven:
         self.parts, self.size, self.records = [], 0, 0
 
 
-UNPROVEN_MAX = 16 << 20  # bytes of windows without a hit held before their structure is checked
+UNPROVEN_MAX = 8 << 20  # bytes held in windows without a hit before their structure is checked (memory)
 
 
 def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: FileStats) -> Iterator[dict]:
