@@ -771,6 +771,9 @@ def scenario_bad_input(h: Harness, scale: float = 1.0) -> Row:
     test_events = [b for b in h.dlq if "s3:TestEvent" in b]
     if test_events:
         row.failures.append("s3:TestEvent reached the DLQ")
+    big = next(e for c in inputs if c.name == "a 10 MB record" for e in c.expected)
+    if not h.items.get(big, {}).get("raw_truncated", {}).get("BOOL"):
+        row.failures.append("the 10 MB record's item is not marked raw_truncated")
     row.notes.append(f"{sum(1 for o in h.outcomes if o.ok)}/{len(inputs)} inputs as documented")
     return row
 
