@@ -266,6 +266,9 @@ class Harness:
         self.client("sqs").set_queue_attributes(
             QueueUrl=self.outputs["LogQueueUrl"], Attributes={"VisibilityTimeout": str(visibility)}
         )
+        # The runtime re-reads the function configuration at most once a second: a file written sooner would
+        # still meet the old worker (and its cached config).
+        time.sleep(2.0)
 
     # -------------------------------------------------------------- input
 
