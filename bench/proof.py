@@ -60,7 +60,7 @@ FUNCTION_TIMEOUT = 6
 VISIBILITY_TIMEOUT = 8
 CLAIM_STALE_SECONDS = 7
 MAX_RECEIVE_COUNT = 3
-CONFIG_TTL = 60.0  # ConfigCache's re-check interval in the function (config_source.py)
+CONFIG_TTL = 5.0  # the function's config re-check interval, set through CONFIG_TTL_SECONDS (production: 60 s)
 
 # Primary rules of events.json (hand-written, see tests/e2e/test_pipeline.py for the full table).
 NO_MFA = "cis-4.2-console-signin-without-mfa"
@@ -261,7 +261,11 @@ class Harness:
         name = self.outputs["ProcessorFunctionName"]
         env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
         stale = max(CLAIM_STALE_SECONDS, timeout + 1)
-        env |= {"CLAIM_STALE_SECONDS": str(stale), "PROOF_GENERATION": generation}
+        env |= {
+            "CLAIM_STALE_SECONDS": str(stale),
+            "CONFIG_TTL_SECONDS": str(CONFIG_TTL),
+            "PROOF_GENERATION": generation,
+        }
         lam.update_function_configuration(FunctionName=name, Timeout=timeout, Environment={"Variables": env})
         self.client("sqs").set_queue_attributes(
             QueueUrl=self.outputs["LogQueueUrl"], Attributes={"VisibilityTimeout": str(visibility)}
@@ -581,7 +585,8 @@ def proof_config() -> bytes:
 
 def scenario_config_replaced(h: Harness, scale: float = 1.0) -> Row:
     """Config replaced by an invalid one mid-run: the function keeps the previous config (the canary rule
-    still alerts) and publishes one operational alert. Waits for the function's config TTL (60 s)."""
+    still alerts) and publishes one operational alert. Waits for the function's config TTL
+    (CONFIG_TTL_SECONDS, 5 s here; 60 s in production)."""
     rng = random.Random("config")
     started = time.monotonic()
     s3 = h.client("s3")

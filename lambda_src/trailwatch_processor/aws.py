@@ -40,6 +40,9 @@ class Settings:
     retention_days: int = DEFAULT_RETENTION_DAYS
     log_level: str = "INFO"
     claim_stale_seconds: float | None = None  # None: the function timeout, from the Lambda context
+    # How often the config object is re-checked (conditional GET). 60 s in production; tests and the proof
+    # shorten it instead of waiting a minute.
+    config_ttl_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -55,6 +58,7 @@ class Settings:
             retention_days=_number(env, "RETENTION_DAYS", DEFAULT_RETENTION_DAYS, int),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             claim_stale_seconds=_number(env, "CLAIM_STALE_SECONDS", None, float),
+            config_ttl_seconds=_number(env, "CONFIG_TTL_SECONDS", 60.0, float),
         )
 
 

@@ -101,7 +101,11 @@ def build_deps(settings: Settings | None = None, clients: Clients | None = None)
         return report_invalid_config(error, deps.config.etag, deps)
 
     deps.config = ConfigCache(
-        clients.s3, settings.config_bucket, settings.config_key, on_invalid=report_invalid
+        clients.s3,
+        settings.config_bucket,
+        settings.config_key,
+        ttl=settings.config_ttl_seconds,
+        on_invalid=report_invalid,
     )
     return deps
 

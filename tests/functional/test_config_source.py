@@ -329,3 +329,14 @@ def test_markers_stay_out_of_the_cli_events_listing(env: Env, deps: Any) -> None
         Aws(), TABLE, since=timedelta(days=7), rule=None, min_severity=None, limit=100, now=env.clock.now()
     )
     assert sorted(i["EventId"] for i in listed) == sorted(stored)
+
+
+def test_config_ttl_comes_from_the_environment() -> None:
+    from trailwatch_processor.aws import Settings, SettingsError
+
+    topic = "arn:aws:sns:us-east-1:123456789012:a"
+    base = {"EVENTS_TABLE": "t", "ALERT_TOPIC_ARN": topic, "CONFIG_BUCKET": "b"}
+    assert Settings.from_env(base).config_ttl_seconds == 60.0
+    assert Settings.from_env(base | {"CONFIG_TTL_SECONDS": "5"}).config_ttl_seconds == 5.0
+    with pytest.raises(SettingsError, match="CONFIG_TTL_SECONDS"):
+        Settings.from_env(base | {"CONFIG_TTL_SECONDS": "soon"})
