@@ -10,7 +10,6 @@ so that the Lambda runtime kills the worker mid-call. Thread-safe: the server ru
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -20,7 +19,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from trailwatch.local import operations
-from trailwatch.local.operations import HttpRequest, Identified
+from trailwatch.local.operations import HttpRequest, Identified, read_wsgi_body
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 Predicate = Callable[[HttpRequest, Identified], bool]
@@ -179,7 +178,7 @@ class FaultInjector:
                 idle = not self._faults
             if idle or str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
                 return app(environ, start_response)
-            request = HttpRequest.from_environ(environ, _read_body(environ))
+            request = HttpRequest.from_environ(environ, read_wsgi_body(environ))
             fault = self._take(request)
             if fault is None:
                 return app(environ, start_response)
@@ -225,25 +224,6 @@ def error_response(protocol: str, code: str, message: str, status: int) -> tuple
         headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)]
     headers.append(("Content-Length", str(len(body))))
     return status, headers, body
-
-
-def _read_body(environ: dict) -> bytes:
-    """The request body, read once and put back for the wrapped app."""
-    stream = environ.get("wsgi.input")
-    if stream is None:
-        return b""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > 0:
-        body = stream.read(length)
-    elif environ.get("wsgi.input_terminated"):
-        body = stream.read()
-    else:
-        return b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return body
 
 
 def json_field(name: str, value: str) -> Predicate:

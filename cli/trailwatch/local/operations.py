@@ -18,6 +18,7 @@ Indexes are built once per service (lru_cache); the signing-name index scans eve
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
@@ -414,3 +415,24 @@ def decode_json_body(body: bytes) -> object | None:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def read_wsgi_body(environ: dict) -> bytes:
+    """The request body, read once and put back for the wrapped app (shared by the WSGI middlewares)."""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > 0:
+        body = stream.read(length)
+    elif environ.get("wsgi.input_terminated"):
+        body = stream.read()
+    else:
+        return b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    if environ.get("wsgi.input_terminated") and not length:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    return body

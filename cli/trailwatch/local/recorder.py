@@ -23,7 +23,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import hmac
-import io
 import json
 import re
 import secrets
@@ -39,7 +38,7 @@ import botocore.parsers
 from botocore.model import Shape
 
 from trailwatch.local import operations
-from trailwatch.local.operations import HttpRequest, Identified
+from trailwatch.local.operations import HttpRequest, Identified, read_wsgi_body
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 LogFn = Callable[[str], None]
@@ -697,7 +696,7 @@ class CloudTrailRecorder:
         """A WSGI middleware around `app` that records each request it serves."""
 
         def middleware(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
-            body = _read_body(environ)
+            body = read_wsgi_body(environ)
             request = HttpRequest.from_environ(environ, body)
             credential = operations.parse_credential(request.header("Authorization"), request.query)
             internal = request.header(INTERNAL_HEADER) is not None
@@ -907,24 +906,3 @@ def mark_internal(client: Any) -> Any:
 
     client.meta.events.register_first("before-send.*.*", add_header)
     return client
-
-
-def _read_body(environ: dict) -> bytes:
-    """The request body, read once and put back for the wrapped app."""
-    stream = environ.get("wsgi.input")
-    if stream is None:
-        return b""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > 0:
-        body = stream.read(length)
-    elif environ.get("wsgi.input_terminated"):
-        body = stream.read()
-    else:
-        return b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    if environ.get("wsgi.input_terminated") and not length:
-        environ["CONTENT_LENGTH"] = str(len(body))
-    return body
