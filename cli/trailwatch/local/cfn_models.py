@@ -274,18 +274,10 @@ def _queue_name(queue_url_or_arn: str) -> str:
     return queue_url_or_arn.rstrip("/").replace(":", "/").rsplit("/", 1)[-1]
 
 
-class QueuePolicy(_Cfn, CloudFormationModel):
-    """AWS::SQS::QueuePolicy: the `Policy` attribute of each listed queue."""
+class _PolicyAttachment(_Cfn):
+    """Queue and topic policies: no name of their own; the logical id is the physical id and `Id`."""
 
-    def __init__(self, name: str, queues: list[str], account_id: str, region_name: str) -> None:
-        self.name = name
-        self.queues = queues
-        self.account_id = account_id
-        self.region_name = region_name
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SQS::QueuePolicy"
+    name: str
 
     @staticmethod
     def cloudformation_name_type() -> str:
@@ -303,6 +295,20 @@ class QueuePolicy(_Cfn, CloudFormationModel):
         if attribute_name == "Id":
             return self.name
         raise self._fail(f"unknown attribute {attribute_name}")
+
+
+class QueuePolicy(_PolicyAttachment, CloudFormationModel):
+    """AWS::SQS::QueuePolicy: the `Policy` attribute of each listed queue."""
+
+    def __init__(self, name: str, queues: list[str], account_id: str, region_name: str) -> None:
+        self.name = name
+        self.queues = queues
+        self.account_id = account_id
+        self.region_name = region_name
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SQS::QueuePolicy"
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[misc]
@@ -360,7 +366,7 @@ def _sns(account_id: str, region_name: str) -> Any:
     return sns_backends[account_id][region_name]
 
 
-class TopicPolicy(_Cfn, CloudFormationModel):
+class TopicPolicy(_PolicyAttachment, CloudFormationModel):
     """AWS::SNS::TopicPolicy: the `Policy` attribute of each listed topic (default policy back on delete)."""
 
     def __init__(self, name: str, topics: list[str], account_id: str, region_name: str) -> None:
@@ -372,23 +378,6 @@ class TopicPolicy(_Cfn, CloudFormationModel):
     @staticmethod
     def cloudformation_type() -> str:
         return "AWS::SNS::TopicPolicy"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "Id"
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        if attribute_name == "Id":
-            return self.name
-        raise self._fail(f"unknown attribute {attribute_name}")
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[misc]
