@@ -7,8 +7,10 @@ Two readers produce the same matches for every valid JSON log:
 * the fast path handles CloudTrail's compact layout ``{"Records":[{"eventVersion":...},...]}``.
   It splits the decompressed bytes at ``},{"eventVersion":`` and ``json.loads`` only the pieces
   that contain a needle of the matcher (or a ``\\u``/``\\/`` escape that could hide one). With
-  ``Matcher.prefilter_index``, rules indexed on exact eventNames are found by looking at the values
-  after ``"eventName"`` instead of searching their needles (proof at ``_Prefilter``).
+  ``Matcher.prefilter_index``, rules with a required top-level leaf on eventName, errorCode and the
+  other keys beginning with ``e`` are found by looking at the values after each ``"key"`` instead of
+  searching needles (proof at ``_Prefilter``); a window without any hit costs one regex pass for
+  those keys (which also counts its records) and one per remaining needle.
 
 Why the fast path is safe (for valid JSON): ``},{"eventVersion":`` can never lie inside a JSON
 string (its ``"`` would have to be escaped), so every occurrence is structural. It may still be
@@ -43,6 +45,8 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+from .rules import KeyTest
 
 if TYPE_CHECKING:
     from .rules import Rule
@@ -476,11 +480,22 @@ _FEW = 8  # up to this many needles are searched one by one (a literal search ea
 _LONG = 10  # bytes.find beats sre on a needle this long (it skips ahead); sre wins on short ones
 
 
+def _literal(needle: bytes) -> bytes:
+    """Regex of one needle's occurrences (each found one byte in when it starts with a quote).
+
+    sre scans for a literal prefix byte by byte, stopping at each byte equal to its first: '"' is
+    the most frequent byte of JSON, so a leading quote is checked by a lookbehind instead.
+    """
+    if needle.startswith(b'"') and len(needle) > 2:
+        return re.escape(needle[1:]) + b"(?<=" + re.escape(needle) + b")"
+    return re.escape(needle)
+
+
 def _regexes(needles: Iterable[bytes]) -> list[re.Pattern[bytes]]:
     """Regexes whose matches are exactly the occurrences of ``needles`` (no empty needle)."""
     literals = sorted({bytes(n) for n in needles} - {b""})
     if len(literals) <= _FEW:
-        return [re.compile(re.escape(n)) for n in literals if len(n) < _LONG]
+        return [re.compile(_literal(n)) for n in literals if len(n) < _LONG]
     quoted = [n[1:] for n in literals if n.startswith(b'"') and len(n) > 1]
     other = [n for n in literals if not n.startswith(b'"') or len(n) == 1]
     # sre finds a literal prefix quickly: needles starting with '"' share one.
@@ -488,32 +503,95 @@ def _regexes(needles: Iterable[bytes]) -> list[re.Pattern[bytes]]:
     return out + ([re.compile(_trie_pattern(other))] if other else [])
 
 
+def _scanned_key(key: str) -> bool:
+    """Top-level keys whose values the prefilter looks at in one regex pass with ``eventName``.
+
+    sre finds a literal prefix quickly; keys beginning with ``e`` (eventName, eventSource, eventType,
+    errorCode, errorMessage, ...) share the prefix ``"e``, so they cost the pass little more. Other
+    keys would need a pass of their own, no cheaper than searching their rules' needles.
+    """
+    return key.startswith("e")
+
+
+def _hit_condition(test: KeyTest) -> bytes:
+    """Regex (at the end of ``"key"``) true unless the key is followed by ``:"v"``, ``v`` a raw string
+    value free of ``"`` and backslashes that passes none of ``test``'s spellings."""
+    alternatives = [rb'(?!:"[^"\\]*")']
+    if test.exact:
+        alternatives.append(b':"' + _trie_pattern(sorted(e + b'"' for e in test.exact)))
+    if test.prefixes:
+        alternatives.append(b':"' + _trie_pattern(sorted(test.prefixes)))
+    if test.suffixes:
+        alternatives.append(rb':"[^"\\]*' + _trie_pattern(sorted(s + b'"' for s in test.suffixes)))
+    return b"(?=" + b"|".join(alternatives) + b")"
+
+
 class _Prefilter:
     """Finds the pieces of a window whose text contains a needle or an escape that could hide one.
 
-    With ``names`` (``Matcher.prefilter_index``), rules indexed on exact eventNames are not searched by
-    their needles: every occurrence of ``"eventName"`` is looked at instead, and is a hit unless it is
-    followed by exactly ``:"v"`` with ``v`` free of backslashes and not a raw spelling of a name.
-    Safe: such a rule is evaluated only for a record whose top-level eventName is one of its names or
-    not a string. Its key is spelled ``"eventName"`` in the raw text (the only other spelling has a
-    ``\\u`` escape, always a hit), so one of the looked-at occurrences is that key; a string value
-    free of backslashes is its raw text between the quotes (a backslash-free value starting after
-    the ``:"`` ends at the first quote), and a raw text decodes to a name only if it is the name's
-    one unescaped spelling; any other layout (whitespace, an array, null, an escape) is a hit. Nested
-    or duplicate occurrences are looked at too, which can only add hits. The other rules' needles are
+    With ``keys`` (``Matcher.prefilter_index``), the rules covered by a top-level key are not searched
+    by needles: every occurrence of ``"key"`` is looked at instead, and is a hit unless it is followed
+    by exactly ``:"v"`` with ``v`` free of ``"`` and backslashes and passing none of the key's
+    ``KeyTest`` spellings. Safe: a matching record's value of that key is a string passing one of the
+    filters, or an array. The key is spelled ``"key"`` in the raw text (pattern keys are plain ASCII;
+    the only other spellings have a ``\\u`` escape, always a hit), so one of the looked-at occurrences
+    is that member (also when the key is duplicated: every occurrence is looked at). A string value
+    free of backslashes is its raw text between the quotes (a backslash-free value starting after the
+    ``:"`` ends at the first quote), and that raw text passes an exact/prefix/suffix filter exactly
+    when its characters do, since JSON spells such text one way only (UTF-8 keeps prefixes and
+    suffixes of code points); any other layout (whitespace, an array, null, an escape) is a hit.
+    Nested occurrences are looked at too, which can only add hits. The other rules' needles are
     searched as literals.
+
+    ``quiet`` answers the common question first (does the window hold no hit at all?) in the pass that
+    also counts its separators, so that a window without a hit costs one regex pass over the keys plus
+    one per needle regex; ``pieces`` finds the candidate pieces of a window with hits.
     """
 
-    def __init__(self, needles: tuple[bytes, ...], names: frozenset[str] | None) -> None:
-        self._names = None
-        if names is not None:
-            # "eventName" unless followed by :"v" with v free of '"' and '\\' -- or followed by a name.
-            spelled = sorted({json.dumps(n, ensure_ascii=False).encode()[1:] for n in names})
-            known = b'|(?=:"' + _trie_pattern(spelled) + b")" if spelled else b""
-            self._names = re.compile(b'"eventName"(?:(?!:"[^"\\\\]*")' + known + b")")
+    def __init__(self, needles: tuple[bytes, ...], keys: tuple[tuple[str, KeyTest], ...] | None) -> None:
+        self._keys: re.Pattern[bytes] | None = None
+        self._summary: re.Pattern[bytes] | None = None
+        if keys is not None:
+            tests = dict(keys)
+            # sre moves the branches' common first bytes ("e) into the literal prefix it searches for.
+            self._keys = re.compile(
+                b'"(?:' + b"|".join(_quoted(k) + _hit_condition(t) for k, t in sorted(tests.items())) + b")"
+            )
+            # quiet's pass: one group, set (':') only at a separator "},{"eventVersion":" that is no
+            # hit, unset at a hit; eventVersion shares the prefix.
+            count = b'(:)(?<=},\\{"eventVersion":)'
+            branches = {k: _quoted(k) + _hit_condition(t) for k, t in tests.items()}
+            branches["eventVersion"] = (
+                b'eventVersion"(?:' + _hit_condition(tests["eventVersion"]) + b"|" + count + b")"
+                if "eventVersion" in tests
+                else b'eventVersion"' + count
+            )
+            self._summary = re.compile(b'"(?:' + b"|".join(branches[k] for k in sorted(branches)) + b")")
         self._patterns = _regexes(needles)
         few = len({bytes(n) for n in needles} - {b""}) <= _FEW
         self._long = sorted({bytes(n) for n in needles if len(n) >= _LONG}) if few else []
+
+    def quiet(self, buf: bytes, lo: int, hi: int) -> int | None:
+        """Number of records of ``buf[lo:hi]`` when nothing in it is a hit, else None.
+
+        ``lo`` is the start of a record; records are counted by the separators of the window.
+        """
+        if buf.find(b"\\", lo, hi) >= 0 and _ESCAPES.search(buf, lo, hi):
+            return None
+        records = None
+        if self._summary is not None:
+            values = self._summary.findall(buf, lo, hi)
+            if b"" in values:  # a hit: the group is unset
+                return None
+            # One more record than separators; a separator just before lo ends the previous window.
+            records = len(values) + 1 - (buf.startswith(b"},", lo - 2) if lo >= 2 else 0)
+        for rx in self._patterns:
+            if rx.search(buf, lo, hi):
+                return None
+        for needle in self._long:
+            if buf.find(needle, lo, hi) >= 0:
+                return None
+        return records if records is not None else buf.count(_SEP, lo, hi) + 1
 
     def _hits(self, buf: bytes, lo: int, hi: int) -> list[int]:
         """Positions of hits in ``buf[lo:hi]`` (unordered, perhaps repeated), each inside its record.
@@ -529,8 +607,8 @@ class _Prefilter:
                 at = buf.find(needle, at + 1, hi)
         if buf.find(b"\\", lo, hi) >= 0:  # only a backslash starts an escape: one memchr decides
             hits += [m.start() for m in _ESCAPES.finditer(buf, lo, hi)]
-        if self._names is not None:
-            hits += [m.start() for m in self._names.finditer(buf, lo, hi)]
+        if self._keys is not None:
+            hits += [m.start() for m in self._keys.finditer(buf, lo, hi)]
         return hits
 
     def pieces(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
@@ -549,17 +627,23 @@ class _Prefilter:
         return out
 
 
+def _quoted(key: str) -> bytes:
+    """``key"`` as a regex: the branches follow a shared opening quote."""
+    return re.escape(key.encode()) + b'"'
+
+
 @functools.lru_cache(maxsize=8)
-def _prefilter(needles: tuple[bytes, ...], names: frozenset[str] | None) -> _Prefilter:
-    """Compiled once per needle set (a config), not once per file."""
-    return _Prefilter(needles, names)
+def _prefilter(needles: tuple[bytes, ...], keys: tuple[tuple[str, KeyTest], ...] | None) -> _Prefilter:
+    """Compiled once per config, not once per file."""
+    return _Prefilter(needles, keys)
 
 
 def _prefilter_of(matcher: _Matcher) -> _Prefilter:
-    """The eventName-indexed prefilter when the matcher offers ``prefilter_index``, else its needles."""
-    index = getattr(matcher, "prefilter_index", None)
+    """The key-indexed prefilter when the matcher offers ``prefilter_index``, else its needles."""
+    index_of = getattr(matcher, "prefilter_index", None)
+    index = index_of(_scanned_key) if index_of is not None else None
     if index is not None:
-        return _prefilter(index[1], index[0])
+        return _prefilter(index.needles, index.keys)
     return _prefilter(tuple(matcher.needles or ()), None)
 
 
@@ -599,12 +683,12 @@ class _Unproven:
         self.records = 0
         self.offset = 0  # byte offset of the first window: a proven record start
 
-    def add(self, buf: bytes, start: int, end: int, offset: int) -> None:
+    def add(self, buf: bytes, start: int, end: int, offset: int, records: int) -> None:
         if not self.parts:
             self.offset = offset
         self.parts.append((buf, start, end))
         self.size += len(buf)
-        self.records += buf.count(_SEP, start, end) + 1
+        self.records += records
 
     def text(self) -> bytes:
         return b"".join(buf[start:end] for buf, start, end in self.parts)
@@ -622,6 +706,7 @@ def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: F
     buf = first
     start = len(_HEAD)  # buf[start:] begins with a record; base is the byte offset of buf[0]
     unproven = _Unproven()
+    hot = False
     eof = False
     stats.fast_path = True
     while True:
@@ -640,7 +725,10 @@ def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: F
             continue
         else:
             end = cut + 1
-        pieces = prefilter.pieces(buf, start, end)
+        # After a window with hits the next one likely has hits too: find them directly.
+        quiet = None if hot else prefilter.quiet(buf, start, end)
+        pieces = [] if quiet is not None else prefilter.pieces(buf, start, end)
+        hot = bool(pieces)
         if pieces or unproven.size + len(buf) > UNPROVEN_MAX:
             # On doubt (break) the general path starts at the last proven point: nothing is lost.
             window = buf[start:end]
@@ -654,7 +742,8 @@ def _fast(stream: BinaryIO, first: bytes, base: int, matcher: _Matcher, stats: F
             unproven.clear()
             yield from records
         else:
-            unproven.add(buf, start, end + 1, base + start)
+            records = quiet if quiet is not None else buf.count(_SEP, start, end) + 1
+            unproven.add(buf, start, end + 1, base + start, records)
         if eof:
             stats.records += unproven.records
             return

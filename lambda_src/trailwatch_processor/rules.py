@@ -25,7 +25,6 @@ Matching semantics (EventBridge content filtering, applied to the CloudTrail rec
 from __future__ import annotations
 
 import copy
-import functools
 import ipaddress
 import json
 import math
@@ -831,6 +830,66 @@ def _minimise(needles: Iterable[bytes]) -> tuple[bytes, ...]:
     return tuple(sorted(kept))
 
 
+@dataclass(frozen=True)
+class KeyTest:
+    """Raw spellings (``json.dumps(ensure_ascii=False)``, no quotes) a key's string value is tested with."""
+
+    exact: frozenset[bytes] = frozenset()
+    prefixes: frozenset[bytes] = frozenset()
+    suffixes: frozenset[bytes] = frozenset()
+
+    @staticmethod
+    def union(tests: Iterable[KeyTest]) -> KeyTest:
+        parts = list(tests)
+        return KeyTest(
+            frozenset().union(*(t.exact for t in parts)),
+            frozenset().union(*(t.prefixes for t in parts)),
+            frozenset().union(*(t.suffixes for t in parts)),
+        )
+
+
+@dataclass(frozen=True)
+class PrefilterIndex:
+    """``Matcher.prefilter_index``: top-level keys whose values a reader looks at, and the other needles."""
+
+    keys: tuple[tuple[str, KeyTest], ...]
+    needles: tuple[bytes, ...]
+
+
+def _key_test(filters: list) -> KeyTest | None:
+    """The leaf as a ``KeyTest`` when every filter needs a string value with a raw spelling to compare."""
+    exact, prefixes, suffixes = set(), set(), set()
+    for flt in filters:
+        if type(flt) is str:
+            exact.add(_enc(flt))
+        elif type(flt) is dict and len(flt) == 1 and type(next(iter(flt.values()))) is str:
+            ((name, arg),) = flt.items()
+            if name == "prefix":
+                prefixes.add(_enc(arg))
+            elif name == "suffix":
+                suffixes.add(_enc(arg))
+            else:
+                return None
+        else:
+            return None
+    return KeyTest(frozenset(exact), frozenset(prefixes), frozenset(suffixes)) if filters else None
+
+
+def _index_leaf(pattern: dict, indexable: Callable[[str], bool]) -> tuple[str, KeyTest] | None:
+    """A required top-level leaf for the key index: eventName first, then the fewest prefix/suffix."""
+    best: tuple[tuple[bool, int, str], str, KeyTest] | None = None
+    for key, value in pattern.items():
+        if key == "$or" or not isinstance(value, list) or not indexable(key):
+            continue
+        test = _key_test(value)
+        if test is None:
+            continue
+        rank = (key != "eventName", len(test.prefixes) + len(test.suffixes), key)
+        if best is None or rank < best[0]:
+            best = (rank, key, test)
+    return None if best is None else (best[1], best[2])
+
+
 # ---------------------------------------------------------------------------------------------- matcher
 
 
@@ -878,25 +937,44 @@ class Matcher:
             name: tuple(entries[i] for i in sorted(set(indexes) | set(always)))
             for name, indexes in by_name.items()
         }
+        self._indexes: dict[Callable[[str], bool], PrefilterIndex | None] = {}
         per_rule = [_rule_needles(rule) for rule in config.rules]
         if any(n is None for n in per_rule):
             self.needles: tuple[bytes, ...] | None = None
         else:
             self.needles = _minimise(n for s in per_rule for n in s)  # type: ignore[union-attr]
 
-    @functools.cached_property
-    def prefilter_index(self) -> tuple[frozenset[str], tuple[bytes, ...]] | None:
-        """For a reader that looks at eventName values itself: (names, needles of the other rules).
+    def prefilter_index(self, indexable: Callable[[str], bool]) -> PrefilterIndex | None:
+        """For a reader that looks at the values of top-level keys itself: which keys, which needles.
 
-        ``names`` are the exact eventName values rules are indexed on: ``match`` evaluates an indexed
-        rule only for a record whose top-level ``eventName`` is one of that rule's names or is not a
-        string. Every rule not indexed has a needle in the second item (the class docstring's proof);
-        None when one of them has none.
+        Each rule is covered by one required top-level leaf on a key ``indexable`` accepts whose filters
+        are all exact strings, prefixes or suffixes (rules indexed on exact eventNames always are, when
+        ``indexable("eventName")``); else by its needles (the class docstring's proof). A matching
+        record's value of that key is then a string passing one of the leaf's filters, or an array (a
+        leaf matches an element). ``KeyTest`` holds the raw spellings a reader compares a string value's
+        raw text with; the reader treats any other layout as a hit. None when a rule has neither.
+        Computed once per ``indexable``.
         """
-        others = [_rule_needles(r) for r in self.rules if _required_event_names(r.pattern) is None]
-        if any(n is None for n in others):
-            return None
-        return frozenset(self._by_name), _minimise(n for s in others for n in s)  # type: ignore[union-attr]
+        cached = self._indexes.get(indexable, False)
+        if cached is not False:
+            return cached  # type: ignore[return-value]
+        tests: dict[str, list[KeyTest]] = {}
+        needles: set[bytes] = set()
+        index: PrefilterIndex | None = None
+        for rule in self.rules:
+            leaf = _index_leaf(rule.pattern, indexable)
+            if leaf is not None:
+                tests.setdefault(leaf[0], []).append(leaf[1])
+                continue
+            found = _rule_needles(rule)
+            if found is None:
+                break
+            needles |= found
+        else:
+            keys = tuple((key, KeyTest.union(parts)) for key, parts in sorted(tests.items()))
+            index = PrefilterIndex(keys=keys, needles=_minimise(needles))
+        self._indexes[indexable] = index
+        return index
 
     def match(self, record: dict) -> list[Rule]:
         """Rules matching the record, in config order (a non-object record matches nothing)."""

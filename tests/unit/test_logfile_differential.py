@@ -44,6 +44,26 @@ SMALL = compile_config(
         }
     )
 )
+# Rules the prefilter covers by looking at values of keys that share eventName's scan ("e...):
+# exact, prefix and suffix filters, escapes in the filters, beside a rule searched by needles.
+KEYS = compile_config(
+    validate_config(
+        {
+            "rules": [
+                {
+                    "id": "source",
+                    "pattern": {"eventSource": [{"prefix": "sign"}, "x\\/y", {"suffix": "\u00fc"}]},
+                },
+                {
+                    "id": "name-affix",
+                    "pattern": {"eventName": [{"prefix": "Describ"}, {"suffix": '"Name/\\'}], "k": [1]},
+                },
+                {"id": "code", "pattern": {"errorCode": [{"suffix": "Operation"}, "NoSuchKey"]}},
+                {"id": "agent", "pattern": {"userAgent": [{"suffix": "/\u00fc"}]}},
+            ],
+        }
+    )
+)
 
 _PIECES = [*'ab"\\/\u00e9\u00fc\u4e2d\U0001f600{}[],: \n', *NAMES, '},{"eventVersion":']
 text = st.lists(st.sampled_from(_PIECES), max_size=6).map("".join)
@@ -151,7 +171,7 @@ def test_prefilter_gives_identical_matches(recs: list, serialiser: str, chunk: i
     logfile.CHUNK_SIZE = chunk or saved[0]  # 40 bytes: windows end inside records and nested separators
     logfile.UNPROVEN_MAX = unproven or saved[1]  # 60: windows without a hit are checked every few
     try:
-        for matcher in (DEFAULT, SMALL):
+        for matcher in (DEFAULT, SMALL, KEYS):
             assert_same(data, matcher)
     finally:
         logfile.CHUNK_SIZE, logfile.UNPROVEN_MAX = saved
@@ -255,3 +275,83 @@ def test_event_name_spellings_are_flagged(edit: Callable[[bytes], bytes], parsed
     assert stats.fast_path
     assert stats.parsed == parsed
     assert stats.matched == (1 if b"CreateUser" in data or b"\\u0055" in data else 0)
+
+
+def test_key_index_is_used_by_the_configs_above() -> None:
+    """The properties above exercise the key index only if these configs do get one."""
+    for matcher, keys, needles in (
+        (DEFAULT, {"errorCode", "eventName"}, (b'"Root"',)),
+        (KEYS, {"errorCode", "eventName", "eventSource"}, ('/\u00fc"'.encode(),)),
+    ):
+        index = matcher.prefilter_index(logfile._scanned_key)
+        assert index is not None
+        assert {key for key, _ in index.keys} == keys
+        assert index.needles == needles
+
+
+def raw_log(*records: bytes) -> bytes:
+    return b'{"Records":[' + b",".join(records) + b"]}"
+
+
+# (raw record text, how many DEFAULT matches, parsed): errorCode is looked at by key, like eventName.
+ERROR_CODE_CASES: dict[str, tuple[bytes, int, int]] = {
+    "other code": (b'{"eventVersion":"1.09","eventName":"GetObject","errorCode":"NoSuchKey"}', 0, 0),
+    "prefix": (b'{"eventVersion":"1.09","eventName":"X","errorCode":"AccessDeniedException"}', 1, 1),
+    "suffix": (b'{"eventVersion":"1.09","eventName":"X","errorCode":"Client.UnauthorizedOperation"}', 1, 1),
+    "suffix inside": (b'{"eventVersion":"1.09","eventName":"X","errorCode":"UnauthorizedOperations"}', 0, 0),
+    "prefix inside": (b'{"eventVersion":"1.09","eventName":"X","errorCode":"NotAccessDenied"}', 0, 0),
+    "in a list": (b'{"eventVersion":"1.09","eventName":"X","errorCode":["NoSuchKey","AccessDenied"]}', 1, 1),
+    "null": (b'{"eventVersion":"1.09","eventName":"X","errorCode":null}', 0, 1),
+    "space": (b'{"eventVersion":"1.09","eventName":"X","errorCode": "AccessDenied"}', 1, 1),
+    "escaped key": (b'{"eventVersion":"1.09","eventName":"X","\\u0065rrorCode":"AccessDenied"}', 1, 1),
+    "escaped value": (b'{"eventVersion":"1.09","eventName":"X","errorCode":"\\u0041ccessDenied"}', 1, 1),
+    "duplicate key, match last": (
+        b'{"eventVersion":"1.09","eventName":"X","errorCode":"NoSuchKey","errorCode":"AccessDenied"}',
+        1,
+        1,
+    ),
+    "duplicate key, match first": (
+        b'{"eventVersion":"1.09","eventName":"X","errorCode":"AccessDenied","errorCode":"NoSuchKey"}',
+        0,
+        1,
+    ),
+    "nested only": (b'{"eventVersion":"1.09","eventName":"X","extra":{"errorCode":"AccessDenied"}}', 0, 1),
+    "other key's value": (
+        b'{"eventVersion":"1.09","eventName":"X","errorCode":"NoSuchKey","errorMessage":"AccessDenied"}',
+        0,
+        0,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CODE_CASES))
+def test_error_code_scan(case: str) -> None:
+    text, matched, parsed = ERROR_CODE_CASES[case]
+    quiet = b'{"eventVersion":"1.09","eventName":"ListUsers"}'
+    stats = assert_same(raw_log(quiet, text, quiet), DEFAULT)
+    assert stats.fast_path
+    assert (stats.matched, stats.parsed) == (matched, parsed)
+    assert stats.records == 3
+
+
+def test_duplicate_event_name_keys_are_each_looked_at() -> None:
+    last = b'{"eventVersion":"1.09","eventName":"GetObject","eventName":"CreateUser"}'
+    first = b'{"eventVersion":"1.09","eventName":"CreateUser","eventName":"GetObject"}'
+    assert (assert_same(raw_log(last), DEFAULT).matched, assert_same(raw_log(first), DEFAULT).parsed) == (
+        1,
+        1,
+    )
+
+
+@pytest.mark.parametrize("windows", [1, 3, 50])
+def test_quiet_windows_count_records_by_separators(windows: int) -> None:
+    """Records of windows that are never parsed are still counted exactly."""
+    recs = [record(f"List{i}") for i in range(300)]
+    data = compact(recs)
+    saved = logfile.CHUNK_SIZE
+    logfile.CHUNK_SIZE = max(64, len(data) // windows)
+    try:
+        stats = assert_same(data, DEFAULT)
+    finally:
+        logfile.CHUNK_SIZE = saved
+    assert (stats.fast_path, stats.parsed, stats.records) == (True, 0, 300)

@@ -506,6 +506,62 @@ def test_needles_drop_redundant_superstrings_and_none_wins() -> None:
     assert compile_config(config).needles is None
 
 
+def _e_keys(key: str) -> bool:
+    return key.startswith("e")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "keys", "needles"),
+    [
+        # eventName preferred over another indexable leaf; names as raw spellings without quotes
+        ({"eventName": ["A", 'q"'], "errorCode": ["X"]}, {"eventName": ({b"A", b'q\\"'}, set(), set())}, ()),
+        ({"errorCode": [{"prefix": "Acc"}, {"suffix": "Op"}]}, {"errorCode": (set(), {b"Acc"}, {b"Op"})}, ()),
+        # the leaf with the fewest prefix/suffix filters wins
+        (
+            {"errorCode": [{"prefix": "A"}], "eventSource": ["s"]},
+            {"eventSource": ({b"s"}, set(), set())},
+            (),
+        ),
+        # keys the reader does not scan, $or leaves and non-string filters fall back to needles
+        ({"userAgent": [{"suffix": "x"}]}, {}, (b'x"',)),
+        ({"$or": [{"eventName": ["A"]}, {"eventName": ["B"]}]}, {}, (b'"A"', b'"B"')),
+        ({"errorCode": [{"anything-but": "A"}], "u": {"type": ["Root"]}}, {}, (b'"Root"',)),
+        ({"eventName": [{"equals-ignore-case": "a"}], "f": ["z"]}, {}, (b'"z"',)),
+    ],
+)
+def test_prefilter_index(pattern: dict, keys: dict, needles: tuple) -> None:
+    matcher = compile_config(validate_config({"rules": [{"id": "r", "pattern": pattern}]}))
+    index = matcher.prefilter_index(_e_keys)
+    assert index is not None
+    got = {k: (set(t.exact), set(t.prefixes), set(t.suffixes)) for k, t in index.keys}
+    assert got == {k: tuple(set(x) for x in v) for k, v in keys.items()}
+    assert index.needles == needles
+    assert matcher.prefilter_index(_e_keys) is index  # computed once per policy
+
+
+def test_prefilter_index_merges_rules_per_key_and_is_none_without_a_safe_literal() -> None:
+    config = validate_config(
+        {
+            "monitored_events": ["CreateUser"],
+            "rules": [
+                {"id": "a", "pattern": {"eventName": ["StopLogging"]}},
+                {"id": "b", "pattern": {"eventName": [{"prefix": "Delete"}]}},
+            ],
+        }
+    )
+    ((key, test),) = compile_config(config).prefilter_index(_e_keys).keys
+    assert (key, test.exact, test.prefixes) == ("eventName", {b"CreateUser", b"StopLogging"}, {b"Delete"})
+    config = validate_config(
+        {
+            "rules": [
+                {"id": "a", "pattern": {"eventName": ["A"]}},
+                {"id": "n", "pattern": {"f": [{"numeric": [">", 1]}]}},
+            ]
+        }
+    )
+    assert compile_config(config).prefilter_index(_e_keys) is None
+
+
 @pytest.mark.parametrize(
     "record",
     [
