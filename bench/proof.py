@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 from trailwatch import synth
 from trailwatch.local.faults import FaultInjector, form_field, json_field, label_prefix
+from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
 from trailwatch.local.server import LocalAWS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +62,9 @@ VISIBILITY_TIMEOUT = 8
 CLAIM_STALE_SECONDS = 7
 MAX_RECEIVE_COUNT = 3
 CONFIG_TTL = 5.0  # the function's config re-check interval, set through CONFIG_TTL_SECONDS (production: 60 s)
+# How long a retuned function takes to reach the poller: the Lambda runtime re-reads the configuration at most
+# once a second, before each 1 s ReceiveMessage long poll.
+RECONFIGURE_WAIT = 2.0
 
 # Primary rules of events.json (hand-written, see tests/e2e/test_pipeline.py for the full table).
 NO_MFA = "cis-4.2-console-signin-without-mfa"
@@ -130,6 +134,46 @@ def s3_notification(bucket: str, key: str, size: int = 0) -> str:
     return json.dumps({"Records": [record]})
 
 
+@dataclass(frozen=True)
+class Timing:
+    """The retry clock of the scenarios. The defaults are the proof's (module constants above); the reduced
+    run of tests/e2e/test_proof.py shortens what no scenario depends on. Invariants: visibility timeouts >=
+    the function timeout (a message never comes back while its invocation runs), claim staleness >= the
+    timeout (only a dead invocation's claim is taken over)."""
+
+    function_timeout: int = FUNCTION_TIMEOUT
+    visibility_timeout: int = VISIBILITY_TIMEOUT
+    claim_stale_seconds: int = CLAIM_STALE_SECONDS
+    config_ttl: float = CONFIG_TTL
+    # dynamodb-throttling: throttled calls back off ~1, 2, 4, 8 s (botocore standard mode) inside the
+    # function; its timeout must let one invocation fail and the retry succeed. None: the values above.
+    throttling_timeout: int | None = None
+    throttling_visibility: int | None = None
+    # object-deleted and bad-input, whose failing invocations end at once: the visibility timeout while they
+    # wait out MaxReceiveCount receives (queue attribute only, the function is not retuned). None: the above.
+    dlq_visibility: int | None = None
+
+    def __post_init__(self) -> None:
+        pairs = ((self.function_timeout, self.visibility_timeout), self.throttling, self.dlq)
+        if any(visibility < timeout for timeout, visibility in pairs):
+            raise ValueError(f"{self}: a visibility timeout below its function timeout")
+        if self.claim_stale_seconds < self.function_timeout:
+            raise ValueError(f"{self}: claim staleness below the function timeout")
+
+    @property
+    def throttling(self) -> tuple[int, int]:
+        """(function timeout, visibility timeout) of the dynamodb-throttling scenario."""
+        return (
+            self.throttling_timeout or self.function_timeout,
+            self.throttling_visibility or self.visibility_timeout,
+        )
+
+    @property
+    def dlq(self) -> tuple[int, int]:
+        """(function timeout, visibility timeout) of the scenarios that wait for the DLQ."""
+        return self.function_timeout, self.dlq_visibility or self.visibility_timeout
+
+
 # ------------------------------------------------------------------------------------------ results
 
 
@@ -181,7 +225,8 @@ class Outcome:
 class Harness:
     """The local AWS with the deployed stack, and everything that came out of it."""
 
-    def __init__(self, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, log: Callable[[str], None] | None = None, timing: Timing | None = None) -> None:
+        self.timing = timing or Timing()
         self.logs: list[str] = []
         self._echo = log
 
@@ -209,7 +254,8 @@ class Harness:
         self.dlq: list[str] = []
         self.items: dict[str, dict] = {}
         self.outcomes: list[Outcome] = []
-        self.tune(FUNCTION_TIMEOUT, VISIBILITY_TIMEOUT)
+        self._writes_from = 0.0  # monotonic time before which no file is written (see `_hold_writes`)
+        self.retune()
 
     def client(self, name: str) -> Any:
         return self._clients[name]
@@ -254,34 +300,58 @@ class Harness:
         )
         return url
 
+    def retune(self, generation: str = "0") -> None:
+        """Back to the timing's function timeout and visibility timeout."""
+        self.tune(self.timing.function_timeout, self.timing.visibility_timeout, generation)
+
     def tune(self, timeout: int, visibility: int, generation: str = "0") -> None:
         """Function timeout and claim staleness, queue visibility. The template only allows >= 30 s;
         the emulator's Lambda runtime re-reads the function configuration (a new worker on change)."""
         lam = self.client("lambda")
         name = self.outputs["ProcessorFunctionName"]
         env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-        stale = max(CLAIM_STALE_SECONDS, timeout + 1)
+        stale = max(self.timing.claim_stale_seconds, timeout + 1)
         env |= {
             "CLAIM_STALE_SECONDS": str(stale),
-            "CONFIG_TTL_SECONDS": str(CONFIG_TTL),
+            "CONFIG_TTL_SECONDS": str(self.timing.config_ttl),
             "PROOF_GENERATION": generation,
         }
         lam.update_function_configuration(FunctionName=name, Timeout=timeout, Environment={"Variables": env})
-        self.client("sqs").set_queue_attributes(
-            QueueUrl=self.outputs["LogQueueUrl"], Attributes={"VisibilityTimeout": str(visibility)}
-        )
+        self.set_visibility(visibility, wait=False)
         # The runtime re-reads the function configuration at most once a second: a file written sooner would
         # still meet the old worker (and its cached config).
-        time.sleep(2.0)
+        self._hold_writes(RECONFIGURE_WAIT)
+
+    def set_visibility(self, seconds: int, *, wait: bool = True) -> None:
+        """The processing queue's visibility timeout. SQS applies it from the next ReceiveMessage: with
+        `wait`, no file is written before the runtime's current long poll has ended."""
+        self.client("sqs").set_queue_attributes(
+            QueueUrl=self.outputs["LogQueueUrl"], Attributes={"VisibilityTimeout": str(seconds)}
+        )
+        if wait:
+            self._hold_writes(POLL_WAIT_SECONDS + 0.25)
+
+    def _hold_writes(self, seconds: float) -> None:
+        """No file or message is written for `seconds`. The wait happens in `put`/`send`, so back-to-back
+        retunes wait once and a scenario builds its files meanwhile."""
+        self._writes_from = max(self._writes_from, time.monotonic() + seconds)
+
+    def await_writes(self) -> None:
+        """Until files may be written again (`put` and `send` call it)."""
+        delay = self._writes_from - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
     # -------------------------------------------------------------- input
 
     def put(self, key: str, body: bytes) -> None:
+        self.await_writes()
         self.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
         self.written[key] = time.time()
 
     def send(self, body: str) -> None:
         """A message straight onto the processing queue (forged or duplicated notifications)."""
+        self.await_writes()
         self.client("sqs").send_message(QueueUrl=self.outputs["LogQueueUrl"], MessageBody=body)
 
     # -------------------------------------------------------------- output
@@ -433,6 +503,7 @@ def scenario_load(h: Harness, scale: float = 1.0) -> Row:
         body = gz(('{"Records":[' + ",".join(parts) + "]}").encode())
         bodies.append((synth.log_key(ACCOUNT, REGION, unique=f"LOAD{i:05d}"), body, expected))
     h.tune(30, 36, generation="load")
+    h.await_writes()  # not part of the measured time
     started, wall_started = time.monotonic(), time.time()
     chunks = [bodies[i::4] for i in range(4)]
     threads = [threading.Thread(target=lambda c=c: [h.put(k, b) for k, b, _ in c]) for c in chunks]
@@ -452,7 +523,7 @@ def scenario_load(h: Harness, scale: float = 1.0) -> Row:
         f"{files / row.seconds:.1f} files/s, {row.records / row.seconds:,.0f} records/s "
         f"(written in {written:.1f} s)"
     )
-    h.tune(FUNCTION_TIMEOUT, VISIBILITY_TIMEOUT, generation="faults")
+    h.retune(generation="faults")
     return row
 
 
@@ -484,17 +555,25 @@ def _fault_scenario(
 
 def scenario_dynamodb_throttling(h: Harness, scale: float = 1.0) -> Row:
     table = h.outputs["EventsTableName"]
-    return _fault_scenario(
-        h,
-        "dynamodb-throttling",
-        lambda keys: h.faults.add(
-            "dynamodb",
-            "PutItem",
-            "ProvisionedThroughputExceededException",
-            times=8,  # more than the function's 5 attempts: one invocation fails, the retry succeeds
-            predicate=json_field("TableName", table),
-        ),
-    )
+    timing = h.timing
+    retuned = timing.throttling != (timing.function_timeout, timing.visibility_timeout)
+    if retuned:
+        h.tune(*timing.throttling, generation="throttling")
+    try:
+        return _fault_scenario(
+            h,
+            "dynamodb-throttling",
+            lambda keys: h.faults.add(
+                "dynamodb",
+                "PutItem",
+                "ProvisionedThroughputExceededException",
+                times=8,  # more than the function's 5 attempts: one invocation fails, the retry succeeds
+                predicate=json_field("TableName", table),
+            ),
+        )
+    finally:
+        if retuned:
+            h.retune(generation="after-throttling")
 
 
 def scenario_sns_failures(h: Harness, scale: float = 1.0) -> Row:
@@ -531,7 +610,7 @@ def scenario_crash_before_alert(h: Harness, scale: float = 1.0) -> Row:
             "Publish",
             "InternalError",
             times=1,
-            delay=FUNCTION_TIMEOUT + 2.0,
+            delay=h.timing.function_timeout + 2.0,
             predicate=form_field("TopicArn", topic),
         ),
         files=2,
@@ -544,9 +623,29 @@ def scenario_crash_before_alert(h: Harness, scale: float = 1.0) -> Row:
     return row
 
 
+@contextlib.contextmanager
+def _dlq_visibility(h: Harness) -> Iterator[None]:
+    """The timing's DLQ visibility timeout for the duration of a scenario that waits for the DLQ."""
+    seconds = h.timing.dlq[1]
+    if seconds == h.timing.visibility_timeout:
+        yield
+        return
+    # Shorter: a long poll already running may still take the longer one, which only slows its message.
+    h.set_visibility(seconds, wait=False)
+    try:
+        yield
+    finally:
+        h.set_visibility(h.timing.visibility_timeout)  # longer: the next scenario must not get the short one
+
+
 def scenario_object_deleted(h: Harness, scale: float = 1.0) -> Row:
     """A log file deleted before the function reads it: its message goes to the DLQ (documented), a file
     written beside it is processed normally. The first GetObject is held 1.5 s so the delete comes first."""
+    with _dlq_visibility(h):
+        return _object_deleted(h)
+
+
+def _object_deleted(h: Harness) -> Row:
     rng = random.Random("deleted")
     started = time.monotonic()
     doomed = synth.log_key(ACCOUNT, REGION, unique="DELETED0001")
@@ -591,7 +690,7 @@ def scenario_config_replaced(h: Harness, scale: float = 1.0) -> Row:
     started = time.monotonic()
     s3 = h.client("s3")
     s3.put_object(Bucket=BUCKET, Key=CONFIG_KEY, Body=proof_config())
-    h.tune(FUNCTION_TIMEOUT, VISIBILITY_TIMEOUT, generation="config")  # a new container reads it now
+    h.retune(generation="config")  # a new container reads it now
     canary = lambda: synth.make_record("ProofCanary", identity=_user())  # noqa: E731
     keys, expected = set(), {}
     before = [canary() for _ in range(2)]
@@ -602,7 +701,7 @@ def scenario_config_replaced(h: Harness, scale: float = 1.0) -> Row:
     h.settle(set(expected), set(), timeout=60, what="config (before)")
     s3.put_object(Bucket=BUCKET, Key=CONFIG_KEY, Body=INVALID_CONFIG)
     operational_before = _operational(h)
-    time.sleep(CONFIG_TTL + 1)  # the function re-checks the config at most once per TTL
+    time.sleep(h.timing.config_ttl + 1)  # the function re-checks the config at most once per TTL
     for i in range(2):
         pairs = monitored(3, rng)
         after = [canary(), *[r for r, _ in pairs]]
@@ -619,7 +718,7 @@ def scenario_config_replaced(h: Harness, scale: float = 1.0) -> Row:
     if ops != 1:
         row.failures.append(f"expected one operational alert for the invalid config, got {ops}")
     s3.put_object(Bucket=BUCKET, Key=CONFIG_KEY, Body=(ROOT / "events.json").read_bytes())
-    h.tune(FUNCTION_TIMEOUT, VISIBILITY_TIMEOUT, generation="after-config")
+    h.retune(generation="after-config")
     return row
 
 
@@ -752,6 +851,11 @@ def bad_inputs(rng: random.Random) -> list[BadInput]:
 
 def scenario_bad_input(h: Harness, scale: float = 1.0) -> Row:
     """Every bad input at once, beside a good file: each does what docs/proof.md says, nothing else lost."""
+    with _dlq_visibility(h):
+        return _bad_input(h)
+
+
+def _bad_input(h: Harness) -> Row:
     rng = random.Random("bad")
     started = time.monotonic()
     inputs = bad_inputs(rng)
