@@ -19,6 +19,8 @@ from trailwatch_processor import logfile
 from trailwatch_processor.logfile import FileStats, iter_matches
 from trailwatch_processor.rules import Matcher, compile_config, load_default_config, validate_config
 
+from tests.unit import test_rules_property as props
+
 DEFAULT = compile_config(load_default_config())
 NAMES = [
     "ConsoleLogin",
@@ -355,3 +357,34 @@ def test_quiet_windows_count_records_by_separators(windows: int) -> None:
     finally:
         logfile.CHUNK_SIZE = saved
     assert (stats.fast_path, stats.parsed, stats.records) == (True, 0, 300)
+
+
+POLICIES: dict[str, Callable[[str], bool]] = {
+    "e keys": logfile._scanned_key,
+    "every key": lambda key: True,
+    "no key": lambda key: False,
+}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    specs=props.rule_specs,
+    policy=st.sampled_from(sorted(POLICIES)),
+    serialiser=st.sampled_from(sorted(SERIALISERS)),
+)
+def test_prefilter_agrees_on_generated_rules(
+    data: st.DataObject, specs: list, policy: str, serialiser: str
+) -> None:
+    """Generated rules (every filter kind, $or, exclude) over records built to match them, with the key
+    index on every key, on the e-keys only, or on none: the fast path finds what the general path finds."""
+    matcher = compile_config(validate_config(props._config(specs)))
+    recs = [data.draw(props.witness(pattern)) for pattern, _ in specs]
+    recs += data.draw(st.lists(props.records, max_size=3))
+    recs = [{"eventVersion": "1.09", **r} for r in recs]
+    saved = logfile._scanned_key
+    logfile._scanned_key = POLICIES[policy]
+    try:
+        assert_same(SERIALISERS[serialiser](recs), matcher)
+    finally:
+        logfile._scanned_key = saved
