@@ -554,9 +554,10 @@ class _Prefilter:
         if keys is not None:
             tests = dict(keys)
             # sre moves the branches' common first bytes ("e) into the literal prefix it searches for.
-            self._keys = re.compile(
-                b'"(?:' + b"|".join(_quoted(k) + _hit_condition(t) for k, t in sorted(tests.items())) + b")"
-            )
+            # No key at all: no key regex (an empty alternation would flag every quote).
+            if tests:
+                looked_at = (_quoted(k) + _hit_condition(t) for k, t in sorted(tests.items()))
+                self._keys = re.compile(b'"(?:' + b"|".join(looked_at) + b")")
             # quiet's pass: one group, set (':') only at a separator "},{"eventVersion":" that is no
             # hit, unset at a hit; eventVersion shares the prefix.
             count = b'(:)(?<=},\\{"eventVersion":)'

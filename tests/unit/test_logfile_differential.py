@@ -388,3 +388,15 @@ def test_prefilter_agrees_on_generated_rules(
         assert_same(SERIALISERS[serialiser](recs), matcher)
     finally:
         logfile._scanned_key = saved
+
+
+def test_config_without_key_leaves_parses_only_needle_records() -> None:
+    """Only needles (no key leaf): the key scan must not flag anything by itself."""
+    matcher = compile_config(
+        validate_config({"rules": [{"id": "root", "pattern": {"userIdentity": {"type": ["Root"]}}}]})
+    )
+    index = matcher.prefilter_index(logfile._scanned_key)
+    assert index is not None and index.keys == ()
+    recs = [record("X", userIdentity={"type": "Root" if i == 5 else "IAMUser"}) for i in range(20)]
+    stats = assert_same(compact(recs), matcher)
+    assert (stats.fast_path, stats.records, stats.parsed, stats.matched) == (True, 20, 1, 1)
