@@ -138,7 +138,7 @@ def s3_notification(bucket: str, key: str, size: int = 0) -> str:
 class Timing:
     """The retry clock of the scenarios. The defaults are the proof's (module constants above); the reduced
     run of tests/e2e/test_proof.py shortens what no scenario depends on. Invariants: visibility timeouts >=
-    the function timeout (a message never comes back while its invocation runs), claim staleness >= the
+    the function timeout (a message never comes back while its invocation runs), claim staleness > the
     timeout (only a dead invocation's claim is taken over)."""
 
     function_timeout: int = FUNCTION_TIMEOUT
@@ -157,8 +157,8 @@ class Timing:
         pairs = ((self.function_timeout, self.visibility_timeout), self.throttling, self.dlq)
         if any(visibility < timeout for timeout, visibility in pairs):
             raise ValueError(f"{self}: a visibility timeout below its function timeout")
-        if self.claim_stale_seconds < self.function_timeout:
-            raise ValueError(f"{self}: claim staleness below the function timeout")
+        if self.claim_stale_seconds <= self.function_timeout:
+            raise ValueError(f"{self}: claim staleness not above the function timeout")
 
     @property
     def throttling(self) -> tuple[int, int]:
