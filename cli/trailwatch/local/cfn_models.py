@@ -30,7 +30,8 @@ import logging
 import re
 import warnings
 from collections.abc import Callable
-from typing import Any, ClassVar
+from operator import attrgetter
+from typing import Any, ClassVar, Self
 
 from moto.awslambda.models import EventSourceMapping as MotoEventSourceMapping
 from moto.awslambda.models import LambdaFunction as MotoFunction
@@ -112,6 +113,125 @@ class _Cfn:
             _warn(f"{cls.cloudformation_type()} {resource}: property {name} is not emulated locally")  # type: ignore[attr-defined]
 
 
+class _Model(_Cfn):
+    """A type moto lacks, known by `name` (its physical id). A subclass sets CFN_TYPE, NAME_TYPE (the
+    property naming it; "" for none) and GET_ATT, and implements `_create` and, unless it deletes through
+    `delete()` alone, `_remove`. An update replaces the resource when `_replacement` gives a name (the old one
+    is deleted first), and otherwise runs `_update_in_place`."""
+
+    CFN_TYPE: ClassVar[str]
+    NAME_TYPE: ClassVar[str] = ""
+    GET_ATT: ClassVar[dict[str, str]] = {}  # Fn::GetAtt attribute -> the (dotted) Python attribute giving it
+
+    def __init__(self, name: str, account_id: str, region_name: str) -> None:
+        self.name = name
+        self.account_id = account_id
+        self.region_name = region_name
+
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.CFN_TYPE
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_TYPE
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in cls.GET_ATT
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        if attribute_name not in self.GET_ATT:
+            raise self._fail(f"unknown attribute {attribute_name}")
+        return attrgetter(self.GET_ATT[attribute_name])(self)
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Self:
+        return cls._create(resource_name, cls._props(cloudformation_json), account_id, region_name)
+
+    @classmethod
+    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Self,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Self:
+        props = cls._props(cloudformation_json)
+        name = cls._replacement(original_resource, new_resource_name, props)
+        if name is None:
+            return cls._update_in_place(original_resource, props, account_id, region_name)
+        original_resource.delete(account_id, region_name)
+        return cls._create(name, props, account_id, region_name)
+
+    @classmethod
+    def _replacement(cls, original: Self, new_name: str, props: dict[str, Any]) -> str | None:
+        """The name of the resource replacing `original`, when the update needs one (None: in place)."""
+        return None
+
+    @classmethod
+    def _update_in_place(
+        cls, original: Self, props: dict[str, Any], account_id: str, region_name: str
+    ) -> Self:
+        """By default the resource is created again under its name: the backend's put overwrites it."""
+        return cls._create(original.name, props, account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        if resource_name:
+            cls._remove(resource_name, account_id, region_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        self._remove(self.name, self.account_id, self.region_name)
+
+    @classmethod
+    def _remove(cls, name: str, account_id: str, region_name: str) -> None:
+        raise NotImplementedError
+
+
+class _PolicyAttachment(_Model):
+    """Bucket, queue and topic policies: no name of their own (the logical id is the physical id and, for
+    queues and topics, `Id`). An update takes the old policy off its targets, then puts the new one on."""
+
+    GET_ATT = {"Id": "name"}
+
+    @classmethod
+    def _replacement(cls, original: Self, new_name: str, props: dict[str, Any]) -> str | None:
+        return original.name
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        """Only reached without an instance; the policy goes with `delete()`."""
+
+    @classmethod
+    def _targets_and_policy(cls, props: dict[str, Any], targets: str, what: str) -> tuple[list[str], str]:
+        """The list property `targets` (of `what`) and the policy text, both required."""
+        listed = cls._require(props, targets)
+        if not isinstance(listed, list):
+            raise cls._fail(f"Properties.{targets} must be a list of {what}, got {listed!r}")
+        return listed, cls._policy_text(cls._require(props, "PolicyDocument"))
+
+
 # ---------------------------------------------------------------- S3
 
 
@@ -190,69 +310,27 @@ def _bucket_permission(self: FakeBucket, action: str, resource: str) -> Any:
     return IAMPolicy(json.dumps({**document, "Statement": applicable})).is_action_permitted(action, resource)
 
 
-class BucketPolicy(_Cfn, CloudFormationModel):
+class BucketPolicy(_PolicyAttachment, CloudFormationModel):
     """AWS::S3::BucketPolicy: the bucket's policy document (get-bucket-policy)."""
 
+    CFN_TYPE = "AWS::S3::BucketPolicy"
+    GET_ATT = {}
+
     def __init__(self, name: str, bucket: str, account_id: str, region_name: str) -> None:
-        self.name = name
+        super().__init__(name, account_id, region_name)
         self.bucket = bucket
-        self.account_id = account_id
-        self.region_name = region_name
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::S3::BucketPolicy"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
 
     @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return False
-
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> BucketPolicy:
-        props = cls._props(cloudformation_json)
+    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> BucketPolicy:
         bucket = cls._require(props, "Bucket")
         policy = cls._policy_text(cls._require(props, "PolicyDocument"))
-        backend = _s3(account_id, region_name)
-        backend.put_bucket_policy(bucket, policy.encode())
-        return cls(resource_name, bucket, account_id, region_name)
+        _s3(account_id, region_name).put_bucket_policy(bucket, policy.encode())
+        return cls(name, bucket, account_id, region_name)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: BucketPolicy,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> BucketPolicy:
-        bucket = cls._require(cls._props(cloudformation_json), "Bucket")
-        if bucket != original_resource.bucket:
-            original_resource.delete(account_id, region_name)
-        new = cls.create_from_cloudformation_json(
-            original_resource.name, cloudformation_json, account_id, region_name
-        )
-        return new
-
-    @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
-    ) -> None:
-        """Only reached without an instance; the policy goes with `delete()`."""
+    def _replacement(cls, original: BucketPolicy, new_name: str, props: dict[str, Any]) -> str | None:
+        """The same bucket's policy is put again in place; another bucket's takes it off the old one."""
+        return original.name if cls._require(props, "Bucket") != original.bucket else None
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = _s3(self.account_id, self.region_name)
@@ -274,80 +352,22 @@ def _queue_name(queue_url_or_arn: str) -> str:
     return queue_url_or_arn.rstrip("/").replace(":", "/").rsplit("/", 1)[-1]
 
 
-class _PolicyAttachment(_Cfn):
-    """Queue and topic policies: no name of their own; the logical id is the physical id and `Id`."""
-
-    name: str
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "Id"
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        if attribute_name == "Id":
-            return self.name
-        raise self._fail(f"unknown attribute {attribute_name}")
-
-
 class QueuePolicy(_PolicyAttachment, CloudFormationModel):
     """AWS::SQS::QueuePolicy: the `Policy` attribute of each listed queue."""
 
-    def __init__(self, name: str, queues: list[str], account_id: str, region_name: str) -> None:
-        self.name = name
-        self.queues = queues
-        self.account_id = account_id
-        self.region_name = region_name
+    CFN_TYPE = "AWS::SQS::QueuePolicy"
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SQS::QueuePolicy"
+    def __init__(self, name: str, queues: list[str], account_id: str, region_name: str) -> None:
+        super().__init__(name, account_id, region_name)
+        self.queues = queues
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> QueuePolicy:
-        props = cls._props(cloudformation_json)
-        queues = cls._require(props, "Queues")
-        if not isinstance(queues, list):
-            raise cls._fail(f"Properties.Queues must be a list of queue URLs, got {queues!r}")
-        policy = cls._policy_text(cls._require(props, "PolicyDocument"))
+    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> QueuePolicy:
+        queues, policy = cls._targets_and_policy(props, "Queues", "queue URLs")
         backend = _sqs(account_id, region_name)
         for queue in queues:
             backend.set_queue_attributes(_queue_name(queue), {"Policy": policy})
-        return cls(resource_name, queues, account_id, region_name)
-
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: QueuePolicy,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> QueuePolicy:
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(
-            original_resource.name, cloudformation_json, account_id, region_name
-        )
-
-    @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
-    ) -> None:
-        """Only reached without an instance; the policy goes with `delete()`."""
+        return cls(name, queues, account_id, region_name)
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = _sqs(self.account_id, self.region_name)
@@ -369,54 +389,19 @@ def _sns(account_id: str, region_name: str) -> Any:
 class TopicPolicy(_PolicyAttachment, CloudFormationModel):
     """AWS::SNS::TopicPolicy: the `Policy` attribute of each listed topic (default policy back on delete)."""
 
-    def __init__(self, name: str, topics: list[str], account_id: str, region_name: str) -> None:
-        self.name = name
-        self.topics = topics
-        self.account_id = account_id
-        self.region_name = region_name
+    CFN_TYPE = "AWS::SNS::TopicPolicy"
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SNS::TopicPolicy"
+    def __init__(self, name: str, topics: list[str], account_id: str, region_name: str) -> None:
+        super().__init__(name, account_id, region_name)
+        self.topics = topics
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> TopicPolicy:
-        props = cls._props(cloudformation_json)
-        topics = cls._require(props, "Topics")
-        if not isinstance(topics, list):
-            raise cls._fail(f"Properties.Topics must be a list of topic ARNs, got {topics!r}")
-        policy = cls._policy_text(cls._require(props, "PolicyDocument"))
+    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> TopicPolicy:
+        topics, policy = cls._targets_and_policy(props, "Topics", "topic ARNs")
         backend = _sns(account_id, region_name)
         for arn in topics:
             backend.get_topic(arn).policy = policy
-        return cls(resource_name, topics, account_id, region_name)
-
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: TopicPolicy,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> TopicPolicy:
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(
-            original_resource.name, cloudformation_json, account_id, region_name
-        )
-
-    @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
-    ) -> None:
-        """Only reached without an instance; the policy goes with `delete()`."""
+        return cls(name, topics, account_id, region_name)
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = _sns(self.account_id, self.region_name)
@@ -431,10 +416,13 @@ class TopicPolicy(_PolicyAttachment, CloudFormationModel):
 CONFIRMED_BY_RECIPIENT = ("email", "email-json")
 
 
-class Subscription(_Cfn, CloudFormationModel):
-    """AWS::SNS::Subscription with its attributes (RawMessageDelivery, FilterPolicy, RedrivePolicy...)."""
+class Subscription(_Model, CloudFormationModel):
+    """AWS::SNS::Subscription with its attributes (RawMessageDelivery, FilterPolicy, RedrivePolicy...).
+    Its `name` is its ARN."""
 
-    ATTRIBUTES = (
+    CFN_TYPE = "AWS::SNS::Subscription"
+    GET_ATT = {"Arn": "name"}
+    ATTRIBUTES = (  # FilterPolicyScope before FilterPolicy: the policy is validated per scope
         "DeliveryPolicy",
         "FilterPolicyScope",
         "FilterPolicy",
@@ -446,49 +434,18 @@ class Subscription(_Cfn, CloudFormationModel):
 
     def __init__(
         self, arn: str, topic_arn: str, protocol: str, endpoint: str, account_id: str, region_name: str
-    ):
-        self.arn = arn
+    ) -> None:
+        super().__init__(arn, account_id, region_name)
         self.topic_arn = topic_arn
         self.protocol = protocol
         self.endpoint = endpoint
-        self.account_id = account_id
-        self.region_name = region_name
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SNS::Subscription"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.arn
 
     @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "Arn"
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        if attribute_name == "Arn":
-            return self.arn
-        raise self._fail(f"unknown attribute {attribute_name}")
-
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Subscription:
-        props = cls._props(cloudformation_json)
+    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> Subscription:
         topic_arn = cls._require(props, "TopicArn")
         protocol = cls._require(props, "Protocol")
         endpoint = cls._require(props, "Endpoint")
-        cls._unsupported(props, cls.HANDLED, resource_name)
+        cls._unsupported(props, cls.HANDLED, name)
         backend = _sns(account_id, region_name)
         subscription = backend.subscribe(topic_arn, endpoint, protocol)
         if protocol in CONFIRMED_BY_RECIPIENT:  # nobody can click the link of a local mail
@@ -502,9 +459,7 @@ class Subscription(_Cfn, CloudFormationModel):
         backend.set_subscription_attributes(
             arn, "RawMessageDelivery", cls._bool(props, "RawMessageDelivery", False)
         )
-        for (
-            name
-        ) in cls.ATTRIBUTES:  # FilterPolicyScope before FilterPolicy: the policy is validated per scope
+        for name in cls.ATTRIBUTES:
             value = props.get(name)
             if value is None:
                 continue
@@ -513,42 +468,30 @@ class Subscription(_Cfn, CloudFormationModel):
             backend.set_subscription_attributes(arn, name, value)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Subscription,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> Subscription:
-        props = cls._props(cloudformation_json)
+    def _replacement(cls, original: Subscription, new_name: str, props: dict[str, Any]) -> str | None:
+        """TopicArn, Protocol and Endpoint require replacement."""
         same = (
-            props.get("TopicArn") == original_resource.topic_arn
-            and props.get("Protocol") == original_resource.protocol
-            and props.get("Endpoint") == original_resource.endpoint
+            props.get("TopicArn") == original.topic_arn
+            and props.get("Protocol") == original.protocol
+            and props.get("Endpoint") == original.endpoint
         )
-        if not same:  # these properties require replacement
-            original_resource.delete(account_id, region_name)
-            return cls.create_from_cloudformation_json(
-                new_resource_name, cloudformation_json, account_id, region_name
-            )
+        return None if same else new_name
+
+    @classmethod
+    def _update_in_place(
+        cls, original: Subscription, props: dict[str, Any], account_id: str, region_name: str
+    ) -> Subscription:
         backend = _sns(account_id, region_name)
-        subscription = backend.subscriptions[original_resource.arn]
+        subscription = backend.subscriptions[original.name]
         for name in cls.ATTRIBUTES:
             if name not in props:
                 subscription.attributes.pop(name, None)
-        cls._apply_attributes(backend, original_resource.arn, props)
-        return original_resource
+        cls._apply_attributes(backend, original.name, props)
+        return original
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
-    ) -> None:
-        if resource_name:
-            _sns(account_id, region_name).unsubscribe(resource_name)
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        _sns(self.account_id, self.region_name).unsubscribe(self.arn)
+    def _remove(cls, name: str, account_id: str, region_name: str) -> None:
+        _sns(account_id, region_name).unsubscribe(name)
 
 
 # ---------------------------------------------------------------- CloudTrail
@@ -583,9 +526,12 @@ DEFAULT_EVENT_SELECTORS = [
 ]
 
 
-class Trail(_Cfn, CloudFormationModel):
+class Trail(_Model, CloudFormationModel):
     """AWS::CloudTrail::Trail: the trail, its (advanced) event selectors and its logging status."""
 
+    CFN_TYPE = "AWS::CloudTrail::Trail"
+    NAME_TYPE = "TrailName"
+    GET_ATT = {"Arn": "trail.arn", "SnsTopicArn": "trail.topic_arn"}
     HANDLED = {
         "TrailName",
         "S3BucketName",
@@ -605,56 +551,25 @@ class Trail(_Cfn, CloudFormationModel):
         "IsLogging",
     }
 
-    def __init__(self, name: str, account_id: str, region_name: str) -> None:
-        self.name = name
-        self.account_id = account_id
-        self.region_name = region_name
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudTrail::Trail"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "TrailName"
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
     @property
     def trail(self) -> Any:
         return _cloudtrail(self.account_id, self.region_name).get_trail(self.name)
 
     @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr in ("Arn", "SnsTopicArn")
-
-    def get_cfn_attribute(self, attribute_name: str) -> str | None:
-        if attribute_name == "Arn":
-            return self.trail.arn
-        if attribute_name == "SnsTopicArn":
-            return self.trail.topic_arn
-        raise self._fail(f"unknown attribute {attribute_name}")
-
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Trail:
-        props = cls._props(cloudformation_json)
-        cls._require(props, "S3BucketName")
+    def _is_logging(cls, props: dict[str, Any]) -> bool:
         is_logging = cls._bool(props, "IsLogging")
         if is_logging is None:
             raise cls._fail("Properties.IsLogging is required")
-        cls._unsupported(props, cls.HANDLED, resource_name)
+        return is_logging
+
+    @classmethod
+    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> Trail:
+        cls._require(props, "S3BucketName")
+        is_logging = cls._is_logging(props)
+        cls._unsupported(props, cls.HANDLED, name)
         backend = _cloudtrail(account_id, region_name)
         backend.create_trail(
-            name=resource_name,
+            name=name,
             bucket_name=props["S3BucketName"],
             s3_key_prefix=props.get("S3KeyPrefix"),
             sns_topic_name=props.get("SnsTopicName"),
@@ -667,7 +582,7 @@ class Trail(_Cfn, CloudFormationModel):
             kms_key_id=props.get("KMSKeyId"),
             tags_list=props.get("Tags") or [],
         )
-        model = cls(resource_name, account_id, region_name)
+        model = cls(name, account_id, region_name)
         model.trail.__class__ = _TrailState
         model._apply_selectors_and_status(props, is_logging)
         return model
@@ -687,24 +602,15 @@ class Trail(_Cfn, CloudFormationModel):
             trail.stop_logging()
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Trail,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
+    def _replacement(cls, original: Trail, new_name: str, props: dict[str, Any]) -> str | None:
+        return props["TrailName"] if props.get("TrailName", original.name) != original.name else None
+
+    @classmethod
+    def _update_in_place(
+        cls, original: Trail, props: dict[str, Any], account_id: str, region_name: str
     ) -> Trail:
-        props = cls._props(cloudformation_json)
-        if props.get("TrailName", original_resource.name) != original_resource.name:
-            original_resource.delete(account_id, region_name)
-            return cls.create_from_cloudformation_json(
-                props["TrailName"], cloudformation_json, account_id, region_name
-            )
-        is_logging = cls._bool(props, "IsLogging")
-        if is_logging is None:
-            raise cls._fail("Properties.IsLogging is required")
-        trail = original_resource.trail
+        is_logging = cls._is_logging(props)
+        trail = original.trail
         trail.bucket_name = cls._require(props, "S3BucketName")
         trail.check_bucket_exists()
         trail.s3_key_prefix = props.get("S3KeyPrefix")
@@ -716,18 +622,12 @@ class Trail(_Cfn, CloudFormationModel):
         trail.cw_log_group_arn = props.get("CloudWatchLogsLogGroupArn")
         trail.cw_role_arn = props.get("CloudWatchLogsRoleArn")
         trail.kms_key_id = props.get("KMSKeyId")
-        original_resource._apply_selectors_and_status(props, is_logging)
-        return original_resource
+        original._apply_selectors_and_status(props, is_logging)
+        return original
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
-    ) -> None:
-        if resource_name:
-            _cloudtrail(account_id, region_name).delete_trail(resource_name)
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        _cloudtrail(self.account_id, self.region_name).delete_trail(self.name)
+    def _remove(cls, name: str, account_id: str, region_name: str) -> None:
+        _cloudtrail(account_id, region_name).delete_trail(name)
 
 
 # ---------------------------------------------------------------- CloudWatch
@@ -739,9 +639,12 @@ def _cloudwatch(account_id: str, region_name: str) -> Any:
     return cloudwatch_backends[account_id][region_name]
 
 
-class Alarm(_Cfn, CloudFormationModel):
+class Alarm(_Model, CloudFormationModel):
     """AWS::CloudWatch::Alarm (metric alarms; Metrics math queries included)."""
 
+    CFN_TYPE = "AWS::CloudWatch::Alarm"
+    NAME_TYPE = "AlarmName"
+    GET_ATT = {"Arn": "alarm.alarm_arn"}
     HANDLED = {
         "AlarmName",
         "AlarmDescription",
@@ -767,31 +670,9 @@ class Alarm(_Cfn, CloudFormationModel):
         "Tags",
     }
 
-    def __init__(self, name: str, account_id: str, region_name: str) -> None:
-        self.name = name
-        self.account_id = account_id
-        self.region_name = region_name
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudWatch::Alarm"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "AlarmName"
-
     @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "Arn"
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        if attribute_name == "Arn":
-            return _cloudwatch(self.account_id, self.region_name).alarms[self.name].alarm_arn
-        raise self._fail(f"unknown attribute {attribute_name}")
+    def alarm(self) -> Any:
+        return _cloudwatch(self.account_id, self.region_name).alarms[self.name]
 
     @classmethod
     def _metric_queries(cls, metrics: list[dict[str, Any]]) -> list[Any]:
@@ -823,25 +704,17 @@ class Alarm(_Cfn, CloudFormationModel):
         return queries
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Alarm:
-        props = cls._props(cloudformation_json)
+    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> Alarm:
         cls._require(props, "ComparisonOperator")
         evaluation_periods = cls._int(props, "EvaluationPeriods")
         if evaluation_periods is None:
             raise cls._fail("Properties.EvaluationPeriods is required")
         if not props.get("MetricName") and not props.get("Metrics"):
             raise cls._fail("one of Properties.MetricName or Properties.Metrics is required")
-        cls._unsupported(props, cls.HANDLED, resource_name)
+        cls._unsupported(props, cls.HANDLED, name)
         threshold = props.get("Threshold")
         _cloudwatch(account_id, region_name).put_metric_alarm(
-            name=resource_name,
+            name=name,
             namespace=props.get("Namespace"),
             metric_name=props.get("MetricName"),
             comparison_operator=props["ComparisonOperator"],
@@ -864,32 +737,17 @@ class Alarm(_Cfn, CloudFormationModel):
             threshold_metric_id=props.get("ThresholdMetricId"),
             tags=props.get("Tags") or [],
         )
-        return cls(resource_name, account_id, region_name)
+        return cls(name, account_id, region_name)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Alarm,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> Alarm:
-        props = cls._props(cloudformation_json)
-        name = props.get("AlarmName") or original_resource.name
-        if name != original_resource.name:
-            original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+    def _replacement(cls, original: Alarm, new_name: str, props: dict[str, Any]) -> str | None:
+        """A new AlarmName replaces the alarm; the same name is put again in place."""
+        name = props.get("AlarmName") or original.name
+        return name if name != original.name else None
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
-    ) -> None:
-        if resource_name:
-            _cloudwatch(account_id, region_name).delete_alarms([resource_name])
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        _cloudwatch(self.account_id, self.region_name).delete_alarms([self.name])
+    def _remove(cls, name: str, account_id: str, region_name: str) -> None:
+        _cloudwatch(account_id, region_name).delete_alarms([name])
 
 
 # ---------------------------------------------------------------- types moto has, completed
