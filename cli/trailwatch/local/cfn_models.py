@@ -793,11 +793,18 @@ class _Override(_Cfn):
     ) -> Any:
         props = cls._props(cloudformation_json)
         cls._unsupported(props, cls.HANDLED, resource_name)
-        resource = cls.ORIGINAL.create_from_cloudformation_json(
-            resource_name, cls._for_original(cloudformation_json), account_id, region_name, **kwargs
-        )
+        resource = cls._create_resource(resource_name, cloudformation_json, account_id, region_name, **kwargs)
         cls._apply(resource, props, account_id, region_name, created=True)
         return resource
+
+    @classmethod
+    def _create_resource(
+        cls, name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        """The resource as moto's model creates it."""
+        return cls.ORIGINAL.create_from_cloudformation_json(
+            name, cls._for_original(cloudformation_json), account_id, region_name, **kwargs
+        )
 
     @classmethod
     def update_from_cloudformation_json(  # type: ignore[misc]
@@ -818,24 +825,24 @@ class _Override(_Cfn):
 
     @classmethod
     def _update_original(
-        cls,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
+        cls, original: Any, new_name: str, resource_json: dict[str, Any], account_id: str, region_name: str
     ) -> Any:
         """moto's own update where it has one; otherwise the resource stays and `_apply` updates it."""
         update = cls.ORIGINAL.update_from_cloudformation_json
         if getattr(update, "__isabstractmethod__", False):
-            return original_resource
+            return original
         return update(
-            original_resource=original_resource,
-            new_resource_name=new_resource_name,
-            cloudformation_json=cls._for_original(cloudformation_json),
+            original_resource=original,
+            new_resource_name=new_name,
+            cloudformation_json=cls._for_original(resource_json),
             account_id=account_id,
             region_name=region_name,
         )
+
+    @classmethod
+    def _renamed(cls, original: Any, props: dict[str, Any]) -> bool:
+        """Whether the template gives the resource another name (a replacement)."""
+        return props.get(cls.cloudformation_name_type(), original.name) != original.name
 
     @classmethod
     def delete_from_cloudformation_json(  # type: ignore[misc]
@@ -899,19 +906,11 @@ class Bucket(_Override, CloudFormationModel):
 
     @classmethod
     def _update_original(
-        cls,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
+        cls, original: Any, new_name: str, resource_json: dict[str, Any], account_id: str, region_name: str
     ) -> Any:
-        props = cls._props(cloudformation_json)
-        if props.get("BucketName", original_resource.name) != original_resource.name:  # replacement
-            return super()._update_original(
-                original_resource, new_resource_name, cloudformation_json, account_id, region_name
-            )
-        return original_resource  # in place: `_apply` sets every property (moto's update mishandles Tags)
+        if cls._renamed(original, cls._props(resource_json)):
+            return super()._update_original(original, new_name, resource_json, account_id, region_name)
+        return original  # in place: `_apply` sets every property (moto's update mishandles Tags)
 
     @classmethod
     def _apply(
@@ -1173,22 +1172,16 @@ class Queue(_Override, CloudFormationModel):
 
     @classmethod
     def _update_original(
-        cls,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
+        cls, original: Any, new_name: str, resource_json: dict[str, Any], account_id: str, region_name: str
     ) -> Any:
-        props = cls._props(cloudformation_json)
-        name = props.get("QueueName", original_resource.name)
+        props = cls._props(resource_json)
         fifo = cls._bool(props, "FifoQueue", False)
-        if name == original_resource.name and fifo == bool(original_resource.fifo_queue):
-            return original_resource  # in place: `_apply` sets the attributes
+        if not cls._renamed(original, props) and fifo == bool(original.fifo_queue):
+            return original  # in place: `_apply` sets the attributes
         replacement = cls.ORIGINAL.create_from_cloudformation_json(
-            props.get("QueueName", new_resource_name), cloudformation_json, account_id, region_name
+            props.get("QueueName", new_name), resource_json, account_id, region_name
         )
-        _sqs(account_id, region_name).delete_queue(original_resource.name)
+        _sqs(account_id, region_name).delete_queue(original.name)
         return replacement
 
     @classmethod
@@ -1240,18 +1233,13 @@ class Key(_Override, CloudFormationModel):
     }
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
+    def _create_resource(
+        cls, name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
     ) -> Any:
+        """Through the backend, not moto's model (which stores a mapping KeyPolicy as is)."""
         props = cls._props(cloudformation_json)
-        cls._unsupported(props, cls.HANDLED, resource_name)
         policy = props.get("KeyPolicy")
-        key = _kms(account_id, region_name).create_key(
+        return _kms(account_id, region_name).create_key(
             policy=cls._policy_text(policy) if policy is not None else None,
             key_usage=props.get("KeyUsage") or "ENCRYPT_DECRYPT",
             key_spec=props.get("KeySpec") or "SYMMETRIC_DEFAULT",
@@ -1259,8 +1247,6 @@ class Key(_Override, CloudFormationModel):
             tags=props.get("Tags") or [],
             multi_region=cls._bool(props, "MultiRegion", False),
         )
-        cls._apply(key, props, account_id, region_name, created=True)
-        return key
 
     @classmethod
     def _apply(
@@ -1349,29 +1335,20 @@ class Role(_Override, CloudFormationModel):
 
     @classmethod
     def _update_original(
-        cls,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
+        cls, original: Any, new_name: str, resource_json: dict[str, Any], account_id: str, region_name: str
     ) -> Any:
-        props = cls._props(cloudformation_json)
-        if props.get("RoleName", original_resource.name) != original_resource.name:  # replacement
-            cls.ORIGINAL.delete_from_cloudformation_json(original_resource.name, {}, account_id, region_name)
-            return cls.ORIGINAL.create_from_cloudformation_json(
-                props["RoleName"], cls._for_original(cloudformation_json), account_id, region_name
-            )
+        props = cls._props(resource_json)
+        if cls._renamed(original, props):
+            cls.ORIGINAL.delete_from_cloudformation_json(original.name, {}, account_id, region_name)
+            return cls._create_resource(props["RoleName"], resource_json, account_id, region_name)
         backend = _iam(account_id, region_name)
         backend.update_role(
-            original_resource.name,
-            props.get("Description", ""),
-            cls._int(props, "MaxSessionDuration") or 3600,
+            original.name, props.get("Description", ""), cls._int(props, "MaxSessionDuration") or 3600
         )
         backend.update_assume_role_policy(
-            original_resource.name, cls._policy_text(cls._require(props, "AssumeRolePolicyDocument"))
+            original.name, cls._policy_text(cls._require(props, "AssumeRolePolicyDocument"))
         )
-        return original_resource
+        return original
 
     @classmethod
     def _apply(
