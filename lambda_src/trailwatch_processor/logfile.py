@@ -552,22 +552,16 @@ class _Prefilter:
         self._keys: re.Pattern[bytes] | None = None
         self._summary: re.Pattern[bytes] | None = None
         if keys is not None:
-            tests = dict(keys)
-            # sre moves the branches' common first bytes ("e) into the literal prefix it searches for.
+            conditions = {key: _hit_condition(test) for key, test in keys}
+            looked_at = {key: _quoted(key) + condition for key, condition in conditions.items()}
             # No key at all: no key regex (an empty alternation would flag every quote).
-            if tests:
-                looked_at = (_quoted(k) + _hit_condition(t) for k, t in sorted(tests.items()))
-                self._keys = re.compile(b'"(?:' + b"|".join(looked_at) + b")")
+            self._keys = _branches(looked_at) if looked_at else None
             # quiet's pass: one group, set (':') only at a separator "},{"eventVersion":" that is no
             # hit, unset at a hit; eventVersion shares the prefix.
             count = b'(:)(?<=},\\{"eventVersion":)'
-            branches = {k: _quoted(k) + _hit_condition(t) for k, t in tests.items()}
-            branches["eventVersion"] = (
-                b'eventVersion"(?:' + _hit_condition(tests["eventVersion"]) + b"|" + count + b")"
-                if "eventVersion" in tests
-                else b'eventVersion"' + count
-            )
-            self._summary = re.compile(b'"(?:' + b"|".join(branches[k] for k in sorted(branches)) + b")")
+            hit = conditions.get("eventVersion")
+            version = b'eventVersion"' + (count if hit is None else b"(?:" + hit + b"|" + count + b")")
+            self._summary = _branches({**looked_at, "eventVersion": version})
         self._patterns = _regexes(needles)
         few = len({bytes(n) for n in needles} - {b""}) <= _FEW
         self._long = sorted({bytes(n) for n in needles if len(n) >= _LONG}) if few else []
@@ -626,6 +620,12 @@ class _Prefilter:
             end = after + 1 if after >= 0 else hi
             out.append((before + 2 if before >= 0 else lo, end))
         return out
+
+
+def _branches(branches: dict[str, bytes]) -> re.Pattern[bytes]:
+    """``"`` followed by one of the branches; sre moves their common first bytes (``"e``) into the literal
+    prefix it searches for."""
+    return re.compile(b'"(?:' + b"|".join(branches[key] for key in sorted(branches)) + b")")
 
 
 def _quoted(key: str) -> bytes:
