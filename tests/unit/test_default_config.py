@@ -119,12 +119,24 @@ VARIANTS: dict[str, tuple[list[dict], list[dict]]] = {
             ct(errorCode="Client.UnauthorizedOperation"),
             ct(errorCode="AccessDenied"),
             ct(errorCode="AccessDeniedException"),
+            ct(errorCode="AccessDenied", eventSource="s3.amazonaws.com", eventName="GetBucketPolicy"),
+            ct(errorCode="AccessDenied", sourceIPAddress=None),  # no source address: not excluded
+            ct(errorCode="AccessDenied", sourceIPAddress="logs.amazonaws.com"),
         ],
         [
             ct(),
             ct(errorCode="ThrottlingException"),
             ct(errorCode="accessdenied"),
             ct(errorCode="UnauthorizedOperations"),
+            # excluded as in the benchmark's filter since v1.5: frequent, benign denials
+            ct(errorCode="AccessDenied", eventSource="s3.amazonaws.com", eventName="HeadBucket"),
+            ct(
+                errorCode="AccessDenied",
+                eventSource="s3.amazonaws.com",
+                eventName="PutObject",
+                sourceIPAddress="delivery.logs.amazonaws.com",
+                userAgent="delivery.logs.amazonaws.com",
+            ),
         ],
     ),
     "cis-4.2-console-signin-without-mfa": (
