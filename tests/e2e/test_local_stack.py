@@ -53,6 +53,7 @@ VARIANTS: dict[str, dict[str, str]] = {
         "EnableDataEvents": "false",
         "LogFileKmsEncryption": "true",
         "SubscribeEmailToLogDelivery": "true",
+        "EmailMinimumSeverity": "high",
         "ReservedConcurrency": "5",
         "FunctionArchitecture": "x86_64",
         "FunctionTimeout": "120",
@@ -398,6 +399,11 @@ def check_subscription(aws: ClientFactory, physical: str, props: dict[str, Any],
     assert attributes["RawMessageDelivery"] == str(as_bool(props.get("RawMessageDelivery", False))).lower()
     pending = props["Protocol"] in ("email", "email-json")  # confirmed only by the recipient
     assert attributes["PendingConfirmation"] == str(pending).lower()
+    if "FilterPolicy" in props:
+        assert json.loads(attributes["FilterPolicy"]) == props["FilterPolicy"]
+        assert attributes["FilterPolicyScope"] == props.get("FilterPolicyScope", "MessageAttributes")
+    else:
+        assert "FilterPolicy" not in attributes
 
 
 @check("AWS::SQS::Queue")

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from cfnlint.api import lint
+from trailwatch_processor.alerts import OPERATIONAL_RULE
+from trailwatch_processor.rules import SEVERITIES, severity_rank
 
 from tests.unit.template_helpers import (
     TEMPLATE_PATH,
@@ -535,7 +537,42 @@ def test_alert_email_subscription(base: dict[str, Any]) -> None:
         "TopicArn": {"Ref": "AlertTopic"},
         "Protocol": "email",
         "Endpoint": {"Ref": "AlertEmail"},
+        "FilterPolicy": {
+            "Fn::If": [
+                "EmailEverySeverity",
+                {"Ref": "AWS::NoValue"},
+                {
+                    "$or": [
+                        {
+                            "severity": {
+                                "Fn::FindInMap": [
+                                    "SeveritiesAtLeast",
+                                    {"Ref": "EmailMinimumSeverity"},
+                                    "Mailed",
+                                ]
+                            }
+                        },
+                        {"rule": [OPERATIONAL_RULE]},
+                    ]
+                },
+            ]
+        },
     }
+    assert base["Conditions"]["EmailEverySeverity"] == {
+        "Fn::Equals": [{"Ref": "EmailMinimumSeverity"}, "info"]
+    }
+
+
+def test_email_minimum_severity_uses_the_processors_severities(base: dict[str, Any]) -> None:
+    """Each level mails itself and every higher severity, in the processor's order; info (every alert) is
+    the default and sets no filter policy at all."""
+    parameter = base["Parameters"]["EmailMinimumSeverity"]
+    assert parameter["AllowedValues"] == list(SEVERITIES)
+    assert parameter["Default"] == "info"
+    mapping = base["Mappings"]["SeveritiesAtLeast"]
+    assert set(mapping) == set(SEVERITIES)
+    for level, row in mapping.items():
+        assert row == {"Mailed": [s for s in SEVERITIES if severity_rank(s) >= severity_rank(level)]}
 
 
 def test_log_delivery_email_subscription_is_optional(base: dict[str, Any]) -> None:
