@@ -428,27 +428,49 @@ def _structure_ok(window: bytes) -> int | None:
     1. every separator ``},{"eventVersion":`` becomes ``}\x01{"eventVersion":`` (same length): a raw
        control byte cannot occur in valid JSON, so the ``\x01`` bytes are exactly the separators;
     2. drop escaped backslashes and escaped quotes, so every remaining ``"`` delimits a string;
-    3. keep only ``"{}[]`` and the markers, then remove strings (adjacent quote pairs first; those
-       enclose no structure; the rest by a regex). Separators are never inside strings (their ``"``
-       would be escaped), so no marker is removed with a string;
-    4. cancel ``{}`` and ``[]`` pairs until nothing changes. A marker inside any bracket pair blocks
-       it, so only markers remain exactly when every marker sits between records.
+    3. keep only ``"{}[]`` and the markers. What lies between two markers is the *shape* of a stretch
+       between separators; every separator is at record level exactly when every shape is balanced
+       (``_balanced``). Records of one kind share their shape, so each distinct shape is checked once
+       (and remembered in ``_SHAPES``), all unknown ones together.
     """
     text = window.replace(_SEP, _SEP_MARKED)
     if b"\\" in text:
         text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
-    residue = text.translate(None, _DELETE).replace(b'""', b"")
+    shapes = text.translate(None, _DELETE).split(_MARK)
+    unknown = [shape for shape in set(shapes) if shape not in _SHAPES]
+    if unknown:
+        if not _balanced(unknown):
+            return None
+        if len(_SHAPES) + len(unknown) > _SHAPES_MAX:
+            _SHAPES.clear()
+        _SHAPES.update(shape for shape in unknown if len(shape) <= _SHAPE_CACHED_MAX)
+    return len(shapes) - 1
+
+
+_SHAPES: set[bytes] = set()  # shapes found balanced (a pure function of the bytes: safe to remember)
+_SHAPES_MAX = 4096
+_SHAPE_CACHED_MAX = 2048  # bytes; bounds the memory the remembered shapes take (about 8 MiB at most)
+
+
+def _balanced(shapes: list[bytes]) -> bool:
+    """Whether each shape, once its strings are removed, is a sequence of balanced ``{}``/``[]`` pairs.
+
+    The shapes are joined by markers and reduced together, in C loops: strings go (adjacent quote pairs
+    first: those enclose no structure; the rest by a regex), then ``{}`` and ``[]`` pairs cancel until
+    nothing changes. A marker inside a bracket pair blocks it and a string that would span a marker
+    swallows it, so exactly the markers remain only when every shape reduced to nothing on its own.
+    """
+    residue = _MARK.join(shapes).replace(b'""', b"")
     if b'"' in residue:
         residue = _STRINGS.sub(b"", residue)
         if b'"' in residue:
-            return None
+            return False
     for _ in range(_MAX_DEPTH):
         shorter = residue.replace(b"{}", b"").replace(b"[]", b"")
         if len(shorter) == len(residue):
             break
         residue = shorter
-    markers = residue.count(_MARK)
-    return markers if markers == len(residue) else None
+    return residue == _MARK * (len(shapes) - 1)
 
 
 def _trie_pattern(words: list[bytes]) -> bytes:

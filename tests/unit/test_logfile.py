@@ -472,6 +472,40 @@ def test_structure_check_rejects_nested_separators_and_accepts_records() -> None
 
 
 @pytest.mark.parametrize(
+    ("shapes", "balanced"),
+    [
+        ([b'{""{}[""]}', b'{"[""}"}'], True),  # strings hold brackets; adjacent strings
+        ([b"{", b"}"], False),  # a pair around a marker: the separator is nested
+        ([b'{"', b'"}'], False),  # a string would span the marker (odd quotes in each shape)
+        ([b'{"}', b'{"}'], False),
+        ([b"{[}]"], False),
+        ([b"{" * 70 + b"}" * 70], False),  # deeper than the check follows: doubt
+        ([b""], True),
+    ],
+)
+def test_shapes_are_checked_each_on_its_own(shapes: list[bytes], balanced: bool) -> None:
+    assert logfile._balanced(shapes) is balanced
+
+
+def test_remembered_shapes_never_make_a_nested_separator_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logfile, "_SHAPES", set())
+    monkeypatch.setattr(logfile, "_SHAPES_MAX", 3)
+    ok = compact([_record("A"), _record("B", x=[{"eventVersion": 1}]), _record("C")])[12:-2]
+    nested = compact([_record("A", x=[{"a": 1}, {"eventVersion": 1}]), _record("A")])[12:-2]
+    for _ in range(2):  # the second time from what was remembered
+        assert logfile._structure_ok(ok) == 2
+        assert logfile._structure_ok(nested) is None
+    varied = compact([_record("A", x=[[]] * n) for n in range(6)])[12:-2]  # six distinct shapes
+    assert logfile._structure_ok(varied) == 5
+    assert 0 < len(logfile._SHAPES) <= 3 + 6  # bounded: cleared when it would pass the maximum
+    assert logfile._structure_ok(ok) == 2
+    assert len(logfile._SHAPES) <= 3
+    big = compact([_record("A", x=[[{}] * 2000])])[12:-2]
+    assert logfile._structure_ok(big) == 0
+    assert all(len(shape) <= logfile._SHAPE_CACHED_MAX for shape in logfile._SHAPES)
+
+
+@pytest.mark.parametrize(
     "spelling",
     [
         lambda text: text.replace(b'"ConsoleLogin"', b'"Console\\u004cogin"'),
