@@ -235,48 +235,29 @@ def visibility_violations(template: dict[str, Any]) -> list[int]:
 
 # ---------------------------------------------------------------- parameter-dependent values
 
-NO_VALUE = None  # what `!Ref AWS::NoValue` resolves to here: the property is left out
-
 
 def resolve(template: dict[str, Any], value: Any, parameters: dict[str, str]) -> Any:
     """``value`` as CloudFormation resolves it for ``parameters`` (defaults for the rest).
 
-    Handles what parameter-driven properties use: Ref to parameters and AWS::NoValue, Fn::If over
-    conditions made of Fn::Equals/Fn::Not, Fn::FindInMap. Anything else raises, naming it."""
+    Handles what parameter-driven values use here: Ref to a parameter and Fn::FindInMap. Anything else
+    raises, naming it."""
     given = {k: str(v["Default"]) for k, v in template["Parameters"].items() if "Default" in v}
     given.update(parameters)
 
-    def condition(name: str) -> bool:
-        return test(template["Conditions"][name])
-
-    def test(expr: dict[str, Any]) -> bool:
-        (fn, args), *_ = expr.items()
-        if fn == "Fn::Equals":
-            return str(walk(args[0])) == str(walk(args[1]))
-        if fn == "Fn::Not":
-            return not test(args[0])
-        if fn == "Condition":
-            return condition(args)
-        raise TemplateError(f"condition function {fn} is not handled by resolve()")
-
     def walk(node: Any) -> Any:
         if isinstance(node, list):
-            return [v for v in map(walk, node) if v is not NO_VALUE]
+            return [walk(v) for v in node]
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
             (key, arg), *_ = node.items()
             if key == "Ref":
-                return NO_VALUE if arg == "AWS::NoValue" else given[arg]
-            if key == "Fn::If":
-                name, when_true, when_false = arg
-                return walk(when_true if condition(name) else when_false)
+                return given[arg]
             if key == "Fn::FindInMap":
                 mapping, first, second = (str(walk(a)) for a in arg)
                 return template["Mappings"][mapping][first][second]
             if key.startswith("Fn::"):
                 raise TemplateError(f"{key} is not handled by resolve()")
-        resolved = {k: walk(v) for k, v in node.items()}
-        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+        return {k: walk(v) for k, v in node.items()}
 
     return walk(value)

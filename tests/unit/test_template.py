@@ -537,35 +537,26 @@ def test_alert_email_subscription(base: dict[str, Any]) -> None:
         "TopicArn": {"Ref": "AlertTopic"},
         "Protocol": "email",
         "Endpoint": {"Ref": "AlertEmail"},
+        "FilterPolicyScope": "MessageAttributes",
         "FilterPolicy": {
-            "Fn::If": [
-                "EmailEverySeverity",
-                {"Ref": "AWS::NoValue"},
+            "$or": [
                 {
-                    "$or": [
-                        {
-                            "severity": {
-                                "Fn::FindInMap": [
-                                    "SeveritiesAtLeast",
-                                    {"Ref": "EmailMinimumSeverity"},
-                                    "Mailed",
-                                ]
-                            }
-                        },
-                        {"rule": [OPERATIONAL_RULE]},
-                    ]
+                    "severity": {
+                        "Fn::FindInMap": ["SeveritiesAtLeast", {"Ref": "EmailMinimumSeverity"}, "Mailed"]
+                    }
                 },
+                # operational alerts, and alarm notifications (they carry no message attributes)
+                {"rule": [{"exists": False}, OPERATIONAL_RULE]},
             ]
         },
     }
-    assert base["Conditions"]["EmailEverySeverity"] == {
-        "Fn::Equals": [{"Ref": "EmailMinimumSeverity"}, "info"]
-    }
+    # Always present, never added or removed by an update (cloudformation-coverage-roadmap#1840).
+    assert "Condition" not in base["Resources"]["AlertEmailSubscription"]
 
 
 def test_email_minimum_severity_uses_the_processors_severities(base: dict[str, Any]) -> None:
     """Each level mails itself and every higher severity, in the processor's order; info (every alert) is
-    the default and sets no filter policy at all."""
+    the default."""
     parameter = base["Parameters"]["EmailMinimumSeverity"]
     assert parameter["AllowedValues"] == list(SEVERITIES)
     assert parameter["Default"] == "info"
