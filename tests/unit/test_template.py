@@ -545,8 +545,9 @@ def test_alert_email_subscription(base: dict[str, Any]) -> None:
                         "Fn::FindInMap": ["SeveritiesAtLeast", {"Ref": "EmailMinimumSeverity"}, "Mailed"]
                     }
                 },
-                # operational alerts, and alarm notifications (they carry no message attributes)
-                {"rule": [{"exists": False}, OPERATIONAL_RULE]},
+                {"rule": [OPERATIONAL_RULE]},
+                # alarm notifications: they carry none of the attributes every alert has
+                {"account": [{"exists": False}]},
             ]
         },
     }
