@@ -138,7 +138,7 @@ def test_operational_alert() -> None:
     assert body["rule"] == alerts.OPERATIONAL_RULE and body["count"] == 0
     assert "rules[0].id: missing" in doc["email"] and "s3://b/config/x.json" in doc["email"]
     assert msg.attributes["rule"]["StringValue"] == alerts.OPERATIONAL_RULE
-    # Every alert carries all four: the email filter policy (main.yaml) tells alarms apart by a missing account.
+    # Every alert carries all four: the email filter policy (main.yaml) knows alarms by a missing account.
     assert set(msg.attributes) == {"severity", "rule", "eventName", "account"}
     assert msg.subject == "[trailwatch] HIGH trailwatch-operational: Invalid config"
     _check_subject(msg.subject)
