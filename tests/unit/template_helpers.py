@@ -205,16 +205,7 @@ def notification_overlaps(notification: dict[str, Any]) -> list[tuple[str, str]]
 def visibility_timeout_for(template: dict[str, Any], function_timeout: int) -> int:
     """The processing queue's visibility timeout when the stack is deployed with FunctionTimeout."""
     value = props(template, "LogProcessingQueue")["VisibilityTimeout"]
-    if isinstance(value, int | str) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, dict) and "Fn::FindInMap" in value:
-        map_name, top, second = value["Fn::FindInMap"]
-        if second != {"Ref": "FunctionTimeout"}:
-            raise TemplateError(
-                f"LogProcessingQueue.VisibilityTimeout: looked up by {second!r}, not FunctionTimeout"
-            )
-        return int(template["Mappings"][map_name][top][str(function_timeout)])
-    raise TemplateError(f"LogProcessingQueue.VisibilityTimeout: cannot evaluate {value!r}")
+    return int(resolve(template, value, {"FunctionTimeout": str(function_timeout)}))
 
 
 def visibility_violations(template: dict[str, Any]) -> list[int]:
