@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trailwatch import synth
-from trailwatch_processor import logfile
+from trailwatch_processor import logfile, memsearch
 from trailwatch_processor.logfile import FileStats, iter_matches
 from trailwatch_processor.rules import Config, Matcher, compile_config, load_default_config
 
@@ -154,8 +154,9 @@ def breakdown(files: list[bytes], matcher: Matcher, repeats: int) -> list[tuple[
         summary = prefilter._summary
         passes.append(("key scan + record count (one regex)", summary.findall))
     passes += [(f"needle regex {rx.pattern[:40]!r}", rx.search) for rx in prefilter._patterns]
-    for needle in prefilter._long:
-        passes.append((f"needle bytes.find {needle!r}", lambda text, needle=needle: text.find(needle)))
+    how = "memmem" if memsearch.FAST else "bytes.find"
+    for needle in prefilter._literals:
+        passes.append((f"needle {how} {needle!r}", lambda text, n=needle: memsearch.find(text, n)))
     rows = [("gzip.decompress", best_of(repeats, lambda: sum(len(gzip.decompress(r)) for r in files))[0])]
     rows.append(("streaming read (logfile.open_log, 1 MiB reads)", best_of(repeats, stream_only)[0]))
     rows += [(label, best_of(repeats, each(run))[0]) for label, run in passes]

@@ -10,7 +10,8 @@ Two readers produce the same matches for every valid JSON log:
   ``Matcher.prefilter_index``, rules with a required top-level leaf on eventName, errorCode and the
   other keys beginning with ``e`` are found by looking at the values after each ``"key"`` instead of
   searching needles (proof at ``_Prefilter``); a window without any hit costs one regex pass for
-  those keys (which also counts its records) and one per remaining needle.
+  those keys (which also counts its records) and one substring search per remaining needle
+  (``memsearch.find``: the C library's memmem where there is one).
 
 Why the fast path is safe (for valid JSON): ``},{"eventVersion":`` can never lie inside a JSON
 string (its ``"`` would have to be escaped), so every occurrence is structural. It may still be
@@ -42,10 +43,11 @@ import io
 import json
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from . import memsearch
 from .rules import KeyTest
 
 if TYPE_CHECKING:
@@ -473,24 +475,30 @@ def _balanced(shapes: list[bytes]) -> bool:
     return residue == _MARK * (len(shapes) - 1)
 
 
-def _trie_pattern(words: list[bytes]) -> bytes:
-    """A regex alternation of ``words`` factored into a trie (sre tries alternatives one by one)."""
+def _trie_pattern(words: Iterable[bytes], tails: Mapping[bytes, bytes] | None = None) -> bytes:
+    """A regex alternation of ``words`` factored into a trie (sre tries alternatives one by one), each
+    word followed by its regex in ``tails`` (nothing by default)."""
     tree: dict = {}
     for word in words:
         node = tree
         for byte in word:
             node = node.setdefault(byte, {})
-        node[None] = {}
+        node[None] = tails.get(word, b"") if tails else b""
 
     def emit(node: dict) -> bytes:
         branches = [
             re.escape(bytes([b])) + emit(sub)
-            for b, sub in sorted(i for i in node.items() if i[0] is not None)
+            for b, sub in sorted((i for i in node.items() if i[0] is not None), key=lambda i: i[0])
         ]
+        end = node.get(None)
         if not branches:
-            return b""
-        body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
-        return b"(?:" + body + b")?" if None in node else body
+            return end or b""
+        if end is None:
+            return branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+        if not end:  # a word ends here and others go on: the longer ones first, as sre would
+            body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+            return b"(?:" + body + b")?"
+        return b"(?:" + b"|".join([*branches, end]) + b")"
 
     return emit(tree)
 
@@ -499,7 +507,7 @@ _ESCAPES = re.compile(rb"\\[u/]")
 _FEW = 8  # up to this many needles are searched one by one (a literal search each), more via a trie regex
 
 
-_LONG = 10  # bytes.find beats sre on a needle this long (it skips ahead); sre wins on short ones
+_LONG = 10  # no memmem: bytes.find beats sre on a needle this long (it skips ahead); sre wins on short ones
 
 
 def _literal(needle: bytes) -> bytes:
@@ -567,7 +575,8 @@ class _Prefilter:
 
     ``quiet`` answers the common question first (does the window hold no hit at all?) in the pass that
     also counts its separators, so that a window without a hit costs one regex pass over the keys plus
-    one per needle regex; ``pieces`` finds the candidate pieces of a window with hits.
+    one search per needle (a few needles) or per needle regex (many); ``pieces`` finds the candidate
+    pieces of a window with hits.
     """
 
     def __init__(self, needles: tuple[bytes, ...], keys: tuple[tuple[str, KeyTest], ...] | None) -> None:
@@ -575,18 +584,19 @@ class _Prefilter:
         self._summary: re.Pattern[bytes] | None = None
         if keys is not None:
             conditions = {key: _hit_condition(test) for key, test in keys}
-            looked_at = {key: _quoted(key) + condition for key, condition in conditions.items()}
             # No key at all: no key regex (an empty alternation would flag every quote).
-            self._keys = _branches(looked_at) if looked_at else None
+            self._keys = _branches(conditions) if conditions else None
             # quiet's pass: one group, set (':') only at a separator "},{"eventVersion":" that is no
             # hit, unset at a hit; eventVersion shares the prefix.
             count = b'(:)(?<=},\\{"eventVersion":)'
             hit = conditions.get("eventVersion")
-            version = b'eventVersion"' + (count if hit is None else b"(?:" + hit + b"|" + count + b")")
-            self._summary = _branches({**looked_at, "eventVersion": version})
-        self._patterns = _regexes(needles)
-        few = len({bytes(n) for n in needles} - {b""}) <= _FEW
-        self._long = sorted({bytes(n) for n in needles if len(n) >= _LONG}) if few else []
+            version = count if hit is None else b"(?:" + hit + b"|" + count + b")"
+            self._summary = _branches({**conditions, "eventVersion": version})
+        literals = sorted({bytes(n) for n in needles} - {b""})
+        few = len(literals) <= _FEW
+        # A few needles: one substring search each (memmem when there is one); more: trie regexes.
+        self._patterns = [] if few and memsearch.FAST else _regexes(literals)
+        self._literals = [n for n in literals if memsearch.FAST or len(n) >= _LONG] if few else []
 
     def quiet(self, buf: bytes, lo: int, hi: int) -> int | None:
         """Number of records of ``buf[lo:hi]`` when nothing in it is a hit, else None.
@@ -595,20 +605,21 @@ class _Prefilter:
         """
         if buf.find(b"\\", lo, hi) >= 0 and _ESCAPES.search(buf, lo, hi):
             return None
-        records = None
-        if self._summary is not None:
-            values = self._summary.findall(buf, lo, hi)
-            if b"" in values:  # a hit: the group is unset
+        # The cheap searches first: a window with a needle then costs no key scan.
+        for needle in self._literals:
+            if memsearch.find(buf, needle, lo, hi) >= 0:
                 return None
-            # One more record than separators; a separator just before lo ends the previous window.
-            records = len(values) + 1 - (buf.startswith(b"},", lo - 2) if lo >= 2 else 0)
         for rx in self._patterns:
             if rx.search(buf, lo, hi):
                 return None
-        for needle in self._long:
-            if buf.find(needle, lo, hi) >= 0:
-                return None
-        return records if records is not None else buf.count(_SEP, lo, hi) + 1
+        if self._summary is None:
+            return buf.count(_SEP, lo, hi) + 1
+        found = self._summary.findall(buf, lo, hi)
+        # A hit leaves the group unset (b""). Counting the one-byte b":" is an identity test per item.
+        if found.count(b":") != len(found):
+            return None
+        # One more record than separators; a separator just before lo ends the previous window.
+        return len(found) + 1 - (buf.startswith(b"},", lo - 2) if lo >= 2 else 0)
 
     def _hits(self, buf: bytes, lo: int, hi: int) -> list[int]:
         """Positions of hits in ``buf[lo:hi]`` (unordered, perhaps repeated), each inside its record.
@@ -617,11 +628,11 @@ class _Prefilter:
         inside the bounds, as in a slice.
         """
         hits = [m.start() for rx in self._patterns for m in rx.finditer(buf, lo, hi)]
-        for needle in self._long:
-            at = buf.find(needle, lo, hi)
+        for needle in self._literals:
+            at = memsearch.find(buf, needle, lo, hi)
             while at >= 0:
                 hits.append(at)
-                at = buf.find(needle, at + 1, hi)
+                at = memsearch.find(buf, needle, at + 1, hi)
         if buf.find(b"\\", lo, hi) >= 0:  # only a backslash starts an escape: one memchr decides
             hits += [m.start() for m in _ESCAPES.finditer(buf, lo, hi)]
         if self._keys is not None:
@@ -644,15 +655,12 @@ class _Prefilter:
         return out
 
 
-def _branches(branches: dict[str, bytes]) -> re.Pattern[bytes]:
-    """``"`` followed by one of the branches; sre moves their common first bytes (``"e``) into the literal
-    prefix it searches for."""
-    return re.compile(b'"(?:' + b"|".join(branches[key] for key in sorted(branches)) + b")")
-
-
-def _quoted(key: str) -> bytes:
-    """``key"`` as a regex: the branches follow a shared opening quote."""
-    return re.escape(key.encode()) + b'"'
+def _branches(conditions: dict[str, bytes]) -> re.Pattern[bytes]:
+    """``"key"`` followed by its condition, for each key, as one regex: the keys are factored into a trie
+    (sre moves their common first bytes, ``"e``, into the literal prefix it searches for; the trie
+    spares it retrying ``vent`` for every key beginning with ``event``)."""
+    words = {key.encode() + b'"': condition for key, condition in conditions.items()}
+    return re.compile(b'"' + _trie_pattern(sorted(words), words))
 
 
 @functools.lru_cache(maxsize=8)

@@ -6,10 +6,13 @@ import gzip
 import io
 import json
 import random
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from trailwatch import synth
 from trailwatch_processor import logfile
 from trailwatch_processor.logfile import FileStats, LogFileError, iter_matches, iter_records, open_log
@@ -543,3 +546,24 @@ def test_shared_records_match_without_exceptions(shared_records: list[dict]) -> 
     got = [(r, [rule.id for rule in rules]) for r, rules in iter_matches(io.BytesIO(data), matcher, stats)]
     expected = [(r, [rule.id for rule in matcher.match(r)]) for r in shared_records if matcher.match(r)]
     assert got == expected and stats.matched == len(expected) > 0
+
+
+_WORDS = st.sets(st.text(alphabet='ab"(.*', max_size=4).map(str.encode), min_size=1, max_size=6)
+
+
+@given(words=_WORDS, other=st.text(alphabet='ab"(.*<>', max_size=6).map(str.encode))
+def test_trie_pattern_matches_exactly_its_words(words: set[bytes], other: bytes) -> None:
+    pattern = re.compile(logfile._trie_pattern(sorted(words)))
+    for candidate in [*words, *(w[:-1] for w in words), *(w + b"a" for w in words), other]:
+        assert (pattern.fullmatch(candidate) is not None) == (candidate in words), candidate
+
+
+@given(words=_WORDS)
+def test_trie_pattern_puts_each_words_tail_after_it(words: set[bytes]) -> None:
+    """The key scan's form: each key followed by its own condition, never by another key's."""
+    tails = {w: re.escape(b"<" + w + b">") for w in words}
+    pattern = re.compile(logfile._trie_pattern(sorted(words), tails))
+    for w in words:
+        assert pattern.fullmatch(w + b"<" + w + b">")
+        for v in words - {w}:
+            assert not pattern.fullmatch(w + b"<" + v + b">")

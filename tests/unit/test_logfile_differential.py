@@ -10,16 +10,34 @@ from __future__ import annotations
 import io
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from trailwatch_processor import logfile
+from trailwatch_processor import logfile, memsearch
 from trailwatch_processor.logfile import FileStats, iter_matches
 from trailwatch_processor.rules import Matcher, compile_config, load_default_config, validate_config
 
 from tests.unit import test_rules_property as props
+
+
+@pytest.fixture(autouse=True, scope="module", params=["memmem", "bytes.find"])
+def substring_search(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs with the needles searched through the C library's memmem and through the
+    pure fallback (regexes and bytes.find): both must give the general path's matches."""
+    if request.param == "memmem" and not memsearch.FAST:
+        pytest.skip("this C library has no memmem")
+    saved = memsearch._memmem, memsearch.FAST
+    if request.param == "bytes.find":
+        memsearch._memmem, memsearch.FAST = None, False
+    logfile._prefilter.cache_clear()  # prefilters are built per search mode
+    try:
+        yield request.param
+    finally:
+        memsearch._memmem, memsearch.FAST = saved
+        logfile._prefilter.cache_clear()
+
 
 DEFAULT = compile_config(load_default_config())
 NAMES = [
@@ -400,3 +418,32 @@ def test_config_without_key_leaves_parses_only_needle_records() -> None:
     recs = [record("X", userIdentity={"type": "Root" if i == 5 else "IAMUser"}) for i in range(20)]
     stats = assert_same(compact(recs), matcher)
     assert (stats.fast_path, stats.records, stats.parsed, stats.matched) == (True, 20, 1, 1)
+
+
+@pytest.mark.parametrize("at", ["first", "middle", "last"])
+@pytest.mark.parametrize("chunk", [0, 40, 200])
+def test_needle_at_the_edges_of_windows(at: str, chunk: int) -> None:
+    """A needle that ends on the last bytes of a window (the last member of the window's last record, or
+    of the file) or begins right after a record's first member is found: every byte of a window is
+    searched."""
+    matcher = compile_config(
+        validate_config(
+            {
+                "rules": [
+                    {"id": "root", "pattern": {"userIdentity": {"type": ["Root"]}}},
+                    {"id": "a", "pattern": {"a": ["Root"]}},
+                ]
+            }
+        )
+    )
+    recs = [record("ListUsers", userIdentity={"type": "IAMUser"}) for _ in range(9)]
+    where = {"first": 0, "middle": 4, "last": 8}[at]
+    recs[where] = {"eventVersion": "1.09", "a": "Root"}  # the needle as near the record's start as can be
+    recs[where + (1 if where < 8 else -1)] = record("ListUsers", userIdentity={"type": "Root"})  # needle last
+    saved = logfile.CHUNK_SIZE
+    logfile.CHUNK_SIZE = chunk or saved  # 40 bytes: every window is one record; 200: a few records each
+    try:
+        stats = assert_same(compact(recs), matcher)
+    finally:
+        logfile.CHUNK_SIZE = saved
+    assert (stats.fast_path, stats.records, stats.matched) == (True, 9, 2)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import shutil
+import sys
 import zipfile
 from io import BytesIO
 from pathlib import Path
 
 import pytest
+import trailwatch_processor
 from trailwatch import package
 
 
@@ -90,3 +93,22 @@ def test_artifacts_bucket_name_and_tls_policy():
     )
     policy = package.tls_only_policy("b", "aws-cn")
     assert '"aws:SecureTransport": "false"' in policy and "arn:aws-cn:s3:::b/*" in policy
+
+
+def test_processor_imports_only_the_standard_library_and_boto3() -> None:
+    """The Lambda ships no dependencies: every import of the processor is the standard library, the
+    runtime's boto3/botocore, or the package itself."""
+    allowed = set(sys.stdlib_module_names) | {"boto3", "botocore"}
+    found: dict[str, str] = {}
+    for path in sorted(Path(trailwatch_processor.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found[name.split(".")[0]] = path.name
+    assert found, "no imports found: the walk looked in the wrong place"
+    assert {name: where for name, where in found.items() if name not in allowed} == {}
