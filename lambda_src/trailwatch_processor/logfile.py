@@ -504,9 +504,11 @@ def _trie_pattern(words: Iterable[bytes], tails: Mapping[bytes, bytes] | None = 
 
 
 _ESCAPES = re.compile(rb"\\[u/]")
-_FEW = 8  # up to this many needles are searched one by one (a literal search each), more via a trie regex
-
-
+# How many needles are searched one by one (one substring search or regex each) before one trie regex for
+# all of them is cheaper. Measured on 5.4 MB CloudTrail files, quoted needles: memmem 0.5 ms per needle,
+# a trie regex 4-10 ms; sre's byte-by-byte search of one needle 1.7-1.9 ms.
+_FEW_MEMMEM = 12
+_FEW_SRE = 3
 _LONG = 10  # no memmem: bytes.find beats sre on a needle this long (it skips ahead); sre wins on short ones
 
 
@@ -521,11 +523,8 @@ def _literal(needle: bytes) -> bytes:
     return re.escape(needle)
 
 
-def _regexes(needles: Iterable[bytes]) -> list[re.Pattern[bytes]]:
-    """Regexes whose matches are exactly the occurrences of ``needles`` (no empty needle)."""
-    literals = sorted({bytes(n) for n in needles} - {b""})
-    if len(literals) <= _FEW:
-        return [re.compile(_literal(n)) for n in literals if len(n) < _LONG]
+def _tries(literals: list[bytes]) -> list[re.Pattern[bytes]]:
+    """At most two regexes whose matches are exactly the occurrences of ``literals`` (none empty)."""
     quoted = [n[1:] for n in literals if n.startswith(b'"') and len(n) > 1]
     other = [n for n in literals if not n.startswith(b'"') or len(n) == 1]
     # sre finds a literal prefix quickly: needles starting with '"' share one.
@@ -593,10 +592,15 @@ class _Prefilter:
             version = count if hit is None else b"(?:" + hit + b"|" + count + b")"
             self._summary = _branches({**conditions, "eventVersion": version})
         literals = sorted({bytes(n) for n in needles} - {b""})
-        few = len(literals) <= _FEW
-        # A few needles: one substring search each (memmem when there is one); more: trie regexes.
-        self._patterns = [] if few and memsearch.FAST else _regexes(literals)
-        self._literals = [n for n in literals if memsearch.FAST or len(n) >= _LONG] if few else []
+        self._patterns: list[re.Pattern[bytes]] = []  # searched with sre
+        self._literals: list[bytes] = []  # searched with memsearch.find (memmem, else bytes.find)
+        if memsearch.FAST and len(literals) <= _FEW_MEMMEM:
+            self._literals = literals
+        elif not memsearch.FAST and len(literals) <= _FEW_SRE:
+            self._patterns = [re.compile(_literal(n)) for n in literals if len(n) < _LONG]
+            self._literals = [n for n in literals if len(n) >= _LONG]
+        else:
+            self._patterns = _tries(literals)
 
     def quiet(self, buf: bytes, lo: int, hi: int) -> int | None:
         """Number of records of ``buf[lo:hi]`` when nothing in it is a hit, else None.

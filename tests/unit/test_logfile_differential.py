@@ -447,3 +447,23 @@ def test_needle_at_the_edges_of_windows(at: str, chunk: int) -> None:
     finally:
         logfile.CHUNK_SIZE = saved
     assert (stats.fast_path, stats.records, stats.matched) == (True, 9, 2)
+
+
+@pytest.mark.parametrize("value", ["v-", "a-longer-value-"])  # needles shorter and longer than _LONG
+@pytest.mark.parametrize("n", [1, 3, 4, 12, 13, 20])
+def test_needles_searched_one_by_one_or_by_trie_regex(substring_search: str, n: int, value: str) -> None:
+    """Few needles are searched one by one, many through trie regexes (the threshold depends on the
+    search at hand); either way the fast path finds what the general path finds, near misses included."""
+    rules = [{"id": f"r{i}", "pattern": {"requestParameters": {"name": [f"{value}{i}"]}}} for i in range(n)]
+    matcher = compile_config(validate_config({"rules": rules}))
+    names = [f"{value}{i}" for i in range(0, n, 2)] + [f"{value}{i}x" for i in range(1, n)]
+    recs = [
+        record("PutThing", requestParameters={"name": name}) for name in [*names, value, "x" + value + "1"]
+    ]
+    stats = assert_same(compact(recs), matcher)
+    assert (stats.fast_path, stats.matched, stats.parsed) == (True, len(range(0, n, 2)), stats.parsed)
+    prefilter = logfile._prefilter_of(matcher)
+    few = logfile._FEW_MEMMEM if substring_search == "memmem" else logfile._FEW_SRE
+    one_by_one = len(prefilter._literals) + len(prefilter._patterns) == n
+    assert one_by_one == (n <= few)
+    assert (prefilter._literals == []) == (n > few or (substring_search != "memmem" and len(value) < 8))
