@@ -43,13 +43,16 @@ _memmem: _Memmem | None = _load()
 def find(buf: bytes, needle: bytes, lo: int = 0, hi: int | None = None) -> int:
     """``buf.find(needle, lo, hi)`` for ``lo``/``hi`` within ``buf`` or beyond it (clamped like a slice).
 
-    ``buf`` must be ``bytes``: the search reads its buffer directly while the caller holds it.
+    Only ``bytes`` are searched in place (the caller holds them while the C function reads them); other
+    buffer types go to their own ``find``.
     """
     size = len(buf)
     end = size if hi is None else (min(hi, size) if hi >= 0 else max(size + hi, 0))
     start = min(lo, size) if lo >= 0 else max(size + lo, 0)
     memmem = _memmem
-    if memmem is None or not needle or end - start < len(needle) or type(buf) is not bytes:
+    if memmem is None or not needle or end - start < len(needle):
+        return buf.find(needle, lo, hi)
+    if type(buf) is not bytes or type(needle) is not bytes:
         return buf.find(needle, lo, hi)
     base = _address(buf)
     at = memmem(base + start, end - start, needle, len(needle))

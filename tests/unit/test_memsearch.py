@@ -55,6 +55,7 @@ def test_default_bounds_are_the_whole_buffer(mode: str) -> None:
 def test_other_buffer_types_use_bytes_find(mode: str) -> None:
     """Only bytes are read through a raw pointer; a bytearray can move when it grows."""
     assert memsearch.find(bytearray(TEXT), b'"Root"', 3) == TEXT.find(b'"Root"', 3)  # type: ignore[arg-type]
+    assert memsearch.find(TEXT, bytearray(b'"Root"'), 3) == TEXT.find(b'"Root"', 3)  # type: ignore[arg-type]
 
 
 bounds = st.one_of(st.none(), st.integers(-40, 40))
