@@ -10,19 +10,25 @@ as sre (0.57 against 1.67 ms for ``"Root"`` over a 5.4 MB file, x86_64, glibc 2.
 ``ctypes`` and the C library are part of CPython on Linux and macOS, so the Lambda still uses only
 the standard library. ``find`` has exactly ``bytes.find``'s result for ``bytes`` haystacks: bounds are
 clamped as slices clamp them before any pointer is formed, and the library function is only used
-after a self-test against ``bytes.find`` at import. Where there is no ``memmem`` (Windows) or the
-self-test fails, ``find`` is ``bytes.find`` and ``FAST`` is False.
+after a self-test against ``bytes.find`` at import. Where there is no ``memmem`` (Windows), no
+``ctypes``, or the self-test fails, ``find`` is ``bytes.find`` and ``FAST`` is False.
 """
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
+
+try:
+    import ctypes
+except ImportError:  # an interpreter built without libffi: bytes.find it is
+    ctypes = None  # type: ignore[assignment]
 
 _Memmem = Callable[[int, int, bytes, int], int | None]
 
 
 def _load() -> _Memmem | None:
+    if ctypes is None:
+        return None
     try:
         memmem = ctypes.CDLL(None).memmem
     except (OSError, AttributeError, TypeError):  # no C library handle or no memmem in it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -100,3 +101,23 @@ def test_self_test_accepts_the_real_library() -> None:
     if not memsearch.FAST:
         pytest.skip("this C library has no memmem")
     assert memsearch._self_test()
+
+
+def test_without_ctypes_find_is_bytes_find() -> None:
+    """An interpreter without ctypes (no libffi) still imports the processor and searches with bytes.find."""
+    code = (
+        "import sys; sys.modules['ctypes'] = None\n"
+        "from trailwatch_processor import memsearch\n"
+        "assert not memsearch.FAST and memsearch._memmem is None\n"
+        "assert memsearch.find(b'ab\"Root\"', b'\"Root\"', 1) == 2\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("error", [OSError("no handle"), AttributeError("memmem")])
+def test_a_library_without_memmem_is_not_used(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    def cdll(name: object) -> object:
+        raise error
+
+    monkeypatch.setattr(memsearch.ctypes, "CDLL", cdll)
+    assert memsearch._load() is None
