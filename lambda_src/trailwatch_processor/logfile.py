@@ -490,15 +490,13 @@ def _trie_pattern(words: Iterable[bytes], tails: Mapping[bytes, bytes] | None = 
             re.escape(bytes([b])) + emit(sub)
             for b, sub in sorted((i for i in node.items() if i[0] is not None), key=lambda i: i[0])
         ]
-        end = node.get(None)
+        end = node.get(None)  # None: no word ends here; else the tail of the word that does
         if not branches:
             return end or b""
-        if end is None:
-            return branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
-        if not end:  # a word ends here and others go on: the longer ones first, as sre would
-            body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
-            return b"(?:" + body + b")?"
-        return b"(?:" + b"|".join([*branches, end]) + b")"
+        if end:  # the longer words first, then this word's tail
+            return b"(?:" + b"|".join([*branches, end]) + b")"
+        body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+        return body if end is None else b"(?:" + body + b")?"
 
     return emit(tree)
 

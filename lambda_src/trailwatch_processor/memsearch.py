@@ -52,9 +52,7 @@ def find(buf: bytes, needle: bytes, lo: int = 0, hi: int | None = None) -> int:
     Only ``bytes`` are searched in place (the caller holds them while the C function reads them); other
     buffer types go to their own ``find``.
     """
-    size = len(buf)
-    end = size if hi is None else (min(hi, size) if hi >= 0 else max(size + hi, 0))
-    start = min(lo, size) if lo >= 0 else max(size + lo, 0)
+    start, end, _ = slice(lo, hi).indices(len(buf))  # clamped exactly as a slice is
     memmem = _memmem
     if memmem is None or not needle or end - start < len(needle):
         return buf.find(needle, lo, hi)

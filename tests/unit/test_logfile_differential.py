@@ -461,7 +461,7 @@ def test_needles_searched_one_by_one_or_by_trie_regex(substring_search: str, n: 
         record("PutThing", requestParameters={"name": name}) for name in [*names, value, "x" + value + "1"]
     ]
     stats = assert_same(compact(recs), matcher)
-    assert (stats.fast_path, stats.matched, stats.parsed) == (True, len(range(0, n, 2)), stats.parsed)
+    assert (stats.fast_path, stats.matched) == (True, len(range(0, n, 2)))
     prefilter = logfile._prefilter_of(matcher)
     few = logfile._FEW_MEMMEM if substring_search == "memmem" else logfile._FEW_SRE
     one_by_one = len(prefilter._literals) + len(prefilter._patterns) == n
