@@ -11,6 +11,7 @@ from moto.cloudformation.exceptions import ValidationError
 from moto.utilities.utils import get_partition
 
 LogFn = Callable[[str], None]
+Json = dict[str, Any]  # a resource's template entry or properties
 
 _log: LogFn = logging.getLogger("trailwatch.local.cfn").warning
 _PER_PARTITION = frozenset({"s3", "iam"})  # moto keys these backends by partition, the others by region

@@ -16,14 +16,12 @@ from typing import Any, ClassVar, Self
 from moto.cloudtrail.models import Trail as MotoTrail
 from moto.core.common_models import CloudFormationModel
 
-from trailwatch.local.cfn_common import Cfn, moto_backend, queue_name
+from trailwatch.local.cfn_common import Cfn, Json, moto_backend, queue_name
 
 
 class _Model(Cfn):
-    """A type moto lacks, known by `name` (its physical id). A subclass sets CFN_TYPE, NAME_TYPE (the
-    property naming it; "" for none) and GET_ATT, and implements `_create` and, unless it deletes through
-    `delete()` alone, `_remove`. An update replaces the resource when `_replacement` gives a name (the old one
-    is deleted first), and otherwise runs `_update_in_place`."""
+    """Identity of a type moto lacks, known by `name` (its physical id): a subclass sets CFN_TYPE, NAME_TYPE
+    (the property naming it; "" for none) and GET_ATT, and writes moto's three class methods itself."""
 
     CFN_TYPE: ClassVar[str]
     NAME_TYPE: ClassVar[str] = ""
@@ -55,79 +53,22 @@ class _Model(Cfn):
             raise self._fail(f"unknown attribute {attribute_name}")
         return attrgetter(self.GET_ATT[attribute_name])(self)
 
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Self:
-        return cls._create(resource_name, cls._props(cloudformation_json), account_id, region_name)
-
-    @classmethod
-    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> Self:
-        raise NotImplementedError
-
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Self,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> Self:
-        props = cls._props(cloudformation_json)
-        name = cls._replacement(original_resource, new_resource_name, props)
-        if name is None:
-            return cls._update_in_place(original_resource, props, account_id, region_name)
-        original_resource.delete(account_id, region_name)
-        return cls._create(name, props, account_id, region_name)
-
-    @classmethod
-    def _replacement(cls, original: Self, new_name: str, props: dict[str, Any]) -> str | None:
-        """The name of the resource replacing `original`, when the update needs one (None: in place)."""
-        return None
-
-    @classmethod
-    def _update_in_place(
-        cls, original: Self, props: dict[str, Any], account_id: str, region_name: str
-    ) -> Self:
-        """By default the resource is created again under its name: the backend's put overwrites it."""
-        return cls._create(original.name, props, account_id, region_name)
-
-    @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
-    ) -> None:
-        if resource_name:
-            cls._remove(resource_name, account_id, region_name)
-
     def delete(self, account_id: str, region_name: str) -> None:
-        self._remove(self.name, self.account_id, self.region_name)
-
-    @classmethod
-    def _remove(cls, name: str, account_id: str, region_name: str) -> None:
-        raise NotImplementedError
+        type(self).delete_from_cloudformation_json(self.name, {}, self.account_id, self.region_name)  # type: ignore[attr-defined]
 
 
 class _PolicyAttachment(_Model):
     """Bucket, queue and topic policies: no name of their own (the logical id is the physical id and, for
-    queues and topics, `Id`). An update takes the old policy off its targets, then puts the new one on."""
+    queues and topics, `Id`); the policy goes with `delete()`, and an update takes the old policy off its
+    targets, then puts the new one on."""
 
     GET_ATT = {"Id": "name"}
 
     @classmethod
-    def _replacement(cls, original: Self, new_name: str, props: dict[str, Any]) -> str | None:
-        return original.name
-
-    @classmethod
     def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str
     ) -> None:
-        """Only reached without an instance; the policy goes with `delete()`."""
+        """Only reached without an instance: nothing to take off."""
 
     @classmethod
     def _targets_and_policy(cls, props: dict[str, Any], targets: str, what: str) -> tuple[list[str], str]:
@@ -152,16 +93,30 @@ class BucketPolicy(_PolicyAttachment, CloudFormationModel):
         self.bucket = bucket
 
     @classmethod
-    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> BucketPolicy:
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
+    ) -> BucketPolicy:
+        props = cls._props(cloudformation_json)
         bucket = cls._require(props, "Bucket")
         policy = cls._policy_text(cls._require(props, "PolicyDocument"))
         moto_backend("s3", account_id, region_name).put_bucket_policy(bucket, policy.encode())
-        return cls(name, bucket, account_id, region_name)
+        return cls(resource_name, bucket, account_id, region_name)
 
     @classmethod
-    def _replacement(cls, original: BucketPolicy, new_name: str, props: dict[str, Any]) -> str | None:
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Self,
+        new_resource_name: str,
+        cloudformation_json: Json,
+        account_id: str,
+        region_name: str,
+    ) -> Self:
         """The same bucket's policy is put again in place; another bucket's takes it off the old one."""
-        return original.name if cls._require(props, "Bucket") != original.bucket else None
+        if cls._require(cls._props(cloudformation_json), "Bucket") != original_resource.bucket:
+            original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            original_resource.name, cloudformation_json, account_id, region_name
+        )
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = moto_backend("s3", self.account_id, self.region_name)
@@ -182,12 +137,29 @@ class QueuePolicy(_PolicyAttachment, CloudFormationModel):
         self.queues = queues
 
     @classmethod
-    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> QueuePolicy:
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
+    ) -> QueuePolicy:
+        props = cls._props(cloudformation_json)
         queues, policy = cls._targets_and_policy(props, "Queues", "queue URLs")
         backend = moto_backend("sqs", account_id, region_name)
         for queue in queues:
             backend.set_queue_attributes(queue_name(queue), {"Policy": policy})
-        return cls(name, queues, account_id, region_name)
+        return cls(resource_name, queues, account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Self,
+        new_resource_name: str,
+        cloudformation_json: Json,
+        account_id: str,
+        region_name: str,
+    ) -> Self:
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            original_resource.name, cloudformation_json, account_id, region_name
+        )
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = moto_backend("sqs", self.account_id, self.region_name)
@@ -210,12 +182,29 @@ class TopicPolicy(_PolicyAttachment, CloudFormationModel):
         self.topics = topics
 
     @classmethod
-    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> TopicPolicy:
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
+    ) -> TopicPolicy:
+        props = cls._props(cloudformation_json)
         topics, policy = cls._targets_and_policy(props, "Topics", "topic ARNs")
         backend = moto_backend("sns", account_id, region_name)
         for arn in topics:
             backend.get_topic(arn).policy = policy
-        return cls(name, topics, account_id, region_name)
+        return cls(resource_name, topics, account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Self,
+        new_resource_name: str,
+        cloudformation_json: Json,
+        account_id: str,
+        region_name: str,
+    ) -> Self:
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            original_resource.name, cloudformation_json, account_id, region_name
+        )
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = moto_backend("sns", self.account_id, self.region_name)
@@ -255,11 +244,14 @@ class Subscription(_Model, CloudFormationModel):
         self.endpoint = endpoint
 
     @classmethod
-    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> Subscription:
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
+    ) -> Subscription:
+        props = cls._props(cloudformation_json)
         topic_arn = cls._require(props, "TopicArn")
         protocol = cls._require(props, "Protocol")
         endpoint = cls._require(props, "Endpoint")
-        cls._unsupported(props, cls.HANDLED, name)
+        cls._unsupported(props, cls.HANDLED, resource_name)
         backend = moto_backend("sns", account_id, region_name)
         subscription = backend.subscribe(topic_arn, endpoint, protocol)
         if protocol in CONFIRMED_BY_RECIPIENT:  # nobody can click the link of a local mail
@@ -282,30 +274,39 @@ class Subscription(_Model, CloudFormationModel):
             backend.set_subscription_attributes(arn, name, value)
 
     @classmethod
-    def _replacement(cls, original: Subscription, new_name: str, props: dict[str, Any]) -> str | None:
-        """TopicArn, Protocol and Endpoint require replacement."""
-        same = (
-            props.get("TopicArn") == original.topic_arn
-            and props.get("Protocol") == original.protocol
-            and props.get("Endpoint") == original.endpoint
-        )
-        return None if same else new_name
-
-    @classmethod
-    def _update_in_place(
-        cls, original: Subscription, props: dict[str, Any], account_id: str, region_name: str
-    ) -> Subscription:
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Self,
+        new_resource_name: str,
+        cloudformation_json: Json,
+        account_id: str,
+        region_name: str,
+    ) -> Self:
+        """TopicArn, Protocol and Endpoint require replacement; the attributes change in place."""
+        props = cls._props(cloudformation_json)
+        if (props.get("TopicArn"), props.get("Protocol"), props.get("Endpoint")) != (
+            original_resource.topic_arn,
+            original_resource.protocol,
+            original_resource.endpoint,
+        ):
+            original_resource.delete(account_id, region_name)
+            return cls.create_from_cloudformation_json(
+                new_resource_name, cloudformation_json, account_id, region_name
+            )
         backend = moto_backend("sns", account_id, region_name)
-        subscription = backend.subscriptions[original.name]
+        subscription = backend.subscriptions[original_resource.name]
         for name in cls.ATTRIBUTES:
             if name not in props:
                 subscription.attributes.pop(name, None)
-        cls._apply_attributes(backend, original.name, props)
-        return original
+        cls._apply_attributes(backend, original_resource.name, props)
+        return original_resource
 
     @classmethod
-    def _remove(cls, name: str, account_id: str, region_name: str) -> None:
-        moto_backend("sns", account_id, region_name).unsubscribe(name)
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str
+    ) -> None:
+        if resource_name:
+            moto_backend("sns", account_id, region_name).unsubscribe(resource_name)
 
 
 # ---------------------------------------------------------------- CloudTrail
@@ -371,13 +372,16 @@ class Trail(_Model, CloudFormationModel):
         return is_logging
 
     @classmethod
-    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> Trail:
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
+    ) -> Trail:
+        props = cls._props(cloudformation_json)
         cls._require(props, "S3BucketName")
         is_logging = cls._is_logging(props)
-        cls._unsupported(props, cls.HANDLED, name)
+        cls._unsupported(props, cls.HANDLED, resource_name)
         backend = moto_backend("cloudtrail", account_id, region_name)
         backend.create_trail(
-            name=name,
+            name=resource_name,
             bucket_name=props["S3BucketName"],
             s3_key_prefix=props.get("S3KeyPrefix"),
             sns_topic_name=props.get("SnsTopicName"),
@@ -390,7 +394,7 @@ class Trail(_Model, CloudFormationModel):
             kms_key_id=props.get("KMSKeyId"),
             tags_list=props.get("Tags") or [],
         )
-        model = cls(name, account_id, region_name)
+        model = cls(resource_name, account_id, region_name)
         model.trail.__class__ = _TrailState
         model._apply_selectors_and_status(props, is_logging)
         return model
@@ -410,15 +414,23 @@ class Trail(_Model, CloudFormationModel):
             trail.stop_logging()
 
     @classmethod
-    def _replacement(cls, original: Trail, new_name: str, props: dict[str, Any]) -> str | None:
-        return props["TrailName"] if props.get("TrailName", original.name) != original.name else None
-
-    @classmethod
-    def _update_in_place(
-        cls, original: Trail, props: dict[str, Any], account_id: str, region_name: str
-    ) -> Trail:
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Self,
+        new_resource_name: str,
+        cloudformation_json: Json,
+        account_id: str,
+        region_name: str,
+    ) -> Self:
+        """A new TrailName replaces the trail; everything else changes in place."""
+        props = cls._props(cloudformation_json)
+        if props.get("TrailName", original_resource.name) != original_resource.name:
+            original_resource.delete(account_id, region_name)
+            return cls.create_from_cloudformation_json(
+                props["TrailName"], cloudformation_json, account_id, region_name
+            )
         is_logging = cls._is_logging(props)
-        trail = original.trail
+        trail = original_resource.trail
         trail.bucket_name = cls._require(props, "S3BucketName")
         trail.check_bucket_exists()
         trail.s3_key_prefix = props.get("S3KeyPrefix")
@@ -430,12 +442,15 @@ class Trail(_Model, CloudFormationModel):
         trail.cw_log_group_arn = props.get("CloudWatchLogsLogGroupArn")
         trail.cw_role_arn = props.get("CloudWatchLogsRoleArn")
         trail.kms_key_id = props.get("KMSKeyId")
-        original._apply_selectors_and_status(props, is_logging)
-        return original
+        original_resource._apply_selectors_and_status(props, is_logging)
+        return original_resource
 
     @classmethod
-    def _remove(cls, name: str, account_id: str, region_name: str) -> None:
-        moto_backend("cloudtrail", account_id, region_name).delete_trail(name)
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str
+    ) -> None:
+        if resource_name:
+            moto_backend("cloudtrail", account_id, region_name).delete_trail(resource_name)
 
 
 # ---------------------------------------------------------------- CloudWatch
@@ -506,17 +521,20 @@ class Alarm(_Model, CloudFormationModel):
         return queries
 
     @classmethod
-    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> Alarm:
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
+    ) -> Alarm:
+        props = cls._props(cloudformation_json)
         cls._require(props, "ComparisonOperator")
         evaluation_periods = cls._int(props, "EvaluationPeriods")
         if evaluation_periods is None:
             raise cls._fail("Properties.EvaluationPeriods is required")
         if not props.get("MetricName") and not props.get("Metrics"):
             raise cls._fail("one of Properties.MetricName or Properties.Metrics is required")
-        cls._unsupported(props, cls.HANDLED, name)
+        cls._unsupported(props, cls.HANDLED, resource_name)
         threshold = props.get("Threshold")
         moto_backend("cloudwatch", account_id, region_name).put_metric_alarm(
-            name=name,
+            name=resource_name,
             namespace=props.get("Namespace"),
             metric_name=props.get("MetricName"),
             comparison_operator=props["ComparisonOperator"],
@@ -539,17 +557,29 @@ class Alarm(_Model, CloudFormationModel):
             threshold_metric_id=props.get("ThresholdMetricId"),
             tags=props.get("Tags") or [],
         )
-        return cls(name, account_id, region_name)
+        return cls(resource_name, account_id, region_name)
 
     @classmethod
-    def _replacement(cls, original: Alarm, new_name: str, props: dict[str, Any]) -> str | None:
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Self,
+        new_resource_name: str,
+        cloudformation_json: Json,
+        account_id: str,
+        region_name: str,
+    ) -> Self:
         """A new AlarmName replaces the alarm; the same name is put again in place."""
-        name = props.get("AlarmName") or original.name
-        return name if name != original.name else None
+        name = cls._props(cloudformation_json).get("AlarmName") or original_resource.name
+        if name != original_resource.name:
+            original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
 
     @classmethod
-    def _remove(cls, name: str, account_id: str, region_name: str) -> None:
-        moto_backend("cloudwatch", account_id, region_name).delete_alarms([name])
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str
+    ) -> None:
+        if resource_name:
+            moto_backend("cloudwatch", account_id, region_name).delete_alarms([resource_name])
 
 
 NEW_MODELS: tuple[type[CloudFormationModel], ...] = (
