@@ -86,3 +86,14 @@ def test_other_moto_version_is_refused(target: ModuleType, monkeypatch: pytest.M
         install(patches(target))
     assert "\n" not in str(refused.value)
     assert target.f() == "original f"
+
+
+def test_local_up_refuses_another_moto_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+    from trailwatch.main import cli
+
+    monkeypatch.setattr(moto, "__version__", "5.3.0")
+    result = CliRunner().invoke(cli, ["local", "up", "--port", "0", "--no-cloudtrail", "--no-lambda-runtime"])
+    assert result.exit_code == 2, result.output
+    assert f"needs moto {PINNED_MOTO} (pinned in pyproject.toml), found 5.3.0" in result.output
+    assert "Traceback" not in result.output

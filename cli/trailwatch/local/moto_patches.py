@@ -17,13 +17,19 @@ from typing import Any
 
 import moto
 
+from trailwatch.errors import UsageError
 from trailwatch.local import cfn_engine, s3_policy
 
 PINNED_MOTO = "5.2.1"  # the same pin as pyproject.toml's moto dependency (a test holds them equal)
 
 
-class MotoMismatch(RuntimeError):
-    """The installed moto is not the one the replacements were written for."""
+class MotoMismatch(UsageError):
+    """The installed moto is not the one the replacements were written for (the CLI prints one line)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message, hint=f"Reinstall trailwatch's dependencies (moto=={PINNED_MOTO}): pip install -e ."
+        )
 
 
 @dataclass(frozen=True)
@@ -124,8 +130,7 @@ def _check(patches: tuple[Patch, ...]) -> list[Patch]:
     """The patches still to install; raises MotoMismatch before anything is replaced."""
     if moto.__version__ != PINNED_MOTO:
         raise MotoMismatch(
-            f"the local AWS needs moto {PINNED_MOTO} (pinned in pyproject.toml), found {moto.__version__}: "
-            "reinstall trailwatch's dependencies"
+            f"The local AWS needs moto {PINNED_MOTO} (pinned in pyproject.toml), found {moto.__version__}."
         )
     pending = []
     for patch in patches:
@@ -134,8 +139,8 @@ def _check(patches: tuple[Patch, ...]) -> list[Patch]:
             continue
         if source_sha256(current) != patch.sha256:
             raise MotoMismatch(
-                f"the local AWS cannot start: moto's {patch.target} is not the code its replacement was "
-                f"written for (moto {PINNED_MOTO}); reinstall moto {PINNED_MOTO}"
+                f"The local AWS cannot start: moto's {patch.target} is not the code its replacement was "
+                f"written for (moto {PINNED_MOTO})."
             )
         pending.append(patch)
     return pending
