@@ -16,7 +16,7 @@ from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import ChangeSet, CloudFormationBackend, Stack
 
-from trailwatch.cfn_template import Evaluator, references
+from trailwatch.cfn_template import Evaluator, references, scalar
 from trailwatch.local.cfn_common import warn
 
 # ---------------------------------------------------------------- template functions
@@ -32,17 +32,10 @@ def clean_json(resource_json: Any, resources_map: Any) -> Any:
     """
     if isinstance(resource_json, dict) and isinstance(resource_json.get("Fn::FindInMap"), list):
         map_name, *path = resource_json["Fn::FindInMap"]
-        keys = [_map_key(_original_clean_json(key, resources_map)) for key in path]
+        keys = [_original_clean_json(key, resources_map) for key in path]
+        keys = [scalar(key) if isinstance(key, bool | int | float) else key for key in keys]
         resource_json = {**resource_json, "Fn::FindInMap": [map_name, *keys]}
     return _original_clean_json(resource_json, resources_map)
-
-
-def _map_key(key: Any) -> Any:
-    if isinstance(key, bool):
-        return str(key).lower()
-    if isinstance(key, int | float):
-        return str(key)
-    return key
 
 
 # ---------------------------------------------------------------- change sets

@@ -65,6 +65,21 @@ class _PolicyAttachment(_Model):
     GET_ATT = {"Id": "name"}
 
     @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Self,
+        new_resource_name: str,
+        cloudformation_json: Json,
+        account_id: str,
+        region_name: str,
+    ) -> Self:
+        """The old policy comes off its targets, then the new one goes on (same physical id)."""
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            original_resource.name, cloudformation_json, account_id, region_name
+        )
+
+    @classmethod
     def delete_from_cloudformation_json(  # type: ignore[misc]
         cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str
     ) -> None:
@@ -147,20 +162,6 @@ class QueuePolicy(_PolicyAttachment, CloudFormationModel):
             backend.set_queue_attributes(queue_name(queue), {"Policy": policy})
         return cls(resource_name, queues, account_id, region_name)
 
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Self,
-        new_resource_name: str,
-        cloudformation_json: Json,
-        account_id: str,
-        region_name: str,
-    ) -> Self:
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(
-            original_resource.name, cloudformation_json, account_id, region_name
-        )
-
     def delete(self, account_id: str, region_name: str) -> None:
         backend = moto_backend("sqs", self.account_id, self.region_name)
         for queue in self.queues:
@@ -191,20 +192,6 @@ class TopicPolicy(_PolicyAttachment, CloudFormationModel):
         for arn in topics:
             backend.get_topic(arn).policy = policy
         return cls(resource_name, topics, account_id, region_name)
-
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Self,
-        new_resource_name: str,
-        cloudformation_json: Json,
-        account_id: str,
-        region_name: str,
-    ) -> Self:
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(
-            original_resource.name, cloudformation_json, account_id, region_name
-        )
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = moto_backend("sns", self.account_id, self.region_name)

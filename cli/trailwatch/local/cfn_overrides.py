@@ -19,6 +19,7 @@ from moto.logs.models import LogGroup as MotoLogGroup
 from moto.s3.models import FakeBucket
 from moto.sqs.models import Queue as MotoQueue
 
+from trailwatch.cfn_template import scalar
 from trailwatch.local.cfn_common import Cfn, moto_backend, queue_name, warn
 
 # ---------------------------------------------------------------- types moto has, completed
@@ -132,12 +133,6 @@ NOTIFICATION_KINDS = (
     ("QueueConfigurations", "Queue", "QueueConfiguration", "Queue"),
     ("LambdaConfigurations", "Function", "CloudFunctionConfiguration", "CloudFunction"),
 )
-
-
-def _expand_event(event: str) -> set[str]:
-    """`s3:ObjectCreated:*` covers `s3:ObjectCreated:Put` etc.: compare events by family and member."""
-    family, _, member = event.rpartition(":")
-    return {f"{family}:*"} if member == "*" else {event, f"{family}:*"}
 
 
 def _events_overlap(a: list[str], b: list[str]) -> bool:
@@ -722,7 +717,7 @@ class Function(_Override, CloudFormationModel):
         if variables:
             props["Environment"] = {
                 **props["Environment"],
-                "Variables": {name: _env_text(value) for name, value in variables.items()},
+                "Variables": {name: scalar(value) for name, value in variables.items()},
             }
         return {**cloudformation_json, "Properties": props}
 
@@ -789,12 +784,6 @@ class EventSourceMapping(_Override, CloudFormationModel):
             resource.batch_size = None  # the source's default
         if "Enabled" not in props:
             resource.enabled = True
-
-
-def _env_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
 
 
 OVERRIDES: tuple[type[CloudFormationModel], ...] = (
