@@ -106,6 +106,19 @@ QUEUE = {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout"
 BUCKET = {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "models-bucket"}}}
 
 
+def sqs_subscription(**properties: Any) -> dict[str, Any]:
+    """An AWS::SNS::Subscription of QUEUE to TOPIC, with `properties` added."""
+    return {
+        "Type": "AWS::SNS::Subscription",
+        "Properties": {
+            "TopicArn": {"Ref": "Topic"},
+            "Protocol": "sqs",
+            "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
+            **properties,
+        },
+    }
+
+
 # ---------------------------------------------------------------- registration
 
 
@@ -390,14 +403,8 @@ def test_topic_policy_set_and_default_restored_on_delete(aws: Client) -> None:
     ("raw", "expected"), [(True, "true"), ("true", "true"), (False, "false"), (None, "false")]
 )
 def test_sqs_subscription_raw_delivery(aws: Client, raw: Any, expected: str) -> None:
-    properties = {
-        "TopicArn": {"Ref": "Topic"},
-        "Protocol": "sqs",
-        "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
-    }
-    if raw is not None:
-        properties["RawMessageDelivery"] = raw
-    ids = deploy(aws, {**TOPIC, **QUEUE, "Sub": {"Type": "AWS::SNS::Subscription", "Properties": properties}})
+    subscription = sqs_subscription() if raw is None else sqs_subscription(RawMessageDelivery=raw)
+    ids = deploy(aws, {**TOPIC, **QUEUE, "Sub": subscription})
     sns = aws("sns")
     (listed,) = sns.list_subscriptions_by_topic(TopicArn=ids["Topic"])["Subscriptions"]
     assert listed["SubscriptionArn"] == ids["Sub"]
@@ -417,16 +424,7 @@ def test_subscription_filter_policy_and_email_pending_confirmation(aws: Client) 
         {
             **TOPIC,
             **QUEUE,
-            "Filtered": {
-                "Type": "AWS::SNS::Subscription",
-                "Properties": {
-                    "TopicArn": {"Ref": "Topic"},
-                    "Protocol": "sqs",
-                    "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
-                    "FilterPolicy": filter_policy,
-                    "RawMessageDelivery": True,
-                },
-            },
+            "Filtered": sqs_subscription(FilterPolicy=filter_policy, RawMessageDelivery=True),
             "Mail": {
                 "Type": "AWS::SNS::Subscription",
                 "Properties": {
@@ -481,15 +479,7 @@ def test_subscription_bad_boolean_is_named(aws: Client) -> None:
         {
             **TOPIC,
             **QUEUE,
-            "Sub": {
-                "Type": "AWS::SNS::Subscription",
-                "Properties": {
-                    "TopicArn": {"Ref": "Topic"},
-                    "Protocol": "sqs",
-                    "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
-                    "RawMessageDelivery": "yes",
-                },
-            },
+            "Sub": sqs_subscription(RawMessageDelivery="yes"),
         },
     )
     assert failed == "Sub"
@@ -635,29 +625,9 @@ def test_alarm_created_updated_renamed_deleted(aws: Client) -> None:
     cloudwatch = aws("cloudwatch")
     (alarm,) = cloudwatch.describe_alarms()["MetricAlarms"]
     declared = ALARM["Properties"]
-    assert {
-        k: alarm[k]
-        for k in (
-            "AlarmName",
-            "Namespace",
-            "MetricName",
-            "Dimensions",
-            "Statistic",
-            "ComparisonOperator",
-            "TreatMissingData",
-        )
-    } == {
-        k: declared[k]
-        for k in (
-            "AlarmName",
-            "Namespace",
-            "MetricName",
-            "Dimensions",
-            "Statistic",
-            "ComparisonOperator",
-            "TreatMissingData",
-        )
-    }
+    same = ("AlarmName", "Namespace", "MetricName", "Dimensions", "Statistic", "ComparisonOperator")
+    same += ("TreatMissingData",)
+    assert {k: alarm[k] for k in same} == {k: declared[k] for k in same}
     assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["Threshold"]) == (300, 1, 0.0)
     assert alarm["AlarmActions"] == [ids["Topic"]]
     assert outputs(aws) == {"Arn": alarm["AlarmArn"]}
@@ -730,15 +700,7 @@ def test_notification_filter_reaches_the_topic_for_matching_keys_only(aws: Clien
     resources = {
         **notifying_bucket(topic_config(prefix="AWSLogs/", suffix=".json.gz")),
         **QUEUE,
-        "Sub": {
-            "Type": "AWS::SNS::Subscription",
-            "Properties": {
-                "TopicArn": {"Ref": "Topic"},
-                "Protocol": "sqs",
-                "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
-                "RawMessageDelivery": True,
-            },
-        },
+        "Sub": sqs_subscription(RawMessageDelivery=True),
     }
     ids = deploy(aws, resources)
     sqs = aws("sqs")

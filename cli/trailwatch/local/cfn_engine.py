@@ -15,9 +15,10 @@ from typing import Any
 from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import ChangeSet, CloudFormationBackend, Stack
+from moto.cloudformation.parsing import ResourceMap
 
 from trailwatch.cfn_template import Evaluator, references, scalar
-from trailwatch.local.cfn_common import warn
+from trailwatch.local.cfn_common import Json, warn
 
 # ---------------------------------------------------------------- template functions
 
@@ -80,7 +81,7 @@ _original_build_resource_diff = parsing.ResourceMap.build_resource_diff
 
 
 def build_resource_diff(
-    self: parsing.ResourceMap, other_template: dict[str, Any], parameters: dict[str, Any] | None = None
+    self: ResourceMap, other_template: dict[str, Any], parameters: dict[str, Any] | None = None
 ) -> dict[str, list[str]]:
     """Which resources an update adds, modifies and removes, as CloudFormation decides it.
 
@@ -98,7 +99,7 @@ def build_resource_diff(
 
 
 def _resource_diff(
-    resource_map: parsing.ResourceMap, template: dict[str, Any], parameters: dict[str, Any] | None
+    resource_map: ResourceMap, template: dict[str, Any], parameters: dict[str, Any] | None
 ) -> dict[str, list[str]]:
     old: dict[str, Any] = resource_map._resource_json_map
     new: dict[str, Any] = template.get("Resources") or {}
@@ -150,9 +151,7 @@ def _normal(resource: dict[str, Any]) -> dict[str, Any]:
 _original_update = parsing.ResourceMap.update
 
 
-def update(
-    self: parsing.ResourceMap, template: dict[str, Any], parameters: dict[str, Any] | None = None
-) -> None:
+def update(self: ResourceMap, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> None:
     """moto's update, except that a removed resource leaves the stack (moto keeps listing it) and one with
     DeletionPolicy Retain is kept, not deleted (moto deletes it)."""
     removed = build_resource_diff(self, template, parameters)["Remove"]
@@ -167,7 +166,7 @@ def update(
 
 
 def _build_change_set_actions(
-    self: parsing.ResourceMap, template: dict[str, Any], parameters: dict[str, Any] | None = None
+    self: ResourceMap, template: dict[str, Any], parameters: dict[str, Any] | None = None
 ) -> dict[str, dict[str, dict[str, str]]]:
     """moto's change set preview, from the same diff as the update (with the change set's parameters)."""
     diff = build_resource_diff(self, template, parameters)
@@ -208,7 +207,7 @@ _original_stack_update = Stack.update
 _original_stack_delete = Stack.delete
 
 
-def _stack_of(resource_map: parsing.ResourceMap) -> Stack | None:
+def _stack_of(resource_map: ResourceMap) -> Stack | None:
     from moto.cloudformation.models import cloudformation_backends
 
     deleting = getattr(resource_map, "_trailwatch_stack", None)  # DeleteStack takes the stack out first
@@ -233,7 +232,7 @@ def stack_delete(self: Stack) -> None:
 
 
 def _resource_event(
-    resource_map: parsing.ResourceMap,
+    resource_map: ResourceMap,
     logical_id: str,
     resource_type: str,
     status: str,
@@ -268,11 +267,7 @@ def _physical_id(resource: Any) -> str:
 
 
 def parse_and_create_resource(
-    logical_id: str,
-    resource_json: dict[str, Any],
-    resources_map: parsing.ResourceMap,
-    account_id: str,
-    region_name: str,
+    logical_id: str, resource_json: Json, resources_map: ResourceMap, account_id: str, region_name: str
 ) -> Any:
     """moto's resource creation with CREATE_* events; a type moto cannot create fails (moto skips it)."""
     kind = resource_json.get("Type", "")
@@ -296,11 +291,7 @@ def parse_and_create_resource(
 
 
 def parse_and_update_resource(
-    logical_id: str,
-    resource_json: dict[str, Any],
-    resources_map: parsing.ResourceMap,
-    account_id: str,
-    region_name: str,
+    logical_id: str, resource_json: Json, resources_map: ResourceMap, account_id: str, region_name: str
 ) -> Any:
     kind = resource_json.get("Type", "")
     stack = _stack_of(resources_map)
@@ -320,7 +311,7 @@ def parse_and_update_resource(
     return resource
 
 
-def delete_resource(self: parsing.ResourceMap, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
+def delete_resource(self: ResourceMap, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
     """moto's deletion (retried by moto in dependency order), with DELETE_* events once it succeeds."""
     _original_delete_resource(self, parsed_resource, resource_json)
     logical_id = getattr(parsed_resource, "logical_resource_id", "")
