@@ -139,68 +139,75 @@ class BucketPolicy(_PolicyAttachment, CloudFormationModel):
             backend.delete_bucket_policy(self.bucket)
 
 
-# ---------------------------------------------------------------- SQS
+# ---------------------------------------------------------------- SQS and SNS
 
 
-class QueuePolicy(_PolicyAttachment, CloudFormationModel):
+class _ListedPolicy(_PolicyAttachment):
+    """A policy put on each listed queue or topic (`TARGETS`: the list property and what it lists)."""
+
+    SERVICE: ClassVar[str]
+    TARGETS: ClassVar[tuple[str, str]]
+
+    def __init__(self, name: str, targets: list[str], account_id: str, region_name: str) -> None:
+        super().__init__(name, account_id, region_name)
+        self.targets = targets
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
+    ) -> Self:
+        targets, policy = cls._targets_and_policy(cls._props(cloudformation_json), *cls.TARGETS)
+        backend = moto_backend(cls.SERVICE, account_id, region_name)
+        for target in targets:
+            cls._put(backend, target, policy)
+        return cls(resource_name, targets, account_id, region_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = moto_backend(self.SERVICE, self.account_id, self.region_name)
+        for target in self.targets:
+            self._take_off(backend, target)
+
+    @classmethod
+    def _put(cls, backend: Any, target: str, policy: str) -> None:
+        raise NotImplementedError
+
+    def _take_off(self, backend: Any, target: str) -> None:
+        raise NotImplementedError
+
+
+class QueuePolicy(_ListedPolicy, CloudFormationModel):
     """AWS::SQS::QueuePolicy: the `Policy` attribute of each listed queue."""
 
     CFN_TYPE = "AWS::SQS::QueuePolicy"
-
-    def __init__(self, name: str, queues: list[str], account_id: str, region_name: str) -> None:
-        super().__init__(name, account_id, region_name)
-        self.queues = queues
+    SERVICE = "sqs"
+    TARGETS = ("Queues", "queue URLs")
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
-    ) -> QueuePolicy:
-        props = cls._props(cloudformation_json)
-        queues, policy = cls._targets_and_policy(props, "Queues", "queue URLs")
-        backend = moto_backend("sqs", account_id, region_name)
-        for queue in queues:
-            backend.set_queue_attributes(queue_name(queue), {"Policy": policy})
-        return cls(resource_name, queues, account_id, region_name)
+    def _put(cls, backend: Any, target: str, policy: str) -> None:
+        backend.set_queue_attributes(queue_name(target), {"Policy": policy})
 
-    def delete(self, account_id: str, region_name: str) -> None:
-        backend = moto_backend("sqs", self.account_id, self.region_name)
-        for queue in self.queues:
-            name = queue_name(queue)
-            if name in backend.queues:
-                backend.set_queue_attributes(name, {"Policy": ""})
+    def _take_off(self, backend: Any, target: str) -> None:
+        if queue_name(target) in backend.queues:
+            backend.set_queue_attributes(queue_name(target), {"Policy": ""})
 
 
-# ---------------------------------------------------------------- SNS
-
-
-class TopicPolicy(_PolicyAttachment, CloudFormationModel):
+class TopicPolicy(_ListedPolicy, CloudFormationModel):
     """AWS::SNS::TopicPolicy: the `Policy` attribute of each listed topic (default policy back on delete)."""
 
     CFN_TYPE = "AWS::SNS::TopicPolicy"
-
-    def __init__(self, name: str, topics: list[str], account_id: str, region_name: str) -> None:
-        super().__init__(name, account_id, region_name)
-        self.topics = topics
+    SERVICE = "sns"
+    TARGETS = ("Topics", "topic ARNs")
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
-    ) -> TopicPolicy:
-        props = cls._props(cloudformation_json)
-        topics, policy = cls._targets_and_policy(props, "Topics", "topic ARNs")
-        backend = moto_backend("sns", account_id, region_name)
-        for arn in topics:
-            backend.get_topic(arn).policy = policy
-        return cls(resource_name, topics, account_id, region_name)
+    def _put(cls, backend: Any, target: str, policy: str) -> None:
+        backend.get_topic(target).policy = policy
 
-    def delete(self, account_id: str, region_name: str) -> None:
-        backend = moto_backend("sns", self.account_id, self.region_name)
-        for arn in self.topics:
-            topic = backend.topics.get(arn)
-            if topic is not None:
-                topic._policy_json = topic._create_default_topic_policy(
-                    self.region_name, self.account_id, topic.name
-                )
+    def _take_off(self, backend: Any, target: str) -> None:
+        topic = backend.topics.get(target)
+        if topic is not None:
+            topic._policy_json = topic._create_default_topic_policy(
+                self.region_name, self.account_id, topic.name
+            )
 
 
 CONFIRMED_BY_RECIPIENT = ("email", "email-json")
