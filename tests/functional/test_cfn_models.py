@@ -1,6 +1,6 @@
-"""Our CloudFormation models for moto (trailwatch.local.cfn_models), one small template at a time, in moto's
-in-process mock. Each test deploys (and updates or deletes) through the CloudFormation API and reads the
-result back through the service's API."""
+"""Our CloudFormation models and engine fixes for moto (registered by trailwatch.local.cfn_models), one small
+template at a time, in moto's in-process mock. Each test deploys (and updates or deletes) through the
+CloudFormation API and reads the result back through the service's API."""
 
 from __future__ import annotations
 
