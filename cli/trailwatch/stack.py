@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import botocore.exceptions
-import yaml
 
+from trailwatch import cfn_template
 from trailwatch.errors import (
     AwsError,
     DeployFailed,
@@ -33,29 +33,8 @@ NO_CHANGES_MARKERS = ("didn't contain changes", "No updates are to be performed"
 
 
 # -- template ------------------------------------------------------------------------------------
-class _CfnLoader(yaml.SafeLoader):
-    """YAML loader that keeps CloudFormation short-form tags (!Ref, !Sub, ...) as their long form."""
-
-
-def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
 def parse_template(text: str) -> dict[str, Any]:
-    data = yaml.load(text, Loader=_CfnLoader)
+    data = cfn_template.load(text)
     if not isinstance(data, dict):
         raise TemplateRejected("The template is not a YAML/JSON mapping.")
     return data

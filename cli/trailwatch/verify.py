@@ -7,7 +7,6 @@ no check failed, 1 otherwise.
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 import botocore.exceptions
 
 from trailwatch import stack
+from trailwatch.cfn_template import Evaluator, Unresolvable
 from trailwatch.configcmd import config_location
 from trailwatch.errors import EXIT_CHECK_FAILED, EXIT_OK, error_code, error_message
 from trailwatch.session import Aws
@@ -25,11 +25,6 @@ from trailwatch.ui import UI
 
 PROBE_USER_AGENT = "trailwatch-verify/probe (TEST EVENT written by `trailwatch verify`; no action needed)"
 POLL_SECONDS = 0.5
-_NOVALUE = object()
-
-
-class Unresolvable(Exception):
-    """A template value depends on something only CloudFormation knows (e.g. !GetAtt)."""
 
 
 @dataclass
@@ -53,59 +48,6 @@ class Context:
     outputs: dict[str, str]
     template: dict[str, Any]
     config: Any = None
-
-
-# -- template value resolution (for "as declared") ----------------------------------------------------
-def resolve(value: Any, env: dict[str, str], conditions: dict[str, Any]) -> Any:
-    if isinstance(value, list):
-        return [v for v in (resolve(x, env, conditions) for x in value) if v is not _NOVALUE]
-    if not isinstance(value, dict):
-        return value
-    if len(value) == 1:
-        ((key, arg),) = value.items()
-        if key == "Ref":
-            if arg == "AWS::NoValue":
-                return _NOVALUE
-            if arg in env:
-                return env[arg]
-            raise Unresolvable(f"Ref {arg}")
-        if key == "Fn::Sub":
-            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
-            names = {**env, **{k: resolve(v, env, conditions) for k, v in extra.items()}}
-
-            def sub(m: re.Match[str]) -> str:
-                if m.group(1) not in names:
-                    raise Unresolvable(f"Sub ${{{m.group(1)}}}")
-                return str(names[m.group(1)])
-
-            return re.sub(r"\$\{([^}!]+)\}", sub, text)
-        if key == "Fn::If":
-            name, yes, no = arg
-            return resolve(yes if condition(name, env, conditions) else no, env, conditions)
-        if key.startswith("Fn::"):
-            raise Unresolvable(key)
-    return {
-        k: r for k, r in ((k, resolve(v, env, conditions)) for k, v in value.items()) if r is not _NOVALUE
-    }
-
-
-def condition(name: str, env: dict[str, str], conditions: dict[str, Any]) -> bool:
-    return evaluate(conditions[name], env, conditions)
-
-
-def evaluate(expr: Any, env: dict[str, str], conditions: dict[str, Any]) -> bool:
-    ((key, arg),) = expr.items()
-    if key == "Fn::Equals":
-        return str(resolve(arg[0], env, conditions)) == str(resolve(arg[1], env, conditions))
-    if key == "Fn::Not":
-        return not evaluate(arg[0], env, conditions)
-    if key == "Fn::And":
-        return all(evaluate(a, env, conditions) for a in arg)
-    if key == "Fn::Or":
-        return any(evaluate(a, env, conditions) for a in arg)
-    if key == "Condition":
-        return condition(arg, env, conditions)
-    raise Unresolvable(key)
 
 
 def template_env(ctx: Context) -> dict[str, str]:
@@ -190,16 +132,15 @@ def check_trail_settings(ctx: Context) -> tuple[str, str]:
 
 def check_selectors(ctx: Context) -> tuple[str, str]:
     trail_props = _find_resource(ctx.template, "AWS::CloudTrail::Trail").get("Properties") or {}
-    env = template_env(ctx)
-    conditions = ctx.template.get("Conditions") or {}
+    template = Evaluator(template_env(ctx), ctx.template.get("Conditions"), ctx.template.get("Mappings"))
     got = ctx.aws.client("cloudtrail").get_event_selectors(TrailName=ctx.outputs["TrailArn"])
     if "AdvancedEventSelectors" in trail_props:
-        declared = resolve(trail_props["AdvancedEventSelectors"], env, conditions)
+        declared = template.resolve(trail_props["AdvancedEventSelectors"])
         actual = got.get("AdvancedEventSelectors") or []
         if normalise_selectors(declared) == normalise_selectors(actual):
             return "pass", f"{len(actual)} advanced event selector(s) as declared"
         return "fail", f"selectors differ from the template: declared {declared}, found {actual}"
-    declared = resolve(trail_props.get("EventSelectors") or [], env, conditions)
+    declared = template.resolve(trail_props.get("EventSelectors") or [])
     actual = got.get("EventSelectors") or []
     if len(declared) == len(actual):
         return "pass", f"{len(actual)} event selector(s)"

@@ -3,7 +3,7 @@ LocalAWS, and every resource it declares exists with its declared settings, read
 APIs only.
 
 The expected values come from the template itself, resolved with the stack's parameters and the physical
-ids CloudFormation reports (a small resolver for Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::FindInMap), so the
+ids CloudFormation reports (trailwatch.cfn_template's evaluator, with the ARNs Fn::GetAtt gives), so the
 test follows main.yaml as it changes; a resource type without a check here fails the test.
 """
 
@@ -24,6 +24,7 @@ from urllib.parse import unquote_plus
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from trailwatch.cfn_template import Evaluator
 from trailwatch.local.commands import export_lines
 from trailwatch.local.server import LocalAWS
 
@@ -84,50 +85,23 @@ CODE_BUCKET = "trailwatch-code"
 
 # ---------------------------------------------------------------- template resolution
 
-NO_VALUE = object()
-
 
 class Resolver:
-    """Evaluates template expressions the way CloudFormation does for one deployed stack."""
+    """Evaluates template expressions the way CloudFormation does for one deployed stack: the product's
+    evaluator, with Ref to a resource giving its physical id and Fn::GetAtt the ARNs AWS would give."""
 
     def __init__(self, stack_name: str, parameters: dict[str, str], physical: dict[str, str]) -> None:
-        declared = TEMPLATE.get("Parameters", {})
-        self.parameters = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
-        self.parameters.update(parameters)
         self.physical = physical
         self.types = {name: r["Type"] for name, r in TEMPLATE["Resources"].items()}
-        self.pseudo = {
+        pseudo = {
             "AWS::AccountId": ACCOUNT,
             "AWS::Region": REGION,
             "AWS::Partition": "aws",
             "AWS::StackName": stack_name,
             "AWS::URLSuffix": "amazonaws.com",
         }
-        self.conditions = {
-            name: self.condition(expr) for name, expr in TEMPLATE.get("Conditions", {}).items()
-        }
-
-    def condition(self, expr: Any) -> bool:
-        if isinstance(expr, dict) and "Condition" in expr:
-            return self.condition(TEMPLATE["Conditions"][expr["Condition"]])
-        (fn, args), *_ = expr.items()
-        if fn == "Fn::Equals":
-            left, right = (self(a) for a in args)
-            return str(left).lower() == str(right).lower()
-        if fn == "Fn::Not":
-            return not self.condition(args[0])
-        if fn == "Fn::And":
-            return all(self.condition(a) for a in args)
-        if fn == "Fn::Or":
-            return any(self.condition(a) for a in args)
-        raise AssertionError(f"condition function {fn} not handled by the test's resolver")
-
-    def ref(self, name: str) -> str:
-        if name in self.pseudo:
-            return self.pseudo[name]
-        if name in self.parameters:
-            return self.parameters[name]
-        return self.physical[name]
+        self.evaluator = Evaluator.for_template(TEMPLATE, {**physical, **pseudo, **parameters}, self.get_att)
+        self.conditions = self.evaluator.all_conditions()
 
     def get_att(self, name: str, attribute: str) -> str:
         physical, kind = self.physical[name], self.types[name]
@@ -146,45 +120,8 @@ class Resolver:
             return physical.rsplit("/", 1)[-1]
         raise AssertionError(f"GetAtt {name}.{attribute} not handled by the test's resolver")
 
-    def sub(self, text: str, names: dict[str, Any]) -> str:
-        def replace(match: re.Match[str]) -> str:
-            token = match.group(1)
-            if token.startswith("!"):
-                return "${" + token[1:] + "}"
-            if token in names:
-                return str(names[token])
-            if "." in token:
-                return self.get_att(*token.split(".", 1))
-            return str(self.ref(token))
-
-        return re.sub(r"\$\{([^}]+)\}", replace, text)
-
     def __call__(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [v for v in (self(item) for item in value) if v is not NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            (key, arg), *_ = value.items()
-            if key == "Ref":
-                return NO_VALUE if arg == "AWS::NoValue" else self.ref(arg)
-            if key == "Fn::GetAtt":
-                return self.get_att(*(arg if isinstance(arg, list) else arg.split(".", 1)))
-            if key == "Fn::Sub":
-                text, names = (arg, {}) if isinstance(arg, str) else arg
-                return self.sub(text, {k: self(v) for k, v in names.items()})
-            if key == "Fn::If":
-                name, when_true, when_false = arg
-                return self(when_true if self.conditions[name] else when_false)
-            if key == "Fn::FindInMap":
-                mapping, first, second = (str(self(a)) for a in arg)
-                return TEMPLATE["Mappings"][mapping][first][second]
-            if key == "Fn::Join":
-                return arg[0].join(str(v) for v in self(arg[1]))
-            if key.startswith("Fn::"):
-                raise AssertionError(f"{key} not handled by the test's resolver")
-        resolved = {k: self(v) for k, v in value.items()}
-        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+        return self.evaluator.resolve(value)
 
 
 # ---------------------------------------------------------------- deployment

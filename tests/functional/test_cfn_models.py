@@ -1,6 +1,6 @@
-"""Our CloudFormation models for moto (trailwatch.local.cfn_models), one small template at a time, in moto's
-in-process mock. Each test deploys (and updates or deletes) through the CloudFormation API and reads the
-result back through the service's API."""
+"""Our CloudFormation models and engine fixes for moto (registered by trailwatch.local.cfn_models), one small
+template at a time, in moto's in-process mock. Each test deploys (and updates or deletes) through the
+CloudFormation API and reads the result back through the service's API."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.cloudformation import parsing
-from trailwatch.local import cfn_models
+from trailwatch.local import cfn_models, cfn_overrides, s3_policy
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -106,6 +106,19 @@ QUEUE = {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout"
 BUCKET = {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "models-bucket"}}}
 
 
+def sqs_subscription(**properties: Any) -> dict[str, Any]:
+    """An AWS::SNS::Subscription of QUEUE to TOPIC, with `properties` added."""
+    return {
+        "Type": "AWS::SNS::Subscription",
+        "Properties": {
+            "TopicArn": {"Ref": "Topic"},
+            "Protocol": "sqs",
+            "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
+            **properties,
+        },
+    }
+
+
 # ---------------------------------------------------------------- registration
 
 
@@ -115,7 +128,7 @@ def test_register_is_idempotent_and_our_models_win(aws: Client) -> None:
     model_map = parsing.get_model_map()
     for model in cfn_models.models():
         assert model_map[model.cloudformation_type()] is model
-    ours = [m for m in parsing.get_model_list() if m.__module__ == cfn_models.__name__]
+    ours = [m for m in parsing.get_model_list() if m in cfn_models.models()]
     assert len(ours) == len(set(ours)) == len(cfn_models.models())
 
 
@@ -301,7 +314,7 @@ def test_bucket_policy_conditions_on_the_local_aws_server() -> None:
 def test_condition_evaluation(conditions: dict[str, Any], holds: bool) -> None:
     """IAM's rules for a request that came over TLS and carries no source ARN/account/VPC endpoint: a key
     absent from the request fails a test, except under ...IfExists, a negated operator or Null."""
-    assert cfn_models._condition_holds(conditions) is holds
+    assert s3_policy.condition_holds(conditions) is holds
 
 
 # ---------------------------------------------------------------- SQS queue policy, queue updates
@@ -390,14 +403,8 @@ def test_topic_policy_set_and_default_restored_on_delete(aws: Client) -> None:
     ("raw", "expected"), [(True, "true"), ("true", "true"), (False, "false"), (None, "false")]
 )
 def test_sqs_subscription_raw_delivery(aws: Client, raw: Any, expected: str) -> None:
-    properties = {
-        "TopicArn": {"Ref": "Topic"},
-        "Protocol": "sqs",
-        "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
-    }
-    if raw is not None:
-        properties["RawMessageDelivery"] = raw
-    ids = deploy(aws, {**TOPIC, **QUEUE, "Sub": {"Type": "AWS::SNS::Subscription", "Properties": properties}})
+    subscription = sqs_subscription() if raw is None else sqs_subscription(RawMessageDelivery=raw)
+    ids = deploy(aws, {**TOPIC, **QUEUE, "Sub": subscription})
     sns = aws("sns")
     (listed,) = sns.list_subscriptions_by_topic(TopicArn=ids["Topic"])["Subscriptions"]
     assert listed["SubscriptionArn"] == ids["Sub"]
@@ -417,16 +424,7 @@ def test_subscription_filter_policy_and_email_pending_confirmation(aws: Client) 
         {
             **TOPIC,
             **QUEUE,
-            "Filtered": {
-                "Type": "AWS::SNS::Subscription",
-                "Properties": {
-                    "TopicArn": {"Ref": "Topic"},
-                    "Protocol": "sqs",
-                    "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
-                    "FilterPolicy": filter_policy,
-                    "RawMessageDelivery": True,
-                },
-            },
+            "Filtered": sqs_subscription(FilterPolicy=filter_policy, RawMessageDelivery=True),
             "Mail": {
                 "Type": "AWS::SNS::Subscription",
                 "Properties": {
@@ -481,15 +479,7 @@ def test_subscription_bad_boolean_is_named(aws: Client) -> None:
         {
             **TOPIC,
             **QUEUE,
-            "Sub": {
-                "Type": "AWS::SNS::Subscription",
-                "Properties": {
-                    "TopicArn": {"Ref": "Topic"},
-                    "Protocol": "sqs",
-                    "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
-                    "RawMessageDelivery": "yes",
-                },
-            },
+            "Sub": sqs_subscription(RawMessageDelivery="yes"),
         },
     )
     assert failed == "Sub"
@@ -635,29 +625,9 @@ def test_alarm_created_updated_renamed_deleted(aws: Client) -> None:
     cloudwatch = aws("cloudwatch")
     (alarm,) = cloudwatch.describe_alarms()["MetricAlarms"]
     declared = ALARM["Properties"]
-    assert {
-        k: alarm[k]
-        for k in (
-            "AlarmName",
-            "Namespace",
-            "MetricName",
-            "Dimensions",
-            "Statistic",
-            "ComparisonOperator",
-            "TreatMissingData",
-        )
-    } == {
-        k: declared[k]
-        for k in (
-            "AlarmName",
-            "Namespace",
-            "MetricName",
-            "Dimensions",
-            "Statistic",
-            "ComparisonOperator",
-            "TreatMissingData",
-        )
-    }
+    same = ("AlarmName", "Namespace", "MetricName", "Dimensions", "Statistic", "ComparisonOperator")
+    same += ("TreatMissingData",)
+    assert {k: alarm[k] for k in same} == {k: declared[k] for k in same}
     assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["Threshold"]) == (300, 1, 0.0)
     assert alarm["AlarmActions"] == [ids["Topic"]]
     assert outputs(aws) == {"Arn": alarm["AlarmArn"]}
@@ -730,15 +700,7 @@ def test_notification_filter_reaches_the_topic_for_matching_keys_only(aws: Clien
     resources = {
         **notifying_bucket(topic_config(prefix="AWSLogs/", suffix=".json.gz")),
         **QUEUE,
-        "Sub": {
-            "Type": "AWS::SNS::Subscription",
-            "Properties": {
-                "TopicArn": {"Ref": "Topic"},
-                "Protocol": "sqs",
-                "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
-                "RawMessageDelivery": True,
-            },
-        },
+        "Sub": sqs_subscription(RawMessageDelivery=True),
     }
     ids = deploy(aws, resources)
     sqs = aws("sqs")
@@ -1030,8 +992,8 @@ def test_function_bad_architecture_is_named(aws: Client) -> None:
     ],
 )
 def test_filters_overlap(a: tuple[str, str], b: tuple[str, str], overlap: bool) -> None:
-    assert cfn_models._filters_overlap(a, b) is overlap
-    assert cfn_models._filters_overlap(b, a) is overlap
+    assert cfn_overrides._filters_overlap(a, b) is overlap
+    assert cfn_overrides._filters_overlap(b, a) is overlap
 
 
 # ---------------------------------------------------------------- change sets (how `trailwatch deploy` works)
@@ -1125,24 +1087,6 @@ def test_update_follows_conditions_and_parameters_used_through_sub(aws: Client) 
             s["LogicalResourceId"] for s in cfn.list_stack_resources(StackName="s")["StackResourceSummaries"]
         }
         assert listed == ({"Named", "Optional"} if flag == "on" else {"Named"})
-
-
-@pytest.mark.parametrize(
-    ("value", "names"),
-    [
-        ({"Ref": "P"}, {"P"}),
-        ({"Fn::Sub": "arn:${AWS::Partition}:x:${Bucket.Arn}/${!Literal}"}, {"AWS::Partition", "Bucket"}),
-        ({"Fn::Sub": ["${A}-${B}", {"A": {"Ref": "C"}}]}, {"A", "B", "C"}),
-        (
-            {"Fn::If": ["Cond", {"Fn::GetAtt": ["R", "Arn"]}, {"Ref": "AWS::NoValue"}]},
-            {"Cond", "R", "AWS::NoValue"},
-        ),
-        ({"Fn::GetAtt": "R.Arn"}, {"R"}),
-        ({"Condition": "C", "Properties": {"X": [1, {"Ref": "Y"}]}}, {"C", "Y"}),
-    ],
-)
-def test_references(value: Any, names: set[str]) -> None:
-    assert cfn_models._references(value) == names
 
 
 # ---------------------------------------------------------------- events, failures

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from trailwatch import verify
 from trailwatch_processor import rules
 
@@ -37,28 +36,6 @@ def test_probe_picks_the_first_rule_a_plain_record_satisfies():
 def test_probe_none_when_no_rule_can_be_satisfied():
     config = _config({"id": "x", "pattern": {"eventName": ["A"], "errorCode": [{"exists": True}]}})
     assert verify.probe_record(config, "p", NOW, "111122223333", "us-east-1") is None
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ({"Fn::Sub": "arn:${AWS::Partition}:s3:::${Bucket}/"}, "arn:aws:s3:::b/"),
-        ({"Fn::If": ["On", {"Ref": "Bucket"}, "off"]}, "b"),
-        ({"Fn::If": ["Off", "on", {"Ref": "AWS::NoValue"}]}, None),
-        ([{"Fn::If": ["Off", "x", {"Ref": "AWS::NoValue"}]}, "y"], ["y"]),
-        ({"Fn::Sub": ["${A}-${Bucket}", {"A": {"Ref": "Flag"}}]}, "true-b"),
-    ],
-)
-def test_resolve(value, expected):
-    env = {"AWS::Partition": "aws", "Bucket": "b", "Flag": "true"}
-    conditions = {"On": {"Fn::Equals": [{"Ref": "Flag"}, "true"]}, "Off": {"Fn::Not": [{"Condition": "On"}]}}
-    got = verify.resolve(value, env, conditions)
-    assert (None if got is verify._NOVALUE else got) == expected
-
-
-def test_resolve_refuses_what_only_cloudformation_knows():
-    with pytest.raises(verify.Unresolvable):
-        verify.resolve({"Fn::GetAtt": ["Trail", "Arn"]}, {}, {})
 
 
 def test_selectors_compare_ignoring_order_and_empty_operators():

@@ -1,26 +1,22 @@
 """Reading main.yaml as CloudFormation (not as text): loading, references, dependency order, S3 filters.
 
-The template is decoded with cfn-lint's decoder, so short-form tags (`!Ref`, `!Sub`, `!GetAtt`...) become
-their long forms (`{"Ref": ...}`, `{"Fn::Sub": ...}`) and the result is plain JSON-able data that tests
-can patch.
+The template is loaded and resolved by the product's one evaluator (`trailwatch.cfn_template`), so short-form
+tags (`!Ref`, `!Sub`, `!GetAtt`...) become their long forms (`{"Ref": ...}`, `{"Fn::Sub": ...}`) and the
+result is plain data that tests can patch.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode import decode_str
+from trailwatch import cfn_template
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "main.yaml"
 
 # The trail's ARN as every aws:SourceArn condition for CloudTrail must spell it (known trail name).
 TRAIL_ARN = "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/${TrailName}"
-
-_SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
 class TemplateError(ValueError):
@@ -28,11 +24,11 @@ class TemplateError(ValueError):
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    """Decode a CloudFormation YAML/JSON file into plain dicts and lists (decode errors raise)."""
-    decoded, matches = decode_str(path.read_text())
-    if matches or decoded is None:
-        raise TemplateError(f"{path}: cannot decode: {'; '.join(m.message for m in matches)}")
-    return json.loads(json.dumps(decoded))
+    """Load a CloudFormation YAML/JSON file into plain dicts and lists."""
+    decoded = cfn_template.load(path.read_text())
+    if not isinstance(decoded, dict):
+        raise TemplateError(f"{path}: not a template mapping")
+    return decoded
 
 
 def as_list(value: Any) -> list[Any]:
@@ -60,35 +56,12 @@ def sub_text(value: Any, where: str = "value") -> str:
     raise TemplateError(f"{where}: expected a string or !Sub, got {value!r}")
 
 
-def referenced_names(value: Any) -> set[str]:
-    """Every logical id or parameter named by Ref, Fn::GetAtt or a ${...} variable of Fn::Sub in `value`."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "Ref" and isinstance(inner, str):
-                found.add(inner)
-            elif key == "Fn::GetAtt":
-                found.add(inner.split(".", 1)[0] if isinstance(inner, str) else inner[0])
-            elif key == "Fn::Sub":
-                text, variables = (inner, {}) if isinstance(inner, str) else (inner[0], inner[1])
-                local = set(variables)
-                for var in _SUB_VAR.findall(text):
-                    name = var.split(".", 1)[0]
-                    if name not in local:
-                        found.add(name)
-                found |= referenced_names(variables)
-            else:
-                found |= referenced_names(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            found |= referenced_names(inner)
-    return found
-
-
 def direct_dependencies(template: dict[str, Any], logical_id: str) -> set[str]:
     """Resources `logical_id` waits for: its references (Ref/GetAtt/Sub) and its DependsOn."""
     resource = template["Resources"][logical_id]
-    names = referenced_names(resource.get("Properties", {})) | set(as_list(resource.get("DependsOn", [])))
+    names = cfn_template.references(resource.get("Properties", {})) | set(
+        as_list(resource.get("DependsOn", []))
+    )
     return names & set(template["Resources"])
 
 
@@ -216,7 +189,7 @@ def visibility_violations(template: dict[str, Any]) -> list[int]:
     for timeout in sorted(timeouts):
         try:
             visible = visibility_timeout_for(template, timeout)
-        except KeyError:
+        except cfn_template.Unresolvable:
             bad.append(timeout)
             continue
         if visible < 6 * timeout:
@@ -228,27 +201,5 @@ def visibility_violations(template: dict[str, Any]) -> list[int]:
 
 
 def resolve(template: dict[str, Any], value: Any, parameters: dict[str, str]) -> Any:
-    """``value`` as CloudFormation resolves it for ``parameters`` (defaults for the rest).
-
-    Handles what parameter-driven values use here: Ref to a parameter and Fn::FindInMap. Anything else
-    raises, naming it."""
-    given = {k: str(v["Default"]) for k, v in template["Parameters"].items() if "Default" in v}
-    given.update(parameters)
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1:
-            (key, arg), *_ = node.items()
-            if key == "Ref":
-                return given[arg]
-            if key == "Fn::FindInMap":
-                mapping, first, second = (str(walk(a)) for a in arg)
-                return template["Mappings"][mapping][first][second]
-            if key.startswith("Fn::"):
-                raise TemplateError(f"{key} is not handled by resolve()")
-        return {k: walk(v) for k, v in node.items()}
-
-    return walk(value)
+    """``value`` as CloudFormation resolves it for ``parameters`` (defaults for the rest)."""
+    return cfn_template.Evaluator.for_template(template, parameters).resolve(value)

@@ -1,0 +1,158 @@
+"""Every runtime replacement of a moto function, in one table, and the check that they still fit.
+
+Each row names moto's function ("module:qualname"), our replacement, and the sha256 of the original's
+source as moto PINNED_MOTO installs it. `install()` refuses to start (raises `MotoMismatch`, one line) when
+the installed moto is another version or a replaced function's source changed, so a moto upgrade cannot
+silently run our replacements over code they were not written for. To add a replacement: write the function,
+add one `Patch(...)` row below, and take its hash from `python -m trailwatch.local.moto_patches`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import moto
+
+from trailwatch.errors import UsageError
+from trailwatch.local import cfn_engine, s3_policy
+
+PINNED_MOTO = "5.2.1"  # the same pin as pyproject.toml's moto dependency (a test holds them equal)
+
+
+class MotoMismatch(UsageError):
+    """The installed moto is not the one the replacements were written for (the CLI prints one line)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message, hint=f"Reinstall trailwatch's dependencies (moto=={PINNED_MOTO}): pip install -e ."
+        )
+
+
+@dataclass(frozen=True)
+class Patch:
+    target: str  # "module:Class.attribute" or "module:function"
+    replacement: Any  # a function, or a property for a property
+    sha256: str  # of inspect.getsource(original) with moto PINNED_MOTO
+
+    def owner_and_name(self) -> tuple[Any, str]:
+        module, qualname = self.target.split(":")
+        *path, name = qualname.split(".")
+        owner: Any = importlib.import_module(module)
+        for part in path:
+            owner = getattr(owner, part)
+        return owner, name
+
+    def current(self) -> Any:
+        owner, name = self.owner_and_name()
+        return inspect.getattr_static(owner, name)
+
+
+PATCHES: tuple[Patch, ...] = (
+    Patch(
+        "moto.cloudformation.parsing:clean_json",
+        cfn_engine.clean_json,
+        "9fbe5dedab810616dba1c7ee506131dcb3b24945d5a99b2e1363ea23aa4f2856",
+    ),
+    Patch(
+        "moto.cloudformation.models:CloudFormationBackend.execute_change_set",
+        cfn_engine.execute_change_set,
+        "1090cb5b81abc8ff0422a9c1df9b0ea09192550345fbc198b448e9e9a148a050",
+    ),
+    Patch(
+        "moto.cloudformation.parsing:ResourceMap.build_resource_diff",
+        cfn_engine.build_resource_diff,
+        "d42fee2851cf6a0dfd0aa2c026aac2a7109643cd602020eefef85a2abffaaac0",
+    ),
+    Patch(
+        "moto.cloudformation.models:ChangeSet.diff",
+        cfn_engine.change_set_diff,
+        "6970930ee841c1a7247358b1708bd8583e8f525e1c0e3d43d623dfb500f7ee04",
+    ),
+    Patch(
+        "moto.cloudformation.parsing:ResourceMap.update",
+        cfn_engine.update,
+        "e34b0c357f3c8e357e4e9446843985fd88c0dc52e828d17ef3e08e14dfb88c8a",
+    ),
+    Patch(
+        "moto.cloudformation.models:Stack.stack_resources",
+        property(cfn_engine.stack_resources),
+        "48081724e7f64b7e8f568aa9afeb71640ffe50c29d56d83c2f74d920a757dbf9",
+    ),
+    Patch(
+        "moto.cloudformation.parsing:parse_and_create_resource",
+        cfn_engine.parse_and_create_resource,
+        "ea3c10d68d2c03e6abde0de40aa57d2169c2fe7ce5dad71fda0dc5602da13463",
+    ),
+    Patch(
+        "moto.cloudformation.parsing:parse_and_update_resource",
+        cfn_engine.parse_and_update_resource,
+        "2ef032cfb9ed3c9bac0abc5c07ee0adf20fbe813d829d6d9bf96e5c39026ecd5",
+    ),
+    Patch(
+        "moto.cloudformation.parsing:ResourceMap._delete_resource",
+        cfn_engine.delete_resource,
+        "b1551ce18f4eedc20294b22c80160e7d8606cdc0daeeb38c6854899046af1144",
+    ),
+    Patch(
+        "moto.cloudformation.models:Stack.create_resources",
+        cfn_engine.create_resources,
+        "a5f30450448a1d58ba3ffe05b0a545b8efa86633b47cfb0c8c4a2b269d447655",
+    ),
+    Patch(
+        "moto.cloudformation.models:Stack.update",
+        cfn_engine.stack_update,
+        "fd488c7f43d4b5c8e6d85a255eb1e67a17859a57ffd053cecb44e9893280ce12",
+    ),
+    Patch(
+        "moto.cloudformation.models:Stack.delete",
+        cfn_engine.stack_delete,
+        "bf0c199611d254b6c2826d45d91ce44101625ab78696218e6949279eb32c17f9",
+    ),
+    Patch(
+        "moto.s3.models:FakeBucket.get_permission",
+        s3_policy.bucket_permission,
+        "7571412a3495a0e3e1a2a34b0b8ed3fc0af1a96d35514841b274fbe1eac12b99",
+    ),
+)
+
+
+def source_sha256(function: Any) -> str:
+    """sha256 of a function's (or a property's getter's) source text."""
+    code = function.fget if isinstance(function, property) else function
+    return hashlib.sha256(inspect.getsource(code).encode()).hexdigest()
+
+
+def _check(patches: tuple[Patch, ...]) -> list[Patch]:
+    """The patches still to install; raises MotoMismatch before anything is replaced."""
+    if moto.__version__ != PINNED_MOTO:
+        raise MotoMismatch(
+            f"The local AWS needs moto {PINNED_MOTO} (pinned in pyproject.toml), found {moto.__version__}."
+        )
+    pending = []
+    for patch in patches:
+        current = patch.current()
+        if current is patch.replacement:
+            continue
+        if source_sha256(current) != patch.sha256:
+            raise MotoMismatch(
+                f"The local AWS cannot start: moto's {patch.target} is not the code its replacement was "
+                f"written for (moto {PINNED_MOTO})."
+            )
+        pending.append(patch)
+    return pending
+
+
+def install(patches: tuple[Patch, ...] = PATCHES) -> None:
+    """Replace moto's functions by ours, all or none (idempotent)."""
+    for patch in _check(patches):
+        owner, name = patch.owner_and_name()
+        setattr(owner, name, patch.replacement)
+
+
+if __name__ == "__main__":  # print the hash of each target as installed (before any replacement)
+    for row in PATCHES:
+        print(row.target, source_sha256(row.current()))
