@@ -54,8 +54,8 @@ def build_parameters(
 
 def check_trail_bucket_free(aws: Aws, bucket: str) -> None:
     """Fail early, with a clear reason, when the stack could not create the trail bucket."""
-    try:
-        aws.client("s3").head_bucket(Bucket=bucket)
+    try:  # with ExpectedBucketOwner: a bucket of another account letting us in is not "ours" (403)
+        aws.client("s3").head_bucket(Bucket=bucket, **packaging.owner_args(aws))
     except botocore.exceptions.ClientError as exc:
         code = error_code(exc)
         if code in ("404", "NoSuchBucket", "NotFound"):
