@@ -17,7 +17,7 @@ import botocore.exceptions
 import pytest
 from botocore.client import BaseClient
 from trailwatch import configcmd, destroy, verify
-from trailwatch.local.server import LocalAWS, reset_moto_state
+from trailwatch.local.server import LocalAWS, reset_moto_state, s3_request_bucket
 from trailwatch.package import BucketNotOwned, artifacts_bucket_name
 from trailwatch.session import Aws, Options
 from trailwatch.ui import UI
@@ -160,6 +160,21 @@ def test_local_aws_checks_the_copy_source_owner(
         )
     assert _status(denied.value) == 403
     assert _keys(victim_s3, "victim-destination") == []
+
+
+@pytest.mark.parametrize(
+    ("host", "path", "bucket"),
+    [
+        ("127.0.0.1:4566", "/trail-bucket/AWSLogs/x.json.gz", "trail-bucket"),
+        ("localhost:4566", "/trail-bucket", "trail-bucket"),
+        ("trail-bucket.localhost:4566", "/AWSLogs/x.json.gz", "trail-bucket"),
+        ("trail-bucket.s3.us-east-1.amazonaws.com", "/k", "trail-bucket"),
+        ("s3.us-east-1.amazonaws.com", "/trail-bucket/k", "trail-bucket"),
+        ("127.0.0.1:4566", "/", None),
+    ],
+)
+def test_s3_request_bucket(host: str, path: str, bucket: str | None) -> None:
+    assert s3_request_bucket({"HTTP_HOST": host, "PATH_INFO": path}) == bucket
 
 
 # -- the CLI refuses buckets it does not own -----------------------------------------------------

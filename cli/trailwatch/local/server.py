@@ -217,24 +217,14 @@ EXPECTED_OWNER_HEADERS = {
 
 
 def s3_request_bucket(environ: dict) -> str | None:
-    """The bucket an S3 request addresses, path- or virtual-host-style, decided as moto decides it."""
-    host = (environ.get("HTTP_HOST") or "").lower()
-    split = _split_host(host)
-    name = split[0] if split else ""
-    path_style = (
-        not name
-        or name.startswith("localhost")
-        or "." not in name
-        or _is_ip(name)
-        or name == "s3.amazonaws.com"
-        or (name.startswith(("s3.", "s3-")) and name.endswith(".amazonaws.com"))
-    )
-    if path_style:
-        first = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)[0]
-        return unquote(first) or None
-    if ".s3." in name or ".s3-" in name:
-        return name.split(".s3", 1)[0]
-    return name.split(".", 1)[0]
+    """The bucket an S3 request addresses, virtual-host style (as moto decides it) or path style."""
+    from trailwatch.local.operations import s3_virtual_host_bucket
+
+    bucket = s3_virtual_host_bucket(environ.get("HTTP_HOST"))
+    if bucket:
+        return bucket
+    first = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)[0]
+    return unquote(first) or None
 
 
 def _copy_source_bucket(environ: dict) -> str | None:
