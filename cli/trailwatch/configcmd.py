@@ -66,7 +66,12 @@ def refused(exc: botocore.exceptions.ClientError, aws: Aws, bucket: str, key: st
 
     if not is_denied(exc):
         return None
-    return bucket_not_owned(bucket, aws.account_id(), f"the config s3://{bucket}/{key}")
+    return bucket_not_owned(
+        bucket,
+        aws.account_id(),
+        f"the config s3://{bucket}/{key}",
+        "The stack's outputs name it as the trail bucket: check the stack with `trailwatch verify`.",
+    )
 
 
 def fetch_remote(aws: Aws, bucket: str, key: str) -> Remote:

@@ -80,6 +80,7 @@ def run_deploy(
     dry_run: bool,
     run_verify: bool,
     verify_timeout: float,
+    artifacts_bucket: str | None = None,
 ) -> int:
     from trailwatch import configcmd
 
@@ -107,7 +108,7 @@ def run_deploy(
     ui.step("Packaging the processor")
     pkg = packaging.build_package()
     ui.progress(f"{len(pkg.files)} files, sha256 {pkg.sha256[:16]}")
-    code_bucket, code_key, _ = packaging.upload_package(aws, ui, pkg)
+    code_bucket, code_key, _ = packaging.upload_package(aws, ui, pkg, bucket=artifacts_bucket)
     given["CodeBucket"], given["CodeKey"] = code_bucket, code_key
     parameters = build_parameters(declared, given, existing)
 

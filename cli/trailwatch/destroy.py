@@ -88,7 +88,7 @@ def run_destroy(aws: Aws, ui: UI, *, yes: bool, confirm: Callable[[str], bool]) 
                 [f"aws dynamodb delete-table {flags} --table-name {table}"],
             )
         )
-    artifacts = packaging.artifacts_bucket_name(aws.account_id(), aws.region)
+    artifacts = params.get("CodeBucket") or packaging.artifacts_bucket_name(aws.account_id(), aws.region)
     if bucket_exists(aws, artifacts, ui):
         retained.append(
             (

@@ -96,14 +96,20 @@ def is_denied(exc: botocore.exceptions.ClientError) -> bool:
     return error_code(exc) in DENIED_CODES
 
 
-def bucket_not_owned(bucket: str, account: str, what: str) -> BucketNotOwned:
+ARTIFACTS_HINT = (
+    "Deploy with --artifacts-bucket NAME: a bucket of this account (created and hardened when missing), "
+    "given on every deploy."
+)
+
+
+def bucket_not_owned(bucket: str, account: str, what: str, hint: str | None = None) -> BucketNotOwned:
     return BucketNotOwned(
         f"Bucket {bucket!r} exists but S3 refused it with ExpectedBucketOwner={account}: another AWS "
         f"account owns it (or this identity may not list it). Refusing to use it for {what}. This may be "
         "an attack: trailwatch's bucket names are predictable, and an account that creates one first can "
         "read and replace what is put in it.",
-        hint=f"Check who owns s3://{bucket}; if no account of yours, grant it nothing and report it. "
-        "Deploy with another --region or account until the name is free.",
+        hint=f"Check who owns s3://{bucket}; if no account of yours, grant it nothing and report it."
+        + (f" {hint}" if hint else ""),
     )
 
 
@@ -130,18 +136,19 @@ def tls_only_policy(bucket: str, partition: str = "aws") -> str:
     )
 
 
-def ensure_artifacts_bucket(aws: Aws, ui: UI) -> tuple[str, bool]:
-    """(bucket, created): the artifacts bucket, created and hardened when missing."""
+def ensure_artifacts_bucket(aws: Aws, ui: UI, bucket: str | None = None) -> tuple[str, bool]:
+    """(bucket, created): the artifacts bucket (`bucket`, or the default name), created and hardened when
+    missing; BucketNotOwned when it exists but is not this account's."""
     s3 = aws.client("s3")
     account = aws.account_id()
-    bucket = artifacts_bucket_name(account, aws.region)
+    bucket = bucket or artifacts_bucket_name(account, aws.region)
     try:
         s3.head_bucket(Bucket=bucket, **owner_args(aws))
         ui.debug(f"artifacts bucket {bucket} exists and is owned by {account}")
         return bucket, False
     except botocore.exceptions.ClientError as exc:
         if is_denied(exc):
-            raise bucket_not_owned(bucket, account, "the Lambda deployment package") from exc
+            raise bucket_not_owned(bucket, account, "the Lambda deployment package", ARTIFACTS_HINT) from exc
         if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
             raise
     ui.progress(f"Creating artifacts bucket {bucket}")
@@ -193,9 +200,9 @@ def object_exists(aws: Aws, bucket: str, key: str) -> bool:
     return any(item["Key"] == key for item in listing.get("Contents", []))
 
 
-def upload_package(aws: Aws, ui: UI, package: Package) -> tuple[str, str, bool]:
+def upload_package(aws: Aws, ui: UI, package: Package, bucket: str | None = None) -> tuple[str, str, bool]:
     """(bucket, key, uploaded): the upload is skipped when the key (named by the hash) exists."""
-    bucket, created = ensure_artifacts_bucket(aws, ui)
+    bucket, created = ensure_artifacts_bucket(aws, ui, bucket)
     if not created and object_exists(aws, bucket, package.key):
         ui.progress("Reusing existing deployment package.")
         return bucket, package.key, False

@@ -190,6 +190,35 @@ def test_deploy_refuses_a_planted_artifacts_bucket(
     assert _client(local, "cloudformation").list_stacks()["StackSummaries"] == []
 
 
+def test_deploy_with_an_artifacts_bucket_of_its_own_avoids_the_planted_one(
+    local: LocalAWS, cli: Any, deploy_args: list[str], small_template: str, plant: Callable, attacker_s3: Any
+) -> None:
+    plant(PLANTED)
+    refused = cli(*deploy_args)
+    assert refused.exit_code == 3 and "--artifacts-bucket NAME" in refused.output
+    result = cli(*deploy_args, "--artifacts-bucket", "victims-own-artifacts")
+    assert result.exit_code == 0, result.output
+    assert _keys(attacker_s3, PLANTED) == []
+    (key,) = _keys(_client(local, "s3"), "victims-own-artifacts")
+    stack = _client(local, "cloudformation").describe_stacks(StackName="trailwatch")["Stacks"][0]
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert (params["CodeBucket"], params["CodeKey"]) == ("victims-own-artifacts", key)
+    removed = cli("destroy", "--yes")
+    assert removed.exit_code == 0, removed.output
+    assert "artifacts bucket s3://victims-own-artifacts" in removed.output  # the stack's CodeBucket
+    assert PLANTED not in removed.output
+
+
+def test_artifacts_bucket_option_refuses_a_bucket_of_another_account(
+    local: LocalAWS, cli: Any, deploy_args: list[str], small_template: str, plant: Callable, attacker_s3: Any
+) -> None:
+    plant("squatted-artifacts")
+    result = cli(*deploy_args, "--artifacts-bucket", "squatted-artifacts")
+    assert result.exit_code == 3, result.output
+    assert "This may be an attack" in result.output
+    assert _keys(attacker_s3, "squatted-artifacts") == []
+
+
 def test_deploy_refuses_a_trail_bucket_of_another_account(
     local: LocalAWS, cli: Any, deploy_args: list[str], small_template: str, plant: Callable
 ) -> None:
