@@ -92,8 +92,9 @@ def test_requests_a_web_page_can_send_without_preflight_are_refused(
 @pytest.mark.parametrize("host", ["evil.example:{port}", "evil.example", "127.0.0.1.nip.io:{port}", "[::2]"])
 def test_non_loopback_host_is_refused(local_aws: LocalAWS, host: str) -> None:
     """DNS rebinding: the attacker's name resolves to 127.0.0.1, the browser sends that name as Host."""
-    status, _, body = raw_request(local_aws, "GET", "/", {"Host": host.format(port=local_aws.port)})
+    status, headers, body = raw_request(local_aws, "GET", "/", {"Host": host.format(port=local_aws.port)})
     assert status == 403
+    assert headers["content-type"].startswith("text/plain") and headers["x-content-type-options"] == "nosniff"
     assert b"is not a loopback name" in body and b"DNS rebinding" in body
 
 

@@ -202,7 +202,11 @@ def _refuse(start_response: Callable[..., Any], message: str) -> Iterable[bytes]
     body = (message + "\n").encode()
     start_response(
         "403 Forbidden",
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("X-Content-Type-Options", "nosniff"),  # the body quotes the request's Host or Origin
+            ("Content-Length", str(len(body))),
+        ],
     )
     return [body]
 
