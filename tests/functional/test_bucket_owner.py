@@ -232,7 +232,7 @@ def test_deploy_refuses_a_trail_bucket_of_another_account(
 NO_OWNER_PARAMETER = {"CreateBucket", "ListBuckets"}  # S3 operations that take no ExpectedBucketOwner
 
 
-def test_every_s3_call_of_deploy_and_upload_config_names_the_owner(
+def test_every_s3_call_of_the_cli_names_the_owner(
     local: LocalAWS,
     cli: Any,
     deploy_args: list[str],
@@ -240,7 +240,8 @@ def test_every_s3_call_of_deploy_and_upload_config_names_the_owner(
     monkeypatch: pytest.MonkeyPatch,
     config_file: Any,
 ) -> None:
-    """A clean deploy works on the enforcing local AWS, and no S3 call of it goes without the header."""
+    """deploy (twice), upload-config, verify, destroy work on the enforcing local AWS, and no S3 call of
+    theirs on a bucket goes without the header."""
     calls: list[tuple[str, str, str | None]] = []
     original = Aws.client
 
@@ -265,8 +266,11 @@ def test_every_s3_call_of_deploy_and_upload_config_names_the_owner(
     )
     result = cli("upload-config", str(config_file))
     assert result.exit_code == 0, result.output
+    cli("verify", "--no-probe")  # the small stack has no trail: some checks fail, its S3 calls are what count
+    assert cli("destroy", "--yes").exit_code == 0
     operations = {op for op, _, _ in calls}
     assert {"HeadBucket", "PutObject", "GetObject", "PutBucketPolicy", "ListObjectsV2"} <= operations
+    assert {"GetPublicAccessBlock", "GetBucketPolicy", "GetBucketNotificationConfiguration"} <= operations
     assert [c for c in calls if c[0] not in NO_OWNER_PARAMETER and c[2] != VICTIM] == []
 
 
