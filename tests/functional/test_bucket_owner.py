@@ -21,6 +21,7 @@ from trailwatch.local.server import LocalAWS, reset_moto_state, s3_request_bucke
 from trailwatch.package import BucketNotOwned, artifacts_bucket_name
 from trailwatch.session import Aws, Options
 from trailwatch.ui import UI
+from trailwatch_processor.aws import Settings
 from trailwatch_processor.config_source import ConfigCache
 from trailwatch_processor.handler import account_of
 from trailwatch_processor.notifications import ObjectRef
@@ -355,3 +356,23 @@ class _Context:
 )
 def test_account_of_the_function(arn: str | None, account: str | None) -> None:
     assert account_of(_Context(arn)) == account
+
+
+def test_cold_start_takes_the_owner_from_the_function_arn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """handler() wires the function's account into the config cache and every log read."""
+    from trailwatch_processor import handler as entry
+
+    built: list[Any] = []
+    original = entry.build_deps
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        built.append(original(Settings("SecurityEvents", "arn:topic", "trail-bucket"), **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(entry, "_container_deps", None)
+    monkeypatch.setattr(entry, "build_deps", build)
+    monkeypatch.setattr(entry, "setup_logging", lambda level: None)  # leave the test run's logging alone
+    context = _Context("arn:aws:lambda:us-east-1:123456789012:function:trailwatch-processor")
+    assert entry.handler({"Records": []}, context) == {"batchItemFailures": []}
+    (deps,) = built
+    assert deps.bucket_owner == VICTIM and deps.config.expected_owner == VICTIM
