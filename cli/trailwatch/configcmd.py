@@ -52,15 +52,41 @@ class Remote:
     error: str | None = None
 
 
+def owned_bucket_args(aws: Aws) -> dict[str, str]:
+    """`ExpectedBucketOwner` for the trail bucket: the stack created it in this account, and a config read
+    from or written to a bucket of another account would let that account choose what is detected."""
+    from trailwatch.package import owner_args
+
+    return owner_args(aws)
+
+
+def refused(exc: botocore.exceptions.ClientError, aws: Aws, bucket: str, key: str) -> AwsError | None:
+    """The clear error for an S3 refusal of the config object (None for any other error)."""
+    from trailwatch.package import bucket_not_owned, is_denied
+
+    if not is_denied(exc):
+        return None
+    return bucket_not_owned(
+        bucket,
+        aws.account_id(),
+        f"the config s3://{bucket}/{key}",
+        "The stack's outputs name it as the trail bucket: check the stack with `trailwatch verify`.",
+    )
+
+
 def fetch_remote(aws: Aws, bucket: str, key: str) -> Remote:
     from trailwatch_processor import rules
 
     try:
-        data = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        s3 = aws.client("s3")
+        data = s3.get_object(Bucket=bucket, Key=key, **owned_bucket_args(aws))["Body"].read()
     except botocore.exceptions.ClientError as exc:
         if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
             return Remote(exists=False)
-        raise
+        error = refused(exc, aws, bucket, key)
+        if error is None:
+            raise
+        raise error from exc
     try:
         return Remote(exists=True, data=data, config=rules.parse_config(data, source=f"s3://{bucket}/{key}"))
     except rules.ConfigError as exc:
@@ -97,6 +123,14 @@ def upload(aws: Aws, ui: UI, path: Path, *, outputs: dict[str, str]) -> bool:
             ui.info(f"  {sign} {rule_id} ({kind})")
     if remote.exists and not any(changes.values()):
         ui.info("  (same rules; formatting differs)")
-    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/json")
+    try:
+        aws.client("s3").put_object(
+            Bucket=bucket, Key=key, Body=data, ContentType="application/json", **owned_bucket_args(aws)
+        )
+    except botocore.exceptions.ClientError as exc:
+        error = refused(exc, aws, bucket, key)
+        if error is None:
+            raise
+        raise error from exc
     ui.success(f"Uploaded to s3://{bucket}/{key}")
     return True

@@ -54,8 +54,8 @@ def build_parameters(
 
 def check_trail_bucket_free(aws: Aws, bucket: str) -> None:
     """Fail early, with a clear reason, when the stack could not create the trail bucket."""
-    try:
-        aws.client("s3").head_bucket(Bucket=bucket)
+    try:  # with ExpectedBucketOwner: a bucket of another account letting us in is not "ours" (403)
+        aws.client("s3").head_bucket(Bucket=bucket, **packaging.owner_args(aws))
     except botocore.exceptions.ClientError as exc:
         code = error_code(exc)
         if code in ("404", "NoSuchBucket", "NotFound"):
@@ -80,6 +80,7 @@ def run_deploy(
     dry_run: bool,
     run_verify: bool,
     verify_timeout: float,
+    artifacts_bucket: str | None = None,
 ) -> int:
     from trailwatch import configcmd
 
@@ -107,7 +108,7 @@ def run_deploy(
     ui.step("Packaging the processor")
     pkg = packaging.build_package()
     ui.progress(f"{len(pkg.files)} files, sha256 {pkg.sha256[:16]}")
-    code_bucket, code_key, _ = packaging.upload_package(aws, ui, pkg)
+    code_bucket, code_key, _ = packaging.upload_package(aws, ui, pkg, bucket=artifacts_bucket)
     given["CodeBucket"], given["CodeKey"] = code_bucket, code_key
     parameters = build_parameters(declared, given, existing)
 

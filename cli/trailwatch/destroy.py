@@ -13,12 +13,22 @@ from trailwatch.session import Aws
 from trailwatch.ui import UI
 
 
-def bucket_exists(aws: Aws, bucket: str) -> bool:
+def bucket_exists(aws: Aws, bucket: str, ui: UI | None = None) -> bool:
+    """True for a bucket of this account. One another account owns (S3 refuses ExpectedBucketOwner) is
+    not listed for removal: its commands would remove someone else's bucket (warned when `ui` is given)."""
     try:
-        aws.client("s3").head_bucket(Bucket=bucket)
+        aws.client("s3").head_bucket(Bucket=bucket, **packaging.owner_args(aws))
         return True
     except botocore.exceptions.ClientError as exc:
         if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        if packaging.is_denied(exc):
+            if ui is not None:
+                ui.warn(
+                    f"s3://{bucket} exists but is not owned by account {aws.account_id()} (or this identity "
+                    "may not list it): not listed for removal. If no account of yours created it, another "
+                    "account has taken a name trailwatch uses."
+                )
             return False
         raise
 
@@ -63,7 +73,7 @@ def run_destroy(aws: Aws, ui: UI, *, yes: bool, confirm: Callable[[str], bool]) 
     flags = aws.cli_flags()
     retained: list[tuple[str, list[str]]] = []
     trail_bucket = outputs.get("TrailBucketName") or params.get("TrailBucketName")
-    if trail_bucket and bucket_exists(aws, trail_bucket):
+    if trail_bucket and bucket_exists(aws, trail_bucket, ui):
         retained.append(
             (
                 f"trail bucket s3://{trail_bucket} (log files, config)",
@@ -78,8 +88,8 @@ def run_destroy(aws: Aws, ui: UI, *, yes: bool, confirm: Callable[[str], bool]) 
                 [f"aws dynamodb delete-table {flags} --table-name {table}"],
             )
         )
-    artifacts = packaging.artifacts_bucket_name(aws.account_id(), aws.region)
-    if bucket_exists(aws, artifacts):
+    artifacts = params.get("CodeBucket") or packaging.artifacts_bucket_name(aws.account_id(), aws.region)
+    if bucket_exists(aws, artifacts, ui):
         retained.append(
             (
                 f"artifacts bucket s3://{artifacts} (Lambda packages)",

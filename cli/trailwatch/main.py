@@ -167,6 +167,12 @@ def _aws_ui(options: Options, json_mode: bool = False) -> tuple[Aws, UI]:
 @click.option(
     "--param", "params", multiple=True, metavar="KEY=VALUE", help="Template parameter (repeatable)."
 )
+@click.option(
+    "--artifacts-bucket",
+    metavar="NAME",
+    help="Bucket of this account for the Lambda package, created and hardened when missing "
+    "[default: trailwatch-artifacts-<account>-<region>].",
+)
 @click.option("--no-verify", is_flag=True, help="Skip `trailwatch verify` after the deploy.")
 @click.option("--dry-run", is_flag=True, help="Print the change set and stop; change nothing.")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds verify's probe waits.")
@@ -178,6 +184,7 @@ def deploy(
     email: str | None,
     config_path: Path | None,
     params: tuple[str, ...],
+    artifacts_bucket: str | None,
     no_verify: bool,
     dry_run: bool,
     timeout: float,
@@ -202,6 +209,7 @@ def deploy(
         dry_run=dry_run,
         run_verify=not no_verify,
         verify_timeout=timeout,
+        artifacts_bucket=artifacts_bucket,
     )
     raise click.exceptions.Exit(code)
 

@@ -90,7 +90,9 @@ def template_argument(aws: Aws, template: str, artifacts_bucket: str | None) -> 
     if len(template.encode()) <= MAX_TEMPLATE_BODY or artifacts_bucket is None:
         return {"TemplateBody": template}
     key = f"trailwatch/templates/main-{hashlib.sha256(template.encode()).hexdigest()[:16]}.yaml"
-    aws.client("s3").put_object(Bucket=artifacts_bucket, Key=key, Body=template.encode())
+    aws.client("s3").put_object(
+        Bucket=artifacts_bucket, Key=key, Body=template.encode(), ExpectedBucketOwner=aws.account_id()
+    )
     return {"TemplateURL": f"https://s3.{aws.region}.amazonaws.com/{artifacts_bucket}/{key}"}
 
 

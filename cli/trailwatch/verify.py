@@ -18,7 +18,7 @@ import botocore.exceptions
 
 from trailwatch import stack
 from trailwatch.cfn_template import Evaluator, Unresolvable
-from trailwatch.configcmd import config_location
+from trailwatch.configcmd import config_location, owned_bucket_args
 from trailwatch.errors import EXIT_CHECK_FAILED, EXIT_OK, error_code, error_message
 from trailwatch.session import Aws
 from trailwatch.ui import UI
@@ -155,7 +155,9 @@ def _find_resource(template: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def check_public_access(ctx: Context) -> tuple[str, str]:
-    conf = ctx.aws.client("s3").get_public_access_block(Bucket=ctx.outputs["TrailBucketName"])
+    conf = ctx.aws.client("s3").get_public_access_block(
+        Bucket=ctx.outputs["TrailBucketName"], **owned_bucket_args(ctx.aws)
+    )
     flags = conf["PublicAccessBlockConfiguration"]
     off = [
         k
@@ -167,7 +169,9 @@ def check_public_access(ctx: Context) -> tuple[str, str]:
 
 def check_encryption(ctx: Context) -> tuple[str, str]:
     try:
-        conf = ctx.aws.client("s3").get_bucket_encryption(Bucket=ctx.outputs["TrailBucketName"])
+        conf = ctx.aws.client("s3").get_bucket_encryption(
+            Bucket=ctx.outputs["TrailBucketName"], **owned_bucket_args(ctx.aws)
+        )
     except botocore.exceptions.ClientError as exc:
         if error_code(exc) == "ServerSideEncryptionConfigurationNotFoundError":
             return "fail", "no default encryption"
@@ -179,7 +183,9 @@ def check_encryption(ctx: Context) -> tuple[str, str]:
 
 def check_policy(ctx: Context) -> tuple[str, str]:
     try:
-        text = ctx.aws.client("s3").get_bucket_policy(Bucket=ctx.outputs["TrailBucketName"])["Policy"]
+        text = ctx.aws.client("s3").get_bucket_policy(
+            Bucket=ctx.outputs["TrailBucketName"], **owned_bucket_args(ctx.aws)
+        )["Policy"]
     except botocore.exceptions.ClientError as exc:
         if error_code(exc) == "NoSuchBucketPolicy":
             return "fail", "no bucket policy: CloudTrail cannot deliver, TLS is not enforced"
@@ -211,7 +217,9 @@ def _queue_arn(ctx: Context) -> str:
 
 
 def check_bucket_notification(ctx: Context) -> tuple[str, str]:
-    conf = ctx.aws.client("s3").get_bucket_notification_configuration(Bucket=ctx.outputs["TrailBucketName"])
+    conf = ctx.aws.client("s3").get_bucket_notification_configuration(
+        Bucket=ctx.outputs["TrailBucketName"], **owned_bucket_args(ctx.aws)
+    )
     topic = ctx.outputs["LogDeliveryTopicArn"]
     for tc in conf.get("TopicConfigurations") or []:
         if tc.get("TopicArn") == topic and any(
@@ -255,7 +263,11 @@ def check_config(ctx: Context) -> tuple[str, str]:
 
     bucket, key = config_location(ctx.outputs)
     try:
-        data = ctx.aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        data = (
+            ctx.aws.client("s3")
+            .get_object(Bucket=bucket, Key=key, **owned_bucket_args(ctx.aws))["Body"]
+            .read()
+        )
     except botocore.exceptions.ClientError as exc:
         if error_code(exc) in ("NoSuchKey", "404"):
             return (
@@ -359,7 +371,9 @@ def run_probe(ctx: Context, report: Report, timeout: float) -> None:
     key = synth.log_key(aws.account_id(), aws.region, datetime.now(UTC))
     ui.progress(f"probe: writing {record['eventName']} ({event_id}) to s3://{bucket}/{key}")
     started = time.monotonic()
-    put = aws.client("s3").put_object(Bucket=bucket, Key=key, Body=synth.gzip_log([record]))
+    put = aws.client("s3").put_object(
+        Bucket=bucket, Key=key, Body=synth.gzip_log([record]), **owned_bucket_args(aws)
+    )
     stored_at = alerted_at = None
     item: dict[str, Any] | None = None
     last_note = started
@@ -410,7 +424,7 @@ def _cleanup_probe(
     try:
         aws.client("dynamodb").delete_item(TableName=table, Key={"EventId": {"S": event_id}})
         extra = {"VersionId": version} if version else {}
-        aws.client("s3").delete_object(Bucket=bucket, Key=key, **extra)
+        aws.client("s3").delete_object(Bucket=bucket, Key=key, **extra, **owned_bucket_args(aws))
     except botocore.exceptions.ClientError as exc:
         ui.warn(f"could not remove the probe ({error_code(exc)}): s3://{bucket}/{key}, item {event_id}")
 

@@ -48,6 +48,7 @@ class ConfigCache:
         ttl: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         on_invalid: Callable[[ConfigError], bool | None] | None = None,
+        expected_owner: str | None = None,
     ) -> None:
         self.s3 = s3
         self.bucket = bucket
@@ -55,6 +56,7 @@ class ConfigCache:
         self.ttl = ttl
         self.clock = clock
         self.on_invalid = on_invalid
+        self.expected_owner = expected_owner  # ExpectedBucketOwner: S3 refuses a bucket of another account
         self._matcher: Matcher | None = None
         self._etag: str | None = None  # ETag of the object last read (good or bad)
         self._checked_at: float | None = None
@@ -81,6 +83,8 @@ class ConfigCache:
 
     def _refresh(self) -> None:
         kwargs = {"Bucket": self.bucket, "Key": self.key}
+        if self.expected_owner:
+            kwargs["ExpectedBucketOwner"] = self.expected_owner
         if self._etag and self._matcher is not None:
             kwargs["IfNoneMatch"] = self._etag
         try:

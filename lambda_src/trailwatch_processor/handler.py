@@ -82,8 +82,17 @@ def setup_logging(level: str) -> None:
         log.warning("LOG_LEVEL=%r is not a logging level; using INFO", level)
 
 
-def build_deps(settings: Settings | None = None, clients: Clients | None = None) -> Deps:
-    """Settings, clients and the config cache: once per container."""
+def account_of(context: Any) -> str | None:
+    """The function's account, from its ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)."""
+    parts = str(getattr(context, "invoked_function_arn", "") or "").split(":")
+    return parts[4] if len(parts) > 4 and parts[4].isdigit() and len(parts[4]) == 12 else None
+
+
+def build_deps(
+    settings: Settings | None = None, clients: Clients | None = None, *, bucket_owner: str | None = None
+) -> Deps:
+    """Settings, clients and the config cache: once per container. `bucket_owner` (the function's
+    account) goes as ExpectedBucketOwner on every read of the trail bucket: S3 refuses another account's."""
     settings = settings or Settings.from_env()
     clients = clients or Clients.create()
 
@@ -94,6 +103,7 @@ def build_deps(settings: Settings | None = None, clients: Clients | None = None)
         settings=settings,
         config=None,
         claim_stale_seconds=settings.claim_stale_seconds or DEFAULT_CLAIM_STALE_SECONDS,
+        bucket_owner=bucket_owner,
     )
 
     def report_invalid(error: Exception) -> bool:
@@ -106,6 +116,7 @@ def build_deps(settings: Settings | None = None, clients: Clients | None = None)
         settings.config_key,
         ttl=settings.config_ttl_seconds,
         on_invalid=report_invalid,
+        expected_owner=bucket_owner,
     )
     return deps
 
@@ -114,7 +125,7 @@ def handler(event: dict, context: Any) -> dict:
     global _container_deps
     if _container_deps is None:
         setup_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
-        _container_deps = build_deps()
+        _container_deps = build_deps(bucket_owner=account_of(context))
     return handle_batch(event, _container_deps, context)
 
 

@@ -61,6 +61,7 @@ class Deps:
     now: Callable[[], datetime] = _utcnow
     claim_stale_seconds: float = DEFAULT_CLAIM_STALE_SECONDS
     new_token: Callable[[], str] = _new_token
+    bucket_owner: str | None = None  # this account: ExpectedBucketOwner of every log GET (None: unchecked)
 
 
 @dataclass
@@ -148,7 +149,7 @@ def _read_and_store(
 ) -> Exception | None:
     """Stream the object and store every match; returns the error that stopped the read, if any."""
     matcher = deps.config.matcher()
-    body = _get_object(deps.s3, ref)
+    body = _get_object(deps.s3, ref, deps.bucket_owner)
     stats = FileStats(records=0, parsed=0, matched=0, skipped_non_objects=0, fast_path=False)
     seen: set[str] = set()
     failure: Exception | None = None
@@ -163,9 +164,10 @@ def _read_and_store(
     return failure
 
 
-def _get_object(s3: Any, ref: ObjectRef) -> Any:
+def _get_object(s3: Any, ref: ObjectRef, owner: str | None = None) -> Any:
+    owned = {"ExpectedBucketOwner": owner} if owner else {}
     try:
-        return s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"]
+        return s3.get_object(Bucket=ref.bucket, Key=ref.key, **owned)["Body"]
     except ClientError as err:
         if str(err.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
             raise ObjectMissingError("the object does not exist (NoSuchKey)") from err

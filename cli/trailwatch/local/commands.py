@@ -9,7 +9,7 @@ from types import FrameType
 import click
 
 from trailwatch.errors import UsageError
-from trailwatch.local.server import LocalAWS
+from trailwatch.local.server import LocalAWS, is_loopback_name
 
 TEST_ACCESS_KEY_ID = "test"
 TEST_SECRET_ACCESS_KEY = "test"
@@ -34,11 +34,29 @@ def export_lines(endpoint: str, region: str) -> list[str]:
     ]
 
 
+def exposure_warning(host: str, port: int) -> str | None:
+    """The warning for a bind address beyond loopback (None for loopback): what anyone reaching it can do."""
+    if is_loopback_name(host):
+        return None
+    where = "every interface" if host.strip("[]") in ("", "0.0.0.0", "::") else host
+    return (
+        f"WARNING: --host {host or '0.0.0.0'} listens beyond loopback ({where}, port {port}). The local AWS "
+        "checks no credentials and its Lambda runtime runs any function created on it as your user: anyone "
+        "who can reach this address can read and change everything in it and run code on this machine. "
+        "Use it only on a network you trust; the default --host 127.0.0.1 is for you alone."
+    )
+
+
 @local_group.command("up")
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=4566, show_default=True, help="Port (0: any free)."
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Beyond loopback, anyone who reaches it can run code here (warned).",
+)
 @click.option(
     "--region", default="us-east-1", show_default=True, help="Region of the trail delivery and runtime."
 )
@@ -90,6 +108,9 @@ def up(
     stop = threading.Event()
     previous = _on_signals(stop)
     try:
+        warning = exposure_warning(host, aws.port)
+        if warning:
+            click.secho(warning, fg="red", bold=True, err=True)
         click.echo(f"trailwatch local AWS on {aws.endpoint} (region {aws.region}, account {aws.account_id})")
         click.echo("Point the AWS CLI or an SDK at it:")
         for line in export_lines(aws.endpoint, aws.region):

@@ -4,15 +4,23 @@ source mappings and CloudTrail delivery of the calls it serves.
 moto keeps its state in process-global backends, so one `LocalAWS` per process at a time is supported:
 starting a second one while another runs raises `RuntimeError`. `start()` resets moto's state, so each
 `LocalAWS` begins empty (and tests that use one after another are isolated).
+
+The endpoint takes no credentials and its Lambda runtime runs whatever function is created, so it is for its
+user alone: `LoopbackGuard` (outermost) refuses requests a web page could make (a non-loopback `Host`: DNS
+rebinding; a non-loopback `Origin` or a cross-site `Sec-Fetch-Site`: CSRF and CORS) and answers CORS for
+loopback origins only, never with `*`. `expected_owner_guard` enforces S3's `ExpectedBucketOwner`, which moto
+ignores.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
+from urllib.parse import unquote, urlsplit
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -52,6 +60,223 @@ def moto_wsgi_app() -> WSGIApp:
     return DomainDispatcherApplication(create_backend_app)
 
 
+# ------------------------------------------------------------------ who may talk to the endpoint
+
+WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::"})
+CORS_MAX_AGE = "600"
+
+
+def _split_host(value: str) -> tuple[str, str] | None:
+    """(name, port) of a `Host` header value (port may be ""), or None when malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        name, rest = value[1:end], value[end + 1 :]
+        if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+            return None
+        return name, rest[1:]
+    name, sep, port = value.partition(":")
+    if sep and not port.isdigit():
+        return None
+    return name, port
+
+
+def is_loopback_name(name: str) -> bool:
+    """127.0.0.0/8, ::1, `localhost` and its subdomains (RFC 6761: always loopback), without a port."""
+    name = name.strip().lower().strip("[]").rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def is_loopback_origin(origin: str) -> bool:
+    """An `Origin` header naming a page served from this machine's loopback (`null` is not one)."""
+    try:
+        parts = urlsplit(origin.strip())
+        hostname = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and hostname is not None and is_loopback_name(hostname)
+
+
+class LoopbackGuard:
+    """WSGI middleware: the local AWS answers its user's SDKs and CLIs, never a web page.
+
+    - `Host` must be loopback (DNS rebinding gives an attacker's name the address 127.0.0.1, and the browser
+      then sends that name); when bound to a specific other address, that address too; when bound to a
+      wildcard, any IP literal (a rebinding request always carries a name).
+    - A request with a non-loopback `Origin` (browsers send it on cross-origin POSTs, even "simple" ones that
+      need no preflight) or with `Sec-Fetch-Site: cross-site|same-site` and no loopback `Origin` (an `<img>`
+      or `<form>` GET) is refused. SDKs send neither header.
+    - CORS: preflights from loopback origins are answered here with that origin (never `*`, never
+      credentials); moto's own `Access-Control-*` headers (flask-cors: any origin) are dropped from every
+      response.
+    """
+
+    def __init__(self, app: WSGIApp, bind_host: str = "127.0.0.1") -> None:
+        self.app = app
+        bind = bind_host.strip().lower().strip("[]")
+        self.any_ip = bind in WILDCARD_ADDRESSES
+        self.extra_names = frozenset() if self.any_ip or is_loopback_name(bind) else frozenset({bind})
+
+    def host_allowed(self, host: str) -> bool:
+        split = _split_host(host)
+        if split is None:
+            return False
+        name = split[0]
+        return is_loopback_name(name) or name in self.extra_names or (self.any_ip and _is_ip(name))
+
+    def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        host = environ.get("HTTP_HOST")
+        if host is not None and not self.host_allowed(host):
+            return _refuse(
+                start_response,
+                f"refused: Host {host!r} is not a loopback name. The trailwatch local AWS answers only "
+                "127.0.0.0/8, localhost and [::1] (and the address given to --host): another name is how a "
+                "web page reaches it through DNS rebinding.",
+            )
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and not is_loopback_origin(origin):
+            return _refuse(
+                start_response,
+                f"refused: Origin {origin!r} is not a loopback page. The trailwatch local AWS takes no "
+                "credentials and runs the functions created on it: web pages may not call it.",
+            )
+        fetch_site = environ.get("HTTP_SEC_FETCH_SITE", "").lower()
+        if origin is None and fetch_site in ("cross-site", "same-site"):
+            return _refuse(
+                start_response,
+                f"refused: a {fetch_site} request from a web page (Sec-Fetch-Site). The trailwatch local AWS "
+                "is for its user's SDKs and CLIs only.",
+            )
+        if (
+            origin is not None
+            and environ.get("REQUEST_METHOD") == "OPTIONS"
+            and ("HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ)
+        ):
+            return self._preflight(environ, origin, start_response)
+
+        def without_cors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            kept = [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
+            if origin is not None:
+                kept += [
+                    ("Access-Control-Allow-Origin", origin),
+                    ("Access-Control-Expose-Headers", "*"),
+                    ("Vary", "Origin"),
+                ]
+            return start_response(status, kept, exc_info) if exc_info else start_response(status, kept)
+
+        return self.app(environ, without_cors)
+
+    @staticmethod
+    def _preflight(environ: dict, origin: str, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """A loopback page's preflight: granted for that origin, without credentials."""
+        headers = [
+            ("Access-Control-Allow-Origin", origin),
+            ("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, HEAD, PATCH"),
+            ("Access-Control-Max-Age", CORS_MAX_AGE),
+            ("Vary", "Origin"),
+            ("Content-Length", "0"),
+        ]
+        requested = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS")
+        if requested:
+            headers.append(("Access-Control-Allow-Headers", requested))
+        start_response("204 No Content", headers)
+        return [b""]
+
+
+def _refuse(start_response: Callable[..., Any], message: str) -> Iterable[bytes]:
+    body = (message + "\n").encode()
+    start_response(
+        "403 Forbidden",
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("X-Content-Type-Options", "nosniff"),  # the body quotes the request's Host or Origin
+            ("Content-Length", str(len(body))),
+        ],
+    )
+    return [body]
+
+
+# ------------------------------------------------------------------ S3 ExpectedBucketOwner
+
+EXPECTED_OWNER_HEADERS = {
+    # header (WSGI form) -> where the bucket is named
+    "HTTP_X_AMZ_EXPECTED_BUCKET_OWNER": "request",
+    "HTTP_X_AMZ_SOURCE_EXPECTED_BUCKET_OWNER": "copy-source",
+}
+
+
+def s3_request_bucket(environ: dict) -> str | None:
+    """The bucket an S3 request addresses, virtual-host style (as moto decides it) or path style."""
+    from trailwatch.local.operations import s3_virtual_host_bucket
+
+    bucket = s3_virtual_host_bucket(environ.get("HTTP_HOST"))
+    if bucket:
+        return bucket
+    first = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)[0]
+    return unquote(first) or None
+
+
+def _copy_source_bucket(environ: dict) -> str | None:
+    source = unquote(environ.get("HTTP_X_AMZ_COPY_SOURCE", "")).lstrip("/")
+    return source.split("/", 1)[0] or None
+
+
+def s3_bucket_owner(bucket: str) -> str | None:
+    """The account that owns `bucket` in moto's shared bucket namespace, None when no such bucket."""
+    from moto.s3.models import s3_backends
+
+    entry = s3_backends.bucket_accounts.get(bucket)
+    return entry[1] if entry else None
+
+
+def expected_owner_guard(app: WSGIApp) -> WSGIApp:
+    """WSGI middleware: S3's `ExpectedBucketOwner` as AWS enforces it (moto ignores the header).
+
+    A request naming an expected owner for a bucket that another account owns gets 403 AccessDenied, as on
+    AWS, before moto sees it; a missing bucket is left to moto (404). Inside the CloudTrail recorder, so the
+    refused call is recorded like on AWS.
+    """
+
+    def guarded(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        for header, where in EXPECTED_OWNER_HEADERS.items():
+            expected = environ.get(header)
+            if not expected:
+                continue
+            bucket = s3_request_bucket(environ) if where == "request" else _copy_source_bucket(environ)
+            owner = s3_bucket_owner(bucket) if bucket else None
+            if owner is not None and owner != expected.strip():
+                return _s3_access_denied(environ, start_response)
+        return app(environ, start_response)
+
+    return guarded
+
+
+def _s3_access_denied(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+        b"<Message>Access Denied</Message></Error>"
+    )
+    if environ.get("REQUEST_METHOD") == "HEAD":  # S3 answers HEAD without a body
+        body = b""
+    start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 class _QuietHandler(WSGIRequestHandler):
     """No access log line per request: the emulator's output is for the function logs and our messages."""
 
@@ -64,8 +289,9 @@ class LocalAWS:
 
     `middlewares` wrap moto's WSGI app in list order (the first is innermost); `services` are started after
     the server listens and stopped, in reverse order, before it shuts down. Both may be extended before
-    `start()`. With `cloudtrail=True` the CloudTrail recorder is the innermost middleware and a service;
-    with `lambda_runtime=True` the Lambda runtime is a service and moto's Docker path is disabled.
+    `start()`. The S3 `ExpectedBucketOwner` check is innermost; with `cloudtrail=True` the CloudTrail
+    recorder is next and a service; with `lambda_runtime=True` the Lambda runtime is a service and moto's
+    Docker path is disabled. `LoopbackGuard` is always outermost.
     """
 
     _active: ClassVar[LocalAWS | None] = None
@@ -175,7 +401,7 @@ class LocalAWS:
     def _start(self) -> None:
         reset_moto_state()
         cfn_models.register(log=self.log)
-        builtin_middlewares: list[Middleware] = []
+        builtin_middlewares: list[Middleware] = [expected_owner_guard]
         if self.lambda_runtime:
             from trailwatch.local.lambda_runtime import disable_moto_lambda_docker
 
@@ -190,7 +416,7 @@ class LocalAWS:
         app = moto_wsgi_app()
         for middleware in builtin_middlewares + self.middlewares:
             app = middleware(app)
-        self._serve(app)
+        self._serve(LoopbackGuard(app, self.host))
         services: list[Service] = []
         if self.recorder is not None:
             services.append(self.recorder)
