@@ -36,6 +36,7 @@ from .processor import (
     Deps,
     ObjectMissingError,
     process_object,
+    report_config_loaded,
     report_invalid_config,
 )
 
@@ -106,6 +107,7 @@ def build_deps(settings: Settings | None = None, clients: Clients | None = None)
         settings.config_key,
         ttl=settings.config_ttl_seconds,
         on_invalid=report_invalid,
+        on_loaded=lambda matcher, version: report_config_loaded(matcher.rules, version, deps),
     )
     return deps
 
