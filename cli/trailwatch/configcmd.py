@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
+import click
 
 from trailwatch.errors import AwsError, ConfigInvalid, UsageError, error_code
 from trailwatch.session import Aws
@@ -93,19 +95,37 @@ def fetch_remote(aws: Aws, bucket: str, key: str) -> Remote:
         return Remote(exists=True, data=data, error=str(exc))
 
 
-def diff_rules(old: Any, new: Any) -> dict[str, list[str]]:
-    """Rule ids added, removed and changed (any field) from `old` to `new` (None: no old config)."""
-    before = {r.id: r for r in (old.rules if old is not None else ())}
-    after = {r.id: r for r in new.rules}
-    return {
-        "added": [i for i in after if i not in before],
-        "removed": [i for i in before if i not in after],
-        "changed": [i for i in after if i in before and before[i] != after[i]],
-    }
+def stdin_is_tty() -> bool:
+    """Whether a person can answer a question (tests replace this)."""
+    return sys.stdin.isatty()
 
 
-def upload(aws: Aws, ui: UI, path: Path, *, outputs: dict[str, str]) -> bool:
-    """Validate, show the diff, upload; False when the bucket already holds the same bytes."""
+def confirm_removal(ui: UI, diff: Any, *, yes: bool) -> None:
+    """Refuse or ask before a config that removes or weakens rules (config_diff says what counts)."""
+    if not diff.weakening:
+        return
+    removed, weakened = len(diff.removed), len(diff.weakened)
+    ui.warn(
+        f"this config removes {removed} rule(s) and weakens {weakened}: the events they matched may go "
+        "unalerted (the processor will send a high-severity alert about the change)."
+    )
+    if yes:
+        return
+    if not stdin_is_tty():
+        raise UsageError(
+            f"Not uploaded: the config removes {removed} and weakens {weakened} rule(s).",
+            hint="Pass --yes to upload it anyway.",
+        )
+    if not click.confirm("Upload it anyway?", default=False):
+        raise UsageError("Not confirmed; nothing uploaded.", hint="Pass --yes to upload without asking.")
+
+
+def upload(aws: Aws, ui: UI, path: Path, *, outputs: dict[str, str], yes: bool = False) -> bool:
+    """Validate, show the diff, ask before a removal, upload; False when the bucket already holds the same
+    bytes. The diff is against the config in force: the bucket's, or the bundled default when there is none
+    or it is invalid (what the processor falls back to on a cold start)."""
+    from trailwatch_processor import config_diff, rules
+
     config, data = load_config(path)
     bucket, key = config_location(outputs)
     remote = fetch_remote(aws, bucket, key)
@@ -113,16 +133,20 @@ def upload(aws: Aws, ui: UI, path: Path, *, outputs: dict[str, str]) -> bool:
     if remote.exists and remote.data == data:
         ui.info(f"s3://{bucket}/{key} is already up to date.")
         return False
+    current = remote.config
     if not remote.exists:
-        ui.info(f"s3://{bucket}/{key} does not exist yet: every rule is new.")
+        ui.info(f"s3://{bucket}/{key} does not exist yet: compared with the bundled default in force.")
+        current = rules.load_default_config()
     elif remote.error:
         ui.warn(f"the config in the bucket is invalid and will be replaced: {remote.error.splitlines()[0]}")
-    changes = diff_rules(remote.config, config)
-    for kind, sign in (("added", "+"), ("removed", "-"), ("changed", "~")):
-        for rule_id in changes[kind]:
-            ui.info(f"  {sign} {rule_id} ({kind})")
-    if remote.exists and not any(changes.values()):
+        ui.info("Compared with the bundled default (the processor's fallback).")
+        current = rules.load_default_config()
+    diff = config_diff.diff_rules(current.rules, config.rules)
+    for line in diff.lines(limit=1000):
+        ui.info(f"  {line}")
+    if diff.empty:
         ui.info("  (same rules; formatting differs)")
+    confirm_removal(ui, diff, yes=yes)
     try:
         aws.client("s3").put_object(
             Bucket=bucket, Key=key, Body=data, ContentType="application/json", **owned_bucket_args(aws)

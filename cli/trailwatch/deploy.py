@@ -132,8 +132,14 @@ def run_deploy(
     from trailwatch import configcmd  # here: configcmd imports the processor's rules lazily too
 
     ui.step("Uploading the config")
+    # --config is the deployer's explicit choice: a removal is shown (warning), not asked about; the
+    # processor still alerts it (high).
     configcmd.upload(
-        aws, ui, config_path or resources.default_config_path(), outputs=stack.stack_outputs(deployed)
+        aws,
+        ui,
+        config_path or resources.default_config_path(),
+        outputs=stack.stack_outputs(deployed),
+        yes=True,
     )
 
     result = 0

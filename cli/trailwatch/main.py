@@ -217,8 +217,9 @@ def deploy(
 @cli.command("upload-config", epilog=EPILOG)
 @global_options
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Upload without asking when rules are removed or weakened.")
 @click.pass_obj
-def upload_config(options: Options, file: Path | None) -> None:
+def upload_config(options: Options, file: Path | None, yes: bool) -> None:
     """Validate a monitored-events config, show the change, upload it.
 
     \b
@@ -229,7 +230,7 @@ def upload_config(options: Options, file: Path | None) -> None:
 
     aws, ui = _aws_ui(options)
     outputs = stack.stack_outputs(stack.require_stack(aws, options.stack_name))
-    configcmd.upload(aws, ui, file or resources.default_config_path(), outputs=outputs)
+    configcmd.upload(aws, ui, file or resources.default_config_path(), outputs=outputs, yes=yes)
 
 
 @cli.command(epilog=EPILOG)

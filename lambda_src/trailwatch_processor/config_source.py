@@ -7,6 +7,11 @@
   ``on_invalid(error)`` once per bad ETag (``.etag`` is that ETag during the call). If it raises or returns
   False ("not reported yet", e.g. another container is sending the alert), it is called again at the next
   check. Deduplication across containers is the callback's job (processor.report_invalid_config).
+- Every new version put in force (a new valid ETag, also after a direct S3 put; the bundled default when the
+  object is missing, named ``default:<digest id>``) is passed to ``on_loaded(matcher, version)`` once per
+  container; if it raises or returns False it is called again at the next check. Deduplication across
+  containers and the rule diff are the callback's job (processor.report_config_loaded). An invalid version
+  is not "loaded": on_invalid reports it.
 - Any other error reading S3: keep the last good matcher; on a cold start there is none, so it raises (the
   message fails and is retried rather than matched against a config the owner did not choose).
 """
@@ -20,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .config_diff import config_digest, digest_id
 from .rules import ConfigError, Matcher, compile_config, load_default_config, parse_config
 
 log = logging.getLogger(__name__)
@@ -28,6 +34,7 @@ _NOT_MODIFIED = {"304", "NotModified", "Not Modified"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 _default_matcher: Matcher | None = None
+_default_version: str | None = None
 
 
 def default_matcher() -> Matcher:
@@ -36,6 +43,15 @@ def default_matcher() -> Matcher:
     if _default_matcher is None:
         _default_matcher = compile_config(load_default_config())
     return _default_matcher
+
+
+def default_version() -> str:
+    """The version name of the bundled default: it has no ETag, so it is named by its rules' digest (a
+    deployment that changes the bundled rules is a new version)."""
+    global _default_version
+    if _default_version is None:
+        _default_version = "default:" + digest_id(config_digest(default_matcher().rules))
+    return _default_version
 
 
 class ConfigCache:
@@ -49,6 +65,7 @@ class ConfigCache:
         clock: Callable[[], float] = time.monotonic,
         on_invalid: Callable[[ConfigError], bool | None] | None = None,
         expected_owner: str | None = None,
+        on_loaded: Callable[[Matcher, str], bool | None] | None = None,
     ) -> None:
         self.s3 = s3
         self.bucket = bucket
@@ -57,6 +74,9 @@ class ConfigCache:
         self.clock = clock
         self.on_invalid = on_invalid
         self.expected_owner = expected_owner  # ExpectedBucketOwner: S3 refuses a bucket of another account
+        self.on_loaded = on_loaded
+        self._version: str | None = None  # the valid version in force (None: none loaded, or only invalid)
+        self._announced: str | None = None  # the version on_loaded last accepted
         self._matcher: Matcher | None = None
         self._etag: str | None = None  # ETag of the object last read (good or bad)
         self._checked_at: float | None = None
@@ -78,8 +98,23 @@ class ConfigCache:
             return self._matcher
         self._refresh()
         self._checked_at = now
+        self._announce()
         assert self._matcher is not None
         return self._matcher
+
+    def _announce(self) -> None:
+        if self.on_loaded is None or self._version is None or self._version == self._announced:
+            return
+        assert self._matcher is not None
+        try:
+            done = self.on_loaded(self._matcher, self._version)
+        except Exception:
+            log.exception(
+                "config %s: announcing version %s failed; retry at next check", self.location, self._version
+            )
+            return
+        if done is not False:
+            self._announced = self._version
 
     def _refresh(self) -> None:
         kwargs = {"Bucket": self.bucket, "Key": self.key}
@@ -97,6 +132,7 @@ class ConfigCache:
             if code in _MISSING:
                 log.warning("config %s not found: using the bundled default config", self.location)
                 self._use(default_matcher(), etag=None, source="default")
+                self._version = default_version()
                 return
             if self._matcher is None:
                 raise
@@ -110,6 +146,7 @@ class ConfigCache:
             return
         log.info("config %s loaded (ETag %s, %d rules)", self.location, etag, len(matcher.rules))
         self._use(matcher, etag=etag, source="s3")
+        self._version = etag or "s3:" + digest_id(config_digest(matcher.rules))
 
     def _use(self, matcher: Matcher, *, etag: str | None, source: str) -> None:
         self._matcher = matcher

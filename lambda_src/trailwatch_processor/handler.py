@@ -36,6 +36,7 @@ from .processor import (
     Deps,
     ObjectMissingError,
     process_object,
+    report_config_loaded,
     report_invalid_config,
 )
 
@@ -117,6 +118,7 @@ def build_deps(
         ttl=settings.config_ttl_seconds,
         on_invalid=report_invalid,
         expected_owner=bucket_owner,
+        on_loaded=lambda matcher, version: report_config_loaded(matcher.rules, version, deps),
     )
     return deps
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import alerts, records, store
+from . import alerts, config_diff, records, store
 from .aws import Settings
 from .logfile import FileStats, iter_matches, open_log
 from .notifications import KeyKind, ObjectRef, classify_key
@@ -332,6 +332,92 @@ def report_invalid_config(error: Exception, etag: str | None, deps: Deps) -> boo
             marker_id,
         )
     return True
+
+
+def report_config_loaded(rules: Sequence[Any], version: str, deps: Deps) -> bool:
+    """Announce a newly loaded config version once overall, with its rule differences from the version
+    announced before it (the digest kept in the table's config-state item).
+
+    ``version`` is the object's ETag, or ``default:<digest id>`` for the bundled default. A version equal to
+    the stored state is already announced: nothing to do. Otherwise the marker of the transition
+    (state counter, version) is claimed as in report_invalid_config: one container publishes, then the
+    state moves on (conditionally, so two containers cannot both advance it). Severity: ``high`` when rules
+    are removed or weakened (config_diff says what counts), ``info`` for the first version ever announced,
+    else ``low``. Returns True when announced (by anyone), False to be asked again at the next check.
+    """
+    settings, ddb, table = deps.settings, deps.dynamodb, deps.settings.events_table
+    source = f"s3://{settings.config_bucket}/{settings.config_key}"
+    digest = config_diff.config_digest(rules)
+    state_id = store.config_state_id(settings.config_bucket, settings.config_key)
+    state = store.get_config_state(ddb, table, state_id)
+    if state is not None and state.version == version:
+        return True
+    previous_seq = state.seq if state is not None else 0
+    marker_id = store.config_loaded_marker_id(
+        settings.config_bucket, settings.config_key, previous_seq, version
+    )
+    token, now = deps.new_token(), deps.now()
+    outcome = store.claim_marker(
+        ddb,
+        table,
+        marker_id,
+        token=token,
+        now=now,
+        stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
+        retention_days=settings.retention_days,
+        details={
+            "config_source": source,
+            "config_etag": version,
+            "previous_etag": state.version if state is not None else "",
+        },
+    )
+    if outcome.claimed:
+        message = _config_loaded_alert(state, version, digest, source)
+        try:
+            message_id = alerts.publish(deps.sns, settings.alert_topic_arn, message)
+        except Exception:
+            _release([marker_id], token, deps)
+            raise
+        if not store.mark_sent(ddb, table, marker_id, token=token, message_id=message_id, now=now):
+            log.warning("config %s: marker %s taken over before it was marked sent", source, marker_id)
+    elif outcome.status != store.SENT:
+        log.info("config %s (version %s): announcement is %s", source, version, outcome.status or "gone")
+        return False
+    # Sent (by us or by a container that died before moving the state on): record the new version.
+    store.put_config_state(
+        ddb, table, state_id, version=version, digest=digest, seq=previous_seq + 1, now=deps.now()
+    )
+    return True
+
+
+def _config_loaded_alert(
+    state: store.ConfigState | None, version: str, digest: dict[str, str], source: str
+) -> alerts.SnsMessage:
+    if state is None:
+        detail = f"Version {version}: {len(digest)} rule(s) in force.\n" + "\n".join(
+            f"  {rule_id}" for rule_id in list(digest)[:50]
+        )
+        return alerts.operational_alert(
+            f"trailwatch config in force: {len(digest)} rule(s)", detail, source=source, severity="info"
+        )
+    diff = config_diff.diff_digests(state.digest, digest)
+    summary = (
+        f"Version {version} replaces {state.version}: {len(digest)} rule(s) in force "
+        f"(was {len(state.digest)}); {len(diff.added)} added, {len(diff.removed)} removed, "
+        f"{len(diff.changed)} changed."
+    )
+    lines = diff.lines() or ["(same rules: only the file changed)"]
+    if diff.weakening:
+        title = (
+            f"trailwatch config changed: {len(diff.removed)} rule(s) removed, {len(diff.weakened)} weakened"
+        )
+        severity = "high"
+    else:
+        title = "trailwatch config changed"
+        severity = "low"
+    return alerts.operational_alert(
+        title, summary + "\n" + "\n".join(lines), source=source, severity=severity
+    )
 
 
 def _release(claimed: list[str], token: str, deps: Deps) -> None:

@@ -355,3 +355,70 @@ def _cap(value: str, limit: int) -> str:
 
 def _code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
+
+
+# --- config versions (H8): the digest of the config in force, and one marker per announced version --------
+
+CONFIG_STATE_PREFIX = "trailwatch#config-state#"
+CONFIG_LOADED_PREFIX = "trailwatch#config-loaded#"
+
+
+@dataclass(frozen=True)
+class ConfigState:
+    """The config version last announced (ETag, or ``default:<digest id>``), its rule digest and a counter
+    that grows by one per announced version (so A -> B -> A -> B is announced every time)."""
+
+    version: str
+    digest: dict[str, str]
+    seq: int
+
+
+def config_state_id(bucket: str, key: str) -> str:
+    return CONFIG_STATE_PREFIX + hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()
+
+
+def config_loaded_marker_id(bucket: str, key: str, seq: int, version: str) -> str:
+    """The marker of one transition (state ``seq`` -> ``version``): every container computes the same id."""
+    digest = hashlib.sha256(f"{bucket}/{key}/{seq}/{version}".encode()).hexdigest()
+    return CONFIG_LOADED_PREFIX + digest
+
+
+def get_config_state(ddb: Any, table: str, state_id: str) -> ConfigState | None:
+    item = get_event(ddb, table, state_id)
+    if item is None or "config_version" not in item:
+        return None
+    try:
+        digest = json.loads(item.get("digest", {}).get("S", "{}"))
+        seq = int(item.get("seq", {}).get("N", "0"))
+    except ValueError:
+        return None
+    if not isinstance(digest, dict):
+        return None
+    return ConfigState(item["config_version"]["S"], {str(k): str(v) for k, v in digest.items()}, seq)
+
+
+def put_config_state(
+    ddb: Any, table: str, state_id: str, *, version: str, digest: dict[str, str], seq: int, now: datetime
+) -> bool:
+    """Record ``version`` as the config in force with counter ``seq``, only if the stored counter is
+    ``seq - 1`` (or there is none): False when another container already moved it on. No TTL: the state
+    must outlive the events, or the next version would look like the first."""
+    try:
+        ddb.put_item(
+            TableName=table,
+            Item={
+                "EventId": {"S": state_id},
+                "kind": {"S": OPERATIONAL},
+                "stored_at": {"S": iso(now)},
+                "config_version": {"S": version},
+                "digest": {"S": json.dumps(digest, sort_keys=True, separators=(",", ":"))},
+                "seq": {"N": str(seq)},
+            },
+            ConditionExpression="attribute_not_exists(EventId) OR seq = :previous",
+            ExpressionAttributeValues={":previous": {"N": str(seq - 1)}},
+        )
+        return True
+    except ClientError as err:
+        if _code(err) != "ConditionalCheckFailedException":
+            raise
+        return False

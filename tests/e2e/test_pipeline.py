@@ -21,6 +21,7 @@ import pytest
 from trailwatch import synth
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
 from trailwatch.package import build_package
+from trailwatch_processor.rules import parse_config
 
 from tests.e2e.conftest import ROOT, ClientFactory
 
@@ -112,6 +113,7 @@ class Seen:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     dlq: list[str] = field(default_factory=list)
+    operational: list[dict[str, Any]] = field(default_factory=list)  # alerts about trailwatch itself
 
 
 @dataclass
@@ -125,7 +127,7 @@ class Pipeline:
         """Alerts and DLQ messages received so far (deleted from their queues), the table's items."""
         sqs = self.client("sqs")
         for url, sink in (
-            (self.alert_queue, lambda b: self.seen.alerts.append(json.loads(b))),
+            (self.alert_queue, self._alert),
             (self.outputs["DeadLetterQueueUrl"], self.seen.dlq.append),
         ):
             while messages := sqs.receive_message(
@@ -137,7 +139,14 @@ class Pipeline:
         table = self.outputs["EventsTableName"]
         for page in self.client("dynamodb").get_paginator("scan").paginate(TableName=table):
             for item in page["Items"]:
-                self.seen.items[item["EventId"]["S"]] = item
+                if not item["EventId"]["S"].startswith("trailwatch#"):  # config markers are not events
+                    self.seen.items[item["EventId"]["S"]] = item
+
+    def _alert(self, body: str) -> None:
+        alert = json.loads(body)
+        (self.seen.operational if alert["rule"] == "trailwatch-operational" else self.seen.alerts).append(
+            alert
+        )
 
     def wait_until(self, done: Callable[[Seen], bool], what: str) -> None:
         deadline = time.monotonic() + WAIT_SECONDS
@@ -229,6 +238,8 @@ def test_each_event_is_alerted_exactly_once_under_its_primary_rule(
         got_alerts[(alert["log_key"], alert["rule"])] += alert["count"]
     assert got_alerts == expected_alerts
     assert len(pipeline.seen.alerts) == len(expected_alerts), "one alert per (log file, primary rule)"
+    rules = len(parse_config((ROOT / "events.json").read_bytes()).rules)
+    assert [a["title"] for a in pipeline.seen.operational] == [f"trailwatch config in force: {rules} rule(s)"]
     alerted = Counter((i, a["rule"]) for a in pipeline.seen.alerts for i in a["eventIDs"])
     want = Counter(
         (c.record["eventID"], c.primary) for chunk in delivered.values() for c in chunk if c.primary

@@ -149,4 +149,7 @@ def deps(env: Env):
     built.config.clock = env.clock.monotonic
     built.now = env.clock.now
     built.claim_stale_seconds = 300.0
+    # Tests through this fixture count event items and alerts; the config-version announcement (one more
+    # item pair and alert on the first load) is tested with build_deps itself in test_config_source.py.
+    built.config.on_loaded = None
     return built

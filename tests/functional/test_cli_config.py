@@ -36,11 +36,12 @@ def test_upload_config_shows_rule_diff_and_uploads(cli, deploy_args, tmp_path):
     delete_trail = {"id": "DeleteTrail", "severity": "high", "pattern": {"eventName": ["DeleteTrail"]}}
     new = tmp_path / "new.json"
     new.write_text(json.dumps({"rules": [create_user, old["StopLogging"], delete_trail]}))
-    result = cli("upload-config", str(new))
+    result = cli("upload-config", str(new), "--yes")  # removes a rule: --yes, no TTY here
     assert result.exit_code == 0, result.output
     assert "+ DeleteTrail (added)" in result.output
     assert "- PutBucketPolicy (removed)" in result.output
-    assert "~ CreateUser (changed)" in result.output
+    assert f"~ CreateUser (severity {old['CreateUser']['severity']} -> critical)" in result.output
+    assert "removes 1 rule(s) and weakens 0" in result.output
     assert "StopLogging (" not in result.output
     assert _remote() == new.read_bytes()
 
@@ -71,13 +72,111 @@ def test_invalid_config_is_precise_and_uploads_nothing(cli, deploy_args, tmp_pat
     assert _remote() == before
 
 
-def test_upload_config_when_the_bucket_has_none(cli, deploy_args, tmp_path):
+def test_upload_config_when_the_bucket_has_none_compares_with_the_bundled_default(cli, deploy_args, tmp_path):
+    """No config object: the processor runs the bundled default, so dropping its rules is a removal."""
     assert cli(*deploy_args).exit_code == 0
     boto3.client("s3").delete_object(Bucket=TEST_BUCKET, Key=KEY)
-    path = write_config(tmp_path / "c.json", ["ConsoleLogin"])
-    result = cli("upload-config", str(path))
+    path = write_config(tmp_path / "c.json", ["ConsoleLogin", "NewEvent"])
+    result = cli("upload-config", str(path), "--yes")
     assert result.exit_code == 0, result.output
-    assert "does not exist yet" in result.output and "+ ConsoleLogin (added)" in result.output
+    assert "does not exist yet: compared with the bundled default" in result.output
+    assert "+ NewEvent (added)" in result.output and "ConsoleLogin (" not in result.output
+    assert "- cis-4.5-cloudtrail-config-changes (removed)" in result.output
+    assert _remote() == path.read_bytes()
+
+
+# --- a removal is shown and asked about (issue 15, case 5) --------------------------------------------------
+
+
+@pytest.fixture
+def tty(monkeypatch):
+    """Pretend a person is at the terminal (CliRunner's stdin is never a TTY)."""
+    from trailwatch import configcmd
+
+    monkeypatch.setattr(configcmd, "stdin_is_tty", lambda: True)
+
+
+def _deployed_rules() -> list[dict]:
+    from trailwatch_processor import rules
+
+    return [
+        {"id": r.id, "severity": r.severity, "pattern": r.pattern}
+        for r in rules.parse_config(_remote()).rules
+    ]
+
+
+def _lowered(rules: list[dict]) -> list[dict]:
+    return [{**rules[0], "severity": "info"}, *rules[1:]]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda rules: {"monitored_events": ["NoSuchEvent"]}, id="issue-15-NoSuchEvent"),
+        pytest.param(lambda rules: {"rules": rules[1:]}, id="one-rule-removed"),
+        pytest.param(lambda rules: {"rules": _lowered(rules)}, id="severity-lowered"),
+        pytest.param(
+            lambda rules: {
+                "rules": [{**rules[0], "exclude": [{"sourceIPAddress": ["10.0.0.1"]}]}, *rules[1:]]
+            },
+            id="exclude-added",
+        ),
+    ],
+)
+def test_a_weakening_config_without_a_tty_or_yes_is_refused(cli, deploy_args, tmp_path, make):
+    assert cli(*deploy_args).exit_code == 0
+    before = _remote()
+    path = tmp_path / "weaker.json"
+    path.write_text(json.dumps(make(_deployed_rules())))
+    result = cli("upload-config", str(path))
+    assert result.exit_code == 2, result.output
+    assert "Not uploaded: the config removes" in result.output
+    hints = [line for line in result.output.splitlines() if "--yes" in line]
+    assert len(hints) == 1 and "Pass --yes to upload it anyway." in hints[0]
+    assert _remote() == before
+    result = cli("upload-config", str(path), "--yes")
+    assert result.exit_code == 0, result.output
+    assert _remote() == path.read_bytes()
+
+
+@pytest.mark.usefixtures("tty")
+@pytest.mark.parametrize(("answer", "uploaded"), [("y\n", True), ("n\n", False), ("\n", False)])
+def test_a_removal_at_a_terminal_asks_first(cli, deploy_args, tmp_path, answer, uploaded):
+    assert cli(*deploy_args).exit_code == 0
+    before = _remote()
+    path = tmp_path / "weaker.json"
+    path.write_text(json.dumps({"monitored_events": ["NoSuchEvent"]}))
+    result = cli("upload-config", str(path), input=answer)
+    assert "Upload it anyway? [y/N]" in result.output
+    assert "- CreateUser (removed)" in result.output and "- StopLogging (removed)" in result.output
+    assert result.exit_code == (0 if uploaded else 2), result.output
+    assert _remote() == (path.read_bytes() if uploaded else before)
+    if not uploaded:
+        assert "Not confirmed; nothing uploaded." in result.output
+
+
+def test_yes_at_a_terminal_does_not_ask(cli, deploy_args, tmp_path, tty):
+    assert cli(*deploy_args).exit_code == 0
+    path = tmp_path / "weaker.json"
+    path.write_text(json.dumps({"monitored_events": ["NoSuchEvent"]}))
+    result = cli("upload-config", str(path), "--yes")
+    assert result.exit_code == 0 and "Upload it anyway?" not in result.output
+    assert _remote() == path.read_bytes()
+
+
+def test_a_strengthening_config_uploads_without_asking(cli, deploy_args, tmp_path):
+    assert cli(*deploy_args).exit_code == 0
+    rules = _deployed_rules()
+    stronger = [
+        {**rules[0], "severity": "critical"},
+        *rules[1:],
+        {"id": "DeleteTrail", "pattern": {"eventName": ["DeleteTrail"]}},
+    ]
+    path = tmp_path / "stronger.json"
+    path.write_text(json.dumps({"rules": stronger}))
+    result = cli("upload-config", str(path))  # no TTY, no --yes: nothing removed or weakened
+    assert result.exit_code == 0, result.output
+    assert "+ DeleteTrail (added)" in result.output and "Warning" not in result.output
     assert _remote() == path.read_bytes()
 
 

@@ -340,3 +340,122 @@ def test_config_ttl_comes_from_the_environment() -> None:
     assert Settings.from_env(base | {"CONFIG_TTL_SECONDS": "5"}).config_ttl_seconds == 5.0
     with pytest.raises(SettingsError, match="CONFIG_TTL_SECONDS"):
         Settings.from_env(base | {"CONFIG_TTL_SECONDS": "soon"})
+
+
+# --- every new config version is announced once overall, with its rule differences --------------------------
+
+
+def _announcements(env: Env) -> list[dict]:
+    return [a for a in _operational(env) if a["title"].startswith("trailwatch config")]
+
+
+def _state(env: Env) -> store.ConfigState | None:
+    state_id = store.config_state_id(BUCKET, CONFIG_KEY)
+    return store.get_config_state(env.clients.dynamodb, TABLE, state_id)
+
+
+def _check_all(*containers: Deps) -> None:
+    for deps in containers:
+        deps.config.matcher()
+
+
+def test_the_first_config_is_announced_once_as_in_force(env: Env, container: Any) -> None:
+    a, b = container(), container()
+    for _ in range(3):
+        _check_all(a, b)
+        env.clock.advance(61)
+    [alert] = _announcements(env)
+    count = len(default_matcher().rules)
+    assert alert["severity"] == "info" and alert["title"] == f"trailwatch config in force: {count} rule(s)"
+    state = _state(env)
+    assert state is not None and state.version.startswith("default:") and len(state.digest) == count
+
+
+@pytest.mark.parametrize("containers", [1, 2, 3])
+def test_containers_loading_the_same_new_version_send_one_alert(
+    env: Env, container: Any, containers: int
+) -> None:
+    env.put_config(GOOD)
+    running = [container() for _ in range(containers)]
+    _check_all(*running)
+    env.put_config({"monitored_events": ["CreateUser", "DeleteTrail"]})  # one rule added
+    env.clock.advance(61)
+    for _ in range(2):
+        _check_all(*running)
+        env.clock.advance(61)
+    first, change = _announcements(env)
+    assert first["severity"] == "info"
+    assert change["severity"] == "low" and change["title"] == "trailwatch config changed"
+    assert "+ DeleteTrail (added)" in change["description"]
+    state = _state(env)
+    etag = env.clients.s3.head_object(Bucket=BUCKET, Key=CONFIG_KEY)["ETag"]
+    assert state is not None and state.version == etag and state.seq == 2
+
+
+def test_a_direct_put_removing_rules_is_one_high_alert_naming_them(env: Env, container: Any) -> None:
+    a, b = container(), container()
+    _check_all(a, b)  # the bundled default in force (no config object yet)
+    env.put_config({"monitored_events": ["NoSuchEvent"]})  # a direct S3 put, no upload-config
+    env.clock.advance(61)
+    _check_all(a, b)
+    env.clock.advance(61)
+    _check_all(a, b)
+    _, change = _announcements(env)
+    removed = [r.id for r in default_matcher().rules]
+    assert change["severity"] == "high"
+    assert change["title"] == f"trailwatch config changed: {len(removed)} rule(s) removed, 0 weakened"
+    for rule_id in removed:
+        assert f"- {rule_id} (removed)" in change["description"]
+    assert "+ NoSuchEvent (added)" in change["description"]
+
+
+def test_a_deleted_config_falling_back_to_the_default_is_announced(env: Env, container: Any) -> None:
+    a = container()
+    env.put_config(GOOD)
+    a.config.matcher()
+    env.clients.s3.delete_object(Bucket=BUCKET, Key=CONFIG_KEY)
+    env.clock.advance(61)
+    a.config.matcher()
+    env.clock.advance(61)
+    a.config.matcher()  # still missing: not announced again
+    _, change = _announcements(env)
+    # GOOD's CreateUser rule is also in the default: same rule, not removed; the CIS rules come back.
+    assert (
+        change["severity"] == "low" and "+ cis-4.5-cloudtrail-config-changes (added)" in change["description"]
+    )
+    assert len(_announcements(env)) == 2
+
+
+def test_switching_back_and_forth_is_announced_every_time(env: Env, container: Any) -> None:
+    a = container()
+    for config in (GOOD, OTHER, GOOD, OTHER):
+        env.put_config(config)
+        a.config.matcher()
+        env.clock.advance(61)
+    # Same bytes give the same ETag, yet each switch is a new version in force.
+    assert [x["severity"] for x in _announcements(env)] == ["info", "high", "high", "high"]
+
+
+def test_an_invalid_version_is_not_announced_as_loaded(env: Env, container: Any) -> None:
+    a = container()
+    env.put_config(GOOD)
+    a.config.matcher()
+    env.put_config(INVALID)
+    env.clock.advance(61)
+    a.config.matcher()
+    assert len(_announcements(env)) == 1  # GOOD in force; the bad version has its own alert
+    assert len(_operational(env)) == 2
+    assert _state(env) is not None and _state(env).digest.keys() == {"CreateUser"}
+
+
+def test_a_failed_announcement_is_retried_and_sent_once(env: Env, container: Any) -> None:
+    a, b = container(), container()
+    a.sns = FlakySns(env.clients.sns, failures=1)
+    env.put_config(GOOD)
+    a.config.matcher()  # the failed publish never fails the invocation
+    assert _announcements(env) == []
+    env.clock.advance(61)
+    a.config.matcher(), b.config.matcher()
+    env.clock.advance(61)
+    a.config.matcher(), b.config.matcher()
+    assert len(_announcements(env)) == 1

@@ -519,10 +519,11 @@ def test_lambda_entry_point_builds_once_per_container(env: Env, monkeypatch: pyt
     assert entry.handler(event, FakeContext()) == {"batchItemFailures": []}
     assert entry._container_deps is built and levels == ["DEBUG"]
     assert built.settings.retention_days == 7
-    [item] = env.items().values()
+    [item] = [v for k, v in env.items().items() if not k.startswith("trailwatch#")]  # not config markers
     stored_at = datetime.strptime(item["stored_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     assert item["expires_at"] == int(stored_at.timestamp()) + 7 * 86400
-    assert len(env.alerts()) == 1
+    # The event's alert, and the one announcement of the config the container put in force.
+    assert sorted(a["severity"] for a in env.alerts()) == ["critical", "info"]
 
 
 def test_claim_stale_threshold_comes_from_the_context(deps: Any) -> None:

@@ -27,6 +27,7 @@ CIS_IDS = [
     "cis-4.14-vpc-changes",
     "cis-4.15-organizations-changes",
 ]
+SELF = "trailwatch-self-protection"
 
 
 @pytest.fixture(scope="module")
@@ -231,8 +232,8 @@ VARIANTS: dict[str, tuple[list[dict], list[dict]]] = {
 def test_default_config_has_monitored_events_and_one_rule_per_cis_control() -> None:
     config = load_default_config()
     assert config.raw["monitored_events"] == ["ConsoleLogin", "CreateUser"]
-    assert [r.id for r in config.rules] == ["ConsoleLogin", "CreateUser", *CIS_IDS]
-    for rule in config.rules[2:]:
+    assert [r.id for r in config.rules] == ["ConsoleLogin", "CreateUser", *CIS_IDS, SELF]
+    for rule in config.rules[2 : 2 + len(CIS_IDS)]:
         control = rule.id.split("-")[1]
         words = rule.description.split()
         assert words[:4] == ["CIS", "AWS", "Foundations", "Benchmark"] and words[4].rstrip(":") == control
@@ -377,3 +378,141 @@ def test_default_needles_are_sound_on_real_records(matcher: Matcher, shared_reco
         if isinstance(record, dict) and matcher.match(record):
             raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
             assert any(n in raw for n in matcher.needles), record.get("eventID")
+
+
+# --- self-protection: tampering with the trail's selectors and trailwatch's pipeline (issue 15, case 7) ---
+
+SELF_HITS = [
+    ("cloudtrail.amazonaws.com", "PutEventSelectors"),
+    ("cloudtrail.amazonaws.com", "PutInsightSelectors"),
+    ("s3.amazonaws.com", "PutBucketNotification"),  # as CloudTrail logs PutBucketNotificationConfiguration
+    ("s3.amazonaws.com", "PutBucketNotificationConfiguration"),  # as the local AWS records it
+    ("s3.amazonaws.com", "PutBucketVersioning"),
+    *[
+        ("lambda.amazonaws.com", name + suffix)
+        for name, suffix in [
+            ("UpdateFunctionCode", ""),
+            ("UpdateFunctionCode", "20150331"),
+            ("UpdateFunctionCode", "20150331v2"),
+            ("UpdateFunctionConfiguration", "20150331v2"),
+            ("DeleteFunction", ""),
+            ("DeleteFunction", "20150331"),
+            ("UpdateEventSourceMapping", "20150331"),
+            ("DeleteEventSourceMapping", "20150331"),
+            ("PutFunctionConcurrency", "20171031"),
+            ("RemovePermission", ""),
+            ("RemovePermission", "20150331v2"),
+        ]
+    ],
+    ("sns.amazonaws.com", "Unsubscribe"),
+    ("sns.amazonaws.com", "DeleteTopic"),
+    ("sns.amazonaws.com", "SetSubscriptionAttributes"),
+    ("sns.amazonaws.com", "SetTopicAttributes"),
+    ("sqs.amazonaws.com", "PurgeQueue"),
+    ("sqs.amazonaws.com", "DeleteQueue"),
+    ("sqs.amazonaws.com", "SetQueueAttributes"),
+    ("dynamodb.amazonaws.com", "DeleteTable"),
+    ("dynamodb.amazonaws.com", "UpdateTable"),
+    ("dynamodb.amazonaws.com", "UpdateTimeToLive"),
+    ("monitoring.amazonaws.com", "DeleteAlarms"),
+    ("monitoring.amazonaws.com", "DisableAlarmActions"),
+    ("kms.amazonaws.com", "PutKeyPolicy"),
+]
+
+# Every call the processor's role may make (main.yaml's ProcessorRole): none may match.
+PROCESSOR_ROLE_CALLS = [
+    ("s3.amazonaws.com", "GetObject"),
+    ("s3.amazonaws.com", "ListBucket"),
+    ("dynamodb.amazonaws.com", "PutItem"),
+    ("dynamodb.amazonaws.com", "UpdateItem"),
+    ("dynamodb.amazonaws.com", "GetItem"),
+    ("dynamodb.amazonaws.com", "Query"),
+    ("sns.amazonaws.com", "Publish"),
+    ("sqs.amazonaws.com", "ReceiveMessage"),
+    ("sqs.amazonaws.com", "DeleteMessage"),
+    ("sqs.amazonaws.com", "ChangeMessageVisibility"),
+    ("sqs.amazonaws.com", "GetQueueAttributes"),
+    ("kms.amazonaws.com", "Decrypt"),
+    ("kms.amazonaws.com", "GenerateDataKey"),
+    ("logs.amazonaws.com", "CreateLogStream"),
+    ("logs.amazonaws.com", "PutLogEvents"),
+]
+
+SELF_MISSES = [
+    *PROCESSOR_ROLE_CALLS,
+    # a same-named call of another service
+    ("cloudfront.amazonaws.com", "DeleteFunction"),
+    ("cloudfront.amazonaws.com", "UpdateFunction"),
+    ("ec2.amazonaws.com", "PutBucketVersioning"),
+    ("s3.amazonaws.com", "SetQueueAttributes"),
+    ("sns.amazonaws.com", "DeleteQueue"),
+    ("dynamodb.amazonaws.com", "DeleteAlarms"),
+    ("kinesis.amazonaws.com", "UpdateTable"),
+    # the same service, harmless or unrelated calls sharing a prefix
+    ("lambda.amazonaws.com", "GetFunction20150331v2"),
+    ("lambda.amazonaws.com", "ListFunctions20150331"),
+    ("lambda.amazonaws.com", "DeleteFunctionConcurrency20171031"),
+    ("lambda.amazonaws.com", "DeleteFunctionUrlConfig20221031"),
+    ("lambda.amazonaws.com", "UpdateFunctionUrlConfig20221031"),
+    ("lambda.amazonaws.com", "AddPermission20150331v2"),
+    ("cloudtrail.amazonaws.com", "GetEventSelectors"),
+    ("s3.amazonaws.com", "GetBucketNotification"),
+    ("sns.amazonaws.com", "Subscribe"),
+    ("monitoring.amazonaws.com", "DescribeAlarms"),
+    ("dynamodb.amazonaws.com", "DescribeTable"),
+]
+
+# Covered by a CIS rule already: self-protection does not repeat them (one rule, one reason).
+CIS_COVERED = [
+    ("cloudtrail.amazonaws.com", "StopLogging", "cis-4.5-cloudtrail-config-changes"),
+    ("cloudtrail.amazonaws.com", "DeleteTrail", "cis-4.5-cloudtrail-config-changes"),
+    ("cloudtrail.amazonaws.com", "UpdateTrail", "cis-4.5-cloudtrail-config-changes"),
+    ("kms.amazonaws.com", "DisableKey", "cis-4.7-cmk-disabled-or-scheduled-deletion"),
+    ("kms.amazonaws.com", "ScheduleKeyDeletion", "cis-4.7-cmk-disabled-or-scheduled-deletion"),
+    ("s3.amazonaws.com", "PutBucketPolicy", "cis-4.8-s3-bucket-policy-changes"),
+    ("s3.amazonaws.com", "DeleteBucketPolicy", "cis-4.8-s3-bucket-policy-changes"),
+    ("s3.amazonaws.com", "PutBucketLifecycle", "cis-4.8-s3-bucket-policy-changes"),
+]
+
+
+def test_self_protection_is_high() -> None:
+    assert {r.id: r.severity for r in load_default_config().rules}[SELF] == "high"
+
+
+@pytest.mark.parametrize(("source", "name"), SELF_HITS)
+@pytest.mark.parametrize("error", [None, "AccessDenied"], ids=["done", "attempted"])
+def test_self_protection_matches(matcher: Matcher, source: str, name: str, error: str | None) -> None:
+    record = ct(eventSource=source, eventName=name, errorCode=error)
+    assert SELF in ids(matcher, record)
+    assert primary(matcher, record) == SELF  # also over cis-4.1 for a denied attempt
+
+
+@pytest.mark.parametrize(("source", "name"), SELF_MISSES)
+def test_self_protection_does_not_match(matcher: Matcher, source: str, name: str) -> None:
+    assert SELF not in ids(matcher, ct(eventSource=source, eventName=name))
+
+
+@pytest.mark.parametrize(("source", "name"), PROCESSOR_ROLE_CALLS)
+def test_the_processors_own_calls_match_no_rule(matcher: Matcher, source: str, name: str) -> None:
+    assert ids(matcher, ct(eventSource=source, eventName=name)) == []
+
+
+@pytest.mark.parametrize(("source", "name", "rule_id"), CIS_COVERED)
+def test_self_protection_leaves_the_cis_rules_their_events(
+    matcher: Matcher, source: str, name: str, rule_id: str
+) -> None:
+    assert ids(matcher, ct(eventSource=source, eventName=name)) == [rule_id]
+
+
+def test_self_protection_on_real_records(matcher: Matcher, shared_records: list) -> None:
+    wanted = {(source, name) for source, name in SELF_HITS}
+    hits = [
+        r
+        for r in shared_records
+        if isinstance(r, dict) and (r.get("eventSource"), r.get("eventName")) in wanted
+    ]
+    assert len({(r["eventSource"], r["eventName"]) for r in hits}) >= 8  # Lambda's suffixed names among them
+    for record in hits:
+        assert SELF in ids(matcher, record), record.get("eventID")
+    matched = [r for r in shared_records if isinstance(r, dict) and SELF in ids(matcher, r)]
+    assert all((r["eventSource"], r["eventName"]) in wanted for r in matched)
