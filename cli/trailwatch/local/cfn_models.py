@@ -1760,7 +1760,7 @@ def _update(
     DeletionPolicy Retain is kept, not deleted (moto deletes it)."""
     removed = _build_resource_diff(self, template, parameters)["Remove"]
     for name in removed:
-        if self._resource_json_map[name].get("DeletionPolicy") == "Retain":
+        if self._resource_json_map[name].get("DeletionPolicy") in RETAINED_ON_DELETE:
             self._parsed_resources.pop(name, None)  # moto then skips it ("never created")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Unable to delete .*, as it was never created")
@@ -1803,6 +1803,10 @@ def _stack_resources(self: Stack) -> list[Any]:
 
 # ---------------------------------------------------------------- resource events, failures, rollback
 
+# Kept when the stack is deleted or the resource removed by an update. RetainExceptOnCreate resources are
+# deleted when the stack's own creation rolls back (moto's ResourceMap.delete keeps "Retain" only).
+RETAINED_ON_DELETE = ("Retain", "RetainExceptOnCreate")
+
 _original_parse_and_create = parsing.parse_and_create_resource
 _original_parse_and_update = parsing.parse_and_update_resource
 _original_delete_resource = parsing.ResourceMap._delete_resource
@@ -1828,8 +1832,11 @@ def _stack_delete(self: Stack) -> None:
     retained = [
         (name, spec["Type"], _physical_id(resource_map._parsed_resources.get(name)))
         for name, spec in resource_map._resource_json_map.items()
-        if spec.get("DeletionPolicy") == "Retain" and resource_map._parsed_resources.get(name) is not None
+        if spec.get("DeletionPolicy") in RETAINED_ON_DELETE
+        and resource_map._parsed_resources.get(name) is not None
     ]
+    for name, _, _ in retained:  # moto keeps only "Retain"; a failed creation's rollback does not come here
+        resource_map._resource_json_map[name]["DeletionPolicy"] = "Retain"
     _original_stack_delete(self)
     for name, kind, physical_id in retained:
         _resource_event(resource_map, name, kind, "DELETE_SKIPPED", physical_id)
