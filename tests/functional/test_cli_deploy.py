@@ -546,3 +546,29 @@ def test_destroy_bucket_commands_empty_a_bucket_of_any_size(s3_server, versions,
         run = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, (command, run.stderr)
     assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+@pytest.mark.parametrize(
+    ("alarm_subscribed", "status", "needle"),
+    [
+        (True, "pass", "alarm topic: secops@example.com"),  # moto confirms email subscriptions at once
+        (False, "warn", "no email subscription on the alarm topic"),
+        (None, "warn", "the stack has no alarm topic"),
+    ],
+    ids=["subscribed", "missing-subscription", "missing-topic"],
+)
+def test_verify_email_check_covers_the_alarm_topic(alarm_subscribed, status, needle):
+    """The alarms' mail goes through AlarmTopic's own subscription: verify reports on it too."""
+    from trailwatch import verify
+    from trailwatch.session import Aws, Options
+
+    sns = boto3.client("sns")
+    outputs = {"AlertTopicArn": sns.create_topic(Name="alerts")["TopicArn"]}
+    sns.subscribe(TopicArn=outputs["AlertTopicArn"], Protocol="email", Endpoint=TEST_EMAIL)
+    if alarm_subscribed is not None:
+        outputs["AlarmTopicArn"] = sns.create_topic(Name="alarms")["TopicArn"]
+        if alarm_subscribed:
+            sns.subscribe(TopicArn=outputs["AlarmTopicArn"], Protocol="email", Endpoint=TEST_EMAIL)
+    ctx = verify.Context(aws=Aws(Options(region="us-east-1")), stack={}, outputs=outputs, template={})
+    got_status, reason = verify.check_email(ctx)
+    assert got_status == status and needle in reason, reason
