@@ -572,3 +572,30 @@ def test_verify_email_check_covers_the_alarm_topic(alarm_subscribed, status, nee
     ctx = verify.Context(aws=Aws(Options(region="us-east-1")), stack={}, outputs=outputs, template={})
     got_status, reason = verify.check_email(ctx)
     assert got_status == status and needle in reason, reason
+
+
+@pytest.mark.parametrize(("policy", "left_over"), [("RetainExceptOnCreate", False), ("Retain", True)])
+def test_failed_first_deploy_leaves_nothing_behind(cli, deploy_args, monkeypatch, policy, left_over):
+    """destroy, fix, deploy again: with RetainExceptOnCreate (main.yaml's policy) a rolled-back creation
+    deletes the bucket and the table, so the next deploy does not stop on them; with Retain it would."""
+    from trailwatch import resources
+
+    from tests.functional.cli_conftest import SMALL_TEMPLATE
+
+    fixed = SMALL_TEMPLATE.replace("DeletionPolicy: Retain", f"DeletionPolicy: {policy}")
+    broken = fixed.replace(
+        "  LogDeliveryTopic:\n",
+        "  Broken:\n    Type: AWS::SQS::Queue\n    DependsOn: [TrailBucket, EventsTable]\n"
+        "    Properties:\n      QueueName: not a valid queue name!\n  LogDeliveryTopic:\n",
+    )
+    monkeypatch.setattr(resources, "template_text", lambda: broken)
+    failed = cli(*deploy_args)
+    assert failed.exit_code == 3 and "ROLLBACK_COMPLETE" in failed.output, failed.output
+    assert cli("destroy", "--yes").exit_code == 0
+
+    monkeypatch.setattr(resources, "template_text", lambda: fixed)
+    again = cli(*deploy_args)
+    if left_over:
+        assert again.exit_code == 3 and "already exists in this account" in again.output
+    else:
+        assert again.exit_code == 0, again.output
