@@ -65,6 +65,17 @@ def retained_key_arn(aws: Aws, key_arn: str) -> str | None:
     return None if meta.get("KeyState") in ("PendingDeletion", "PendingReplicaDeletion") else key_arn
 
 
+def stack_physical_ids(aws: Aws, stack_id: str) -> dict[str, str]:
+    """logical id -> physical id of the stack's resources (read before deletion: afterwards the kept ones
+    are no longer listed)."""
+    pages = aws.client("cloudformation").get_paginator("list_stack_resources").paginate(StackName=stack_id)
+    return {
+        r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
+        for page in pages
+        for r in page.get("StackResourceSummaries", [])
+    }
+
+
 def run_destroy(aws: Aws, ui: UI, *, yes: bool, confirm: Callable[[str], bool]) -> int:
     name = aws.options.stack_name
     current = stack.describe_stack(aws, name)
@@ -76,6 +87,7 @@ def run_destroy(aws: Aws, ui: UI, *, yes: bool, confirm: Callable[[str], bool]) 
     question = f"Delete stack {name} ({current['StackStatus']}) in {aws.region}?"
     if not yes and not confirm(question):
         raise UsageError("Not confirmed; nothing deleted.", hint="Pass --yes to delete without asking.")
+    physical = stack_physical_ids(aws, current["StackId"])
     ui.step(f"Deleting stack {name}")
     stack.delete_and_wait(aws, ui, current["StackId"])
     ui.success(f"Stack {name} deleted.")
@@ -106,7 +118,7 @@ def run_destroy(aws: Aws, ui: UI, *, yes: bool, confirm: Callable[[str], bool]) 
                 bucket_removal_commands(artifacts, flags),
             )
         )
-    key_arn = outputs.get("LogFileKeyArn")
+    key_arn = outputs.get("LogFileKeyArn") or physical.get("LogFileKey")  # older stacks: no output
     if key_arn and retained_key_arn(aws, key_arn):
         retained.append(
             (

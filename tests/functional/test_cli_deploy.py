@@ -477,25 +477,29 @@ def test_update_rollback_failed_answer_to_a_change_set_is_not_a_template_error(
     assert "rejected the template" not in result.output
 
 
-def test_destroy_names_the_retained_log_file_key(cli, deploy_args, monkeypatch):
+@pytest.mark.parametrize("with_output", [True, False], ids=["key-output", "older-stack-without-output"])
+def test_destroy_names_the_retained_log_file_key(cli, deploy_args, monkeypatch, with_output):
     from trailwatch import resources
 
     from tests.functional.cli_conftest import SMALL_TEMPLATE
 
+    outputs = "Outputs:\n" + ("  LogFileKeyArn:\n    Value: !GetAtt LogFileKey.Arn\n" if with_output else "")
     with_key = SMALL_TEMPLATE.replace(
         "Outputs:\n",
         "  LogFileKey:\n    Type: AWS::KMS::Key\n    DeletionPolicy: RetainExceptOnCreate\n"
-        "    Properties:\n      Description: log files\n"
-        "Outputs:\n  LogFileKeyArn:\n    Value: !GetAtt LogFileKey.Arn\n",
+        "    Properties:\n      Description: log files\n" + outputs,
     )
     monkeypatch.setattr(resources, "template_text", lambda: with_key)
     assert cli(*deploy_args).exit_code == 0
-    key_arn = _outputs()["LogFileKeyArn"]
+    stack = boto3.client("cloudformation").describe_stack_resource(
+        StackName="trailwatch", LogicalResourceId="LogFileKey"
+    )
+    key = _outputs()["LogFileKeyArn"] if with_output else stack["StackResourceDetail"]["PhysicalResourceId"]
     result = cli("destroy", "--yes")
     assert result.exit_code == 0, result.output
-    assert boto3.client("kms").describe_key(KeyId=key_arn)["KeyMetadata"]["KeyState"] == "Enabled"
+    assert boto3.client("kms").describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled"
     text = " ".join(result.output.split())
-    assert f"aws kms schedule-key-deletion --region us-east-1 --key-id {key_arn}" in text
+    assert f"aws kms schedule-key-deletion --region us-east-1 --key-id {key}" in text
     assert "DeletionPolicy RetainExceptOnCreate" in text
 
 
