@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import botocore.exceptions
 
 from trailwatch import package as packaging
 from trailwatch import resources, stack
-from trailwatch.errors import UsageError, bucket_name_taken, error_code
+from trailwatch.errors import AwsError, UsageError, bucket_name_taken, error_code
 from trailwatch.session import Aws
 from trailwatch.ui import UI
 
@@ -30,6 +31,82 @@ def parse_param_options(values: tuple[str, ...], allowed: list[str]) -> dict[str
             raise UsageError(f"--param {key}: unknown parameter. Allowed: {names}.")
         out[key] = value
     return out
+
+
+# -- names AWS would reject ---------------------------------------------------------------------------
+# S3 general purpose bucket naming rules and CloudTrail trail naming rules, as documented; main.yaml's
+# AllowedPatterns say the same (tests/unit/test_template.py holds both to the same cases).
+_IP_LIKE = re.compile(r"\d+\.\d+\.\d+\.\d+")
+BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why S3 would reject this bucket name, or None."""
+    if not 3 <= len(name) <= 63:
+        return "must be 3 to 63 characters long"
+    if not re.fullmatch(r"[a-z0-9.-]+", name):
+        return "may hold only lowercase letters, digits, periods and hyphens"
+    if not (name[0].isalnum() and name[-1].isalnum()):
+        return "must start and end with a lowercase letter or digit"
+    if ".." in name:
+        return "must not contain two adjacent periods"
+    if _IP_LIKE.fullmatch(name):
+        return "must not be formatted as an IP address"
+    for prefix in BUCKET_RESERVED_PREFIXES:
+        if name.startswith(prefix):
+            return f"must not start with {prefix!r} (reserved by S3)"
+    for suffix in BUCKET_RESERVED_SUFFIXES:
+        if name.endswith(suffix):
+            return f"must not end with {suffix!r} (reserved by S3)"
+    return None
+
+
+def trail_name_problem(name: str) -> str | None:
+    """Why CloudTrail would reject this trail name, or None."""
+    if not 3 <= len(name) <= 128:
+        return "must be 3 to 128 characters long"
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        return "may hold only letters, digits, periods, underscores and hyphens"
+    if not (name[0].isalnum() and name[-1].isalnum()):
+        return "must start and end with a letter or digit"
+    if re.search(r"[._-]{2}", name):
+        return "must not have two of . _ - side by side (e.g. 'my._trail', 'my--trail')"
+    if _IP_LIKE.fullmatch(name):
+        return "must not be formatted as an IP address"
+    return None
+
+
+def email_problem(address: str) -> str | None:
+    """Why this is not one plain email address (SNS would reject it or the template's pattern would)."""
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address):
+        return "must be one address local-part@domain, without spaces or line breaks"
+    return None
+
+
+def table_name_problem(name: str) -> str | None:
+    """Why DynamoDB would reject this table name, or None."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", name):
+        return "must be 3 to 255 letters, digits, underscores, hyphens and periods"
+    return None
+
+
+NAME_CHECKS = {
+    "TrailBucketName": ("--bucket", bucket_name_problem),
+    "TrailName": ("--param TrailName", trail_name_problem),
+    "AlertEmail": ("--email", email_problem),
+    "EventsTableName": ("--param EventsTableName", table_name_problem),
+}
+
+
+def check_names(given: dict[str, str]) -> None:
+    """Reject, before any AWS call, names that S3, CloudTrail, SNS or DynamoDB would reject mid-deploy."""
+    problems = []
+    for key, (flag, problem_of) in NAME_CHECKS.items():
+        if key in given and (problem := problem_of(given[key])) is not None:
+            problems.append(f"{flag} {given[key]!r}: {problem}")
+    if problems:
+        raise UsageError("; ".join(problems) + ".", hint="Nothing was changed. Choose names AWS accepts.")
 
 
 def build_parameters(
@@ -65,8 +142,43 @@ def check_trail_bucket_free(aws: Aws, bucket: str) -> None:
         raise
     raise bucket_name_taken(
         bucket,
-        "it already exists in this account (retained by an earlier deploy?); delete it or pick another",
+        "it already exists in this account (retained by an earlier deploy?); delete it or pick another "
+        "(`trailwatch destroy` prints the commands that empty and delete a retained trail bucket)",
     )
+
+
+def check_table_free(aws: Aws, table: str) -> None:
+    """Fail early when a table of this name exists: the stack's CreateTable would fail mid-deploy."""
+    try:
+        aws.client("dynamodb").describe_table(TableName=table)
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return
+        raise
+    raise AwsError(
+        f"DynamoDB table {table!r} already exists in {aws.region} (retained by an earlier deploy?): "
+        "the stack cannot create it.",
+        hint=f"Delete it (its stored events go with it): `aws dynamodb delete-table {aws.cli_flags()} "
+        f"--table-name {table}`, or pick another name with --param EventsTableName=NAME.",
+    )
+
+
+def check_fixed_names_free(
+    aws: Aws, declared: dict[str, dict[str, Any]], given: dict[str, str], existing: dict[str, str] | None
+) -> None:
+    """Every fixed-name resource the change set would create (on a first create: all of them; on an
+    update: those whose name changes) must not exist yet; checked before anything changes."""
+
+    def new_value(key: str) -> str | None:
+        value = given.get(key)
+        if existing is None:
+            return value if value is not None else declared.get(key, {}).get("Default")
+        return value if value is not None and existing.get(key) != value else None
+
+    if bucket := new_value("TrailBucketName"):
+        check_trail_bucket_free(aws, bucket)
+    if table := new_value("EventsTableName"):
+        check_table_free(aws, str(table))
 
 
 def run_deploy(
@@ -94,6 +206,7 @@ def run_deploy(
         given["TrailBucketName"] = bucket
     if email:
         given["AlertEmail"] = email
+    check_names(given)
 
     ui.step(f"Deploying stack {name} to {aws.region} (account {aws.account_id()})")
     current = stack.describe_stack(aws, name)
@@ -102,8 +215,7 @@ def run_deploy(
         if current and current["StackStatus"] != "REVIEW_IN_PROGRESS"
         else None
     )
-    if "TrailBucketName" in given and (existing or {}).get("TrailBucketName") != given["TrailBucketName"]:
-        check_trail_bucket_free(aws, given["TrailBucketName"])
+    check_fixed_names_free(aws, declared, given, existing)
 
     ui.step("Packaging the processor")
     pkg = packaging.build_package()

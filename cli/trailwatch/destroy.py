@@ -43,16 +43,47 @@ def table_exists(aws: Aws, table: str) -> bool:
         raise
 
 
+# Up to 1,000 versions and delete markers (DeleteObjects' limit) per round: --max-items stops the listing
+# after about 1,000 versions, the slice caps versions + delete markers together; an empty round ends it.
+_BATCH_QUERY = (
+    "{Objects: ([Versions, DeleteMarkers][].{Key: Key, VersionId: VersionId})[:1000], Quiet: `true`}"
+)
+
+
 def bucket_removal_commands(bucket: str, flags: str) -> list[str]:
-    """Empty a versioned bucket (versions and delete markers), then remove it."""
-    listing = f"aws s3api list-object-versions {flags} --bucket {bucket} --output json --query"
+    """Shell commands that empty a versioned bucket of any size (every version and delete marker, 1,000
+    per DeleteObjects call, until none is left), then remove it. POSIX sh and the AWS CLI only."""
+    listing = (
+        f"aws s3api list-object-versions {flags} --bucket {bucket} --max-items 1000 --output json "
+        f"--query '{_BATCH_QUERY}'"
+    )
     return [
-        f"aws s3api delete-objects {flags} --bucket {bucket} --delete "
-        f"\"$({listing} '{{Objects: Versions[].{{Key: Key, VersionId: VersionId}}}}')\"",
-        f"aws s3api delete-objects {flags} --bucket {bucket} --delete "
-        f"\"$({listing} '{{Objects: DeleteMarkers[].{{Key: Key, VersionId: VersionId}}}}')\"",
+        f"while batch=$({listing}) && printf '%s' \"$batch\" | grep -q '\"Key\"'; do "
+        f'aws s3api delete-objects {flags} --bucket {bucket} --delete "$batch" >/dev/null || break; done',
         f"aws s3api delete-bucket {flags} --bucket {bucket}",
     ]
+
+
+def retained_key_arn(aws: Aws, key_arn: str) -> str | None:
+    """The key's ARN when it still exists and is not already scheduled for deletion."""
+    try:
+        meta = aws.client("kms").describe_key(KeyId=key_arn)["KeyMetadata"]
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) == "NotFoundException":
+            return None
+        raise
+    return None if meta.get("KeyState") in ("PendingDeletion", "PendingReplicaDeletion") else key_arn
+
+
+def stack_physical_ids(aws: Aws, stack_id: str) -> dict[str, str]:
+    """logical id -> physical id of the stack's resources (read before deletion: afterwards the kept ones
+    are no longer listed)."""
+    pages = aws.client("cloudformation").get_paginator("list_stack_resources").paginate(StackName=stack_id)
+    return {
+        r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
+        for page in pages
+        for r in page.get("StackResourceSummaries", [])
+    }
 
 
 def run_destroy(aws: Aws, ui: UI, *, yes: bool, confirm: Callable[[str], bool]) -> int:
@@ -66,6 +97,7 @@ def run_destroy(aws: Aws, ui: UI, *, yes: bool, confirm: Callable[[str], bool]) 
     question = f"Delete stack {name} ({current['StackStatus']}) in {aws.region}?"
     if not yes and not confirm(question):
         raise UsageError("Not confirmed; nothing deleted.", hint="Pass --yes to delete without asking.")
+    physical = stack_physical_ids(aws, current["StackId"])
     ui.step(f"Deleting stack {name}")
     stack.delete_and_wait(aws, ui, current["StackId"])
     ui.success(f"Stack {name} deleted.")
@@ -96,10 +128,19 @@ def run_destroy(aws: Aws, ui: UI, *, yes: bool, confirm: Callable[[str], bool]) 
                 bucket_removal_commands(artifacts, flags),
             )
         )
+    key_arn = outputs.get("LogFileKeyArn") or physical.get("LogFileKey")  # older stacks: no output
+    if key_arn and retained_key_arn(aws, key_arn):
+        retained.append(
+            (
+                f"KMS key {key_arn} (encrypts the log files; remove it only after the trail bucket, "
+                "as the files cannot be read without it; deleted after a 7-30 day waiting period)",
+                [f"aws kms schedule-key-deletion {flags} --key-id {key_arn} --pending-window-in-days 30"],
+            )
+        )
     if not retained:
         ui.info("Nothing retained.")
         return 0
-    ui.info("Retained (DeletionPolicy: Retain, so evidence survives the stack):")
+    ui.info("Retained (DeletionPolicy RetainExceptOnCreate, so evidence survives the stack):")
     for what, commands in retained:
         ui.info(f"  {what}; to remove it:")
         for command in commands:

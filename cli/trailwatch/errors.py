@@ -85,6 +85,10 @@ class StackRollbackComplete(AwsError):
     pass
 
 
+class StackUpdateRollbackFailed(AwsError):
+    pass
+
+
 class TemplateRejected(AwsError):
     pass
 
@@ -129,6 +133,26 @@ def stack_rollback_complete(stack_name: str) -> StackRollbackComplete:
     return StackRollbackComplete(
         f"Stack {stack_name} is in ROLLBACK_COMPLETE: its first creation failed and it cannot be updated.",
         hint="Run `trailwatch destroy` to delete it, then `trailwatch deploy` again.",
+    )
+
+
+def is_update_rollback_failed_message(message: str) -> bool:
+    """CloudFormation's answer to a change set on a stack whose update rollback failed."""
+    return "UPDATE_ROLLBACK_FAILED" in message
+
+
+def continue_rollback_command(stack_name: str, flags: str = "") -> str:
+    flags = f" {flags}" if flags else ""
+    return f"aws cloudformation continue-update-rollback{flags} --stack-name {stack_name}"
+
+
+def stack_update_rollback_failed(stack_name: str, flags: str = "") -> StackUpdateRollbackFailed:
+    return StackUpdateRollbackFailed(
+        f"Stack {stack_name} is in UPDATE_ROLLBACK_FAILED: an update failed and so did its rollback; "
+        "it takes no change until the rollback completes (the template is not the problem).",
+        hint=f"Fix what the rollback tripped over (see the stack events), then run "
+        f"`{continue_rollback_command(stack_name, flags)}` (add --resources-to-skip LOGICAL_ID for a "
+        "resource that cannot be rolled back), wait for UPDATE_ROLLBACK_COMPLETE, and deploy again.",
     )
 
 
@@ -183,6 +207,13 @@ def _explain_client_error(exc: botocore.exceptions.ClientError) -> Explained:
         return Explained(
             f"The stack is in ROLLBACK_COMPLETE and cannot be updated ({message}).",
             "Run `trailwatch destroy` to delete it, then `trailwatch deploy` again.",
+            EXIT_AWS,
+        )
+    if code == "ValidationError" and is_update_rollback_failed_message(message):
+        return Explained(
+            f"The stack is in UPDATE_ROLLBACK_FAILED and cannot be updated ({message}).",
+            "Finish the rollback first: `aws cloudformation continue-update-rollback --stack-name NAME`, "
+            "then deploy again.",
             EXIT_AWS,
         )
     if code == "ValidationError" and operation in ("CreateChangeSet", "ValidateTemplate", "CreateStack"):

@@ -15,10 +15,13 @@ from trailwatch.errors import (
     AwsError,
     DeployFailed,
     TemplateRejected,
+    continue_rollback_command,
     error_code,
     error_message,
     is_rollback_complete_message,
+    is_update_rollback_failed_message,
     stack_rollback_complete,
+    stack_update_rollback_failed,
 )
 from trailwatch.session import Aws
 from trailwatch.ui import UI
@@ -104,6 +107,8 @@ def _prepare_existing(aws: Aws, ui: UI, name: str) -> str:
     status = stack["StackStatus"]
     if status == "ROLLBACK_COMPLETE":
         raise stack_rollback_complete(name)
+    if status == "UPDATE_ROLLBACK_FAILED":
+        raise stack_update_rollback_failed(name, aws.cli_flags())
     if status == "REVIEW_IN_PROGRESS":
         ui.progress(f"Removing empty stack {name} left in REVIEW_IN_PROGRESS by an earlier plan")
         delete_and_wait(aws, ui, stack["StackId"])
@@ -140,6 +145,8 @@ def create_plan(
             return plan
         if error_code(exc) == "ValidationError" and is_rollback_complete_message(message):
             raise stack_rollback_complete(name) from exc
+        if error_code(exc) == "ValidationError" and is_update_rollback_failed_message(message):
+            raise stack_update_rollback_failed(name, aws.cli_flags()) from exc
         if error_code(exc) == "ValidationError":
             raise TemplateRejected(
                 f"CloudFormation rejected the template: {message}",
@@ -235,16 +242,22 @@ def execute_plan(aws: Aws, ui: UI, plan: Plan) -> dict[str, Any]:
     stack = describe_stack(aws, plan.stack_id) or {}
     if status not in SUCCESS_STATUSES:
         raise DeployFailed(
-            f"Stack {plan.stack_name} ended in {status}.", failures, hint=_failure_hint(status, failures)
+            f"Stack {plan.stack_name} ended in {status}.",
+            failures,
+            hint=_failure_hint(status, failures, continue_rollback_command(plan.stack_name, aws.cli_flags())),
         )
     return stack
 
 
-def _failure_hint(status: str, failures: list[tuple[str, str, str, str]]) -> str:
+def _failure_hint(status: str, failures: list[tuple[str, str, str, str]], continue_rollback: str) -> str:
     hints = []
     if any(kind == "AWS::S3::Bucket" and "already exists" in reason for _, kind, _, reason in failures):
         hints.append("S3 bucket names are global: choose another --bucket.")
-    if status == "ROLLBACK_COMPLETE":
+    if status == "UPDATE_ROLLBACK_FAILED":
+        hints.append(
+            f"The update's rollback failed too: fix its cause, run `{continue_rollback}`, then deploy again."
+        )
+    elif status == "ROLLBACK_COMPLETE":
         hints.append("Run `trailwatch destroy`, fix the cause above, then `trailwatch deploy` again.")
     else:
         hints.append("Fix the cause above and run `trailwatch deploy` again.")

@@ -284,17 +284,31 @@ def check_config(ctx: Context) -> tuple[str, str]:
 
 
 def check_email(ctx: Context) -> tuple[str, str]:
-    emails = [
-        s
-        for s in _subscriptions(ctx, ctx.outputs["AlertTopicArn"])
-        if s.get("Protocol") in ("email", "email-json")
+    """Email subscriptions of the alert topic and of the alarm topic (the alarms' only way to a mailbox)."""
+    topics = [
+        ("alert topic", ctx.outputs.get("AlertTopicArn")),
+        ("alarm topic", ctx.outputs.get("AlarmTopicArn")),
     ]
-    if not emails:
-        return "warn", "no email subscription on the alert topic"
-    pending = [s["Endpoint"] for s in emails if s.get("SubscriptionArn") == "PendingConfirmation"]
-    if pending:
-        return "warn", f"pending confirmation: {', '.join(pending)} (click the link in the AWS mail)"
-    return "pass", f"confirmed: {', '.join(s['Endpoint'] for s in emails)}"
+    confirmed: list[str] = []
+    problems: list[str] = []
+    for label, arn in topics:
+        if not arn:
+            problems.append(f"the stack has no {label} (deploy again to add it)")
+            continue
+        emails = [s for s in _subscriptions(ctx, arn) if s.get("Protocol") in ("email", "email-json")]
+        if not emails:
+            problems.append(f"no email subscription on the {label}")
+            continue
+        pending = [s["Endpoint"] for s in emails if s.get("SubscriptionArn") == "PendingConfirmation"]
+        if pending:
+            problems.append(
+                f"{label}: pending confirmation: {', '.join(pending)} (click the link in the AWS mail)"
+            )
+        else:
+            confirmed.append(f"{label}: {', '.join(s['Endpoint'] for s in emails)}")
+    if problems:
+        return "warn", "; ".join(problems)
+    return "pass", f"confirmed: {'; '.join(confirmed)}"
 
 
 def check_dlq(ctx: Context) -> tuple[str, str]:

@@ -373,3 +373,233 @@ def test_invalid_config_fails_deploy_before_anything_changes(cli, deploy_args, t
     assert "bad.json" in result.output and "nothing uploaded" in result.output
     assert [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]] == []
     assert boto3.client("cloudformation").describe_stacks()["Stacks"] == []
+
+
+# ---------------------------------------------------------------- issue 13: names, leftovers, states
+
+
+@pytest.fixture
+def no_aws_calls(monkeypatch, small_template):
+    """main.yaml's parameters (TrailName too), and any AWS client made by the CLI fails the test: the
+    check must come first."""
+    from trailwatch import resources
+    from trailwatch.session import Aws
+
+    from tests.unit.template_helpers import TEMPLATE_PATH
+
+    monkeypatch.setattr(resources, "template_text", TEMPLATE_PATH.read_text)
+
+    def refuse(self, service):
+        raise AssertionError(f"an AWS call ({service}) before the names were checked")
+
+    monkeypatch.setattr(Aws, "client", refuse)
+
+
+@pytest.mark.usefixtures("no_aws_calls")
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [
+        ("--bucket", "a..b", "two adjacent periods"),
+        ("--bucket", "192.168.5.4", "IP address"),
+        ("--bucket", "xn--trail-logs", "'xn--'"),
+        ("--bucket", "trail-logs-s3alias", "'-s3alias'"),
+        ("--bucket", "sthree-trail-logs", "'sthree-'"),
+        ("--bucket", "trail-logs--ol-s3", "'--ol-s3'"),
+        ("--param", "TrailName=my..trail", "side by side"),
+        ("--param", "TrailName=my-_trail", "side by side"),
+        ("--param", "TrailName=10.0.0.1", "IP address"),
+        ("--param", "TrailName=-trail", "start and end"),
+        ("--email", "me@example.com\nBcc: x@example.org", "line breaks"),
+        ("--email", "me@example.com\n", "line breaks"),
+    ],
+)
+def test_names_aws_rejects_exit_2_before_any_aws_call(cli, config_file, flag, value, needle):
+    args = ["deploy", "--no-verify", "--config", str(config_file), "--bucket", TEST_BUCKET]
+    args += ["--email", TEST_EMAIL, flag, value]
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert needle in result.output and "Nothing was changed" in result.output
+
+
+def test_leftover_table_stops_a_first_deploy_before_anything_changes(cli, deploy_args):
+    """A table retained by an earlier stack: say what to delete instead of failing mid-create."""
+    boto3.client("dynamodb").create_table(
+        TableName="SecurityEvents",
+        AttributeDefinitions=[{"AttributeName": "EventId", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "EventId", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    result = cli(*deploy_args)
+    assert result.exit_code == 3, result.output
+    assert "DynamoDB table 'SecurityEvents' already exists" in result.output
+    assert "aws dynamodb delete-table --region us-east-1 --table-name SecurityEvents" in result.output
+    assert boto3.client("cloudformation").describe_stacks()["Stacks"] == []
+    assert ARTIFACTS_BUCKET not in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
+
+
+def test_leftover_bucket_says_what_to_delete(cli, deploy_args):
+    boto3.client("s3").create_bucket(Bucket=TEST_BUCKET)
+    result = cli(*deploy_args)
+    assert result.exit_code == 3
+    assert "already exists in this account" in result.output and "trailwatch destroy" in result.output
+    assert boto3.client("cloudformation").describe_stacks()["Stacks"] == []
+
+
+def test_update_rollback_failed_stack_is_named_with_its_recovery_command(cli, deploy_args):
+    from moto.cloudformation.models import cloudformation_backends
+
+    assert cli(*deploy_args).exit_code == 0
+    backend = cloudformation_backends["123456789012"]["us-east-1"]
+    for stack in backend.stacks.values():
+        stack.status = "UPDATE_ROLLBACK_FAILED"
+    result = cli("deploy", "--no-verify", "--param", "LogLevel=DEBUG")
+    assert result.exit_code == 3
+    assert "is in UPDATE_ROLLBACK_FAILED" in result.output
+    assert "aws cloudformation continue-update-rollback --region us-east-1 --stack-name trailwatch" in (
+        " ".join(result.output.split())
+    )
+    assert "rejected the template" not in result.output
+
+
+def test_update_rollback_failed_answer_to_a_change_set_is_not_a_template_error(
+    cli, deploy_args, failing_client
+):
+    failing_client(
+        "cloudformation",
+        "create_change_set",
+        "ValidationError",
+        "Stack:arn:aws:cloudformation:us-east-1:123456789012:stack/trailwatch/x is in UPDATE_ROLLBACK_FAILED "
+        "state and can not be updated.",
+    )
+    result = cli(*deploy_args)
+    assert result.exit_code == 3
+    assert "continue-update-rollback" in result.output
+    assert "rejected the template" not in result.output
+
+
+@pytest.mark.parametrize("with_output", [True, False], ids=["key-output", "older-stack-without-output"])
+def test_destroy_names_the_retained_log_file_key(cli, deploy_args, monkeypatch, with_output):
+    from trailwatch import resources
+
+    from tests.functional.cli_conftest import SMALL_TEMPLATE
+
+    outputs = "Outputs:\n" + ("  LogFileKeyArn:\n    Value: !GetAtt LogFileKey.Arn\n" if with_output else "")
+    with_key = SMALL_TEMPLATE.replace(
+        "Outputs:\n",
+        "  LogFileKey:\n    Type: AWS::KMS::Key\n    DeletionPolicy: RetainExceptOnCreate\n"
+        "    Properties:\n      Description: log files\n" + outputs,
+    )
+    monkeypatch.setattr(resources, "template_text", lambda: with_key)
+    assert cli(*deploy_args).exit_code == 0
+    stack = boto3.client("cloudformation").describe_stack_resource(
+        StackName="trailwatch", LogicalResourceId="LogFileKey"
+    )
+    key = _outputs()["LogFileKeyArn"] if with_output else stack["StackResourceDetail"]["PhysicalResourceId"]
+    result = cli("destroy", "--yes")
+    assert result.exit_code == 0, result.output
+    assert boto3.client("kms").describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled"
+    text = " ".join(result.output.split())
+    assert f"aws kms schedule-key-deletion --region us-east-1 --key-id {key}" in text
+    assert "DeletionPolicy RetainExceptOnCreate" in text
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """A moto server on loopback for the `aws` CLI (the in-process mock does not reach a subprocess)."""
+    import shutil
+
+    from moto.server import ThreadedMotoServer
+
+    if shutil.which("aws") is None:
+        pytest.skip("the aws CLI is not installed")
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("versions", "deleted"),
+    [(1150, 60), (2, 2)],
+    ids=["more-than-1000-versions-and-markers", "delete-markers-only"],
+)
+def test_destroy_bucket_commands_empty_a_bucket_of_any_size(s3_server, versions, deleted):
+    """The printed commands, run by sh with the real aws CLI: more than DeleteObjects' 1,000 keys, and a
+    bucket holding only delete markers (an empty Versions list), both end with the bucket gone."""
+    import subprocess
+
+    from trailwatch.destroy import bucket_removal_commands
+
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    bucket = "tw-retained-trail-bucket"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    put = [s3.put_object(Bucket=bucket, Key=f"AWSLogs/{i:05}.json.gz", Body=b"x") for i in range(versions)]
+    for i in range(deleted):
+        s3.delete_object(Bucket=bucket, Key=f"AWSLogs/{i:05}.json.gz")  # a delete marker
+    if versions == deleted:  # remove the versions themselves: only delete markers are left
+        for i, response in enumerate(put):
+            s3.delete_object(Bucket=bucket, Key=f"AWSLogs/{i:05}.json.gz", VersionId=response["VersionId"])
+        listing = s3.list_object_versions(Bucket=bucket)
+        assert "Versions" not in listing and len(listing["DeleteMarkers"]) == deleted
+
+    for command in bucket_removal_commands(bucket, f"--region us-east-1 --endpoint-url {s3_server}"):
+        run = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, (command, run.stderr)
+    assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+@pytest.mark.parametrize(
+    ("alarm_subscribed", "status", "needle"),
+    [
+        (True, "pass", "alarm topic: secops@example.com"),  # moto confirms email subscriptions at once
+        (False, "warn", "no email subscription on the alarm topic"),
+        (None, "warn", "the stack has no alarm topic"),
+    ],
+    ids=["subscribed", "missing-subscription", "missing-topic"],
+)
+def test_verify_email_check_covers_the_alarm_topic(alarm_subscribed, status, needle):
+    """The alarms' mail goes through AlarmTopic's own subscription: verify reports on it too."""
+    from trailwatch import verify
+    from trailwatch.session import Aws, Options
+
+    sns = boto3.client("sns")
+    outputs = {"AlertTopicArn": sns.create_topic(Name="alerts")["TopicArn"]}
+    sns.subscribe(TopicArn=outputs["AlertTopicArn"], Protocol="email", Endpoint=TEST_EMAIL)
+    if alarm_subscribed is not None:
+        outputs["AlarmTopicArn"] = sns.create_topic(Name="alarms")["TopicArn"]
+        if alarm_subscribed:
+            sns.subscribe(TopicArn=outputs["AlarmTopicArn"], Protocol="email", Endpoint=TEST_EMAIL)
+    ctx = verify.Context(aws=Aws(Options(region="us-east-1")), stack={}, outputs=outputs, template={})
+    got_status, reason = verify.check_email(ctx)
+    assert got_status == status and needle in reason, reason
+
+
+@pytest.mark.parametrize(("policy", "left_over"), [("RetainExceptOnCreate", False), ("Retain", True)])
+def test_failed_first_deploy_leaves_nothing_behind(cli, deploy_args, monkeypatch, policy, left_over):
+    """destroy, fix, deploy again: with RetainExceptOnCreate (main.yaml's policy) a rolled-back creation
+    deletes the bucket and the table, so the next deploy does not stop on them; with Retain it would."""
+    from trailwatch import resources
+
+    from tests.functional.cli_conftest import SMALL_TEMPLATE
+
+    fixed = SMALL_TEMPLATE.replace("DeletionPolicy: Retain", f"DeletionPolicy: {policy}")
+    broken = fixed.replace(
+        "  LogDeliveryTopic:\n",
+        "  Broken:\n    Type: AWS::SQS::Queue\n    DependsOn: [TrailBucket, EventsTable]\n"
+        "    Properties:\n      QueueName: not a valid queue name!\n  LogDeliveryTopic:\n",
+    )
+    monkeypatch.setattr(resources, "template_text", lambda: broken)
+    failed = cli(*deploy_args)
+    assert failed.exit_code == 3 and "ROLLBACK_COMPLETE" in failed.output, failed.output
+    assert cli("destroy", "--yes").exit_code == 0
+
+    monkeypatch.setattr(resources, "template_text", lambda: fixed)
+    again = cli(*deploy_args)
+    if left_over:
+        assert again.exit_code == 3 and "already exists in this account" in again.output
+    else:
+        assert again.exit_code == 0, again.output

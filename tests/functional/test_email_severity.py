@@ -1,6 +1,7 @@
-"""The alert mail's severity floor (main.yaml ``EmailMinimumSeverity``): the template's filter policy for
-each level, applied by SNS (moto) to the messages the processor itself publishes and to an alarm
-notification as CloudWatch sends it (no message attributes)."""
+"""The alert mail's severity floor (main.yaml ``EmailMinimumSeverity``) and the alarms' own path: the
+template's email subscriptions for each level, applied by SNS (moto) to the messages the processor itself
+publishes (alert topic) and to an alarm notification as CloudWatch sends it, without message attributes,
+to the topic named in the alarms' AlarmActions."""
 
 from __future__ import annotations
 
@@ -17,14 +18,35 @@ from tests.unit.template_helpers import load_template, props, resolve
 TEMPLATE = load_template()
 
 
-def email_subscription_attributes(level: str) -> dict[str, str]:
-    """AlertEmailSubscription's filter attributes when deployed with EmailMinimumSeverity=level."""
-    subscription = props(TEMPLATE, "AlertEmailSubscription")
-    filters = {k: subscription[k] for k in ("FilterPolicy", "FilterPolicyScope")}
+def subscription_attributes(logical_id: str, level: str) -> dict[str, str]:
+    """An email subscription's filter attributes when deployed with EmailMinimumSeverity=level (none when
+    it has no filter policy)."""
+    subscription = props(TEMPLATE, logical_id)
+    filters = {k: subscription[k] for k in ("FilterPolicy", "FilterPolicyScope") if k in subscription}
     resolved = resolve(TEMPLATE, filters, {"EmailMinimumSeverity": level})
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in resolved.items()}
+
+
+def email_subscriptions() -> dict[str, str]:
+    """logical id of each email subscription to AlertEmail -> logical id of its topic."""
     return {
-        "FilterPolicy": json.dumps(resolved["FilterPolicy"]),
-        "FilterPolicyScope": resolved["FilterPolicyScope"],
+        name: res["Properties"]["TopicArn"]["Ref"]
+        for name, res in TEMPLATE["Resources"].items()
+        if res["Type"] == "AWS::SNS::Subscription"
+        and res["Properties"]["Protocol"] == "email"
+        and res["Properties"]["Endpoint"] == {"Ref": "AlertEmail"}
+        and "Condition" not in res
+    }
+
+
+def alarm_topics() -> set[str]:
+    """The topics the stack's alarms notify (AlarmActions and OKActions)."""
+    return {
+        action["Ref"]
+        for res in TEMPLATE["Resources"].values()
+        if res["Type"] == "AWS::CloudWatch::Alarm"
+        for key in ("AlarmActions", "OKActions")
+        for action in res["Properties"].get(key, [])
     }
 
 
@@ -52,17 +74,24 @@ def test_mail_gets_alerts_at_or_above_the_minimum_and_every_operational_alert_an
     aws: None, boto_session: boto3.session.Session, level: str
 ) -> None:
     sns, sqs = boto_session.client("sns"), boto_session.client("sqs")
-    topic = sns.create_topic(Name="alerts")["TopicArn"]
     queue_url = sqs.create_queue(QueueName="mailbox")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
-    attributes = {"RawMessageDelivery": "true", **email_subscription_attributes(level)}
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["QueueArn"], Attributes=attributes)
+    topics = {
+        logical: sns.create_topic(Name=logical)["TopicArn"]
+        for logical in {"AlertTopic", *email_subscriptions().values(), *alarm_topics()}
+    }
+    for subscription, topic in email_subscriptions().items():  # the mailbox, as each email subscription
+        attributes = {"RawMessageDelivery": "true", **subscription_attributes(subscription, level)}
+        sns.subscribe(
+            TopicArn=topics[topic], Protocol="sqs", Endpoint=queue_arn["QueueArn"], Attributes=attributes
+        )
 
     for severity in SEVERITIES:
-        alerts.publish(sns, topic, detection_alert(severity))
+        alerts.publish(sns, topics["AlertTopic"], detection_alert(severity))
     operational = alerts.operational_alert("Config invalid", "detail", source="s3://b/config", severity="low")
-    alerts.publish(sns, topic, operational)
-    sns.publish(TopicArn=topic, Subject="ALARM: dead-letter queue", Message=ALARM)  # as CloudWatch does
+    alerts.publish(sns, topics["AlertTopic"], operational)
+    for topic in alarm_topics():  # as CloudWatch does: no message attributes
+        sns.publish(TopicArn=topics[topic], Subject="ALARM: dead-letter queue", Message=ALARM)
 
     got = []
     while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
@@ -76,3 +105,13 @@ def test_mail_gets_alerts_at_or_above_the_minimum_and_every_operational_alert_an
         ("trailwatch-dead-letter-queue-not-empty", "alarm"),
     ]
     assert sorted(got) == sorted(expected)
+
+
+def test_alarms_do_not_depend_on_a_filter_policy() -> None:
+    """AWS delivers an attribute-less message (every alarm notification) to no subscription with a filter
+    policy: each alarm topic's email subscription has none, and no alarm notifies the alert topic."""
+    assert alarm_topics() and "AlertTopic" not in alarm_topics()
+    subscriptions = email_subscriptions()
+    for topic in alarm_topics():
+        mailed = [name for name, t in subscriptions.items() if t == topic]
+        assert mailed and all(subscription_attributes(name, "critical") == {} for name in mailed), topic

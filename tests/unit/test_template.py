@@ -78,9 +78,38 @@ def selector_for(base: dict[str, Any], resource_type: str) -> dict[str, Any]:
     return found[0]
 
 
-def role_statement(base: dict[str, Any], sid: str) -> dict[str, Any]:
+def unwrap_if(stmts: list[Any], enabled: bool = True) -> list[dict[str, Any]]:
+    """Policy statements with each `!If [cond, stmt, !Ref AWS::NoValue]` resolved (condition true/false)."""
+    out = []
+    for stmt in stmts:
+        if set(stmt) == {"Fn::If"}:
+            _, when_true, when_false = stmt["Fn::If"]
+            stmt = when_true if enabled else when_false
+            if stmt == {"Ref": "AWS::NoValue"}:
+                continue
+        out.append(stmt)
+    return out
+
+
+def role_statements(base: dict[str, Any], enabled: bool = True) -> list[dict[str, Any]]:
     (policy,) = props(base, "ProcessorRole")["Policies"]
-    return statement_by_sid(policy["PolicyDocument"], sid)
+    return unwrap_if(statements(policy["PolicyDocument"]), enabled)
+
+
+def role_statement(base: dict[str, Any], sid: str) -> dict[str, Any]:
+    return statement_by_sid({"Statement": role_statements(base)}, sid)
+
+
+ACCOUNT = "123456789012"
+
+
+def notification_in_account(template: dict[str, Any]) -> dict[str, Any]:
+    """The trail bucket's notification configuration as deployed in ACCOUNT (its !Sub prefixes resolved)."""
+    notification = copy.deepcopy(props(template, "TrailBucket")["NotificationConfiguration"])
+    for _, entry in notification_entries(notification):
+        for rule in entry.get("Filter", {}).get("S3Key", {}).get("Rules", []):
+            rule["Value"] = sub_text(rule["Value"]).replace("${AWS::AccountId}", ACCOUNT)
+    return notification
 
 
 # ---------------------------------------------------------------- linters
@@ -268,11 +297,41 @@ def test_log_file_key_lets_cloudtrail_describe(base: dict[str, Any]) -> None:
     assert stmt["Action"] == "kms:DescribeKey"
 
 
-def test_log_file_key_lets_processor_decrypt_through_s3(base: dict[str, Any]) -> None:
-    stmt = statement_by_sid(props(base, "LogFileKey")["KeyPolicy"], "ProcessorDecryptsLogFilesThroughS3")
-    assert stmt["Principal"] == {"AWS": {"Fn::GetAtt": ["ProcessorRole", "Arn"]}}
+def test_bucket_keys_with_sse_kms_logs_are_covered_by_the_key_policy(base: dict[str, Any]) -> None:
+    """With S3 Bucket Keys, CloudTrail needs kms:Decrypt on the log file key (pinned to this trail) to create
+    an SSE-KMS trail (InsufficientEncryptionPolicyException otherwise): bucket keys off, or that grant."""
+    (rule,) = props(base, "TrailBucket")["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    bucket_keys = rule.get("BucketKeyEnabled") is True
+    cloudtrail_decrypts = [
+        stmt
+        for stmt in statements(props(base, "LogFileKey")["KeyPolicy"])
+        if stmt.get("Principal") == {"Service": "cloudtrail.amazonaws.com"}
+        and "kms:Decrypt" in as_list(stmt["Action"])
+        and sub_text(stmt["Condition"]["StringEquals"]["aws:SourceArn"]) == TRAIL_ARN
+    ]
+    assert not bucket_keys or cloudtrail_decrypts
+
+
+def test_processor_decrypts_log_files_only_through_s3_under_this_trails_context(base: dict[str, Any]) -> None:
+    """Without bucket keys S3 decrypts under the context CloudTrail encrypted with (aws:cloudtrail:arn =
+    this trail); with them the context would be the bucket ARN and this condition would never match."""
+    (rule,) = props(base, "TrailBucket")["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule.get("BucketKeyEnabled") is not True
+    stmt = role_statement(base, "DecryptLogFilesThroughS3")
     assert stmt["Action"] == "kms:Decrypt"
-    assert sub_text(stmt["Condition"]["StringEquals"]["kms:ViaService"]) == "s3.${AWS::Region}.amazonaws.com"
+    assert sub_text(stmt["Resource"]) == "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"
+    condition = stmt["Condition"]
+    assert sub_text(condition["StringEquals"]["kms:ViaService"]) == "s3.${AWS::Region}.amazonaws.com"
+    context = sub_text(condition["StringLike"]["kms:EncryptionContext:aws:cloudtrail:arn"])
+    assert context == TRAIL_ARN.replace("${AWS::Region}", "*")
+
+
+def test_no_policy_names_the_processor_role_as_principal(base: dict[str, Any]) -> None:
+    """A role created seconds earlier can be rejected as an invalid principal in a bucket or key policy:
+    the role gets its access through its own IAM policy, and the key policies keep the account root."""
+    for where, doc in iter_policy_documents(base):
+        for stmt in unwrap_if(statements(doc)):
+            assert "ProcessorRole" not in json.dumps(stmt.get("Principal", {})), f"{where} {stmt.get('Sid')}"
 
 
 @pytest.mark.parametrize("key", ["AlertKey", "LogFileKey"])
@@ -316,7 +375,15 @@ def test_bucket_versioning(base: dict[str, Any]) -> None:
     ],
 )
 def test_retained_on_delete_and_replace(base: dict[str, Any], resource: str, policy: str) -> None:
-    assert base["Resources"][resource][policy] == "Retain"
+    """Kept on stack deletion and replacement; a failed first creation deletes them (RetainExceptOnCreate),
+    so the next deploy does not fail on a leftover bucket, table or key."""
+    expected = {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"}[policy]
+    assert base["Resources"][resource][policy] == expected
+
+
+def test_no_resource_is_kept_when_the_first_creation_rolls_back(base: dict[str, Any]) -> None:
+    kept = [n for n, r in base["Resources"].items() if r.get("DeletionPolicy") in ("Retain", "Snapshot")]
+    assert kept == []
 
 
 def test_lifecycle_expires_logs_and_noncurrent_versions(base: dict[str, Any]) -> None:
@@ -361,16 +428,6 @@ def test_bucket_policy_cloudtrail_write(base: dict[str, Any]) -> None:
     assert stmt["Condition"]["StringEquals"]["s3:x-amz-acl"] == "bucket-owner-full-control"
 
 
-def test_bucket_policy_processor_reads_logs_and_config(base: dict[str, Any]) -> None:
-    stmt = statement_by_sid(props(base, "TrailBucketPolicy")["PolicyDocument"], "ProcessorReadsLogsAndConfig")
-    assert stmt["Principal"] == {"AWS": {"Fn::GetAtt": ["ProcessorRole", "Arn"]}}
-    assert stmt["Action"] == "s3:GetObject"
-    assert sorted(sub_text(r) for r in stmt["Resource"]) == [
-        "arn:${AWS::Partition}:s3:::${TrailBucket}/AWSLogs/*",
-        "arn:${AWS::Partition}:s3:::${TrailBucket}/config/*",
-    ]
-
-
 # ---------------------------------------------------------------- new log file -> topic -> queue
 
 
@@ -385,19 +442,24 @@ def test_one_notification_to_log_delivery_topic(base: dict[str, Any]) -> None:
     ("key", "notified"),
     [
         (LOG_KEY, True),
-        ("AWSLogs/o-abc123/123456789012/CloudTrail/eu-west-1/2026/11/26/x.json.gz", True),
+        ("AWSLogs/123456789012/CloudTrail/eu-west-1/2026/11/26/x.json.gz", True),
+        # digest and Insights files end in .json.gz too; they are not event logs
+        ("AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2026/11/26/"
+         "123456789012_CloudTrail-Digest_us-east-1_trailwatch_us-east-1_20261126T1740Z.json.gz", False),
+        ("AWSLogs/123456789012/CloudTrail-Insight/us-east-1/2026/11/26/x.json.gz", False),
+        ("AWSLogs/210987654321/CloudTrail/us-east-1/2026/11/26/x.json.gz", False),  # not this account
         ("config/monitored_events.json", False),
         ("config/AWSLogs/x.json.gz", False),
         ("AWSLogs/123456789012/CloudTrail/us-east-1/2026/11/26/partial.json", False),
     ],
 )  # fmt: skip
 def test_notification_filter(base: dict[str, Any], key: str, notified: bool) -> None:
-    entries = notification_entries(props(base, "TrailBucket")["NotificationConfiguration"])
+    entries = notification_entries(notification_in_account(base))
     assert any(key_matches(entry, key) for _, entry in entries) is notified
 
 
 def test_notifications_do_not_overlap(base: dict[str, Any]) -> None:
-    assert notification_overlaps(props(base, "TrailBucket")["NotificationConfiguration"]) == []
+    assert notification_overlaps(notification_in_account(base)) == []
 
 
 @pytest.mark.parametrize(
@@ -415,7 +477,7 @@ def test_overlap_check_catches_a_second_configuration(
 ) -> None:
     """A second configuration (e.g. S3 -> SQS directly beside S3 -> SNS) is caught when S3 would reject it."""
     rules = [{"Name": n, "Value": v} for n, v in (("prefix", prefix), ("suffix", suffix)) if v]
-    notification = props(template, "TrailBucket")["NotificationConfiguration"]
+    notification = notification_in_account(template)
     entry: dict[str, Any] = {"Event": event, "Queue": {"Fn::GetAtt": ["LogProcessingQueue", "Arn"]}}
     if rules:
         entry["Filter"] = {"S3Key": {"Rules": rules}}
@@ -532,27 +594,48 @@ def test_queue_policy_admits_only_log_topic(base: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- alerts, key, alarms
 
 
-def test_alert_email_subscription(base: dict[str, Any]) -> None:
-    assert props(base, "AlertEmailSubscription") == {
-        "TopicArn": {"Ref": "AlertTopic"},
-        "Protocol": "email",
-        "Endpoint": {"Ref": "AlertEmail"},
-        "FilterPolicyScope": "MessageAttributes",
-        "FilterPolicy": {
-            "$or": [
-                {
-                    "severity": {
-                        "Fn::FindInMap": ["SeveritiesAtLeast", {"Ref": "EmailMinimumSeverity"}, "Mailed"]
-                    }
-                },
-                {"rule": [OPERATIONAL_RULE]},
-                # alarm notifications: they carry none of the attributes every alert has
-                {"account": [{"exists": False}]},
-            ]
-        },
-    }
+def test_alert_email_subscription_keeps_the_severity_floor(base: dict[str, Any]) -> None:
+    """Detections at or above EmailMinimumSeverity and every operational alert; what SNS does with it for
+    each level is tested in tests/functional/test_email_severity.py."""
+    sub = props(base, "AlertEmailSubscription")
+    assert (sub["TopicArn"], sub["Protocol"], sub["Endpoint"]) == (
+        {"Ref": "AlertTopic"}, "email", {"Ref": "AlertEmail"}
+    )  # fmt: skip
+    assert sub["FilterPolicyScope"] == "MessageAttributes"
+    branches = sub["FilterPolicy"]["$or"]
+    assert {"rule": [OPERATIONAL_RULE]} in branches
     # Always present, never added or removed by an update (cloudformation-coverage-roadmap#1840).
     assert "Condition" not in base["Resources"]["AlertEmailSubscription"]
+
+
+def test_no_filter_branch_relies_on_an_absent_attribute(base: dict[str, Any]) -> None:
+    """`exists: false` matches only messages that carry some attribute: never an alarm notification."""
+    for name, res in resources_of_type(base, "AWS::SNS::Subscription").items():
+        assert '"exists": false' not in json.dumps(res["Properties"].get("FilterPolicy", {})), name
+
+
+def test_alarms_reach_the_mailbox_without_a_filter_policy(base: dict[str, Any]) -> None:
+    """CloudWatch alarm notifications carry no message attributes, so they match no filter policy at all:
+    each alarm's topic has an email subscription to AlertEmail without FilterPolicy."""
+    alarms = resources_of_type(base, "AWS::CloudWatch::Alarm")
+    assert alarms
+    subscriptions = resources_of_type(base, "AWS::SNS::Subscription").values()
+    for name, alarm in alarms.items():
+        for action in alarm["Properties"]["AlarmActions"] + alarm["Properties"].get("OKActions", []):
+            mailed = [
+                s
+                for s in subscriptions
+                if s["Properties"]["TopicArn"] == action
+                and s["Properties"]["Protocol"] == "email"
+                and s["Properties"]["Endpoint"] == {"Ref": "AlertEmail"}
+                and "FilterPolicy" not in s["Properties"]
+                and "Condition" not in s
+            ]
+            assert mailed, f"{name}: {action} has no unfiltered email subscription"
+
+
+def test_alarm_topic_is_an_output(base: dict[str, Any]) -> None:
+    assert base["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}
 
 
 def test_email_minimum_severity_uses_the_processors_severities(base: dict[str, Any]) -> None:
@@ -577,7 +660,7 @@ def test_log_delivery_email_subscription_is_optional(base: dict[str, Any]) -> No
     assert res["Properties"]["Endpoint"] == {"Ref": "AlertEmail"}
 
 
-@pytest.mark.parametrize("topic", ["LogDeliveryTopic", "AlertTopic"])
+@pytest.mark.parametrize("topic", ["LogDeliveryTopic", "AlertTopic", "AlarmTopic"])
 def test_topic_encrypted_with_customer_managed_key(base: dict[str, Any], topic: str) -> None:
     assert props(base, topic)["KmsMasterKeyId"] == GETATT_ALERT_KEY
     assert base["Resources"]["AlertKey"]["Type"] == "AWS::KMS::Key"
@@ -610,8 +693,8 @@ def test_alert_key_admits_logs_for_processor_log_group_only(base: dict[str, Any]
     assert props(base, "ProcessorLogGroup")["KmsKeyId"] == GETATT_ALERT_KEY
 
 
-def test_alert_topic_policy_admits_stack_alarms(base: dict[str, Any]) -> None:
-    (stmt,) = statements(props(base, "AlertTopicPolicy")["PolicyDocument"])
+def test_alarm_topic_policy_admits_stack_alarms(base: dict[str, Any]) -> None:
+    (stmt,) = statements(props(base, "AlarmTopicPolicy")["PolicyDocument"])
     assert (stmt["Principal"], stmt["Action"]) == ({"Service": "cloudwatch.amazonaws.com"}, "sns:Publish")
     assert stmt["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
     key_stmt = statement_by_sid(props(base, "AlertKey")["KeyPolicy"], "CloudWatchAlarmsPublishAlerts")
@@ -625,14 +708,14 @@ def test_alert_topic_policy_admits_stack_alarms(base: dict[str, Any]) -> None:
         ("ProcessorErrorsAlarm", "AWS/Lambda", "Errors", {"Ref": "ProcessorFunction"}),
     ],
 )  # fmt: skip
-def test_alarm_notifies_alert_topic(
+def test_alarm_notifies_alarm_topic(
     base: dict[str, Any], alarm: str, namespace: str, metric: str, dimension: dict[str, Any]
 ) -> None:
     p = props(base, alarm)
     assert (p["Namespace"], p["MetricName"]) == (namespace, metric)
     assert [d["Value"] for d in p["Dimensions"]] == [dimension]
     assert (p["ComparisonOperator"], p["Threshold"]) == ("GreaterThanThreshold", 0)
-    assert p["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    assert p["AlarmActions"] == p["OKActions"] == [{"Ref": "AlarmTopic"}]
 
 
 def test_alarm_names_fall_under_the_key_and_topic_pattern(base: dict[str, Any]) -> None:
@@ -797,7 +880,7 @@ LOG_GROUP_ARN = (
         ("MissingConfigIsNotFound", {"s3:ListBucket"}, ["arn:${AWS::Partition}:s3:::${TrailBucketName}"]),
         (
             "StoreEvents",
-            {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query"},
+            {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"},
             [{"Fn::GetAtt": ["EventsTable", "Arn"]}, "${EventsTable.Arn}/index/*"],
         ),
         ("PublishAlerts", {"sns:Publish"}, [{"Ref": "AlertTopic"}]),
@@ -820,10 +903,10 @@ def test_role_uses_topic_key_for_the_alert_topic_only(base: dict[str, Any]) -> N
 
 
 def test_role_has_exactly_the_listed_statements(base: dict[str, Any]) -> None:
-    (policy,) = props(base, "ProcessorRole")["Policies"]
-    assert {s["Sid"] for s in statements(policy["PolicyDocument"])} == {
+    assert len(props(base, "ProcessorRole")["Policies"]) == 1
+    assert {s["Sid"] for s in role_statements(base)} == {
         "WriteOwnLogs", "ConsumeLogProcessingQueue", "ReadLogFilesAndConfig", "MissingConfigIsNotFound",
-        "StoreEvents", "PublishAlerts", "UseAlertTopicKey",
+        "StoreEvents", "PublishAlerts", "UseAlertTopicKey", "DecryptLogFilesThroughS3",
     }  # fmt: skip
     assert "ManagedPolicyArns" not in props(base, "ProcessorRole")
 
@@ -831,8 +914,67 @@ def test_role_has_exactly_the_listed_statements(base: dict[str, Any]) -> None:
 def test_no_wildcard_resource_or_action_outside_key_policies(base: dict[str, Any]) -> None:
     """In a key policy "*" means the key itself (AWS's required form); elsewhere it would grant everything."""
     for where, doc in iter_policy_documents(base):
-        for stmt in statements(doc):
+        for stmt in unwrap_if(statements(doc)):
             assert "*" not in as_list(stmt.get("Action", [])) or ".KeyPolicy" in where, where
             if ".KeyPolicy" in where or "AssumeRolePolicyDocument" in where:
                 continue
             assert "*" not in as_list(stmt["Resource"]), f"{where} {stmt.get('Sid')}"
+
+
+def test_role_grants_only_the_dynamodb_calls_the_processor_makes() -> None:
+    """Least privilege: each dynamodb action matches a call in the processor's code (and the reverse)."""
+    import pathlib
+
+    code = "\n".join(p.read_text() for p in (pathlib.Path(TEMPLATE_PATH).parent / "lambda_src").rglob("*.py"))
+    called = {
+        "dynamodb:" + "".join(part.title() for part in name.split("_"))
+        for name in re.findall(
+            r"\.(put_item|update_item|get_item|query|scan|delete_item|batch_write_item)\(", code
+        )
+    }
+    granted = {a for a in as_list(role_statement(load_template(), "StoreEvents")["Action"])}
+    assert granted == called
+
+
+# ---------------------------------------------------------------- names AWS rejects
+
+BAD_BUCKETS = [
+    "a..b", "192.168.5.4", "xn--trail-logs", "sthree-trail-logs", "amzn-s3-demo-trail", "trail-logs-s3alias",
+    "trail-logs--ol-s3", "trail-logs.mrap", "trail-logs--x-s3", "trail-logs--table-s3", "Trail-Logs",
+    "ab", "a" * 64, "-trail-logs", "trail-logs-", "trail_logs", "trail-logs\n",
+]  # fmt: skip
+GOOD_BUCKETS = ["my-trail-bucket-123456789012", "abc", "a" * 63, "a.b-c.d", "xn-trail", "192.168.5.4a"]
+BAD_TRAILS = [
+    "a..b", "my._trail", "my--trail", "my_-trail", "ab", "a" * 129, "_trail", "trail-", "192.168.5.4",
+    "my trail", "trail\n", "tráil",
+]  # fmt: skip
+GOOD_TRAILS = ["trailwatch", "my_trail.v2-x", "a1b", "a" * 128, "10.0.0.1a", "Trail-2"]
+BAD_EMAILS = ["me@example.com\n", "me@example.com\nBcc: x@example.org", "me @example.com", "me@localhost"]
+GOOD_EMAILS = ["me@example.com", "sec.ops+tw@mail.example.org"]
+
+
+def _name_cases() -> list[Any]:
+    from trailwatch import deploy
+
+    groups = [
+        ("TrailBucketName", deploy.bucket_name_problem, BAD_BUCKETS, GOOD_BUCKETS),
+        ("TrailName", deploy.trail_name_problem, BAD_TRAILS, GOOD_TRAILS),
+        ("AlertEmail", deploy.email_problem, BAD_EMAILS, GOOD_EMAILS),
+    ]
+    return [
+        pytest.param(param, check, value, ok, id=f"{param}-{value!r}-{'ok' if ok else 'rejected'}")
+        for param, check, bad, good in groups
+        for ok, values in ((False, bad), (True, good))
+        for value in values
+    ]
+
+
+@pytest.mark.parametrize(("parameter", "check", "value", "accepted"), _name_cases())
+def test_names_are_accepted_as_aws_accepts_them(
+    base: dict[str, Any], parameter: str, check: Any, value: str, accepted: bool
+) -> None:
+    """The template's AllowedPattern (as CloudFormation and cfn-lint apply it: a search from the start)
+    and `trailwatch deploy`'s own check agree with S3's, CloudTrail's and SNS's documented rules."""
+    pattern = base["Parameters"][parameter]["AllowedPattern"]
+    assert bool(re.match(pattern, value)) is accepted
+    assert (check(value) is None) is accepted

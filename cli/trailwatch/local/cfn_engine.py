@@ -150,13 +150,17 @@ def _normal(resource: dict[str, Any]) -> dict[str, Any]:
 
 _original_update = parsing.ResourceMap.update
 
+# Kept when the stack is deleted or the resource removed by an update. RetainExceptOnCreate resources are
+# deleted when the stack's own creation rolls back (moto's ResourceMap.delete keeps "Retain" only).
+RETAINED_ON_DELETE = ("Retain", "RetainExceptOnCreate")
+
 
 def update(self: ResourceMap, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> None:
     """moto's update, except that a removed resource leaves the stack (moto keeps listing it) and one with
     DeletionPolicy Retain is kept, not deleted (moto deletes it)."""
     removed = build_resource_diff(self, template, parameters)["Remove"]
     for name in removed:
-        if self._resource_json_map[name].get("DeletionPolicy") == "Retain":
+        if self._resource_json_map[name].get("DeletionPolicy") in RETAINED_ON_DELETE:
             self._parsed_resources.pop(name, None)  # moto then skips it ("never created")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Unable to delete .*, as it was never created")
@@ -218,14 +222,18 @@ def _stack_of(resource_map: ResourceMap) -> Stack | None:
 
 
 def stack_delete(self: Stack) -> None:
-    """moto's DeleteStack, with DELETE_SKIPPED events for the resources kept by DeletionPolicy Retain."""
+    """moto's DeleteStack, with DELETE_SKIPPED events for the resources kept by DeletionPolicy Retain (or
+    RetainExceptOnCreate)."""
     resource_map = self.resource_map
     resource_map._trailwatch_stack = self  # type: ignore[attr-defined]
     retained = [
         (name, spec["Type"], _physical_id(resource_map._parsed_resources.get(name)))
         for name, spec in resource_map._resource_json_map.items()
-        if spec.get("DeletionPolicy") == "Retain" and resource_map._parsed_resources.get(name) is not None
+        if spec.get("DeletionPolicy") in RETAINED_ON_DELETE
+        and resource_map._parsed_resources.get(name) is not None
     ]
+    for name, _, _ in retained:  # moto keeps only "Retain"; a failed creation's rollback does not come here
+        resource_map._resource_json_map[name]["DeletionPolicy"] = "Retain"
     _original_stack_delete(self)
     for name, kind, physical_id in retained:
         _resource_event(resource_map, name, kind, "DELETE_SKIPPED", physical_id)
