@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from trailwatch.local import cfn_models
+from trailwatch.local import cfn_models, sns_filter
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 Middleware = Callable[[WSGIApp], WSGIApp]
@@ -175,6 +175,7 @@ class LocalAWS:
     def _start(self) -> None:
         reset_moto_state()
         cfn_models.register(log=self.log)
+        sns_filter.install()  # H3: AWS's filter policy semantics
         builtin_middlewares: list[Middleware] = []
         if self.lambda_runtime:
             from trailwatch.local.lambda_runtime import disable_moto_lambda_docker
