@@ -60,6 +60,8 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from trailwatch.local.alarms import record_invocation
+
 LogFn = Callable[[str], None]
 
 WORKER_SCRIPT = Path(__file__).with_name("lambda_worker.py")
@@ -481,7 +483,10 @@ class FunctionHost:
                 config = self.current_config()
             except (ClientError, BotoCoreError) as err:
                 return Outcome(ok=False, error=f"GetFunction {self.arn}: {err}")
-            return self._invoke_locked(config, event)
+            started = time.monotonic()
+            outcome = self._invoke_locked(config, event)
+            record_invocation(config.arn, ok=outcome.ok, duration_ms=(time.monotonic() - started) * 1000)
+            return outcome
 
     def _invoke_locked(self, config: FunctionConfig, event: dict[str, Any]) -> Outcome:
         log = self.runtime.log

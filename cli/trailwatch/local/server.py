@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from trailwatch.local import cfn_models, sns_filter
+from trailwatch.local.alarms import AlarmEvaluator
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 Middleware = Callable[[WSGIApp], WSGIApp]
@@ -96,6 +97,7 @@ class LocalAWS:
         self.services: list[Service] = []
         self.recorder: Any = None
         self.runtime: Any = None
+        self.alarms: Any = None
         self._requested_port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -200,6 +202,8 @@ class LocalAWS:
 
             self.runtime = LambdaRuntime(self.endpoint, self.region, self.log)
             services.append(self.runtime)
+        self.alarms = AlarmEvaluator(self.account_id, self.region, log=self.log)  # H3: CloudWatch alarms
+        services.append(self.alarms)
         for service in services + self.services:
             service.start()
             self._started_services.append(service)
