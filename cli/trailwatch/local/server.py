@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from trailwatch.local import cfn_models, sns_filter
+from trailwatch.local import cfn_models, parameters, sns_filter
 from trailwatch.local.alarms import AlarmEvaluator
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
@@ -178,6 +178,7 @@ class LocalAWS:
         reset_moto_state()
         cfn_models.register(log=self.log)
         sns_filter.install()  # H3: AWS's filter policy semantics
+        parameters.install()  # H3: parameter constraints checked as CloudFormation does
         builtin_middlewares: list[Middleware] = []
         if self.lambda_runtime:
             from trailwatch.local.lambda_runtime import disable_moto_lambda_docker
