@@ -1751,6 +1751,9 @@ def _references(value: Any) -> set[str]:
 
 
 _original_update = parsing.ResourceMap.update
+# Kept on stack deletion and on removal by an update; a failed *create* deletes RetainExceptOnCreate ones
+# (moto's rollback keeps only "Retain"), as CloudFormation does.
+RETAINED = ("Retain", "RetainExceptOnCreate")
 
 
 def _update(
@@ -1760,7 +1763,7 @@ def _update(
     DeletionPolicy Retain is kept, not deleted (moto deletes it)."""
     removed = _build_resource_diff(self, template, parameters)["Remove"]
     for name in removed:
-        if self._resource_json_map[name].get("DeletionPolicy") == "Retain":
+        if self._resource_json_map[name].get("DeletionPolicy") in RETAINED:
             self._parsed_resources.pop(name, None)  # moto then skips it ("never created")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Unable to delete .*, as it was never created")
@@ -1825,10 +1828,13 @@ def _stack_delete(self: Stack) -> None:
     """moto's DeleteStack, with DELETE_SKIPPED events for the resources kept by DeletionPolicy Retain."""
     resource_map = self.resource_map
     resource_map._trailwatch_stack = self  # type: ignore[attr-defined]
+    for name, spec in list(resource_map._resource_json_map.items()):  # moto's delete knows only "Retain"
+        if spec.get("DeletionPolicy") in RETAINED:
+            resource_map._resource_json_map[name] = {**spec, "DeletionPolicy": "Retain"}
     retained = [
         (name, spec["Type"], _physical_id(resource_map._parsed_resources.get(name)))
         for name, spec in resource_map._resource_json_map.items()
-        if spec.get("DeletionPolicy") == "Retain" and resource_map._parsed_resources.get(name) is not None
+        if spec.get("DeletionPolicy") in RETAINED and resource_map._parsed_resources.get(name) is not None
     ]
     _original_stack_delete(self)
     for name, kind, physical_id in retained:
