@@ -110,6 +110,7 @@ def _background(n: int, rng: random.Random) -> list[dict]:
 @dataclass
 class Seen:
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    alarms: list[dict[str, Any]] = field(default_factory=list)  # CloudWatch alarm notifications (the DLQ's)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     dlq: list[str] = field(default_factory=list)
 
@@ -125,7 +126,7 @@ class Pipeline:
         """Alerts and DLQ messages received so far (deleted from their queues), the table's items."""
         sqs = self.client("sqs")
         for url, sink in (
-            (self.alert_queue, lambda b: self.seen.alerts.append(json.loads(b))),
+            (self.alert_queue, lambda b: self._alert_or_alarm(json.loads(b))),
             (self.outputs["DeadLetterQueueUrl"], self.seen.dlq.append),
         ):
             while messages := sqs.receive_message(
@@ -138,6 +139,9 @@ class Pipeline:
         for page in self.client("dynamodb").get_paginator("scan").paginate(TableName=table):
             for item in page["Items"]:
                 self.seen.items[item["EventId"]["S"]] = item
+
+    def _alert_or_alarm(self, body: dict[str, Any]) -> None:
+        (self.seen.alarms if "AlarmName" in body else self.seen.alerts).append(body)
 
     def wait_until(self, done: Callable[[Seen], bool], what: str) -> None:
         deadline = time.monotonic() + WAIT_SECONDS
