@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -148,6 +149,17 @@ def test_lambda_errors_alarm_counts_failed_invocations(world: World) -> None:
     assert [c.new_state for c in world.evaluator.evaluate_once()] == ["ALARM"]
     stats = world.cloudwatch.list_metrics(Namespace="AWS/Lambda")["Metrics"]
     assert {m["MetricName"] for m in stats} == {"Invocations", "Errors", "Duration"}
+    now = datetime.now(UTC)
+    errors = world.cloudwatch.get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Dimensions=[{"Name": "FunctionName", "Value": "tw-processor"}],
+        StartTime=now - timedelta(minutes=5),
+        EndTime=now + timedelta(minutes=1),
+        Period=360,
+        Statistics=["Sum", "SampleCount"],
+    )["Datapoints"]
+    assert [(d["Sum"], d["SampleCount"]) for d in errors] == [(1.0, 2.0)]
 
 
 def test_disabled_actions_change_state_without_notifying(world: World) -> None:

@@ -86,7 +86,7 @@ def record_invocation(function_arn: str, *, ok: bool, duration_ms: float) -> Non
     parts = function_arn.split(":")
     region, account_id, name = parts[3], parts[4], parts[6]
     dimensions = [{"Name": "FunctionName", "Value": name}]
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(tzinfo=None)  # naive UTC, as moto keeps timestamps (GetMetricStatistics)
     _cloudwatch(account_id, region).put_metric_data(
         "AWS/Lambda",
         [
@@ -228,10 +228,7 @@ class AlarmEvaluator:
                 continue
             if frozenset((d.name, d.value) for d in datum.dimensions) != dims:
                 continue
-            stamp = datum.timestamp
-            if stamp.tzinfo is None:
-                stamp = stamp.replace(tzinfo=UTC)
-            if start < stamp.timestamp() <= end:
+            if start < _epoch(datum.timestamp) <= end:
                 found.append(float(datum.value))
         return found
 
@@ -332,7 +329,7 @@ class AlarmEvaluator:
             "AlarmName": alarm.name,
             "AlarmDescription": alarm.description,
             "AWSAccountId": self.account_id,
-            "AlarmConfigurationUpdatedTimestamp": _stamp(alarm.configuration_updated_timestamp.timestamp()),
+            "AlarmConfigurationUpdatedTimestamp": _stamp(_epoch(alarm.configuration_updated_timestamp)),
             "NewStateValue": new_state,
             "NewStateReason": reason,
             "StateChangeTime": _stamp(now),
@@ -375,3 +372,8 @@ def _stamp(epoch: float) -> str:
     """CloudWatch's timestamp format in alarm notifications: 2026-12-03T06:50:12.345+0000."""
     moment = datetime.fromtimestamp(epoch, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def _epoch(moment: datetime) -> float:
+    """Seconds since the epoch; moto keeps naive UTC datetimes."""
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
