@@ -16,11 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from trailwatch import synth
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
 from trailwatch.package import build_package
 
-from tests.e2e.conftest import ClientFactory
+from tests.e2e.conftest import TEMPLATE, ClientFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -133,3 +134,33 @@ def test_poison_file_ends_as_an_alarm_on_the_email_path(
     assert mail["Trigger"]["Dimensions"] == [
         {"value": d["Value"], "name": d["Name"]} for d in alarm["Dimensions"]
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MaxReceiveCount", "0", "Parameter 'MaxReceiveCount' must be a number not less than 1"),
+        ("EmailMinimumSeverity", "urgent", "Parameter 'EmailMinimumSeverity' must be one of AllowedValues"),
+    ],
+)
+def test_local_aws_refuses_parameters_as_cloudformation_does(
+    aws_client: ClientFactory, name: str, value: str, message: str
+) -> None:
+    """The same LocalAWS checks main.yaml's parameter constraints (parameters.install in LocalAWS.start)."""
+    cfn = aws_client("cloudformation")
+    values = {
+        "TrailBucketName": "tw-refused",
+        "AlertEmail": "e2e@example.com",
+        "CodeBucket": "tw-code",
+        "CodeKey": "processor.zip",
+    }
+    with pytest.raises(ClientError) as caught:
+        cfn.create_stack(
+            StackName="tw-refused",
+            TemplateBody=TEMPLATE.read_text(),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in {**values, name: value}.items()],
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    assert caught.value.response["Error"]["Message"] == message
+    assert "tw-refused" not in {s["StackName"] for s in cfn.list_stacks()["StackSummaries"]}
