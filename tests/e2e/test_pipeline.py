@@ -111,6 +111,7 @@ def _background(n: int, rng: random.Random) -> list[dict]:
 @dataclass
 class Seen:
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    alarms: list[dict[str, Any]] = field(default_factory=list)  # CloudWatch alarm notifications (the DLQ's)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     dlq: list[str] = field(default_factory=list)
     operational: list[dict[str, Any]] = field(default_factory=list)  # alerts about trailwatch itself
@@ -144,9 +145,12 @@ class Pipeline:
 
     def _alert(self, body: str) -> None:
         alert = json.loads(body)
-        (self.seen.operational if alert["rule"] == "trailwatch-operational" else self.seen.alerts).append(
-            alert
-        )
+        if "AlarmName" in alert:  # a CloudWatch alarm notification (no rule)
+            self.seen.alarms.append(alert)
+        elif alert["rule"] == "trailwatch-operational":
+            self.seen.operational.append(alert)
+        else:
+            self.seen.alerts.append(alert)
 
     def wait_until(self, done: Callable[[Seen], bool], what: str) -> None:
         deadline = time.monotonic() + WAIT_SECONDS

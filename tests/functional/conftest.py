@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from trailwatch.local import sns_filter
 from trailwatch_processor.aws import Clients, Settings
 
 from tests.functional import factories as f
@@ -113,6 +114,7 @@ def boto_session() -> boto3.session.Session:
 @pytest.fixture
 def aws() -> Iterator[None]:
     with mock_aws():
+        sns_filter.install()  # SNS filter policies as AWS documents them, whatever ran before in the process
         yield
 
 

@@ -12,9 +12,10 @@ What it does, as the Lambda service does for an SQS trigger:
   on the receive after ``maxReceiveCount`` receives (moto redrives in ``ReceiveMessage``, as SQS does);
 - the function runs from the zip it was created with (CodeSha256-verified, extracted into a temp dir keyed
   by that digest), in a warm worker subprocess per function (``lambda_worker.py``), with the function's
-  environment, a Lambda-like context, its AWS calls pointed at the emulator and its Timeout enforced (the
-  worker is killed and replaced on timeout or crash). Its stdout/stderr go to ``log`` as
-  ``[lambda:NAME] ...`` lines, with START/END/REPORT lines as in CloudWatch Logs;
+  environment, a Lambda-like context, its AWS calls pointed at the emulator, its Timeout and its MemorySize
+  enforced (the worker is killed and replaced on timeout, on a peak resident memory of the worker and its
+  children above MemorySize -- checked every 50 ms on Linux -- or on a crash). Its stdout/stderr go to
+  ``log`` as ``[lambda:NAME] ...`` lines, with START/END/REPORT lines as in CloudWatch Logs;
 - the runtime's own requests (polling, deleting, reading the configuration) are marked internal for the
   CloudTrail recorder, since AWS does not log the Lambda service's polling in the account's trail; the
   function's own calls are ordinary requests.
@@ -60,6 +61,8 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from trailwatch.local.alarms import record_invocation
+
 LogFn = Callable[[str], None]
 
 WORKER_SCRIPT = Path(__file__).with_name("lambda_worker.py")
@@ -67,6 +70,7 @@ REFRESH_INTERVAL = 1.0  # seconds between ListEventSourceMappings / GetFunction 
 POLL_WAIT_SECONDS = 1  # ReceiveMessage long poll; bounds how long stop() waits for a poller
 INIT_TIMEOUT = 10.0  # Lambda's limit for the init phase (importing the handler)
 MAX_EVENT_BYTES = 6 * 1024 * 1024  # synchronous invocation payload limit
+MEMORY_POLL = 0.05  # seconds between checks of a worker's memory against the function's MemorySize
 STOP_GRACE = 5.0  # how long stop() lets an in-flight invocation finish before killing its worker
 TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 _MOTO_PATCH_FLAG = "_trailwatch_lambda_docker_disabled"
@@ -365,7 +369,7 @@ class Worker:
         assert self.process.stdout is not None
         self._spawn(self._pump_output, self.process.stdout)
         self._spawn(self._read_replies, os.fdopen(resp_read, "rb"))
-        reply = self._next_reply(INIT_TIMEOUT)
+        reply = self._watched_reply(INIT_TIMEOUT)
         if reply is _TIMED_OUT:
             reply = None
         if reply is None or reply.get("type") != "ready":
@@ -383,7 +387,7 @@ class Worker:
             raise WorkerError(f"worker unreachable: {err}") from err
         deadline = time.monotonic() + timeout
         while True:
-            reply = self._next_reply(max(0.0, deadline - time.monotonic()))
+            reply = self._watched_reply(max(0.0, deadline - time.monotonic()))
             if reply is _TIMED_OUT:
                 self.kill()
                 raise WorkerError(f"Task timed out after {timeout:.2f} seconds")
@@ -391,6 +395,45 @@ class Worker:
                 raise WorkerError(f"worker process exited with code {self._exit_code()}")
             if reply.get("request_id") == request["request_id"]:
                 return reply
+
+    def _watched_reply(self, timeout: float) -> Any:
+        """`_next_reply`, checking the worker's memory every MEMORY_POLL seconds while it waits: past the
+        function's MemorySize the worker is killed and WorkerError says so, as Lambda ends an environment
+        that runs out of memory (the init phase counts too)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self._next_reply(min(MEMORY_POLL, max(0.0, deadline - time.monotonic())))
+            used = self.memory_used_mb()
+            if used is not None and used > self.config.memory_size:
+                self.kill()
+                raise WorkerError(
+                    f"Runtime exited with error: signal: killed (Runtime.OutOfMemory: Max Memory Used "
+                    f"{used:.0f} MB > MemorySize {self.config.memory_size} MB)"
+                )
+            if reply is not _TIMED_OUT or time.monotonic() >= deadline:
+                return reply
+
+    def memory_used_mb(self) -> float | None:
+        """Peak resident memory (VmHWM) of the worker and its child processes in MB; None off Linux."""
+        if self.process is None:
+            return None
+        total_kb, pending, seen = 0, [self.process.pid], set()
+        while pending:
+            pid = pending.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    total_kb += int(line.split()[1])
+            with contextlib.suppress(OSError, ValueError):
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    pending.extend(int(c) for c in (task / "children").read_text().split())
+        return total_kb / 1024 if seen and total_kb else None
 
     def _next_reply(self, timeout: float) -> Any:
         """The next reply; None when the worker closed its end (died); _TIMED_OUT when none came in time."""
@@ -481,7 +524,10 @@ class FunctionHost:
                 config = self.current_config()
             except (ClientError, BotoCoreError) as err:
                 return Outcome(ok=False, error=f"GetFunction {self.arn}: {err}")
-            return self._invoke_locked(config, event)
+            started = time.monotonic()
+            outcome = self._invoke_locked(config, event)
+            record_invocation(config.arn, ok=outcome.ok, duration_ms=(time.monotonic() - started) * 1000)
+            return outcome
 
     def _invoke_locked(self, config: FunctionConfig, event: dict[str, Any]) -> Outcome:
         log = self.runtime.log
@@ -514,7 +560,11 @@ class FunctionHost:
         duration = (time.monotonic() - started) * 1000
         init = f"\tInit Duration: {init_ms:.2f} ms" if init_ms is not None else ""
         log(f"{prefix} END RequestId: {request_id}")
-        log(f"{prefix} REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms{init}")
+        used = self.worker.memory_used_mb() if self.worker is not None else None
+        memory = f"\tMemory Size: {config.memory_size} MB" + (
+            f"\tMax Memory Used: {used:.0f} MB" if used is not None else ""
+        )
+        log(f"{prefix} REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms{memory}{init}")
         if reply.get("ok"):
             return Outcome(ok=True, payload=reply.get("payload"))
         error = reply.get("error") or {}

@@ -24,7 +24,8 @@ from urllib.parse import unquote, urlsplit
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from trailwatch.local import cfn_models
+from trailwatch.local import cfn_models, parameters, sns_filter
+from trailwatch.local.alarms import AlarmEvaluator
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 Middleware = Callable[[WSGIApp], WSGIApp]
@@ -322,6 +323,7 @@ class LocalAWS:
         self.services: list[Service] = []
         self.recorder: Any = None
         self.runtime: Any = None
+        self.alarms: Any = None
         self._requested_port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -401,6 +403,8 @@ class LocalAWS:
     def _start(self) -> None:
         reset_moto_state()
         cfn_models.register(log=self.log)
+        sns_filter.install()  # AWS's filter policy semantics
+        parameters.install()  # parameter constraints checked as CloudFormation does
         builtin_middlewares: list[Middleware] = [expected_owner_guard]
         if self.lambda_runtime:
             from trailwatch.local.lambda_runtime import disable_moto_lambda_docker
@@ -425,6 +429,8 @@ class LocalAWS:
 
             self.runtime = LambdaRuntime(self.endpoint, self.region, self.log)
             services.append(self.runtime)
+        self.alarms = AlarmEvaluator(self.account_id, self.region, log=self.log)  # H3: CloudWatch alarms
+        services.append(self.alarms)
         for service in services + self.services:
             service.start()
             self._started_services.append(service)

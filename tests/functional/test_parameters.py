@@ -1,0 +1,140 @@
+"""Template parameters checked as CloudFormation does on the local AWS (issue 13): moto 5.2.1 accepts any
+value, so every refusal asserted here fails without `parameters.install()`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from trailwatch.local import parameters
+from trailwatch.local.parameters import ParameterError, check_parameters, check_value
+
+from tests.unit.template_helpers import TEMPLATE_PATH, load_template
+
+MAIN = load_template()
+REQUIRED = {
+    "TrailBucketName": "tw-params-trail",
+    "AlertEmail": "sec@example.com",
+    "CodeBucket": "code-bucket",
+    "CodeKey": "processor.zip",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MaxReceiveCount", "0", "Parameter 'MaxReceiveCount' must be a number not less than 1"),
+        ("MaxReceiveCount", "1001", "Parameter 'MaxReceiveCount' must be a number not greater than 1000"),
+        ("MaxReceiveCount", "three", "Parameter 'MaxReceiveCount' must be a number"),
+        ("EmailMinimumSeverity", "urgent", "Parameter 'EmailMinimumSeverity' must be one of AllowedValues"),
+        ("FunctionTimeout", "45", "Parameter 'FunctionTimeout' must be one of AllowedValues"),
+        ("TrailBucketName", "Upper-Case", "Parameter 'TrailBucketName' must match pattern "),
+        ("AlertEmail", "not-an-email", "Parameter 'AlertEmail' must match pattern "),
+        ("AlertEmail", "a@b.c\nBcc: x@y.z", "Parameter 'AlertEmail' must match pattern "),
+    ],
+)
+def test_main_yaml_values_are_refused_with_cloudformation_message(
+    name: str, value: str, message: str
+) -> None:
+    spec = MAIN["Parameters"][name]
+    if "ConstraintDescription" in spec and message.split("' ", 1)[1] != "must be a number":
+        message = f"Parameter '{name}' failed to satisfy constraint: {spec['ConstraintDescription']}"
+    with pytest.raises(ParameterError) as caught:
+        check_parameters(MAIN, {**REQUIRED, name: value})
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MaxReceiveCount", "1"),
+        ("MaxReceiveCount", "1000"),
+        ("FunctionTimeout", "60"),
+        ("EmailMinimumSeverity", "high"),
+    ],
+)
+def test_main_yaml_accepts_values_in_range(name: str, value: str) -> None:
+    check_parameters(MAIN, {**REQUIRED, name: value})
+
+
+def test_main_yaml_defaults_satisfy_their_own_constraints() -> None:
+    check_parameters(MAIN, REQUIRED)
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "message"),
+    [
+        ({"MinLength": 3}, "ab", "Parameter 'P' must contain at least 3 characters"),
+        ({"MaxLength": 2}, "abc", "Parameter 'P' must contain at most 2 characters"),
+        ({"AllowedPattern": "[a-z]+"}, "abc1", "Parameter 'P' must match pattern [a-z]+"),
+        ({"Type": "CommaDelimitedList", "AllowedValues": ["a", "b"]}, "a,c", "Parameter 'P' must be one of"),
+        ({"Type": "Number", "AllowedValues": [1, 2]}, "2.0", None),
+        ({"Type": "Number", "MaxValue": 2.5}, "2.6", "Parameter 'P' must be a number not greater than 2.5"),
+        ({"AllowedPattern": "[a-z]+", "ConstraintDescription": "lower case"}, "A", "Parameter 'P' failed to "
+         "satisfy constraint: lower case"),
+    ],
+)  # fmt: skip
+def test_each_constraint(spec: dict[str, Any], value: str, message: str | None) -> None:
+    if message is None:
+        check_value("P", spec, value)
+        return
+    with pytest.raises(ParameterError) as caught:
+        check_value("P", spec, value)
+    assert str(caught.value).startswith(message)
+
+
+SMALL = {
+    "Parameters": {"Env": {"Type": "String", "AllowedValues": ["dev", "prod"], "Default": "dev"}},
+    "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+}
+
+
+@pytest.fixture
+def cfn() -> Iterator[Any]:
+    with mock_aws():
+        parameters.install()
+        yield boto3.client("cloudformation", region_name="us-east-1")
+
+
+def _refusal(call: Any, **kwargs: Any) -> str:
+    with pytest.raises(ClientError) as caught:
+        call(**kwargs)
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    return caught.value.response["Error"]["Message"]
+
+
+def test_create_stack_is_refused_before_anything_exists(cfn: Any) -> None:
+    body = TEMPLATE_PATH.read_text()
+    values = {**REQUIRED, "MaxReceiveCount": "0"}
+    message = _refusal(
+        cfn.create_stack,
+        StackName="bad",
+        TemplateBody=body,
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    assert message == "Parameter 'MaxReceiveCount' must be a number not less than 1"
+    assert cfn.list_stacks()["StackSummaries"] == []
+
+
+def test_update_stack_and_change_set_are_refused(cfn: Any) -> None:
+    body = json.dumps(SMALL)
+    cfn.create_stack(
+        StackName="small", TemplateBody=body, Parameters=[{"ParameterKey": "Env", "ParameterValue": "prod"}]
+    )
+    bad = [{"ParameterKey": "Env", "ParameterValue": "test"}]
+    expected = "Parameter 'Env' must be one of AllowedValues"
+    assert _refusal(cfn.update_stack, StackName="small", TemplateBody=body, Parameters=bad) == expected
+    assert (
+        _refusal(
+            cfn.create_change_set, StackName="small", ChangeSetName="cs", TemplateBody=body, Parameters=bad
+        )
+        == expected
+    )
+    good = [{"ParameterKey": "Env", "ParameterValue": "dev"}]
+    cfn.create_change_set(StackName="small", ChangeSetName="ok", TemplateBody=body, Parameters=good)

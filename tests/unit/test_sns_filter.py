@@ -1,0 +1,176 @@
+"""SNS filter policies on the local AWS follow the SNS documentation (issue 13), not moto 5.2.1's matcher.
+
+The cases marked "moto differs" fail with moto's own `FilterPolicyMatcher.matches` (checked by running this
+module against it: see `test_moto_differs_where_we_say_it_does`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from trailwatch.local import sns_filter
+from trailwatch.local.sns_filter import policy_matches
+
+from tests.unit.template_helpers import load_template, props, resolve
+
+ALARM_BODY = json.dumps({"AlarmName": "tw-dead-letter-queue-not-empty", "NewStateValue": "ALARM"})
+
+
+def attrs(**values: Any) -> dict[str, dict[str, str]]:
+    """Attributes as moto keeps them: {name: {"Type", "Value"}} (numbers as Number, lists as arrays)."""
+    out = {}
+    for name, value in values.items():
+        if isinstance(value, list):
+            out[name] = {"Type": "String.Array", "Value": json.dumps(value)}
+        elif isinstance(value, (int, float)):
+            out[name] = {"Type": "Number", "Value": str(value)}
+        else:
+            out[name] = {"Type": "String", "Value": value}
+    return out
+
+
+# (id, policy, scope, attributes, body, delivered, moto differs)
+CASES: list[tuple[str, dict, str | None, dict | None, str, bool, bool]] = [
+    ("no policy", {}, None, None, "x", True, False),
+    ("exists false, no attributes", {"a": [{"exists": False}]}, None, None, "x", False, True),
+    ("exists false, empty attributes", {"a": [{"exists": False}]}, None, {}, "x", False, True),
+    ("exists false, other attribute", {"a": [{"exists": False}]}, None, attrs(b="1"), "x", True, False),
+    ("exists false, attribute present", {"a": [{"exists": False}]}, None, attrs(a="1"), "x", False, False),
+    ("exists true", {"a": [{"exists": True}]}, None, attrs(a="1"), "x", True, False),
+    ("exists true, absent", {"a": [{"exists": True}]}, None, attrs(b="1"), "x", False, False),
+    ("exact", {"a": ["x", "y"]}, None, attrs(a="y"), "x", True, False),
+    ("exact miss", {"a": ["x"]}, None, attrs(a="z"), "x", False, False),
+    ("AND of keys", {"a": ["x"], "b": ["y"]}, None, attrs(a="x"), "x", False, False),
+    (
+        "$or first branch",
+        {"$or": [{"a": ["x"]}, {"b": [{"exists": False}]}]},
+        None,
+        attrs(a="x", b="1"),
+        "x",
+        True,
+        False,
+    ),
+    ("$or second branch", {"$or": [{"a": ["x"]}, {"b": ["y"]}]}, None, attrs(b="y"), "x", True, False),
+    ("$or no branch", {"$or": [{"a": ["x"]}, {"b": ["y"]}]}, None, attrs(a="q"), "x", False, False),
+    ("$or no attributes", {"$or": [{"a": [{"exists": False}]}]}, None, None, "x", False, False),
+    (
+        "$or AND sibling",
+        {"c": ["z"], "$or": [{"a": ["x"]}, {"b": ["y"]}]},
+        None,
+        attrs(a="x", c="w"),
+        "x",
+        False,
+        False,
+    ),
+    ("anything-but value", {"a": [{"anything-but": ["x"]}]}, None, attrs(a="y"), "x", True, False),
+    ("anything-but denied", {"a": [{"anything-but": "x"}]}, None, attrs(a="x"), "x", False, False),
+    ("anything-but absent", {"a": [{"anything-but": ["x"]}]}, None, attrs(b="y"), "x", False, False),
+    (
+        "anything-but prefix",
+        {"a": [{"anything-but": {"prefix": "x"}}]},
+        None,
+        attrs(a="xy"),
+        "x",
+        False,
+        False,
+    ),
+    ("anything-but suffix", {"a": [{"anything-but": {"suffix": "x"}}]}, None, attrs(a="ab"), "x", True, True),
+    ("prefix", {"a": [{"prefix": "tw-"}]}, None, attrs(a="tw-1"), "x", True, False),
+    ("prefix miss", {"a": [{"prefix": "tw-"}]}, None, attrs(a="t"), "x", False, False),
+    (
+        "prefix ignoring case",
+        {"a": [{"prefix": {"equals-ignore-case": "TW-"}}]},
+        None,
+        attrs(a="tw-1"),
+        "x",
+        True,
+        True,
+    ),
+    ("equals-ignore-case", {"a": [{"equals-ignore-case": "HIGH"}]}, None, attrs(a="High"), "x", True, True),
+    ("numeric range", {"p": [{"numeric": [">", 0, "<=", 5]}]}, None, attrs(p=5), "x", True, False),
+    ("numeric out of range", {"p": [{"numeric": [">", 0, "<=", 5]}]}, None, attrs(p=6), "x", False, False),
+    ("numeric on a string", {"p": [{"numeric": [">", 0]}]}, None, attrs(p="7"), "x", False, False),
+    ("number equality", {"p": [5]}, None, attrs(p=5.0), "x", True, False),
+    ("string array any element", {"a": ["y"]}, None, attrs(a=["x", "y"]), "x", True, False),
+    ("cidr", {"ip": [{"cidr": "10.0.0.0/24"}]}, None, attrs(ip="10.0.0.7"), "x", True, True),
+    ("body exact", {"rule": ["r1"]}, "MessageBody", None, '{"rule": "r1"}', True, False),
+    ("body nested", {"d": {"k": ["v"]}}, "MessageBody", None, '{"d": {"k": "v"}}', True, False),
+    ("body array", {"d": {"k": ["v"]}}, "MessageBody", None, '{"d": [{"k": "u"}, {"k": "v"}]}', True, False),
+    ("body exists false", {"k": [{"exists": False}]}, "MessageBody", None, '{"j": 1}', True, False),
+    ("body nested absent", {"d": {"k": [{"exists": False}]}}, "MessageBody", None, '{"j": 1}', True, True),
+    ("body not json", {"k": ["v"]}, "MessageBody", None, "plain", False, False),
+    ("body not an object", {"k": ["v"]}, "MessageBody", None, '["v"]', False, False),
+    (
+        "body $or",
+        {"$or": [{"k": ["v"]}, {"n": [{"numeric": [">=", 3]}]}]},
+        "MessageBody",
+        None,
+        '{"n": 4}',
+        True,
+        True,
+    ),
+    ("body scope ignores attributes", {"k": ["v"]}, "MessageBody", attrs(k="v"), "{}", False, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("policy", "scope", "attributes", "body", "delivered"),
+    [pytest.param(*case[1:6], id=case[0]) for case in CASES],
+)
+def test_policy_matches_as_sns_documents(
+    policy: dict, scope: str | None, attributes: dict | None, body: str, delivered: bool
+) -> None:
+    assert policy_matches(policy, scope, attributes, body) is delivered
+
+
+@pytest.mark.parametrize(
+    ("policy", "scope", "attributes", "body", "delivered"),
+    [pytest.param(*case[1:6], id=case[0]) for case in CASES if case[6]],
+)
+def test_moto_differs_where_we_say_it_does(
+    policy: dict, scope: str | None, attributes: dict | None, body: str, delivered: bool
+) -> None:
+    """moto's matcher gets these wrong (or raises): the reason `install()` replaces it."""
+    from moto.sns.utils import FilterPolicyMatcher
+
+    original = FilterPolicyMatcher.__dict__.get("moto_matches", FilterPolicyMatcher.__dict__["matches"])
+    try:
+        answer = original(FilterPolicyMatcher(policy, scope), attributes, body)
+    except Exception:  # moto raising is a difference too: SNS answers every message
+        return
+    assert answer is not delivered
+
+
+def email_policy(severity: str = "medium") -> tuple[dict[str, Any], str]:
+    template = load_template()
+    subscription = props(template, "AlertEmailSubscription")
+    policy = resolve(template, subscription["FilterPolicy"], {"EmailMinimumSeverity": severity})
+    return policy, subscription.get("FilterPolicyScope", "MessageAttributes")
+
+
+@pytest.mark.parametrize("severity", ["info", "medium", "critical"])
+def test_alarm_notification_does_not_match_the_email_filter_policy(severity: str) -> None:
+    """A CloudWatch alarm publishes with no message attributes: the email subscription of main.yaml's alert
+    topic (its `account: exists false` branch) does not get it on AWS, so it must not get it locally."""
+    policy, scope = email_policy(severity)
+    assert policy_matches(policy, scope, None, ALARM_BODY) is False
+
+
+def test_detections_still_pass_the_email_filter_policy() -> None:
+    policy, scope = email_policy("high")
+    alert = attrs(severity="critical", rule="cis-4.3", eventName="ConsoleLogin", account="123456789012")
+    assert policy_matches(policy, scope, alert, "{}") is True
+    assert policy_matches(policy, scope, {**alert, **attrs(severity="low")}, "{}") is False
+
+
+def test_install_replaces_moto_matcher_once() -> None:
+    from moto.sns.utils import FilterPolicyMatcher
+
+    sns_filter.install()
+    first = FilterPolicyMatcher.__dict__["matches"]
+    sns_filter.install()
+    assert FilterPolicyMatcher.__dict__["matches"] is first
+    matcher = FilterPolicyMatcher({"a": [{"exists": False}]}, None)
+    assert matcher.matches(None, "x") is False
+    assert matcher.matches(attrs(b="1"), "x") is True
