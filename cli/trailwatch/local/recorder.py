@@ -18,9 +18,8 @@ from trailwatch.local import operations
 from trailwatch.local.cloudtrail_delivery import TrailDelivery, TrailRef, iter_trails, logging_trails
 from trailwatch.local.cloudtrail_records import Served, build_record, utc_now
 from trailwatch.local.cloudtrail_selectors import trail_covers_region, trail_selects
-from trailwatch.local.operations import HttpRequest, read_wsgi_body
+from trailwatch.local.operations import HttpRequest, WSGIApp, read_wsgi_body
 
-WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 LogFn = Callable[[str], None]
 
 # Requests carrying this header are the emulator's own service machinery (the Lambda runtime polling event
