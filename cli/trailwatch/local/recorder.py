@@ -15,12 +15,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from trailwatch.local import operations
-from trailwatch.local.cloudtrail_delivery import TrailDelivery, TrailRef, iter_trails, logging_trails
+from trailwatch.local.cloudtrail_delivery import LogFn, TrailDelivery, TrailRef, iter_trails, logging_trails
 from trailwatch.local.cloudtrail_records import Served, build_record, utc_now
 from trailwatch.local.cloudtrail_selectors import trail_covers_region, trail_selects
 from trailwatch.local.operations import HttpRequest, WSGIApp, read_wsgi_body
-
-LogFn = Callable[[str], None]
 
 # Requests carrying this header are the emulator's own service machinery (the Lambda runtime polling event
 # source mappings and SQS as the Lambda service does), which AWS does not log in the account's trail. The
