@@ -23,9 +23,15 @@ from cfnlint.decode import cfn_yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto.s3.models import s3_backends
-from trailwatch.local import recorder as rec
+from trailwatch.local import cloudtrail_records
+from trailwatch.local.cloudtrail_records import HIDDEN, Served, build_record, is_read_only, parse_error
+from trailwatch.local.cloudtrail_selectors import (
+    advanced_selectors_match,
+    basic_selectors_match,
+    field_selector_matches,
+)
 from trailwatch.local.operations import HttpRequest, identify
-from trailwatch.local.recorder import CloudTrailRecorder, Served
+from trailwatch.local.recorder import CloudTrailRecorder, mark_internal
 from trailwatch.local.server import LocalAWS
 
 ACCOUNT = "123456789012"
@@ -204,7 +210,7 @@ def test_create_user_is_delivered_with_the_callers_identity(
     # responseElements of writes, parsed from the response; secrets hidden as CloudTrail does
     assert record["responseElements"]["user"]["arn"] == f"arn:aws:iam::{ACCOUNT}:user/mallory"
     access_key = root_calls[0]["responseElements"]["accessKey"]
-    assert access_key["accessKeyId"] == key["AccessKeyId"] and access_key["secretAccessKey"] == rec.HIDDEN
+    assert access_key["accessKeyId"] == key["AccessKeyId"] and access_key["secretAccessKey"] == HIDDEN
 
 
 def test_stop_logging_stops_delivery_and_start_logging_resumes(emu: Emulator) -> None:
@@ -515,7 +521,7 @@ def test_deleted_trail_gets_nothing_and_unsigned_requests_are_not_recorded(emu: 
 
 def test_the_emulators_own_clients_are_not_recorded(emu: Emulator) -> None:
     emu.trail()
-    internal = rec.mark_internal(emu.client("lambda"))
+    internal = mark_internal(emu.client("lambda"))
     internal.list_event_source_mappings()
     emu.client("lambda").list_functions()
     recorded = names(emu.recorder.recorded)
@@ -539,7 +545,7 @@ def record_for(
     ident = identify(request)
     assert ident is not None
     served = Served(request, status, headers or {}, body, "10.0.0.9")
-    return rec.build_record(served, ident, ACCOUNT)
+    return build_record(served, ident, ACCOUNT)
 
 
 def s3_request(method: str, path: str, query: str = "") -> HttpRequest:
@@ -623,7 +629,7 @@ def test_event_category_read_only_and_resources(
     ],
 )
 def test_parse_error(body: bytes, headers: dict[str, str], expected: tuple) -> None:
-    assert rec.parse_error(body, headers) == expected
+    assert parse_error(body, headers) == expected
 
 
 def test_list_objects_v2_is_logged_as_list_objects(shared_records: list[dict]) -> None:
@@ -642,9 +648,7 @@ def test_read_only_agrees_with_real_records(shared_records: list[dict]) -> None:
         for r in shared_records
         if r.get("eventType") == "AwsApiCall" and isinstance(r.get("readOnly"), bool)
     ]
-    wrong = [
-        (r["eventName"], r["readOnly"]) for r in calls if rec.is_read_only(r["eventName"]) != r["readOnly"]
-    ]
+    wrong = [(r["eventName"], r["readOnly"]) for r in calls if is_read_only(r["eventName"]) != r["readOnly"]]
     assert len(calls) > 500
     assert len(wrong) <= len(calls) * 0.02, wrong
 
@@ -715,7 +719,7 @@ def test_failed_call_gets_error_fields_and_request_id() -> None:
                 {**_auth("kms"), "X-Amz-Target": "TrentService.Encrypt"},
                 b'{"KeyId": "alias/k", "Plaintext": "c2VjcmV0", "EncryptionContext": {"Purpose": "x"}}',
             ),
-            {"keyId": "alias/k", "plaintext": rec.HIDDEN, "encryptionContext": {"Purpose": "x"}},
+            {"keyId": "alias/k", "plaintext": HIDDEN, "encryptionContext": {"Purpose": "x"}},
         ),
     ],
 )
@@ -736,7 +740,7 @@ _FLAT_KEY = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(_FLAT_KEY, st.lists(st.text(max_size=5), min_size=1, max_size=2), max_size=8))
 def test_query_parameters_of_any_shape_decode_without_error(params: dict[str, list[str]]) -> None:
-    decoded = rec._unflatten(params)
+    decoded = cloudtrail_records._unflatten(params)
     assert isinstance(decoded, dict)
     json.dumps(decoded)
 
@@ -803,28 +807,24 @@ def data_record(arn: str, name: str = "GetObject", read_only: bool = True) -> di
     ],
 )
 def test_advanced_field_selector(field_selector: dict, arn: str, matches: bool) -> None:
-    assert rec.field_selector_matches(field_selector, data_record(arn)) is matches
+    assert field_selector_matches(field_selector, data_record(arn)) is matches
 
 
 def test_template_selectors_take_management_and_foreign_data_events(repo_root: Path) -> None:
     selectors = template_selectors(repo_root)
     management = {"eventName": "CreateUser", "eventCategory": "Management", "readOnly": False}
-    assert not rec.field_selector_matches(
-        {"Field": "resources.type", "Equals": ["AWS::S3::Object"]}, management
-    )
-    assert rec.advanced_selectors_match(selectors, management)
-    assert not rec.advanced_selectors_match(selectors[1:], management)
-    assert rec.advanced_selectors_match(selectors, data_record("arn:aws:s3:::user-data/x"))
-    assert not rec.advanced_selectors_match(
-        selectors, data_record(f"arn:aws:s3:::{TRAIL_BUCKET}/config/x.json")
-    )
+    assert not field_selector_matches({"Field": "resources.type", "Equals": ["AWS::S3::Object"]}, management)
+    assert advanced_selectors_match(selectors, management)
+    assert not advanced_selectors_match(selectors[1:], management)
+    assert advanced_selectors_match(selectors, data_record("arn:aws:s3:::user-data/x"))
+    assert not advanced_selectors_match(selectors, data_record(f"arn:aws:s3:::{TRAIL_BUCKET}/config/x.json"))
 
     def invoke(function: str) -> dict[str, Any]:
         arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{function}"
         return {"eventCategory": "Data", "resources": [{"type": "AWS::Lambda::Function", "ARN": arn}]}
 
-    assert not rec.advanced_selectors_match(selectors, invoke("trailwatch-processor"))
-    assert rec.advanced_selectors_match(selectors, invoke("payroll"))
+    assert not advanced_selectors_match(selectors, invoke("trailwatch-processor"))
+    assert advanced_selectors_match(selectors, invoke("payroll"))
 
 
 @pytest.mark.parametrize(
@@ -872,7 +872,7 @@ def test_template_selectors_take_management_and_foreign_data_events(repo_root: P
     ],
 )
 def test_basic_selectors(selector: dict, record: dict, matches: bool) -> None:
-    assert rec.basic_selectors_match([selector], record) is matches
+    assert basic_selectors_match([selector], record) is matches
 
 
 def test_recorder_rejects_a_bad_interval() -> None:

@@ -19,9 +19,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from trailwatch.local import operations
-from trailwatch.local.operations import HttpRequest, Identified, read_wsgi_body
+from trailwatch.local.operations import HttpRequest, Identified, WSGIApp, read_wsgi_body
 
-WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 Predicate = Callable[[HttpRequest, Identified], bool]
 
 _STATUS_TEXT = {
@@ -152,8 +151,9 @@ class FaultInjector:
         with self._lock:
             return fault.hits if fault is not None else sum(f.hits for f in self._faults)
 
-    def _take(self, request: HttpRequest) -> Fault | None:
-        """The fault answering `request`, its hit counted (atomically: `times` is exact under threads)."""
+    def _take(self, request: HttpRequest) -> tuple[Fault, Identified] | None:
+        """The fault answering `request` and the operation it calls, the fault's hit counted (atomically:
+        `times` is exact under threads)."""
         with self._lock:
             if not self._faults:
                 return None
@@ -165,7 +165,7 @@ class FaultInjector:
             for fault in self._faults:
                 if fault.active(now) and fault.matches(ident, request):
                     fault.hits += 1
-                    return fault
+                    return fault, ident
         return None
 
     # ------------------------------------------------------------------ WSGI
@@ -179,22 +179,19 @@ class FaultInjector:
             if idle or str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
                 return app(environ, start_response)
             request = HttpRequest.from_environ(environ, read_wsgi_body(environ))
-            fault = self._take(request)
-            if fault is None:
+            taken = self._take(request)
+            if taken is None:
                 return app(environ, start_response)
+            fault, ident = taken
             if fault.delay:
                 time.sleep(fault.delay)
-            protocol = _protocol(request)
-            status, headers, body = error_response(protocol, fault.code, fault.message, fault.http_status)
+            status, headers, body = error_response(
+                ident.protocol, fault.code, fault.message, fault.http_status
+            )
             start_response(f"{status} {_STATUS_TEXT.get(status, 'Error')}", headers)
             return [body]
 
         return middleware
-
-
-def _protocol(request: HttpRequest) -> str:
-    ident = operations.identify(request)
-    return ident.protocol if ident is not None else "rest-xml"
 
 
 def error_response(protocol: str, code: str, message: str, status: int) -> tuple[int, list, bytes]:

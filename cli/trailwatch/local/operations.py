@@ -22,9 +22,10 @@ import io
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import botocore.session
@@ -415,6 +416,10 @@ def decode_json_body(body: bytes) -> object | None:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+# A WSGI application, as the middlewares (`recorder`, `faults`) wrap moto's.
+WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
 
 def read_wsgi_body(environ: dict) -> bytes:
