@@ -218,7 +218,7 @@ def _email_text(alert: Alert, shown: int) -> str:
         lines.append(f"  trailwatch events --rule {alert.rule_id}")
         table = alert.table or "the SecurityEvents table"
         lines.append(f"  or DynamoDB {table}: GetItem with key EventId = <event ID>")
-        lines.append(f"  (index ByRule: rule_id = {alert.rule_id})")
+        lines.append(f"  (index ByDay, filter: rule_ids contains {alert.rule_id})")
     return "\n".join(lines) + "\n"
 
 
