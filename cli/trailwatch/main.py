@@ -12,7 +12,7 @@ import click
 
 from trailwatch import __version__
 from trailwatch.errors import EXIT_USAGE, ConfigInvalid, DeployFailed, explain
-from trailwatch.session import DEFAULT_STACK_NAME, Aws, Options
+from trailwatch.session import DEFAULT_STACK_NAME, Aws, Options, check_endpoint_url
 from trailwatch.ui import UI, format_table
 
 EPILOG = """\b
@@ -86,10 +86,22 @@ def _load_lazy(name: str, module_name: str) -> click.Command:
 
 
 # -- global options, accepted before and after the subcommand name ---------------------------------
+def _endpoint_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Reject a malformed --endpoint-url / AWS_ENDPOINT_URL as a usage error (exit 2), before any AWS call."""
+    if not value:
+        return value
+    try:
+        return check_endpoint_url(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param=param) from None
+
+
 def _store(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         if value is None or value == 0:
             return
+        if attr == "endpoint_url":
+            value = _endpoint_url(ctx, param, value)
         options = ctx.ensure_object(Options)
         if attr == "verbose":
             options.verbose += value
@@ -117,7 +129,10 @@ def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--region", envvar=["AWS_REGION", "AWS_DEFAULT_REGION"], help="AWS region [env AWS_REGION].")
 @click.option("--profile", envvar="AWS_PROFILE", help="Named AWS profile [env AWS_PROFILE].")
 @click.option(
-    "--endpoint-url", envvar="AWS_ENDPOINT_URL", help="AWS endpoint, e.g. a local AWS [env AWS_ENDPOINT_URL]."
+    "--endpoint-url",
+    envvar="AWS_ENDPOINT_URL",
+    callback=_endpoint_url,
+    help="AWS endpoint, e.g. a local AWS [env AWS_ENDPOINT_URL].",
 )
 @click.option(
     "--stack-name", default=DEFAULT_STACK_NAME, show_default=True, help="CloudFormation stack name."
