@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from trailwatch import stack
 from trailwatch.errors import UsageError
@@ -25,6 +25,7 @@ UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"
 MAX_WINDOW = timedelta(days=36_500)
 COLUMNS = ["time", "rule", "severity", "event", "principal", "source ip", "region"]
 _deserializer = TypeDeserializer()
+_serializer = TypeSerializer()
 
 
 def parse_since(text: str) -> timedelta:
@@ -78,10 +79,10 @@ def query_events(
     now = now or datetime.now(UTC)
     start = iso(now - since)
     floor = severity_rank(min_severity) if min_severity else None
-    values: dict[str, Any] = {":t": {"S": start}}
+    values: dict[str, Any] = {":t": start}
     keep: dict[str, Any] = {}
     if rule:  # every rule that matched, not only the primary
-        values[":r"] = {"S": rule}
+        values[":r"] = rule
         keep["FilterExpression"] = "contains(rule_ids, :r)"
     streams = [
         _query(
@@ -89,7 +90,7 @@ def query_events(
             TableName=table,
             IndexName="ByDay",
             KeyConditionExpression="event_day = :d AND event_time >= :t",
-            ExpressionAttributeValues={":d": {"S": day}, **values},
+            ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in {":d": day, **values}.items()},
             **keep,
         )
         for day in days_newest_first(now - since, now)

@@ -169,11 +169,11 @@ def put_event(ddb: Any, table: str, item: Item) -> PutResult:
         except ClientError as err:
             if _code(err) != "ConditionalCheckFailedException":
                 raise
-            existing = err.response.get("Item") or get_event(ddb, table, item["EventId"]["S"])
+            existing = err.response.get("Item") or get_event(ddb, table, plain(item)["EventId"])
             if existing:
                 return PutResult(False, existing)
             # Deleted between the put and the read (TTL): try the put again.
-    raise RuntimeError(f"put_event: {item['EventId']['S']} neither writable nor readable in {table}")
+    raise RuntimeError(f"put_event: {plain(item)['EventId']} neither writable nor readable in {table}")
 
 
 def get_event(ddb: Any, table: str, event_id: str) -> Item | None:
