@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import boto3
 import pytest
 from trailwatch_processor import alerts, records
 
@@ -222,3 +223,23 @@ def test_record_fields_cannot_write_lines_into_the_email(forged: str) -> None:
     [ua_line] = [line for line in email.splitlines() if "user agent:" in line]
     assert ua_line.endswith(forged.encode("unicode_escape").decode("ascii"))
     assert not any(line.startswith(("APPROVED", "Severity: LOW", "Fake:")) for line in email.splitlines())
+
+
+@pytest.mark.parametrize("n", [500, 20_000])
+def test_published_alert_reaches_an_sqs_subscriber_whole(n: int) -> None:
+    """Through SNS (moto): the JSON body is what an SQS subscription receives, every listed ID with it."""
+    from moto import mock_aws
+
+    alert = _many(n)
+    msg = alerts.build_alert(alert)
+    with mock_aws():
+        sns, sqs = (boto3.client(s, region_name="us-east-1") for s in ("sns", "sqs"))
+        topic = sns.create_topic(Name="alerts")["TopicArn"]
+        queue = sqs.create_queue(QueueName="machine")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+        alerts.publish(sns, topic, msg)
+        [received] = sqs.receive_message(QueueUrl=queue)["Messages"]
+    body = json.loads(received["Body"])
+    assert body["count"] == n and body["eventIDs"] == alert.event_ids[: len(body["eventIDs"])]
+    assert len(body["eventIDs"]) == (n if n == 500 else n - body["eventIDs_missing"])
