@@ -19,7 +19,7 @@ EPILOG = """\b
 Exit codes:
   0  ok
   1  a check failed (verify)
-  2  usage or config error (bad option, invalid config, no credentials or region)
+  2  usage or config error (bad option, invalid config, no credentials or region, scan input unreadable)
   3  AWS error (access denied, bucket name taken, stack failed or in ROLLBACK_COMPLETE, template rejected)
 
 \b
@@ -263,7 +263,7 @@ def verify(options: Options, timeout: float, no_probe: bool, json_mode: bool) ->
 @cli.command(epilog=EPILOG)
 @global_options
 @click.option("--since", default="24h", show_default=True, help="Window: 30m, 24h, 7d, ...")
-@click.option("--rule", help="Only events whose primary rule is this id.")
+@click.option("--rule", help="Only events this rule id matched (as their primary rule or not).")
 @click.option("--severity", help="Minimum severity: info, low, medium, high, critical.")
 @click.option("--limit", default=50, show_default=True, help="At most this many events.")
 @click.option("--json", "json_mode", is_flag=True, help="One JSON object per line.")
