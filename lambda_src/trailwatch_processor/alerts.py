@@ -196,7 +196,7 @@ def _fetch_hint(alert: Alert) -> str:
 
 
 def _email_text(alert: Alert, shown: int) -> str:
-    lines = [f"trailwatch alert: {_cap(alert.title, TITLE_MAX_CHARS)}", ""]
+    lines = [f"trailwatch alert: {one_line(_cap(alert.title, TITLE_MAX_CHARS))}", ""]
     lines.append(f"Rule:     {alert.rule_id}")
     lines.append(f"Severity: {alert.severity.upper()}")
     if alert.description:

@@ -243,3 +243,8 @@ def test_published_alert_reaches_an_sqs_subscriber_whole(n: int) -> None:
     body = json.loads(received["Body"])
     assert body["count"] == n and body["eventIDs"] == alert.event_ids[: len(body["eventIDs"])]
     assert len(body["eventIDs"]) == (n if n == 500 else n - body["eventIDs_missing"])
+
+
+def test_a_rule_title_is_one_line_in_the_email() -> None:
+    email = json.loads(alerts.build_alert(_alert(1, title="Root used\nSeverity: LOW")).message)["email"]
+    assert email.splitlines()[0] == "trailwatch alert: Root used\\nSeverity: LOW"
