@@ -27,7 +27,6 @@ import gzip
 import io
 import json
 import random
-import statistics
 import sys
 import threading
 import time
@@ -45,6 +44,7 @@ from trailwatch import synth
 from trailwatch.local.faults import FaultInjector, form_field, json_field, label_prefix
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
 from trailwatch.local.server import LocalAWS
+from trailwatch.stats import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = "tw-proof"
@@ -199,11 +199,7 @@ class Row:
         return not (self.lost or self.duplicated or self.unexpected or self.failures)
 
     def percentile(self, p: int) -> float | None:
-        if not self.latencies:
-            return None
-        if len(self.latencies) == 1:
-            return self.latencies[0]
-        return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1]
+        return percentile(self.latencies, p) if self.latencies else None
 
 
 @dataclass

@@ -1,4 +1,10 @@
-"""`trailwatch events`: stored events, newest first, through the table's indexes (never a Scan)."""
+"""`trailwatch events`: stored events, newest first, through the table's ByDay index (never a Scan).
+
+An event is stored once, under its primary rule (``rule_id``), with every rule it matched in ``rule_ids``.
+A GSI can only key on a scalar, so ``--rule`` reads the window's days from ByDay and keeps the items whose
+``rule_ids`` contain the rule: an event is found by every rule that matched it, not only by its primary
+(the ByRule index knows only the primary). The read cost is that of listing the same window unfiltered.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from trailwatch import stack
 from trailwatch.errors import UsageError
@@ -15,15 +21,27 @@ from trailwatch.session import Aws
 from trailwatch.ui import UI
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# The longest EventRetentionDays the template allows: nothing older can be in the table.
+MAX_WINDOW = timedelta(days=36_500)
 COLUMNS = ["time", "rule", "severity", "event", "principal", "source ip", "region"]
 _deserializer = TypeDeserializer()
+_serializer = TypeSerializer()
 
 
 def parse_since(text: str) -> timedelta:
     match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
     if not match or int(match.group(1)) == 0:
         raise UsageError(f"--since {text!r}: expected a positive number and a unit, e.g. 30m, 24h, 7d.")
-    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    number, unit = match.group(1), UNITS[match.group(2)]
+    try:
+        window = timedelta(**{unit: int(number)}) if len(number) <= 12 else None
+    except OverflowError:
+        window = None
+    if window is None or window > MAX_WINDOW:
+        raise UsageError(
+            f"--since {text!r}: at most {MAX_WINDOW.days} days (the longest event retention), e.g. 30d."
+        )
+    return window
 
 
 def iso(moment: datetime) -> str:
@@ -61,27 +79,22 @@ def query_events(
     now = now or datetime.now(UTC)
     start = iso(now - since)
     floor = severity_rank(min_severity) if min_severity else None
-    if rule:
-        streams = [
-            _query(
-                aws,
-                TableName=table,
-                IndexName="ByRule",
-                KeyConditionExpression="rule_id = :r AND event_time >= :t",
-                ExpressionAttributeValues={":r": {"S": rule}, ":t": {"S": start}},
-            )
-        ]
-    else:
-        streams = [
-            _query(
-                aws,
-                TableName=table,
-                IndexName="ByDay",
-                KeyConditionExpression="event_day = :d AND event_time >= :t",
-                ExpressionAttributeValues={":d": {"S": day}, ":t": {"S": start}},
-            )
-            for day in days_newest_first(now - since, now)
-        ]
+    values: dict[str, Any] = {":t": start}
+    keep: dict[str, Any] = {}
+    if rule:  # every rule that matched, not only the primary
+        values[":r"] = rule
+        keep["FilterExpression"] = "contains(rule_ids, :r)"
+    streams = [
+        _query(
+            aws,
+            TableName=table,
+            IndexName="ByDay",
+            KeyConditionExpression="event_day = :d AND event_time >= :t",
+            ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in {":d": day, **values}.items()},
+            **keep,
+        )
+        for day in days_newest_first(now - since, now)
+    ]
     out: list[dict[str, Any]] = []
     for items in streams:  # generators: a day is queried only when the newer days did not fill the limit
         for item in items:

@@ -12,14 +12,14 @@ import click
 
 from trailwatch import __version__
 from trailwatch.errors import EXIT_USAGE, ConfigInvalid, DeployFailed, explain
-from trailwatch.session import DEFAULT_STACK_NAME, Aws, Options
+from trailwatch.session import DEFAULT_STACK_NAME, Aws, Options, check_endpoint_url
 from trailwatch.ui import UI, format_table
 
 EPILOG = """\b
 Exit codes:
   0  ok
   1  a check failed (verify)
-  2  usage or config error (bad option, invalid config, no credentials or region)
+  2  usage or config error (bad option, invalid config, no credentials or region, scan input unreadable)
   3  AWS error (access denied, bucket name taken, stack failed or in ROLLBACK_COMPLETE, template rejected)
 
 \b
@@ -86,10 +86,22 @@ def _load_lazy(name: str, module_name: str) -> click.Command:
 
 
 # -- global options, accepted before and after the subcommand name ---------------------------------
+def _endpoint_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Reject a malformed --endpoint-url / AWS_ENDPOINT_URL as a usage error (exit 2), before any AWS call."""
+    if not value:
+        return value
+    try:
+        return check_endpoint_url(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param=param) from None
+
+
 def _store(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         if value is None or value == 0:
             return
+        if attr == "endpoint_url":
+            value = _endpoint_url(ctx, param, value)
         options = ctx.ensure_object(Options)
         if attr == "verbose":
             options.verbose += value
@@ -117,7 +129,10 @@ def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--region", envvar=["AWS_REGION", "AWS_DEFAULT_REGION"], help="AWS region [env AWS_REGION].")
 @click.option("--profile", envvar="AWS_PROFILE", help="Named AWS profile [env AWS_PROFILE].")
 @click.option(
-    "--endpoint-url", envvar="AWS_ENDPOINT_URL", help="AWS endpoint, e.g. a local AWS [env AWS_ENDPOINT_URL]."
+    "--endpoint-url",
+    envvar="AWS_ENDPOINT_URL",
+    callback=_endpoint_url,
+    help="AWS endpoint, e.g. a local AWS [env AWS_ENDPOINT_URL].",
 )
 @click.option(
     "--stack-name", default=DEFAULT_STACK_NAME, show_default=True, help="CloudFormation stack name."
@@ -257,7 +272,7 @@ def verify(options: Options, timeout: float, no_probe: bool, json_mode: bool) ->
 @cli.command(epilog=EPILOG)
 @global_options
 @click.option("--since", default="24h", show_default=True, help="Window: 30m, 24h, 7d, ...")
-@click.option("--rule", help="Only events whose primary rule is this id.")
+@click.option("--rule", help="Only events this rule id matched (as their primary rule or not).")
 @click.option("--severity", help="Minimum severity: info, low, medium, high, critical.")
 @click.option("--limit", default=50, show_default=True, help="At most this many events.")
 @click.option("--json", "json_mode", is_flag=True, help="One JSON object per line.")

@@ -2,24 +2,61 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from trailwatch.errors import EXIT_OK, EXIT_USAGE
-from trailwatch.ui import UI
+from trailwatch.ui import UI, printable
 
 SUFFIXES = (".json", ".json.gz")
 
 
-def expand_paths(paths: tuple[Path, ...]) -> Iterator[Path]:
-    """Files as given, and `.json`/`.json.gz` files under directories (recursively, sorted)."""
+class Unscannable(Exception):
+    """An input that was not (fully) scanned: the message names it and says why."""
+
+
+def expand_paths(paths: tuple[Path, ...]) -> Iterator[Path | Unscannable]:
+    """Files as given, and `.json`/`.json.gz` files under directories (recursively, sorted).
+
+    A folder that cannot be listed is yielded as an Unscannable, never silently skipped."""
     for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
-        else:
+        if not path.is_dir():
             yield path
+            continue
+        problems: list[Unscannable] = []
+
+        def unlistable(err: OSError, problems: list[Unscannable] = problems) -> None:
+            problems.append(Unscannable(f"{err.filename}: cannot list the folder ({err.strerror or err})"))
+
+        found = [
+            Path(folder, name)
+            for folder, _, names in os.walk(path, onerror=unlistable)
+            for name in names
+            if name.endswith(SUFFIXES)
+        ]
+        yield from problems
+        yield from sorted(found)
+
+
+def open_regular(path: Path) -> IO[bytes]:
+    """``path`` opened for reading only if it is a regular file: a FIFO or device would block or never end.
+
+    Opened non-blocking first, so a FIFO swapped in after any earlier check cannot hang the scan either."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else "special"
+            raise Unscannable(f"{path}: not a regular file ({kind}), skipped")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 @dataclass
@@ -31,14 +68,18 @@ class ScanResult:
 
 
 def scan_files(paths: tuple[Path, ...], matcher: Any) -> ScanResult:
+    """Every input scanned on its own: one that cannot be read or parsed is reported and the scan goes on."""
     from trailwatch_processor import logfile, records
 
     result = ScanResult()
     seen: set[str] = set()
     for path in expand_paths(paths):
+        if isinstance(path, Unscannable):
+            result.errors.append(str(path))
+            continue
         stats = logfile.FileStats(records=0, parsed=0, matched=0, skipped_non_objects=0, fast_path=False)
         try:
-            with path.open("rb") as raw:
+            with open_regular(path) as raw:
                 stream = logfile.open_log(raw)
                 for record, rules in logfile.iter_matches(stream, matcher, stats):
                     eid = records.event_id(record)
@@ -46,8 +87,14 @@ def scan_files(paths: tuple[Path, ...], matcher: Any) -> ScanResult:
                         continue
                     seen.add(eid)
                     result.matches.append(_row(record, rules, eid, path))
+        except Unscannable as exc:
+            result.errors.append(str(exc))
+            continue
         except (OSError, logfile.LogFileError, EOFError) as exc:
             result.errors.append(f"{path}: {exc}")
+            continue
+        except Exception as exc:  # hostile content (deep nesting, huge numbers): report it, go on
+            result.errors.append(f"{path}: cannot be parsed ({type(exc).__name__}: {str(exc)[:200]})")
             continue
         finally:
             result.records += stats.records
@@ -86,7 +133,7 @@ def run_scan(ui: UI, paths: tuple[Path, ...], config_path: Path | None) -> int:
         config = rules.load_default_config()
     result = scan_files(paths, rules.compile_config(config))
     for message in result.errors:
-        ui.error(f"unreadable input: {message}")
+        ui.error(f"unreadable input: {printable(message)}")
     if ui.json_mode:
         for row in result.matches:
             ui.json(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.config
@@ -11,6 +12,20 @@ import botocore.config
 from trailwatch.errors import CREDENTIALS_HINT, REGION_HINT, NoCredentials, NoRegion
 
 DEFAULT_STACK_NAME = "trailwatch"
+
+
+def check_endpoint_url(url: str) -> str:
+    """``url`` when it is an http(s) URL with a host; ValueError (a usage error, said why) otherwise.
+
+    botocore raises a bare ValueError deep inside client creation for the same input."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError as err:
+        raise ValueError(f"{url!r} is not a URL ({err}); expected e.g. http://127.0.0.1:4566") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or " " in url:
+        raise ValueError(f"{url!r} is not an http(s) URL with a host, e.g. http://127.0.0.1:4566")
+    return url
 
 
 @dataclass

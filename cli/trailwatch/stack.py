@@ -181,14 +181,10 @@ def _wait_change_set(aws: Aws, ui: UI, change_set_id: str) -> dict[str, Any]:
 
 
 def _describe_change_set_all(cfn: Any, change_set_id: str) -> dict[str, Any]:
-    described = cfn.describe_change_set(ChangeSetName=change_set_id)
-    changes = list(described.get("Changes") or [])
-    token = described.get("NextToken")
-    while token:
-        page = cfn.describe_change_set(ChangeSetName=change_set_id, NextToken=token)
-        changes.extend(page.get("Changes") or [])
-        token = page.get("NextToken")
-    described["Changes"] = changes
+    """The first page of the change set's description, with the Changes of every page (botocore paginates)."""
+    pages = iter(cfn.get_paginator("describe_change_set").paginate(ChangeSetName=change_set_id))
+    described = dict(next(pages))
+    described["Changes"] = [c for page in [described, *pages] for c in page.get("Changes") or []]
     return described
 
 

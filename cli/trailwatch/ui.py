@@ -6,6 +6,7 @@ With `--json`, stdout carries only JSON; progress and messages go to stderr.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -88,12 +89,22 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[
     return lines
 
 
+# C0/C1 controls and DEL: ESC/CSI sequences from stored records would drive the terminal (clear it, move the
+# cursor over earlier lines, set its title); line and paragraph separators would forge rows.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character escaped (``\\x1b``, ``\\n``), never sent to the terminal."""
+    return _CONTROL_RE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value) or "-"
-    return str(value).replace("\n", " ")
+        return printable(",".join(str(v) for v in value)) or "-"
+    return printable(str(value))
 
 
 def _format_seconds(seconds: float) -> str:

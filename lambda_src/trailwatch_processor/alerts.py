@@ -1,7 +1,13 @@
 """SNS alert messages: one per primary rule per log file, a readable email and a JSON body for machines.
 
 SNS limits that fail a whole Publish when broken: the subject is ASCII, has no line breaks and at most 100
-characters; the message is at most 256 KB. Both are enforced here, never left to SNS.
+characters; the message and its attributes together are at most 256 KB. Both are enforced here, never left
+to SNS.
+
+The JSON body is the ``default`` of the MessageStructure=json document, so every non-email protocol (sqs,
+lambda, http/s, email-json) receives the one copy: the body lists every event ID of the alert that fits in
+the 256 KB (about 6,000 CloudTrail IDs), and only when some do not fit says how many are missing and how to
+fetch them. The email lists the first ``MAX_EMAIL_EVENT_IDS`` IDs and points to the same lookup.
 """
 
 from __future__ import annotations
@@ -15,15 +21,17 @@ from typing import Any
 
 SUBJECT_MAX = 100
 MESSAGE_MAX_BYTES = 256 * 1024
-# Room left for the message attributes and the request's own overhead.
-MESSAGE_BUDGET_BYTES = MESSAGE_MAX_BYTES - 8 * 1024
-MAX_EVENT_IDS = 50
+# SNS counts the message and its attributes; the rest of the margin covers the subject (<= 100 characters).
+MESSAGE_MARGIN_BYTES = 1024
+MESSAGE_BUDGET_BYTES = MESSAGE_MAX_BYTES - MESSAGE_MARGIN_BYTES
+# Event summaries may take at most this share of the budget: the IDs (what the alert covers) come first.
+EVENTS_SHARE = 4
+MAX_EMAIL_EVENT_IDS = 50
 MAX_EVENTS = 20
 MAX_EMAIL_EVENTS = 10
 TITLE_MAX_CHARS = 200
 DESCRIPTION_MAX_CHARS = 2000
 OPERATIONAL_RULE = "trailwatch-operational"
-MACHINE_PROTOCOLS = ("sqs", "lambda", "https", "http")
 
 
 @dataclass(frozen=True)
@@ -76,20 +84,49 @@ def _ascii_line(text: str) -> str:
 
 
 def build_alert(alert: Alert) -> SnsMessage:
-    """The SNS message for one alert, shrunk (fewer event summaries) until it fits in 256 KB."""
+    """The SNS message for one alert: every event ID that fits in 256 KB, a few event summaries.
+
+    Summaries are shrunk first (to a quarter of the budget), then the ID list is cut only if it must be."""
+    attributes = _attributes(alert)
+    attr_bytes = attributes_size(attributes)
     shown = min(MAX_EVENTS, len(alert.events))
-    while True:
-        message = _render(alert, shown)
-        if len(message.encode("utf-8")) <= MESSAGE_BUDGET_BYTES or shown == 0:
-            break
+    while shown and attr_bytes + _size(_render(alert, shown, 0)) > MESSAGE_BUDGET_BYTES // EVENTS_SHARE:
         shown //= 2
-    if len(message.encode("utf-8")) > MESSAGE_BUDGET_BYTES:
+    if attr_bytes + _size(_render(alert, shown, 0)) > MESSAGE_BUDGET_BYTES:
         raise ValueError(f"alert for {alert.rule_id!r} exceeds the SNS message size even without events")
+    listed = _ids_that_fit(alert, shown, MESSAGE_BUDGET_BYTES - attr_bytes)
     return SnsMessage(
         subject=make_subject(alert.severity, alert.rule_id, alert.title, alert.count or None),
-        message=message,
-        attributes=_attributes(alert),
+        message=_render(alert, shown, listed),
+        attributes=attributes,
     )
+
+
+def sns_size(message: SnsMessage) -> int:
+    """The size SNS holds against its 256 KB limit: the message plus its attributes (names, types, values)."""
+    return _size(message.message) + attributes_size(message.attributes)
+
+
+def attributes_size(attributes: dict[str, dict[str, str]]) -> int:
+    return sum(_size(name) + _size(a["DataType"]) + _size(a["StringValue"]) for name, a in attributes.items())
+
+
+def _ids_that_fit(alert: Alert, shown: int, budget: int) -> int:
+    """The largest number of leading event IDs whose rendered message fits ``budget`` (binary search)."""
+    if _size(_render(alert, shown, alert.count)) <= budget:
+        return alert.count
+    low, high = 0, alert.count  # _render(low) fits, _render(high) does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _size(_render(alert, shown, middle)) <= budget:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
 
 
 def operational_alert(title: str, detail: str, *, source: str, severity: str = "high") -> SnsMessage:
@@ -118,28 +155,30 @@ def publish(sns: Any, topic_arn: str, message: SnsMessage) -> str:
     return response["MessageId"]
 
 
-def _render(alert: Alert, shown: int) -> str:
-    body = json.dumps(_machine_body(alert, shown), ensure_ascii=False, separators=(",", ":"))
+def _render(alert: Alert, shown: int, listed: int) -> str:
+    """The MessageStructure=json document: the email, and the machine body as everyone else's default."""
+    body = json.dumps(_machine_body(alert, shown, listed), ensure_ascii=False, separators=(",", ":"))
     email = _email_text(alert, min(shown, MAX_EMAIL_EVENTS))
-    doc = {"default": email, "email": email, "email-json": body}
-    doc.update({protocol: body for protocol in MACHINE_PROTOCOLS})
-    return json.dumps(doc, ensure_ascii=False)
+    return json.dumps({"default": body, "email": email}, ensure_ascii=False, separators=(",", ":"))
 
 
-def _machine_body(alert: Alert, shown: int) -> dict[str, Any]:
+def _machine_body(alert: Alert, shown: int, listed: int) -> dict[str, Any]:
     body: dict[str, Any] = {
         "source": "trailwatch",
         "rule": alert.rule_id,
         "title": _cap(alert.title, TITLE_MAX_CHARS),
         "severity": alert.severity,
         "count": alert.count,
-        "eventIDs": alert.event_ids[:MAX_EVENT_IDS],
-        "eventIDs_truncated": alert.count > MAX_EVENT_IDS,
+        "eventIDs": alert.event_ids[:listed],
+        "eventIDs_truncated": listed < alert.count,
         "log_bucket": alert.log_bucket,
         "log_key": alert.log_key,
         "events": alert.events[:shown],
         "events_truncated": len(alert.events[:shown]) < alert.count,
     }
+    if listed < alert.count:
+        body["eventIDs_missing"] = alert.count - listed
+        body["eventIDs_fetch"] = _fetch_hint(alert)
     if alert.description:
         body["description"] = _cap(alert.description, DESCRIPTION_MAX_CHARS)
     if alert.table:
@@ -148,34 +187,44 @@ def _machine_body(alert: Alert, shown: int) -> dict[str, Any]:
     return body
 
 
+def _fetch_hint(alert: Alert) -> str:
+    table = alert.table or "the SecurityEvents table"
+    return (
+        f"trailwatch events --rule {alert.rule_id} --json lists them (each item's log_key names its file); "
+        f"or query DynamoDB {table}, index ByDay, with rule_ids containing {alert.rule_id}"
+    )
+
+
 def _email_text(alert: Alert, shown: int) -> str:
-    lines = [f"trailwatch alert: {_cap(alert.title, TITLE_MAX_CHARS)}", ""]
+    lines = [f"trailwatch alert: {one_line(_cap(alert.title, TITLE_MAX_CHARS))}", ""]
     lines.append(f"Rule:     {alert.rule_id}")
     lines.append(f"Severity: {alert.severity.upper()}")
     if alert.description:
         lines += ["", _cap(alert.description, DESCRIPTION_MAX_CHARS)]
     for name, value in alert.extra.items():
-        lines.append(f"{name.capitalize()}: {value}")
+        lines.append(f"{one_line(name.capitalize())}: {one_line(str(value))}")
     if alert.event_ids:
-        where = f" in s3://{alert.log_bucket}/{alert.log_key}" if alert.log_key else ""
+        where = (
+            f" in s3://{one_line(str(alert.log_bucket))}/{one_line(alert.log_key)}" if alert.log_key else ""
+        )
         lines += ["", f"{alert.count} matching event(s){where}."]
         for i, event in enumerate(alert.events[:shown], 1):
             lines += ["", f"Event {i} of {alert.count}", *_event_lines(event)]
         if alert.count > shown:
             lines += ["", f"... and {alert.count - shown} more; see the event IDs below."]
         lines += ["", _ids_heading(alert)]
-        lines += [f"  {event_id}" for event_id in alert.event_ids[:MAX_EVENT_IDS]]
+        lines += [f"  {event_id}" for event_id in alert.event_ids[:MAX_EMAIL_EVENT_IDS]]
         lines += ["", "How to look them up:"]
         lines.append(f"  trailwatch events --rule {alert.rule_id}")
         table = alert.table or "the SecurityEvents table"
         lines.append(f"  or DynamoDB {table}: GetItem with key EventId = <event ID>")
-        lines.append(f"  (index ByRule: rule_id = {alert.rule_id})")
+        lines.append(f"  (index ByDay, filter: rule_ids contains {alert.rule_id})")
     return "\n".join(lines) + "\n"
 
 
 def _ids_heading(alert: Alert) -> str:
-    if alert.count > MAX_EVENT_IDS:
-        return f"Event IDs (first {MAX_EVENT_IDS} of {alert.count}; all are in the table):"
+    if alert.count > MAX_EMAIL_EVENT_IDS:
+        return f"Event IDs (first {MAX_EMAIL_EVENT_IDS} of {alert.count}; all are in the table):"
     return "Event IDs:"
 
 
@@ -200,7 +249,19 @@ def _event_lines(event: dict[str, str]) -> list[str]:
     if event.get("errorCode"):
         rows.append(("Error", f"{event['errorCode']}: {event.get('errorMessage', '')}".rstrip(": ")))
     rows.append(("Event ID", event.get("eventID", "?")))
-    return [f"  {name + ':':<10}{value}" for name, value in rows]
+    return [f"  {name + ':':<10}{one_line(value)}" for name, value in rows]
+
+
+# C0/C1 controls, DEL, and the Unicode line and paragraph separators: anything a mail reader may break on.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(value: str) -> str:
+    """A record field as one visible line: control characters escaped (``\\n``, ``\\x1b``), never passed on.
+
+    Record fields are attacker-shaped (a forged userAgent); a raw newline would let them write fake lines
+    such as "approved change, no action needed" into the alert mail."""
+    return _CONTROL_RE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), value)
 
 
 def _attributes(alert: Alert) -> dict[str, dict[str, str]]:

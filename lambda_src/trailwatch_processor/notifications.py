@@ -76,12 +76,16 @@ def parse_body(body: str) -> list[ObjectRef]:
 def _load_json(text: str, where: str) -> Any:
     if not isinstance(text, str):
         raise NotificationError(f"{where}: expected a JSON string, got {type(text).__name__}")
+    snippet = text[:80].replace("\n", " ")
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        snippet = text[:80].replace("\n", " ")
         at = f"line {err.lineno} col {err.colno}"
         raise NotificationError(f"{where}: not JSON ({err.msg} at {at}): {snippet!r}") from None
+    except RecursionError:  # valid JSON nested deeper than the parser's stack: no notification looks so
+        raise NotificationError(f"{where}: JSON nested too deeply: {snippet!r}") from None
+    except ValueError as err:  # e.g. an integer over the interpreter's digit limit
+        raise NotificationError(f"{where}: JSON not loadable ({str(err)[:100]}): {snippet!r}") from None
 
 
 def _parse_document(doc: Any) -> list[ObjectRef]:

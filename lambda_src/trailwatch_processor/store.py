@@ -1,6 +1,7 @@
 """SecurityEvents items: building them under the 400 KB limit, idempotent writes, and the alert state.
 
-Low-level DynamoDB client and explicit attribute values: no Python floats ever reach DynamoDB.
+Low-level DynamoDB client; items and expression values are written as plain Python and converted by boto3's
+TypeSerializer (which refuses floats: none ever reach DynamoDB), and read back with its TypeDeserializer.
 
 Alert state on each item (docs/architecture.md): ``pending`` -> ``sending`` (claimed: ``alert_claim``
 token and ``alert_claimed_at``) -> ``sent`` (``alert_message_id``, ``alerted_at``). Only the invocation
@@ -19,8 +20,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from . import records
@@ -42,7 +45,15 @@ OPERATIONAL = "operational"
 CONFIG_INVALID_PREFIX = "trailwatch#config-invalid#"
 
 AttributeValue = dict[str, Any]
-Item = dict[str, AttributeValue]
+Item = dict[str, AttributeValue]  # the wire form: {"name": {"S": "value"}}
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_item(values: dict[str, Any]) -> Item:
+    """Plain Python values (str, int, bool, list, dict, None) -> DynamoDB attribute values."""
+    return {name: _serializer.serialize(value) for name, value in values.items()}
 
 
 def iso(moment: datetime) -> str:
@@ -75,18 +86,18 @@ def build_item(
     arn, kind = records.principal(record)
     stored_at = iso(now)
     event_time = _text(record.get("eventTime"))
-    item: Item = {
-        "EventId": {"S": records.event_id(record)},
-        "event_time": {"S": _cap(event_time or stored_at, 64)},
-        "event_day": {"S": _event_day(event_time, now)},
-        "rule_ids": {"L": [{"S": rule.id} for rule in rules]},
-        "rule_id": {"S": primary.id},
-        "severity": {"S": primary.severity},
-        "log_bucket": {"S": log_bucket},
-        "log_key": {"S": log_key},
-        "stored_at": {"S": stored_at},
-        "expires_at": {"N": str(_epoch(now + timedelta(days=retention_days)))},
-        "alert_status": {"S": PENDING},
+    fields: dict[str, Any] = {
+        "EventId": records.event_id(record),
+        "event_time": _cap(event_time or stored_at, 64),
+        "event_day": _event_day(event_time, now),
+        "rule_ids": [rule.id for rule in rules],
+        "rule_id": primary.id,
+        "severity": primary.severity,
+        "log_bucket": log_bucket,
+        "log_key": log_key,
+        "stored_at": stored_at,
+        "expires_at": _epoch(now + timedelta(days=retention_days)),
+        "alert_status": PENDING,
     }
     optional = {
         "event_name": _text(record.get("eventName")),
@@ -99,18 +110,16 @@ def build_item(
         "user_agent": _text(record.get("userAgent")),
         "error_code": _text(record.get("errorCode")),
     }
-    for name, value in optional.items():
-        if value:
-            item[name] = {"S": _cap(value, FIELD_MAX_CHARS)}
+    fields.update({name: _cap(value, FIELD_MAX_CHARS) for name, value in optional.items() if value})
+    item = to_item(fields)
     raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
-    budget = ITEM_LIMIT_BYTES - ITEM_MARGIN_BYTES - item_size(item) - _attr_size("raw", {"S": ""})
-    budget -= _attr_size("raw_truncated", {"BOOL": True})
+    budget = ITEM_LIMIT_BYTES - ITEM_MARGIN_BYTES - item_size(item)
+    budget -= item_size(to_item({"raw": "", "raw_truncated": True}))
     encoded = raw.encode("utf-8")
     truncated = len(encoded) > budget
     if truncated:
         raw = encoded[: max(budget, 0)].decode("utf-8", errors="ignore")
-    item["raw"] = {"S": raw}
-    item["raw_truncated"] = {"BOOL": truncated}
+    item.update(to_item({"raw": raw, "raw_truncated": truncated}))
     return item
 
 
@@ -160,15 +169,15 @@ def put_event(ddb: Any, table: str, item: Item) -> PutResult:
         except ClientError as err:
             if _code(err) != "ConditionalCheckFailedException":
                 raise
-            existing = err.response.get("Item") or get_event(ddb, table, item["EventId"]["S"])
+            existing = err.response.get("Item") or get_event(ddb, table, plain(item)["EventId"])
             if existing:
                 return PutResult(False, existing)
             # Deleted between the put and the read (TTL): try the put again.
-    raise RuntimeError(f"put_event: {item['EventId']['S']} neither writable nor readable in {table}")
+    raise RuntimeError(f"put_event: {plain(item)['EventId']} neither writable nor readable in {table}")
 
 
 def get_event(ddb: Any, table: str, event_id: str) -> Item | None:
-    response = ddb.get_item(TableName=table, Key={"EventId": {"S": event_id}}, ConsistentRead=True)
+    response = ddb.get_item(TableName=table, Key=to_item({"EventId": event_id}), ConsistentRead=True)
     return response.get("Item")
 
 
@@ -183,19 +192,21 @@ def claim(ddb: Any, table: str, event_id: str, *, token: str, now: datetime, sta
     try:
         ddb.update_item(
             TableName=table,
-            Key={"EventId": {"S": event_id}},
+            Key=to_item({"EventId": event_id}),
             UpdateExpression="SET alert_status = :sending, alert_claim = :token, alert_claimed_at = :now",
             ConditionExpression=(
                 "attribute_exists(EventId) AND (alert_status = :pending OR "
                 "(alert_status = :sending AND alert_claimed_at < :stale))"
             ),
-            ExpressionAttributeValues={
-                ":sending": {"S": SENDING},
-                ":pending": {"S": PENDING},
-                ":token": {"S": token},
-                ":now": {"S": iso(now)},
-                ":stale": {"S": iso(stale_before)},
-            },
+            ExpressionAttributeValues=to_item(
+                {
+                    ":sending": SENDING,
+                    ":pending": PENDING,
+                    ":token": token,
+                    ":now": iso(now),
+                    ":stale": iso(stale_before),
+                }
+            ),
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
         return Claim(True, SENDING)
@@ -203,7 +214,7 @@ def claim(ddb: Any, table: str, event_id: str, *, token: str, now: datetime, sta
         if _code(err) != "ConditionalCheckFailedException":
             raise
         current = err.response.get("Item") or get_event(ddb, table, event_id)
-    return Claim(False, current.get("alert_status", {}).get("S") if current else None)
+    return Claim(False, plain(current).get("alert_status") if current else None)
 
 
 def config_invalid_marker_id(bucket: str, key: str, etag: str | None) -> str:
@@ -228,17 +239,17 @@ def claim_marker(
     Claimable: no marker yet, a ``pending`` one (a failed publish released it), a stale ``sending`` one (its
     owner died), or an expired one TTL has not deleted yet. Otherwise report the current status.
     """
-    item: Item = {
-        "EventId": {"S": marker_id},
-        "kind": {"S": OPERATIONAL},
-        "stored_at": {"S": iso(now)},
-        "expires_at": {"N": str(_epoch(now + timedelta(days=retention_days)))},
-        "alert_status": {"S": SENDING},
-        "alert_claim": {"S": token},
-        "alert_claimed_at": {"S": iso(now)},
+    fields: dict[str, Any] = {
+        "EventId": marker_id,
+        "kind": OPERATIONAL,
+        "stored_at": iso(now),
+        "expires_at": _epoch(now + timedelta(days=retention_days)),
+        "alert_status": SENDING,
+        "alert_claim": token,
+        "alert_claimed_at": iso(now),
     }
-    for name, value in details.items():
-        item[name] = {"S": _cap(value, FIELD_MAX_CHARS)}
+    fields.update({name: _cap(value, FIELD_MAX_CHARS) for name, value in details.items()})
+    item = to_item(fields)
     try:
         ddb.put_item(
             TableName=table,
@@ -247,12 +258,9 @@ def claim_marker(
                 "attribute_not_exists(EventId) OR alert_status = :pending OR expires_at < :epoch OR "
                 "(alert_status = :sending AND alert_claimed_at < :stale)"
             ),
-            ExpressionAttributeValues={
-                ":pending": {"S": PENDING},
-                ":sending": {"S": SENDING},
-                ":stale": {"S": iso(stale_before)},
-                ":epoch": {"N": str(_epoch(now))},
-            },
+            ExpressionAttributeValues=to_item(
+                {":pending": PENDING, ":sending": SENDING, ":stale": iso(stale_before), ":epoch": _epoch(now)}
+            ),
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
         return Claim(True, SENDING)
@@ -260,7 +268,7 @@ def claim_marker(
         if _code(err) != "ConditionalCheckFailedException":
             raise
         current = err.response.get("Item") or get_event(ddb, table, marker_id)
-    return Claim(False, current.get("alert_status", {}).get("S") if current else None)
+    return Claim(False, plain(current).get("alert_status") if current else None)
 
 
 def release(ddb: Any, table: str, event_id: str, *, token: str) -> bool:
@@ -271,7 +279,7 @@ def release(ddb: Any, table: str, event_id: str, *, token: str) -> bool:
         event_id,
         update="SET alert_status = :pending REMOVE alert_claim, alert_claimed_at",
         condition="alert_status = :sending AND alert_claim = :token",
-        values={":pending": {"S": PENDING}, ":sending": {"S": SENDING}, ":token": {"S": token}},
+        values={":pending": PENDING, ":sending": SENDING, ":token": token},
     )
 
 
@@ -283,26 +291,20 @@ def mark_sent(ddb: Any, table: str, event_id: str, *, token: str, message_id: st
         event_id,
         update="SET alert_status = :sent, alert_message_id = :mid, alerted_at = :now",
         condition="alert_status = :sending AND alert_claim = :token",
-        values={
-            ":sent": {"S": SENT},
-            ":sending": {"S": SENDING},
-            ":token": {"S": token},
-            ":mid": {"S": message_id},
-            ":now": {"S": iso(now)},
-        },
+        values={":sent": SENT, ":sending": SENDING, ":token": token, ":mid": message_id, ":now": iso(now)},
     )
 
 
 def _conditional_update(
-    ddb: Any, table: str, event_id: str, *, update: str, condition: str, values: dict[str, AttributeValue]
+    ddb: Any, table: str, event_id: str, *, update: str, condition: str, values: dict[str, str]
 ) -> bool:
     try:
         ddb.update_item(
             TableName=table,
-            Key={"EventId": {"S": event_id}},
+            Key=to_item({"EventId": event_id}),
             UpdateExpression=update,
             ConditionExpression=condition,
-            ExpressionAttributeValues=values,
+            ExpressionAttributeValues=to_item(values),
         )
         return True
     except ClientError as err:
@@ -312,21 +314,18 @@ def _conditional_update(
 
 
 def plain(item: Item) -> dict[str, Any]:
-    """An item's attribute values as plain Python (S -> str, N -> int, BOOL -> bool, L -> list)."""
-    return {name: _plain_value(value) for name, value in item.items()}
+    """An item's attribute values as plain Python (TypeDeserializer; whole numbers as int, not Decimal)."""
+    return {name: _whole(_deserializer.deserialize(value)) for name, value in item.items()}
 
 
-def _plain_value(value: AttributeValue) -> Any:
-    (kind, data), *_ = value.items()
-    if kind == "N":
-        return int(data) if data.lstrip("-").isdigit() else data
-    if kind == "L":
-        return [_plain_value(v) for v in data]
-    if kind == "M":
-        return plain(data)
-    if kind == "NULL":
-        return None
-    return data
+def _whole(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else value
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    return value
 
 
 def _epoch(moment: datetime) -> int:

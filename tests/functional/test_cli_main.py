@@ -113,6 +113,18 @@ def test_unknown_profile(cli):
     assert "nobody" in result.output
 
 
+@pytest.mark.usefixtures("moto_env")
+@pytest.mark.parametrize("url", ["not a url", "127.0.0.1:4566", "ftp://h/", "http://", "http://h:99999"])
+@pytest.mark.parametrize("where", ["before", "after", "env"])
+def test_malformed_endpoint_url_is_a_usage_error(cli, monkeypatch, url, where):
+    args = {"before": ["--endpoint-url", url, "events"], "after": ["events", "--endpoint-url", url]}
+    if where == "env":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    result = cli(*args.get(where, ["events"]))  # catch_exceptions=False: a traceback fails the test
+    assert result.exit_code == 2, result.output
+    assert "--endpoint-url" in result.output and "is not" in result.output
+
+
 def test_usage_errors_exit_2(cli):
     assert cli("scan").exit_code == 2
     assert cli("nonsense").exit_code == 2

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import gzip
 import json
+import os
 from collections import Counter
+from pathlib import Path
 
+import pytest
 from trailwatch import synth
 
 from tests.conftest import shared_cloudtrail_files
@@ -93,3 +98,93 @@ def test_scan_invalid_config_is_a_usage_error(cli, tmp_path):
     result = cli("scan", str(tmp_path), "--config", str(config))
     assert result.exit_code == 2
     assert "c.json" in result.output and "invalid" in result.output
+
+
+@pytest.fixture
+def scan_dir(tmp_path):
+    """A folder with one matching record in good.json; tests add hostile inputs beside it."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "good.json").write_bytes(
+        synth.log_json([synth.make_record("CreateUser", event_id="ok-1")])
+    )
+    return tmp_path / "logs"
+
+
+def _scan(cli, tmp_path, *paths):
+    config = write_config(tmp_path / "c.json", ["CreateUser"])
+    return cli("scan", *map(str, paths), "--json", "--config", str(config))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+@pytest.mark.parametrize("inside", [True, False], ids=["in-folder", "given"])
+def test_scan_skips_a_fifo_instead_of_hanging(cli, tmp_path, scan_dir, inside):
+    fifo = scan_dir / "pipe.json"
+    os.mkfifo(fifo)  # opening it for reading would block forever: nobody writes
+    result = run_with_deadline(
+        lambda: _scan(cli, tmp_path, scan_dir if inside else fifo, scan_dir / "good.json"), fifo
+    )
+    assert result.exit_code == 2
+    assert [r["eventID"] for r in _json_lines(result.stdout)] == ["ok-1"]
+    assert "pipe.json: not a regular file (a FIFO), skipped" in result.stderr
+
+
+def run_with_deadline(call, fifo: Path, seconds: float = 20):
+    """``call()`` in a thread; fail (instead of hanging the suite) if it does not return in time."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        future = pool.submit(call)
+        try:
+            return future.result(timeout=seconds)
+        except concurrent.futures.TimeoutError:
+            # unblock the reader so the worker thread can end: open the FIFO for writing
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            pytest.fail(f"scan still running after {seconds}s")
+
+
+def test_scan_reports_a_folder_it_cannot_list(cli, tmp_path, scan_dir, monkeypatch):
+    locked = scan_dir / "locked"
+    locked.mkdir()
+    (locked / "hidden.json").write_bytes(synth.log_json([synth.make_record("CreateUser", event_id="x")]))
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # what a folder without read permission does (root would read it anyway)
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = _scan(cli, tmp_path, scan_dir)
+    assert result.exit_code == 2, result.output
+    assert [r["eventID"] for r in _json_lines(result.stdout)] == ["ok-1"]
+    assert f"{locked}: cannot list the folder (Permission denied)" in result.stderr
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any folder")
+def test_scan_reports_a_folder_without_permission(cli, tmp_path, scan_dir):
+    locked = scan_dir / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        result = _scan(cli, tmp_path, scan_dir)
+    finally:
+        locked.chmod(0o700)
+    assert result.exit_code == 2 and "cannot list the folder" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("huge-int.json", b'{"Records": [{"eventName": "CreateUser", "n": ' + b"9" * 5_000 + b"}]}"),
+        ("deep.json", b'{"Records": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"),
+        ("not-utf8.json", b'{"Records": [{"eventName": "\xff\xfe"}]}'),
+    ],
+)
+def test_one_bad_file_does_not_stop_the_scan(cli, tmp_path, scan_dir, name, content):
+    (scan_dir / name).write_bytes(content)
+    (scan_dir / "z-after.json").write_bytes(
+        synth.log_json([synth.make_record("CreateUser", event_id="ok-2")])
+    )
+    result = _scan(cli, tmp_path, scan_dir)  # catch_exceptions=False: a traceback fails here
+    assert result.exit_code == 2, result.output
+    assert sorted(r["eventID"] for r in _json_lines(result.stdout)) == ["ok-1", "ok-2"]
+    assert f"{name}:" in result.stderr and "Traceback" not in result.output

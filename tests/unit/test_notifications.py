@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from trailwatch_processor import handler
 from trailwatch_processor.notifications import KeyKind, NotificationError, ObjectRef, classify_key, parse_body
 
 from tests.functional import factories as f
@@ -101,6 +102,28 @@ def test_bad_bodies_name_what_was_found(body: str, named: str) -> None:
     with pytest.raises(NotificationError) as err:
         parse_body(body)
     assert named in str(err.value)
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (DEEP, "message body: JSON nested too deeply"),
+        ('{"Records": ' + DEEP + "}", "message body: JSON nested too deeply"),
+        (
+            json.dumps({"Type": "Notification", "Message": DEEP}),
+            "SNS envelope Message: JSON nested too deeply",
+        ),
+        ('{"Records": [' + "9" * 5_000 + "]}", "message body: JSON not loadable"),
+    ],
+)
+def test_hostile_bodies_are_bad_messages_not_unexpected_errors(body: str, named: str) -> None:
+    """The handler logs a NotificationError as an unparseable message (DLQ), anything else as unexpected."""
+    with pytest.raises(NotificationError) as err:
+        handler.process_message({"messageId": "m", "body": body}, deps=None)  # fails before any AWS call
+    assert named in str(err.value) and len(str(err.value)) < 300
 
 
 @pytest.mark.parametrize(

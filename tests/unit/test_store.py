@@ -140,3 +140,24 @@ def test_every_shared_record_builds_an_item(shared_records: list[dict]) -> None:
         item = _build(rec, [R("any")])
         assert item["EventId"]["S"] == records.event_id(rec)
         assert store.item_size(item) <= store.ITEM_LIMIT_BYTES
+
+
+@pytest.mark.parametrize(
+    ("value", "wire"),
+    [
+        ("s", {"S": "s"}),
+        (7, {"N": "7"}),
+        (True, {"BOOL": True}),
+        (None, {"NULL": True}),
+        (["a", 1], {"L": [{"S": "a"}, {"N": "1"}]}),
+        ({"k": [False]}, {"M": {"k": {"L": [{"BOOL": False}]}}}),
+    ],
+)
+def test_plain_values_round_trip_through_the_wire_form(value: object, wire: dict) -> None:
+    assert store.to_item({"a": value}) == {"a": wire}
+    assert store.plain({"a": wire}) == {"a": value}
+
+
+def test_floats_never_reach_dynamodb() -> None:
+    with pytest.raises(TypeError):
+        store.to_item({"a": 1.5})

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import statistics
 import time
 import uuid
 from collections import Counter
@@ -29,6 +28,7 @@ from botocore.config import Config as BotoConfig
 from trailwatch import events, synth
 from trailwatch.local.server import LocalAWS
 from trailwatch.session import Aws, Options
+from trailwatch.stats import percentile
 from trailwatch.ui import UI
 
 STACK_NAME = "trailwatch-demo"
@@ -509,13 +509,6 @@ def check(expected: list[Expected], seen: Observed, strict_extras: bool) -> list
             if i not in known
         ]
     return sorted(set(problems), key=problems.index)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
 
 
 def latencies(expected: list[Expected], seen: Observed) -> dict[str, list[float]]:
