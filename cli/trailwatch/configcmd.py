@@ -17,7 +17,7 @@ CONFIG_KEY = "config/monitored_events.json"
 
 def load_config(path: Path) -> tuple[Any, bytes]:
     """(Config, bytes) of a local file; ConfigInvalid with every `<path>: <message>` when invalid."""
-    from trailwatch_processor import rules
+    from trailwatch_processor import config as rules
 
     try:
         data = path.read_bytes()
@@ -53,7 +53,7 @@ class Remote:
 
 
 def fetch_remote(aws: Aws, bucket: str, key: str) -> Remote:
-    from trailwatch_processor import rules
+    from trailwatch_processor import config as rules
 
     try:
         data = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()

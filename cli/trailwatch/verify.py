@@ -310,7 +310,7 @@ def check_event_source(ctx: Context) -> tuple[str, str]:
 
 
 def check_config(ctx: Context) -> tuple[str, str]:
-    from trailwatch_processor import rules
+    from trailwatch_processor import config as rules
 
     bucket, key = config_location(ctx.outputs)
     try:
@@ -376,7 +376,7 @@ def probe_record(
     config: Any, event_id: str, now: datetime, account: str, region: str
 ) -> dict[str, Any] | None:
     """A record the live config monitors (first rule a plain record can satisfy), marked as a test."""
-    from trailwatch_processor import rules
+    from trailwatch_processor import patterns as rules
 
     from trailwatch import synth
 

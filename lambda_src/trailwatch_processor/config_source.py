@@ -20,7 +20,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .rules import ConfigError, Matcher, compile_config, load_default_config, parse_config
+from .config import ConfigError, load_default_config, parse_config
+from .patterns import Matcher, compile_config
 
 log = logging.getLogger(__name__)
 

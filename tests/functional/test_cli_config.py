@@ -20,7 +20,7 @@ def _remote() -> bytes:
 
 def test_upload_config_shows_rule_diff_and_uploads(cli, deploy_args, tmp_path):
     assert cli(*deploy_args).exit_code == 0  # CreateUser, StopLogging, PutBucketPolicy
-    from trailwatch_processor import rules
+    from trailwatch_processor import config as rules
 
     old = {
         r.id: {
