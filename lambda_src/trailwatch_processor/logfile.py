@@ -28,11 +28,12 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from .config import Rule
     from .literals import Literals
+    from .patterns import Matcher
 
 CHUNK_SIZE = 1 << 20
 _GZ_INPUT = 1 << 18  # compressed bytes per read of the source
@@ -59,23 +60,25 @@ class FileStats:
     fast_path: bool = False
 
 
-class _Matcher(Protocol):
-    @property
-    def literals(self) -> Literals | None: ...
+class _Readable(io.RawIOBase):
+    """A raw stream whose subclass defines ``read``."""
 
-    def match(self, record: dict) -> list[Rule]: ...
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
 
 
-class _Prefixed(io.RawIOBase):
+class _Prefixed(_Readable):
     """``raw`` with the bytes already sniffed put back in front; counts bytes handed out."""
 
     def __init__(self, head: bytes, raw: BinaryIO) -> None:
         self._head = head
         self._raw = raw
         self.consumed = 0
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         if self._head:
@@ -90,13 +93,8 @@ class _Prefixed(io.RawIOBase):
         self.consumed += len(data)
         return data
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
-
-class _LogStream(io.RawIOBase):
+class _LogStream(_Readable):
     """Decompressed bytes of a log object; gzip format errors become ``LogFileError``."""
 
     def __init__(self, inner: BinaryIO, source: _Prefixed, compressed: bool) -> None:
@@ -104,9 +102,6 @@ class _LogStream(io.RawIOBase):
         self._source = source
         self.compressed = compressed
         self.offset = 0
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         try:
@@ -123,11 +118,6 @@ class _LogStream(io.RawIOBase):
             ) from err
         self.offset += len(data)
         return data
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
 
 class _Gunzip:
@@ -388,19 +378,18 @@ def _records_array(
             )
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The skip.
-
 _SEP = '},{"eventVersion":'
 _ESCAPES = re.compile(r"\\[u/]")
 # Every "eventName" member; group 1 is its value when spelled plainly (no space, no backslash, a string).
 _EVENT_NAME = re.compile(r'"eventName"(?::"([^"\\]*)")?')
 # Raw control bytes cannot occur in valid JSON: they mark the separators and each record's own braces.
 _MARK, _OPEN, _CLOSE = b"\x01", b"\x02", b"\x03"
-_SEP_MARKED = _CLOSE + _MARK + _OPEN + _SEP.encode()[3:]  # "}" "," "{" replaced, same length
+_SEP_BYTES = _SEP.encode()
+_SEP_MARKED = _CLOSE + _MARK + _OPEN + _SEP_BYTES[3:]  # "}" "," "{" replaced, same length
 _KEEP = b'"{}[]' + _MARK + _OPEN + _CLOSE
 _DELETE = bytes(b for b in range(256) if b not in _KEEP)
 _STRINGS = re.compile(rb'"[^"]*"')
+_ESCAPE_PAIRS = re.compile(rb"\\.", re.DOTALL)
 MAX_SKIP_DEPTH = 64  # brackets nested deeper than this in a stretch: it is parsed, not skipped
 
 
@@ -408,21 +397,19 @@ def _whole_records(window: str) -> int | None:
     """How many records ``window`` holds when it is a run of whole objects, else None.
 
     ``window`` starts at a record start in the Records array and ends with the ``}`` before a separator.
-    Each record's own braces are marked (the window's first and last, and those around each separator,
-    which is marked too); strings are removed (escaped backslashes and quotes first, so every remaining
-    quote delimits a string), then everything but brackets and marks; matched pairs, the marked braces
-    among them, are cancelled until nothing changes. A separator mark inside a pair blocks it, and a
-    marked pair spanning a comma between two values leaves brackets behind, so only the separator marks
-    remain exactly when every separator lies between two records and each record is one object. All
-    passes are C loops over the window, then over its much smaller residue.
+    The separators and each record's own braces are marked; escape pairs go (so every quote left
+    delimits a string), then strings, then all but brackets and marks; matched pairs (marked braces
+    among them) cancel until nothing changes. A separator mark inside a pair blocks it, and marked braces
+    around two values leave brackets behind: only the separator marks remain exactly when every
+    separator lies between two records, each one object. C loops over the window, then its residue.
     """
-    data = window.encode("utf-8", "surrogatepass")
-    if data[:1] != b"{" or data[-1:] != b"}":
+    if window[:1] != "{" or window[-1:] != "}":
         return None
-    data = _OPEN + data[1:-1].replace(_SEP.encode(), _SEP_MARKED) + _CLOSE
-    if b"\\" in data:
-        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    residue = data.translate(None, _DELETE).replace(b'""', b"")
+    data = window.encode("utf-8", "surrogatepass").replace(_SEP_BYTES, _SEP_MARKED)
+    if b"\\" in data:  # escape pairs go, left to right as JSON reads them: \\ and \" among them
+        data = _ESCAPE_PAIRS.sub(b"", data)
+    residue = data.translate(None, _DELETE)  # still starts with the window's "{", ends with its "}"
+    residue = (_OPEN + residue[1:-1] + _CLOSE).replace(b'""', b"")
     if b'"' in residue:
         residue = _STRINGS.sub(b"", residue)
     for _ in range(MAX_SKIP_DEPTH):
@@ -494,10 +481,6 @@ class _Skip:
                 return moved
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Public entry points.
-
-
 def iter_records(stream: BinaryIO, stats: FileStats | None = None) -> Iterator[dict]:
     """Every record object of a log (gzip or plain JSON), one at a time."""
     stats = stats if stats is not None else FileStats()
@@ -505,7 +488,7 @@ def iter_records(stream: BinaryIO, stats: FileStats | None = None) -> Iterator[d
 
 
 def iter_matches(
-    stream: BinaryIO, matcher: _Matcher, stats: FileStats | None = None, prefilter: bool = True
+    stream: BinaryIO, matcher: Matcher, stats: FileStats | None = None, prefilter: bool = True
 ) -> Iterator[tuple[dict, list[Rule]]]:
     """Records that match at least one rule, with their rules in config order.
 
