@@ -1,9 +1,6 @@
 """Config schema and validation: decoded JSON in, a ``Config`` of ``Rule`` objects out, or a ``ConfigError``
-naming every fault by its path (``rules[2].pattern.eventName[0]``).
-
-The pattern syntax accepted is EventBridge's (see ``patterns`` for what it means); every limit below bounds
-what a config can make the processor do (pattern depth for the matcher, string length and node count for
-the literals a reader searches).
+naming every fault by its path (``rules[2].pattern.eventName[0]``). The pattern syntax is EventBridge's
+(``patterns`` says what it means); the limits bound the matcher's depth and the literals a reader searches.
 """
 
 from __future__ import annotations

@@ -1,21 +1,14 @@
 """Streaming read of one CloudTrail log object: bounded memory, one record parsed at a time, and one skip.
 
-The reader decodes the (gunzipped) bytes in 1 MiB reads into a text window and parses
-``{"Records": [...]}`` of any valid JSON layout with ``json.JSONDecoder.raw_decode``, one record at a
-time; the window grows only while a record is incomplete.
+The (gunzipped) bytes are decoded in 1 MiB reads into a text window; ``{"Records": [...]}`` of any valid
+layout is parsed one record at a time with ``json.JSONDecoder.raw_decode``.
 
-The skip (``iter_matches`` with a matcher that has ``literals``): at a record start, the reader takes
-the window up to its last ``},{"eventVersion":`` (CloudTrail's compact separator) and finds the *hits*
-in it: occurrences of the rules' needles, ``"eventName"`` members whose value is one of ``event_names``
-or not a plainly spelled string, and ``\\u``/``\\/`` escapes (the only other spellings of a character;
-see ``literals`` for why a record some rule matches always holds a hit). The records before the
-first hit are counted, not parsed, when the stretch is proven to be whole records: ``_whole_records``
-checks that every bracket in it is matched inside it, so each separator there is at the level of the
-Records array. Then the record with the hit is parsed, and so on; any doubt parses instead.
-
-For valid JSON the matches are those of ``json.load`` of the whole file, with or without the skip (the
-differential tests check this). Records that are skipped are not checked for syntax errors (gzip
-integrity, CRC and length, is still checked).
+The skip (``iter_matches`` when the matcher has ``literals``): at a record start, take the window up to
+its last ``},{"eventVersion":`` and find the hits in it: the rules' needles, ``"eventName"`` members whose
+value is one of ``event_names`` or not a plain string, and ``\\u``/``\\/`` escapes (``literals`` says why
+every record a rule matches holds one). The records before the next hit are counted, not parsed, once
+``_whole_records`` proves them whole records of the Records array; any doubt parses instead. Skipped
+records are not checked for syntax errors (the gzip CRC and length still are).
 """
 
 from __future__ import annotations
