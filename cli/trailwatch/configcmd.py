@@ -19,15 +19,15 @@ CONFIG_KEY = "config/monitored_events.json"
 
 def load_config(path: Path) -> tuple[Any, bytes]:
     """(Config, bytes) of a local file; ConfigInvalid with every `<path>: <message>` when invalid."""
-    from trailwatch_processor import rules
+    from trailwatch_processor import config as tw_config
 
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"Cannot read config {path}: {exc.strerror or exc}") from exc
     try:
-        return rules.parse_config(data, source=str(path)), data
-    except rules.ConfigError as exc:
+        return tw_config.parse_config(data, source=str(path)), data
+    except tw_config.ConfigError as exc:
         raise ConfigInvalid(
             f"Config {path} is invalid ({len(exc.errors)} error(s)); nothing uploaded.",
             list(exc.errors),
@@ -77,7 +77,7 @@ def refused(exc: botocore.exceptions.ClientError, aws: Aws, bucket: str, key: st
 
 
 def fetch_remote(aws: Aws, bucket: str, key: str) -> Remote:
-    from trailwatch_processor import rules
+    from trailwatch_processor import config as tw_config
 
     try:
         s3 = aws.client("s3")
@@ -90,8 +90,10 @@ def fetch_remote(aws: Aws, bucket: str, key: str) -> Remote:
             raise
         raise error from exc
     try:
-        return Remote(exists=True, data=data, config=rules.parse_config(data, source=f"s3://{bucket}/{key}"))
-    except rules.ConfigError as exc:
+        return Remote(
+            exists=True, data=data, config=tw_config.parse_config(data, source=f"s3://{bucket}/{key}")
+        )
+    except tw_config.ConfigError as exc:
         return Remote(exists=True, data=data, error=str(exc))
 
 
@@ -124,7 +126,8 @@ def upload(aws: Aws, ui: UI, path: Path, *, outputs: dict[str, str], yes: bool =
     """Validate, show the diff, ask before a removal, upload; False when the bucket already holds the same
     bytes. The diff is against the config in force: the bucket's, or the bundled default when there is none
     or it is invalid (what the processor falls back to on a cold start)."""
-    from trailwatch_processor import config_diff, rules
+    from trailwatch_processor import config as tw_config
+    from trailwatch_processor import config_diff
 
     config, data = load_config(path)
     bucket, key = config_location(outputs)
@@ -136,11 +139,11 @@ def upload(aws: Aws, ui: UI, path: Path, *, outputs: dict[str, str], yes: bool =
     current = remote.config
     if not remote.exists:
         ui.info(f"s3://{bucket}/{key} does not exist yet: compared with the bundled default in force.")
-        current = rules.load_default_config()
+        current = tw_config.load_default_config()
     elif remote.error:
         ui.warn(f"the config in the bucket is invalid and will be replaced: {remote.error.splitlines()[0]}")
         ui.info("Compared with the bundled default (the processor's fallback).")
-        current = rules.load_default_config()
+        current = tw_config.load_default_config()
     diff = config_diff.diff_rules(current.rules, config.rules)
     for line in diff.lines(limit=1000):
         ui.info(f"  {line}")

@@ -74,7 +74,7 @@ def query_events(
     limit: int,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    from trailwatch_processor.rules import severity_rank
+    from trailwatch_processor.config import severity_rank
 
     now = now or datetime.now(UTC)
     start = iso(now - since)
@@ -107,7 +107,7 @@ def query_events(
 
 
 def run_events(aws: Aws, ui: UI, *, since: str, rule: str | None, severity: str | None, limit: int) -> int:
-    from trailwatch_processor.rules import SEVERITIES
+    from trailwatch_processor.config import SEVERITIES
 
     if severity and severity not in SEVERITIES:
         raise UsageError(f"--severity {severity!r}: expected one of {', '.join(SEVERITIES)}.")

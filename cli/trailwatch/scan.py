@@ -104,7 +104,7 @@ def scan_files(paths: tuple[Path, ...], matcher: Any) -> ScanResult:
 
 def _row(record: dict[str, Any], rules: list[Any], eid: str, path: Path) -> dict[str, Any]:
     from trailwatch_processor import records
-    from trailwatch_processor.rules import severity_rank
+    from trailwatch_processor.config import severity_rank
 
     arn, _ = records.principal(record)
     primary = max(rules, key=lambda r: severity_rank(r.severity)) if rules else None
@@ -123,15 +123,16 @@ def _row(record: dict[str, Any], rules: list[Any], eid: str, path: Path) -> dict
 
 
 def run_scan(ui: UI, paths: tuple[Path, ...], config_path: Path | None) -> int:
-    from trailwatch_processor import rules
+    from trailwatch_processor.config import load_default_config
+    from trailwatch_processor.patterns import compile_config
 
     if config_path is not None:
         from trailwatch.configcmd import load_config
 
         config, _ = load_config(config_path)
     else:
-        config = rules.load_default_config()
-    result = scan_files(paths, rules.compile_config(config))
+        config = load_default_config()
+    result = scan_files(paths, compile_config(config))
     for message in result.errors:
         ui.error(f"unreadable input: {printable(message)}")
     if ui.json_mode:

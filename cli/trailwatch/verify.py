@@ -259,7 +259,7 @@ def check_event_source(ctx: Context) -> tuple[str, str]:
 
 
 def check_config(ctx: Context) -> tuple[str, str]:
-    from trailwatch_processor import rules
+    from trailwatch_processor import config as tw_config
 
     bucket, key = config_location(ctx.outputs)
     try:
@@ -277,8 +277,8 @@ def check_config(ctx: Context) -> tuple[str, str]:
             )
         raise
     try:
-        ctx.config = rules.parse_config(data, source=f"s3://{bucket}/{key}")
-    except rules.ConfigError as exc:
+        ctx.config = tw_config.parse_config(data, source=f"s3://{bucket}/{key}")
+    except tw_config.ConfigError as exc:
         return "fail", f"s3://{bucket}/{key} is invalid: {'; '.join(exc.errors[:3])}"
     return "pass", f"s3://{bucket}/{key}: {len(ctx.config.rules)} rule(s)"
 
@@ -343,11 +343,11 @@ def probe_record(
     config: Any, event_id: str, now: datetime, account: str, region: str
 ) -> dict[str, Any] | None:
     """A record the live config monitors (first rule a plain record can satisfy), marked as a test."""
-    from trailwatch_processor import rules
+    from trailwatch_processor.patterns import compile_config
 
     from trailwatch import synth
 
-    matcher = rules.compile_config(config)
+    matcher = compile_config(config)
     for rule in config.rules:
         names = [n for n in rule.pattern.get("eventName", []) if isinstance(n, str)]
         sources = [s for s in rule.pattern.get("eventSource", []) if isinstance(s, str)]

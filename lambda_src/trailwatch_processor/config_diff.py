@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .rules import severity_rank
+from .config import severity_rank
 
 Digest = dict[str, str]
 

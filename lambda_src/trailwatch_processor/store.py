@@ -27,10 +27,10 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from . import records
-from .rules import severity_rank
+from .config import severity_rank
 
 if TYPE_CHECKING:
-    from .rules import Rule
+    from .config import Rule
 
 # DynamoDB's limit is 400 KB; the decimal figure and a margin keep us below it whatever the exact accounting.
 ITEM_LIMIT_BYTES = 400_000

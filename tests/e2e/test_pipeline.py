@@ -21,7 +21,7 @@ import pytest
 from trailwatch import synth
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
 from trailwatch.package import build_package
-from trailwatch_processor.rules import parse_config
+from trailwatch_processor.config import parse_config
 
 from tests.e2e.conftest import ROOT, ClientFactory
 

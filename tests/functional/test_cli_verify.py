@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from trailwatch import verify
-from trailwatch_processor import rules
+from trailwatch_processor import config as tw_config
+from trailwatch_processor.patterns import compile_config
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def _config(*rule_list: dict) -> rules.Config:
-    return rules.validate_config({"rules": list(rule_list)})
+def _config(*rule_list: dict) -> tw_config.Config:
+    return tw_config.validate_config({"rules": list(rule_list)})
 
 
 def test_probe_picks_the_first_rule_a_plain_record_satisfies():
@@ -25,7 +26,7 @@ def test_probe_picks_the_first_rule_a_plain_record_satisfies():
     record = verify.probe_record(config, "trailwatch-probe-x", NOW, "111122223333", "eu-west-1")
     assert record is not None
     assert (record["eventName"], record["eventSource"]) == ("ScheduleKeyDeletion", "kms.amazonaws.com")
-    assert [r.id for r in rules.compile_config(config).match(record)] == ["kms"]
+    assert [r.id for r in compile_config(config).match(record)] == ["kms"]
     assert record["eventID"] == "trailwatch-probe-x"
     assert record["eventTime"] == "2026-01-02T03:04:05Z"
     assert (record["recipientAccountId"], record["awsRegion"]) == ("111122223333", "eu-west-1")

@@ -10,7 +10,7 @@ import json
 import boto3
 import pytest
 from trailwatch_processor import alerts, records
-from trailwatch_processor.rules import SEVERITIES, severity_rank
+from trailwatch_processor.config import SEVERITIES, severity_rank
 
 from tests.functional import factories as f
 from tests.unit.template_helpers import load_template, props, resolve

@@ -1,6 +1,6 @@
 """A plain, slow reference evaluator of EventBridge patterns, written independently of rules.py.
 
-Semantics as documented in ``trailwatch_processor.rules`` (module docstring). Used only by tests.
+Semantics as documented in ``trailwatch_processor.patterns`` (module docstring). Used only by tests.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _cidr(arg: str, v: object) -> bool:
         addr = ipaddress.ip_address(v)
     except ValueError:
         return False
-    net = ipaddress.ip_network(arg)
+    net = ipaddress.ip_network(arg, strict=False)  # host bits masked, as EventBridge does
     return addr.version == net.version and addr in net
 
 

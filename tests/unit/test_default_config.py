@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from trailwatch_processor import rules as R
-from trailwatch_processor.rules import Matcher, compile_config, load_default_config, severity_rank
+from trailwatch_processor import config as R
+from trailwatch_processor.config import load_default_config, severity_rank
+from trailwatch_processor.patterns import Matcher, compile_config
 
 CIS_IDS = [
     "cis-4.1-unauthorized-api-calls",
@@ -372,15 +373,22 @@ def test_every_shared_record_goes_through_match(matcher: Matcher, shared_records
     assert matched > 100
 
 
-def test_default_needles_are_sound_on_real_records(matcher: Matcher, shared_records: list) -> None:
-    assert matcher.needles is not None and b'"ConsoleLogin"' in matcher.needles
+def test_default_literals_are_sound_on_real_records(matcher: Matcher, shared_records: list) -> None:
+    literals = matcher.literals
+    assert literals is not None and "ConsoleLogin" in literals.event_names
     for record in shared_records:
         if isinstance(record, dict) and matcher.match(record):
-            raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
-            assert any(n in raw for n in matcher.needles), record.get("eventID")
+            raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+            name = record.get("eventName")
+            found = (
+                name in literals.event_names
+                or (isinstance(name, str) and name.startswith(literals.event_name_prefixes))
+                or any(n in raw for n in literals.needles)
+            )
+            assert found, record.get("eventID")
 
 
-# --- self-protection: tampering with the trail's selectors and trailwatch's pipeline (issue 15, case 7) ---
+# --- self-protection: tampering with the trail's selectors and trailwatch's pipeline ---
 
 SELF_HITS = [
     ("cloudtrail.amazonaws.com", "PutEventSelectors"),

@@ -10,13 +10,8 @@ import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from trailwatch_processor.rules import (
-    ConfigError,
-    compile_config,
-    load_default_config,
-    parse_config,
-    validate_config,
-)
+from trailwatch_processor.config import ConfigError, load_default_config, parse_config, validate_config
+from trailwatch_processor.patterns import compile_config
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,4 +1,4 @@
-"""logfile: streaming read of gzip/plain CloudTrail logs, bad input, stats, the compact fast path."""
+"""logfile: streaming read of gzip/plain CloudTrail logs, bad input, stats, the literal skip."""
 
 from __future__ import annotations
 
@@ -6,32 +6,33 @@ import gzip
 import io
 import json
 import random
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from trailwatch import synth
 from trailwatch_processor import logfile
+from trailwatch_processor.config import load_default_config, validate_config
+from trailwatch_processor.literals import Literals
 from trailwatch_processor.logfile import FileStats, LogFileError, iter_matches, iter_records, open_log
-from trailwatch_processor.rules import compile_config, load_default_config
+from trailwatch_processor.patterns import compile_config
 
 from tests.conftest import shared_cloudtrail_files
 
 
 class NameMatcher:
-    """Stand-in matcher: eventName in a set, or any record the predicate accepts."""
+    """Stand-in matcher: eventName in a set, or any record the predicate accepts (which must hold one of
+    ``needles``); ``skip`` False offers no literals."""
 
     def __init__(
         self,
         names: tuple[str, ...] = ("ConsoleLogin",),
-        needles: tuple[bytes, ...] | str | None = "auto",
+        needles: tuple[str, ...] = (),
         predicate: Callable[[dict], bool] | None = None,
+        skip: bool = True,
     ) -> None:
         self.names = set(names)
-        self.needles = tuple(b'"' + n.encode() + b'"' for n in names) if needles == "auto" else needles
+        self.literals = Literals(frozenset(names), needles) if skip else None
         self.predicate = predicate
 
     def match(self, record: dict) -> list[str]:
@@ -189,34 +190,9 @@ def test_bad_input_is_a_log_file_error_naming_what_and_where(name: str, compress
     with pytest.raises(LogFileError, match=None) as caught:
         list(iter_records(io.BytesIO(raw)))
     assert message in str(caught.value)
-    # The matching path (fast path attempted first) reports the same fault, except in a compact record
-    # without a hit, which it never parses (test_fast_path_parses_a_deep_record_only_with_a_hit).
-    if name == "depth bomb in a compact record":
-        return
     with pytest.raises(LogFileError) as caught_matching:
         list(iter_matches(io.BytesIO(raw), NameMatcher()))
     assert message in str(caught_matching.value)
-
-
-@pytest.mark.parametrize("hit", [False, True])
-def test_fast_path_parses_a_deep_record_only_with_a_hit(hit: bool) -> None:
-    """A record no rule can match (no needle) is skipped unparsed, however deep; with a needle it fails."""
-    name = b"ConsoleLogin" if hit else b"GetObject"
-    deep = b"[" * DEEP + b"]" * DEEP
-    body = (
-        b'{"Records":[{"eventVersion":"1","eventName":"'
-        + name
-        + b'","x":'
-        + deep
-        + b'},{"eventVersion":"2"}]}'
-    )
-    stats = FileStats()
-    if hit:
-        with pytest.raises(LogFileError, match="nested too deeply"):
-            list(iter_matches(io.BytesIO(body), NameMatcher(), stats))
-    else:
-        assert matches_of(body, NameMatcher(), stats) == []
-        assert (stats.records, stats.parsed, stats.fast_path) == (2, 0, True)
 
 
 @pytest.mark.parametrize(
@@ -317,25 +293,32 @@ def test_stats_on_the_general_path(corpus: list[dict]) -> None:
     assert stats == FileStats(records=300, parsed=300, matched=len(expected), skipped_non_objects=0)
 
 
-def test_stats_on_the_fast_path_parse_only_candidates(corpus: list[dict]) -> None:
+def test_the_skip_parses_only_records_with_a_hit(corpus: list[dict]) -> None:
     matcher = NameMatcher(synth.MONITORED_NAMES)
     stats = FileStats()
     got = matches_of(gzip.compress(compact(corpus)), matcher, stats)
     expected = [r for r in corpus if r["eventName"] in synth.MONITORED_NAMES]
     assert got == expected
-    assert stats == FileStats(records=300, parsed=len(expected), matched=len(expected), fast_path=True)
+    assert (stats.records, stats.matched, stats.fast_path) == (300, len(expected), True)
+    assert stats.parsed <= len(expected) + 1  # and the last record, which no separator follows
 
 
-def test_a_file_without_needles_is_never_parsed(corpus: list[dict], monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[object] = []
-    monkeypatch.setattr(logfile.json, "loads", lambda *a, **k: calls.append(a) or [])
+def test_a_file_without_a_hit_is_counted_not_parsed(
+    corpus: list[dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[object] = []
+    real = logfile.json.JSONDecoder.raw_decode
+    monkeypatch.setattr(
+        logfile.json.JSONDecoder, "raw_decode", lambda self, s, i=0: decoded.append(i) or real(self, s, i)
+    )
     stats = FileStats()
     assert matches_of(compact(corpus), NameMatcher(("NeverSeen",)), stats) == []
-    assert (calls, stats.parsed, stats.records, stats.fast_path) == ([], 0, 300, True)
+    assert (stats.parsed, stats.records, stats.fast_path) == (1, 300, True)
+    assert len(decoded) == 2  # the key "Records" and the last record
 
 
-def test_needles_none_parses_everything(corpus: list[dict]) -> None:
-    matcher = NameMatcher(synth.MONITORED_NAMES, needles=None)
+def test_no_literals_parses_everything(corpus: list[dict]) -> None:
+    matcher = NameMatcher(synth.MONITORED_NAMES, skip=False)
     stats = FileStats()
     assert len(matches_of(compact(corpus), matcher, stats)) == stats.matched > 0
     assert (stats.parsed, stats.fast_path) == (300, False)
@@ -346,37 +329,44 @@ def test_needles_none_parses_everything(corpus: list[dict]) -> None:
     [
         lambda recs: json.dumps({"Records": recs}, indent=2).encode(),
         lambda recs: json.dumps({"Records": recs}).encode(),
-        lambda recs: json.dumps({"x": 1, "Records": recs}, separators=(",", ":")).encode(),
-        lambda recs: compact([dict(reversed(list(r.items()))) for r in recs]),
     ],
-    ids=["pretty", "default separators", "other key first", "eventVersion last"],
+    ids=["pretty", "default separators"],
 )
-def test_odd_layouts_take_the_general_path(corpus: list[dict], layout: Callable[[list], bytes]) -> None:
+def test_layouts_without_the_compact_separator_are_parsed(
+    corpus: list[dict], layout: Callable[[list], bytes]
+) -> None:
     matcher = NameMatcher(synth.MONITORED_NAMES)
     stats = FileStats()
     expected = [r for r in corpus if r["eventName"] in synth.MONITORED_NAMES]
     assert matches_of(layout(corpus), matcher, stats) == expected
-    assert not stats.fast_path and stats.records == 300
+    assert stats.parsed == stats.records == 300
 
 
-def test_other_top_level_key_after_records_falls_back_and_still_matches(corpus: list[dict]) -> None:
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda recs: json.dumps({"x": 1, "Records": recs}, separators=(",", ":")).encode(),
+        lambda recs: compact([dict(reversed(list(r.items()))) for r in recs]),
+    ],
+    ids=["other key first", "eventVersion last"],
+)
+def test_odd_compact_layouts_give_the_same_matches(
+    corpus: list[dict], layout: Callable[[list], bytes]
+) -> None:
+    matcher = NameMatcher(synth.MONITORED_NAMES)
+    stats = FileStats()
+    expected = [r for r in corpus if r["eventName"] in synth.MONITORED_NAMES]
+    assert matches_of(layout(corpus), matcher, stats) == expected
+    assert stats.records == 300
+
+
+def test_other_top_level_key_after_records_still_matches(corpus: list[dict]) -> None:
     body = compact(corpus)[:-1] + b',"other":[{"a":1},{"eventVersion":"1","eventName":"ConsoleLogin"}]}'
     expected = [r for r in corpus if r["eventName"] == "ConsoleLogin"]
     assert matches_of(body, NameMatcher()) == expected == matches_of(body, NameMatcher(), prefilter=False)
 
 
-def test_records_without_eventversion_leave_the_fast_path_with_bounded_buffers(
-    corpus: list[dict], small_chunks: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(logfile, "MAX_PIECE", 4096)
-    records = [corpus[0]] + [{"eventName": r["eventName"], **r} for r in corpus[1:]]
-    matcher = NameMatcher(synth.MONITORED_NAMES)
-    stats = FileStats()
-    assert matches_of(compact(records), matcher, stats) == [r for r in records if matcher.match(r)]
-    assert not stats.fast_path and stats.records == 300
-
-
-def test_fast_path_and_general_path_agree_across_tiny_chunks(corpus: list[dict], small_chunks: None) -> None:
+def test_skip_and_full_parse_agree_across_tiny_chunks(corpus: list[dict], small_chunks: None) -> None:
     body = compact(corpus)
     matcher = NameMatcher(synth.MONITORED_NAMES)
     fast, slow = FileStats(), FileStats()
@@ -385,7 +375,7 @@ def test_fast_path_and_general_path_agree_across_tiny_chunks(corpus: list[dict],
     assert records_of(body) == corpus
 
 
-# ------------------------------------------------------------------------------------- fast-path safety
+# ------------------------------------------------------------------------------------------ skip safety
 
 
 def _record(name: str, **extra: object) -> dict:
@@ -393,8 +383,8 @@ def _record(name: str, **extra: object) -> dict:
 
 
 NESTED_CASES = {
-    # A nested array whose later element starts with eventVersion: the split lands inside the record and
-    # the middle piece parses as an object. The record itself is not a ConsoleLogin.
+    # A nested array whose later element starts with eventVersion: a cut there lands inside the record,
+    # and the piece after it parses as an object. The record itself is not a ConsoleLogin.
     "fabricated record": [
         _record("GetObject", requestParameters={"items": [{"a": 1}, _record("ConsoleLogin"), {"b": 2}]}),
     ],
@@ -411,19 +401,22 @@ NESTED_CASES = {
         _record("A", x=[{"k": 1}, _record("B"), _record("ConsoleLogin"), _record("C", y=[{}, _record("D")])]),
         _record("ConsoleLogin", z=[{"eventVersion": "x"}]),
     ],
-    # Windows without a hit are not structure-checked on their own: cuts may land inside this record
-    # until a window with a hit (or the unproven limit) checks everything since the last proven point.
     "long nested array before a hit": [
         _record("GetObject", x=[{"k": i} if i % 2 else _record(f"N{i}") for i in range(30)]),
         _record("ConsoleLogin"),
     ],
-    "fabricated record after an unproven stretch": [
+    "fabricated record after a stretch without a hit": [
         _record("GetObject", x=[{"k": 1}, *[_record(f"N{i}") for i in range(20)], _record("ConsoleLogin")]),
         _record("GetObject"),
     ],
     "strings that look like separators": [
         _record("A", ua='},{"eventVersion":"1","eventName":"ConsoleLogin"}', b='\\\\"},{'),
         _record("ConsoleLogin", ua='[{"}]'),
+    ],
+    "deeper than the skip follows, then a hit": [
+        _record("A", x=[[[{"eventVersion": 1}]]] * 3, y=[[[[[[[[[[[[[[[[[[[[{"k": "v"}]]]]]]]]]]]]]]]]]]]]),
+        _record("GetObject"),
+        _record("ConsoleLogin"),
     ],
 }
 
@@ -435,77 +428,50 @@ def _nested_predicate(record: dict) -> bool:
 
 @pytest.mark.parametrize("name", list(NESTED_CASES))
 @pytest.mark.parametrize("chunk", [None, 48])
-@pytest.mark.parametrize("unproven_max", [None, 100])
 def test_nested_separators_never_give_a_wrong_answer(
-    name: str, chunk: int | None, unproven_max: int | None, monkeypatch: pytest.MonkeyPatch
+    name: str, chunk: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if chunk:
         monkeypatch.setattr(logfile, "CHUNK_SIZE", chunk)
-    if unproven_max:
-        monkeypatch.setattr(logfile, "UNPROVEN_MAX", unproven_max)
     records = NESTED_CASES[name]
-    matcher = NameMatcher(("ConsoleLogin",), needles=(b"ConsoleLogin",), predicate=_nested_predicate)
+    matcher = NameMatcher(("ConsoleLogin",), needles=("ConsoleLogin",), predicate=_nested_predicate)
     body = compact(records)
     expected = [r for r in records if matcher.match(r)]
-    assert matches_of(body, matcher) == expected == matches_of(body, matcher, prefilter=False)
+    stats, full = FileStats(), FileStats()
+    assert matches_of(body, matcher, stats) == expected == matches_of(body, matcher, full, prefilter=False)
+    assert stats.records == full.records == len(records)
 
 
-@pytest.mark.parametrize("unproven_max", [None, 100])
-def test_windows_without_a_hit_count_records_by_separators(
-    corpus: list[dict], small_chunks: None, unproven_max: int | None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if unproven_max:  # checked every ~100 bytes: the counts come from the structure check instead
-        monkeypatch.setattr(logfile, "UNPROVEN_MAX", unproven_max)
-    quiet = [r for r in corpus if r["eventName"] not in synth.MONITORED_NAMES]
-    stats = FileStats()
-    assert matches_of(compact(quiet), NameMatcher(synth.MONITORED_NAMES), stats) == []
-    assert (stats.records, stats.parsed, stats.fast_path) == (len(quiet), 0, True)
-    # A nested separator in a window without a hit is counted as a record unless a check covered it.
-    nested = [_record("A", x=[{"a": 1}, {"eventVersion": 1}]), _record("B")]
+def test_a_nested_separator_without_a_hit_is_parsed_and_counted_right(small_chunks: None) -> None:
+    nested = [_record("A", x=[{"a": 1}, {"eventVersion": 1}]), _record("B"), _record("C")]
     stats = FileStats()
     assert matches_of(compact(nested), NameMatcher(), stats) == []
-    assert (stats.records, stats.fast_path) == ((3, True) if unproven_max is None else (2, False))
+    assert stats.records == 3 and stats.parsed >= 2  # A is parsed; B may be skipped once proven whole
 
 
-def test_structure_check_rejects_nested_separators_and_accepts_records() -> None:
-    ok = compact([_record("A"), _record("B", x=[{"eventVersion": 1}], y='},{"eventVersion":')])[12:-2]
-    nested = compact([_record("A", x=[{"a": 1}, {"eventVersion": 1}])])[12:-2]
-    assert logfile._structure_ok(ok) == 1
-    assert logfile._structure_ok(nested) is None
+@pytest.mark.parametrize(("depth", "skipped"), [(40, True), (200, False)])
+def test_a_record_deeper_than_the_skip_follows_is_parsed(depth: int, skipped: bool) -> None:
+    deep = b"[" * depth + b"]" * depth
+    body = (
+        b'{"Records":[{"eventVersion":"1","eventName":"GetObject","x":' + deep + b'},{"eventVersion":"2"}]}'
+    )
+    stats = FileStats()
+    assert matches_of(body, NameMatcher(), stats) == []
+    assert (stats.records, stats.parsed) == (2, 1 if skipped else 2)
 
 
-@pytest.mark.parametrize(
-    ("shapes", "balanced"),
-    [
-        ([b'{""{}[""]}', b'{"[""}"}'], True),  # strings hold brackets; adjacent strings
-        ([b"{", b"}"], False),  # a pair around a marker: the separator is nested
-        ([b'{"', b'"}'], False),  # a string would span the marker (odd quotes in each shape)
-        ([b'{"}', b'{"}'], False),
-        ([b"{[}]"], False),
-        ([b"{" * 70 + b"}" * 70], False),  # deeper than the check follows: doubt
-        ([b""], True),
-    ],
-)
-def test_shapes_are_checked_each_on_its_own(shapes: list[bytes], balanced: bool) -> None:
-    assert logfile._balanced(shapes) is balanced
-
-
-def test_remembered_shapes_never_make_a_nested_separator_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(logfile, "_SHAPES", set())
-    monkeypatch.setattr(logfile, "_SHAPES_MAX", 3)
-    ok = compact([_record("A"), _record("B", x=[{"eventVersion": 1}]), _record("C")])[12:-2]
-    nested = compact([_record("A", x=[{"a": 1}, {"eventVersion": 1}]), _record("A")])[12:-2]
-    for _ in range(2):  # the second time from what was remembered
-        assert logfile._structure_ok(ok) == 2
-        assert logfile._structure_ok(nested) is None
-    varied = compact([_record("A", x=[[]] * n) for n in range(6)])[12:-2]  # six distinct shapes
-    assert logfile._structure_ok(varied) == 5
-    assert 0 < len(logfile._SHAPES) <= 3 + 6  # bounded: cleared when it would pass the maximum
-    assert logfile._structure_ok(ok) == 2
-    assert len(logfile._SHAPES) <= 3
-    big = compact([_record("A", x=[[{}] * 2000])])[12:-2]
-    assert logfile._structure_ok(big) == 0
-    assert all(len(shape) <= logfile._SHAPE_CACHED_MAX for shape in logfile._SHAPES)
+def test_a_depth_bomb_is_a_log_file_error_with_or_without_a_hit() -> None:
+    deep = b"[" * DEEP + b"]" * DEEP
+    for name in (b"GetObject", b"ConsoleLogin"):
+        body = (
+            b'{"Records":[{"eventVersion":"1","eventName":"'
+            + name
+            + b'","x":'
+            + deep
+            + b'},{"eventVersion":"2"}]}'
+        )
+        with pytest.raises(LogFileError, match="nested too deeply"):
+            list(iter_matches(io.BytesIO(body), NameMatcher()))
 
 
 @pytest.mark.parametrize(
@@ -513,17 +479,44 @@ def test_remembered_shapes_never_make_a_nested_separator_pass(monkeypatch: pytes
     [
         lambda text: text.replace(b'"ConsoleLogin"', b'"Console\\u004cogin"'),
         lambda text: text.replace(b'"eventName"', b'"event\\u004eame"'),
+        lambda text: text.replace(b'"eventName":"ConsoleLogin"', b'"eventName" : "ConsoleLogin"'),
+        lambda text: text.replace(b'"eventName":"ConsoleLogin"', b'"eventName":["ConsoleLogin"]'),
         lambda text: text.replace(b'"signin.amazonaws.com"', b'"signin.amazonaws.com\\/x"'),
     ],
-    ids=["escaped value", "escaped key", "escaped slash"],
+    ids=["escaped value", "escaped key", "spaces", "array", "escaped slash"],
 )
-def test_escapes_that_hide_a_needle_make_a_candidate(spelling: Callable[[bytes], bytes]) -> None:
+def test_other_spellings_of_a_hit_make_a_candidate(spelling: Callable[[bytes], bytes]) -> None:
+    matcher = compile_config(
+        validate_config({"rules": [{"id": "c", "pattern": {"eventName": ["ConsoleLogin"]}}]})
+    )
     records = [synth.make_record("GetObject"), synth.console_login(), synth.make_record("GetObject")]
     body = spelling(compact(records))
     stats = FileStats()
-    got = matches_of(body, NameMatcher(), stats)
-    assert got == matches_of(body, NameMatcher(), prefilter=False)
-    assert [r["eventName"] for r in got] == ["ConsoleLogin"] and stats.fast_path
+    got = matches_of(body, matcher, stats)
+    assert got == [json.loads(body)["Records"][1]] == matches_of(body, matcher, prefilter=False)
+    assert stats.fast_path
+
+
+def test_long_and_many_literals_do_not_break_the_reader(corpus: list[dict]) -> None:
+    """Regression: a 2,000-character literal and 50 literals once made the prefilter's regex builder
+    recurse past Python's limit on every log file; the validator accepts such configs."""
+    long_name = "A" * 2000
+    rules = [{"id": "long", "pattern": {"eventName": [long_name], "errorCode": ["E" * 2000]}}]
+    rules += [{"id": f"r{i}", "pattern": {"errorMessage": [{"prefix": f"m{i}" * 40}]}} for i in range(30)]
+    rules += [{"id": "names", "pattern": {"eventName": [f"N{i}" for i in range(50)]}}]
+    matcher = compile_config(validate_config({"rules": rules}))
+    assert matcher.literals is not None
+    records = [
+        *corpus[:50],
+        {**synth.make_record(long_name), "errorCode": "E" * 2000},
+        synth.make_record("N7"),
+        *corpus[50:100],
+    ]
+    records[5] = {**records[5], "errorMessage": "m3" * 40 + " and more"}
+    body = gzip.compress(compact(records))
+    expected = [r for r in records if matcher.match(r)]
+    assert len(expected) == 3
+    assert matches_of(body, matcher) == expected == matches_of(body, matcher, prefilter=False)
 
 
 # ---------------------------------------------------------------------------------------------- real data
@@ -546,24 +539,3 @@ def test_shared_records_match_without_exceptions(shared_records: list[dict]) -> 
     got = [(r, [rule.id for rule in rules]) for r, rules in iter_matches(io.BytesIO(data), matcher, stats)]
     expected = [(r, [rule.id for rule in matcher.match(r)]) for r in shared_records if matcher.match(r)]
     assert got == expected and stats.matched == len(expected) > 0
-
-
-_WORDS = st.sets(st.text(alphabet='ab"(.*', max_size=4).map(str.encode), min_size=1, max_size=6)
-
-
-@given(words=_WORDS, other=st.text(alphabet='ab"(.*<>', max_size=6).map(str.encode))
-def test_trie_pattern_matches_exactly_its_words(words: set[bytes], other: bytes) -> None:
-    pattern = re.compile(logfile._trie_pattern(sorted(words)))
-    for candidate in [*words, *(w[:-1] for w in words), *(w + b"a" for w in words), other]:
-        assert (pattern.fullmatch(candidate) is not None) == (candidate in words), candidate
-
-
-@given(words=_WORDS)
-def test_trie_pattern_puts_each_words_tail_after_it(words: set[bytes]) -> None:
-    """The key scan's form: each key followed by its own condition, never by another key's."""
-    tails = {w: re.escape(b"<" + w + b">") for w in words}
-    pattern = re.compile(logfile._trie_pattern(sorted(words), tails))
-    for w in words:
-        assert pattern.fullmatch(w + b"<" + w + b">")
-        for v in words - {w}:
-            assert not pattern.fullmatch(w + b"<" + v + b">")

@@ -1,4 +1,4 @@
-"""Unit tests of rules.py: each filter, record shapes, $or/exclude, validation messages, limits, needles."""
+"""config, patterns, literals: each filter, record shapes, $or/exclude, validation messages, limits."""
 
 from __future__ import annotations
 
@@ -6,14 +6,10 @@ import json
 import sys
 
 import pytest
-from trailwatch_processor import rules as R
-from trailwatch_processor.rules import (
-    ConfigError,
-    compile_config,
-    parse_config,
-    severity_rank,
-    validate_config,
-)
+from trailwatch_processor import config as R
+from trailwatch_processor.config import ConfigError, parse_config, severity_rank, validate_config
+from trailwatch_processor.literals import MAX_NEEDLES, Literals
+from trailwatch_processor.patterns import compile_config
 
 
 def match_one(pattern: dict, record: dict, exclude: list | None = None) -> bool:
@@ -100,6 +96,12 @@ FILTER_CASES = [
     ({"f": [{"cidr": "10.0.0.0/24"}]}, {"f": "AWS Internal"}, False),
     ({"f": [{"cidr": "10.0.0.0/24"}]}, {"f": "::ffff:10.0.0.1"}, False),
     ({"f": [{"cidr": "2001:db8::/32"}]}, {"f": "2001:db8::1"}, True),
+    # host bits set: masked to the network, as EventBridge does
+    ({"f": [{"cidr": "10.0.0.7/24"}]}, {"f": "10.0.0.200"}, True),
+    ({"f": [{"cidr": "10.0.0.7/24"}]}, {"f": "10.0.1.7"}, False),
+    ({"f": [{"cidr": "2001:db8::1/32"}]}, {"f": "2001:db8:ffff::2"}, True),
+    # an empty anything-but equals-ignore-case/wildcard stays valid (EventBridge accepts them)
+    ({"f": [{"anything-but": {"equals-ignore-case": ""}}]}, {"f": "a"}, True),
     # several filters in one leaf: any
     ({"f": ["a", {"prefix": "zz"}, 7]}, {"f": "zzz"}, True),
     ({"f": ["a", {"prefix": "zz"}, 7]}, {"f": 7}, True),
@@ -256,10 +258,6 @@ BAD_CONFIGS = [
         'op, number], e.g. [">", 0, "<=", 5]',
     ),
     (
-        {"rules": [{"id": "a", "pattern": {"f": [{"cidr": "10.0.0.1/24"}]}}]},
-        "rules[0].pattern.f[0].cidr: invalid CIDR: 10.0.0.1/24 has host bits set",
-    ),
-    (
         {"rules": [{"id": "a", "pattern": {"f": [{"cidr": "10.0.0.1"}]}}]},
         "rules[0].pattern.f[0].cidr: expected CIDR notation (address/prefix-length), got '10.0.0.1'",
     ),
@@ -288,11 +286,23 @@ BAD_CONFIGS = [
     ),
     (
         {"rules": [{"id": "a", "pattern": {"$or": []}}]},
-        "rules[0].pattern.$or: $or must be a non-empty array of patterns",
+        "rules[0].pattern.$or: $or must be an array of at least two patterns",
+    ),
+    (  # EventBridge: "There must have at least 2 Objects in $or relationship"
+        {"rules": [{"id": "a", "pattern": {"$or": [{"f": ["x"]}]}}]},
+        "rules[0].pattern.$or: $or must be an array of at least two patterns",
     ),
     (
-        {"rules": [{"id": "a", "pattern": {"$or": [{"f": [{"suffix": None}]}]}}]},
-        "rules[0].pattern.$or[0].f[0].suffix: expected a string, got null",
+        {"rules": [{"id": "a", "pattern": {"$or": [{"g": ["x"]}, {"f": [{"suffix": None}]}]}}]},
+        "rules[0].pattern.$or[1].f[0].suffix: expected a string, got null",
+    ),
+    (  # EventBridge: "Null prefix/suffix not allowed" (such a rule would never match)
+        {"rules": [{"id": "a", "pattern": {"f": [{"anything-but": {"prefix": ""}}]}}]},
+        "rules[0].pattern.f[0].anything-but.prefix: must not be empty",
+    ),
+    (
+        {"rules": [{"id": "a", "pattern": {"f": [{"anything-but": {"suffix": ["x", ""]}}]}}]},
+        "rules[0].pattern.f[0].anything-but.suffix[1]: must not be empty",
     ),
     (
         {"rules": [{"id": "a", "pattern": {"a b": "x"}}]},
@@ -468,107 +478,66 @@ def test_severity_rank() -> None:
         severity_rank("nope")
 
 
-# ---------------------------------------------------------------------------------------------- needles
+# ---------------------------------------------------------------------------------------------- literals
+
+
+def _literals(*patterns: dict) -> Literals | None:
+    rules = [{"id": f"r{i}", "pattern": pattern} for i, pattern in enumerate(patterns)]
+    return compile_config(validate_config({"rules": rules})).literals
 
 
 @pytest.mark.parametrize(
-    ("pattern", "needles"),
+    ("pattern", "names", "needles"),
     [
-        ({"eventName": ["A", "B"], "f": ["zzzzzzzz"]}, (b'"A"', b'"B"')),  # eventName preferred
-        ({"f": [{"prefix": "Acc"}, {"suffix": "Op"}]}, (b'"Acc', b'Op"')),
-        ({"f": [{"wildcard": "ab*cdef*g"}]}, (b"cdef",)),
-        ({"f": [{"wildcard": "a\\*b"}]}, (b'"a*b"',)),
-        ({"f": ['say "hi"\\\n']}, (b'"say \\"hi\\"\\\\\\n"',)),
-        ({"f": ["é"]}, ('"é"'.encode(),)),
-        ({"u": {"type": ["Root"]}, "n": [5]}, (b'"Root"',)),
-        ({"$or": [{"a": ["x"]}, {"b": [{"prefix": "y"}]}]}, (b'"x"', b'"y')),
-        ({"f": [5]}, None),
-        ({"f": ["a", {"equals-ignore-case": "b"}]}, None),
-        ({"f": [{"anything-but": "a"}]}, None),
-        ({"f": [{"exists": True}]}, None),
-        ({"$or": [{"a": ["x"]}, {"b": [{"cidr": "10.0.0.0/8"}]}]}, None),
+        ({"eventName": ["A", "B"], "f": ["zzzzzzzz"]}, {"A", "B"}, ()),  # exact eventNames cover the rule
+        ({"eventName": ['q"']}, {'q\\"'}, ()),  # names in their raw spelling
+        ({"eventName": [{"prefix": "Del"}]}, set(), ()),  # a name prefix covers it (event_name_prefixes)
+        ({"eventName": [{"suffix": "Del"}]}, set(), ('Del"',)),
+        ({"f": [{"prefix": "Acc"}, {"suffix": "Op"}]}, set(), ('"Acc', 'Op"')),
+        ({"f": [{"wildcard": "ab*cdef*g"}]}, set(), ("cdef",)),
+        ({"f": [{"wildcard": "a\\*b"}]}, set(), ('"a*b"',)),
+        ({"f": ['say "hi"\\\n']}, set(), ('"say \\"hi\\"\\\\\\n"',)),
+        ({"f": ["é"]}, set(), ('"é"',)),
+        ({"u": {"type": ["Root"]}, "n": [5]}, set(), ('"Root"',)),
+        ({"$or": [{"a": ["x"]}, {"b": [{"prefix": "y"}]}]}, set(), ('"x"', '"y')),
+        ({"$or": [{"eventName": ["A"]}, {"eventName": ["B"]}]}, set(), ('"A"', '"B"')),
     ],
 )
-def test_needles(pattern: dict, needles: tuple | None) -> None:
-    matcher = compile_config(validate_config({"rules": [{"id": "r", "pattern": pattern}]}))
-    assert matcher.needles == needles
+def test_literals(pattern: dict, names: set, needles: tuple) -> None:
+    literals = _literals(pattern)
+    assert literals is not None
+    assert (set(literals.event_names), literals.needles) == (names, needles)
 
 
-def test_needles_drop_redundant_superstrings_and_none_wins() -> None:
-    config = validate_config(
-        {
-            "rules": [
-                {"id": "a", "pattern": {"f": ["Root"]}},
-                {"id": "b", "pattern": {"f": [{"prefix": "Ro"}]}},
-            ]
-        }
+def test_event_name_prefixes_cover_a_rule_beside_exact_names() -> None:
+    literals = _literals({"eventName": ["Get", {"prefix": "Update20"}], "eventSource": ["zzzzzzzzz"]})
+    assert literals is not None
+    assert (set(literals.event_names), literals.event_name_prefixes, literals.needles) == (
+        {"Get"},
+        ("Update20",),
+        (),
     )
-    assert compile_config(config).needles == (b'"Ro',)
-    config = validate_config(
-        {
-            "rules": [
-                {"id": "a", "pattern": {"f": ["Root"]}},
-                {"id": "b", "pattern": {"f": [{"numeric": [">", 1]}]}},
-            ]
-        }
-    )
-    assert compile_config(config).needles is None
-
-
-def _e_keys(key: str) -> bool:
-    return key.startswith("e")
 
 
 @pytest.mark.parametrize(
-    ("pattern", "keys", "needles"),
+    "pattern",
     [
-        # eventName preferred over another indexable leaf; names as raw spellings without quotes
-        ({"eventName": ["A", 'q"'], "errorCode": ["X"]}, {"eventName": ({b"A", b'q\\"'}, set(), set())}, ()),
-        ({"errorCode": [{"prefix": "Acc"}, {"suffix": "Op"}]}, {"errorCode": (set(), {b"Acc"}, {b"Op"})}, ()),
-        # the leaf with the fewest prefix/suffix filters wins
-        (
-            {"errorCode": [{"prefix": "A"}], "eventSource": ["s"]},
-            {"eventSource": ({b"s"}, set(), set())},
-            (),
-        ),
-        # keys the reader does not scan, $or leaves and non-string filters fall back to needles
-        ({"userAgent": [{"suffix": "x"}]}, {}, (b'x"',)),
-        ({"$or": [{"eventName": ["A"]}, {"eventName": ["B"]}]}, {}, (b'"A"', b'"B"')),
-        ({"errorCode": [{"anything-but": "A"}], "u": {"type": ["Root"]}}, {}, (b'"Root"',)),
-        ({"eventName": [{"equals-ignore-case": "a"}], "f": ["z"]}, {}, (b'"z"',)),
+        {"f": [5]},
+        {"f": ["a", {"equals-ignore-case": "b"}]},
+        {"f": [{"anything-but": "a"}]},
+        {"f": [{"exists": True}]},
+        {"$or": [{"a": ["x"]}, {"b": [{"cidr": "10.0.0.0/8"}]}]},
     ],
 )
-def test_prefilter_index(pattern: dict, keys: dict, needles: tuple) -> None:
-    matcher = compile_config(validate_config({"rules": [{"id": "r", "pattern": pattern}]}))
-    index = matcher.prefilter_index(_e_keys)
-    assert index is not None
-    got = {k: (set(t.exact), set(t.prefixes), set(t.suffixes)) for k, t in index.keys}
-    assert got == {k: tuple(set(x) for x in v) for k, v in keys.items()}
-    assert index.needles == needles
-    assert matcher.prefilter_index(_e_keys) is index  # computed once per policy
+def test_a_rule_without_literals_turns_the_skip_off(pattern: dict) -> None:
+    assert _literals(pattern) is None
+    assert _literals({"eventName": ["A"]}, pattern) is None
 
 
-def test_prefilter_index_merges_rules_per_key_and_is_none_without_a_safe_literal() -> None:
-    config = validate_config(
-        {
-            "monitored_events": ["CreateUser"],
-            "rules": [
-                {"id": "a", "pattern": {"eventName": ["StopLogging"]}},
-                {"id": "b", "pattern": {"eventName": [{"prefix": "Delete"}]}},
-            ],
-        }
-    )
-    ((key, test),) = compile_config(config).prefilter_index(_e_keys).keys
-    assert (key, test.exact, test.prefixes) == ("eventName", {b"CreateUser", b"StopLogging"}, {b"Delete"})
-    config = validate_config(
-        {
-            "rules": [
-                {"id": "a", "pattern": {"eventName": ["A"]}},
-                {"id": "n", "pattern": {"f": [{"numeric": [">", 1]}]}},
-            ]
-        }
-    )
-    assert compile_config(config).prefilter_index(_e_keys) is None
+def test_too_many_needles_turn_the_skip_off() -> None:
+    few = [{"f": [f"value-{i}"]} for i in range(MAX_NEEDLES)]
+    assert len(_literals(*few).needles) == MAX_NEEDLES
+    assert _literals(*few, {"f": ["one-more"]}) is None
 
 
 @pytest.mark.parametrize(
@@ -580,14 +549,11 @@ def test_prefilter_index_merges_rules_per_key_and_is_none_without_a_safe_literal
     ],
 )
 def test_needle_found_in_compact_raw_text_with_escapes(record: dict) -> None:
-    matcher = compile_config(validate_config({"rules": [{"id": "r", "pattern": {"f": ['say "hi"\\\n']}}]}))
-    if "x" in record:
-        matcher = compile_config(
-            validate_config({"rules": [{"id": "r", "pattern": {"x": {"f": ['say "hi"\\\n']}}}]})
-        )
-    raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    pattern = {"x": {"f": ['say "hi"\\\n']}} if "x" in record else {"f": ['say "hi"\\\n']}
+    matcher = compile_config(validate_config({"rules": [{"id": "r", "pattern": pattern}]}))
+    raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
     assert matcher.match(record)
-    assert any(n in raw for n in matcher.needles)
+    assert any(n in raw for n in matcher.literals.needles)
 
 
 def test_deeply_nested_record_arrays_do_not_recurse() -> None:

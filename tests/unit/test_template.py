@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from cfnlint.api import lint
 from trailwatch_processor.alerts import OPERATIONAL_RULE
-from trailwatch_processor.rules import SEVERITIES, severity_rank
+from trailwatch_processor.config import SEVERITIES, severity_rank
 
 from tests.unit.template_helpers import (
     TEMPLATE_PATH,
