@@ -635,7 +635,7 @@ def test_list_objects_v2_is_logged_as_list_objects(shared_records: list[dict]) -
 
 
 def test_read_only_agrees_with_real_records(shared_records: list[dict]) -> None:
-    """readOnly as CloudTrail wrote it in the shared real records (a few of which are hand-edited test
+    """readOnly as CloudTrail wrote it in the vendored real records (a few of which are hand-edited test
     fixtures, hence a tolerance rather than equality)."""
     calls = [
         r
