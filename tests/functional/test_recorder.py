@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlencode
 
 import boto3
 import pytest
@@ -735,10 +735,22 @@ _FLAT_KEY = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(_FLAT_KEY, st.lists(st.text(max_size=5), min_size=1, max_size=2), max_size=8))
-def test_query_parameters_of_any_shape_decode_without_error(params: dict[str, list[str]]) -> None:
-    decoded = rec._unflatten(params)
-    assert isinstance(decoded, dict)
-    json.dumps(decoded)
+def test_query_parameters_of_any_shape_give_a_record(params: dict[str, list[str]]) -> None:
+    """A query-protocol request whose form fields have any shape (member/entry lists, gaps, odd keys) gives a
+    record with JSON requestParameters."""
+    fields = [("Action", "CreateUser"), ("Version", "2010-05-08")]
+    fields += [(key, value) for key, values in params.items() for value in values]
+    request = HttpRequest(
+        "POST",
+        "/",
+        "",
+        {**_auth("iam"), "Content-Type": "application/x-www-form-urlencoded"},
+        urlencode(fields).encode(),
+    )
+    record = record_for(request)
+    assert record["eventName"] == "CreateUser"
+    assert isinstance(record["requestParameters"] or {}, dict)
+    json.dumps(record)
 
 
 @settings(max_examples=200, deadline=None)
