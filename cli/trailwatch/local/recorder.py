@@ -105,7 +105,7 @@ DYNAMODB_DATA_OPERATIONS = frozenset(
 SNS_DATA_OPERATIONS = frozenset({"Publish", "PublishBatch"})
 MAX_PARAMETER_CHARS = 10_240
 # Where CloudTrail's eventName is not the operation's name: S3 logs ListObjectsV2 calls as ListObjects with
-# requestParameters "list-type": "2" (as in the real records of ../shared/data/cloudtrail).
+# requestParameters "list-type": "2" (as in the real records of tests/data/cloudtrail).
 EVENT_NAME_OVERRIDES = {("s3", "ListObjectsV2"): "ListObjects"}
 _RANDOM_ALPHABET = string.ascii_letters + string.digits
 _XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
