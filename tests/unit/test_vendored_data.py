@@ -69,3 +69,22 @@ def test_license_texts_travel_with_the_data(file: str, must_contain: str) -> Non
     path: Path = SHARED_CLOUDTRAIL / file
     assert must_contain in path.read_text()
     assert f"`{file}`" in SOURCES.read_text()
+
+
+def test_the_records_are_read_from_inside_the_checkout(repo_root: Path) -> None:
+    assert SHARED_CLOUDTRAIL.resolve().is_relative_to(repo_root.resolve())
+
+
+def test_no_code_or_doc_points_beside_the_checkout(repo_root: Path) -> None:
+    """A clone alone must work: no source, test, bench script or doc names the old data folder next to it."""
+    outside = ("../" + "shared", "TRAILWATCH_" + "SHARED_DATA")
+    files = [repo_root / name for name in ("README.md", "pyproject.toml", "main.yaml", ".ci/run")]
+    for folder in ("cli", "lambda_src", "tests", "bench", "docs"):
+        files += [
+            p
+            for p in (repo_root / folder).rglob("*")
+            if p.suffix in {".py", ".md", ".toml", ".yaml"}
+            and "data" not in p.relative_to(repo_root).parts[:2]
+        ]
+    hits = [str(p.relative_to(repo_root)) for p in files if any(o in p.read_text() for o in outside)]
+    assert hits == []
