@@ -1,4 +1,4 @@
-"""Prove it: load, faults and bad input through the whole local pipeline (issue 7).
+"""Prove it: load, faults and bad input through the whole local pipeline.
 
     python bench/proof.py [--scale 1.0] [--only load,faults,...] [--markdown docs/proof.md] [--verbose]
 
