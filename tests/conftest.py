@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_CLOUDTRAIL = Path(
-    os.environ.get("TRAILWATCH_SHARED_DATA", ROOT.parent / "shared" / "data" / "cloudtrail")
-)
+# Real CloudTrail records from public projects, vendored with their licenses (see SOURCES.md there).
+SHARED_CLOUDTRAIL = ROOT / "tests" / "data" / "cloudtrail"
 
 
 @pytest.fixture(autouse=True)
@@ -26,19 +24,16 @@ def _aws_test_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def shared_cloudtrail_files() -> list[Path]:
-    """The real CloudTrail files in ../shared/data/cloudtrail. Fails loudly (never skips) when missing."""
+    """The vendored real CloudTrail files. Fails loudly (never skips) when missing."""
     files = sorted(SHARED_CLOUDTRAIL.glob("*.json"))
     if not files:
-        pytest.fail(
-            f"no CloudTrail data at {SHARED_CLOUDTRAIL}: these tests need ../shared/data/cloudtrail "
-            "beside the checkout (or TRAILWATCH_SHARED_DATA pointing at it)"
-        )
+        pytest.fail(f"no CloudTrail data at {SHARED_CLOUDTRAIL}: the vendored records are missing")
     return files
 
 
 @pytest.fixture(scope="session")
 def shared_records() -> list[dict]:
-    """Every record of every shared CloudTrail file, unchanged."""
+    """Every record of every vendored CloudTrail file, unchanged."""
     out: list[dict] = []
     for path in shared_cloudtrail_files():
         for record in json.loads(path.read_text())["Records"]:

@@ -1,4 +1,4 @@
-"""Issue 6, first acceptance point: `create_user` through boto3 against the emulator yields, within 15 s, a
+"""A live trail: `create_user` through boto3 against the emulator yields, within 15 s, a
 CloudTrail file in the trail bucket holding a CreateUser record with the caller's identity, an item in the
 table and an alert on a subscribed queue. Nothing is staged: the record comes from the emulator's recorder.
 """

@@ -1,4 +1,4 @@
-"""Acceptance of the local AWS (issue 5): the unchanged main.yaml deploys through CloudFormation on a
+"""The local AWS deploys the real stack: the unchanged main.yaml deploys through CloudFormation on a
 LocalAWS, and every resource it declares exists with its declared settings, read back through the AWS
 APIs only.
 

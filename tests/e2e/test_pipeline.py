@@ -1,4 +1,4 @@
-"""Issue 5 acceptance: CloudTrail files written under `AWSLogs/` become items in the table and alerts on a
+"""The whole pipeline: CloudTrail files written under `AWSLogs/` become items in the table and alerts on a
 subscribed queue, a corrupt file ends in the DLQ, and nothing else is lost or duplicated.
 
 The stack is the real main.yaml with the real processor zip on the local AWS. The recorder is off: every

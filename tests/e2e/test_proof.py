@@ -1,36 +1,22 @@
-"""Issue 7: a reduced run of every scenario of bench/proof.py (load, faults, bad input) on one LocalAWS with
-the deployed stack. Each scenario must end with every expected event stored once and alerted once, and
-every bad input doing what docs/proof.md documents.
+"""A reduced run of every scenario of the proof (load, faults, bad input) on one LocalAWS with the deployed
+stack. Each scenario must end with every expected event stored once and alerted once, and every bad input
+must have its documented outcome (the `documented` column of `BadInput`).
 
 Reduced: the load is 2 % of the full one, and the retry clock is shorter where no scenario depends on its
 length (`REDUCED_TIMING`). The full run (`python bench/proof.py`) keeps the proof's own timing."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
-from types import ModuleType
 
 import pytest
 
-from tests.e2e.conftest import ROOT
+from bench import proof_scenarios as proof
 
 pytestmark = pytest.mark.e2e
 
 LOAD_SCALE = 0.02  # 10 files x 50 records
 
-
-def _load_proof() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("trailwatch_bench_proof", ROOT / "bench" / "proof.py")
-    assert spec is not None and spec.loader is not None, "bench/proof.py is missing"
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-proof = _load_proof()
 
 # Function timeout 3 s (the slowest invocation of a reduced run takes ~1.5 s), visibility 5 s (a crashed
 # invocation's claims, taken < 1 s into it, are older than the 4 s staleness when its message comes back),

@@ -475,6 +475,7 @@ def test_isolate_imports_keeps_only_the_task_root_and_the_installation(
 # the runtime end to end
 
 
+@pytest.mark.e2e
 def test_batch_processed_deleted_with_lambda_event_env_context_and_isolation(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log, docker_calls: list[tuple[Any, ...]]
 ) -> None:
@@ -544,6 +545,7 @@ def test_batch_processed_deleted_with_lambda_event_env_context_and_isolation(
     assert docker_calls == []
 
 
+@pytest.mark.e2e
 def test_code_is_the_zip_the_function_was_created_with(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], client_for: Callable[[str], Any]
 ) -> None:
@@ -571,6 +573,7 @@ def test_code_is_the_zip_the_function_was_created_with(
     assert second["pid"] != first["pid"]  # new code, new worker
 
 
+@pytest.mark.e2e
 def test_warm_worker_is_reused(runtime: LambdaRuntime, make_stack: Callable[..., Stack]) -> None:
     stack = make_stack()
     stack.deploy()
@@ -581,6 +584,7 @@ def test_warm_worker_is_reused(runtime: LambdaRuntime, make_stack: Callable[...,
     assert [len(r["event"]["Records"]) for r in reports] == [1, 1, 1]
 
 
+@pytest.mark.e2e
 def test_batch_item_failures_retried_then_redriven_to_dlq(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack]
 ) -> None:
@@ -597,6 +601,7 @@ def test_batch_item_failures_retried_then_redriven_to_dlq(
     assert receive_counts == ["1", "2"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("settings", [REPORT_BATCH, {}], ids=["report-batch-item-failures", "plain"])
 def test_handler_exception_fails_the_batch_then_dlq(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log, settings: dict[str, Any]
@@ -614,6 +619,7 @@ def test_handler_exception_fails_the_batch_then_dlq(
     assert not log.says(stack.name, "lambda_worker.py")  # not the bootstrap's
 
 
+@pytest.mark.e2e
 def test_unknown_item_identifier_fails_the_whole_batch(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log
 ) -> None:
@@ -630,6 +636,7 @@ def test_unknown_item_identifier_fails_the_whole_batch(
     )
 
 
+@pytest.mark.e2e
 def test_batching_window_gathers_messages_sent_apart(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log
 ) -> None:
@@ -645,6 +652,7 @@ def test_batching_window_gathers_messages_sent_apart(
     assert [r["messageId"] for r in reports[0]["event"]["Records"]] == sent
 
 
+@pytest.mark.e2e
 def test_fifo_queue_keeps_order_and_group_attributes(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], client_for: Callable[..., Any]
 ) -> None:
@@ -668,6 +676,7 @@ def test_fifo_queue_keeps_order_and_group_attributes(
         assert "MessageDeduplicationId" in record["attributes"]  # moto 5.2.1 omits SequenceNumber
 
 
+@pytest.mark.e2e
 def test_batch_size_bounds_each_invocation(runtime: LambdaRuntime, make_stack: Callable[..., Stack]) -> None:
     stack = make_stack(visibility_timeout=30)
     stack.deploy()
@@ -679,6 +688,7 @@ def test_batch_size_bounds_each_invocation(runtime: LambdaRuntime, make_stack: C
     assert sorted(r["messageId"] for rep in stack.reports() for r in rep["event"]["Records"]) == sorted(sent)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("handler", "error"),
     [
@@ -702,6 +712,7 @@ def test_init_error_fails_the_invocation(
     assert stack.reports() == []
 
 
+@pytest.mark.e2e
 def test_timeout_kills_the_worker_and_counts_as_failure(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log
 ) -> None:
@@ -721,6 +732,7 @@ def test_timeout_kills_the_worker_and_counts_as_failure(
     assert len(stack.invocations_of(slow)) == 1
 
 
+@pytest.mark.e2e
 def test_worker_crash_fails_the_invocation_and_restarts(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log
 ) -> None:
@@ -737,6 +749,7 @@ def test_worker_crash_fails_the_invocation_and_restarts(
     assert len({r["pid"] for r in stack.reports()}) == 2  # the crashed worker, then a fresh one
 
 
+@pytest.mark.e2e
 def test_reserved_concurrency_zero_throttles(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log, client_for: Callable[..., Any]
 ) -> None:
@@ -755,6 +768,7 @@ def test_reserved_concurrency_zero_throttles(
     assert record["attributes"]["ApproximateReceiveCount"] == "1"  # never received while throttled
 
 
+@pytest.mark.e2e
 def test_disabled_or_deleted_mapping_is_not_polled(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log, client_for: Callable[..., Any]
 ) -> None:
@@ -777,6 +791,7 @@ def test_disabled_or_deleted_mapping_is_not_polled(
     assert stack.counts(stack.queue_url) == 1 and len(stack.reports()) == 1
 
 
+@pytest.mark.e2e
 def test_runtime_requests_are_marked_internal_for_the_recorder(endpoint: str) -> None:
     """The Lambda service's own polling is not in the account's trail (the function's calls are)."""
     rt = LambdaRuntime(endpoint, REGION, Log())
@@ -790,6 +805,7 @@ def test_runtime_requests_are_marked_internal_for_the_recorder(endpoint: str) ->
         rt.stop()
 
 
+@pytest.mark.e2e
 def test_stop_is_quick_and_kills_workers(endpoint: str, make_stack: Callable[..., Stack]) -> None:
     """A runtime of its own, in a region no other test's runtime polls."""
     rt = LambdaRuntime(endpoint, "eu-west-2", Log())

@@ -188,26 +188,6 @@ def test_every_moto_operation_maps_back(
     )
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_ambiguities_are_exactly_these(service: str) -> None:
-    """Groups of same-wire-form operations in botocore's model, each resolved as INDISTINGUISHABLE says."""
-    groups: dict[tuple, list[str]] = {}
-    if operations.service_model(service).protocol not in ("rest-json", "rest-xml"):
-        assert not any(key[0] == service for key in INDISTINGUISHABLE)
-        return  # RPC protocols name the operation in the request
-    for route in operations._routes(service):
-        groups.setdefault(route.wire_form, []).append(route.operation)
-    found = {}
-    for members in groups.values():
-        if len(members) < 2:
-            continue
-        winners = [m for m in members if (service, m) not in INDISTINGUISHABLE]
-        assert len(winners) == 1, f"unexplained ambiguity in {service}: {members}"
-        found |= {(service, m): winners[0] for m in members if m != winners[0]}
-    listed = {key: value[0] for key, value in INDISTINGUISHABLE.items() if key[0] == service}
-    assert found == listed
-
-
 @pytest.mark.parametrize(
     ("service", "source"),
     [

@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlencode
 
 import boto3
 import pytest
@@ -23,7 +23,6 @@ from cfnlint.decode import cfn_yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto.s3.models import s3_backends
-from trailwatch.local import cloudtrail_records
 from trailwatch.local.cloudtrail_records import HIDDEN, Served, build_record, is_read_only, parse_error
 from trailwatch.local.cloudtrail_selectors import (
     advanced_selectors_match,
@@ -641,7 +640,7 @@ def test_list_objects_v2_is_logged_as_list_objects(shared_records: list[dict]) -
 
 
 def test_read_only_agrees_with_real_records(shared_records: list[dict]) -> None:
-    """readOnly as CloudTrail wrote it in the shared real records (a few of which are hand-edited test
+    """readOnly as CloudTrail wrote it in the vendored real records (a few of which are hand-edited test
     fixtures, hence a tolerance rather than equality)."""
     calls = [
         r
@@ -739,10 +738,22 @@ _FLAT_KEY = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(_FLAT_KEY, st.lists(st.text(max_size=5), min_size=1, max_size=2), max_size=8))
-def test_query_parameters_of_any_shape_decode_without_error(params: dict[str, list[str]]) -> None:
-    decoded = cloudtrail_records._unflatten(params)
-    assert isinstance(decoded, dict)
-    json.dumps(decoded)
+def test_query_parameters_of_any_shape_give_a_record(params: dict[str, list[str]]) -> None:
+    """A query-protocol request whose form fields have any shape (member/entry lists, gaps, odd keys) gives a
+    record with JSON requestParameters."""
+    fields = [("Action", "CreateUser"), ("Version", "2010-05-08")]
+    fields += [(key, value) for key, values in params.items() for value in values]
+    request = HttpRequest(
+        "POST",
+        "/",
+        "",
+        {**_auth("iam"), "Content-Type": "application/x-www-form-urlencoded"},
+        urlencode(fields).encode(),
+    )
+    record = record_for(request)
+    assert record["eventName"] == "CreateUser"
+    assert isinstance(record["requestParameters"] or {}, dict)
+    json.dumps(record)
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,0 +1,1 @@
+"""Benchmarks and proofs run from the command line (`python bench/<name>.py`)."""
