@@ -12,41 +12,33 @@ Layout (CloudTrail User Guide, "Finding your CloudTrail log files" and "CloudTra
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 
-def log_file_key(
-    account: str,
-    region: str,
-    when: datetime,
-    unique: str,
-    *,
-    prefix: str | None = None,
-    org_id: str | None = None,
-) -> str:
-    """The key of a log file delivered at `when` (`unique`: CloudTrail's 16-character random part)."""
-    when = when.astimezone(UTC)
-    name = f"{account}_CloudTrail_{region}_{when:%Y%m%dT%H%MZ}_{unique}.json.gz"
-    return f"{_account_root(prefix, org_id, account)}/CloudTrail/{region}/{when:%Y/%m/%d}/{name}"
+@dataclass(frozen=True)
+class TrailKeys:
+    """Where one account's CloudTrail files go in a trail's bucket (`prefix`: the trail's S3KeyPrefix;
+    `org_id`: set for an organization trail)."""
 
+    account: str
+    prefix: str | None = None
+    org_id: str | None = None
 
-def digest_key(
-    account: str,
-    region: str,
-    when: datetime,
-    *,
-    trail: str,
-    home_region: str,
-    prefix: str | None = None,
-    org_id: str | None = None,
-) -> str:
-    """The key of the digest file of `trail` (created in `home_region`) for `region`, ending at `when`."""
-    when = when.astimezone(UTC)
-    name = f"{account}_CloudTrail-Digest_{region}_{trail}_{home_region}_{when:%Y%m%dT%H%M%SZ}.json.gz"
-    return f"{_account_root(prefix, org_id, account)}/CloudTrail-Digest/{region}/{when:%Y/%m/%d}/{name}"
+    def log_file(self, region: str, when: datetime, unique: str) -> str:
+        """The key of a log file delivered at `when` (`unique`: CloudTrail's 16-character random part)."""
+        when = when.astimezone(UTC)
+        name = f"{self.account}_CloudTrail_{region}_{when:%Y%m%dT%H%MZ}_{unique}.json.gz"
+        return f"{self._folder('CloudTrail', region, when)}/{name}"
 
+    def digest(self, region: str, when: datetime, trail: str, home_region: str) -> str:
+        """The key of the digest file of `trail` (created in `home_region`) for `region`, ending at `when`."""
+        when = when.astimezone(UTC)
+        stamp = f"{when:%Y%m%dT%H%M%SZ}"
+        name = f"{self.account}_CloudTrail-Digest_{region}_{trail}_{home_region}_{stamp}.json.gz"
+        return f"{self._folder('CloudTrail-Digest', region, when)}/{name}"
 
-def _account_root(prefix: str | None, org_id: str | None, account: str) -> str:
-    lead = f"{prefix.strip('/')}/" if prefix and prefix.strip("/") else ""
-    org = f"{org_id}/" if org_id else ""
-    return f"{lead}AWSLogs/{org}{account}"
+    def _folder(self, kind: str, region: str, when: datetime) -> str:
+        lead = f"{self.prefix.strip('/')}/" if self.prefix and self.prefix.strip("/") else ""
+        org = f"{self.org_id}/" if self.org_id else ""
+        return f"{lead}AWSLogs/{org}{self.account}/{kind}/{region}/{when:%Y/%m/%d}"

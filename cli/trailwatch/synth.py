@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from trailwatch import cloudtrail_keys
+from trailwatch.cloudtrail_keys import TrailKeys
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -473,9 +473,9 @@ def log_key(
     org_id: str | None = None,
     unique: str | None = None,
 ) -> str:
-    """A log file key in CloudTrail's layout (`cloudtrail_keys`); `unique` defaults to a random one."""
+    """A log file key in CloudTrail's layout (`TrailKeys`); `unique` defaults to a random one."""
     unique = unique or uuid.uuid4().hex[:16].upper()
-    return cloudtrail_keys.log_file_key(account, region, when, unique, prefix=prefix, org_id=org_id)
+    return TrailKeys(account, prefix, org_id).log_file(region, when, unique)
 
 
 def digest_key(
@@ -486,10 +486,8 @@ def digest_key(
     prefix: str = "",
     org_id: str | None = None,
 ) -> str:
-    """A digest file key in CloudTrail's layout (`cloudtrail_keys`), of a trail named trailwatch."""
-    return cloudtrail_keys.digest_key(
-        account, region, when, trail="trailwatch", home_region=region, prefix=prefix, org_id=org_id
-    )
+    """A digest file key in CloudTrail's layout (`TrailKeys`), of a trail named trailwatch."""
+    return TrailKeys(account, prefix, org_id).digest(region, when, "trailwatch", region)
 
 
 def digest_body(account: str = ACCOUNT, region: str = REGION, when: datetime = DEFAULT_TIME) -> bytes:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from trailwatch import cloudtrail_keys, synth
+from trailwatch import synth
+from trailwatch.cloudtrail_keys import TrailKeys
 
 WHEN = datetime(2026, 1, 15, 23, 59, 7, tzinfo=UTC)
 
@@ -21,17 +22,12 @@ WHEN = datetime(2026, 1, 15, 23, 59, 7, tzinfo=UTC)
     ],
 )
 def test_keys(prefix: str | None, org_id: str | None, root: str) -> None:
-    log = cloudtrail_keys.log_file_key(
-        "111122223333", "eu-west-1", WHEN, "U" * 16, prefix=prefix, org_id=org_id
-    )
-    assert log == (
+    keys = TrailKeys("111122223333", prefix, org_id)
+    assert keys.log_file("eu-west-1", WHEN, "U" * 16) == (
         f"{root}/CloudTrail/eu-west-1/2026/01/15/111122223333_CloudTrail_eu-west-1_20260115T2359Z_"
         f"{'U' * 16}.json.gz"
     )
-    digest = cloudtrail_keys.digest_key(
-        "111122223333", "eu-west-1", WHEN, trail="t", home_region="us-east-1", prefix=prefix, org_id=org_id
-    )
-    assert digest == (
+    assert keys.digest("eu-west-1", WHEN, "t", "us-east-1") == (
         f"{root}/CloudTrail-Digest/eu-west-1/2026/01/15/"
         "111122223333_CloudTrail-Digest_eu-west-1_t_us-east-1_20260115T235907Z.json.gz"
     )
@@ -39,14 +35,12 @@ def test_keys(prefix: str | None, org_id: str | None, root: str) -> None:
 
 def test_time_is_utc_whatever_the_zone() -> None:
     local = WHEN.astimezone(timezone(timedelta(hours=2)))  # 2026-01-16 01:59 there
-    assert "/2026/01/15/" in cloudtrail_keys.log_file_key("1", "r", local, "u")
-    assert "_20260115T235907Z" in cloudtrail_keys.digest_key("1", "r", local, trail="t", home_region="r")
+    assert "/2026/01/15/" in TrailKeys("1").log_file("r", local, "u")
+    assert "_20260115T235907Z" in TrailKeys("1").digest("r", local, "t", "r")
 
 
 def test_synth_keys_are_cloudtrails() -> None:
-    assert synth.log_key("1", "r", WHEN, unique="u", prefix="p") == cloudtrail_keys.log_file_key(
-        "1", "r", WHEN, "u", prefix="p"
+    assert synth.log_key("1", "r", WHEN, unique="u", prefix="/p/") == TrailKeys("1", "p").log_file(
+        "r", WHEN, "u"
     )
-    assert synth.digest_key("1", "r", WHEN) == cloudtrail_keys.digest_key(
-        "1", "r", WHEN, trail="trailwatch", home_region="r"
-    )
+    assert synth.digest_key("1", "r", WHEN) == TrailKeys("1").digest("r", WHEN, "trailwatch", "r")

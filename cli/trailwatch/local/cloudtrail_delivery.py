@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from trailwatch.cloudtrail_keys import digest_key, log_file_key
+from trailwatch.cloudtrail_keys import TrailKeys
 from trailwatch.local.cloudtrail_records import TIME_FORMAT, utc_now
 from trailwatch.local.cloudtrail_selectors import truthy
 
@@ -90,15 +90,14 @@ class TrailDelivery:
         self, ref: TrailRef, trail: Any, records: list[dict], when: datetime
     ) -> list[tuple[str, str]]:
         """Write `records` (of any regions) to `trail`; the (bucket, key) of each log and digest file."""
+        keys = TrailKeys(ref.account_id, trail.s3_key_prefix, organization_id(trail))
         by_region: dict[str, list[dict]] = {}
         for record in records:
             by_region.setdefault(record["awsRegion"], []).append(record)
         written = []
         for region, items in by_region.items():
             rand = "".join(secrets.choice(_RANDOM_ALPHABET) for _ in range(16))
-            key = log_file_key(
-                ref.account_id, region, when, rand, prefix=trail.s3_key_prefix, org_id=organization_id(trail)
-            )
+            key = keys.log_file(region, when, rand)
             data = gzip.compress(json.dumps({"Records": items}, separators=(",", ":")).encode(), mtime=0)
             try:
                 self._put(trail, key, data)
@@ -129,15 +128,8 @@ class TrailDelivery:
         """A digest per the CloudTrail digest file structure, chained to the previous one."""
         # Keys carry seconds: two deliveries within a second must not overwrite the previous digest.
         when = max(when.replace(microsecond=0), chain.start.replace(microsecond=0) + timedelta(seconds=1))
-        key = digest_key(
-            ref.account_id,
-            region,
-            when,
-            trail=ref.name,
-            home_region=ref.region,
-            prefix=trail.s3_key_prefix,
-            org_id=organization_id(trail),
-        )
+        keys = TrailKeys(ref.account_id, trail.s3_key_prefix, organization_id(trail))
+        key = keys.digest(region, when, ref.name, ref.region)
         previous = chain.previous
         digest = {
             "awsAccountId": ref.account_id,
