@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 
+@dataclass
 class PeriodicThread:
     """Calls `task` every `interval` seconds in a daemon thread, from `start()` until `stop()`.
 
@@ -18,22 +20,13 @@ class PeriodicThread:
     wait, so a service may change it while running.
     """
 
-    def __init__(
-        self,
-        name: str,
-        interval: float,
-        task: Callable[[], object],
-        on_error: Callable[[Exception], None],
-        *,
-        immediately: bool = False,
-    ) -> None:
-        self.name = name
-        self.interval = interval
-        self.task = task
-        self.on_error = on_error
-        self.immediately = immediately
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    name: str
+    interval: float
+    task: Callable[[], object]
+    on_error: Callable[[Exception], None]
+    immediately: bool = field(default=False, kw_only=True)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
 
     @property
     def running(self) -> bool:
