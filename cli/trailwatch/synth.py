@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from trailwatch.cloudtrail_keys import TrailKeys
+
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 DEFAULT_TIME = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
@@ -462,20 +464,6 @@ def gzip_log(records: Sequence[dict], *, mtime: int = 0) -> bytes:
     return gzip.compress(log_json(records), compresslevel=6, mtime=mtime)
 
 
-def _stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
-
-
-def _day_path(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y/%m/%d")
-
-
-def _base(account: str, prefix: str, org_id: str | None) -> str:
-    lead = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-    org = f"{org_id}/" if org_id else ""
-    return f"{lead}AWSLogs/{org}{account}"
-
-
 def log_key(
     account: str = ACCOUNT,
     region: str = REGION,
@@ -485,10 +473,9 @@ def log_key(
     org_id: str | None = None,
     unique: str | None = None,
 ) -> str:
-    """``[prefix/]AWSLogs/[org/]<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/<account>_CloudTrail_<region>_<stamp>_<id>.json.gz``."""
+    """A log file key in CloudTrail's layout (`TrailKeys`); `unique` defaults to a random one."""
     unique = unique or uuid.uuid4().hex[:16].upper()
-    name = f"{account}_CloudTrail_{region}_{_stamp(when)}_{unique}.json.gz"
-    return f"{_base(account, prefix, org_id)}/CloudTrail/{region}/{_day_path(when)}/{name}"
+    return TrailKeys(account, prefix, org_id).log_file(region, when, unique)
 
 
 def digest_key(
@@ -499,10 +486,8 @@ def digest_key(
     prefix: str = "",
     org_id: str | None = None,
 ) -> str:
-    """``.../CloudTrail-Digest/<region>/<yyyy>/<mm>/<dd>/<account>_CloudTrail-Digest_<region>_<trail>_...``."""
-    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    name = f"{account}_CloudTrail-Digest_{region}_trailwatch_{region}_{stamp}.json.gz"
-    return f"{_base(account, prefix, org_id)}/CloudTrail-Digest/{region}/{_day_path(when)}/{name}"
+    """A digest file key in CloudTrail's layout (`TrailKeys`), of a trail named trailwatch."""
+    return TrailKeys(account, prefix, org_id).digest(region, when, "trailwatch", region)
 
 
 def digest_body(account: str = ACCOUNT, region: str = REGION, when: datetime = DEFAULT_TIME) -> bytes:

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from trailwatch.local import sns_filter
+from trailwatch.local import moto_patches
 from trailwatch_processor.aws import Clients, Settings
 
 from tests.functional import factories as f
@@ -114,7 +114,7 @@ def boto_session() -> boto3.session.Session:
 @pytest.fixture
 def aws() -> Iterator[None]:
     with mock_aws():
-        sns_filter.install()  # SNS filter policies as AWS documents them, whatever ran before in the process
+        moto_patches.install()  # moto as the local AWS runs it, whatever ran before in the process
         yield
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from trailwatch.local import sns_filter
+from trailwatch.local import moto_patches
 from trailwatch.local.alarms import AlarmEvaluator, record_invocation
 
 ACCOUNT = "123456789012"
@@ -51,7 +51,7 @@ def _queue(sqs: Any, name: str) -> tuple[str, str]:
 @pytest.fixture
 def world() -> Iterator[World]:
     with mock_aws():
-        sns_filter.install()
+        moto_patches.install()
         session = boto3.session.Session(region_name=REGION)
         sqs, sns, cloudwatch = session.client("sqs"), session.client("sns"), session.client("cloudwatch")
         dlq_url, _ = _queue(sqs, "tw-dlq")

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from trailwatch.local.lambda_runtime import FunctionConfig, Worker, WorkerError
+from trailwatch.local.lambda_host import FunctionConfig
+from trailwatch.local.lambda_process import Worker, WorkerError
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 

@@ -28,12 +28,9 @@ import docker
 import pytest
 from moto.server import ThreadedMotoServer
 from trailwatch.local import lambda_worker
-from trailwatch.local.lambda_runtime import (
-    LambdaRuntime,
-    Outcome,
-    messages_to_delete,
-    sqs_record,
-)
+from trailwatch.local.lambda_host import Outcome
+from trailwatch.local.lambda_runtime import LambdaRuntime
+from trailwatch.local.lambda_sqs import messages_to_delete, sqs_record
 from trailwatch.local.recorder import INTERNAL_HEADER
 
 REGION = "us-east-1"
@@ -355,9 +352,11 @@ def send_and_receive(body):
     return [(m["Body"], m["Attributes"]["ApproximateReceiveCount"]) for m in got]
 
 result = {"before": send_and_receive("one"), "calls_before": len(calls)}
-from trailwatch.local.lambda_runtime import disable_moto_lambda_docker
-disable_moto_lambda_docker()  # the queue and its mapping exist already
-disable_moto_lambda_docker()  # idempotent
+from trailwatch.local import moto_patches
+from trailwatch.local.lambda_sqs import add_message
+row = tuple(p for p in moto_patches.PATCHES if p.replacement is add_message)
+moto_patches.install(row)  # the queue and its mapping exist already
+moto_patches.install(row)  # idempotent
 result.update(after=send_and_receive("two"), calls_after=len(calls) - result["calls_before"])
 server.stop()
 print(json.dumps(result))
@@ -366,7 +365,7 @@ print(json.dumps(result))
 
 def test_moto_docker_path_disabled_messages_stay_receivable() -> None:
     """In a fresh interpreter (the patch is process-wide): moto tries Docker on SendMessage to a mapped queue
-    and consumes a receive; after disable_moto_lambda_docker() it does neither."""
+    and consumes a receive; with the table's `Queue.add_message` row installed it does neither."""
     done = subprocess.run(
         [sys.executable, "-c", MOTO_DOCKER_PROBE], capture_output=True, text=True, timeout=60, check=False
     )
@@ -375,6 +374,19 @@ def test_moto_docker_path_disabled_messages_stay_receivable() -> None:
     assert result["calls_before"] >= 1  # moto's own path is real: the probe would catch a regression
     assert result["after"] == [["two", "1"]]  # receivable, and nobody received it before us
     assert result["calls_after"] == 0
+
+
+@pytest.mark.usefixtures("aws")
+def test_fifo_deduplication_survives_the_add_message_replacement() -> None:
+    """The replacement of moto's `Queue.add_message` keeps its FIFO deduplication (a second send with the
+    same MessageDeduplicationId within 5 minutes is accepted and not queued)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="dedup.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    for body in ("first", "second"):
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="g", MessageDeduplicationId="same")
+    sqs.send_message(QueueUrl=url, MessageBody="third", MessageGroupId="g", MessageDeduplicationId="other")
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    assert [m["Body"] for m in got] == ["first", "third"]
 
 
 # ---------------------------------------------------------------------------------------------------------

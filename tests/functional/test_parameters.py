@@ -1,5 +1,5 @@
 """Template parameters checked as CloudFormation does on the local AWS (issue 13): moto 5.2.1 accepts any
-value, so every refusal asserted here fails without `parameters.install()`."""
+value, so every refusal asserted here fails without `parameters`' rows of `moto_patches.PATCHES`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from trailwatch.local import parameters
+from trailwatch.local import moto_patches
 from trailwatch.local.parameters import ParameterError, check_parameters, check_value
 
 from tests.unit.template_helpers import TEMPLATE_PATH, load_template
@@ -97,7 +97,7 @@ SMALL = {
 @pytest.fixture
 def cfn() -> Iterator[Any]:
     with mock_aws():
-        parameters.install()
+        moto_patches.install()
         yield boto3.client("cloudformation", region_name="us-east-1")
 
 

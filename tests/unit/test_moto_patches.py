@@ -66,11 +66,31 @@ def test_table_matches_the_installed_moto() -> None:
     assert len({p.target for p in PATCHES}) == len(PATCHES)
 
 
+def test_replacements_are_module_level_functions() -> None:
+    """Each replacement is a function (or a property's getter) its module names, not a closure."""
+    for patch in PATCHES:
+        function = patch.replacement.fget if isinstance(patch.replacement, property) else patch.replacement
+        module = sys.modules[function.__module__]
+        assert getattr(module, function.__qualname__) is function, patch.target
+
+
 def test_install_replaces_and_is_idempotent(target: ModuleType) -> None:
     table = patches(target)
     install(table)
     install(table)
     assert (target.f(), target.C().m()) == ("replaced f", "replaced m")
+    assert moto_patches.original("fake_moto_module:C.m")(target.C()) == "original m"
+
+
+def test_original_is_motos_before_and_after_install() -> None:
+    from moto.sqs.models import Queue
+
+    target = "moto.sqs.models:Queue.add_message"
+    before = moto_patches.original(target)
+    install()
+    assert moto_patches.original(target) is before
+    assert Queue.add_message is not before
+    assert source_sha256(before) == next(p.sha256 for p in PATCHES if p.target == target)
 
 
 def test_changed_source_is_refused_and_nothing_is_replaced(target: ModuleType) -> None:

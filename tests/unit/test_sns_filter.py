@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from trailwatch.local import sns_filter
+from trailwatch.local import moto_patches
 from trailwatch.local.sns_filter import policy_matches
 
 from tests.unit.template_helpers import load_template, props, resolve
@@ -131,10 +131,10 @@ def test_policy_matches_as_sns_documents(
 def test_moto_differs_where_we_say_it_does(
     policy: dict, scope: str | None, attributes: dict | None, body: str, delivered: bool
 ) -> None:
-    """moto's matcher gets these wrong (or raises): the reason `install()` replaces it."""
+    """moto's matcher gets these wrong (or raises): the reason the local AWS replaces it."""
     from moto.sns.utils import FilterPolicyMatcher
 
-    original = FilterPolicyMatcher.__dict__.get("moto_matches", FilterPolicyMatcher.__dict__["matches"])
+    original = moto_patches.original("moto.sns.utils:FilterPolicyMatcher.matches")
     try:
         answer = original(FilterPolicyMatcher(policy, scope), attributes, body)
     except Exception:  # moto raising is a difference too: SNS answers every message
@@ -167,9 +167,9 @@ def test_detections_still_pass_the_email_filter_policy() -> None:
 def test_install_replaces_moto_matcher_once() -> None:
     from moto.sns.utils import FilterPolicyMatcher
 
-    sns_filter.install()
+    moto_patches.install()
     first = FilterPolicyMatcher.__dict__["matches"]
-    sns_filter.install()
+    moto_patches.install()
     assert FilterPolicyMatcher.__dict__["matches"] is first
     matcher = FilterPolicyMatcher({"a": [{"exists": False}]}, None)
     assert matcher.matches(None, "x") is False

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from trailwatch.local.periodic import PeriodicThread
+
 LogFn = Callable[[str], None]
 
 DEFAULT_INTERVAL = 1.0
@@ -167,31 +169,19 @@ class AlarmEvaluator:
         self.log: LogFn = log or (lambda message: None)
         self._samples: dict[MetricKey, deque[tuple[float, float]]] = {}
         self._skipped: set[str] = set()
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._evaluation = PeriodicThread("cloudwatch-alarms", interval, self.evaluate_once, self._failed)
 
     # ---- service interface
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="cloudwatch-alarms", daemon=True)
-        self._thread.start()
+        self._evaluation.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._evaluation.stop(timeout=10)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.evaluate_once()
-            except Exception as err:  # the emulator must keep serving; say what broke
-                self.log(f"alarm evaluation failed: {err!r}")
+    def _failed(self, err: Exception) -> None:  # the emulator must keep serving; say what broke
+        self.log(f"alarm evaluation failed: {err!r}")
 
     # ---- evaluation
 

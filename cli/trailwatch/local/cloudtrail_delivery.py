@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from trailwatch.cloudtrail_keys import TrailKeys
 from trailwatch.local.cloudtrail_records import TIME_FORMAT, utc_now
 from trailwatch.local.cloudtrail_selectors import truthy
 
@@ -54,17 +55,6 @@ def logging_trails(account_id: str) -> set[TrailRef]:
     return {ref for ref, trail in iter_trails(account_id) if trail.status.is_logging}
 
 
-def log_file_key(
-    prefix: str | None, account: str, region: str, when: datetime, org_id: str | None = None
-) -> str:
-    """`[prefix/]AWSLogs/[<org-id>/]<account>/CloudTrail/<region>/YYYY/MM/DD/
-    <account>_CloudTrail_<region>_<YYYYMMDDTHHMMZ>_<random16>.json.gz`"""
-    rand = "".join(secrets.choice(_RANDOM_ALPHABET) for _ in range(16))
-    name = f"{account}_CloudTrail_{region}_{when:%Y%m%dT%H%MZ}_{rand}.json.gz"
-    org = f"{org_id}/" if org_id else ""
-    return f"{_prefix(prefix)}AWSLogs/{org}{account}/CloudTrail/{region}/{when:%Y/%m/%d}/{name}"
-
-
 def organization_id(trail: Any) -> str | None:
     """The organization id an organization trail puts in its keys (None: not an org trail, or no org)."""
     if not truthy(getattr(trail, "is_org_trail", False), False):
@@ -75,26 +65,6 @@ def organization_id(trail: Any) -> str | None:
         if getattr(backend, "org", None) is not None:
             return str(backend.org.id)
     return None
-
-
-def digest_key(
-    prefix: str | None,
-    account: str,
-    region: str,
-    trail: str,
-    home: str,
-    when: datetime,
-    org_id: str | None = None,
-) -> str:
-    """`[prefix/]AWSLogs/[<org-id>/]<account>/CloudTrail-Digest/<region>/YYYY/MM/DD/
-    <account>_CloudTrail-Digest_<region>_<trail>_<home region>_<YYYYMMDDTHHMMSSZ>.json.gz`"""
-    name = f"{account}_CloudTrail-Digest_{region}_{trail}_{home}_{when:%Y%m%dT%H%M%SZ}.json.gz"
-    org = f"{org_id}/" if org_id else ""
-    return f"{_prefix(prefix)}AWSLogs/{org}{account}/CloudTrail-Digest/{region}/{when:%Y/%m/%d}/{name}"
-
-
-def _prefix(prefix: str | None) -> str:
-    return f"{prefix.strip('/')}/" if prefix and prefix.strip("/") else ""
 
 
 @dataclass
@@ -120,12 +90,14 @@ class TrailDelivery:
         self, ref: TrailRef, trail: Any, records: list[dict], when: datetime
     ) -> list[tuple[str, str]]:
         """Write `records` (of any regions) to `trail`; the (bucket, key) of each log and digest file."""
+        keys = TrailKeys(ref.account_id, trail.s3_key_prefix, organization_id(trail))
         by_region: dict[str, list[dict]] = {}
         for record in records:
             by_region.setdefault(record["awsRegion"], []).append(record)
         written = []
         for region, items in by_region.items():
-            key = log_file_key(trail.s3_key_prefix, ref.account_id, region, when, organization_id(trail))
+            rand = "".join(secrets.choice(_RANDOM_ALPHABET) for _ in range(16))
+            key = keys.log_file(region, when, rand)
             data = gzip.compress(json.dumps({"Records": items}, separators=(",", ":")).encode(), mtime=0)
             try:
                 self._put(trail, key, data)
@@ -156,8 +128,8 @@ class TrailDelivery:
         """A digest per the CloudTrail digest file structure, chained to the previous one."""
         # Keys carry seconds: two deliveries within a second must not overwrite the previous digest.
         when = max(when.replace(microsecond=0), chain.start.replace(microsecond=0) + timedelta(seconds=1))
-        org_id = organization_id(trail)
-        key = digest_key(trail.s3_key_prefix, ref.account_id, region, ref.name, ref.region, when, org_id)
+        keys = TrailKeys(ref.account_id, trail.s3_key_prefix, organization_id(trail))
+        key = keys.digest(region, when, ref.name, ref.region)
         previous = chain.previous
         digest = {
             "awsAccountId": ref.account_id,

@@ -91,9 +91,9 @@ def up(
       aws s3 ls
     """
     aws = LocalAWS(
-        host=host,
-        port=port,
-        region=region,
+        host,
+        port,
+        region,
         delivery_interval=delivery_interval,
         cloudtrail=cloudtrail,
         lambda_runtime=lambda_runtime,

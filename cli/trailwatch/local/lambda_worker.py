@@ -1,6 +1,6 @@
 """Bootstrap of one warm local Lambda worker (a stand-in for a Lambda execution environment).
 
-Run by `lambda_runtime.Worker` as a *script* (``python -I lambda_worker.py REQ_FD RESP_FD``), never imported
+Run by `lambda_process.Worker` as a *script* (``python -I lambda_worker.py REQ_FD RESP_FD``), never imported
 by it: the worker must not import trailwatch, and ``-I`` keeps the script's directory, PYTHONPATH and the user
 site off ``sys.path``. Standard library only.
 

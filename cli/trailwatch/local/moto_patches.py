@@ -5,6 +5,8 @@ source as moto PINNED_MOTO installs it. `install()` refuses to start (raises `Mo
 the installed moto is another version or a replaced function's source changed, so a moto upgrade cannot
 silently run our replacements over code they were not written for. To add a replacement: write the function,
 add one `Patch(...)` row below, and take its hash from `python -m trailwatch.local.moto_patches`.
+A replacement that wraps moto's function (`parameters`) takes the original when its module is imported, which
+is before `install()` can run: this module imports every module of the table.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import moto
 
 from trailwatch.errors import UsageError
-from trailwatch.local import cfn_engine, s3_policy
+from trailwatch.local import cfn_engine, lambda_sqs, parameters, s3_policy, sns_filter
 
 PINNED_MOTO = "5.2.1"  # the same pin as pyproject.toml's moto dependency (a test holds them equal)
 
@@ -50,6 +52,8 @@ class Patch:
         owner, name = self.owner_and_name()
         return inspect.getattr_static(owner, name)
 
+
+_ORIGINALS: dict[str, Any] = {}  # target -> moto's function, kept by install()
 
 PATCHES: tuple[Patch, ...] = (
     Patch(
@@ -117,6 +121,31 @@ PATCHES: tuple[Patch, ...] = (
         s3_policy.bucket_permission,
         "7571412a3495a0e3e1a2a34b0b8ed3fc0af1a96d35514841b274fbe1eac12b99",
     ),
+    Patch(
+        "moto.sns.utils:FilterPolicyMatcher.matches",
+        sns_filter.matches,
+        "c3d46a983382017d75739c8ee1bdc92b0331dd28e0035e666bb7f08a87ab72d9",
+    ),
+    Patch(
+        "moto.cloudformation.models:CloudFormationBackend.create_stack",
+        parameters.create_stack,
+        "dcb835c34772ed6c3a2785c44571cba7bea8a9edaf80bd4533428b093c3351a6",
+    ),
+    Patch(
+        "moto.cloudformation.models:CloudFormationBackend.update_stack",
+        parameters.update_stack,
+        "83a62d954ef05565636c254a1fa1910fa7124479cbbf974b4c2a6ebf433cc63b",
+    ),
+    Patch(
+        "moto.cloudformation.models:CloudFormationBackend.create_change_set",
+        parameters.create_change_set,
+        "4668670ac84b203d05ecdaf6f864b93263fad1faa040137225a3d38a9b3ae7d1",
+    ),
+    Patch(
+        "moto.sqs.models:Queue.add_message",
+        lambda_sqs.add_message,
+        "f27c9231c1f2043382bc1435c4dfbab7b645389df642f050d9dda477f6535c35",
+    ),
 )
 
 
@@ -150,7 +179,16 @@ def install(patches: tuple[Patch, ...] = PATCHES) -> None:
     """Replace moto's functions by ours, all or none (idempotent)."""
     for patch in _check(patches):
         owner, name = patch.owner_and_name()
+        _ORIGINALS[patch.target] = patch.current()
         setattr(owner, name, patch.replacement)
+
+
+def original(target: str) -> Any:
+    """moto's own function for a row's target ("module:qualname"), installed or not (to compare with ours)."""
+    if target in _ORIGINALS:
+        return _ORIGINALS[target]
+    (row,) = [p for p in PATCHES if p.target == target]
+    return row.current()
 
 
 if __name__ == "__main__":  # print the hash of each target as installed (before any replacement)

@@ -12,16 +12,23 @@ CloudFormation refuses CreateStack, UpdateStack and CreateChangeSet, before any 
 
 List types (``CommaDelimitedList``, ``List<Number>``) are checked element by element. The pattern is
 Java's regular expression on AWS and Python's here: the constructs main.yaml uses mean the same in both.
-`install()` wraps moto's backend methods (moto's files are untouched).
+`create_stack`, `update_stack` and `create_change_set` wrap moto's backend methods; they are rows of the
+table in `moto_patches` (moto's files are untouched).
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
-_FLAG = "_trailwatch_parameters_installed"
+from moto.cloudformation.exceptions import ValidationError
+from moto.cloudformation.models import CloudFormationBackend, Stack
+
+# moto's methods, taken when this module is imported: `moto_patches` imports it (to build its table) before it
+# installs the wrappers below in their place.
+_MOTO_CREATE_STACK = CloudFormationBackend.create_stack
+_MOTO_UPDATE_STACK = CloudFormationBackend.update_stack
+_MOTO_CREATE_CHANGE_SET = CloudFormationBackend.create_change_set
 
 
 class ParameterError(ValueError):
@@ -103,67 +110,49 @@ def check_parameters(template: dict[str, Any], values: dict[str, Any]) -> None:
 
 
 def _template(body: str | None) -> dict[str, Any]:
-    from moto.cloudformation.models import Stack
-
     parsed = Stack.parse_template(body) if body else {}
     return parsed if isinstance(parsed, dict) else {}
 
 
 def _refuse(err: ParameterError) -> Exception:
-    from moto.cloudformation.exceptions import ValidationError
-
     return ValidationError(message=str(err))
 
 
-def install() -> None:
-    """Make moto's CloudFormation refuse constraint-breaking parameters (idempotent)."""
-    from moto.cloudformation.models import CloudFormationBackend
+def create_stack(self: Any, name: str, template: str, parameters: dict[str, Any], *a: Any, **k: Any) -> Any:
+    """moto's ``CloudFormationBackend.create_stack``, refusing constraint-breaking parameters first."""
+    _check(template, parameters)
+    return _MOTO_CREATE_STACK(self, name, template, parameters, *a, **k)
 
-    if getattr(CloudFormationBackend, _FLAG, False):
-        return
-    create_stack = CloudFormationBackend.create_stack
-    update_stack = CloudFormationBackend.update_stack
-    create_change_set = CloudFormationBackend.create_change_set
 
-    @functools.wraps(create_stack)
-    def checked_create_stack(
-        self: Any, name: str, template: str, parameters: dict[str, Any], *a: Any, **k: Any
-    ) -> Any:
-        _check(template, parameters)
-        return create_stack(self, name, template, parameters, *a, **k)
+def update_stack(self: Any, name: str, template: str, *a: Any, **k: Any) -> Any:
+    """moto's ``CloudFormationBackend.update_stack``; a ``UsePreviousValue`` parameter is checked with the
+    stack's current value."""
+    parameters = k.get("parameters", a[1] if len(a) > 1 else None) or []
+    previous = self.get_stack(name).stack_parameters
+    values = {}
+    for p in parameters:
+        key = p["ParameterKey"]
+        if p.get("UsePreviousValue"):
+            if key in previous:
+                values[key] = previous[key]
+        elif "ParameterValue" in p:
+            values[key] = p["ParameterValue"]
+    _check(template, values)
+    return _MOTO_UPDATE_STACK(self, name, template, *a, **k)
 
-    @functools.wraps(update_stack)
-    def checked_update_stack(self: Any, name: str, template: str, *a: Any, **k: Any) -> Any:
-        parameters = k.get("parameters", a[1] if len(a) > 1 else None) or []
-        previous = self.get_stack(name).stack_parameters
-        values = {}
-        for p in parameters:
-            key = p["ParameterKey"]
-            if p.get("UsePreviousValue"):
-                if key in previous:
-                    values[key] = previous[key]
-            elif "ParameterValue" in p:
-                values[key] = p["ParameterValue"]
-        _check(template, values)
-        return update_stack(self, name, template, *a, **k)
 
-    @functools.wraps(create_change_set)
-    def checked_create_change_set(
-        self: Any,
-        stack_name: str,
-        change_set_name: str,
-        template: str,
-        parameters: dict[str, Any],
-        *a: Any,
-        **k: Any,
-    ) -> Any:
-        _check(template, parameters)
-        return create_change_set(self, stack_name, change_set_name, template, parameters, *a, **k)
-
-    CloudFormationBackend.create_stack = checked_create_stack  # type: ignore[method-assign]
-    CloudFormationBackend.update_stack = checked_update_stack  # type: ignore[method-assign]
-    CloudFormationBackend.create_change_set = checked_create_change_set  # type: ignore[method-assign]
-    setattr(CloudFormationBackend, _FLAG, True)
+def create_change_set(
+    self: Any,
+    stack_name: str,
+    change_set_name: str,
+    template: str,
+    parameters: dict[str, Any],
+    *a: Any,
+    **k: Any,
+) -> Any:
+    """moto's ``CloudFormationBackend.create_change_set``, refusing constraint-breaking parameters first."""
+    _check(template, parameters)
+    return _MOTO_CREATE_CHANGE_SET(self, stack_name, change_set_name, template, parameters, *a, **k)
 
 
 def _check(template: str, values: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from trailwatch.local.cloudtrail_delivery import LogFn, TrailDelivery, TrailRef,
 from trailwatch.local.cloudtrail_records import Served, build_record, utc_now
 from trailwatch.local.cloudtrail_selectors import trail_covers_region, trail_selects
 from trailwatch.local.operations import HttpRequest, WSGIApp, read_wsgi_body
+from trailwatch.local.periodic import PeriodicThread
 
 # Requests carrying this header are the emulator's own service machinery (the Lambda runtime polling event
 # source mappings and SQS as the Lambda service does), which AWS does not log in the account's trail. The
@@ -47,8 +48,7 @@ class CloudTrailRecorder:
         self._deliver_lock = threading.Lock()
         self._pending: dict[TrailRef, list[dict[str, Any]]] = {}
         self._delivery = TrailDelivery(self.log)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._delivery_loop = PeriodicThread("trailwatch-cloudtrail", interval, self.flush, self._failed)
         self.recorded: list[dict[str, Any]] = []  # every record built (tests, demo); bounded
         self.delivered: list[tuple[str, str]] = []  # (bucket, key) of every log and digest file written
         self.max_history = 10_000
@@ -133,27 +133,18 @@ class CloudTrailRecorder:
 
     def start(self) -> None:
         """Start periodic delivery (and build the operation index off the request path)."""
-        if self._thread is not None:
+        if self._delivery_loop.running:
             return
-        self._stop.clear()
         threading.Thread(target=operations.warm_up, name="trailwatch-cloudtrail-index", daemon=True).start()
-        self._thread = threading.Thread(target=self._run, name="trailwatch-cloudtrail", daemon=True)
-        self._thread.start()
+        self._delivery_loop.start()
 
     def stop(self) -> None:
         """Stop periodic delivery, delivering what is pending."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._delivery_loop.stop(timeout=30)
         self.flush()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.flush()
-            except Exception as err:
-                self.log(f"cloudtrail: delivery failed: {err!r}")
+    def _failed(self, err: Exception) -> None:
+        self.log(f"cloudtrail: delivery failed: {err!r}")
 
     def flush(self) -> list[tuple[str, str]]:
         """Deliver pending records now; the (bucket, key) of each file written."""

@@ -24,10 +24,10 @@ from urllib.parse import unquote, urlsplit
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from trailwatch.local import cfn_models, parameters, sns_filter
+from trailwatch.local import cfn_models, moto_patches
 from trailwatch.local.alarms import AlarmEvaluator
+from trailwatch.local.operations import WSGIApp
 
-WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 Middleware = Callable[[WSGIApp], WSGIApp]
 LogFn = Callable[[str], None]
 
@@ -291,8 +291,9 @@ class LocalAWS:
     `middlewares` wrap moto's WSGI app in list order (the first is innermost); `services` are started after
     the server listens and stopped, in reverse order, before it shuts down. Both may be extended before
     `start()`. The S3 `ExpectedBucketOwner` check is innermost; with `cloudtrail=True` the CloudTrail
-    recorder is next and a service; with `lambda_runtime=True` the Lambda runtime is a service and moto's
-    Docker path is disabled. `LoopbackGuard` is always outermost.
+    recorder is next and a service; with `lambda_runtime=True` the Lambda runtime is a service. moto runs
+    with every replacement of `moto_patches.PATCHES` (so its own Docker path for SQS event source mappings
+    never runs). `LoopbackGuard` is always outermost.
     """
 
     _active: ClassVar[LocalAWS | None] = None
@@ -402,14 +403,9 @@ class LocalAWS:
 
     def _start(self) -> None:
         reset_moto_state()
+        moto_patches.install()  # refuses another moto, or moto code our replacements were not written for
         cfn_models.register(log=self.log)
-        sns_filter.install()  # AWS's filter policy semantics
-        parameters.install()  # parameter constraints checked as CloudFormation does
         builtin_middlewares: list[Middleware] = [expected_owner_guard]
-        if self.lambda_runtime:
-            from trailwatch.local.lambda_runtime import disable_moto_lambda_docker
-
-            disable_moto_lambda_docker()
         if self.cloudtrail:
             from trailwatch.local.recorder import CloudTrailRecorder
 

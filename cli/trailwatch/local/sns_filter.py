@@ -16,8 +16,9 @@ subscription filter policies", "Key matching", "AND/OR logic", "Filter policy sc
 - in the ``MessageBody`` scope the policy is nested like the body; a leaf under an absent intermediate key is
   absent (so only ``exists: false`` matches it); a body that is not a JSON object matches nothing.
 
-`install()` replaces the method on moto's class (moto's files are untouched); moto's own validation of a
-policy when it is set (``SetSubscriptionAttributes``/``Subscribe``) still applies.
+`matches` replaces the method on moto's class, installed from the table in `moto_patches` (moto's files are
+untouched); moto's own validation of a policy when it is set (``SetSubscriptionAttributes``/``Subscribe``)
+still applies.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from typing import Any
 MESSAGE_ATTRIBUTES = "MessageAttributes"
 MESSAGE_BODY = "MessageBody"
 _ABSENT = object()  # a key the message does not have
-_FLAG = "_trailwatch_sns_filter_installed"
 
 
 def policy_matches(
@@ -220,16 +220,6 @@ _OPERATORS = {
 }
 
 
-def install() -> None:
-    """Make moto's SNS deliver by `policy_matches` (idempotent)."""
-    from moto.sns.utils import FilterPolicyMatcher
-
-    if getattr(FilterPolicyMatcher, _FLAG, False):
-        return
-
-    def matches(self: Any, message_attributes: dict[str, Any] | None, message: str) -> bool:
-        return policy_matches(self.filter_policy, self.filter_policy_scope, message_attributes, message)
-
-    FilterPolicyMatcher.moto_matches = FilterPolicyMatcher.matches  # type: ignore[attr-defined]
-    FilterPolicyMatcher.matches = matches  # type: ignore[method-assign]
-    setattr(FilterPolicyMatcher, _FLAG, True)
+def matches(self: Any, message_attributes: dict[str, Any] | None, message: str) -> bool:
+    """moto's ``FilterPolicyMatcher.matches`` answered by `policy_matches` (a row of moto_patches.PATCHES)."""
+    return policy_matches(self.filter_policy, self.filter_policy_scope, message_attributes, message)
