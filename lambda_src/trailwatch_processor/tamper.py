@@ -57,9 +57,10 @@ def report_removal(ref: ObjectRef, deps: Deps) -> int:
         "CloudTrail never deletes its log files: find who called DeleteObject on the trail bucket "
         "(S3 data events, or the bucket's access logs) and check the remaining versions of the key."
     )
-    marker = marker_id(
-        "removed", ref.bucket, ref.key, ref.event_name or "", ref.version_id or "", ref.sequencer or ""
-    )
+    # A version id names one removal for good (a marker's id is new, a deleted version goes once); without
+    # one (unversioned) the sequencer tells two deletions of the key apart.
+    once = f"version:{ref.version_id}" if ref.version_id else f"sequencer:{ref.sequencer or ''}"
+    marker = marker_id("removed", ref.bucket, ref.key, ref.event_name or "", once)
     title = "CloudTrail log object deleted"
     return _alert_once(marker, title, detail, ref, deps, {"tamper": "removed", "version_id": version})
 

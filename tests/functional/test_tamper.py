@@ -205,7 +205,7 @@ def test_removal_claimed_by_a_live_invocation_fails_the_message(env: Env, deps: 
     retry sends it (the alert is never lost with a dying invocation)."""
     key = f.log_key()
     body = notification(key, "v9", event_name="ObjectRemoved:DeleteMarkerCreated")
-    marker = tamper.marker_id("removed", BUCKET, key, "ObjectRemoved:DeleteMarkerCreated", "v9", "0A1B2C")
+    marker = tamper.marker_id("removed", BUCKET, key, "ObjectRemoved:DeleteMarkerCreated", "version:v9")
     from trailwatch_processor import store
 
     now = deps.now()
@@ -235,3 +235,21 @@ def test_unversioned_notification_reads_the_latest(env: Env, deps: Any) -> None:
     assert failed(handle_batch(f.sqs_event(notification(key, None)), deps)) == []
     assert {"StopLogging", "CreateUser"} <= {a["rule"] for a in env.alerts()}
     assert tamper_alerts(env, OVERWRITTEN) == []
+
+
+def test_a_removal_redelivered_with_another_sequencer_is_one_alert(env: Env, deps: Any) -> None:
+    """The version id names the removal: the same event delivered twice (e.g. by two paths) is one alert."""
+    key = f.log_key()
+    bodies = [
+        notification(key, "m1", event_name="ObjectRemoved:DeleteMarkerCreated", sequencer=seq)
+        for seq in ("0A", "0B")
+    ]
+    assert failed(handle_batch(f.sqs_event(*bodies), deps)) == []
+    assert len(tamper_alerts(env, DELETED)) == 1
+
+
+def test_unversioned_deletions_of_one_key_are_told_apart_by_sequencer(env: Env, deps: Any) -> None:
+    key = f.log_key()
+    bodies = [notification(key, None, event_name="ObjectRemoved:Delete", sequencer=s) for s in ("0A", "0B")]
+    assert failed(handle_batch(f.sqs_event(*bodies), deps)) == []
+    assert len(tamper_alerts(env, DELETED)) == 2

@@ -18,7 +18,7 @@ from typing import Any
 import moto
 
 from trailwatch.errors import UsageError
-from trailwatch.local import cfn_engine, s3_policy
+from trailwatch.local import cfn_engine, s3_events, s3_policy
 
 PINNED_MOTO = "5.2.1"  # the same pin as pyproject.toml's moto dependency (a test holds them equal)
 
@@ -116,6 +116,16 @@ PATCHES: tuple[Patch, ...] = (
         "moto.s3.models:FakeBucket.get_permission",
         s3_policy.bucket_permission,
         "7571412a3495a0e3e1a2a34b0b8ed3fc0af1a96d35514841b274fbe1eac12b99",
+    ),
+    Patch(
+        "moto.s3.notifications:_get_s3_event",
+        s3_events.get_s3_event,
+        "a3d11d269a1198adb992bbe0a120f9711cb921c9a48c1bbc18461822d7ff87c6",
+    ),
+    Patch(
+        "moto.s3.models:S3Backend._set_delete_marker",
+        s3_events.set_delete_marker,
+        "f95d9e59e39fdc4289ec00ed5f1c9d3b362448c65c68568a198d68e401093541",
     ),
 )
 
