@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -32,6 +34,11 @@ log = logging.getLogger(__name__)
 
 TAMPER_PREFIX = "trailwatch#tamper#"
 SEVERITY = "high"
+# `trailwatch verify --probe` writes a log file and deletes it afterwards. Its id part (CloudTrail's is 16
+# characters) marks it, so that its cleanup is no tamper alert. Skipping such keys hides nothing: CloudTrail
+# never writes one, and a probe file holds only the probe's synthetic record.
+PROBE_ID_PREFIX = "TWPROBE"
+_PROBE_RE = re.compile(r"_CloudTrail_[a-z0-9-]+_\d{8}T\d{4}Z_" + PROBE_ID_PREFIX + r"[0-9A-F]{16}\.json\.gz$")
 
 
 class TamperAlertInFlightError(Exception):
@@ -43,10 +50,19 @@ def marker_id(*parts: str) -> str:
     return TAMPER_PREFIX + hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
+def probe_id() -> str:
+    """The id part of a `verify --probe` log file name (see PROBE_ID_PREFIX)."""
+    return PROBE_ID_PREFIX + uuid.uuid4().hex[:16].upper()
+
+
+def is_probe_key(key: str) -> bool:
+    return _PROBE_RE.search(key) is not None
+
+
 def report_removal(ref: ObjectRef, deps: Deps) -> int:
     """Alert (once overall) that ``ref`` was removed. Returns the alerts this call published (0 or 1)."""
-    if classify_key(ref.key) is KeyKind.CONFIG:
-        log.info("removal of s3://%s/%s is not a log object; no tamper alert", ref.bucket, ref.key)
+    if classify_key(ref.key) is KeyKind.CONFIG or is_probe_key(ref.key):
+        log.info("removal of s3://%s/%s (config or verify probe): no tamper alert", ref.bucket, ref.key)
         return 0
     how = "a delete marker was created" if ref.event_name == REMOVED_MARKER else "a version was deleted"
     version = ref.version_id or "(none: unversioned bucket)"

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from trailwatch import synth
 from trailwatch_processor import tamper
 from trailwatch_processor.handler import handle_batch
 
@@ -253,3 +254,13 @@ def test_unversioned_deletions_of_one_key_are_told_apart_by_sequencer(env: Env, 
     bodies = [notification(key, None, event_name="ObjectRemoved:Delete", sequencer=s) for s in ("0A", "0B")]
     assert failed(handle_batch(f.sqs_event(*bodies), deps)) == []
     assert len(tamper_alerts(env, DELETED)) == 2
+
+
+def test_removing_a_verify_probe_file_is_no_alert(env: Env, deps: Any) -> None:
+    """`verify --probe` deletes the log file it wrote; its id part marks it. A CloudTrail-named key with
+    the same stamp but CloudTrail's 16-character id is still an alert."""
+    probe = synth.log_key(unique=tamper.probe_id())
+    real = synth.log_key(unique="Aa1Bb2Cc3Dd4Ee5F")
+    bodies = [notification(key, "v1", event_name="ObjectRemoved:Delete") for key in (probe, real)]
+    assert failed(handle_batch(f.sqs_event(*bodies), deps)) == []
+    assert [a["source"] for a in tamper_alerts(env, DELETED)] == [f"s3://{BUCKET}/{real}"]
