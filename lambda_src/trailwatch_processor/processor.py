@@ -152,7 +152,6 @@ def _read_and_store(
 ) -> Exception | None:
     """Stream the object and store every match; returns the error that stopped the read, if any."""
     matcher = deps.config.matcher()
-    result.alerts += tamper.check_overwrite(ref, deps)  # a second version of this key is an alert
     body = _get_object(deps.s3, ref, deps.bucket_owner)
     stats = FileStats(records=0, parsed=0, matched=0, skipped_non_objects=0, fast_path=False)
     seen: set[str] = set()
@@ -164,6 +163,10 @@ def _read_and_store(
         failure = err
     finally:
         body.close()
+    try:  # a second version of this key is a tamper alert; checked after the read, so nothing waits on it
+        result.alerts += tamper.check_overwrite(ref, deps)
+    except Exception as err:
+        failure = failure or err
     result.records, result.fast_path = stats.records, stats.fast_path
     return failure
 

@@ -264,3 +264,32 @@ def test_removing_a_verify_probe_file_is_no_alert(env: Env, deps: Any) -> None:
     bodies = [notification(key, "v1", event_name="ObjectRemoved:Delete") for key in (probe, real)]
     assert failed(handle_batch(f.sqs_event(*bodies), deps)) == []
     assert [a["source"] for a in tamper_alerts(env, DELETED)] == [f"s3://{BUCKET}/{real}"]
+
+
+def test_detections_do_not_wait_on_an_overwrite_alert_held_elsewhere(env: Env, deps: Any) -> None:
+    """Another live invocation is sending the overwrite alert: this attempt still stores and alerts the
+    file's detections, then fails so that it comes back; the retry sends the tamper alert once."""
+    key = f.log_key()
+    hostile, benign = hostile_and_benign()
+    first, second = put(env, key, hostile), put(env, key, benign)
+    from trailwatch_processor import store
+
+    now = deps.now()
+    store.claim_marker(
+        env.clients.dynamodb,
+        env.settings.events_table,
+        tamper.marker_id("overwritten", BUCKET, key, second),
+        token="other",
+        now=now,
+        stale_before=now,
+        retention_days=30,
+        details={},
+    )
+    body = notification(key, first)
+    assert len(failed(handle_batch(f.sqs_event(body), deps))) == 1
+    assert {"StopLogging", "CreateUser"} <= {a["rule"] for a in env.alerts()}
+    assert tamper_alerts(env, OVERWRITTEN) == []
+    env.clock.advance(deps.claim_stale_seconds + 1)
+    assert failed(handle_batch(f.sqs_event(body), deps)) == []
+    assert len(tamper_alerts(env, OVERWRITTEN)) == 1
+    assert sum(1 for a in env.alerts() if a["rule"] in ("StopLogging", "CreateUser")) == 2
