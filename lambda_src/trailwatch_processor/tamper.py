@@ -11,8 +11,9 @@ announces that as ``s3:LifecycleExpiration:*``, which the bucket does not notify
 
 Each finding is sent once overall, whatever the number of deliveries or containers: the marker claim of
 store.py, as for an invalid config (one marker per removal event, one per latest version of an overwritten
-key). A marker claimed by another live invocation fails the message (TamperAlertInFlightError) so that it
-comes back and confirms the alert went out; a failed publish releases the claim and raises.
+key). A marker claimed by another live invocation fails the message so that it
+comes back and confirms the alert went out (processor.AlertsInFlightError, logged as a retry, not as an
+error); a failed publish releases the claim and raises.
 """
 
 from __future__ import annotations
@@ -39,10 +40,6 @@ SEVERITY = "high"
 # never writes one, and a probe file holds only the probe's synthetic record.
 PROBE_ID_PREFIX = "TWPROBE"
 _PROBE_RE = re.compile(r"_CloudTrail_[a-z0-9-]+_\d{8}T\d{4}Z_" + PROBE_ID_PREFIX + r"[0-9A-F]{16}\.json\.gz$")
-
-
-class TamperAlertInFlightError(Exception):
-    """Another live invocation holds this tamper alert's claim: retry the message to confirm it was sent."""
 
 
 def marker_id(*parts: str) -> str:
@@ -130,7 +127,9 @@ def _alert_once(
         if outcome.status == store.SENT:
             log.info("tamper alert for %s already sent", source)
             return 0
-        raise TamperAlertInFlightError(f"tamper alert for {source} is {outcome.status or 'gone'} elsewhere")
+        from .processor import AlertsInFlightError  # imported late: processor imports this module
+
+        raise AlertsInFlightError(f"tamper alert for {source} is {outcome.status or 'gone'} elsewhere")
     message = alerts.build_alert(  # operational_alert's shape, with the finding's fields for machines
         alerts.Alert(
             rule_id=alerts.OPERATIONAL_RULE,

@@ -201,7 +201,9 @@ def test_digest_removal_is_an_alert_config_removal_is_not(env: Env, deps: Any) -
     assert [a["source"] for a in tamper_alerts(env, DELETED)] == [f"s3://{BUCKET}/{digest}"]
 
 
-def test_removal_claimed_by_a_live_invocation_fails_the_message(env: Env, deps: Any) -> None:
+def test_removal_claimed_by_a_live_invocation_fails_the_message(
+    env: Env, deps: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """Another invocation is sending this alert: the message comes back, and once that claim is stale the
     retry sends it (the alert is never lost with a dying invocation)."""
     key = f.log_key()
@@ -222,6 +224,7 @@ def test_removal_claimed_by_a_live_invocation_fails_the_message(env: Env, deps: 
     )
     assert len(failed(handle_batch(f.sqs_event(body), deps))) == 1
     assert tamper_alerts(env, DELETED) == []
+    assert "retried later" in caplog.text and "unexpected error" not in caplog.text
     env.clock.advance(deps.claim_stale_seconds + 1)
     assert failed(handle_batch(f.sqs_event(body), deps)) == []
     assert len(tamper_alerts(env, DELETED)) == 1
