@@ -121,7 +121,7 @@ def _alert_once(
         now=now,
         stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
         retention_days=settings.retention_days,
-        details={"log_bucket": ref.bucket, "log_key": ref.key, **details},
+        details={"object_bucket": ref.bucket, "object_key": ref.key, **details},
     )
     if not outcome.claimed:
         if outcome.status == store.SENT:
