@@ -5,7 +5,9 @@ ObjectRemoved:DeleteMarkerCreated. Without them the processor could not read the
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -78,3 +80,14 @@ def test_unversioned_events_have_no_version(s3_and_events: tuple[Any, Any]) -> N
     got = events()
     assert [r["eventName"] for r in got] == ["ObjectCreated:Put", "ObjectRemoved:Delete"]
     assert all("versionId" not in r["s3"]["object"] for r in got)
+
+
+@pytest.mark.parametrize("s3_and_events", [True], indirect=True, ids=["versioned"])
+def test_event_time_is_utc_with_milliseconds(s3_and_events: tuple[Any, Any]) -> None:
+    s3, events = s3_and_events
+    before = datetime.now(UTC)
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"1")
+    [record] = events()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["eventTime"])
+    at = datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00"))
+    assert before - timedelta(seconds=1) < at < datetime.now(UTC) + timedelta(seconds=1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -34,7 +35,8 @@ def get_s3_event(
     """Replaces moto.s3.notifications._get_s3_event: the same record, plus ``versionId`` (versioned buckets
     only; moto says "null" otherwise) and ``sequencer``; a removal carries neither size nor eTag."""
     short_name = event_name[3:]  # s3:ObjectCreated:Put -> ObjectCreated:Put
-    event_time = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    now = datetime.now(UTC)  # AWS's form: UTC, milliseconds, "Z" (moto's is local time without a zone)
+    event_time = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
     obj: dict[str, Any] = {"key": quote_plus(key.name)}
     if not short_name.startswith("ObjectRemoved"):
         obj["size"] = key.size
