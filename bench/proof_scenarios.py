@@ -634,8 +634,9 @@ def _dlq_visibility(h: Harness) -> Iterator[None]:
 
 
 def scenario_object_deleted(h: Harness, scale: float = 1.0) -> Row:
-    """A log file deleted before the function reads it: its message goes to the DLQ (documented), a file
-    written beside it is processed normally. The first GetObject is held 1.5 s so the delete comes first."""
+    """A log file deleted before the function reads it: its notification names its version, which is still
+    read (its events stored and alerted), and the delete is one operational tamper alert; a file written
+    beside it is processed normally. The first GetObject is held 1.5 s so the delete comes first."""
     with _dlq_visibility(h):
         return _object_deleted(h)
 
@@ -647,13 +648,52 @@ def _object_deleted(h: Harness) -> Row:
     h.faults.add(
         "s3", "GetObject", "InternalError", times=1, delay=1.5, predicate=label_prefix("Key", doomed)
     )
-    h.put(doomed, gz(synth.log_json([r for r, _ in monitored(3, rng)])))
+    pairs = monitored(3, rng)
+    h.put(doomed, gz(synth.log_json([r for r, _ in pairs])))
     h.client("s3").delete_object(Bucket=BUCKET, Key=doomed)
     key, expected = _log_file(h, rng, 100, 5, "BESIDE")
-    h.settle(set(expected), {doomed}, timeout=90, what="object-deleted")
+    expected |= {r["eventID"]: primary for r, primary in pairs}  # read by the notified version (issue 15)
+    h.settle(set(expected), set(), timeout=90, what="object-deleted")
     row = Row("object-deleted", files=2, records=108, seconds=time.monotonic() - started)
-    h.count(row, expected, {key, doomed}, {doomed})
-    row.notes.append("deleted file: DLQ after MaxReceiveCount (documented); its events are gone with it")
+    h.count(row, expected, {key, doomed}, set())
+    source = f"s3://{BUCKET}/{doomed}"
+    tamper = [a for _, a in h.alerts if a.get("rule") == OPERATIONAL_RULE and a.get("source") == source]
+    row.notes.append("deleted file: read by its notified version; the delete is one tamper alert")
+    if len(tamper) != 1:
+        row.failures.append(f"expected one tamper alert for the deleted file, got {len(tamper)}")
+    h.faults.clear()
+    return row
+
+
+def scenario_object_overwritten(h: Harness, scale: float = 1.0) -> Row:
+    """A log file overwritten with a benign one before the function reads it (issue 15 case 4): each
+    notification names its version, so the first version's events are stored and alerted, and the
+    overwrite is one operational tamper alert. The first GetObject is held 1.5 s so the overwrite comes
+    first."""
+    with _dlq_visibility(h):
+        return _object_overwritten(h)
+
+
+def _object_overwritten(h: Harness) -> Row:
+    rng = random.Random("overwritten")
+    started = time.monotonic()
+    target = synth.log_key(ACCOUNT, REGION, unique="OVERWRITTEN1")
+    h.faults.add(
+        "s3", "GetObject", "InternalError", times=1, delay=1.5, predicate=label_prefix("Key", target)
+    )
+    pairs = monitored(3, rng)
+    h.put(target, gz(synth.log_json([r for r, _ in pairs])))
+    h.put(target, gz(synth.log_json(background(5, rng))))
+    key, expected = _log_file(h, rng, 100, 5, "BESIDE")
+    expected |= {r["eventID"]: primary for r, primary in pairs}
+    h.settle(set(expected), set(), timeout=90, what="object-overwritten")
+    row = Row("object-overwritten", files=3, records=113, seconds=time.monotonic() - started)
+    h.count(row, expected, {key, target}, set())
+    source = f"s3://{BUCKET}/{target}"
+    tamper = [a for _, a in h.alerts if a.get("rule") == OPERATIONAL_RULE and a.get("source") == source]
+    row.notes.append("overwritten file: both versions read; the overwrite is one tamper alert")
+    if len(tamper) != 1:
+        row.failures.append(f"expected one tamper alert for the overwritten file, got {len(tamper)}")
     h.faults.clear()
     return row
 
@@ -913,6 +953,7 @@ SCENARIOS: dict[str, Callable[[Harness, float], Row]] = {
     "sns-publish-failures": scenario_sns_failures,
     "s3-getobject-failures": scenario_s3_get_failures,
     "object-deleted": scenario_object_deleted,
+    "object-overwritten": scenario_object_overwritten,
     "crash-after-store": scenario_crash_before_alert,
     "config-replaced": scenario_config_replaced,
     "bad-input": scenario_bad_input,

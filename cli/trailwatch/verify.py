@@ -370,6 +370,8 @@ def probe_record(
 
 
 def run_probe(ctx: Context, report: Report, timeout: float) -> None:
+    from trailwatch_processor import tamper
+
     from trailwatch import synth
 
     ui, aws = report.ui, ctx.aws
@@ -382,7 +384,8 @@ def run_probe(ctx: Context, report: Report, timeout: float) -> None:
         report.add("fail", "probe", "no rule of the live config matches a plain eventName record")
         return
     bucket, table = ctx.outputs["TrailBucketName"], ctx.outputs["EventsTableName"]
-    key = synth.log_key(aws.account_id(), aws.region, datetime.now(UTC))
+    # A probe id: deleting the probe afterwards is no tamper alert (trailwatch_processor.tamper).
+    key = synth.log_key(aws.account_id(), aws.region, datetime.now(UTC), unique=tamper.probe_id())
     ui.progress(f"probe: writing {record['eventName']} ({event_id}) to s3://{bucket}/{key}")
     started = time.monotonic()
     put = aws.client("s3").put_object(

@@ -1,9 +1,13 @@
 """SQS message body -> the S3 objects it announces, and what kind of object a key names.
 
 Accepted bodies: an S3 event notification (SNS raw delivery or straight from S3), the same inside an SNS
-envelope (raw delivery off), ``s3:TestEvent`` (nothing to do), and an EventBridge ``Object Created`` event.
-S3 notification keys are URL-encoded (``+`` for spaces) and are decoded with ``unquote_plus``; EventBridge
-keys are delivered as the plain key and are used as they are.
+envelope (raw delivery off), ``s3:TestEvent`` (nothing to do), and an EventBridge ``Object Created`` or
+``Object Deleted`` event. S3 notification keys are URL-encoded (``+`` for spaces) and are decoded with
+``unquote_plus``; EventBridge keys are delivered as the plain key and are used as they are.
+
+Each reference carries the event's ``versionId``: the processor reads exactly the version that was announced,
+so overwriting a log object before it is processed cannot hide the first version's events. Removals
+(``ObjectRemoved:*``) are returned too (``ObjectRef.removed``): a deleted log object is a tamper alert.
 """
 
 from __future__ import annotations
@@ -30,6 +34,20 @@ class ObjectRef:
     size: int | None = None
     etag: str | None = None
     event_time: str | None = None
+    version_id: str | None = None  # None: an unversioned bucket (read the latest)
+    sequencer: str | None = None  # S3's per-key ordering of events (hex, compare after left-padding)
+    event_name: str | None = None  # e.g. ObjectCreated:Put, ObjectRemoved:DeleteMarkerCreated
+
+    @property
+    def removed(self) -> bool:
+        """The event announces a removal (a delete marker, or a version deleted): nothing to read."""
+        return bool(self.event_name and self.event_name.startswith(REMOVED_PREFIX))
+
+
+CREATED_PREFIX = "ObjectCreated"
+REMOVED_PREFIX = "ObjectRemoved"
+REMOVED_DELETE = "ObjectRemoved:Delete"  # a version deleted for good (or an object of an unversioned bucket)
+REMOVED_MARKER = "ObjectRemoved:DeleteMarkerCreated"  # DeleteObject without VersionId on a versioned bucket
 
 
 class KeyKind(Enum):
@@ -115,8 +133,10 @@ def _parse_s3_records(records: Any) -> list[ObjectRef]:
         event_name = str(rec.get("eventName", ""))
         if rec.get("eventSource") != "aws:s3":
             raise NotificationError(f"{where}: eventSource {rec.get('eventSource')!r}, expected 'aws:s3'")
-        if not event_name.startswith("ObjectCreated"):
-            log.info("%s: ignoring S3 event %s (only ObjectCreated carries a log file)", where, event_name)
+        if not event_name.startswith((CREATED_PREFIX, REMOVED_PREFIX)):
+            log.info(
+                "%s: ignoring S3 event %s (only ObjectCreated/ObjectRemoved concern logs)", where, event_name
+            )
             continue
         s3 = rec.get("s3")
         bucket = _dig(s3, "bucket", "name")
@@ -131,6 +151,9 @@ def _parse_s3_records(records: Any) -> list[ObjectRef]:
                 size=_int_or_none(obj.get("size")),
                 etag=_str_or_none(obj.get("eTag")),
                 event_time=_str_or_none(rec.get("eventTime")),
+                version_id=_str_or_none(obj.get("versionId")) or None,
+                sequencer=_str_or_none(obj.get("sequencer")),
+                event_name=event_name,
             )
         )
     return refs
@@ -138,15 +161,23 @@ def _parse_s3_records(records: Any) -> list[ObjectRef]:
 
 def _parse_eventbridge(doc: dict) -> list[ObjectRef]:
     detail_type = doc.get("detail-type")
-    if detail_type != "Object Created":
-        log.info("ignoring EventBridge S3 event %r (only Object Created carries a log file)", detail_type)
+    if detail_type not in ("Object Created", "Object Deleted"):
+        log.info("ignoring EventBridge S3 event %r (only Object Created/Deleted concern logs)", detail_type)
         return []
     detail = doc.get("detail")
     bucket = _dig(detail, "bucket", "name")
     key = _dig(detail, "object", "key")
     if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
-        raise NotificationError("EventBridge Object Created: detail.bucket.name / detail.object.key missing")
+        raise NotificationError(f"EventBridge {detail_type}: detail.bucket.name / detail.object.key missing")
     obj = detail["object"]
+    if detail_type == "Object Created":
+        event_name = f"{CREATED_PREFIX}:{_str_or_none(detail.get('reason')) or 'Put'}"
+    elif _dig(detail, "reason") == "Lifecycle Expiration":
+        log.info("ignoring EventBridge Object Deleted by lifecycle expiration of %s", key)
+        return []
+    else:  # deletion-type: "Permanently Deleted" or "Delete Marker Created"
+        marker = detail.get("deletion-type") == "Delete Marker Created"
+        event_name = REMOVED_MARKER if marker else REMOVED_DELETE
     return [
         ObjectRef(
             bucket=bucket,
@@ -154,6 +185,9 @@ def _parse_eventbridge(doc: dict) -> list[ObjectRef]:
             size=_int_or_none(obj.get("size")),
             etag=_str_or_none(obj.get("etag", obj.get("eTag"))),
             event_time=_str_or_none(doc.get("time")),
+            version_id=_str_or_none(obj.get("version-id")) or None,
+            sequencer=_str_or_none(obj.get("sequencer")),
+            event_name=event_name,
         )
     ]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import alerts, config_diff, records, store
+from . import alerts, config_diff, records, store, tamper
 from .aws import Settings
 from .logfile import FileStats, iter_matches, open_log
 from .notifications import KeyKind, ObjectRef, classify_key
@@ -115,6 +115,9 @@ def process_object(ref: ObjectRef, deps: Deps) -> FileResult:
     started = time.perf_counter()
     kind = classify_key(ref.key)
     result = FileResult(bucket=ref.bucket, key=ref.key, kind=kind.value)
+    if ref.removed:  # a deleted log object is a tamper alert; there is nothing to read (tamper.py)
+        result.skipped, result.alerts = True, tamper.report_removal(ref, deps)
+        return result
     if kind is not KeyKind.LOG:
         result.skipped = True
         result.ms = (time.perf_counter() - started) * 1000
@@ -160,17 +163,26 @@ def _read_and_store(
         failure = err
     finally:
         body.close()
+    try:  # a second version of this key is a tamper alert; checked after the read, so nothing waits on it
+        result.alerts += tamper.check_overwrite(ref, deps)
+    except Exception as err:
+        failure = failure or err
     result.records, result.fast_path = stats.records, stats.fast_path
     return failure
 
 
 def _get_object(s3: Any, ref: ObjectRef, owner: str | None = None) -> Any:
-    owned = {"ExpectedBucketOwner": owner} if owner else {}
+    """The body of the version the notification named (latest when it named none: an unversioned bucket),
+    so that overwriting or deleting the key before we read it hides nothing."""
+    params: dict[str, str] = {"ExpectedBucketOwner": owner} if owner else {}
+    if ref.version_id:
+        params["VersionId"] = ref.version_id
     try:
-        return s3.get_object(Bucket=ref.bucket, Key=ref.key, **owned)["Body"]
+        return s3.get_object(Bucket=ref.bucket, Key=ref.key, **params)["Body"]
     except ClientError as err:
-        if str(err.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
-            raise ObjectMissingError("the object does not exist (NoSuchKey)") from err
+        code = str(err.response.get("Error", {}).get("Code"))
+        if code in ("NoSuchKey", "NoSuchVersion", "404"):
+            raise ObjectMissingError(f"the object does not exist ({code})") from err
         raise
 
 

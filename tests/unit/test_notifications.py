@@ -50,7 +50,14 @@ def test_s3_key_is_url_encoded_in_the_factory() -> None:
 
 def test_s3_notification_fields() -> None:
     [ref] = parse_body(f.s3_notification(BUCKET, KEY, size=99))
-    assert ref == ObjectRef(BUCKET, KEY, size=99, etag="0123abcd", event_time="2024-01-15T10:05:00.000Z")
+    assert ref == ObjectRef(
+        BUCKET,
+        KEY,
+        size=99,
+        etag="0123abcd",
+        event_time="2024-01-15T10:05:00.000Z",
+        event_name="ObjectCreated:Put",
+    )
 
 
 def test_several_records_in_one_notification() -> None:
@@ -60,19 +67,93 @@ def test_several_records_in_one_notification() -> None:
     assert [r.key for r in parse_body(json.dumps(one))] == ["a/1.json.gz", "a/2.json.gz"]
 
 
+def _eventbridge_deleted(reason: str, deletion_type: str) -> str:
+    doc = json.loads(f.eventbridge_object_created(BUCKET, KEY, detail_type="Object Deleted"))
+    doc["detail"].update({"reason": reason, "deletion-type": deletion_type})
+    doc["detail"]["object"] = {"key": KEY, "version-id": "v7", "sequencer": "617f08299329d18a"}
+    return json.dumps(doc)
+
+
 @pytest.mark.parametrize(
     "body",
     [
         pytest.param(f.s3_test_event(BUCKET), id="raw"),
         pytest.param(f.sns_envelope(f.s3_test_event(BUCKET)), id="in-sns-envelope"),
-        pytest.param(f.s3_notification(BUCKET, KEY, event_name="ObjectRemoved:Delete"), id="object-removed"),
+        pytest.param(f.s3_notification(BUCKET, KEY, event_name="ObjectRestore:Post"), id="object-restore"),
         pytest.param(
-            f.eventbridge_object_created(BUCKET, KEY, detail_type="Object Deleted"), id="eventbridge-deleted"
+            f.eventbridge_object_created(BUCKET, KEY, detail_type="Object Tags Added"), id="eventbridge-tags"
+        ),
+        pytest.param(
+            _eventbridge_deleted("Lifecycle Expiration", "Delete Marker Created"), id="eb-lifecycle"
         ),
     ],
 )
 def test_acknowledged_without_objects(body: str) -> None:
     assert parse_body(body) == []
+
+
+def _versioned(event_name: str = "ObjectCreated:Put", **object_fields: str) -> str:
+    doc = json.loads(f.s3_notification(BUCKET, KEY, event_name=event_name))
+    doc["Records"][0]["s3"]["object"].update(object_fields)
+    return json.dumps(doc)
+
+
+def test_version_sequencer_and_event_name_are_carried() -> None:
+    [ref] = parse_body(_versioned(versionId="3HL4kqtJvjVBH40Nrjfkd", sequencer="0055AED6DCD90281E5"))
+    assert (ref.version_id, ref.sequencer, ref.event_name) == (
+        "3HL4kqtJvjVBH40Nrjfkd",
+        "0055AED6DCD90281E5",
+        "ObjectCreated:Put",
+    )
+    assert not ref.removed
+
+
+def test_unversioned_bucket_has_no_version() -> None:
+    """S3 omits versionId for an unversioned bucket: the processor then reads the latest."""
+    [ref] = parse_body(_versioned())
+    assert ref.version_id is None
+
+
+@pytest.mark.parametrize(
+    ("body", "event_name", "version"),
+    [
+        pytest.param(
+            _versioned("ObjectRemoved:DeleteMarkerCreated", versionId="m1"),
+            "ObjectRemoved:DeleteMarkerCreated",
+            "m1",
+            id="s3-marker",
+        ),
+        pytest.param(
+            f.sns_envelope(_versioned("ObjectRemoved:Delete", versionId="v1")),
+            "ObjectRemoved:Delete",
+            "v1",
+            id="sns-version-deleted",
+        ),
+        pytest.param(
+            _eventbridge_deleted("DeleteObject", "Delete Marker Created"),
+            "ObjectRemoved:DeleteMarkerCreated",
+            "v7",
+            id="eventbridge-marker",
+        ),
+        pytest.param(
+            _eventbridge_deleted("DeleteObject", "Permanently Deleted"),
+            "ObjectRemoved:Delete",
+            "v7",
+            id="eventbridge-permanent",
+        ),
+    ],
+)
+def test_removals_are_returned_as_removed(body: str, event_name: str, version: str) -> None:
+    """A removal under AWSLogs/ is tampering: parse_body hands it on rather than dropping it."""
+    [ref] = parse_body(body)
+    assert (ref.key, ref.event_name, ref.version_id, ref.removed) == (KEY, event_name, version, True)
+
+
+def test_eventbridge_created_carries_the_version() -> None:
+    doc = json.loads(f.eventbridge_object_created(BUCKET, KEY))
+    doc["detail"]["object"]["version-id"] = "v2"
+    [ref] = parse_body(json.dumps(doc))
+    assert (ref.version_id, ref.sequencer, ref.removed) == ("v2", "617f08299329d189", False)
 
 
 @pytest.mark.parametrize(

@@ -434,7 +434,8 @@ def test_bucket_policy_cloudtrail_write(base: dict[str, Any]) -> None:
 def test_one_notification_to_log_delivery_topic(base: dict[str, Any]) -> None:
     entries = notification_entries(props(base, "TrailBucket")["NotificationConfiguration"])
     assert [(where, e["Topic"], e["Event"]) for where, e in entries] == [
-        ("TopicConfigurations[0]", {"Ref": "LogDeliveryTopic"}, "s3:ObjectCreated:*")
+        ("TopicConfigurations[0]", {"Ref": "LogDeliveryTopic"}, "s3:ObjectCreated:*"),
+        ("TopicConfigurations[1]", {"Ref": "LogDeliveryTopic"}, "s3:ObjectRemoved:*"),  # test_template_tamper
     ]
 
 
@@ -455,7 +456,8 @@ def test_one_notification_to_log_delivery_topic(base: dict[str, Any]) -> None:
 )  # fmt: skip
 def test_notification_filter(base: dict[str, Any], key: str, notified: bool) -> None:
     entries = notification_entries(notification_in_account(base))
-    assert any(key_matches(entry, key) for _, entry in entries) is notified
+    created = [entry for _, entry in entries if entry["Event"].startswith("s3:ObjectCreated")]
+    assert any(key_matches(entry, key) for entry in created) is notified
 
 
 def test_notifications_do_not_overlap(base: dict[str, Any]) -> None:
@@ -469,7 +471,8 @@ def test_notifications_do_not_overlap(base: dict[str, Any]) -> None:
         ("s3:ObjectCreated:*", "", "", True),
         ("s3:ObjectCreated:*", "config/", "", False),
         ("s3:ObjectCreated:*", "AWSLogs/", ".json", False),
-        ("s3:ObjectRemoved:*", "AWSLogs/", ".json.gz", False),
+        ("s3:ObjectRemoved:*", "AWSLogs/", ".json.gz", True),  # the removal configuration has AWSLogs/<acct>/
+        ("s3:ObjectRemoved:*", "config/", "", False),
     ],
 )
 def test_overlap_check_catches_a_second_configuration(
@@ -907,6 +910,7 @@ def test_role_has_exactly_the_listed_statements(base: dict[str, Any]) -> None:
     assert {s["Sid"] for s in role_statements(base)} == {
         "WriteOwnLogs", "ConsumeLogProcessingQueue", "ReadLogFilesAndConfig", "MissingConfigIsNotFound",
         "StoreEvents", "PublishAlerts", "UseAlertTopicKey", "DecryptLogFilesThroughS3",
+        "ReadNotifiedLogVersions", "DetectOverwrittenLogs",  # test_template_tamper.py
     }  # fmt: skip
     assert "ManagedPolicyArns" not in props(base, "ProcessorRole")
 

@@ -20,7 +20,7 @@ from typing import Any
 import moto
 
 from trailwatch.errors import UsageError
-from trailwatch.local import cfn_engine, lambda_sqs, parameters, s3_policy, sns_filter
+from trailwatch.local import cfn_engine, lambda_sqs, parameters, s3_events, s3_policy, sns_filter
 
 PINNED_MOTO = "5.2.1"  # the same pin as pyproject.toml's moto dependency (a test holds them equal)
 
@@ -145,6 +145,16 @@ PATCHES: tuple[Patch, ...] = (
         "moto.sqs.models:Queue.add_message",
         lambda_sqs.add_message,
         "f27c9231c1f2043382bc1435c4dfbab7b645389df642f050d9dda477f6535c35",
+    ),
+    Patch(
+        "moto.s3.notifications:_get_s3_event",
+        s3_events.get_s3_event,
+        "a3d11d269a1198adb992bbe0a120f9711cb921c9a48c1bbc18461822d7ff87c6",
+    ),
+    Patch(
+        "moto.s3.models:S3Backend._set_delete_marker",
+        s3_events.set_delete_marker,
+        "f95d9e59e39fdc4289ec00ed5f1c9d3b362448c65c68568a198d68e401093541",
     ),
 )
 
