@@ -33,11 +33,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import boto3
 from trailwatch import synth
-from trailwatch.local.server import LocalAWS
+
+if TYPE_CHECKING:
+    from trailwatch.local.server import LocalAWS
 
 BUCKET = "tw-memory-trail-bucket"
 TABLE = "tw-memory-events"
@@ -286,6 +288,8 @@ def _setup(aws: LocalAWS) -> None:
 def run(
     names: list[str], scale: float, memory_size: int, timeout: int, echo: Callable[[str], None]
 ) -> Iterator[Measured]:
+    from trailwatch.local.server import LocalAWS  # moto's server: only when measuring
+
     with (
         LocalAWS(port=0, lambda_runtime=False, cloudtrail=False) as aws,
         tempfile.TemporaryDirectory() as tmp,
@@ -312,7 +316,7 @@ def cells(m: Measured, memory_size: int) -> tuple[str, ...]:
         num(m.peak_mb, ".0f"),
         num(m.seconds, ".1f"),
         m.outcome,
-        "NO" if m.over(memory_size) else "yes",
+        "NO" if m.over(memory_size) else ("yes (until killed)" if m.outcome.startswith("killed") else "yes"),
     )
 
 
