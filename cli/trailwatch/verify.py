@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import botocore.exceptions
@@ -48,6 +48,7 @@ class Context:
     outputs: dict[str, str]
     template: dict[str, Any]
     config: Any = None
+    trail_status: dict[str, Any] | None = None  # GetTrailStatus, read once
 
 
 def template_env(ctx: Context) -> dict[str, str]:
@@ -110,10 +111,91 @@ def _trail(ctx: Context) -> dict[str, Any]:
 
 
 def check_trail_logging(ctx: Context) -> tuple[str, str]:
-    status = ctx.aws.client("cloudtrail").get_trail_status(Name=ctx.outputs["TrailArn"])
+    status = _trail_status(ctx)
     if status.get("IsLogging"):
         return "pass", "the trail is logging"
     return "fail", "the trail is NOT logging (StopLogging?): run `aws cloudtrail start-logging --name TRAIL`"
+
+
+# The last processed file may lag the trail's last delivery by this much before verify warns: files are
+# delivered about every 5 minutes and processed within seconds; the marker is written at most once a minute.
+PROCESSING_LAG = timedelta(minutes=30)
+# No delivery for this long is worth a word (an idle account, or delivery has stopped).
+DELIVERY_QUIET = timedelta(hours=1)
+
+
+def _ago(moment: datetime, now: datetime) -> str:
+    seconds = max(0, int((now - moment).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def delivery_verdict(status: dict[str, Any], now: datetime) -> tuple[str, str]:
+    """GetTrailStatus -> (status, reason): LatestDeliveryError fails, a long silence warns."""
+    delivered = status.get("LatestDeliveryTime")
+    error = status.get("LatestDeliveryError")
+    if error:
+        when = f" (last successful delivery {_utc(delivered).isoformat()})" if delivered else ""
+        return "fail", f"the trail's last log file delivery failed: {error}{when}"
+    if not delivered:
+        return "warn", "the trail has not delivered a log file yet"
+    delivered = _utc(delivered)
+    shown = f"last log file delivered {delivered.isoformat()} ({_ago(delivered, now)})"
+    if now - delivered > DELIVERY_QUIET:
+        return "warn", f"{shown}: an idle account, or delivery has stopped"
+    return "pass", shown
+
+
+def last_processed_verdict(
+    marker: dict[str, Any] | None, delivered: datetime | None, now: datetime
+) -> tuple[str, str]:
+    """The processor's last-processed marker (plain item) against the trail's last delivery."""
+    if marker is None or "processed_at" not in marker:
+        if delivered is not None and now - _utc(delivered) > PROCESSING_LAG:
+            return "warn", "no log file processed yet, although the trail has delivered"
+        return "warn", "no log file processed yet (the processor records one at most once a minute)"
+    processed = datetime.fromisoformat(str(marker["processed_at"]).replace("Z", "+00:00"))
+    shown = f"{marker.get('object_key', '?')} at {processed.isoformat()} ({_ago(processed, now)})"
+    if delivered is not None and _utc(delivered) > processed and now - processed > PROCESSING_LAG:
+        return "warn", (
+            f"last processed file {shown}, while the trail delivered since "
+            f"({_utc(delivered).isoformat()}): is the processor running? (dead-letter queue, mapping, "
+            "function errors)"
+        )
+    return "pass", f"last processed file {shown}"
+
+
+def _trail_status(ctx: Context) -> dict[str, Any]:
+    if ctx.trail_status is None:
+        ctx.trail_status = ctx.aws.client("cloudtrail").get_trail_status(Name=ctx.outputs["TrailArn"])
+    return ctx.trail_status
+
+
+def check_trail_delivery(ctx: Context) -> tuple[str, str]:
+    return delivery_verdict(_trail_status(ctx), datetime.now(UTC))
+
+
+def check_last_processed(ctx: Context) -> tuple[str, str]:
+    from trailwatch_processor import store
+
+    item = (
+        ctx.aws.client("dynamodb")
+        .get_item(
+            TableName=ctx.outputs["EventsTableName"],
+            Key={"EventId": {"S": store.last_processed_id(ctx.outputs["TrailBucketName"])}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    marker = store.plain(item) if item else None
+    return last_processed_verdict(marker, _trail_status(ctx).get("LatestDeliveryTime"), datetime.now(UTC))
 
 
 def check_trail_settings(ctx: Context) -> tuple[str, str]:
@@ -324,6 +406,7 @@ def check_dlq(ctx: Context) -> tuple[str, str]:
 CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
     ("stack status", check_stack),
     ("trail logging", check_trail_logging),
+    ("trail delivery", check_trail_delivery),
     ("trail settings", check_trail_settings),
     ("trail event selectors", check_selectors),
     ("bucket public access block", check_public_access),
@@ -335,6 +418,7 @@ CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
     ("config", check_config),
     ("email subscription", check_email),
     ("dead-letter queue", check_dlq),
+    ("last processed file", check_last_processed),
 ]
 
 

@@ -143,6 +143,7 @@ def process_object(ref: ObjectRef, deps: Deps) -> FileResult:
         level = logging.WARNING if isinstance(failure, AlertsInFlightError) else logging.ERROR
         log.log(level, "failed s3://%s/%s: %s", ref.bucket, ref.key, failure, extra={"data": data})
         raise failure
+    store.note_processed(deps.dynamodb, deps.settings.events_table, ref.bucket, ref.key, deps.now())
     log.info("processed s3://%s/%s", ref.bucket, ref.key, extra={"data": result.log_fields()})
     return result
 

@@ -421,3 +421,40 @@ def put_config_state(
         if _code(err) != "ConditionalCheckFailedException":
             raise
         return False
+
+
+# --- last processed log file (P4, issue 15 case 7): the marker `trailwatch verify` reads -----------------
+
+LAST_PROCESSED_PREFIX = "trailwatch#last-processed#"
+LAST_PROCESSED_EVERY = timedelta(minutes=1)
+_last_processed_noted: dict[str, datetime] = {}  # per container: marker id -> when this container wrote it
+
+
+def last_processed_id(bucket: str) -> str:
+    return LAST_PROCESSED_PREFIX + bucket
+
+
+def note_processed(ddb: Any, table: str, bucket: str, key: str, now: datetime) -> bool:
+    """Record ``key`` as the last log file processed from ``bucket``, at most once a minute per container
+    (one write per minute, not one per file). The stored time only moves forward. A failed write is logged
+    and ignored: the file itself was processed. True when written."""
+    marker = last_processed_id(bucket)
+    last = _last_processed_noted.get(marker)
+    if last is not None and now - last < LAST_PROCESSED_EVERY:
+        return False
+    _last_processed_noted[marker] = now
+    stamp = iso(now)
+    try:
+        ddb.put_item(
+            TableName=table,
+            Item=to_item({"EventId": marker, "kind": OPERATIONAL, "object_key": key, "processed_at": stamp}),
+            ConditionExpression="attribute_not_exists(processed_at) OR processed_at < :now",
+            ExpressionAttributeValues={":now": {"S": stamp}},
+        )
+    except ClientError as err:
+        if _code(err) != "ConditionalCheckFailedException":
+            import logging
+
+            logging.getLogger(__name__).warning("last-processed marker not written: %s", err)
+        return False
+    return True

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from trailwatch.local import moto_patches
-from trailwatch.local.alarms import AlarmEvaluator, record_invocation
+from trailwatch.local.alarms import AlarmEvaluator, record_invocation, sqs_gauges
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -176,6 +176,32 @@ def test_age_of_oldest_message_is_sampled(world: World) -> None:
     now = time.time()
     assert [c.new_state for c in world.evaluator.evaluate_once(now)] == ["OK"]
     assert [c.new_state for c in world.evaluator.evaluate_once(now + 60)] == ["ALARM"]
+
+
+def _age(world: World, now: float) -> float:
+    dims = frozenset({("QueueName", "tw-dlq")})
+    return sqs_gauges(ACCOUNT, REGION, now)[("AWS/SQS", "ApproximateAgeOfOldestMessage", dims)]
+
+
+@pytest.mark.parametrize(("receives", "counted"), [(0, True), (2, True), (3, False)])
+def test_age_skips_messages_received_three_times(world: World, receives: int, counted: bool) -> None:
+    """SQS: a message received three times or more is moved to the back of the queue and the metric
+    points at the oldest message received fewer times (so a retried bad file alone does not age it)."""
+    world.sqs.send_message(QueueUrl=world.dlq_url, MessageBody="retried")
+    for _ in range(receives):
+        assert len(world.sqs.receive_message(QueueUrl=world.dlq_url, VisibilityTimeout=0)["Messages"]) == 1
+    time.sleep(1.1)  # moto's sent timestamps are in milliseconds of the wall clock
+    world.sqs.send_message(QueueUrl=world.dlq_url, MessageBody="newer")
+    now = time.time() + 100
+    age = _age(world, now)
+    assert (age > 100.9) is counted, age
+
+
+def test_age_of_a_queue_of_retried_messages_only_is_the_oldest(world: World) -> None:
+    world.sqs.send_message(QueueUrl=world.dlq_url, MessageBody="retried")
+    for _ in range(3):
+        world.sqs.receive_message(QueueUrl=world.dlq_url, VisibilityTimeout=0)
+    assert _age(world, time.time() + 50) >= 49
 
 
 @dataclass

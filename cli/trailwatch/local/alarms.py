@@ -4,7 +4,8 @@
 
 - samples the SQS metrics CloudWatch receives from SQS, from moto's SQS state, per queue (dimension
   ``QueueName``): ``ApproximateNumberOfMessagesVisible``, ``ApproximateNumberOfMessagesNotVisible`` and
-  ``ApproximateAgeOfOldestMessage`` (seconds);
+  ``ApproximateAgeOfOldestMessage`` (seconds; messages received three times or more are skipped, as SQS
+  documents);
 - reads the Lambda metrics the local Lambda runtime puts into moto's CloudWatch (`record_invocation`:
   ``Invocations``, ``Errors``, ``Duration`` per ``FunctionName``, as the Lambda service publishes them),
   and any metric put with ``PutMetricData``;
@@ -39,6 +40,7 @@ LogFn = Callable[[str], None]
 DEFAULT_INTERVAL = 1.0
 DEFAULT_PERIOD_SCALE = 0.01
 SAMPLE_HORIZON = 3600.0  # seconds of SQS samples kept
+RECEIVES_BEFORE_BACK_OF_QUEUE = 3  # ApproximateAgeOfOldestMessage skips messages received this often
 _INITIAL_REASON = "Unchecked: Initial alarm creation"  # moto's reason for a new alarm
 
 REGION_NAMES = {
@@ -126,15 +128,26 @@ def sqs_gauges(account_id: str, region: str, now: float) -> dict[MetricKey, floa
         dims = frozenset({("QueueName", name)})
         messages = list(getattr(queue, "_messages", []))
         visible = sum(1 for m in messages if m.visible and not m.delayed)
-        sent = [m.sent_timestamp for m in messages if m.sent_timestamp]
         out[("AWS/SQS", "ApproximateNumberOfMessagesVisible", dims)] = float(visible)
         out[("AWS/SQS", "ApproximateNumberOfMessagesNotVisible", dims)] = float(
             sum(1 for m in messages if not m.visible)
         )
-        out[("AWS/SQS", "ApproximateAgeOfOldestMessage", dims)] = (
-            max(0.0, now - min(sent) / 1000) if sent else 0.0
-        )
+        out[("AWS/SQS", "ApproximateAgeOfOldestMessage", dims)] = oldest_message_age(messages, now)
     return out
+
+
+def oldest_message_age(messages: list[Any], now: float) -> float:
+    """SQS's ApproximateAgeOfOldestMessage (seconds) of a queue's non-deleted `messages`.
+
+    As SQS documents it: a message received three times or more and not deleted is moved to the back of the
+    queue, and the metric points at the oldest message received fewer than three times. When every message
+    has been received that often, the oldest of all (a local choice: SQS does not say)."""
+    sent = [m for m in messages if m.sent_timestamp]
+    if not sent:
+        return 0.0
+    fresh = [m for m in sent if m.approximate_receive_count < RECEIVES_BEFORE_BACK_OF_QUEUE]
+    oldest = min(m.sent_timestamp for m in (fresh or sent))
+    return max(0.0, now - oldest / 1000)
 
 
 @dataclass(frozen=True)
