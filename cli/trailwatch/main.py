@@ -27,7 +27,11 @@ AWS settings come from the options or, as for the AWS CLI, from AWS_PROFILE, AWS
 AWS_DEFAULT_REGION, AWS_ENDPOINT_URL and the usual credential chain."""
 
 # Commands imported on first use (the local AWS takes a second to import).
-LAZY_COMMANDS = {"local": "trailwatch.local.commands", "demo": "trailwatch.local.demo"}
+LAZY_COMMANDS = {
+    "local": "trailwatch.local.commands",
+    "demo": "trailwatch.local.demo",
+    "rules": "trailwatch.rulescmd",  # the `rules` group (rules test, rules list, ...)
+}
 
 
 class ExplainedExit(click.ClickException):
