@@ -18,7 +18,7 @@ from trailwatch.ui import UI, format_table
 EPILOG = """\b
 Exit codes:
   0  ok
-  1  a check failed (verify)
+  1  a check failed (verify, rules test)
   2  usage or config error (bad option, invalid config, no credentials or region, scan input unreadable)
   3  AWS error (access denied, bucket name taken, stack failed or in ROLLBACK_COMPLETE, template rejected)
 

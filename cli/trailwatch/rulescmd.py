@@ -63,7 +63,7 @@ def run_tests(config: Any, base: Path) -> list[RuleTestResult]:
             name = _test_name(test, index)
             try:
                 records = _records(test, base)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 results.append(RuleTestResult(rule.id, name, test["expect"], f"error: {reason}"))
                 continue
