@@ -35,6 +35,7 @@ Standard library only; the parser recurses only on parentheses, whose depth is c
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -295,8 +296,6 @@ def _conjunction(conds: list[_Cond]) -> dict[tuple[str, ...], object]:
 
 
 def _key(value: object) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True)
 
 
