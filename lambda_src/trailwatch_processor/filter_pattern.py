@@ -13,7 +13,8 @@ Translation and the choices where the documentation is silent (each is an exact 
 * ``= 5`` (an unquoted number) -> numeric equality; ``< > <= >=`` -> ``numeric`` (numbers only: a string
   operand is refused).
 * ``!= X`` -> ``anything-but X``. A record WITHOUT the field does not match ``!=``: CloudWatch filter patterns
-  "only return the log events that contain the terms you define" (FilterAndPatternSyntax), and EventBridge's
+  "only return the log events that contain the terms you define" (FilterAndPatternSyntax) and absent fields
+  have their own ``NOT EXISTS`` (no sentence covers ``!=`` on an absent field explicitly); EventBridge's
   ``anything-but`` likewise never matches a missing field. To also catch the missing field, write
   ``($.x != "y") || ($.x NOT EXISTS)``.
 * ``IS NULL`` -> ``[null]`` (a JSON null only; a missing field is ``NOT EXISTS``); ``NOT EXISTS`` ->
