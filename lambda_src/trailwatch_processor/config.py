@@ -1,6 +1,9 @@
 """Config schema and validation: decoded JSON in, a ``Config`` of ``Rule`` objects out, or a ``ConfigError``
 naming every fault by its path (``rules[2].pattern.eventName[0]``). The pattern syntax is EventBridge's
 (``patterns`` says what it means); the limits bound the matcher's depth and the literals a reader searches.
+A rule may instead give a CloudWatch Logs ``filter_pattern`` (the ``filter_pattern`` module translates it),
+and carry ``tests`` and ``origin``: metadata for the CLI's ``rules test``/``rules list``, validated for shape
+only (the Lambda never reads test files and the matcher never looks at tests).
 """
 
 from __future__ import annotations
