@@ -31,7 +31,7 @@ REGION = "us-east-1"
 WAIT_SECONDS = 40.0
 RULE = "kms-key-disabled-fp"
 FILTER = (
-    "{($.eventSource=kms.amazonaws.com) && (($.eventName=DisableKey)||($.eventName=ScheduleKeyDeletion))}"
+    "{($.eventSource=kms.amazonaws.com) && (($.eventName=DisableKey) || ($.eventName=ScheduleKeyDeletion))}"
 )
 
 

@@ -166,20 +166,16 @@ def _login(record: dict) -> tuple:
 
 
 def _only_shipped_4_2(record: dict) -> bool:
-    """The shipped rule also flags a console sign-in with no MFAUsed at all; CloudWatch's != never matches a
-    missing field."""
-    additional, _, _ = _login(record)
-    return "MFAUsed" not in additional
+    """The shipped rule also flags root sign-ins without MFA (CIS 4.2's own intent; the printed pattern names
+    IAMUser only) and a sign-in with no MFAUsed at all (CloudWatch's != never matches a missing field)."""
+    additional, _, identity = _login(record)
+    return identity.get("type") == "Root" or "MFAUsed" not in additional
 
 
 def _only_filter_4_2(record: dict) -> bool:
-    """The shipped rule narrows 4.2 to successful, non-federated IAM user / root sign-ins (README)."""
-    additional, response, identity = _login(record)
-    return (
-        identity.get("type") not in ("IAMUser", "Root")
-        or response.get("ConsoleLogin") != "Success"
-        or "SamlProviderArn" in additional
-    )
+    """The shipped rule leaves out SAML-federated sign-ins: their MFA happens at the identity provider."""
+    additional, _, _ = _login(record)
+    return "SamlProviderArn" in additional
 
 
 def _only_shipped_none(record: dict) -> bool:
