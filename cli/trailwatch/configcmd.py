@@ -35,6 +35,20 @@ def load_config(path: Path) -> tuple[Any, bytes]:
         ) from exc
 
 
+def check_rule_tests(config: Any, path: Path) -> None:
+    """Run the tests beside the rules (`trailwatch rules test`); ConfigInvalid with the table on a failure."""
+    from trailwatch.rulescmd import TABLE_HEADERS, failures, run_tests, table_rows
+    from trailwatch.ui import format_table
+
+    failed = failures(run_tests(config, path.resolve().parent))
+    if failed:
+        raise ConfigInvalid(
+            f"Config {path}: {len(failed)} rule test(s) failed; nothing uploaded.",
+            format_table(TABLE_HEADERS, table_rows(failed)),
+            hint=f"`trailwatch rules test {path}` shows every test; fix the rule or its test.",
+        )
+
+
 def config_location(outputs: dict[str, str]) -> tuple[str, str]:
     """(bucket, key) of the live config from the stack outputs."""
     uri = outputs.get("ConfigS3Uri", "")
@@ -130,6 +144,7 @@ def upload(aws: Aws, ui: UI, path: Path, *, outputs: dict[str, str], yes: bool =
     from trailwatch_processor import config_diff
 
     config, data = load_config(path)
+    check_rule_tests(config, path)
     bucket, key = config_location(outputs)
     remote = fetch_remote(aws, bucket, key)
     ui.info(f"Config {path}: {len(config.rules)} rule(s) valid.")

@@ -18,7 +18,7 @@ from trailwatch.ui import UI, format_table
 EPILOG = """\b
 Exit codes:
   0  ok
-  1  a check failed (verify)
+  1  a check failed (verify, rules test)
   2  usage or config error (bad option, invalid config, no credentials or region, scan input unreadable)
   3  AWS error (access denied, bucket name taken, stack failed or in ROLLBACK_COMPLETE, template rejected)
 
@@ -27,7 +27,11 @@ AWS settings come from the options or, as for the AWS CLI, from AWS_PROFILE, AWS
 AWS_DEFAULT_REGION, AWS_ENDPOINT_URL and the usual credential chain."""
 
 # Commands imported on first use (the local AWS takes a second to import).
-LAZY_COMMANDS = {"local": "trailwatch.local.commands", "demo": "trailwatch.local.demo"}
+LAZY_COMMANDS = {
+    "local": "trailwatch.local.commands",
+    "demo": "trailwatch.local.demo",
+    "rules": "trailwatch.rulescmd",  # the `rules` group (rules test, rules list, ...)
+}
 
 
 class ExplainedExit(click.ClickException):

@@ -1,6 +1,9 @@
 """Config schema and validation: decoded JSON in, a ``Config`` of ``Rule`` objects out, or a ``ConfigError``
 naming every fault by its path (``rules[2].pattern.eventName[0]``). The pattern syntax is EventBridge's
 (``patterns`` says what it means); the limits bound the matcher's depth and the literals a reader searches.
+A rule may instead give a CloudWatch Logs ``filter_pattern`` (the ``filter_pattern`` module translates it),
+and carry ``tests`` and ``origin``: metadata for the CLI's ``rules test``/``rules list``, validated for shape
+only (the Lambda never reads test files and the matcher never looks at tests).
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .filter_pattern import FilterPatternError
+from .filter_pattern import translate as translate_filter_pattern
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 DEFAULT_SEVERITY = "medium"
@@ -25,7 +31,20 @@ MAX_ERRORS = 50
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
 _KEY_RE = re.compile(r"[A-Za-z0-9_$@:-]+")
-RULE_KEYS = ("id", "title", "severity", "description", "pattern", "exclude")
+RULE_KEYS = (
+    "id",
+    "title",
+    "severity",
+    "description",
+    "pattern",
+    "filter_pattern",
+    "exclude",
+    "origin",
+    "tests",
+)
+ORIGINS = ("shipped", "sigma", "filter_pattern", "yours")
+TEST_KEYS = ("name", "record", "file", "expect")
+EXPECTS = ("match", "no-match")
 TOP_KEYS = ("monitored_events", "rules")
 STRING_FILTERS = ("prefix", "suffix", "equals-ignore-case", "wildcard")
 FILTERS = ("prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "exists", "numeric", "cidr")
@@ -51,6 +70,10 @@ class Rule:
     description: str
     pattern: dict = field(hash=False)
     exclude: tuple[dict, ...] = field(default=(), hash=False)
+    # Metadata for the CLI (`trailwatch rules list/test`); the matcher never reads them.
+    origin: str = field(default="yours", compare=False)
+    filter_pattern: str | None = field(default=None, compare=False)
+    tests: tuple[dict, ...] = field(default=(), hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -277,16 +300,17 @@ class _Validator:
             self.err(
                 f"{path}.severity", f"unknown severity {severity!r}; expected one of {', '.join(SEVERITIES)}"
             )
-        if "pattern" not in raw:
-            self.err(path, "missing 'pattern'")
-        else:
-            self.pattern(raw["pattern"], f"{path}.pattern")
+        pattern = self.rule_pattern(raw, path)
         exclude = raw.get("exclude", [])
         if not isinstance(exclude, list):
             self.err(f"{path}.exclude", f"expected an array of patterns, got {_kind(exclude)}")
         else:
             for i, pat in enumerate(exclude):
                 self.pattern(pat, f"{path}.exclude[{i}]")
+        origin = raw.get("origin", "filter_pattern" if "filter_pattern" in raw else "yours")
+        if origin not in ORIGINS:
+            self.err(f"{path}.origin", f"unknown origin {origin!r}; expected one of {', '.join(ORIGINS)}")
+        tests = self.tests(raw["tests"], f"{path}.tests") if "tests" in raw else ()
         if len(self.errors) != n_before:
             return None
         return Rule(
@@ -294,9 +318,68 @@ class _Validator:
             title=raw.get("title", rid),
             severity=severity,
             description=raw.get("description", ""),
-            pattern=copy.deepcopy(raw["pattern"]),  # the caller's later edits must not change the rule
+            pattern=copy.deepcopy(pattern),  # the caller's later edits must not change the rule
             exclude=tuple(copy.deepcopy(exclude)),
+            origin=origin,
+            filter_pattern=raw.get("filter_pattern"),
+            tests=tests,
         )
+
+    def rule_pattern(self, raw: dict, path: str) -> object:
+        """The rule's EventBridge pattern: ``pattern`` as written, or ``filter_pattern`` translated."""
+        if "pattern" not in raw and "filter_pattern" not in raw:
+            self.err(path, "missing 'pattern'")  # or 'filter_pattern' (CloudWatch Logs syntax)
+            return None
+        if "pattern" in raw and "filter_pattern" in raw:
+            self.err(path, "give only one of 'pattern' (EventBridge) and 'filter_pattern' (CloudWatch Logs)")
+            return None
+        if "pattern" in raw:
+            self.pattern(raw["pattern"], f"{path}.pattern")
+            return raw["pattern"]
+        sub = f"{path}.filter_pattern"
+        if not self.string(raw["filter_pattern"], sub, allow_empty=False):
+            return None
+        try:
+            translated = translate_filter_pattern(raw["filter_pattern"])
+        except FilterPatternError as exc:
+            self.err(sub, str(exc))
+            return None
+        n_before = len(self.errors)
+        self.pattern(translated, f"{sub}(translated)")
+        return translated if len(self.errors) == n_before else None
+
+    def tests(self, tests: object, path: str) -> tuple[dict, ...]:
+        """Validate a rule's tests (shape only: the CLI reads ``file`` references, the Lambda never does)."""
+        if not isinstance(tests, list):
+            self.err(path, f"expected an array of tests, got {_kind(tests)}")
+            return ()
+        out: list[dict] = []
+        for i, test in enumerate(tests):
+            sub = f"{path}[{i}]"
+            if not isinstance(test, dict):
+                self.err(sub, f"a test must be an object, got {_kind(test)}")
+                continue
+            for key in test:
+                if key not in TEST_KEYS:
+                    self.err(f"{sub}.{key}", f"unknown key (expected {', '.join(TEST_KEYS)})")
+            if "name" in test:
+                self.string(test["name"], f"{sub}.name", allow_empty=False)
+            if ("record" in test) == ("file" in test):
+                self.err(
+                    sub, "give exactly one of 'record' (inline) and 'file' (path relative to the config)"
+                )
+            elif "record" in test and not isinstance(test["record"], dict):
+                self.err(f"{sub}.record", f"a record must be an object, got {_kind(test['record'])}")
+            elif (
+                "file" in test
+                and self.string(test["file"], f"{sub}.file", allow_empty=False)
+                and (test["file"].startswith(("/", "\\")) or ":" in test["file"])
+            ):
+                self.err(f"{sub}.file", "must be a path relative to the config file")
+            if test.get("expect") not in EXPECTS:
+                self.err(f"{sub}.expect", f"expected one of {', '.join(EXPECTS)}, got {test.get('expect')!r}")
+            out.append(test)
+        return tuple(out)
 
 
 def _kind(value: object) -> str:

@@ -1,0 +1,57 @@
+"""`trailwatch upload-config` runs the tests beside the rules first (moto, the small stand-in stack)."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from tests.functional.cli_conftest import *  # noqa: F403 -- fixtures
+from tests.functional.cli_conftest import TEST_BUCKET
+
+pytestmark = pytest.mark.usefixtures("moto_env", "small_template")
+KEY = "config/monitored_events.json"
+STOP = {"eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging"}
+FILTER = '{ ($.eventSource = "cloudtrail.amazonaws.com") && ($.eventName = StopLogging) }'
+
+
+def _remote() -> bytes:
+    return boto3.client("s3").get_object(Bucket=TEST_BUCKET, Key=KEY)["Body"].read()
+
+
+def _config(expect_for_stop: str) -> str:
+    return json.dumps(
+        {
+            "monitored_events": ["CreateUser", "StopLogging", "PutBucketPolicy"],
+            "rules": [
+                {
+                    "id": "stop-logging-fp",
+                    "severity": "high",
+                    "filter_pattern": FILTER,
+                    "tests": [{"name": "stop", "record": STOP, "expect": expect_for_stop}],
+                }
+            ],
+        }
+    )
+
+
+def test_upload_config_with_a_broken_rule_test_is_refused(cli, deploy_args, tmp_path):
+    assert cli(*deploy_args).exit_code == 0
+    before = _remote()
+    path = tmp_path / "broken.json"
+    path.write_text(_config("no-match"))
+    result = cli("upload-config", str(path), "--yes")
+    assert result.exit_code == 2, result.output
+    assert "1 rule test(s) failed; nothing uploaded" in result.output
+    assert "stop-logging-fp  stop  no-match  match" in result.output
+    assert _remote() == before
+
+
+def test_upload_config_with_passing_rule_tests_uploads(cli, deploy_args, tmp_path):
+    assert cli(*deploy_args).exit_code == 0
+    path = tmp_path / "good.json"
+    path.write_text(_config("match"))
+    result = cli("upload-config", str(path), "--yes")
+    assert result.exit_code == 0, result.output
+    assert _remote() == path.read_bytes()

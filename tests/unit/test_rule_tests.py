@@ -1,0 +1,197 @@
+"""Tests beside rules: their schema in config.py, `trailwatch rules test` and `trailwatch rules list`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from trailwatch.main import cli
+from trailwatch.rulescmd import run_tests
+from trailwatch_processor.config import ConfigError, load_default_config, validate_config
+from trailwatch_processor.patterns import compile_config
+
+STOP = {"eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging"}
+START = {"eventSource": "cloudtrail.amazonaws.com", "eventName": "StartLogging"}
+
+
+def rule(**extra: object) -> dict:
+    return {"id": "stop", "severity": "high", "pattern": {"eventName": ["StopLogging"]}, **extra}
+
+
+def write(path: Path, rules: list[dict]) -> Path:
+    path.write_text(json.dumps({"rules": rules}))
+    return path
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+# ------------------------------------------------------------------------------------------ schema
+
+
+def test_tests_and_origin_are_kept_on_the_rule_but_not_in_the_pattern() -> None:
+    tests = [{"name": "stop", "record": STOP, "expect": "match"}, {"file": "t/a.json", "expect": "no-match"}]
+    (parsed,) = validate_config({"rules": [rule(tests=tests, origin="sigma")]}).rules
+    assert parsed.tests == tuple(tests)
+    assert parsed.origin == "sigma"
+    assert parsed.pattern == {"eventName": ["StopLogging"]}
+
+
+@pytest.mark.parametrize(
+    ("tests", "error"),
+    [
+        ({"record": STOP}, "rules[0].tests: expected an array of tests, got an object"),
+        (["x"], "rules[0].tests[0]: a test must be an object, got a string"),
+        ([{"expect": "match"}], "rules[0].tests[0]: give exactly one of 'record' (inline) and 'file'"),
+        (
+            [{"record": STOP, "file": "a.json", "expect": "match"}],
+            "rules[0].tests[0]: give exactly one of 'record' (inline) and 'file'",
+        ),
+        ([{"record": [STOP], "expect": "match"}], "rules[0].tests[0].record: a record must be an object"),
+        ([{"file": "/etc/passwd", "expect": "match"}], "rules[0].tests[0].file: must be a path relative"),
+        ([{"record": STOP, "expect": "yes"}], "rules[0].tests[0].expect: expected one of match, no-match"),
+        ([{"record": STOP}], "rules[0].tests[0].expect: expected one of match, no-match, got None"),
+        ([{"record": STOP, "expect": "match", "why": 1}], "rules[0].tests[0].why: unknown key"),
+        ([{"name": "", "record": STOP, "expect": "match"}], "rules[0].tests[0].name: must not be empty"),
+    ],
+)
+def test_bad_tests_name_their_path(tests: object, error: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_config({"rules": [rule(tests=tests)]})
+    assert any(e.startswith(error) for e in info.value.errors), info.value.errors
+
+
+def test_unknown_origin_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"rules\[0\]\.origin: unknown origin 'mine'"):
+        validate_config({"rules": [rule(origin="mine")]})
+
+
+def test_origin_defaults_by_how_the_rule_was_written() -> None:
+    config = validate_config({"rules": [rule(), {"id": "fp", "filter_pattern": "{ $.eventName = X }"}]})
+    assert [r.origin for r in config.rules] == ["yours", "filter_pattern"]
+
+
+def test_tests_do_not_change_what_the_matcher_matches() -> None:
+    """The Lambda ignores tests: a rule with a failing test still matches exactly as without it."""
+    with_tests = validate_config({"rules": [rule(tests=[{"record": START, "expect": "match"}])]})
+    without = validate_config({"rules": [rule()]})
+    for record in (STOP, START):
+        assert [r.id for r in compile_config(with_tests).match(record)] == [
+            r.id for r in compile_config(without).match(record)
+        ]
+
+
+# ------------------------------------------------------------------------------------------ running
+
+
+def test_run_tests_reports_expected_and_got(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "start.json").write_text(json.dumps(START))
+    (tmp_path / "t" / "log.json").write_text(json.dumps({"Records": [START, STOP]}))
+    tests = [
+        {"name": "inline stop", "record": STOP, "expect": "match"},
+        {"file": "t/start.json", "expect": "no-match"},
+        {"name": "log file", "file": "t/log.json", "expect": "match"},
+        {"name": "broken", "record": START, "expect": "match"},
+        {"name": "missing file", "file": "t/nope.json", "expect": "match"},
+    ]
+    config = validate_config({"rules": [rule(tests=tests)]})
+    results = run_tests(config, tmp_path)
+    assert [(r.test, r.expected, r.got[:6], r.passed) for r in results] == [
+        ("inline stop", "match", "match", True),
+        ("#2 t/start.json", "no-match", "no-mat", True),
+        ("log file", "match", "match", True),
+        ("broken", "match", "no-mat", False),
+        ("missing file", "match", "error:", False),
+    ]
+
+
+def test_rule_tests_use_the_whole_config_matcher() -> None:
+    """Tests run through `compile_config` of the whole config, as the Lambda: the exclude applies."""
+    r = rule(
+        pattern={"eventSource": ["cloudtrail.amazonaws.com"]},
+        exclude=[{"eventName": ["StartLogging"]}],
+        tests=[{"record": START, "expect": "no-match"}, {"record": STOP, "expect": "match"}],
+    )
+    assert all(result.passed for result in run_tests(validate_config({"rules": [r]}), Path(".")))
+
+
+def test_every_shipped_rule_with_a_pattern_carries_matching_and_non_matching_tests() -> None:
+    config = load_default_config()
+    shorthand = set(config.raw["monitored_events"])
+    for r in config.rules:
+        if r.id in shorthand:
+            continue  # `monitored_events` entries are plain "any <name> event" rules without a tests field
+        expects = {t["expect"] for t in r.tests}
+        assert expects == {"match", "no-match"}, r.id
+        assert r.origin == "shipped"
+        assert any(t.get("name", "").startswith("real ") for t in r.tests if t["expect"] == "match"), r.id
+
+
+# ------------------------------------------------------------------------------------------ commands
+
+
+def test_rules_test_passes_on_the_shipped_config() -> None:
+    result = run("rules", "test")
+    assert result.exit_code == 0, result.output
+    assert "0 failed" in result.output
+    assert "cis-4.1-unauthorized-api-calls" in result.output
+
+
+def test_rules_test_fails_with_a_table_naming_the_broken_test(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "c.json",
+        [
+            rule(
+                tests=[
+                    {"name": "stop", "record": STOP, "expect": "match"},
+                    {"name": "start", "record": START, "expect": "match"},
+                ]
+            )
+        ],
+    )
+    result = run("rules", "test", str(path))
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["RULE", "TEST", "EXPECTED", "GOT", "RESULT"]
+    assert lines[1].split() == ["stop", "stop", "match", "match", "ok"]
+    assert lines[2].split() == ["stop", "start", "match", "no-match", "FAIL"]
+    assert "1 rule test(s) failed" in result.output
+
+
+def test_rules_test_on_an_invalid_config_names_the_path(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.json", [rule(tests=[{"record": STOP, "expect": "maybe"}])])
+    result = run("rules", "test", str(path))
+    assert result.exit_code == 2
+    assert "rules[0].tests[0].expect" in result.output
+
+
+def test_rules_list_shows_severity_origin_and_test_count(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "c.json",
+        [
+            rule(tests=[{"record": STOP, "expect": "match"}, {"record": START, "expect": "no-match"}]),
+            {"id": "fp", "severity": "low", "filter_pattern": "{ $.eventName = X }"},
+            {"id": "sg", "origin": "sigma", "pattern": {"eventName": ["Y"]}},
+        ],
+    )
+    result = run("rules", "list", str(path))
+    assert result.exit_code == 0, result.output
+    rows = [line.split()[:4] for line in result.output.splitlines()]
+    assert rows == [
+        ["RULE", "SEVERITY", "ORIGIN", "TESTS"],
+        ["stop", "high", "yours", "2"],
+        ["fp", "low", "filter_pattern", "0"],
+        ["sg", "medium", "sigma", "0"],
+    ]
+
+
+def test_rules_list_of_the_bundled_config_says_shipped() -> None:
+    result = run("rules", "list")
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[2] for line in result.output.splitlines()[1:]}
+    assert set(rows.values()) == {"shipped"}
+    assert "cis-4.15-organizations-changes" in rows and "CreateUser" in rows
