@@ -337,6 +337,14 @@ def destroy(options: Options, yes: bool) -> None:
     raise click.exceptions.Exit(run_destroy(aws, ui, yes=yes, confirm=confirm))
 
 
+@cli.group(epilog=EPILOG)
+def rules() -> None:
+    """Rules as code: import rules from other formats."""
+
+
+rules.add_command(importlib.import_module("trailwatch.sigma_import").import_sigma)
+
+
 def main() -> None:
     """Console script entry point."""
     cli(prog_name="trailwatch")

@@ -25,7 +25,7 @@ MAX_ERRORS = 50
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
 _KEY_RE = re.compile(r"[A-Za-z0-9_$@:-]+")
-RULE_KEYS = ("id", "title", "severity", "description", "pattern", "exclude")
+RULE_KEYS = ("id", "title", "severity", "description", "pattern", "exclude", "origin", "sigma")
 TOP_KEYS = ("monitored_events", "rules")
 STRING_FILTERS = ("prefix", "suffix", "equals-ignore-case", "wildcard")
 FILTERS = ("prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "exists", "numeric", "cidr")
@@ -269,9 +269,11 @@ class _Validator:
             self.err(path, "missing 'id'")
         elif self.string(rid, f"{path}.id", allow_empty=False) and not ID_RE.fullmatch(rid):
             self.err(f"{path}.id", f"invalid id {rid!r}: use letters, digits and ._:@/+=- (at most 128)")
-        for key in ("title", "description"):
+        for key in ("title", "description", "origin"):
             if key in raw:
                 self.string(raw[key], f"{path}.{key}")
+        if "sigma" in raw and not isinstance(raw["sigma"], dict):  # metadata of an imported Sigma rule
+            self.err(f"{path}.sigma", f"expected an object, got {_kind(raw['sigma'])}")
         severity = raw.get("severity", DEFAULT_SEVERITY)
         if severity not in SEVERITIES:
             self.err(
