@@ -2,9 +2,10 @@
 
 pySigma parses each rule and its condition; this module only translates the parsed tree, and refuses (with
 the reason) whatever EventBridge's pattern syntax cannot express exactly. The reading of a Sigma rule it
-preserves: string values match case-insensitively; ``*`` matches any run of characters; a dotted field name
-is a path of nested keys; a list value (in the record) matches when any element matches; an object never
-equals a string.
+preserves: values compare as text, case-insensitively, with the record's scalars (a JSON boolean as
+``true``/``false``, a number as its JSON text; null and objects have no text); ``*`` matches any run of
+characters; a dotted field name is a path of nested keys; a list in the record matches when any element
+matches.
 
 Translation:
 
@@ -144,8 +145,31 @@ def _wildcard_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("*", "\\*")
 
 
-def _string_filter(value: object) -> object:
-    """A SigmaString (modifiers already applied by pySigma) -> one EventBridge leaf filter."""
+_NUMBER_CHARS = frozenset("0123456789+-.eE")
+# Every JSON number: EventBridge's numeric filter compares by value, so these two cover them all.
+ALL_NUMBERS = [{"numeric": [">=", 0]}, {"numeric": ["<", 0]}]
+
+
+def _typed_extras(field_name: str, shown: str, regex: re.Pattern, texts: list[str]) -> list:
+    """Filters for the JSON booleans and numbers whose text the value matches (Sigma compares as text).
+
+    ``true``/``false`` are two texts: test them. Numbers are unbounded: a value that matches every text
+    (``*``) takes every number; one whose literal text could be part of a number's text (digits, sign, point,
+    exponent) is refused unless CloudTrail documents the field as a string.
+    """
+    extras: list = [b for b in (True, False) if regex.fullmatch("true" if b else "false")]
+    if not any(texts):
+        return extras + ALL_NUMBERS
+    if field_name not in SCALAR_FIELDS and all(set(t) <= _NUMBER_CHARS for t in texts):
+        raise Refused(
+            f"value {shown!r} on {field_name!r} could match a JSON number's text, which Sigma compares as "
+            "text and EventBridge by numeric value"
+        )
+    return extras
+
+
+def _string_filters(field_name: str, value: object) -> list:
+    """A SigmaString (modifiers already applied by pySigma) -> EventBridge leaf filters (OR)."""
     from sigma.types import SpecialChars
 
     parts: list[object] = []
@@ -164,25 +188,30 @@ def _string_filter(value: object) -> object:
             raise Refused(f"unsupported placeholder {part!r} in a value")
     star = SpecialChars.WILDCARD_MULTI
     texts = [p for p in parts if isinstance(p, str)]
+    shown = "".join("*" if p is star else p for p in parts)  # type: ignore[misc]
+    regex = re.compile(
+        "".join(".*" if p is star else re.escape(p) for p in parts),  # type: ignore[arg-type]
+        re.IGNORECASE | re.DOTALL,
+    )
+    extras = _typed_extras(field_name, shown, regex, texts or [""]) if parts else []
     if not parts:
-        return ""
+        return [""]
     if star not in parts:
         (text,) = texts
-        return {"equals-ignore-case": text} if _has_case(text) else text
+        return [{"equals-ignore-case": text} if _has_case(text) else text, *extras]
     if len(texts) == 1 and len(parts) == 2:
         text = texts[0]
         kind = "prefix" if parts[1] is star else "suffix"
-        return {kind: {"equals-ignore-case": text}} if _has_case(text) else {kind: text}
+        return [{kind: {"equals-ignore-case": text}} if _has_case(text) else {kind: text}, *extras]
     if any(_has_case(t) for t in texts):
-        shown = "".join("*" if p is star else p for p in parts)  # type: ignore[misc]
         raise Refused(
             f"case-insensitive wildcard {shown!r}: EventBridge's wildcard (and contains) is case-sensitive "
             "and its text has letters"
         )
-    return {"wildcard": "".join("*" if p is star else _wildcard_escape(p) for p in parts)}  # type: ignore[misc]
+    return [{"wildcard": "".join("*" if p is star else _wildcard_escape(p) for p in parts)}, *extras]  # type: ignore[misc]
 
 
-def _regex_filter(value: object) -> object:
+def _regex_filters(field_name: str, value: object) -> list:
     """``re``: only a literal, optionally anchored with ``^``, has an exact EventBridge form."""
     flags = {getattr(f, "name", str(f)).lower() for f in value.flags}  # type: ignore[attr-defined]
     pattern = value.regexp.to_plain() if hasattr(value.regexp, "to_plain") else str(value.regexp)  # type: ignore[attr-defined]
@@ -206,15 +235,18 @@ def _regex_filter(value: object) -> object:
     text = "".join(chars)
     if not text:
         raise Refused(f"regular expression {pattern!r} matches every string")
+    as_glob = re.compile(
+        ("" if anchored else ".*") + re.escape(text) + ".*", re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+    )
+    extras = _typed_extras(field_name, pattern, as_glob, [text])
     if anchored:
-        return (
-            {"prefix": {"equals-ignore-case": text}} if ignore_case and _has_case(text) else {"prefix": text}
-        )
+        prefix = {"equals-ignore-case": text} if ignore_case and _has_case(text) else text
+        return [{"prefix": prefix}, *extras]
     if ignore_case and _has_case(text):
         raise Refused(
             f"case-insensitive regular expression {pattern!r}: EventBridge's wildcard is case-sensitive"
         )
-    return {"wildcard": f"*{_wildcard_escape(text)}*"}
+    return [{"wildcard": f"*{_wildcard_escape(text)}*"}, *extras]
 
 
 def _leaf(field_name: str, value: object) -> list:
@@ -227,9 +259,9 @@ def _leaf(field_name: str, value: object) -> list:
             "filters only apply to leaf values"
         )
     if isinstance(value, st.SigmaString):
-        return [_string_filter(value)]
+        return _string_filters(field_name, value)
     if isinstance(value, st.SigmaRegularExpression):
-        return [_regex_filter(value)]
+        return _regex_filters(field_name, value)
     if isinstance(value, st.SigmaCIDRExpression):
         return [{"cidr": str(value.network)}]
     if isinstance(value, st.SigmaExists):

@@ -77,12 +77,22 @@ def _glob_regex(value: str, mods: list[str]) -> re.Pattern:
     return re.compile(body, re.IGNORECASE | re.DOTALL)
 
 
+def _text(value: object) -> str | None:
+    """A scalar's text as Sigma compares it: strings as is, booleans and numbers as JSON; null has none."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    return None
+
+
 def _value_matches(record: dict, field: str, mods: list[str], expected: object) -> bool:
-    present, values = _resolve(record, field)
+    present, raw_values = _resolve(record, field)
+    values = [t for t in map(_text, raw_values) if t is not None]
     if "exists" in mods:
         return present is bool(expected)
     if expected is None:
-        return not present or any(v is None for v in values)
+        return not present or any(v is None for v in raw_values)
     if "cidr" in mods:
         net = ipaddress.ip_network(str(expected), strict=False)
         for v in values:
@@ -262,11 +272,12 @@ def near_miss_records(rule_yaml: dict) -> list[dict]:
         for field in fields:
             _, values = _resolve(base, field)
             current = values[0] if values else "value"
-            variants: list[object] = [_MISSING, None, 12345, "", "zz"]
+            variants: list[object] = [_MISSING, None, "", "zz", "true", "12345"]
             if isinstance(current, str):
                 variants += [current.swapcase(), current + "z", "z" + current, current[:-1], current.upper()]
-            if field not in sigma_import.SCALAR_FIELDS:  # CloudTrail documents these as single values
+            if field not in sigma_import.SCALAR_FIELDS:  # CloudTrail documents these as single strings
                 variants += [[current], ["other", current], ["other"], {"nested": current}]
+                variants += [True, False, 12345, -1.5, 0, [False]]
             for variant in variants:
                 rec = copy.deepcopy(base)
                 _set(rec, field, variant)
@@ -384,6 +395,20 @@ def test_converted_rules_match_what_the_sigma_rule_says_on_real_and_near_miss_re
             [],
         ),
         (
+            "sel:\n    requestParameters.enable: 'false'\ncondition: sel",
+            {"requestParameters": {"enable": [{"equals-ignore-case": "false"}, False]}},
+            [],
+        ),
+        (
+            "sel:\n    requestParameters.name|contains: '*'\ncondition: sel",
+            {
+                "requestParameters": {
+                    "name": [{"wildcard": "*"}, True, False, {"numeric": [">=", 0]}, {"numeric": ["<", 0]}]
+                }
+            },
+            [],
+        ),
+        (
             "sel:\n    sourceIPAddress|cidr: 10.0.0.0/8\ncondition: sel",
             {"sourceIPAddress": [{"cidr": "10.0.0.0/8"}]},
             [],
@@ -437,7 +462,8 @@ def test_conversion_forms(detection, pattern, exclude):
         ("a:\n    eventName: A\ncondition: not a", "no positive part"),
         ("a:\n    eventName|contains|all:\n        - '1'\n        - '2'\ncondition: a", "same field"),
         ("a:\n    - 'keyword'\ncondition: a", "keyword"),
-        ("a:\n    resources.ARN: '1'\n    resources.type: '2'\ncondition: a", "may be an array"),
+        ("a:\n    resources.ARN: a\n    resources.type: b\ncondition: a", "may be an array"),
+        ("a:\n    requestParameters.port: '22'\ncondition: a", "JSON number's text"),
         ("a:\n    requestParameters.x|exists: true\ncondition: a", "exists on"),
     ],
 )
