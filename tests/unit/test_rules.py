@@ -225,7 +225,8 @@ BAD_CONFIGS = [
     ),
     (
         {"rules": [{"id": "a", "pattern": {"f": [1]}, "colour": "red"}]},
-        "rules[0].colour: unknown key (expected id, title, severity, description, pattern, exclude)",
+        "rules[0].colour: unknown key "
+        "(expected id, title, severity, description, pattern, exclude, origin, sigma)",
     ),
     (
         {"rules": [{"id": "a", "pattern": {"f": [[1]]}}]},

@@ -485,3 +485,22 @@ def test_case_insensitive_equality_matches_other_cases():
     matcher = compile_config(validate_config({"rules": [result.rule]}))
     assert matcher.match({"eventName": "CreateUser"})
     assert not matcher.match({"eventName": "CreateUsers"})
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ({"origin": 3}, "rules[0].origin: expected a string, got a number"),
+        ({"sigma": "id"}, "rules[0].sigma: expected an object, got a string"),
+    ],
+)
+def test_config_checks_the_origin_and_sigma_keys(extra, error):
+    from trailwatch_processor.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        validate_config({"rules": [{"id": "a", "pattern": {"f": ["x"]}, **extra}]})
+    assert error in info.value.errors
+    ok = validate_config(
+        {"rules": [{"id": "a", "pattern": {"f": ["x"]}, "origin": "sigma", "sigma": {"id": "1"}}]}
+    )
+    assert ok.rules[0].id == "a"
