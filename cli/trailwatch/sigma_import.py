@@ -168,7 +168,7 @@ def _typed_extras(field_name: str, shown: str, regex: re.Pattern, texts: list[st
     return extras
 
 
-def _string_filters(field_name: str, value: object) -> list:
+def _string_filters(field_name: str, value: object, case_sensitive: bool = False) -> list:
     """A SigmaString (modifiers already applied by pySigma) -> EventBridge leaf filters (OR)."""
     from sigma.types import SpecialChars
 
@@ -191,19 +191,20 @@ def _string_filters(field_name: str, value: object) -> list:
     shown = "".join("*" if p is star else p for p in parts)  # type: ignore[misc]
     regex = re.compile(
         "".join(".*" if p is star else re.escape(p) for p in parts),  # type: ignore[arg-type]
-        re.IGNORECASE | re.DOTALL,
+        re.DOTALL if case_sensitive else re.IGNORECASE | re.DOTALL,
     )
+    folds = (lambda _text: False) if case_sensitive else _has_case
     extras = _typed_extras(field_name, shown, regex, texts or [""]) if parts else []
     if not parts:
         return [""]
     if star not in parts:
         (text,) = texts
-        return [{"equals-ignore-case": text} if _has_case(text) else text, *extras]
+        return [{"equals-ignore-case": text} if folds(text) else text, *extras]
     if len(texts) == 1 and len(parts) == 2:
         text = texts[0]
         kind = "prefix" if parts[1] is star else "suffix"
-        return [{kind: {"equals-ignore-case": text}} if _has_case(text) else {kind: text}, *extras]
-    if any(_has_case(t) for t in texts):
+        return [{kind: {"equals-ignore-case": text}} if folds(text) else {kind: text}, *extras]
+    if any(folds(t) for t in texts):
         raise Refused(
             f"case-insensitive wildcard {shown!r}: EventBridge's wildcard (and contains) is case-sensitive "
             "and its text has letters"
@@ -249,7 +250,7 @@ def _regex_filters(field_name: str, value: object) -> list:
     return [{"wildcard": f"*{_wildcard_escape(text)}*"}, *extras]
 
 
-def _leaf(field_name: str, value: object) -> list:
+def _leaf(field_name: str, value: object, case_sensitive: bool = False) -> list:
     """The EventBridge leaf for ``field_name`` compared with one parsed Sigma value."""
     from sigma import types as st
 
@@ -259,7 +260,7 @@ def _leaf(field_name: str, value: object) -> list:
             "filters only apply to leaf values"
         )
     if isinstance(value, st.SigmaString):
-        return _string_filters(field_name, value)
+        return _string_filters(field_name, value, case_sensitive)
     if isinstance(value, st.SigmaRegularExpression):
         return _regex_filters(field_name, value)
     if isinstance(value, st.SigmaCIDRExpression):
@@ -324,21 +325,21 @@ def _or(terms: list[Term]) -> list[Term]:
     return out
 
 
-def _dnf(node: object) -> list[Term]:
+def _dnf(node: object, cs: bool = False) -> list[Term]:
     from sigma import conditions as sc
 
     if isinstance(node, sc.ConditionFieldEqualsValueExpression):
         if not node.field:
             raise Refused("a keyword (full-text) search has no field to match")
-        return [{tuple(node.field.split(".")): _leaf(node.field, node.value)}]
+        return [{tuple(node.field.split(".")): _leaf(node.field, node.value, cs)}]
     if isinstance(node, sc.ConditionValueExpression):
         raise Refused("a keyword (full-text) search has no field to match")
     if isinstance(node, sc.ConditionOR):
-        return _or([t for arg in node.args for t in _dnf(arg)])
+        return _or([t for arg in node.args for t in _dnf(arg, cs)])
     if isinstance(node, sc.ConditionAND):
         terms: list[Term] = [{}]
         for arg in node.args:
-            terms = _or([_merge(a, b) for a, b in itertools.product(terms, _dnf(arg))])
+            terms = _or([_merge(a, b) for a, b in itertools.product(terms, _dnf(arg, cs))])
             if len(terms) > MAX_TERMS:
                 raise Refused(f"the condition expands to more than {MAX_TERMS} alternatives")
         return terms
@@ -386,7 +387,7 @@ def _pattern(terms: list[Term]) -> dict:
     return {"$or": [nest(t) for t in terms]}
 
 
-def convert_condition(parsed: object) -> tuple[dict, list[dict]]:
+def convert_condition(parsed: object, case_sensitive: bool = False) -> tuple[dict, list[dict]]:
     """A parsed Sigma condition -> (pattern, exclude patterns); Refused when not exact."""
     from sigma import conditions as sc
 
@@ -396,10 +397,10 @@ def convert_condition(parsed: object) -> tuple[dict, list[dict]]:
     if not positives:
         raise Refused("the condition has no positive part to match (only 'not ...')")
     positive = positives[0] if len(positives) == 1 else sc.ConditionAND(args=positives)
-    pattern = _pattern(_dnf(positive))
+    pattern = _pattern(_dnf(positive, case_sensitive))
     excludes: list[dict] = []
     for neg in negatives:
-        for term in _dnf(neg):
+        for term in _dnf(neg, case_sensitive):
             excludes.append(_pattern([term]))
     return pattern, excludes
 
@@ -412,8 +413,12 @@ def _rule_id(sigma_id: str, stem: str) -> str:
     return f"sigma-{re.sub(r'[^A-Za-z0-9._:@/+=-]', '-', base)}"[:128]
 
 
-def convert_rule(rule: object, source: str) -> Result:
-    """One pySigma ``SigmaRule`` -> a Result (converted rule, or the reason for refusal)."""
+def convert_rule(rule: object, source: str, case_sensitive: bool = False) -> Result:
+    """One pySigma ``SigmaRule`` -> a Result (converted rule, or the reason for refusal).
+
+    ``case_sensitive``: compare text values with their exact case instead of Sigma's case-insensitive
+    matching (a stated departure, recorded in the rule's ``sigma.case_sensitive``).
+    """
     sigma_id = str(rule.id) if rule.id else ""  # type: ignore[attr-defined]
     title = rule.title or Path(source).stem  # type: ignore[attr-defined]
     result = Result(source=source, sigma_id=sigma_id, title=title)
@@ -427,7 +432,7 @@ def convert_rule(rule: object, source: str) -> Result:
     try:
         if len(conditions) != 1:
             raise Refused("more than one condition")
-        pattern, excludes = convert_condition(conditions[0].parsed)
+        pattern, excludes = convert_condition(conditions[0].parsed, case_sensitive)
     except Refused as exc:
         result.reason = str(exc)
         return result
@@ -436,6 +441,8 @@ def convert_rule(rule: object, source: str) -> Result:
         return result
     level = rule.level.name.lower() if rule.level else None  # type: ignore[attr-defined]
     meta: dict = {"id": sigma_id, "title": title}
+    if case_sensitive:
+        meta["case_sensitive"] = True
     for key, value in (
         ("description", rule.description),  # type: ignore[attr-defined]
         ("references", list(rule.references or [])),  # type: ignore[attr-defined]
@@ -478,7 +485,7 @@ def sigma_files(paths: list[Path]) -> list[Path]:
     return found
 
 
-def import_paths(paths: list[Path]) -> list[Result]:
+def import_paths(paths: list[Path], case_sensitive: bool = False) -> list[Result]:
     """Parse every Sigma file with pySigma and convert each rule; a file pySigma rejects is a refusal."""
     from sigma.collection import SigmaCollection
 
@@ -493,7 +500,7 @@ def import_paths(paths: list[Path]) -> list[Result]:
             results.append(Result(str(path), "", path.stem, reason=f"pySigma: {collection.errors[0]}"))
             continue
         for rule in collection.rules:
-            results.append(convert_rule(rule, str(path)))
+            results.append(convert_rule(rule, str(path), case_sensitive))
     ids: dict[str, str] = {}
     for res in results:
         if res.rule is None:
@@ -528,7 +535,13 @@ def dumps(config: dict) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the converted rules as a trailwatch config here (default: print it on stdout).",
 )
-def import_sigma(paths: tuple[Path, ...], output: Path | None) -> None:
+@click.option(
+    "--case-sensitive",
+    is_flag=True,
+    help="Match text with its exact case, not Sigma's case-insensitive way (converts contains with letters; "
+    "lets the processor index event names). Recorded in each rule as sigma.case_sensitive.",
+)
+def import_sigma(paths: tuple[Path, ...], output: Path | None, case_sensitive: bool) -> None:
     """Convert Sigma rules for AWS CloudTrail (files or directories) into trailwatch rules.
 
     Each rule is converted exactly or refused with the reason; the table goes to stdout with -o, to stderr
@@ -539,7 +552,7 @@ def import_sigma(paths: tuple[Path, ...], output: Path | None) -> None:
       trailwatch rules import-sigma sigma/rules/cloud/aws/cloudtrail -o sigma-rules.json
       trailwatch upload-config sigma-rules.json
     """
-    results = import_paths(list(paths))
+    results = import_paths(list(paths), case_sensitive)
     to_err = output is None
     rows = [
         (

@@ -96,3 +96,11 @@ def test_the_lambda_package_does_not_carry_pysigma():
 
     names = [name for name, _ in package_files()]
     assert names and not any("sigma" in name.lower() for name in names)
+
+
+def test_case_sensitive_flag_converts_more_and_marks_the_rules(tmp_path):
+    out = tmp_path / "cs.json"
+    result = _run("rules", "import-sigma", "--case-sensitive", str(SIGMA_RULES), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "52 converted, 5 refused" in result.output
+    assert all(r["sigma"]["case_sensitive"] for r in json.loads(out.read_text())["rules"])

@@ -58,7 +58,7 @@ def _resolve(record: object, path: str) -> tuple[bool, list]:
     return bool(nodes), values
 
 
-def _glob_regex(value: str, mods: list[str]) -> re.Pattern:
+def _glob_regex(value: str, mods: list[str], case_sensitive: bool) -> re.Pattern:
     """Sigma value -> regex: * any run, ? one character, backslash escapes * ? and itself."""
     out, i = [], 0
     while i < len(value):
@@ -74,7 +74,7 @@ def _glob_regex(value: str, mods: list[str]) -> re.Pattern:
         body = ".*" + body
     if "contains" in mods or "startswith" in mods:
         body = body + ".*"
-    return re.compile(body, re.IGNORECASE | re.DOTALL)
+    return re.compile(body, re.DOTALL if case_sensitive else re.IGNORECASE | re.DOTALL)
 
 
 def _text(value: object) -> str | None:
@@ -86,7 +86,7 @@ def _text(value: object) -> str | None:
     return None
 
 
-def _value_matches(record: dict, field: str, mods: list[str], expected: object) -> bool:
+def _value_matches(record: dict, field: str, mods: list[str], expected: object, cs: bool) -> bool:
     present, raw_values = _resolve(record, field)
     values = [t for t in map(_text, raw_values) if t is not None]
     if "exists" in mods:
@@ -111,13 +111,13 @@ def _value_matches(record: dict, field: str, mods: list[str], expected: object) 
         return any(isinstance(v, str) and re.search(str(expected), v, flags) for v in values)
     if not isinstance(expected, str):
         raise NotImplementedError(f"non-string value {expected!r}")
-    rx = _glob_regex(expected, mods)
+    rx = _glob_regex(expected, mods, cs)
     return any(isinstance(v, str) and rx.fullmatch(v) for v in values)
 
 
-def _selection_matches(record: dict, selection: object) -> bool:
+def _selection_matches(record: dict, selection: object, cs: bool) -> bool:
     if isinstance(selection, list):
-        return any(_selection_matches(record, item) for item in selection)
+        return any(_selection_matches(record, item, cs) for item in selection)
     if not isinstance(selection, dict):
         raise NotImplementedError("keyword search")
     for key, raw in selection.items():
@@ -125,7 +125,7 @@ def _selection_matches(record: dict, selection: object) -> bool:
         if "fieldref" in mods:
             raise NotImplementedError("fieldref")
         values = raw if isinstance(raw, list) else [raw]
-        results = [_value_matches(record, field, mods, v) for v in values]
+        results = [_value_matches(record, field, mods, v, cs) for v in values]
         if not (all(results) if "all" in mods else any(results)):
             return False
     return True
@@ -134,7 +134,7 @@ def _selection_matches(record: dict, selection: object) -> bool:
 _TOKEN = re.compile(r"\s*(\(|\)|1 of [\w*]+|all of [\w*]+|\w+)")
 
 
-def _condition(text: str, detection: dict):
+def _condition(text: str, detection: dict, cs: bool):
     """Parse a Sigma condition (or > and > not; 1 of / all of; parentheses) into a record predicate."""
     tokens = _TOKEN.findall(text)
     assert "".join(tokens).replace(" ", "") == text.replace(" ", ""), text
@@ -185,20 +185,21 @@ def _condition(text: str, detection: dict):
                 chosen = [n for n in names if rx.fullmatch(n)]
             sels = [detection[n] for n in chosen]
             agg = any if quant == "1" else all
-            return lambda r: agg(_selection_matches(r, s) for s in sels)
+            return lambda r: agg(_selection_matches(r, s, cs) for s in sels)
         sel = detection[tok]
-        return lambda r: _selection_matches(r, sel)
+        return lambda r: _selection_matches(r, sel, cs)
 
     pred = expr_or()
     assert pos == len(tokens), text
     return pred
 
 
-def sigma_reference(rule_yaml: dict):
+def sigma_reference(rule_yaml: dict, case_sensitive: bool = False):
+    """The Sigma rule as a record predicate (``case_sensitive``: the importer's stated departure)."""
     detection = rule_yaml["detection"]
     cond = detection["condition"]
     assert isinstance(cond, str)
-    return _condition(cond, detection)
+    return _condition(cond, detection, case_sensitive)
 
 
 # ------------------------------------------------------------------------ near-miss records
@@ -299,6 +300,17 @@ def converted(results) -> list[tuple[dict, dict]]:
     return [(r.rule, yaml.safe_load(Path(r.source).read_text())) for r in results if r.converted]
 
 
+@pytest.fixture(scope="module", params=[False, True], ids=["sigma-case", "case-sensitive"])
+def converted_in_mode(request, results) -> tuple[bool, list[tuple[dict, dict]]]:
+    """(case_sensitive, converted pairs) for the importer's default and its --case-sensitive mode."""
+    res = (
+        sigma_import.import_paths([SIGMA_DIR / "rules"], case_sensitive=request.param)
+        if request.param
+        else results
+    )
+    return request.param, [(r.rule, yaml.safe_load(Path(r.source).read_text())) for r in res if r.converted]
+
+
 def _convert_text(text: str) -> sigma_import.Result:
     from sigma.collection import SigmaCollection
 
@@ -333,6 +345,17 @@ def test_most_sigmahq_cloudtrail_rules_convert_and_each_refusal_says_why(results
     assert len(config.rules) == EXPECTED_CONVERTED
 
 
+def test_case_sensitive_mode_converts_more_and_says_so():
+    res = sigma_import.import_paths([SIGMA_DIR / "rules"], case_sensitive=True)
+    done = [r for r in res if r.converted]
+    assert (len(done), len(res) - len(done)) == (52, 5)
+    assert all(r.rule["sigma"]["case_sensitive"] is True for r in done)
+    text = json.dumps([r.rule["pattern"] for r in done])
+    assert "equals-ignore-case" not in text
+    # no equals-ignore-case: the processor's literal pre-filter applies to the whole imported set
+    assert compile_config(validate_config(sigma_import.config_of(res))).literals is not None
+
+
 def test_imported_rules_keep_the_sigma_metadata(converted):
     by_sigma = {rule["sigma"]["id"]: (rule, y) for rule, y in converted}
     rule, y = by_sigma["8ad1600d-e9dc-4251-b0ee-a65268f29add"]  # AWS Root Credentials
@@ -348,13 +371,14 @@ def test_imported_rules_keep_the_sigma_metadata(converted):
 
 
 def test_converted_rules_match_what_the_sigma_rule_says_on_real_and_near_miss_records(
-    converted, shared_records
+    converted_in_mode, shared_records
 ):
+    case_sensitive, converted = converted_in_mode
     config = validate_config({"rules": [rule for rule, _ in converted]})
     matcher = compile_config(config)
     total_real = 0
     for rule, y in converted:
-        reference = sigma_reference(y)
+        reference = sigma_reference(y, case_sensitive)
         single = compile_config(validate_config({"rules": [rule]}))
         near = near_miss_records(y)
         got_near = [bool(single.match(r)) for r in near]
