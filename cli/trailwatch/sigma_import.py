@@ -260,7 +260,8 @@ def _leaf(field_name: str, value: object, case_sensitive: bool = False) -> list:
             "filters only apply to leaf values"
         )
     if isinstance(value, st.SigmaString):
-        return _string_filters(field_name, value, case_sensitive)
+        cased = case_sensitive or isinstance(value, st.SigmaCasedString)  # the `cased` modifier
+        return _string_filters(field_name, value, cased)
     if isinstance(value, st.SigmaRegularExpression):
         return _regex_filters(field_name, value)
     if isinstance(value, st.SigmaCIDRExpression):
@@ -391,7 +392,14 @@ def convert_condition(parsed: object, case_sensitive: bool = False) -> tuple[dic
     """A parsed Sigma condition -> (pattern, exclude patterns); Refused when not exact."""
     from sigma import conditions as sc
 
-    conjuncts = list(parsed.args) if isinstance(parsed, sc.ConditionAND) else [parsed]
+    conjuncts: list = []
+    stack = [parsed]
+    while stack:  # flatten nested ANDs: `a and not b and not c` may parse as AND(AND(a, not b), not c)
+        node = stack.pop(0)
+        if isinstance(node, sc.ConditionAND):
+            stack[:0] = list(node.args)
+        else:
+            conjuncts.append(node)
     positives = [c for c in conjuncts if not isinstance(c, sc.ConditionNOT)]
     negatives = [c.args[0] for c in conjuncts if isinstance(c, sc.ConditionNOT)]
     if not positives:
