@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from re import _constants as sre_constants  # the stdlib's regex parser (sre_parse is deprecated)
 from re import _parser as sre_parse
@@ -127,7 +127,6 @@ class Result:
     title: str
     rule: dict | None = None
     reason: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def converted(self) -> bool:
@@ -436,6 +435,8 @@ def convert_rule(rule: object, source: str, case_sensitive: bool = False) -> Res
             f"logsource is product={logsource.product!r} service={logsource.service!r}, not aws/cloudtrail"
         )
         return result
+    from sigma.exceptions import SigmaError
+
     conditions = rule.detection.parsed_condition  # type: ignore[attr-defined]
     try:
         if len(conditions) != 1:
@@ -444,7 +445,7 @@ def convert_rule(rule: object, source: str, case_sensitive: bool = False) -> Res
     except Refused as exc:
         result.reason = str(exc)
         return result
-    except Exception as exc:  # pySigma's own parse errors (unknown identifier, bad syntax, ...)
+    except SigmaError as exc:  # pySigma's own parse errors (unknown identifier, bad syntax, ...)
         result.reason = f"pySigma could not parse the condition: {exc}"
         return result
     level = rule.level.name.lower() if rule.level else None  # type: ignore[attr-defined]
@@ -495,18 +496,23 @@ def sigma_files(paths: list[Path]) -> list[Path]:
 
 def import_paths(paths: list[Path], case_sensitive: bool = False) -> list[Result]:
     """Parse every Sigma file with pySigma and convert each rule; a file pySigma rejects is a refusal."""
+    import yaml
     from sigma.collection import SigmaCollection
+    from sigma.exceptions import SigmaError
 
     results: list[Result] = []
     for path in sigma_files(paths):
         try:
             collection = SigmaCollection.from_yaml(path.read_text(encoding="utf-8"), collect_errors=True)
-        except Exception as exc:
+        except (SigmaError, yaml.YAMLError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+            # (pySigma raises AttributeError/TypeError on YAML that is not a mapping)
             results.append(Result(str(path), "", path.stem, reason=f"not a Sigma rule file: {exc}"))
             continue
         if collection.errors:
             results.append(Result(str(path), "", path.stem, reason=f"pySigma: {collection.errors[0]}"))
             continue
+        if not collection.rules:
+            results.append(Result(str(path), "", path.stem, reason="no Sigma rule in the file"))
         for rule in collection.rules:
             results.append(convert_rule(rule, str(path), case_sensitive))
     ids: dict[str, str] = {}

@@ -64,6 +64,8 @@ def test_nothing_converted_exits_1_and_writes_nothing(tmp_path):
     ("content", "reason"),
     [
         ("title: [unclosed\n", "not a Sigma rule file"),
+        ("- a list\n", "not a Sigma rule file"),
+        ("", "no Sigma rule in the file"),
         (
             "title: t\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    a: b\n"
             "  condition: sel and nope\n",
