@@ -3,7 +3,9 @@ converted rule compared with an independent reading of the Sigma rule on real an
 
 The reference evaluator below reads the rule's YAML with PyYAML and follows the Sigma specification
 directly (condition grammar, modifiers, wildcards, case-insensitive strings); it shares no code with
-``trailwatch.sigma_import`` or pySigma. The converted rule runs through the processor's own matcher.
+``trailwatch.sigma_import`` or pySigma. The converted rule runs through the processor's own matcher. The
+near-miss generator takes one thing from the importer: its list of fields CloudTrail documents as single
+strings (``SCALAR_FIELDS``), so that generated records stay within CloudTrail's schema.
 """
 
 # ruff: noqa: E501 -- the parametrize tables read best one case per line
