@@ -124,7 +124,7 @@ def run_list_command(ui: UI, path: Path, bundled: bool) -> int:
 
 @click.group("rules")
 def rules() -> None:
-    """Rules as code: list the rules of a config and run the tests beside them."""
+    """Rules as code: list the rules of a config, run the tests beside them, import Sigma rules."""
 
 
 @rules.command("test")
@@ -155,3 +155,13 @@ def list_command(config: Path | None) -> None:
     path = config or resources.default_config_path()
     bundled = path.resolve() == resources.default_config_path().resolve()
     raise click.exceptions.Exit(run_list_command(UI(), path, bundled))
+
+
+def _add_import_sigma() -> None:
+    """`rules import-sigma` lives in its own module (pySigma is imported only when it runs)."""
+    from trailwatch.sigma_import import import_sigma
+
+    rules.add_command(import_sigma)
+
+
+_add_import_sigma()

@@ -41,6 +41,7 @@ RULE_KEYS = (
     "exclude",
     "origin",
     "tests",
+    "sigma",
 )
 ORIGINS = ("shipped", "sigma", "filter_pattern", "yours")
 TEST_KEYS = ("name", "record", "file", "expect")
@@ -292,9 +293,11 @@ class _Validator:
             self.err(path, "missing 'id'")
         elif self.string(rid, f"{path}.id", allow_empty=False) and not ID_RE.fullmatch(rid):
             self.err(f"{path}.id", f"invalid id {rid!r}: use letters, digits and ._:@/+=- (at most 128)")
-        for key in ("title", "description"):
+        for key in ("title", "description", "origin"):
             if key in raw:
                 self.string(raw[key], f"{path}.{key}")
+        if "sigma" in raw and not isinstance(raw["sigma"], dict):  # metadata of an imported Sigma rule
+            self.err(f"{path}.sigma", f"expected an object, got {_kind(raw['sigma'])}")
         severity = raw.get("severity", DEFAULT_SEVERITY)
         if severity not in SEVERITIES:
             self.err(

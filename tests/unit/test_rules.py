@@ -226,7 +226,7 @@ BAD_CONFIGS = [
     (
         {"rules": [{"id": "a", "pattern": {"f": [1]}, "colour": "red"}]},
         "rules[0].colour: unknown key (expected id, title, severity, description, pattern, filter_pattern, "
-        "exclude, origin, tests)",
+        "exclude, origin, tests, sigma)",
     ),
     (
         {"rules": [{"id": "a", "pattern": {"f": [[1]]}}]},
