@@ -559,12 +559,13 @@ def _skip_value(text: _Text, what: str, keep: int) -> tuple[str, int]:
     Returns the value's first ``keep`` bytes (decoded, invalid bytes as U+FFFD) and its size in bytes."""
     text.skip_ws()
     start = text.offset()
-    head = text.s[text.pos : text.pos + keep]
+    head = ""
     depth, in_string, escape = 0, False, False
-    first = head[:1] or text.s[text.pos : text.pos + 1]
+    first = text.s[text.pos : text.pos + 1]
     scalar = first not in ("{", "[", '"')
     if first == '"':
         in_string = True
+    window_start = text.pos
     i = text.pos + (0 if scalar else 1)
     depth = 1 if first in ("{", "[") else 0
     done = False
@@ -597,13 +598,15 @@ def _skip_value(text: _Text, what: str, keep: int) -> tuple[str, int]:
                 if not done and quote >= 0 and i == quote:
                     i, in_string = quote + 1, True
         text.pos = i
+        if len(head) < keep:  # characters: at least as many bytes, cut to ``keep`` bytes below
+            head += s[window_start : min(i, window_start + keep - len(head))]
         if done:
             break
         if not text.more():
             if scalar:
                 break
             raise LogFileError(f"{what}: the file ends inside it")
-        i = text.pos
+        i = window_start = text.pos
     size = text.offset() - start
     kept = head.encode("utf-8", "surrogateescape")[: min(keep, size)].decode("utf-8", "replace")
     return kept, size
