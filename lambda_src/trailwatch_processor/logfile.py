@@ -802,8 +802,8 @@ def iter_matches(
     stats.fast_path = literals is not None
     records = _general(open_log(stream), stats, _Skip(literals) if literals is not None else None)
     for record in records:
-        try:
-            rules = matcher.match(record)
+        try:  # the matcher takes exact dicts only (type(record) is dict): a PartialRecord as a plain copy
+            rules = matcher.match(dict(record) if type(record) is not dict else record)
         except (RecursionError, ValueError, TypeError) as err:  # a record the matcher cannot take
             stats.add_issue("match_error", f"{type(err).__name__}: {err}")
             continue

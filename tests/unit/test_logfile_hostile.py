@@ -229,3 +229,19 @@ def test_a_file_ending_inside_a_skipped_value_is_a_log_file_error() -> None:
     body = b'{"Records":[' + HEAD + b'"' + b"y" * 2_000_000
     with pytest.raises(LogFileError, match=r"record 0 at byte 12 .*the file ends inside it"):
         list(iter_records(io.BytesIO(body)))
+
+
+@pytest.mark.parametrize("name", ["nesting 1,000 deep", "3 MB string"])
+def test_a_partial_record_is_matched_by_a_compiled_config(name: str) -> None:
+    """The compiled matcher takes exact dicts only: a PartialRecord must still be matched."""
+    from trailwatch_processor.config import validate_config
+    from trailwatch_processor.patterns import compile_config
+
+    matcher = compile_config(
+        validate_config({"rules": [{"id": "c", "pattern": {"eventName": ["ConsoleLogin"]}}]})
+    )
+    got = [
+        (r["eventID"], [rule.id for rule in rules])
+        for r, rules in iter_matches(io.BytesIO(body_with(CASES[name][0])), matcher)
+    ]
+    assert got == [("before", ["c"]), ("bad", ["c"]), ("after", ["c"])]
