@@ -306,11 +306,14 @@ class _Text:
         self.base = base
         self.eof = False
         self.bad_bytes = False  # an invalid UTF-8 byte was seen (as a U+DC80..U+DCFF stand-in)
+        self._ascii = True  # ``s`` is ASCII: character and byte offsets agree
+        self._mark = (0, 0)  # (i, UTF-8 length of s[:i]): offsets of each record start cost its own length
         self._feed(initial, final=False)
 
     def _feed(self, data: bytes, final: bool) -> None:
         text = self._decoder.decode(data, final)
-        if not self.bad_bytes and not text.isascii():
+        self._ascii = self._ascii and text.isascii()
+        if not self.bad_bytes and not self._ascii:
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:  # a surrogate: only surrogateescape makes them here
@@ -322,10 +325,11 @@ class _Text:
         if self.eof:
             return False
         if self.pos:
-            self.base += len(self.s[: self.pos].encode("utf-8", "surrogateescape"))
+            self.base = self.offset()
             self.s = self.s[self.pos :]
             self.dropped += self.pos
             self.pos = 0
+            self._ascii, self._mark = self.s.isascii(), (0, 0)
         data = _read_chunk(self._stream, max(want, CHUNK_SIZE))
         if not data:
             self.eof = True
@@ -335,8 +339,16 @@ class _Text:
         return True
 
     def offset(self, pos: int | None = None) -> int:
+        """Byte offset in the decompressed text of character ``pos`` (default: the reader's) of ``s``."""
         at = self.pos if pos is None else pos
-        return self.base + len(self.s[:at].encode("utf-8", "surrogateescape"))
+        if self._ascii:
+            return self.base + at
+        index, length = self._mark
+        if at < index:
+            return self.base + len(self.s[:at].encode("utf-8", "surrogateescape"))
+        length += len(self.s[index:at].encode("utf-8", "surrogateescape"))
+        self._mark = (at, length)
+        return self.base + length
 
     def skip_ws(self) -> str:
         """Skip whitespace; the next character, or '' at the end of the stream."""

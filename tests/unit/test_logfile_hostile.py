@@ -245,3 +245,20 @@ def test_a_partial_record_is_matched_by_a_compiled_config(name: str) -> None:
         for r, rules in iter_matches(io.BytesIO(body_with(CASES[name][0])), matcher)
     ]
     assert got == [("before", ["c"]), ("bad", ["c"]), ("after", ["c"])]
+
+
+@pytest.mark.parametrize("chunk", [5, 64, 1 << 20])
+def test_issue_offsets_are_byte_offsets_after_non_ascii_text(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logfile, "CHUNK_SIZE", chunk)
+    wide = json.dumps({**BEFORE, "userAgent": "é€😀" * 50}, ensure_ascii=False).encode()
+    bad = [bad_record(b"1" * 5000), bad_record(b'"\xff"'), bad_record(b"[" * 1000 + b"]" * 1000)]
+    body = b'{"Records":[' + b",".join([wide, bad[0], wide, bad[1], wide, bad[2], wide]) + b"]}"
+    stats = FileStats()
+    assert len(list(iter_records(io.BytesIO(body), stats))) == 7
+    assert [(i.index, i.offset) for i in stats.issues] == [
+        (1, body.index(bad[0])),
+        (3, body.index(bad[1])),
+        (5, body.index(bad[2])),
+    ]
