@@ -78,7 +78,8 @@ def report(ref: ObjectRef, issues: Sequence[RecordIssue], count: int, deps: Deps
         now=now,
         stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
         retention_days=settings.retention_days,
-        details={"log_bucket": ref.bucket, "log_key": ref.key, "record_issues": str(count)},
+        # Not log_bucket/log_key: those name an event's file, and readers of the table select events by them.
+        details={"source": source, "record_issues": str(count)},
     )
     if not outcome.claimed:
         log.info("%s: record issues alert is %s", source, outcome.status or "gone")

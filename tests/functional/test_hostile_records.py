@@ -97,6 +97,9 @@ def test_the_report_is_sent_once_across_retries(env: Env, deps: Any) -> None:
     assert deliver(env, deps, raw, key) == []
     assert len(operational(env)) == 1
     assert alerted_ids(env) == ["after", "bad", "before"]
+    [marker] = [item for item in env.items().values() if item.get("kind") == store.OPERATIONAL]
+    assert marker["alert_status"] == store.SENT and marker["record_issues"] == "1"
+    assert "log_key" not in marker  # events are selected by log_key: a marker must not look like one
 
 
 def test_a_record_the_table_refuses_is_reported_and_the_rest_stored(
