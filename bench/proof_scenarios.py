@@ -44,6 +44,7 @@ from trailwatch.local.faults import FaultInjector, form_field, json_field, label
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
 from trailwatch.local.server import LocalAWS
 from trailwatch.stats import percentile
+from trailwatch_processor import records
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = "tw-proof"
@@ -790,13 +791,25 @@ class BadInput:
     bucket: str = BUCKET
 
 
+def _recovered_id(record: dict, cut: str) -> str:
+    """The EventId of a record the reader isolates at member ``cut`` (over 1 MiB or too deep, issue 15):
+    only the members before it are recovered; CloudTrail's eventID comes later, so a content hash."""
+    names = list(record)
+    return records.event_id({name: record[name] for name in names[: names.index(cut)]})
+
+
 def _deep_log(rng: random.Random) -> tuple[bytes, dict[str, str]]:
-    """A monitored record, then one whose requestParameters nest 100,000 arrays deep."""
-    (first, primary), (second, _) = monitored(2, rng)
+    """A monitored record, then one whose requestParameters nest 100,000 arrays deep. The deep one is
+    isolated (issue 15): stored from the members before ``deep`` (no eventID among them: a content-hash
+    id), alerted, and reported in an operational alert; the file is processed."""
+    (first, primary), (second, second_primary) = monitored(2, rng)
     text = json.dumps({"Records": [first, second]}, separators=(",", ":"))
     at = text.rindex('"requestParameters":')
     text = text[:at] + '"deep":' + "[" * 100_000 + "]" * 100_000 + "," + text[at:]
-    return gz(text.encode()), {first["eventID"]: primary}
+    return gz(text.encode()), {
+        first["eventID"]: primary,
+        _recovered_id(second, "requestParameters"): second_primary,
+    }
 
 
 def bad_inputs(rng: random.Random) -> list[BadInput]:
@@ -836,11 +849,9 @@ def bad_inputs(rng: random.Random) -> list[BadInput]:
             "processed",
             key("BIG"),
             gz(synth.log_json([big])),
-            expected={big["eventID"]: p2},
+            expected={_recovered_id(big, "requestParameters"): p2},
         ),
-        BadInput(
-            "JSON nested 100,000 deep", "stored, then dlq", key("DEEP"), deep_body, expected=deep_expected
-        ),
+        BadInput("JSON nested 100,000 deep", "processed", key("DEEP"), deep_body, expected=deep_expected),
         BadInput(
             "unicode and escapes",
             "processed",

@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import alerts, config_diff, records, store, tamper
+from . import alerts, config_diff, record_issues, records, store, tamper
 from .aws import Settings
 from .logfile import FileStats, iter_matches, open_log
 from .notifications import KeyKind, ObjectRef, classify_key
@@ -79,6 +79,8 @@ class FileResult:
     in_flight: int = 0  # events being alerted by another invocation
     ms: float = 0.0
     fast_path: bool = False
+    record_issues: list = field(default_factory=list)  # logfile.RecordIssue: poison records isolated
+    record_issue_count: int = 0
 
     def log_fields(self) -> dict[str, Any]:
         return {
@@ -94,6 +96,7 @@ class FileResult:
             "alerted_events": self.alerted_events,
             "in_flight": self.in_flight,
             "fast_path": self.fast_path,
+            "record_issues": self.record_issue_count,
             "ms": round(self.ms, 1),
         }
 
@@ -128,6 +131,7 @@ def process_object(ref: ObjectRef, deps: Deps) -> FileResult:
     failure = _read_and_store(ref, deps, result, groups)
     try:
         _send_alerts(groups, ref, deps, result)  # also after a failed read: what was stored gets its alert
+        record_issues.report(ref, result.record_issues, result.record_issue_count, deps)
     except Exception:
         if failure is None:
             raise
@@ -159,7 +163,12 @@ def _read_and_store(
     failure: Exception | None = None
     try:
         for record, rules in iter_matches(open_log(body), matcher, stats):
-            _store_record(record, rules, ref, deps, result, groups, seen, matcher)
+            try:
+                _store_record(record, rules, ref, deps, result, groups, seen, matcher)
+            except Exception as err:  # one record the table refuses must not stop its file
+                if not record_issues.is_record_fault(err):
+                    raise
+                stats.add_issue("store_error", f"{type(err).__name__}: {err}")
     except Exception as err:
         failure = err
     finally:
@@ -169,6 +178,7 @@ def _read_and_store(
     except Exception as err:
         failure = failure or err
     result.records, result.fast_path = stats.records, stats.fast_path
+    result.record_issues, result.record_issue_count = stats.issues, stats.issue_count
     return failure
 
 

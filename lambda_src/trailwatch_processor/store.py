@@ -81,7 +81,13 @@ def build_item(
     now: datetime,
     retention_days: int,
 ) -> Item:
-    """The SecurityEvents item for one matched record (``rules``: every matching rule, config order)."""
+    """The SecurityEvents item for one matched record (``rules``: every matching rule, config order).
+
+    Every string is made encodable first: a lone surrogate (``"\\udc00"`` is valid JSON) cannot be sent
+    to DynamoDB, so the fields get U+FFFD in its place and ``raw`` its ``\\uXXXX`` escape (the same JSON
+    value, nothing lost). A ``records.PartialRecord`` (a record the reader could not hold or parse whole)
+    stores the kept prefix of its text as ``raw`` with ``raw_truncated`` and says why in ``raw_issue``.
+    """
     primary = primary_rule(rules)
     arn, kind = records.principal(record)
     stored_at = iso(now)
@@ -111,13 +117,17 @@ def build_item(
         "error_code": _text(record.get("errorCode")),
     }
     fields.update({name: _cap(value, FIELD_MAX_CHARS) for name, value in optional.items() if value})
+    partial = isinstance(record, records.PartialRecord)
+    if partial and record.issue is not None:
+        fields["raw_issue"] = record.issue.kind
     item = to_item(fields)
-    raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+    raw = record.raw_prefix if partial else json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+    raw = records.escape_surrogates(raw)
     budget = ITEM_LIMIT_BYTES - ITEM_MARGIN_BYTES - item_size(item)
     budget -= item_size(to_item({"raw": "", "raw_truncated": True}))
     encoded = raw.encode("utf-8")
-    truncated = len(encoded) > budget
-    if truncated:
+    truncated = partial or len(encoded) > budget
+    if len(encoded) > budget:
         raw = encoded[: max(budget, 0)].decode("utf-8", errors="ignore")
     item.update(to_item({"raw": raw, "raw_truncated": truncated}))
     return item
@@ -345,7 +355,7 @@ def _event_day(event_time: str | None, now: datetime) -> str:
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return records.clean_text(value) if isinstance(value, str) and value else None
 
 
 def _cap(value: str, limit: int) -> str:

@@ -61,7 +61,7 @@ def test_bad_inputs_behave_as_documented(harness) -> None:
     documented = {o.name: o.documented for o in outcomes.values()}
     assert documented["s3:TestEvent"] == "acknowledged"
     assert documented["zero-byte object"] == "dlq"
-    assert documented["JSON nested 100,000 deep"] == "stored, then dlq"
+    assert documented["JSON nested 100,000 deep"] == "processed"
 
 
 def test_summary_line_format() -> None:

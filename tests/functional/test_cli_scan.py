@@ -174,9 +174,11 @@ def test_scan_reports_a_folder_without_permission(cli, tmp_path, scan_dir):
 @pytest.mark.parametrize(
     ("name", "content"),
     [
-        ("huge-int.json", b'{"Records": [{"eventName": "CreateUser", "n": ' + b"9" * 5_000 + b"}]}"),
-        ("deep.json", b'{"Records": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"),
-        ("not-utf8.json", b'{"Records": [{"eventName": "\xff\xfe"}]}'),
+        # A huge integer, a depth bomb or invalid UTF-8 inside a whole record no longer spoil the file (the
+        # record is isolated: test_logfile_hostile.py); these still do.
+        ("truncated.json", b'{"Records": [{"eventName": "CreateUser", "n": ' + b"9" * 5_000),
+        ("deep.json", b'{"Records": [' + b'{"a":' * 100_000),
+        ("not-utf8.json", b'{"Records": [{"eventName": "x"}\xff\xfe]}'),
     ],
 )
 def test_one_bad_file_does_not_stop_the_scan(cli, tmp_path, scan_dir, name, content):

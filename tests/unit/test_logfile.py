@@ -16,6 +16,7 @@ from trailwatch_processor.config import load_default_config, validate_config
 from trailwatch_processor.literals import Literals
 from trailwatch_processor.logfile import FileStats, LogFileError, iter_matches, iter_records, open_log
 from trailwatch_processor.patterns import compile_config
+from trailwatch_processor.records import PartialRecord
 
 from tests.conftest import shared_cloudtrail_files
 
@@ -169,17 +170,15 @@ BAD_INPUTS: dict[str, tuple[bytes, str]] = {
         "unexpected data after the top-level object at byte 15",
     ),
     "duplicate Records": (b'{"Records":[],"Records":[]}', "duplicate 'Records' key"),
-    "not UTF-8": (b'{"Records":[{"a":"\xff"}]}', "not UTF-8 text: invalid byte at offset 18"),
-    "depth bomb": (
-        b'{"Records":[' + b"[" * DEEP + b"]" * DEEP + b"]}",
-        "record 0 at byte 12 is nested too deeply",
+    "invalid UTF-8 between records": (
+        b'{"Records":[{"a":1}\xff]}',
+        "'Records' list: expected ',' or ']' at byte 19",
     ),
-    "depth bomb, truncated": (b'{"Records":[' + b'{"a":' * DEEP, "nested too deeply"),
-    "depth bomb in a compact record": (
-        b'{"Records":[{"eventVersion":"1","x":' + b"[" * DEEP + b"]" * DEEP + b"}]}",
-        "nested too deeply",
+    "depth bomb, truncated": (
+        b'{"Records":[' + b'{"a":' * DEEP,
+        "record 0 at byte 12 (nested too deeply for the parser): the file ends inside it",
     ),
-}
+}  # a depth bomb or invalid UTF-8 inside a whole record is isolated: test_logfile_hostile.py
 
 
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
@@ -274,14 +273,20 @@ def test_non_object_records_are_skipped_and_counted() -> None:
 
 @pytest.mark.parametrize("compress", [False, True])
 @pytest.mark.parametrize("prefilter", [False, True])
-def test_a_record_with_a_10_mb_field(compress: bool, prefilter: bool) -> None:
+def test_a_record_with_a_10_mb_field_is_kept_as_its_first_mib(compress: bool, prefilter: bool) -> None:
     big = synth.make_record("ConsoleLogin", request_parameters={"blob": "x" * 10_000_000})
     small = synth.make_record("GetObject")
     body = compact([small, big, small])
     raw = gzip.compress(body, compresslevel=1) if compress else body
     stats = FileStats()
-    assert matches_of(raw, NameMatcher(), stats, prefilter=prefilter) == [big]
+    [got] = matches_of(raw, NameMatcher(), stats, prefilter=prefilter)
+    keys = list(big)
+    before = keys[: keys.index("requestParameters")]  # the members after the cut are not recovered
+    assert isinstance(got, PartialRecord) and got == {k: big[k] for k in before}
+    assert got["eventName"] == "ConsoleLogin"
+    assert got.raw_prefix == compact([big])[12 : 12 + logfile.MAX_RECORD_BYTES].decode()
     assert (stats.records, stats.matched, stats.fast_path) == (3, 1, prefilter)
+    assert [(i.index, i.offset, i.kind) for i in stats.issues] == [(1, body.index(b"},{") + 2, "oversized")]
 
 
 def test_stats_on_the_general_path(corpus: list[dict]) -> None:
@@ -460,9 +465,12 @@ def test_a_record_deeper_than_the_skip_follows_is_parsed(depth: int, skipped: bo
     assert (stats.records, stats.parsed) == (2, 1 if skipped else 2)
 
 
-def test_a_depth_bomb_is_a_log_file_error_with_or_without_a_hit() -> None:
+def test_a_depth_bomb_is_isolated_with_or_without_a_hit() -> None:
     deep = b"[" * DEEP + b"]" * DEEP
-    for name in (b"GetObject", b"ConsoleLogin"):
+    for name, matched in (
+        (b"GetObject", []),
+        (b"ConsoleLogin", [{"eventVersion": "1", "eventName": "ConsoleLogin"}]),
+    ):
         body = (
             b'{"Records":[{"eventVersion":"1","eventName":"'
             + name
@@ -470,8 +478,10 @@ def test_a_depth_bomb_is_a_log_file_error_with_or_without_a_hit() -> None:
             + deep
             + b'},{"eventVersion":"2"}]}'
         )
-        with pytest.raises(LogFileError, match="nested too deeply"):
-            list(iter_matches(io.BytesIO(body), NameMatcher()))
+        stats = FileStats()
+        assert matches_of(body, NameMatcher(), stats) == matched
+        assert [(i.index, i.offset, i.kind) for i in stats.issues] == [(0, 12, "too_deep")]
+        assert stats.records == 2
 
 
 @pytest.mark.parametrize(

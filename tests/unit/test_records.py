@@ -92,3 +92,28 @@ def test_every_shared_record(shared_records: list[dict]) -> None:
         records.principal(rec)
         ids.add(records.event_id(rec))
     assert len(shared_records) > 0 and len(ids) > 0
+
+
+def test_lone_surrogates_are_hashed_and_replaced_never_raised() -> None:
+    rec = f.record(
+        eventID="x\udc00", userAgent="ua\ud800", userIdentity={"type": "IAMUser", "arn": "a\udfff"}
+    )
+    derived = records.event_id(rec)
+    assert derived.startswith("tw-") and derived == records.event_id(copy.deepcopy(rec))
+    summary = records.summary(rec)
+    json.dumps(summary, ensure_ascii=False).encode("utf-8")
+    assert summary["userAgent"] == "ua\ufffd" and summary["principal"] == "a\ufffd"
+
+
+def test_clean_value_is_iterative_and_cleans_keys() -> None:
+    deep: list = []
+    node = deep
+    for _ in range(5000):  # deeper than the recursion limit
+        child: list = []
+        node.append(child)
+        node = child
+    node.append({"k\udc80": "v\udcff"})
+    cleaned = records.clean_value(deep)
+    for _ in range(5000):
+        cleaned = cleaned[0]
+    assert cleaned == [{"k\ufffd": "v\ufffd"}]

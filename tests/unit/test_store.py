@@ -161,3 +161,50 @@ def test_plain_values_round_trip_through_the_wire_form(value: object, wire: dict
 def test_floats_never_reach_dynamodb() -> None:
     with pytest.raises(TypeError):
         store.to_item({"a": 1.5})
+
+
+# --- hostile records (issue 15 case 6) -----------------------------------------------------------------
+
+
+def _wire_encodable(item: dict) -> bytes:
+    """What botocore sends: the item as JSON text in UTF-8 (a lone surrogate cannot be encoded)."""
+    return json.dumps(item, ensure_ascii=False).encode("utf-8")
+
+
+def test_lone_surrogates_never_reach_the_item_and_raw_keeps_the_value() -> None:
+    rec = f.root_login(userAgent="agent\udc00", requestParameters={"k\ud800": ["\udfff"]})
+    item = _build(rec)
+    _wire_encodable(item)
+    values = store.plain(item)
+    assert values["user_agent"] == "agent\ufffd"
+    assert json.loads(values["raw"]) == rec  # the escape keeps the JSON value exactly
+    assert "\\udc00" in values["raw"] and values["raw_truncated"] is False
+
+
+def test_an_event_id_with_a_surrogate_is_replaced_by_the_content_hash() -> None:
+    rec = f.root_login(eventID="id-\udc00")
+    item = _build(rec)
+    _wire_encodable(item)
+    assert item["EventId"]["S"] == records.event_id(rec) and item["EventId"]["S"].startswith("tw-")
+
+
+def test_a_partial_record_stores_its_prefix_flagged_truncated() -> None:
+    from trailwatch_processor.logfile import RecordIssue
+
+    partial = records.PartialRecord(
+        {"eventID": "e1", "eventName": "ConsoleLogin", "eventTime": "2024-01-15T10:00:00Z"}
+    )
+    partial.raw_prefix = '{"eventID":"e1","eventName":"ConsoleLogin","x":"yyyy'
+    partial.issue = RecordIssue(3, 4567, "oversized", "over the cap")
+    values = store.plain(_build(partial))
+    assert values["EventId"] == "e1" and values["event_name"] == "ConsoleLogin"
+    assert values["raw"] == partial.raw_prefix
+    assert values["raw_truncated"] is True and values["raw_issue"] == "oversized"
+
+
+def test_a_partial_record_prefix_over_the_item_budget_is_cut() -> None:
+    partial = records.PartialRecord({"eventID": "e2", "eventName": "ConsoleLogin"})
+    partial.raw_prefix = '{"eventID":"e2","x":"' + "é" * 600_000
+    item = _build(partial)
+    assert store.item_size(item) <= store.ITEM_LIMIT_BYTES
+    assert store.plain(item)["raw_truncated"] is True
