@@ -70,8 +70,11 @@ class MessageBudget:
     remaining: Callable[[], float]  # seconds left in the invocation
     stop_at: float
 
+    def left(self) -> float:
+        return self.remaining() - self.stop_at
+
     def expired(self) -> bool:
-        return self.remaining() <= self.stop_at
+        return self.left() <= 0
 
 
 class BatchBudget:

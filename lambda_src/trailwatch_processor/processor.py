@@ -49,7 +49,9 @@ class BudgetExhausted(Exception):
 
 
 class Budget(Protocol):
-    def expired(self) -> bool: ...
+    def left(self) -> float:
+        """Seconds left of the file's share."""
+        ...
 
 
 class AlertsInFlightError(Exception):
@@ -165,8 +167,8 @@ class _Stop(Exception):
 
 
 class _Watched(io.RawIOBase):
-    """The decompressed log stream, checking the budget before each read: a file that is slow to read
-    (huge, or a gzip bomb) stops between chunks even when none of its records match."""
+    """A stream that checks the budget before each read: a file that is slow to read (huge, slow to fetch,
+    or a gzip bomb) stops between chunks even when none of its records match."""
 
     def __init__(self, inner: Any, expired: Callable[[], bool]) -> None:
         self._inner = inner
@@ -229,9 +231,15 @@ class _FileRun:
         self.seen: set[str] = set()
         self.last_alert = deps.monotonic()
         self.stopped = False
+        self.puts, self.put_seconds = 0, 0.0  # measured cost of a DynamoDB write
 
     def expired(self) -> bool:
-        return self.budget is not None and self.budget.expired()
+        """The share is over, counting the time the alerts still owed will take: each event claimed and not
+        yet alerted costs one more call (mark_sent), each group one Publish, at the measured call time."""
+        if self.budget is None:
+            return False
+        per_call = self.put_seconds / self.puts if self.puts else 0.0
+        return self.budget.left() <= (self.unalerted + len(self.groups)) * per_call
 
     def run(self, attempt: int | None) -> Exception | None:
         """Read, store and alert; returns the error that makes the message fail, if any."""
@@ -249,7 +257,9 @@ class _FileRun:
         body = _get_object(deps.s3, ref, deps.bucket_owner)
         ordinal = 0
         try:
-            for record, rules in iter_matches(_Watched(open_log(body), self.expired), self.matcher, stats):
+            # Watched on both sides of the decompression: slow object reads, and gzip bombs.
+            stream = _Watched(open_log(_Watched(body, self.expired)), self.expired)
+            for record, rules in iter_matches(stream, self.matcher, stats):
                 if ordinal < skip:  # handled by an earlier attempt: counted, not stored again
                     ordinal += 1
                     continue
@@ -330,7 +340,9 @@ class _FileRun:
                 self._existing(entry, states[entry.event_id])
             else:
                 claimed = store.with_claim(entry.item, token=self.token, now=deps.now())
+                began = deps.monotonic()
                 outcome = store.put_event(deps.dynamodb, self.table, claimed)
+                self.puts, self.put_seconds = self.puts + 1, self.put_seconds + deps.monotonic() - began
                 if outcome.created:
                     result.stored += 1
                     self._to_alert(entry, entry.item["rule_id"]["S"], entry.item["severity"]["S"])
