@@ -13,6 +13,7 @@ once (best effort); a crashed invocation's claims go stale after the function ti
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import time
@@ -20,6 +21,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -204,9 +206,22 @@ def object_version(ref: ObjectRef) -> str | None:
     return getattr(ref, "version_id", None) or ref.etag
 
 
+def _code_digest() -> str:
+    """The processor package's source: another reader or matcher may count matched records differently."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+_CODE_DIGEST = _code_digest()
+
+
 def config_fingerprint(matcher: Any) -> str:
-    """Names the rules in force: a checkpoint (a count of matched records) is only valid under them."""
-    return config_diff.digest_id(config_diff.config_digest(getattr(matcher, "rules", ())))
+    """Names the rules in force and the code reading with them: a checkpoint (a count of matched records)
+    is only valid under both; after a config change or a deploy the retry starts again from the top."""
+    rules = config_diff.digest_id(config_diff.config_digest(getattr(matcher, "rules", ())))
+    return f"{rules}:{_CODE_DIGEST}"
 
 
 class _FileRun:

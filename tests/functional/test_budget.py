@@ -456,3 +456,25 @@ def test_with_claim_only_for_new_items(env: Env) -> None:
     store.mark_sent(ddb, TABLE, rec["eventID"], token="A", message_id="m", now=now)
     again = store.put_event(ddb, TABLE, store.with_claim(item, token="B", now=now))
     assert not again.created and store.plain(again.item)["alert_status"] == "sent"
+
+
+@pytest.mark.parametrize("same_rules", [True, False], ids=["resumes", "rules-changed-restarts"])
+def test_checkpoint_is_followed_only_under_the_rules_it_was_made_with(
+    env: Env, deps: Any, same_rules: bool
+) -> None:
+    recs = _denied(8)
+    key = env.put_log(recs)
+    ref = ObjectRef(BUCKET, key, etag="e1")
+    fingerprint = processor.config_fingerprint(deps.config.matcher())
+    marker = store.checkpoint_id(BUCKET, key, "e1")
+    checkpoint = store.Checkpoint(5, 5, fingerprint if same_rules else "other-rules", 0)
+    store.put_checkpoint(
+        env.clients.dynamodb, TABLE, marker, checkpoint, bucket=BUCKET, key=key, now=env.clock.now()
+    )
+    result = processor.process_object(ref, deps, attempt=2)
+    expected = recs[5:] if same_rules else recs  # the checkpointed five were handled by "earlier attempts"
+    assert set(_events(env)) == {r["eventID"] for r in expected}
+    assert result.resumed_from == (5 if same_rules else 0) and result.records == 8
+    # The first receive never reads a checkpoint (none can exist yet): all eight.
+    processor.process_object(ref, deps, attempt=1)
+    assert set(_events(env)) == {r["eventID"] for r in recs}
