@@ -14,7 +14,7 @@ Decisions on failures (none of them drops data silently):
 - events claimed by another live invocation (concurrent duplicate) -> failure, so the message is only
   deleted once every event it announced is ``sent`` (processor.AlertsInFlightError);
 - out of time (issue 15 case 1): each message gets a fair share of the invocation's remaining time (what
-  is left after a safety reserve, divided among the messages not yet done, at least SHARE_FLOOR_SECONDS).
+  is left after a safety reserve, divided among the messages not yet done, with a floor).
   A file that exceeds its share stops at a record boundary, alerts what it stored, saves a checkpoint and
   fails (processor.BudgetExhausted); the retry resumes from the checkpoint. A message that cannot be
   started before the reserve fails without being touched. So one slow file never makes the invocation
@@ -53,12 +53,16 @@ log = logging.getLogger("trailwatch_processor")
 # Margin added to the invocation's remaining time to get the stale-claim threshold (>= the timeout).
 CLAIM_STALE_MARGIN_SECONDS = 60.0
 
-# Time kept back from the shares for the last alerts, the checkpoint and the response: a tenth of the
-# invocation's time, within these bounds (3 s of a 30 s function, 5 s of a 15 min one).
+# Time kept back from the shares for the checkpoint writes and the response (the alerts a file still owes
+# are counted inside its share): a tenth of the invocation's time, within these bounds (3 s of a 30 s
+# function, 5 s of a 15 min one, 0.5 s of a 3 s one).
 RESERVE_FRACTION = 0.1
-RESERVE_MIN_SECONDS = 1.0
+RESERVE_MIN_SECONDS = 0.5
 RESERVE_MAX_SECONDS = 5.0
-SHARE_FLOOR_SECONDS = 1.0  # no message is started with less than this
+# No message is started with less than this: a twentieth of the invocation's time, within these bounds.
+SHARE_FLOOR_FRACTION = 0.05
+SHARE_FLOOR_MIN_SECONDS = 0.2
+SHARE_FLOOR_MAX_SECONDS = 1.0
 
 _container_deps: Deps | None = None
 
@@ -84,6 +88,7 @@ class BatchBudget:
         self.remaining = remaining
         total = remaining()
         self.reserve = min(max(total * RESERVE_FRACTION, RESERVE_MIN_SECONDS), RESERVE_MAX_SECONDS)
+        self.floor = min(max(total * SHARE_FLOOR_FRACTION, SHARE_FLOOR_MIN_SECONDS), SHARE_FLOOR_MAX_SECONDS)
 
     @classmethod
     def of(cls, context: Any) -> BatchBudget | None:
@@ -97,9 +102,9 @@ class BatchBudget:
         """The next message's budget, or None when there is no time left to start it."""
         left = self.remaining()
         available = left - self.reserve
-        if available < SHARE_FLOOR_SECONDS:
+        if available < self.floor:
             return None
-        share = min(max(available / max(messages_left, 1), SHARE_FLOOR_SECONDS), available)
+        share = min(max(available / max(messages_left, 1), self.floor), available)
         return MessageBudget(self.remaining, left - share)
 
 

@@ -339,9 +339,10 @@ def test_dynamodb_calls_per_event(env: Env, deps: Any) -> None:
     [
         (30.0, 10, (3.0, 2.7)),  # reserve 10% of 30 s; (30 - 3) / 10
         (30.0, 1, (3.0, 27.0)),
+        (30.0, 100, (3.0, 1.0)),  # floor: 5% of 30 s, at most 1 s
         (900.0, 10, (5.0, 89.5)),  # reserve capped at 5 s
-        (5.0, 10, (1.0, 1.0)),  # floor
-        (1.5, 1, (1.0, None)),  # less than the floor left after the reserve: not started
+        (3.0, 10, (0.5, 0.25)),  # a 3 s function: reserve 0.5 s, (3 - 0.5) / 10
+        (0.6, 1, (0.5, None)),  # less than the floor (0.2 s) left after the reserve: not started
     ],
 )
 def test_batch_budget_shares(remaining: float, left: int, expected: tuple[float, float | None]) -> None:
