@@ -559,8 +559,8 @@ def report_poison_file(ref: ObjectRef, reason: str, handled: int, deps: Deps) ->
         stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
         retention_days=settings.retention_days,
         details={
-            "log_bucket": ref.bucket,
-            "log_key": ref.key,
+            "object_bucket": ref.bucket,
+            "object_key": ref.key,
             "object_version": version or "",
             "error": reason,
         },

@@ -539,12 +539,13 @@ def put_checkpoint(
     now: datetime,
 ) -> bool:
     """Write the checkpoint unless a concurrent attempt already recorded more progress under the same config
-    (progress never moves back). False when that happened."""
+    (progress never moves back). False when that happened. The object is named ``object_bucket`` and
+    ``object_key``, not ``log_key``: readers that select events by their log file must not see markers."""
     fields = {
         "EventId": marker_id,
         "kind": OPERATIONAL,
-        "log_bucket": bucket,
-        "log_key": _cap(key, FIELD_MAX_CHARS),
+        "object_bucket": bucket,
+        "object_key": _cap(key, FIELD_MAX_CHARS),
         "matches_done": checkpoint.matches_done,
         "records_seen": checkpoint.records,
         "config_fingerprint": checkpoint.config,

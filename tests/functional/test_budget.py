@@ -289,7 +289,7 @@ def test_a_file_that_never_progresses_is_poison_alone(env: Env, deps: Any) -> No
     assert len(poison) == 1
     assert stuck_key in poison[0]["source"] and "no progress" in poison[0]["description"]
     [marker] = [v for k, v in env.items().items() if k.startswith(store.POISON_PREFIX)]
-    assert marker["alert_status"] == "sent" and marker["log_key"] == stuck_key
+    assert marker["alert_status"] == "sent" and marker["object_key"] == stuck_key
     _assert_exactly_once(env, [recs[0] for recs in good])
 
 
