@@ -43,6 +43,8 @@ class Settings:
     # How often the config object is re-checked (conditional GET). 60 s in production; tests and the proof
     # shorten it instead of waiting a minute.
     config_ttl_seconds: float = 60.0
+    # The processing queue's maxReceiveCount: the last receive of a failing file declares it poison (P1).
+    max_receive_count: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +61,7 @@ class Settings:
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             claim_stale_seconds=_number(env, "CLAIM_STALE_SECONDS", None, float),
             config_ttl_seconds=_number(env, "CONFIG_TTL_SECONDS", 60.0, float),
+            max_receive_count=_number(env, "MAX_RECEIVE_COUNT", None, int),
         )
 
 

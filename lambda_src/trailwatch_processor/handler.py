@@ -12,7 +12,13 @@ Decisions on failures (none of them drops data silently):
   read, and a security tool surfaces that rather than acknowledging it;
 - AWS errors (throttling, timeouts after botocore's retries) -> failure, SQS retries;
 - events claimed by another live invocation (concurrent duplicate) -> failure, so the message is only
-  deleted once every event it announced is ``sent`` (processor.AlertsInFlightError).
+  deleted once every event it announced is ``sent`` (processor.AlertsInFlightError);
+- out of time (issue 15 case 1): each message gets a fair share of the invocation's remaining time (what
+  is left after a safety reserve, divided among the messages not yet done, with a floor).
+  A file that exceeds its share stops at a record boundary, alerts what it stored, saves a checkpoint and
+  fails (processor.BudgetExhausted); the retry resumes from the checkpoint. A message that cannot be
+  started before the reserve fails without being touched. So one slow file never makes the invocation
+  time out and take the other nine with it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import json
 import logging
 import os
 import sys
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,6 +40,7 @@ from .notifications import NotificationError, parse_body
 from .processor import (
     DEFAULT_CLAIM_STALE_SECONDS,
     AlertsInFlightError,
+    BudgetExhausted,
     Deps,
     ObjectMissingError,
     process_object,
@@ -45,7 +53,63 @@ log = logging.getLogger("trailwatch_processor")
 # Margin added to the invocation's remaining time to get the stale-claim threshold (>= the timeout).
 CLAIM_STALE_MARGIN_SECONDS = 60.0
 
+# Time kept back from the shares for the checkpoint writes and the response (the alerts a file still owes
+# are counted inside its share): a tenth of the invocation's time, within these bounds (3 s of a 30 s
+# function, 5 s of a 15 min one, 0.5 s of a 3 s one).
+RESERVE_FRACTION = 0.1
+RESERVE_MIN_SECONDS = 0.5
+RESERVE_MAX_SECONDS = 5.0
+# No message is started with less than this: a twentieth of the invocation's time, within these bounds.
+SHARE_FLOOR_FRACTION = 0.05
+SHARE_FLOOR_MIN_SECONDS = 0.2
+SHARE_FLOOR_MAX_SECONDS = 1.0
+
 _container_deps: Deps | None = None
+
+
+@dataclass(frozen=True)
+class MessageBudget:
+    """One message's share: it is over when the invocation's remaining time falls to ``stop_at``."""
+
+    remaining: Callable[[], float]  # seconds left in the invocation
+    stop_at: float
+
+    def left(self) -> float:
+        return self.remaining() - self.stop_at
+
+    def expired(self) -> bool:
+        return self.left() <= 0
+
+
+class BatchBudget:
+    """Splits the invocation's remaining time among its messages as they come."""
+
+    def __init__(self, remaining: Callable[[], float]) -> None:
+        self.remaining = remaining
+        total = remaining()
+        self.reserve = min(max(total * RESERVE_FRACTION, RESERVE_MIN_SECONDS), RESERVE_MAX_SECONDS)
+        self.floor = min(max(total * SHARE_FLOOR_FRACTION, SHARE_FLOOR_MIN_SECONDS), SHARE_FLOOR_MAX_SECONDS)
+
+    @classmethod
+    def of(cls, context: Any) -> BatchBudget | None:
+        """From the Lambda context's get_remaining_time_in_millis; None (no limit) without one."""
+        millis = getattr(context, "get_remaining_time_in_millis", None)
+        if not callable(millis):
+            return None
+        return cls(lambda: millis() / 1000.0)
+
+    def share(self, messages_left: int) -> MessageBudget | None:
+        """The next message's budget, or None when there is no time left to start it."""
+        left = self.remaining()
+        available = left - self.reserve
+        if available < self.floor:
+            return None
+        share = min(max(available / max(messages_left, 1), self.floor), available)
+        return MessageBudget(self.remaining, left - share)
+
+
+class NotStarted(Exception):
+    """The invocation's time ran out before this message could be started: SQS brings it back."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -137,11 +201,15 @@ def handle_batch(event: dict, deps: Deps, context: Any = None) -> dict:
     if not isinstance(messages, list):
         raise ValueError(f"not an SQS batch: expected a Records list, got {type(messages).__name__}")
     deps = replace(deps, claim_stale_seconds=_claim_stale_seconds(deps, context))
+    budget = BatchBudget.of(context)
     failures: list[dict[str, str]] = []
-    for message in messages:
+    for index, message in enumerate(messages):
         message_id = str(message.get("messageId", "")) if isinstance(message, dict) else ""
         try:
-            process_message(message, deps)
+            share = budget.share(len(messages) - index) if budget is not None else None
+            if budget is not None and share is None:
+                raise NotStarted("no time left in the invocation to start it")
+            process_message(message, deps, share)
         except Exception as err:
             _log_failure(message_id, message, err)
             failures.append({"itemIdentifier": message_id})
@@ -163,14 +231,26 @@ class ObjectFailed(Exception):
         self.cause = cause
 
 
-def process_message(message: Any, deps: Deps) -> None:
+def process_message(message: Any, deps: Deps, budget: MessageBudget | None = None) -> None:
     if not isinstance(message, dict) or not isinstance(message.get("body"), str):
         raise NotificationError("SQS record without a string body")
+    attempt = receive_count(message)
     for ref in parse_body(message["body"]):
         try:
-            process_object(ref, deps)
+            process_object(ref, deps, budget=budget, attempt=attempt)
         except Exception as err:
             raise ObjectFailed(f"s3://{ref.bucket}/{ref.key}", err) from err
+
+
+def receive_count(message: dict) -> int | None:
+    """The SQS record's ApproximateReceiveCount (1 on the first delivery), None when absent or odd."""
+    attributes = message.get("attributes")
+    value = attributes.get("ApproximateReceiveCount") if isinstance(attributes, dict) else None
+    try:
+        count = int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return count if count is not None and count >= 1 else None
 
 
 def _claim_stale_seconds(deps: Deps, context: Any) -> float:
@@ -211,6 +291,8 @@ def _log_failure(message_id: str, message: Any, failure: Exception) -> None:
             failure,
             extra={"data": data},
         )
+    elif isinstance(err, BudgetExhausted | NotStarted):
+        log.warning("message %s out of time, retried later: %s", message_id, failure, extra={"data": data})
     elif isinstance(err, AlertsInFlightError):
         log.warning("message %s retried later: %s", message_id, failure, extra={"data": data})
     elif isinstance(err, ClientError | BotoCoreError):

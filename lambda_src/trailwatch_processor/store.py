@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -433,7 +434,7 @@ def put_config_state(
         return False
 
 
-# --- last processed log file (P4, issue 15 case 7): the marker `trailwatch verify` reads -----------------
+# --- last processed log file : the marker `trailwatch verify` reads -----------------
 
 LAST_PROCESSED_PREFIX = "trailwatch#last-processed#"
 LAST_PROCESSED_EVERY = timedelta(minutes=1)
@@ -468,3 +469,150 @@ def note_processed(ddb: Any, table: str, bucket: str, key: str, now: datetime) -
             logging.getLogger(__name__).warning("last-processed marker not written: %s", err)
         return False
     return True
+
+
+# --- bulk reads and writes: fewer round trips per event ------------------------------------------------
+
+BATCH_GET_MAX = 100  # BatchGetItem's limit per request
+BATCH_GET_ATTEMPTS = 8  # rounds for UnprocessedKeys before giving up (raises: the message is retried)
+_STATE_ATTRIBUTES = "EventId, alert_status, rule_id, severity, alert_claimed_at"
+
+
+def batch_get_states(ddb: Any, table: str, event_ids: Sequence[str]) -> dict[str, Item]:
+    """The alert state (``_STATE_ATTRIBUTES``) of those of ``event_ids`` that are stored, by EventId.
+
+    One BatchGetItem per 100 ids, strongly consistent; UnprocessedKeys (throttling) are asked again with a
+    short backoff, and an error is raised when they stay unprocessed (never reported as absent: an absent
+    item is written, and a write that lost a race only costs a conditional put)."""
+    found: dict[str, Item] = {}
+    unique = list(dict.fromkeys(event_ids))
+    for start in range(0, len(unique), BATCH_GET_MAX):
+        keys = [to_item({"EventId": event_id}) for event_id in unique[start : start + BATCH_GET_MAX]]
+        request: dict[str, Any] = {
+            table: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": _STATE_ATTRIBUTES}
+        }
+        for attempt in range(BATCH_GET_ATTEMPTS):
+            response = ddb.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table, []):
+                found[item["EventId"]["S"]] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(min(0.05 * 2**attempt, 1.0))
+        else:
+            raise RuntimeError(f"batch_get_states: keys still unprocessed after {BATCH_GET_ATTEMPTS} rounds")
+    return found
+
+
+def with_claim(item: Item, *, token: str, now: datetime) -> Item:
+    """``item`` born claimed (``sending`` with our token): its creator needs no separate claim call. Only a
+    conditional put that creates the item may use this, so a stored item's state is never reset."""
+    claimed = dict(item)
+    claimed.update(to_item({"alert_status": SENDING, "alert_claim": token, "alert_claimed_at": iso(now)}))
+    return claimed
+
+
+def mark_sent_many(
+    ddb: Any, table: str, event_ids: Sequence[str], *, token: str, message_id: str, now: datetime
+) -> list[str]:
+    """``mark_sent`` for each event; returns the ids that could not be marked (their claim was taken over).
+
+    One conditional update per event. TransactWriteItems (100 conditional updates per call) would cut the
+    round trips, but moto deep-copies every table on each transaction, which makes the volume tests
+    impractical; every event's update is attempted even when one fails (the SNS message is out)."""
+    return [
+        event_id
+        for event_id in event_ids
+        if not mark_sent(ddb, table, event_id, token=token, message_id=message_id, now=now)
+    ]
+
+
+# --- checkpoints and poison files ----------------------------------------------------------------------
+
+CHECKPOINT_PREFIX = "trailwatch#checkpoint#"
+POISON_PREFIX = "trailwatch#poison-file#"
+CHECKPOINT_TTL_DAYS = 15  # longer than SQS's longest retention (14 days): no message outlives its checkpoint
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """How far the attempts at one log object got: the first ``matches_done`` matched records (under the
+    config whose fingerprint is ``config``) are stored and alerted; ``stalls`` counts consecutive failed
+    attempts that got no further."""
+
+    matches_done: int
+    records: int
+    config: str
+    stalls: int
+
+
+def _object_digest(bucket: str, key: str, version: str | None) -> str:
+    return hashlib.sha256(f"{bucket}/{key}/{version or ''}".encode()).hexdigest()
+
+
+def checkpoint_id(bucket: str, key: str, version: str | None) -> str:
+    """The checkpoint of one object version (versionId, or the ETag when the notification has none)."""
+    return CHECKPOINT_PREFIX + _object_digest(bucket, key, version)
+
+
+def poison_marker_id(bucket: str, key: str, version: str | None) -> str:
+    return POISON_PREFIX + _object_digest(bucket, key, version)
+
+
+def get_checkpoint(ddb: Any, table: str, marker_id: str) -> Checkpoint | None:
+    item = get_event(ddb, table, marker_id)
+    if item is None:
+        return None
+    values = plain(item)
+    try:
+        return Checkpoint(
+            int(values.get("matches_done", 0)),
+            int(values.get("records_seen", 0)),
+            str(values.get("config_fingerprint", "")),
+            int(values.get("stalls", 0)),
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def put_checkpoint(
+    ddb: Any,
+    table: str,
+    marker_id: str,
+    checkpoint: Checkpoint,
+    *,
+    bucket: str,
+    key: str,
+    now: datetime,
+) -> bool:
+    """Write the checkpoint unless a concurrent attempt already recorded more progress under the same config
+    (progress never moves back). False when that happened. The object is named ``object_bucket`` and
+    ``object_key``, not ``log_key``: readers that select events by their log file must not see markers."""
+    fields = {
+        "EventId": marker_id,
+        "kind": OPERATIONAL,
+        "object_bucket": bucket,
+        "object_key": _cap(key, FIELD_MAX_CHARS),
+        "matches_done": checkpoint.matches_done,
+        "records_seen": checkpoint.records,
+        "config_fingerprint": checkpoint.config,
+        "stalls": checkpoint.stalls,
+        "stored_at": iso(now),
+        "expires_at": _epoch(now + timedelta(days=CHECKPOINT_TTL_DAYS)),
+    }
+    try:
+        ddb.put_item(
+            TableName=table,
+            Item=to_item(fields),
+            ConditionExpression=(
+                "attribute_not_exists(EventId) OR config_fingerprint <> :config OR matches_done <= :done"
+            ),
+            ExpressionAttributeValues=to_item(
+                {":config": checkpoint.config, ":done": checkpoint.matches_done}
+            ),
+        )
+        return True
+    except ClientError as err:
+        if _code(err) != "ConditionalCheckFailedException":
+            raise
+        return False

@@ -829,6 +829,7 @@ def test_function_environment(base: dict[str, Any]) -> None:
         "CONFIG_KEY": "config/monitored_events.json",
         "RETENTION_DAYS": {"Ref": "EventRetentionDays"},
         "LOG_LEVEL": {"Ref": "LogLevel"},
+        "MAX_RECEIVE_COUNT": {"Ref": "MaxReceiveCount"},
     }
 
 

@@ -1,0 +1,481 @@
+"""Issue 15 cases 1 and 3 through ``handle_batch``: bounded work per message, progress that survives a retry,
+poison files isolated, and alerts that go out while a file is read.
+
+The Lambda service is simulated around the real handler (``FakeLambda``): the context's remaining time follows
+the test clock, each AWS call costs a fixed latency on that clock, the invocation is killed (``Killed``, which
+nothing in the function may catch) when the clock passes its timeout -- then every message of the batch comes
+back, as when a real invocation times out -- and messages come back with a growing ApproximateReceiveCount
+until maxReceiveCount moves them to the DLQ.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+from trailwatch_processor import handler, processor, store
+from trailwatch_processor.handler import handle_batch
+from trailwatch_processor.notifications import ObjectRef
+
+from tests.functional import factories as f
+from tests.functional.conftest import BUCKET, TABLE, Env
+
+CONFIG = {
+    "rules": [
+        {"id": "trail-stopped", "title": "CloudTrail logging stopped", "severity": "critical",
+         "pattern": {"eventName": ["StopLogging"]}},
+        {"id": "iam-user-created", "title": "IAM user created", "severity": "high",
+         "pattern": {"eventName": ["CreateUser"]}},
+        {"id": "access-denied", "title": "Access denied", "severity": "low",
+         "pattern": {"errorCode": [{"prefix": "AccessDenied"}]}},
+    ],
+}  # fmt: skip
+
+TIMEOUT = 30.0  # FunctionTimeout of the issue's reproduction
+MAX_RECEIVE = 5
+
+
+class Killed(BaseException):
+    """The Lambda service ends the invocation at its timeout: nothing in the function gets to clean up."""
+
+
+@dataclass
+class Message:
+    id: str
+    body: str
+    receives: int = 0
+
+
+@dataclass
+class FakeLambda:
+    """The SQS event source mapping and the Lambda runtime around ``handle_batch``, on the test clock."""
+
+    env: Env
+    deps: Any
+    latency: float = 0.01  # seconds per AWS call
+    slow_reads: dict[str, float] = field(default_factory=dict)  # object key -> seconds per read of its body
+    queue: list[Message] = field(default_factory=list)
+    dlq: list[Message] = field(default_factory=list)
+    deadline: float = math.inf
+    invocations: int = 0
+    killed: int = 0
+
+    def __post_init__(self) -> None:
+        deps = self.deps
+        deps.settings = replace(deps.settings, max_receive_count=MAX_RECEIVE)
+        deps.dynamodb = Timed(self.env.clients.dynamodb, self)
+        deps.sns = Timed(self.env.clients.sns, self)
+        deps.s3 = Timed(self.env.clients.s3, self)
+        deps.monotonic = self.env.clock.monotonic
+
+    def send(self, key: str) -> str:
+        message = Message(str(uuid.uuid4()), f.s3_notification(BUCKET, key))
+        self.queue.append(message)
+        return message.id
+
+    def tick(self, seconds: float) -> None:
+        """Time passes; past the deadline the invocation is killed."""
+        self.env.clock.advance(seconds)
+        if self.env.clock.seconds > self.deadline:
+            raise Killed()
+
+    def remaining_ms(self) -> int:
+        return max(0, int((self.deadline - self.env.clock.seconds) * 1000))
+
+    def invoke(self) -> set[str]:
+        """One invocation with up to 10 visible messages; returns the ids that come back."""
+        batch = self.queue[:10]
+        for message in batch:
+            message.receives += 1
+        event = f.sqs_event(*(m.body for m in batch), message_ids=[m.id for m in batch])
+        for record, message in zip(event["Records"], batch, strict=True):
+            record["attributes"]["ApproximateReceiveCount"] = str(message.receives)
+        self.deadline = self.env.clock.seconds + TIMEOUT
+        self.invocations += 1
+        try:
+            response = handle_batch(event, self.deps, Context(self))
+            failed = {entry["itemIdentifier"] for entry in response["batchItemFailures"]}
+        except Killed:
+            self.killed += 1
+            failed = {m.id for m in batch}
+        finally:
+            self.deadline = math.inf
+        for message in batch:
+            if message.id in failed and message.receives >= MAX_RECEIVE:
+                self.queue.remove(message)
+                self.dlq.append(message)
+            elif message.id not in failed:
+                self.queue.remove(message)
+        self.env.clock.advance(6 * TIMEOUT)  # the visibility timeout (6x the function timeout)
+        return failed & {m.id for m in self.queue}
+
+    def drain(self, limit: int = 20) -> None:
+        while self.queue and limit:
+            self.invoke()
+            limit -= 1
+
+
+class Context:
+    aws_request_id = "req"
+
+    def __init__(self, runtime: FakeLambda) -> None:
+        self.runtime = runtime
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.runtime.remaining_ms()
+
+
+class Timed:
+    """A boto3 client whose every call costs ``latency`` on the test clock; S3 bodies of ``slow_reads``
+    keys cost their seconds per read."""
+
+    def __init__(self, client: Any, runtime: FakeLambda) -> None:
+        self.client, self.runtime = client, runtime
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.client, name)
+
+        def call(**kwargs: Any) -> Any:
+            self.runtime.tick(self.runtime.latency)
+            self.calls[name] += 1
+            response = real(**kwargs)
+            slow = self.runtime.slow_reads.get(kwargs["Key"]) if name == "get_object" else None
+            if slow:
+                response["Body"] = SlowBody(response["Body"], self.runtime, slow)
+            return response
+
+        return call
+
+
+class SlowBody:
+    def __init__(self, body: Any, runtime: FakeLambda, seconds: float) -> None:
+        self.body, self.runtime, self.seconds = body, runtime, seconds
+
+    def read(self, size: int = -1) -> bytes:
+        self.runtime.tick(self.seconds)
+        return self.body.read(size)
+
+    def close(self) -> None:
+        self.body.close()
+
+
+@pytest.fixture
+def deps(deps: Any, env: Env) -> Any:
+    env.put_config(CONFIG)
+    return deps
+
+
+def _events(env: Env) -> dict[str, dict]:
+    return {k: v for k, v in env.items().items() if "kind" not in v}
+
+
+def _alerted_ids(env: Env) -> list[str]:
+    return [i for a in env.alerts() for i in a["eventIDs"] if a["rule"] != "trailwatch-operational"]
+
+
+def _assert_exactly_once(env: Env, recs: list[dict]) -> None:
+    """Every matched record stored once and covered by exactly one alert (items + alert counts agree)."""
+    events = _events(env)
+    assert set(events) == {r["eventID"] for r in recs}
+    assert {i["alert_status"] for i in events.values()} == {"sent"}
+    event_alerts = [a for a in env.alerts() if a["rule"] != "trailwatch-operational"]
+    assert sum(a["count"] for a in event_alerts) == len(recs)  # a duplicate alert would add to this
+    per_message = Counter(i["alert_message_id"] for i in events.values())
+    assert sum(per_message.values()) == len(recs) and len(per_message) == len(event_alerts)
+
+
+def _denied(n: int) -> list[dict]:
+    return [f.record("PutObject", errorCode="AccessDenied", eventSource="s3.amazonaws.com") for _ in range(n)]
+
+
+# --- case 1: one slow file must not blind nine others -----------------------------------------------------
+
+
+def test_one_slow_file_and_nine_good_files(env: Env, deps: Any) -> None:
+    """The old handler spent the whole invocation on the slow file (3 DynamoDB calls per event): killed
+    at the timeout five times, all ten messages to the DLQ, the nine good files never stored."""
+    runtime = FakeLambda(env, deps, latency=0.02)  # 1,500 events: 90 s of calls before, 60 s now
+    slow_recs = _denied(1500)
+    slow_id = runtime.send(env.put_log(slow_recs))
+    good = [[f.record("CreateUser", eventSource="iam.amazonaws.com")] for _ in range(9)]
+    good_ids = [runtime.send(env.put_log(recs)) for recs in good]
+
+    assert runtime.invoke() == {slow_id}
+    assert runtime.killed == 0
+    events = _events(env)
+    for recs in good:
+        assert events[recs[0]["eventID"]]["alert_status"] == "sent"
+    assert set(_alerted_ids(env)) >= {recs[0]["eventID"] for recs in good}
+    assert not set(good_ids) & {m.id for m in runtime.queue}
+    first_part = [r["eventID"] for r in slow_recs if r["eventID"] in events]
+    assert 0 < len(first_part) < len(slow_recs)  # checkpointed part-way, what was stored is alerted
+    assert all(events[i]["alert_status"] == "sent" for i in first_part)
+
+    runtime.drain()
+    assert runtime.queue == [] and runtime.dlq == [] and runtime.killed == 0
+    assert runtime.invocations <= MAX_RECEIVE
+    _assert_exactly_once(env, slow_recs + [recs[0] for recs in good])
+
+
+# --- case 3: many matches alerted as the file is read, exactly once across retries ------------------------
+
+
+def test_stop_logging_among_denied_calls_at_30_s(env: Env, deps: Any) -> None:
+    """The issue's reproduction (StopLogging + 12,000 AccessDenied + CreateUser at FunctionTimeout=30) gave
+    0 alerts, StopLogging pending forever, CreateUser never stored, the file in the DLQ. Scaled to 2,000
+    records (moto costs ~10 ms of real time per call on this machine) with the per-call latency raised to
+    keep the proportions: 54 s of calls for the old processor (3 per event), 36 s now (2 per event),
+    either way more than one 30 s invocation. The old handler is killed every time; now StopLogging is
+    alerted by the first invocation and the retries resume from the checkpoint until everything is
+    stored and alerted exactly once."""
+    runtime = FakeLambda(env, deps, latency=0.009)
+    stop = f.record("StopLogging", eventSource="cloudtrail.amazonaws.com")
+    create = f.record("CreateUser", eventSource="iam.amazonaws.com")
+    recs = [stop, *_denied(2000), create]
+    runtime.send(env.put_log(recs))
+
+    runtime.invoke()
+    assert runtime.killed == 0
+    [first] = [a for a in env.alerts() if a["rule"] == "trail-stopped"]
+    assert first["eventIDs"] == [stop["eventID"]] and first["severity"] == "critical"
+
+    runtime.drain()
+    assert runtime.queue == [] and runtime.dlq == [] and runtime.killed == 0
+    assert 1 < runtime.invocations <= MAX_RECEIVE  # it took several invocations: the checkpoint carried it
+    _assert_exactly_once(env, recs)
+    assert [a["rule"] for a in env.alerts()].count("trail-stopped") == 1
+
+
+def test_alerts_go_out_while_the_file_is_read(env: Env, deps: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flushes every ALERT_EVERY_EVENTS events: a file that fails late has alerted what it read before.
+    The old processor alerted only after the whole file (one message per rule)."""
+    runtime = FakeLambda(env, deps, latency=0.0)
+    monkeypatch.setattr(processor, "STORE_CHUNK", 25)
+    monkeypatch.setattr(processor, "ALERT_EVERY_EVENTS", 50)
+    recs = _denied(120)
+    key = env.put_log(recs)
+    processor.process_object(ObjectRef(BUCKET, key), deps)
+    counts = [a["count"] for a in env.alerts()]
+    assert counts == [50, 50, 20]
+    assert runtime.invocations == 0
+
+
+def test_a_file_that_never_progresses_is_poison_alone(env: Env, deps: Any) -> None:
+    """Its every read outlasts its share: each attempt stops with nothing handled. After two such attempts
+    one operational alert names it (once, whatever the retries and containers), the others in its batches
+    are never held back, and it still ends in the DLQ as evidence."""
+    runtime = FakeLambda(env, deps, latency=0.01)
+    # ~5 MB of gzip that hardly compresses (random hex), each 256 KB read of it costing 2 s: more than any
+    # share; the matching records come last.
+    noise = [f.record(requestParameters={"blob": os.urandom(5000).hex()}) for _ in range(1000)]
+    stuck_key = env.put_log([*noise, *_denied(10)])
+    runtime.slow_reads[stuck_key] = 2.0
+    stuck_id = runtime.send(stuck_key)
+    good = [[f.record("CreateUser")] for _ in range(2)]
+    for recs in good:
+        runtime.send(env.put_log(recs))
+
+    assert runtime.invoke() == {stuck_id}
+    assert {recs[0]["eventID"] for recs in good} <= set(_alerted_ids(env))
+    runtime.drain()
+    assert [m.id for m in runtime.dlq] == [stuck_id] and runtime.queue == [] and runtime.killed == 0
+    poison = [a for a in env.alerts() if a["rule"] == "trailwatch-operational"]
+    assert len(poison) == 1
+    assert stuck_key in poison[0]["source"] and "no progress" in poison[0]["description"]
+    [marker] = [v for k, v in env.items().items() if k.startswith(store.POISON_PREFIX)]
+    assert marker["alert_status"] == "sent" and marker["object_key"] == stuck_key
+    _assert_exactly_once(env, [recs[0] for recs in good])
+
+
+def test_last_receive_declares_a_slow_but_progressing_file_poison(env: Env, deps: Any) -> None:
+    """A file that progresses but cannot finish within maxReceiveCount receives: its last receive sends the
+    poison alert (it is about to reach the DLQ unfinished)."""
+    runtime = FakeLambda(env, deps, latency=0.2)  # ~65 events per 27 s share: 5 receives are too few
+    recs = _denied(1000)
+    key = env.put_log(recs)
+    runtime.send(key)
+    runtime.drain()
+    assert len(runtime.dlq) == 1 and runtime.killed == 0
+    [poison] = [a for a in env.alerts() if a["rule"] == "trailwatch-operational"]
+    assert key in poison["source"] and f"receive {MAX_RECEIVE} of {MAX_RECEIVE}" in poison["description"]
+    events = _events(env)
+    assert 0 < len(events) < len(recs) and {i["alert_status"] for i in events.values()} == {"sent"}
+
+
+# --- round trips per event --------------------------------------------------------------------------------
+
+
+def test_dynamodb_calls_per_event(env: Env, deps: Any) -> None:
+    """Measured with a counting client. Before: put + claim + mark_sent = 3 calls per new event, and a
+    redelivery of a handled file still 1 put per event. Now: about 2 per new event (the conditional put,
+    born claimed, and mark_sent; one BatchGetItem per 100), and about 0.01 for a redelivery (BatchGetItem
+    only)."""
+    runtime = FakeLambda(env, deps, latency=0.0)
+    recs = _denied(300)
+    key = env.put_log(recs)
+    calls = deps.dynamodb.calls
+    processor.process_object(ObjectRef(BUCKET, key), deps, attempt=1)
+    first = sum(calls.values())
+    assert first / len(recs) <= 2.05, calls
+    assert calls["put_item"] == calls["update_item"] == len(recs) and calls["batch_get_item"] == 3
+    calls.clear()
+    processor.process_object(ObjectRef(BUCKET, key), deps, attempt=1)
+    assert sum(calls.values()) / len(recs) <= 0.02, calls
+    assert runtime.invocations == 0
+    _assert_exactly_once(env, recs)
+
+
+# --- the pieces -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("remaining", "left", "expected"),
+    [
+        (30.0, 10, (3.0, 2.7)),  # reserve 10% of 30 s; (30 - 3) / 10
+        (30.0, 1, (3.0, 27.0)),
+        (30.0, 100, (3.0, 1.0)),  # floor: 5% of 30 s, at most 1 s
+        (900.0, 10, (5.0, 89.5)),  # reserve capped at 5 s
+        (3.0, 10, (0.5, 0.25)),  # a 3 s function: reserve 0.5 s, (3 - 0.5) / 10
+        (0.6, 1, (0.5, None)),  # less than the floor (0.2 s) left after the reserve: not started
+    ],
+)
+def test_batch_budget_shares(remaining: float, left: int, expected: tuple[float, float | None]) -> None:
+    budget = handler.BatchBudget(lambda: remaining)
+    share = budget.share(left)
+    reserve, seconds = expected
+    assert budget.reserve == pytest.approx(reserve)
+    if seconds is None:
+        assert share is None
+    else:
+        assert share is not None and remaining - share.stop_at == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({"ApproximateReceiveCount": "3"}, 3),
+        ({}, None),
+        ({"ApproximateReceiveCount": "x"}, None),
+        (None, None),
+    ],
+)
+def test_receive_count(attributes: Any, expected: int | None) -> None:
+    assert handler.receive_count({"attributes": attributes}) == expected
+
+
+def test_checkpoint_never_moves_back_under_the_same_config(env: Env) -> None:
+    ddb, now = env.clients.dynamodb, env.clock.now()
+    marker = store.checkpoint_id(BUCKET, "k", "v1")
+    assert marker != store.checkpoint_id(BUCKET, "k", "v2")  # per object version
+
+    def put(done: int, config: str = "c1") -> bool:
+        checkpoint = store.Checkpoint(done, done * 2, config, 0)
+        return store.put_checkpoint(ddb, TABLE, marker, checkpoint, bucket=BUCKET, key="k", now=now)
+
+    assert put(10) and put(10) and put(20)
+    assert not put(5)  # a slower concurrent attempt
+    assert store.get_checkpoint(ddb, TABLE, marker) == store.Checkpoint(20, 40, "c1", 0)
+    assert put(5, "c2")  # other rules: the count means something else
+    assert store.get_checkpoint(ddb, TABLE, marker) == store.Checkpoint(5, 10, "c2", 0)
+    assert store.get_checkpoint(ddb, TABLE, store.checkpoint_id(BUCKET, "other", None)) is None
+
+
+class Unprocessed:
+    """BatchGetItem that leaves all but one key unprocessed on each call (as under throttling)."""
+
+    def __init__(self, ddb: Any) -> None:
+        self.ddb, self.calls = ddb, 0
+
+    def batch_get_item(self, RequestItems: dict) -> dict:
+        self.calls += 1
+        [(table, request)] = RequestItems.items()
+        first, rest = request["Keys"][:1], request["Keys"][1:]
+        response = self.ddb.batch_get_item(RequestItems={table: {**request, "Keys": first}})
+        response["UnprocessedKeys"] = {table: {**request, "Keys": rest}} if rest else {}
+        return response
+
+
+def test_batch_get_states_follows_unprocessed_keys(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store.time, "sleep", lambda seconds: None)
+    ddb, now = env.clients.dynamodb, env.clock.now()
+    ids = []
+    for rec in _denied(5):
+        item = store.build_item(rec, [_Rule()], log_bucket=BUCKET, log_key="k", now=now, retention_days=1)
+        store.put_event(ddb, TABLE, item)
+        ids.append(rec["eventID"])
+    flaky = Unprocessed(ddb)
+    found = store.batch_get_states(flaky, TABLE, [*ids[:3], "absent", *ids[3:]])
+    assert sorted(found) == sorted(ids) and flaky.calls == 6
+    assert {store.plain(i)["alert_status"] for i in found.values()} == {"pending"}
+    flaky_forever = Unprocessed(ddb)
+    monkeypatch.setattr(store, "BATCH_GET_ATTEMPTS", 2)
+    with pytest.raises(RuntimeError, match="unprocessed"):
+        store.batch_get_states(flaky_forever, TABLE, ids)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    id: str = "r"
+    severity: str = "low"
+
+
+def test_mark_sent_many_marks_all_it_still_holds(env: Env) -> None:
+    ddb, now = env.clients.dynamodb, env.clock.now()
+    ids = []
+    for rec in _denied(3):
+        item = store.build_item(rec, [_Rule()], log_bucket=BUCKET, log_key="k", now=now, retention_days=1)
+        assert store.put_event(ddb, TABLE, store.with_claim(item, token="A", now=now)).created
+        ids.append(rec["eventID"])
+    # The second claim went stale and was taken over by B.
+    assert store.claim(ddb, TABLE, ids[1], token="B", now=now, stale_before=now + _second()).claimed
+    lost = store.mark_sent_many(ddb, TABLE, ids, token="A", message_id="m-A", now=now)
+    assert lost == [ids[1]]
+    states = {i: store.plain(store.get_event(ddb, TABLE, i)) for i in ids}
+    assert [states[i]["alert_status"] for i in ids] == ["sent", "sending", "sent"]
+    assert states[ids[1]]["alert_claim"] == "B"
+
+
+def _second() -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=1)
+
+
+def test_with_claim_only_for_new_items(env: Env) -> None:
+    """A racing writer's stored item is never reset by a born-claimed put: the put is conditional."""
+    ddb, now = env.clients.dynamodb, env.clock.now()
+    rec = _denied(1)[0]
+    item = store.build_item(rec, [_Rule()], log_bucket=BUCKET, log_key="k", now=now, retention_days=1)
+    assert store.put_event(ddb, TABLE, item).created
+    store.claim(ddb, TABLE, rec["eventID"], token="A", now=now, stale_before=now)
+    store.mark_sent(ddb, TABLE, rec["eventID"], token="A", message_id="m", now=now)
+    again = store.put_event(ddb, TABLE, store.with_claim(item, token="B", now=now))
+    assert not again.created and store.plain(again.item)["alert_status"] == "sent"
+
+
+@pytest.mark.parametrize("same_rules", [True, False], ids=["resumes", "rules-changed-restarts"])
+def test_checkpoint_is_followed_only_under_the_rules_it_was_made_with(
+    env: Env, deps: Any, same_rules: bool
+) -> None:
+    recs = _denied(8)
+    key = env.put_log(recs)
+    ref = ObjectRef(BUCKET, key, etag="e1")
+    fingerprint = processor.config_fingerprint(deps.config.matcher())
+    marker = store.checkpoint_id(BUCKET, key, "e1")
+    checkpoint = store.Checkpoint(5, 5, fingerprint if same_rules else "other-rules", 0)
+    store.put_checkpoint(
+        env.clients.dynamodb, TABLE, marker, checkpoint, bucket=BUCKET, key=key, now=env.clock.now()
+    )
+    result = processor.process_object(ref, deps, attempt=2)
+    expected = recs[5:] if same_rules else recs  # the checkpointed five were handled by "earlier attempts"
+    assert set(_events(env)) == {r["eventID"] for r in expected}
+    assert result.resumed_from == (5 if same_rules else 0) and result.records == 8
+    # The first receive never reads a checkpoint (none can exist yet): all eight.
+    processor.process_object(ref, deps, attempt=1)
+    assert set(_events(env)) == {r["eventID"] for r in recs}
