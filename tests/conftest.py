@@ -10,6 +10,13 @@ from pathlib import Path
 import botocore.loaders
 import botocore.session
 import pytest
+from hypothesis import settings
+
+from tests import profiles
+
+# `dev` unless the command line names another profile (the Hypothesis plugin loads --hypothesis-profile
+# after this file, so `pytest --hypothesis-profile=ci` wins).
+settings.load_profile(profiles.DEV)
 
 ROOT = Path(__file__).resolve().parent.parent
 # Real CloudTrail records from public projects, vendored with their licenses (see SOURCES.md there).
