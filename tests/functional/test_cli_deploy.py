@@ -521,6 +521,7 @@ def s3_server(monkeypatch):
     server.stop()
 
 
+@pytest.mark.e2e  # moto's server on loopback and the real aws CLI in subprocesses
 @pytest.mark.parametrize(
     ("versions", "deleted"),
     [(1150, 60), (2, 2)],

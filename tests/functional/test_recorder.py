@@ -33,6 +33,8 @@ from trailwatch.local.operations import HttpRequest, identify
 from trailwatch.local.recorder import CloudTrailRecorder, mark_internal
 from trailwatch.local.server import LocalAWS
 
+from tests.profiles import examples
+
 ACCOUNT = "123456789012"
 TRAIL_BUCKET = "trail-logs-bucket"
 LOG_MARK = "/CloudTrail/"
@@ -736,7 +738,7 @@ _FLAT_KEY = st.lists(
 ).map(".".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.dictionaries(_FLAT_KEY, st.lists(st.text(max_size=5), min_size=1, max_size=2), max_size=8))
 def test_query_parameters_of_any_shape_give_a_record(params: dict[str, list[str]]) -> None:
     """A query-protocol request whose form fields have any shape (member/entry lists, gaps, odd keys) gives a
@@ -756,7 +758,7 @@ def test_query_parameters_of_any_shape_give_a_record(params: dict[str, list[str]
     json.dumps(record)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(body=st.binary(max_size=200), status=st.sampled_from([200, 400, 403, 404, 500]))
 def test_any_response_body_gives_a_record(body: bytes, status: int) -> None:
     request = HttpRequest("POST", "/", "", {**_auth("kms"), "X-Amz-Target": "TrentService.CreateKey"}, body)

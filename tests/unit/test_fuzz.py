@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from trailwatch_processor.config import ConfigError, load_default_config, parse_config, validate_config
 from trailwatch_processor.patterns import compile_config
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+from tests.profiles import examples
+
+FUZZ = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_leaf = st.one_of(
     st.none(),

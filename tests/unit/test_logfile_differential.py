@@ -21,6 +21,7 @@ from trailwatch_processor.literals import MAX_NEEDLES
 from trailwatch_processor.logfile import FileStats, iter_matches
 from trailwatch_processor.patterns import Matcher, compile_config
 
+from tests.profiles import examples
 from tests.unit import test_rules_property as props
 
 DEFAULT = compile_config(load_default_config())
@@ -164,7 +165,7 @@ def assert_same(data: bytes, matcher: Matcher) -> FileStats:
     return fast_stats
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(records(), min_size=1, max_size=8),
     st.sampled_from(sorted(SERIALISERS)),
@@ -376,7 +377,7 @@ def test_quiet_windows_count_records_by_separators(windows: int) -> None:
     assert (stats.fast_path, stats.parsed, stats.records) == (True, 1, 300)  # the last is parsed
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=st.data(),
     specs=props.rule_specs,

@@ -12,9 +12,10 @@ from trailwatch_processor.config import ConfigError, parse_config, validate_conf
 from trailwatch_processor.literals import Literals
 from trailwatch_processor.patterns import compile_config
 
+from tests.profiles import examples
 from tests.unit import pattern_reference as ref
 
-SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 KEYS = ["eventName", "a", "b", "c"]
 ALPHABET = 'aAbB*\\"\n é/'
@@ -192,7 +193,7 @@ def _hit(literals: Literals, record: dict) -> bool:
     return any(m[1] is None or m[1] in literals.event_names for m in members)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), specs=rule_specs)
 def test_matcher_agrees_with_reference_on_witness_records(data: st.DataObject, specs: list) -> None:
     """Records built from the rules' own patterns, so that matches (and near misses) are common."""
@@ -205,7 +206,7 @@ def test_matcher_agrees_with_reference_on_witness_records(data: st.DataObject, s
             assert _hit(matcher.literals, record), (matcher.literals, record)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs=rule_specs, recs=st.lists(records, min_size=1, max_size=6))
 def test_matcher_agrees_with_reference_and_literals_are_sound(specs: list, recs: list) -> None:
     matcher = compile_config(validate_config(_config(specs)))
@@ -234,7 +235,7 @@ literal_patterns = st.dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pattern=literal_patterns, recs=st.lists(records, min_size=1, max_size=8))
 def test_literals_sound_for_literal_patterns(pattern: dict, recs: list) -> None:
     matcher = compile_config(validate_config({"rules": [{"id": "r", "pattern": pattern}]}))
@@ -304,7 +305,7 @@ def test_wildcard_with_many_stars_on_long_strings_is_fast() -> None:
     assert time.perf_counter() - started < 2.0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     wildcard=st.lists(st.text(alphabet="ab*\\", max_size=3), min_size=1, max_size=6)
     .filter(lambda parts: all(parts[1:-1]))
