@@ -190,7 +190,10 @@ def _hit(literals: Literals, record: dict) -> bool:
     if "\\u" in raw or "\\/" in raw or any(n in raw for n in literals.needles):
         return True
     members = re.finditer(r'"eventName"(?::"([^"\\]*)")?', raw)
-    return any(m[1] is None or m[1] in literals.event_names for m in members)
+    return any(
+        m[1] is None or m[1] in literals.event_names or m[1].startswith(literals.event_name_prefixes)
+        for m in members
+    )
 
 
 @settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
