@@ -826,6 +826,12 @@ def test_function_environment(base: dict[str, Any]) -> None:
         "CONFIG_KEY": "config/monitored_events.json",
         "RETENTION_DAYS": {"Ref": "EventRetentionDays"},
         "LOG_LEVEL": {"Ref": "LogLevel"},
+        "SLACK_QUEUE_ARN": {"Fn::If": ["HasSlackOutput", {"Fn::GetAtt": ["SlackOutputQueue", "Arn"]}, ""]},
+        "SLACK_SECRET_ARN": {"Ref": "SlackSecretArn"},
+        "WEBHOOK_QUEUE_ARN": {
+            "Fn::If": ["HasWebhookOutput", {"Fn::GetAtt": ["WebhookOutputQueue", "Arn"]}, ""]
+        },
+        "WEBHOOK_SECRET_ARN": {"Ref": "WebhookSecretArn"},
     }
 
 
