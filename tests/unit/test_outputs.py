@@ -197,3 +197,18 @@ class TestSecret:
 
     def test_loopback_http_is_allowed_for_tests(self) -> None:
         assert outputs.url_problem("http://127.0.0.1:8080/hook") is None
+
+
+def test_readme_verification_recipe_accepts_our_signature_and_rejects_a_forgery() -> None:
+    """The README's recipe is what receivers copy: it must verify exactly what the function sends."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start = readme.index("def verify(signing_key")
+    code = readme[readme.rindex("import hashlib", 0, start) : readme.index("```", start)]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    body = json.dumps(alert_body()).encode()
+    headers = webhook.signed_headers(KEY, body)
+    assert namespace["verify"](KEY, body, headers[webhook.SIGNATURE_HEADER])
+    assert not namespace["verify"](KEY, body + b" ", headers[webhook.SIGNATURE_HEADER])
