@@ -217,6 +217,8 @@ def test_failing_receiver_is_retried_then_dead_lettered(
     assert [r["failed"] for r in results] == [1] * MAX_RECEIVE + [0]
     # each receive: one POST and one quick retry
     assert len(receivers["webhook"].requests) == 2 * MAX_RECEIVE
+    # one delivery id (the SQS message id) across every attempt: receivers can drop duplicates
+    assert len({headers[webhook.DELIVERY_HEADER] for headers, _ in receivers["webhook"].requests}) == 1
     [dead] = dlq_bodies(stack, "webhook")
     assert json.loads(dead) == sent
 

@@ -212,3 +212,27 @@ def test_readme_verification_recipe_accepts_our_signature_and_rejects_a_forgery(
     headers = webhook.signed_headers(KEY, body)
     assert namespace["verify"](KEY, body, headers[webhook.SIGNATURE_HEADER])
     assert not namespace["verify"](KEY, body + b" ", headers[webhook.SIGNATURE_HEADER])
+
+
+def test_operational_alert_in_slack_shows_its_source_not_empty_event_fields() -> None:
+    from trailwatch_processor.alerts import operational_alert
+
+    published = json.loads(operational_alert("config invalid", "rules[2]: bad", source="s3://b/k").message)
+    text = slack_text(slack.build_message(json.loads(published["default"])))
+    assert "s3://b/k" in text and "rules[2]: bad" in text
+    assert "Source IP" not in text and "unknown" not in text
+
+
+def test_webhook_delivery_id_is_sent_on_every_attempt() -> None:
+    sent: list[dict[str, str]] = []
+
+    def flaky(url: str, data: bytes, headers: Any) -> int:
+        sent.append(dict(headers))
+        if len(sent) == 1:
+            raise outputs.DeliveryError("HTTP 503", retryable=True)
+        return 200
+
+    config = OutputConfig(kind="webhook", url="https://example.com/hook", signing_key=KEY)
+    body = json.dumps(alert_body())
+    assert outputs.deliver(config, body, send=flaky, sleep=lambda s: None, delivery_id="m-1")
+    assert [h[webhook.DELIVERY_HEADER] for h in sent] == ["m-1", "m-1"]

@@ -109,13 +109,15 @@ class OutputConfig:
         return not self.rules or any(fnmatchcase(rule, pattern) for pattern in self.rules)
 
 
-def render(config: OutputConfig, body: str, now: float | None = None) -> tuple[bytes, dict[str, str]]:
+def render(
+    config: OutputConfig, body: str, now: float | None = None, delivery_id: str | None = None
+) -> tuple[bytes, dict[str, str]]:
     """The request body and headers of one alert for one output."""
     if config.kind == "slack":
         payload = json.dumps(slack.build_message(json.loads(body)), ensure_ascii=False).encode("utf-8")
         return payload, {"Content-Type": "application/json"}
     data = body.encode("utf-8")
-    return data, webhook.signed_headers(str(config.signing_key), data, now)
+    return data, webhook.signed_headers(str(config.signing_key), data, now, delivery_id)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -148,18 +150,19 @@ def deliver(
     *,
     send: Callable[[str, bytes, Mapping[str, str]], int] = post,
     sleep: Callable[[float], None] = time.sleep,
+    delivery_id: str | None = None,
 ) -> bool:
     """Deliver one alert body; False when the output's filter skips it. Raises DeliveryError on failure."""
     alert = json.loads(body)
     if not config.wants(alert):
         return False
     try:
-        send(config.url, *render(config, body))
+        send(config.url, *render(config, body, delivery_id=delivery_id))
     except DeliveryError as err:
         if not err.retryable:
             raise
         sleep(RETRY_DELAY_SECONDS)
-        send(config.url, *render(config, body))  # re-rendered: a fresh webhook timestamp
+        send(config.url, *render(config, body, delivery_id=delivery_id))  # a fresh webhook timestamp
     return True
 
 
@@ -210,7 +213,7 @@ class Outputs:
         if not isinstance(body, str):
             raise OutputError("output queue record without a string body")
         alert = json.loads(body)
-        sent = deliver(config, body, **kwargs)
+        sent = deliver(config, body, delivery_id=str(message.get("messageId") or "") or None, **kwargs)
         log.info(
             "%s output: alert %s %s",
             config.kind,

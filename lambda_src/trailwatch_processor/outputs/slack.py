@@ -60,16 +60,18 @@ def build_message(alert: dict[str, Any]) -> dict[str, Any]:
         what = f"{what} ({first['eventSource']})"
     if first.get("errorCode"):
         what = f"{what}, error {first['errorCode']}"
-    fields = [
-        ("Severity", severity.upper()),
-        ("Rule", rule),
-        ("Who", who),
-        ("What", what),
-        ("Account", first.get("account", "unknown")),
-        ("Region", first.get("awsRegion", "unknown")),
-        ("Source IP", first.get("sourceIPAddress", "unknown")),
-        ("When", first.get("eventTime", "unknown")),
-    ]
+    fields: list[tuple[str, Any]] = [("Severity", severity.upper()), ("Rule", rule)]
+    if first:
+        fields += [
+            ("Who", who),
+            ("What", what),
+            ("Account", first.get("account", "unknown")),
+            ("Region", first.get("awsRegion", "unknown")),
+            ("Source IP", first.get("sourceIPAddress", "unknown")),
+            ("When", first.get("eventTime", "unknown")),
+        ]
+    elif alert.get("source"):  # an alert about trailwatch itself (no event): where it comes from
+        fields.append(("Source", alert["source"]))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline, "emoji": True}},
         {

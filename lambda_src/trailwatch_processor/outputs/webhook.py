@@ -21,6 +21,9 @@ import secrets
 import time
 
 SIGNATURE_HEADER = "X-Trailwatch-Signature"
+# The SQS message ID of the alert's copy for this output: the same on every retry, so a receiver that
+# answered too late (and gets the alert again) can drop the duplicate.
+DELIVERY_HEADER = "X-Trailwatch-Delivery"
 DEFAULT_TOLERANCE_SECONDS = 300
 
 
@@ -35,9 +38,14 @@ def signature(key: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={digest.hexdigest()}"
 
 
-def signed_headers(key: str, body: bytes, now: float | None = None) -> dict[str, str]:
+def signed_headers(
+    key: str, body: bytes, now: float | None = None, delivery_id: str | None = None
+) -> dict[str, str]:
     timestamp = int(time.time() if now is None else now)
-    return {"Content-Type": "application/json", SIGNATURE_HEADER: signature(key, body, timestamp)}
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(key, body, timestamp)}
+    if delivery_id:
+        headers[DELIVERY_HEADER] = delivery_id
+    return headers
 
 
 def verify_signature(
