@@ -71,18 +71,37 @@ def stack(
         Name=f"trailwatch/{STACK}/webhook",
         SecretString=json.dumps({"url": receivers["webhook"].url, "signing_key": KEY}),
     )["ARN"]
-    outputs = deploy_stack(
-        STACK,
-        {
-            "TrailBucketName": BUCKET,
-            "AlertEmail": "e2e@example.com",
-            "FunctionTimeout": "30",
-            "MaxReceiveCount": "2",
-            "SlackSecretArn": slack_arn,
-            "WebhookSecretArn": hook_arn,
-        },
-        code=build_package().data,
+    # As `trailwatch deploy --slack-webhook` on an existing stack: created without outputs, then updated
+    # through a change set that adds them.
+    base = {"TrailBucketName": BUCKET, "AlertEmail": "e2e@example.com", "FunctionTimeout": "30"}
+    deploy_stack(STACK, base, code=build_package().data)
+    cfn = aws_client("cloudformation")
+    previous = cfn.describe_stacks(StackName=STACK)["Stacks"][0]["Parameters"]
+    values = {p["ParameterKey"]: p["ParameterValue"] for p in previous}
+    values.update(SlackSecretArn=slack_arn, WebhookSecretArn=hook_arn)
+    change_set = cfn.create_change_set(
+        StackName=STACK,
+        ChangeSetName="add-outputs",
+        ChangeSetType="UPDATE",
+        TemplateBody=(ROOT / "main.yaml").read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+        Capabilities=["CAPABILITY_IAM"],
     )
+    changes = cfn.describe_change_set(ChangeSetName=change_set["Id"])["Changes"]
+    added = {
+        c["ResourceChange"]["LogicalResourceId"] for c in changes if c["ResourceChange"]["Action"] == "Add"
+    }
+    assert {"OutputsPolicy", "SlackOutputQueue", "WebhookOutputEventSourceMapping"} <= added, added
+    cfn.execute_change_set(ChangeSetName=change_set["Id"])
+    stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+    failed = [
+        (e["LogicalResourceId"], e.get("ResourceStatusReason"))
+        for e in cfn.describe_stack_events(StackName=STACK)["StackEvents"]
+        if e.get("ResourceStatus", "").endswith("FAILED")
+    ]
+    assert stack["StackStatus"] == "UPDATE_COMPLETE", failed
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert "SlackOutputDeadLetterQueueUrl" in outputs and "WebhookOutputDeadLetterQueueUrl" in outputs
     aws_client("s3").put_object(
         Bucket=BUCKET, Key="config/monitored_events.json", Body=(ROOT / "events.json").read_bytes()
     )
