@@ -68,6 +68,7 @@ def test_each_output_is_wired_alert_topic_to_queue_to_function(template: dict[st
     mapping = template["Resources"][f"{name}OutputEventSourceMapping"]
     assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [f"{name}OutputQueue", "Arn"]}
     assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 2}  # SQS's minimum
     assert mapping["DependsOn"] == "OutputsPolicy"  # the role can read the queue before polling starts
     policy = props(template, f"{name}OutputQueuePolicy")["PolicyDocument"]
     assert statement_by_sid(policy, "AlertTopicSends")["Condition"] == {
