@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +183,123 @@ def check_fixed_names_free(
         check_table_free(aws, str(table))
 
 
+# -- outputs (Slack, webhook): their URLs and keys go to Secrets Manager, only the ARNs to the stack --------
+OUTPUT_PARAMETERS = {"slack": "SlackSecretArn", "webhook": "WebhookSecretArn"}
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """`--slack-webhook`, `--webhook-url` and their per-output filters, as given (None: keep as stored)."""
+
+    slack_webhook: str | None = None
+    slack_min_severity: str | None = None
+    slack_rules: tuple[str, ...] = ()
+    webhook_url: str | None = None
+    webhook_min_severity: str | None = None
+    webhook_rules: tuple[str, ...] = ()
+
+    def requested(self) -> dict[str, dict[str, Any]]:
+        """Per output kind, the settings this deploy changes (kinds without any change are absent)."""
+        out: dict[str, dict[str, Any]] = {}
+        for kind, url, floor, rules in (
+            ("slack", self.slack_webhook, self.slack_min_severity, self.slack_rules),
+            ("webhook", self.webhook_url, self.webhook_min_severity, self.webhook_rules),
+        ):
+            change = {"url": url, "min_severity": floor, "rules": list(rules) or None}
+            change = {key: value for key, value in change.items() if value is not None}
+            if change:
+                out[kind] = change
+        return out
+
+
+def output_secret_name(stack_name: str, kind: str) -> str:
+    return f"trailwatch/{stack_name}/{kind}"
+
+
+def check_output_options(options: OutputOptions) -> None:
+    """Refuse, before any AWS call, a URL the processor would refuse (https only; http only to loopback)."""
+    from trailwatch_processor.config import SEVERITIES
+    from trailwatch_processor.outputs import url_problem
+
+    problems = []
+    for flag, url in (("--slack-webhook", options.slack_webhook), ("--webhook-url", options.webhook_url)):
+        if url is not None and (problem := url_problem(url)):
+            problems.append(f"{flag}: {problem}")  # the URL itself is a secret: not echoed
+    for flag, floor in (
+        ("--slack-min-severity", options.slack_min_severity),
+        ("--webhook-min-severity", options.webhook_min_severity),
+    ):
+        if floor is not None and floor.lower() not in SEVERITIES:
+            problems.append(f"{flag} {floor!r}: expected one of {', '.join(SEVERITIES)}")
+    if problems:
+        raise UsageError("; ".join(problems) + ".", hint="Nothing was changed.")
+
+
+def store_output_secrets(
+    aws: Aws, ui: UI, stack_name: str, options: OutputOptions, *, dry_run: bool = False
+) -> dict[str, str]:
+    """Create or update each requested output's secret; return the template parameters (secret ARNs).
+
+    A webhook's signing key is generated once and kept when the URL or filters change, so receivers do
+    not have to be re-keyed. In a dry run nothing is written: the existing ARN (or a placeholder) is used."""
+    from trailwatch_processor.outputs import webhook
+
+    client = aws.client("secretsmanager") if options.requested() else None
+    params: dict[str, str] = {}
+    for kind, change in options.requested().items():
+        name = output_secret_name(stack_name, kind)
+        current = _read_secret(client, name)
+        doc = {**(current or {}), **change}
+        if "url" not in doc:
+            flag = "--slack-webhook" if kind == "slack" else "--webhook-url"
+            raise UsageError(f"No {kind} output yet: give {flag} URL with the filter options.")
+        if kind == "webhook" and not doc.get("signing_key"):
+            doc["signing_key"] = webhook.new_signing_key()
+        if dry_run:
+            arn = _secret_arn(client, name) if current is not None else None
+            params[OUTPUT_PARAMETERS[kind]] = arn or (
+                f"arn:{aws.partition}:secretsmanager:{aws.region}:{aws.account_id()}:secret:{name}-xxxxxx"
+            )
+            ui.info(f"Dry run: would store the {kind} output in secret {name}.")
+            continue
+        text = json.dumps(doc)
+        if current is None:
+            arn = client.create_secret(
+                Name=name,
+                Description=f"trailwatch {kind} output of stack {stack_name} (url, filters"
+                + (", signing key)" if kind == "webhook" else ")"),
+                SecretString=text,
+            )["ARN"]
+        else:
+            arn = client.put_secret_value(SecretId=name, SecretString=text)["ARN"]
+        params[OUTPUT_PARAMETERS[kind]] = arn
+        ui.progress(f"{kind} output stored in Secrets Manager secret {name}")
+        if kind == "webhook":
+            ui.info(
+                f"Webhook signing key (for your receiver): aws secretsmanager get-secret-value --secret-id "
+                f"{name} --query SecretString --output text {aws.cli_flags()}"
+            )
+    return params
+
+
+def _read_secret(client: Any, name: str) -> dict[str, Any] | None:
+    try:
+        text = client.get_secret_value(SecretId=name)["SecretString"]
+    except botocore.exceptions.ClientError as err:
+        if error_code(err) == "ResourceNotFoundException":
+            return None
+        raise
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _secret_arn(client: Any, name: str) -> str:
+    return str(client.describe_secret(SecretId=name)["ARN"])
+
+
 def run_deploy(
     aws: Aws,
     ui: UI,
@@ -193,8 +312,12 @@ def run_deploy(
     run_verify: bool,
     verify_timeout: float,
     artifacts_bucket: str | None = None,
+    outputs: OutputOptions | None = None,
 ) -> int:
     from trailwatch import configcmd
+
+    outputs = outputs or OutputOptions()
+    check_output_options(outputs)
 
     name = aws.options.stack_name
     config_path = config_path or resources.default_config_path()
@@ -216,6 +339,12 @@ def run_deploy(
         else None
     )
     check_fixed_names_free(aws, declared, given, existing)
+    if outputs.requested():
+        missing = [p for p in OUTPUT_PARAMETERS.values() if p not in declared]
+        if missing:
+            raise UsageError(f"This template has no output parameters ({', '.join(missing)}).")
+        ui.step("Storing the output secrets")
+        given.update(store_output_secrets(aws, ui, name, outputs, dry_run=dry_run))
 
     ui.step("Packaging the processor")
     pkg = packaging.build_package()

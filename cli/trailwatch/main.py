@@ -192,6 +192,16 @@ def _aws_ui(options: Options, json_mode: bool = False) -> tuple[Aws, UI]:
     help="Bucket of this account for the Lambda package, created and hardened when missing "
     "[default: trailwatch-artifacts-<account>-<region>].",
 )
+@click.option(
+    "--slack-webhook", metavar="URL", help="Slack incoming-webhook URL (stored in Secrets Manager)."
+)
+@click.option("--slack-min-severity", metavar="SEVERITY", help="Lowest alert severity sent to Slack.")
+@click.option(
+    "--slack-rule", "slack_rules", multiple=True, metavar="PATTERN", help="Only these rules to Slack."
+)
+@click.option("--webhook-url", metavar="URL", help="HTTPS endpoint for signed alert JSON (Secrets Manager).")
+@click.option("--webhook-min-severity", metavar="SEVERITY", help="Lowest alert severity sent to the webhook.")
+@click.option("--webhook-rule", "webhook_rules", multiple=True, metavar="PATTERN", help="Only these rules.")
 @click.option("--no-verify", is_flag=True, help="Skip `trailwatch verify` after the deploy.")
 @click.option("--dry-run", is_flag=True, help="Print the change set and stop; change nothing.")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds verify's probe waits.")
@@ -208,6 +218,7 @@ def deploy(
     dry_run: bool,
     timeout: float,
     json_mode: bool,
+    **output_options: Any,
 ) -> None:
     """Create or update the stack (change set), upload the config, verify.
 
@@ -215,7 +226,7 @@ def deploy(
     Example:
       trailwatch deploy --bucket my-trail-bucket-123456789012 --email me@example.com
     """
-    from trailwatch.deploy import run_deploy
+    from trailwatch.deploy import OutputOptions, run_deploy
 
     aws, ui = _aws_ui(options, json_mode)
     code = run_deploy(
@@ -229,6 +240,7 @@ def deploy(
         run_verify=not no_verify,
         verify_timeout=timeout,
         artifacts_bucket=artifacts_bucket,
+        outputs=OutputOptions(**output_options),
     )
     raise click.exceptions.Exit(code)
 

@@ -37,6 +37,7 @@ from .aws import Clients, Settings
 from .config_source import ConfigCache
 from .logfile import LogFileError
 from .notifications import NotificationError, parse_body
+from .outputs import handle_if_output
 from .processor import (
     DEFAULT_CLAIM_STALE_SECONDS,
     AlertsInFlightError,
@@ -234,6 +235,8 @@ class ObjectFailed(Exception):
 def process_message(message: Any, deps: Deps, budget: MessageBudget | None = None) -> None:
     if not isinstance(message, dict) or not isinstance(message.get("body"), str):
         raise NotificationError("SQS record without a string body")
+    if handle_if_output(message):  # an alert from an output queue (Slack, webhook): deliver it
+        return
     attempt = receive_count(message)
     for ref in parse_body(message["body"]):
         try:

@@ -830,6 +830,12 @@ def test_function_environment(base: dict[str, Any]) -> None:
         "RETENTION_DAYS": {"Ref": "EventRetentionDays"},
         "LOG_LEVEL": {"Ref": "LogLevel"},
         "MAX_RECEIVE_COUNT": {"Ref": "MaxReceiveCount"},
+        "SLACK_QUEUE_ARN": {"Fn::If": ["HasSlackOutput", {"Fn::GetAtt": ["SlackOutputQueue", "Arn"]}, ""]},
+        "SLACK_SECRET_ARN": {"Ref": "SlackSecretArn"},
+        "WEBHOOK_QUEUE_ARN": {
+            "Fn::If": ["HasWebhookOutput", {"Fn::GetAtt": ["WebhookOutputQueue", "Arn"]}, ""]
+        },
+        "WEBHOOK_SECRET_ARN": {"Ref": "WebhookSecretArn"},
     }
 
 
