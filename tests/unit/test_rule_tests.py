@@ -130,6 +130,7 @@ def test_every_shipped_rule_carries_real_matching_and_non_matching_tests(rule_id
     (r,) = [r for r in config.rules if r.id == rule_id]
     assert {t["expect"] for t in r.tests} == {"match", "no-match"}
     assert any(t.get("name", "").startswith("real ") for t in r.tests if t["expect"] == "match")
+    assert all("record" in t and "file" not in t for t in r.tests)  # inline: the wheel has no tests/data
     results = [res for res in run_tests(config, Path(".")) if res.rule == rule_id]
     assert results and all(res.passed for res in results), results
     if rule_id not in config.raw["monitored_events"]:
@@ -263,6 +264,20 @@ def test_rules_test_and_list_show_the_tests_of_monitored_events(tmp_path: Path) 
         ["CreateUser", "medium", "yours", "0"],
         ["StopLogging", "medium", "yours", "1"],
     ]
+
+
+def test_rules_test_without_any_test_says_nothing_was_checked(tmp_path: Path) -> None:
+    """A config whose rules carry no tests (an import of Sigma rules) passes, but does not claim "all pass",
+    and lists only the first ten untested rules."""
+    path = write(
+        tmp_path / "c.json", [{"id": f"r{i:02}", "pattern": {"eventName": [f"E{i}"]}} for i in range(12)]
+    )
+    result = run("rules", "test", str(path))
+    assert result.exit_code == 0, result.output
+    assert "0 test(s) of 0 rule(s): 0 failed; 12 rule(s) without tests: r00, r01," in result.output
+    assert "r09 and 2 more" in result.output and "r10" not in result.output
+    assert "carries tests: nothing was checked" in result.output
+    assert "All rule tests pass" not in result.output
 
 
 def test_rules_test_on_an_invalid_config_names_the_path(tmp_path: Path) -> None:
