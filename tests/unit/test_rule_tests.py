@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -313,3 +314,25 @@ def test_rules_list_of_the_bundled_config_says_shipped() -> None:
     rows = {line.split()[0]: line.split()[2] for line in result.output.splitlines()[1:]}
     assert set(rows.values()) == {"shipped"}
     assert "cis-4.15-organizations-changes" in rows and "CreateUser" in rows
+
+
+def test_the_readme_rules_as_code_example_runs_as_written(repo_root: Path, tmp_path: Path) -> None:
+    """The README's `my-events.json` (with the `tests/decrypt.json` it describes) is a valid config whose
+    tests all pass, and `rules list` counts them, the monitored_events entry's included."""
+    readme = (repo_root / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Rules as code") : readme.index("### Sigma import")]
+    (example,) = re.findall(r"```json\n(.*?)```", section, re.S)
+    decrypt = re.search(r"`tests/decrypt.json` next to it holding `(\{.*?\})`", section.replace("\n", " "))
+    assert decrypt, "the README says what tests/decrypt.json holds"
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "decrypt.json").write_text(decrypt.group(1))
+    (tmp_path / "my-events.json").write_text(example)
+    result = run("rules", "test", str(tmp_path / "my-events.json"))
+    assert result.exit_code == 0, result.output
+    assert "4 test(s) of 2 rule(s): 0 failed; 1 rule(s) without tests: ConsoleLogin" in result.output
+    listed = run("rules", "list", str(tmp_path / "my-events.json"))
+    assert [line.split()[:4] for line in listed.output.splitlines()[1:]] == [
+        ["ConsoleLogin", "medium", "yours", "0"],
+        ["CreateUser", "medium", "yours", "2"],
+        ["kms-key-disabled", "high", "filter_pattern", "2"],
+    ]
