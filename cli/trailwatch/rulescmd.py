@@ -96,14 +96,26 @@ def run_test_command(ui: UI, path: Path) -> int:
     failed = failures(results)
     summary = f"{len(results)} test(s) of {len(config.rules) - len(untested)} rule(s): {len(failed)} failed"
     if untested:
-        ui.info(f"{summary}; {len(untested)} rule(s) without tests: {', '.join(untested)}")
+        ui.info(f"{summary}; {len(untested)} rule(s) without tests: {_some(untested)}")
     else:
         ui.info(summary)
     if failed:
         ui.error(f"{len(failed)} rule test(s) failed in {path}.")
         return 1
+    if not results:  # nothing failed because nothing ran: say so rather than "all pass"
+        ui.warn(f"no rule of {path} carries tests: nothing was checked.")
+        return 0
     ui.success("All rule tests pass.")
     return 0
+
+
+UNTESTED_SHOWN = 10
+
+
+def _some(ids: list[str]) -> str:
+    """The first ids of a list, and how many more (an import of 46 Sigma rules must not print them all)."""
+    shown = ", ".join(ids[:UNTESTED_SHOWN])
+    return f"{shown} and {len(ids) - UNTESTED_SHOWN} more" if len(ids) > UNTESTED_SHOWN else shown
 
 
 def _origin(rule: Any, config: Any, bundled: bool) -> str:

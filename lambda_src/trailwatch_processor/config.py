@@ -3,7 +3,8 @@ naming every fault by its path (``rules[2].pattern.eventName[0]``). The pattern 
 (``patterns`` says what it means); the limits bound the matcher's depth and the literals a reader searches.
 A rule may instead give a CloudWatch Logs ``filter_pattern`` (the ``filter_pattern`` module translates it),
 and carry ``tests`` and ``origin``: metadata for the CLI's ``rules test``/``rules list``, validated for shape
-only (the Lambda never reads test files and the matcher never looks at tests).
+only (the Lambda never reads test files and the matcher never looks at tests). A ``monitored_events`` entry is
+an event name (the original short form) or ``{"name": ..., "tests": [...]}``: the same rule with tests.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ ORIGINS = ("shipped", "sigma", "filter_pattern", "yours")
 TEST_KEYS = ("name", "record", "file", "expect")
 EXPECTS = ("match", "no-match")
 TOP_KEYS = ("monitored_events", "rules")
+MONITORED_KEYS = ("name", "tests")  # the object form of a monitored_events entry
 STRING_FILTERS = ("prefix", "suffix", "equals-ignore-case", "wildcard")
 FILTERS = ("prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "exists", "numeric", "cidr")
 NUMERIC_OPS = ("<", "<=", "=", ">", ">=")
@@ -351,6 +353,26 @@ class _Validator:
         self.pattern(translated, f"{sub}(translated)")
         return translated if len(self.errors) == n_before else None
 
+    def monitored_entry(self, entry: object, path: str) -> tuple[str | None, str, tuple[dict, ...]]:
+        """A ``monitored_events`` entry: an event name, or ``{"name": ..., "tests": [...]}`` (the same rule
+        with tests beside it). Returns (name or None when invalid, the name's path, tests)."""
+        if not isinstance(entry, dict):
+            ok = self.string(entry, path, allow_empty=False)
+            return (entry if ok else None), path, ()  # type: ignore[return-value]
+        n_before = len(self.errors)
+        for key in entry:
+            if key not in MONITORED_KEYS:
+                self.err(_join(path, key), f"unknown key (expected {', '.join(MONITORED_KEYS)})")
+        name_path = f"{path}.name"
+        if "name" not in entry:
+            self.err(path, "missing 'name' (the event name)")
+        else:
+            self.string(entry["name"], name_path, allow_empty=False)
+        tests = self.tests(entry["tests"], f"{path}.tests") if "tests" in entry else ()
+        if len(self.errors) != n_before:
+            return None, name_path, ()
+        return entry["name"], name_path, tests
+
     def tests(self, tests: object, path: str) -> tuple[dict, ...]:
         """Validate a rule's tests (shape only: the CLI reads ``file`` references, the Lambda never does)."""
         if not isinstance(tests, list):
@@ -469,20 +491,25 @@ def validate_config(raw: object, source: str = "config") -> Config:
             v.err("(top level)", f"more than {MAX_RULES} rules")
             raise _Stop
         seen: dict[str, str] = {}
-        for i, name in enumerate(monitored):
+        for i, entry in enumerate(monitored):
             path = f"{top}[{i}]"
-            if not v.string(name, path, allow_empty=False):
+            name, name_path, tests = v.monitored_entry(entry, path)
+            if name is None:
                 continue
             if not ID_RE.fullmatch(name):
-                v.err(path, f"invalid event name {name!r}: use letters, digits and ._:@/+=- (at most 128)")
+                v.err(
+                    name_path, f"invalid event name {name!r}: use letters, digits and ._:@/+=- (at most 128)"
+                )
                 continue
             if name in seen:
-                v.err(path, f"duplicate rule id {name!r} (also {seen[name]})")
+                v.err(name_path, f"duplicate rule id {name!r} (also {seen[name]})")
                 continue
-            seen[name] = path
+            seen[name] = name_path
             names.append(name)
             pattern = {"eventName": [name]}
-            rules.append(Rule(name, f"{name} event", DEFAULT_SEVERITY, f"Any {name} event.", pattern, ()))
+            rules.append(
+                Rule(name, f"{name} event", DEFAULT_SEVERITY, f"Any {name} event.", pattern, (), tests=tests)
+            )
         for i, item in enumerate(raw_rules):
             path = f"rules[{i}]"
             rule = v.rule(item, path)
