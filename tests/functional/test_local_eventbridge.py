@@ -156,6 +156,45 @@ def test_global_service_events_arrive_in_us_east_1(aws: LocalAWS) -> None:
     assert west_events[0]["region"] == "eu-west-1"
 
 
+def test_data_events_only_when_a_trail_logs_them(aws: LocalAWS) -> None:
+    """Management events need no trail; a data event reaches the bus only when a trail logs it."""
+    url = rule_to_queue(aws, {"source": ["aws.s3"], "detail": {"eventName": ["PutObject"]}})
+    s3 = client(aws, "s3")
+    s3.create_bucket(Bucket="data-bucket")
+    s3.put_object(Bucket="data-bucket", Key="before-trail", Body=b"x")
+    trails = client(aws, "cloudtrail")
+    trails.create_trail(Name="data-trail", S3BucketName="data-bucket")
+    trails.put_event_selectors(
+        TrailName="data-trail",
+        EventSelectors=[
+            {
+                "ReadWriteType": "All",
+                "IncludeManagementEvents": True,
+                "DataResources": [{"Type": "AWS::S3::Object", "Values": ["arn:aws:s3"]}],
+            }
+        ],
+    )
+    trails.start_logging(Name="data-trail")
+    s3.put_object(Bucket="data-bucket", Key="after-trail", Body=b"x")
+    (event,) = drain(aws, url)
+    assert event["detail"]["requestParameters"]["key"] == "after-trail"
+    assert event["detail"]["eventCategory"] == "Data"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "expected"),
+    [
+        ("AwsApiCall", "AWS API Call via CloudTrail"),
+        ("AwsConsoleSignIn", "AWS Console Sign In via CloudTrail"),
+        ("AwsServiceEvent", "AWS Service Event via CloudTrail"),
+    ],
+)
+def test_detail_type_follows_the_event_type(event_type: str, expected: str) -> None:
+    record = {"eventType": event_type, "eventSource": "signin.amazonaws.com", "awsRegion": "us-east-1"}
+    event = eventbridge.envelope(record, ACCOUNT)
+    assert (event["detail-type"], event["source"]) == (expected, "aws.signin")
+
+
 def test_delivery_region_of_a_global_record_signed_elsewhere() -> None:
     record = {"eventSource": "iam.amazonaws.com", "awsRegion": "eu-west-1"}
     assert eventbridge.delivery_region(record) == "us-east-1"
