@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from types import FrameType
@@ -13,6 +14,8 @@ from trailwatch.local.server import LocalAWS, is_loopback_name
 
 TEST_ACCESS_KEY_ID = "test"
 TEST_SECRET_ACCESS_KEY = "test"
+DEV_USER = "trailwatch-dev"
+DEFAULT_DELIVERY_INTERVAL = 300.0  # AWS: a log file about every 5 minutes
 
 
 @click.group("local")
@@ -20,18 +23,48 @@ def local_group() -> None:
     """The local AWS: the whole pipeline on this machine, no AWS account needed."""
 
 
-def export_lines(endpoint: str, region: str) -> list[str]:
-    """The shell lines that point the AWS CLI and SDKs at the local AWS.
+def export_lines(
+    endpoint: str,
+    region: str,
+    access_key_id: str = TEST_ACCESS_KEY_ID,
+    secret_access_key: str = TEST_SECRET_ACCESS_KEY,
+) -> list[str]:
+    """The shell lines that point the AWS CLI and SDKs at the local AWS (default: the root test keys).
 
     AWS_DEFAULT_REGION as well as AWS_REGION: boto3 and AWS CLI v1 read only the former.
     """
     return [
         f"export AWS_ENDPOINT_URL={endpoint}",
-        f"export AWS_ACCESS_KEY_ID={TEST_ACCESS_KEY_ID}",
-        f"export AWS_SECRET_ACCESS_KEY={TEST_SECRET_ACCESS_KEY}",
+        f"export AWS_ACCESS_KEY_ID={access_key_id}",
+        f"export AWS_SECRET_ACCESS_KEY={secret_access_key}",
         f"export AWS_REGION={region}",
         f"export AWS_DEFAULT_REGION={region}",
     ]
+
+
+def create_dev_user(aws: LocalAWS, name: str = DEV_USER) -> tuple[str, str]:
+    """An IAM user with administrator access and an access key on the local AWS: (key id, secret).
+
+    Created through the emulator's own (unrecorded) client, so the trail does not show it as root's calls;
+    calls made with its key are recorded as an ordinary `IAMUser`, not as root usage."""
+    import boto3
+
+    from trailwatch.local.recorder import mark_internal
+
+    iam = mark_internal(
+        boto3.client(
+            "iam",
+            endpoint_url=aws.endpoint,
+            region_name=aws.region,
+            aws_access_key_id=TEST_ACCESS_KEY_ID,
+            aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
+        )
+    )
+    iam.create_user(UserName=name)
+    admin = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_user_policy(UserName=name, PolicyName="administrator", PolicyDocument=json.dumps(admin))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
 
 
 def exposure_warning(host: str, port: int) -> str | None:
@@ -63,9 +96,10 @@ def exposure_warning(host: str, port: int) -> str | None:
 @click.option(
     "--delivery-interval",
     type=click.FloatRange(min=0.1),
-    default=5.0,
+    default=DEFAULT_DELIVERY_INTERVAL,
     show_default=True,
-    help="Seconds between CloudTrail log file deliveries (AWS: about 5 minutes).",
+    help="Seconds between CloudTrail log file deliveries (default 300, as AWS: about every 5 minutes). "
+    "EventBridge gets each event at once, whatever the interval.",
 )
 @click.option(
     "--cloudtrail/--no-cloudtrail",
@@ -112,9 +146,13 @@ def up(
         if warning:
             click.secho(warning, fg="red", bold=True, err=True)
         click.echo(f"trailwatch local AWS on {aws.endpoint} (region {aws.region}, account {aws.account_id})")
-        click.echo("Point the AWS CLI or an SDK at it:")
-        for line in export_lines(aws.endpoint, aws.region):
+        key_id, secret = create_dev_user(aws)
+        click.echo(f"Point the AWS CLI or an SDK at it, as the IAM user {DEV_USER} (administrator):")
+        for line in export_lines(aws.endpoint, aws.region, key_id, secret):
             click.echo(f"  {line}")
+        click.echo("  # or as the account's root user (the test credentials; every call is root usage):")
+        click.echo(f"  # export AWS_ACCESS_KEY_ID={TEST_ACCESS_KEY_ID}")
+        click.echo(f"  # export AWS_SECRET_ACCESS_KEY={TEST_SECRET_ACCESS_KEY}")
         click.echo("Press Ctrl-C to stop.")
         while not stop.wait(0.5):
             pass

@@ -20,7 +20,7 @@ from typing import Any
 import moto
 
 from trailwatch.errors import UsageError
-from trailwatch.local import cfn_engine, lambda_sqs, parameters, s3_events, s3_policy, sns_filter
+from trailwatch.local import cfn_engine, eventbridge, lambda_sqs, parameters, s3_events, s3_policy, sns_filter
 
 PINNED_MOTO = "5.2.1"  # the same pin as pyproject.toml's moto dependency (a test holds them equal)
 
@@ -155,6 +155,11 @@ PATCHES: tuple[Patch, ...] = (
         "moto.s3.models:S3Backend._set_delete_marker",
         s3_events.set_delete_marker,
         "f95d9e59e39fdc4289ec00ed5f1c9d3b362448c65c68568a198d68e401093541",
+    ),
+    Patch(
+        "moto.events.models:EventPattern.matches_event",
+        eventbridge.matches_event,
+        "3e71eb7ff5903b5064a34f7e61379b35b5613ac7cf9602ec35d286138dd96c94",
     ),
 )
 

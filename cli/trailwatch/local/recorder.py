@@ -5,7 +5,8 @@ builds a CloudTrail record (`cloudtrail_records`, the operation found through bo
 `operations`), decides which of the emulator's trails take it (`cloudtrail_selectors`: logging on, region,
 global service events, basic or advanced event selectors) and queues it per trail. Every `interval` seconds
 (and on `flush()`) the queued records are written as gzip log files, and digests where validation is on, into
-each trail's bucket (`cloudtrail_delivery`).
+each trail's bucket (`cloudtrail_delivery`). Each record is also put at once on the default EventBridge bus
+of its region (`eventbridge`), as AWS does independently of the log files.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from trailwatch.local import operations
+from trailwatch.local import eventbridge, operations
 from trailwatch.local.cloudtrail_delivery import LogFn, TrailDelivery, TrailRef, iter_trails, logging_trails
 from trailwatch.local.cloudtrail_records import Served, build_record, utc_now
 from trailwatch.local.cloudtrail_selectors import trail_covers_region, trail_selects
@@ -127,6 +128,12 @@ class CloudTrailRecorder:
             del self.recorded[: -self.max_history]
             for ref in targets:
                 self._pending.setdefault(ref, []).append(record)
+        # EventBridge: management events with or without a trail; data events only when a trail logs them
+        if record.get("managementEvent") is not False or targets:
+            try:
+                eventbridge.publish(record, account, self.log)
+            except Exception as err:  # best effort, as in AWS
+                self.log(f"eventbridge: could not publish {record.get('eventName')}: {err!r}")
         return record
 
     # ------------------------------------------------------------------ delivery

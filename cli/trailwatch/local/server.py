@@ -307,7 +307,7 @@ class LocalAWS:
         *,
         lambda_runtime: bool = True,
         cloudtrail: bool = True,
-        delivery_interval: float = 5.0,
+        delivery_interval: float = 300.0,
         log: LogFn | None = None,
     ) -> None:
         if not 0 <= port <= 65535:

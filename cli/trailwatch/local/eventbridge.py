@@ -1,0 +1,168 @@
+"""CloudTrail to EventBridge for the local AWS: each recorded event on the default bus, as AWS delivers it.
+
+AWS puts every management event (and each data event a trail logs) on the default event bus of the event's
+region within seconds, whether or not a trail exists, independently of the trail's log files:
+
+* the envelope: `version` "0", `id`, `detail-type` ("AWS API Call via CloudTrail", "AWS Console Sign In via
+  CloudTrail", "AWS Service Event via CloudTrail"), `source` "aws.<service>" (from `eventSource`),
+  `account`, `time`, `region`, `resources` [], `detail` = the CloudTrail record;
+* read-only management events reach only rules in state `ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS`
+  (moto stores that state as given, but sends to every rule of a bus whatever its state: we check it here);
+* events over 256 KB are not delivered;
+* global-service events (IAM, CloudFront, Route 53, STS on its global endpoint) arrive in us-east-1.
+
+Rules are matched with the processor's own EventBridge matcher (`trailwatch_processor.patterns`), installed
+over moto's `EventPattern.matches_event` by `moto_patches` (moto differs from AWS e.g. on arrays of objects).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from trailwatch.local.cloudtrail_selectors import GLOBAL_EVENT_SOURCES
+
+MAX_EVENT_BYTES = 256 * 1024
+ALL_MANAGEMENT_STATE = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+GLOBAL_REGION = "us-east-1"
+_DETAIL_TYPES = {
+    "AwsApiCall": "AWS API Call via CloudTrail",
+    "AwsConsoleSignIn": "AWS Console Sign In via CloudTrail",
+    "AwsServiceEvent": "AWS Service Event via CloudTrail",
+}
+
+
+def detail_type(record: dict[str, Any]) -> str:
+    return _DETAIL_TYPES.get(str(record.get("eventType")), "AWS API Call via CloudTrail")
+
+
+def delivery_region(record: dict[str, Any]) -> str:
+    """The region whose default bus gets the event: us-east-1 for global services' events."""
+    source = record.get("eventSource")
+    if source in GLOBAL_EVENT_SOURCES and source != "sts.amazonaws.com":
+        return GLOBAL_REGION
+    return str(record.get("awsRegion") or GLOBAL_REGION)
+
+
+def envelope(record: dict[str, Any], account_id: str) -> dict[str, Any]:
+    """The EventBridge event AWS makes of a CloudTrail record."""
+    service = str(record.get("eventSource", "")).split(".", 1)[0]
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type(record),
+        "source": f"aws.{service}",
+        "account": account_id,
+        "time": record.get("eventTime"),
+        "region": delivery_region(record),
+        "resources": [],
+        "detail": record,
+    }
+
+
+def rule_takes(state: str, record: dict[str, Any]) -> bool:
+    """Whether a rule in `state` receives the record (read-only management events need the special state)."""
+    if state == ALL_MANAGEMENT_STATE:
+        return True
+    if state != "ENABLED":
+        return False
+    return not (record.get("readOnly") is True and record.get("managementEvent", True) is not False)
+
+
+def publish(record: dict[str, Any], account_id: str, log: Callable[[str], None] | None = None) -> int:
+    """Put the record on its region's default bus of `account_id`; the number of rules it was sent to."""
+    from moto.events.models import events_backends
+
+    event = envelope(record, account_id)
+    if len(json.dumps(event, separators=(",", ":")).encode()) > MAX_EVENT_BYTES:
+        if log:
+            log(f"eventbridge: {record.get('eventName')} is over 256 KB: not delivered (as in AWS)")
+        return 0
+    by_region = dict.get(events_backends, account_id) or {}
+    backend = dict.get(by_region, event["region"])  # no backend yet: no rules in that region
+    if backend is None:
+        return 0
+    bus = backend.event_buses.get("default")
+    if bus is None:
+        return 0
+    sent = 0
+    for rule in list(bus.rules.values()):
+        if rule.scheduled_expression or not rule_takes(rule.state, record):
+            continue
+        if not rule.event_pattern.matches_event(event):
+            continue
+        sent += 1
+        for target in list(rule.targets):
+            try:
+                _send(rule, target, event)
+            except Exception as err:  # best effort, as in AWS: one target's failure does not stop the others
+                if log:
+                    log(f"eventbridge: rule {rule.name} could not deliver to {target.get('Arn')}: {err!r}")
+    return sent
+
+
+def _send(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
+    """An SQS target without input transformation gets the envelope as AWS sends it (moto's SQS path
+    rewrites `time` and wants moto's internal `ingestion-time`); other targets go through moto."""
+    from moto.sqs.models import sqs_backends
+    from moto.utilities.arns import parse_arn
+
+    arn = parse_arn(target["Arn"])
+    if arn.service == "sqs" and not target.get("InputTransformer") and not target.get("Input"):
+        group_id = target.get("SqsParameters", {}).get("MessageGroupId")
+        sqs_backends[arn.account][arn.region].send_message(
+            queue_name=arn.resource_id, message_body=json.dumps(event), group_id=group_id
+        )
+        return
+    moto_event = json.loads(json.dumps(event))
+    moto_event["time"] = time.time()
+    moto_event["ingestion-time"] = time.time()
+    original = type(rule)(
+        rule.name,
+        rule.account_id,
+        rule.region_name,
+        rule.description,
+        None,
+        None,
+        rule.role_arn,
+        rule.event_bus_name,
+        rule.state,
+        targets=[target],
+    )
+    original.send_to_targets(moto_event)
+
+
+def matches_event(self: Any, event: dict[str, Any]) -> bool:
+    """moto's `EventPattern.matches_event` by the processor's matcher (AWS's semantics) on the whole event.
+
+    A pattern the processor's validator rejects falls back to moto's own matching."""
+    pattern = self.get_pattern()
+    if not pattern:
+        return True
+    matcher = _matcher(self)
+    if matcher is None:
+        from trailwatch.local.moto_patches import original
+
+        return bool(original("moto.events.models:EventPattern.matches_event")(self, event))
+    return bool(matcher.match(json.loads(json.dumps(event))))
+
+
+def _matcher(pattern_obj: Any) -> Any:
+    cached = getattr(pattern_obj, "_trailwatch_matcher", False)
+    if cached is not False:
+        return cached
+    from trailwatch_processor.config import ConfigError, validate_config
+    from trailwatch_processor.patterns import compile_config
+
+    try:
+        config = validate_config(
+            {"rules": [{"id": "eventbridge-rule", "pattern": pattern_obj.get_pattern()}]}
+        )
+        matcher: Any = compile_config(config)
+    except ConfigError:
+        matcher = None
+    pattern_obj._trailwatch_matcher = matcher
+    return matcher
