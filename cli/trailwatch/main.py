@@ -279,10 +279,17 @@ def verify(options: Options, timeout: float, no_probe: bool, json_mode: bool) ->
 @click.option("--rule", help="Only events this rule id matched (as their primary rule or not).")
 @click.option("--severity", help="Minimum severity: info, low, medium, high, critical.")
 @click.option("--limit", default=50, show_default=True, help="At most this many events.")
+@click.option("--account", help="Only events of this member account (12 digits).")
 @click.option("--json", "json_mode", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
 def events(
-    options: Options, since: str, rule: str | None, severity: str | None, limit: int, json_mode: bool
+    options: Options,
+    since: str,
+    rule: str | None,
+    severity: str | None,
+    limit: int,
+    account: str | None,
+    json_mode: bool,
 ) -> None:
     """List stored security events, newest first.
 
@@ -293,7 +300,8 @@ def events(
     from trailwatch.events import run_events
 
     aws, ui = _aws_ui(options, json_mode)
-    raise click.exceptions.Exit(run_events(aws, ui, since=since, rule=rule, severity=severity, limit=limit))
+    code = run_events(aws, ui, since=since, rule=rule, severity=severity, limit=limit, account=account)
+    raise click.exceptions.Exit(code)
 
 
 @cli.command(epilog=EPILOG)
