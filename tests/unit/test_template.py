@@ -277,7 +277,10 @@ def test_every_cloudtrail_source_arn_is_this_trail(base: dict[str, Any]) -> None
 
 def test_log_file_kms_is_optional(base: dict[str, Any]) -> None:
     assert base["Conditions"]["LogFileKmsEnabled"] == {  # never in attach mode (no trail of ours)
-        "Fn::And": [{"Condition": "CreatedTrail"}, {"Fn::Equals": [{"Ref": "LogFileKmsEncryption"}, "true"]}]
+        "Fn::And": [
+            {"Fn::Equals": [{"Ref": "ExistingBucketName"}, ""]},
+            {"Fn::Equals": [{"Ref": "LogFileKmsEncryption"}, "true"]},
+        ]
     }
     assert base["Resources"]["LogFileKey"]["Condition"] == "LogFileKmsEnabled"
     assert props(base, "Trail")["KMSKeyId"] == {
