@@ -192,6 +192,22 @@ def _aws_ui(options: Options, json_mode: bool = False) -> tuple[Aws, UI]:
     help="Bucket of this account for the Lambda package, created and hardened when missing "
     "[default: trailwatch-artifacts-<account>-<region>].",
 )
+@click.option(
+    "--use-bucket", metavar="NAME", help="Attach mode: read this existing trail bucket (no new trail)."
+)
+@click.option("--bucket-account", metavar="ID", help="Attach mode: the account owning --use-bucket.")
+@click.option("--log-prefix", metavar="P", help="Attach mode: the trail's S3 key prefix before AWSLogs/.")
+@click.option(
+    "--kms-key", metavar="ARN", help="Attach mode: the KMS key the trail's log files use (SSE-KMS)."
+)
+@click.option(
+    "--notification",
+    type=click.Choice(["s3-eventbridge", "trail-sns"]),
+    default="s3-eventbridge",
+    show_default=True,
+    help="Attach mode: how new log files are announced.",
+)
+@click.option("--trail-topic", metavar="ARN", help="Attach mode with trail-sns: the trail's SNS topic.")
 @click.option("--no-verify", is_flag=True, help="Skip `trailwatch verify` after the deploy.")
 @click.option("--dry-run", is_flag=True, help="Print the change set and stop; change nothing.")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds verify's probe waits.")
@@ -204,6 +220,12 @@ def deploy(
     config_path: Path | None,
     params: tuple[str, ...],
     artifacts_bucket: str | None,
+    use_bucket: str | None,
+    bucket_account: str | None,
+    log_prefix: str | None,
+    kms_key: str | None,
+    notification: str,
+    trail_topic: str | None,
     no_verify: bool,
     dry_run: bool,
     timeout: float,
@@ -215,9 +237,20 @@ def deploy(
     Example:
       trailwatch deploy --bucket my-trail-bucket-123456789012 --email me@example.com
     """
-    from trailwatch.deploy import run_deploy
+    from trailwatch.deploy import attach_parameters, run_deploy
 
     aws, ui = _aws_ui(options, json_mode)
+    attach = None
+    if use_bucket:
+        attach = attach_parameters(
+            aws.client("s3"),
+            use_bucket=use_bucket,
+            bucket_account=bucket_account,
+            log_prefix=log_prefix,
+            kms_key=kms_key,
+            notification=notification,
+            trail_topic=trail_topic,
+        )
     code = run_deploy(
         aws,
         ui,
@@ -229,8 +262,28 @@ def deploy(
         run_verify=not no_verify,
         verify_timeout=timeout,
         artifacts_bucket=artifacts_bucket,
+        attach=attach,
     )
     raise click.exceptions.Exit(code)
+
+
+@cli.command("owner-grants", epilog=EPILOG)
+@global_options
+@click.option("--owner-profile", metavar="PROFILE", help="Credentials of the bucket's owner (with --apply).")
+@click.option("--apply", "apply_", is_flag=True, help="Apply (merging) with --owner-profile; default: print.")
+@click.pass_obj
+def owner_grants(options: Options, owner_profile: str | None, apply_: bool) -> None:
+    """What the existing trail bucket's owner must grant an attach-mode stack: printed, or applied.
+
+    \b
+    Example:
+      trailwatch owner-grants
+      trailwatch owner-grants --owner-profile log-archive --apply
+    """
+    from trailwatch.owner_grants import run_owner_grants
+
+    aws, ui = _aws_ui(options)
+    raise click.exceptions.Exit(run_owner_grants(aws, ui, owner_profile=owner_profile, apply_=apply_))
 
 
 @cli.command("upload-config", epilog=EPILOG)

@@ -173,3 +173,55 @@ def apply(s3: Any, kms: Any | None, sns: Any | None, a: Attachment, bucket_regio
         )
         done.append(f"topic policy of {a.trail_topic_arn}: subscribe statement merged")
     return done
+
+
+def grants_document(a: Attachment, bucket_region: str) -> dict[str, Any]:
+    """Everything the owner must grant, as one reviewable JSON document."""
+    doc: dict[str, Any] = {"BucketPolicyStatements": bucket_statements(a)}
+    if a.notification == "s3-eventbridge":
+        doc["BucketNotification"] = "add EventBridgeConfiguration (keep every existing destination)"
+        doc["ForwardingRule"] = {"Region": bucket_region, **(forwarding_rule(a) or {})}
+    for name, statement in (("KmsKeyPolicyStatement", kms_statement(a, bucket_region)),
+                            ("TopicPolicyStatement", topic_statement(a))):  # fmt: skip
+        if statement:
+            doc[name] = statement
+    return doc
+
+
+def run_owner_grants(aws: Any, ui: Any, *, owner_profile: str | None, apply_: bool) -> int:
+    """Print the grants of the deployed attach-mode stack; with ``apply_``, apply them as the owner."""
+    import boto3
+
+    from trailwatch import stack
+    from trailwatch.errors import UsageError
+
+    deployed = stack.require_stack(aws, aws.options.stack_name)
+    parameters = stack.stack_parameters(deployed)
+    if not parameters.get("ExistingBucketName"):
+        raise UsageError("The stack is not in attach mode (deploy it with --use-bucket NAME).")
+    a = Attachment.from_stack(parameters, stack.stack_outputs(deployed), aws.region)
+    region = parameters.get("ExistingBucketRegion") or aws.region
+    if not apply_:
+        document = grants_document(a, region)
+        if ui.json_mode:
+            ui.json(document)
+        else:
+            print(json.dumps(document, indent=2))
+        return 0
+    if not owner_profile:
+        raise UsageError("--apply needs --owner-profile (the bucket owner's credentials).")
+    owner = boto3.Session(profile_name=owner_profile, region_name=region)
+    endpoint = aws.endpoint_url
+
+    def client(name: str) -> Any:
+        return owner.client(name, endpoint_url=endpoint) if endpoint else owner.client(name)
+
+    for line in apply(client("s3"), client("kms"), client("sns"), a, region):
+        ui.info(line)
+    rule = forwarding_rule(a)
+    if rule:
+        where = f"{region} of the owner's account"
+        ui.info(
+            f"Create in {where} the rule {rule['Name']} forwarding to {rule['Target']} (see without --apply)."
+        )
+    return 0
