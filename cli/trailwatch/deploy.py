@@ -300,6 +300,56 @@ def _secret_arn(client: Any, name: str) -> str:
     return str(client.describe_secret(SecretId=name)["ARN"])
 
 
+NOTIFICATION_SOURCES = ("s3-eventbridge", "trail-sns")
+
+
+def bucket_region(s3: Any, bucket: str) -> str:
+    """The bucket's region, found rather than assumed: HeadBucket's ``x-amz-bucket-region`` (answered even
+    on 403 for another account's bucket), else GetBucketLocation (None/"" means us-east-1)."""
+    try:
+        head = s3.head_bucket(Bucket=bucket)
+        region = head.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
+    except botocore.exceptions.ClientError as err:
+        region = err.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
+        if not region and err.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
+            raise UsageError(f"--use-bucket {bucket!r}: no such bucket.") from None
+    if region:
+        return region
+    location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+    return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
+
+
+def attach_parameters(
+    s3: Any,
+    *,
+    use_bucket: str,
+    bucket_account: str | None,
+    log_prefix: str | None,
+    kms_key: str | None,
+    notification: str,
+    trail_topic: str | None,
+) -> dict[str, str]:
+    """Template parameters of attach mode (read an existing trail bucket; never change its notifications:
+    the owner adds EventBridge or a topic grant through `trailwatch owner-grants`)."""
+    if notification not in NOTIFICATION_SOURCES:
+        choices = ", ".join(NOTIFICATION_SOURCES)
+        raise UsageError(f"--notification {notification!r}: expected one of {choices}.")
+    if notification == "trail-sns" and not trail_topic:
+        raise UsageError("--notification trail-sns needs --trail-topic ARN (the trail's SNS topic).")
+    if bucket_account is not None and not (len(bucket_account) == 12 and bucket_account.isdigit()):
+        raise UsageError(f"--bucket-account {bucket_account!r}: expected a 12-digit account id.")
+    prefix = (log_prefix or "").strip("/")
+    return {
+        "ExistingBucketName": use_bucket,
+        "ExistingBucketAccount": bucket_account or "",
+        "ExistingBucketRegion": bucket_region(s3, use_bucket),
+        "LogKeyPrefix": f"{prefix}/" if prefix else "",
+        "ExistingLogFileKmsKeyArn": kms_key or "",
+        "NotificationSource": notification,
+        "TrailTopicArn": trail_topic or "",
+    }
+
+
 def run_deploy(
     aws: Aws,
     ui: UI,
@@ -313,6 +363,7 @@ def run_deploy(
     verify_timeout: float,
     artifacts_bucket: str | None = None,
     outputs: OutputOptions | None = None,
+    attach: dict[str, str] | None = None,
 ) -> int:
     from trailwatch import configcmd
 
@@ -329,6 +380,11 @@ def run_deploy(
         given["TrailBucketName"] = bucket
     if email:
         given["AlertEmail"] = email
+    if attach:
+        given.update(attach)
+        if run_verify:  # verify's probe writes into our own bucket, which attach mode does not watch
+            ui.info("Attach mode: skipping verify; run `trailwatch owner-grants` and let a log file arrive.")
+            run_verify = False
     check_names(given)
 
     ui.step(f"Deploying stack {name} to {aws.region} (account {aws.account_id()})")

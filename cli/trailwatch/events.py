@@ -23,7 +23,7 @@ from trailwatch.ui import UI
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 # The longest EventRetentionDays the template allows: nothing older can be in the table.
 MAX_WINDOW = timedelta(days=36_500)
-COLUMNS = ["time", "rule", "severity", "event", "principal", "source ip", "region"]
+COLUMNS = ["time", "account", "rule", "severity", "event", "principal", "source ip", "region"]
 _deserializer = TypeDeserializer()
 _serializer = TypeSerializer()
 
@@ -73,6 +73,7 @@ def query_events(
     min_severity: str | None,
     limit: int,
     now: datetime | None = None,
+    account: str | None = None,
 ) -> list[dict[str, Any]]:
     from trailwatch_processor.config import severity_rank
 
@@ -81,9 +82,15 @@ def query_events(
     floor = severity_rank(min_severity) if min_severity else None
     values: dict[str, Any] = {":t": start}
     keep: dict[str, Any] = {}
+    filters: list[str] = []
     if rule:  # every rule that matched, not only the primary
         values[":r"] = rule
-        keep["FilterExpression"] = "contains(rule_ids, :r)"
+        filters.append("contains(rule_ids, :r)")
+    if account:  # the member account the event belongs to (organization or other-account trails)
+        values[":a"] = account
+        filters.append("account_id = :a")
+    if filters:
+        keep["FilterExpression"] = " AND ".join(filters)
     streams = [
         _query(
             aws,
@@ -106,18 +113,31 @@ def query_events(
     return out
 
 
-def run_events(aws: Aws, ui: UI, *, since: str, rule: str | None, severity: str | None, limit: int) -> int:
+def run_events(
+    aws: Aws,
+    ui: UI,
+    *,
+    since: str,
+    rule: str | None,
+    severity: str | None,
+    limit: int,
+    account: str | None = None,
+) -> int:
     from trailwatch_processor.config import SEVERITIES
 
     if severity and severity not in SEVERITIES:
         raise UsageError(f"--severity {severity!r}: expected one of {', '.join(SEVERITIES)}.")
     if limit < 1:
         raise UsageError("--limit must be at least 1.")
+    if account is not None and not (len(account) == 12 and account.isdigit()):
+        raise UsageError(f"--account {account!r}: expected a 12-digit AWS account id.")
     window = parse_since(since)
     table = stack.stack_outputs(stack.require_stack(aws, aws.options.stack_name)).get("EventsTableName")
     if not table:
         raise UsageError("The stack has no EventsTableName output.")
-    items = query_events(aws, table, since=window, rule=rule, min_severity=severity, limit=limit)
+    items = query_events(
+        aws, table, since=window, rule=rule, min_severity=severity, limit=limit, account=account
+    )
     if ui.json_mode:
         for item in items:
             ui.json({k: v for k, v in item.items() if k != "raw"})
@@ -127,6 +147,7 @@ def run_events(aws: Aws, ui: UI, *, since: str, rule: str | None, severity: str 
         [
             (
                 i.get("event_time"),
+                i.get("account_id"),
                 i.get("rule_id"),
                 i.get("severity"),
                 i.get("event_name"),

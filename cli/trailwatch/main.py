@@ -202,6 +202,22 @@ def _aws_ui(options: Options, json_mode: bool = False) -> tuple[Aws, UI]:
 @click.option("--webhook-url", metavar="URL", help="HTTPS endpoint for signed alert JSON (Secrets Manager).")
 @click.option("--webhook-min-severity", metavar="SEVERITY", help="Lowest alert severity sent to the webhook.")
 @click.option("--webhook-rule", "webhook_rules", multiple=True, metavar="PATTERN", help="Only these rules.")
+@click.option(
+    "--use-bucket", metavar="NAME", help="Attach mode: read this existing trail bucket (no new trail)."
+)
+@click.option("--bucket-account", metavar="ID", help="Attach mode: the account owning --use-bucket.")
+@click.option("--log-prefix", metavar="P", help="Attach mode: the trail's S3 key prefix before AWSLogs/.")
+@click.option(
+    "--kms-key", metavar="ARN", help="Attach mode: the KMS key the trail's log files use (SSE-KMS)."
+)
+@click.option(
+    "--notification",
+    type=click.Choice(["s3-eventbridge", "trail-sns"]),
+    default="s3-eventbridge",
+    show_default=True,
+    help="Attach mode: how new log files are announced.",
+)
+@click.option("--trail-topic", metavar="ARN", help="Attach mode with trail-sns: the trail's SNS topic.")
 @click.option("--no-verify", is_flag=True, help="Skip `trailwatch verify` after the deploy.")
 @click.option("--dry-run", is_flag=True, help="Print the change set and stop; change nothing.")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds verify's probe waits.")
@@ -214,6 +230,12 @@ def deploy(
     config_path: Path | None,
     params: tuple[str, ...],
     artifacts_bucket: str | None,
+    use_bucket: str | None,
+    bucket_account: str | None,
+    log_prefix: str | None,
+    kms_key: str | None,
+    notification: str,
+    trail_topic: str | None,
     no_verify: bool,
     dry_run: bool,
     timeout: float,
@@ -226,9 +248,20 @@ def deploy(
     Example:
       trailwatch deploy --bucket my-trail-bucket-123456789012 --email me@example.com
     """
-    from trailwatch.deploy import OutputOptions, run_deploy
+    from trailwatch.deploy import OutputOptions, attach_parameters, run_deploy
 
     aws, ui = _aws_ui(options, json_mode)
+    attach = None
+    if use_bucket:
+        attach = attach_parameters(
+            aws.client("s3"),
+            use_bucket=use_bucket,
+            bucket_account=bucket_account,
+            log_prefix=log_prefix,
+            kms_key=kms_key,
+            notification=notification,
+            trail_topic=trail_topic,
+        )
     code = run_deploy(
         aws,
         ui,
@@ -241,8 +274,28 @@ def deploy(
         verify_timeout=timeout,
         artifacts_bucket=artifacts_bucket,
         outputs=OutputOptions(**output_options),
+        attach=attach,
     )
     raise click.exceptions.Exit(code)
+
+
+@cli.command("owner-grants", epilog=EPILOG)
+@global_options
+@click.option("--owner-profile", metavar="PROFILE", help="Credentials of the bucket's owner (with --apply).")
+@click.option("--apply", "apply_", is_flag=True, help="Apply (merging) with --owner-profile; default: print.")
+@click.pass_obj
+def owner_grants(options: Options, owner_profile: str | None, apply_: bool) -> None:
+    """What the existing trail bucket's owner must grant an attach-mode stack: printed, or applied.
+
+    \b
+    Example:
+      trailwatch owner-grants
+      trailwatch owner-grants --owner-profile log-archive --apply
+    """
+    from trailwatch.owner_grants import run_owner_grants
+
+    aws, ui = _aws_ui(options)
+    raise click.exceptions.Exit(run_owner_grants(aws, ui, owner_profile=owner_profile, apply_=apply_))
 
 
 @cli.command("upload-config", epilog=EPILOG)
@@ -291,10 +344,17 @@ def verify(options: Options, timeout: float, no_probe: bool, json_mode: bool) ->
 @click.option("--rule", help="Only events this rule id matched (as their primary rule or not).")
 @click.option("--severity", help="Minimum severity: info, low, medium, high, critical.")
 @click.option("--limit", default=50, show_default=True, help="At most this many events.")
+@click.option("--account", help="Only events of this member account (12 digits).")
 @click.option("--json", "json_mode", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
 def events(
-    options: Options, since: str, rule: str | None, severity: str | None, limit: int, json_mode: bool
+    options: Options,
+    since: str,
+    rule: str | None,
+    severity: str | None,
+    limit: int,
+    account: str | None,
+    json_mode: bool,
 ) -> None:
     """List stored security events, newest first.
 
@@ -305,7 +365,8 @@ def events(
     from trailwatch.events import run_events
 
     aws, ui = _aws_ui(options, json_mode)
-    raise click.exceptions.Exit(run_events(aws, ui, since=since, rule=rule, severity=severity, limit=limit))
+    code = run_events(aws, ui, since=since, rule=rule, severity=severity, limit=limit, account=account)
+    raise click.exceptions.Exit(code)
 
 
 @cli.command(epilog=EPILOG)

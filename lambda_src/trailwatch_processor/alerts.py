@@ -61,9 +61,15 @@ class SnsMessage:
     attributes: dict[str, dict[str, str]]
 
 
-def make_subject(severity: str, rule_id: str, title: str, count: int | None) -> str:
-    """``[trailwatch] SEVERITY rule: title (count)``: ASCII, one line, at most 100 characters."""
-    head = _ascii_line(f"[trailwatch] {severity.upper()} {rule_id}")
+def make_subject(
+    severity: str, rule_id: str, title: str, count: int | None, account: str | None = None
+) -> str:
+    """``[trailwatch] SEVERITY rule account: title (count)``: ASCII, one line, at most 100 characters.
+
+    The account (or ``N accounts``) is in the head, which is kept whole: with an organization trail the
+    reader must see which member account is concerned before opening the mail."""
+    where = f" {account}" if account else ""
+    head = _ascii_line(f"[trailwatch] {severity.upper()} {rule_id}{where}")
     tail = f" ({count})" if count is not None else ""
     text = _ascii_line(title)
     subject = f"{head}: {text}{tail}" if text else f"{head}{tail}"
@@ -96,7 +102,9 @@ def build_alert(alert: Alert) -> SnsMessage:
         raise ValueError(f"alert for {alert.rule_id!r} exceeds the SNS message size even without events")
     listed = _ids_that_fit(alert, shown, MESSAGE_BUDGET_BYTES - attr_bytes)
     return SnsMessage(
-        subject=make_subject(alert.severity, alert.rule_id, alert.title, alert.count or None),
+        subject=make_subject(
+            alert.severity, alert.rule_id, alert.title, alert.count or None, _subject_account(alert)
+        ),
         message=_render(alert, shown, listed),
         attributes=attributes,
     )
@@ -272,6 +280,14 @@ def _attributes(alert: Alert) -> dict[str, dict[str, str]]:
         "eventName": _string_attr(_joined(event.get("eventName") for event in alert.events)),
         "account": _string_attr(_joined(event.get("account") for event in alert.events)),
     }
+
+
+def _subject_account(alert: Alert) -> str | None:
+    """The one account of the alert's events, ``N accounts`` if several, None if none is known."""
+    accounts = {event.get("account") for event in alert.events} - {None, ""}
+    if len(accounts) > 1:
+        return f"{len(accounts)} accounts"
+    return accounts.pop() if accounts else None
 
 
 def _joined(values: Any) -> str:

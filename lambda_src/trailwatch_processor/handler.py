@@ -169,7 +169,8 @@ def build_deps(
         settings=settings,
         config=None,
         claim_stale_seconds=settings.claim_stale_seconds or DEFAULT_CLAIM_STALE_SECONDS,
-        bucket_owner=bucket_owner,
+        # Attach mode: the existing trail bucket's owner (LOG_BUCKET_OWNER); the config bucket stays ours.
+        bucket_owner=os.environ.get("LOG_BUCKET_OWNER") or bucket_owner,
     )
 
     def report_invalid(error: Exception) -> bool:

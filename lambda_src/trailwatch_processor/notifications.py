@@ -1,9 +1,11 @@
 """SQS message body -> the S3 objects it announces, and what kind of object a key names.
 
 Accepted bodies: an S3 event notification (SNS raw delivery or straight from S3), the same inside an SNS
-envelope (raw delivery off), ``s3:TestEvent`` (nothing to do), and an EventBridge ``Object Created`` or
-``Object Deleted`` event. S3 notification keys are URL-encoded (``+`` for spaces) and are decoded with
-``unquote_plus``; EventBridge keys are delivered as the plain key and are used as they are.
+envelope (raw delivery off), ``s3:TestEvent`` (nothing to do), an EventBridge ``Object Created`` or
+``Object Deleted`` event, and a trail's own SNS notification ``{"s3Bucket": ..., "s3ObjectKey": [...]}``
+(attach mode, raw or in an SNS envelope; CloudTrail sends it after each delivered file; keys are plain).
+S3 notification keys are URL-encoded (``+`` for spaces) and are decoded with ``unquote_plus``; EventBridge
+keys are delivered as the plain key and are used as they are.
 
 Each reference carries the event's ``versionId``: the processor reads exactly the version that was announced,
 so overwriting a log object before it is processed cannot hide the first version's events. Removals
@@ -65,6 +67,17 @@ _DIGEST_RE = re.compile(_AWSLOGS + r"CloudTrail-Digest/")
 _INSIGHT_RE = re.compile(_AWSLOGS + r"CloudTrail-Insight/")
 
 
+_ACCOUNT_RE = re.compile(r"(?:^|/)AWSLogs/(?:o-[a-z0-9]{10,32}/)?(\d{12})/CloudTrail")
+
+
+def account_from_key(key: str) -> str | None:
+    """The member account a trail-bucket key belongs to (either layout, any prefix); None if not a trail key.
+
+    The fallback when a record carries no ``recipientAccountId``."""
+    match = _ACCOUNT_RE.search(key)
+    return match.group(1) if match else None
+
+
 def classify_key(key: str) -> KeyKind:
     """What a trail-bucket key holds; only ``LOG`` keys are CloudTrail event logs.
 
@@ -116,6 +129,8 @@ def _parse_document(doc: Any) -> list[ObjectRef]:
         return _parse_s3_records(doc["Records"])
     if doc.get("source") == "aws.s3" and "detail-type" in doc:
         return _parse_eventbridge(doc)
+    if "s3Bucket" in doc and "s3ObjectKey" in doc:
+        return _parse_trail_sns(doc)
     if doc.get("Type") in ("SubscriptionConfirmation", "UnsubscribeConfirmation"):
         raise NotificationError(f"SNS {doc['Type']}, not a notification (topic {doc.get('TopicArn')})")
     keys = ", ".join(sorted(str(k) for k in doc)[:10]) or "none"
@@ -190,6 +205,21 @@ def _parse_eventbridge(doc: dict) -> list[ObjectRef]:
             event_name=event_name,
         )
     ]
+
+
+def _parse_trail_sns(doc: dict) -> list[ObjectRef]:
+    """A trail's delivery notification: every key named is a new log file (no version, size or etag given).
+
+    The key list is read as CloudTrail sends it (plain keys, not URL-encoded); a lone string is tolerated."""
+    bucket = doc.get("s3Bucket")
+    keys = doc.get("s3ObjectKey")
+    if isinstance(keys, str):
+        keys = [keys]
+    if not isinstance(bucket, str) or not bucket:
+        raise NotificationError("trail notification: s3Bucket missing or not a string")
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+        raise NotificationError("trail notification: s3ObjectKey is not a list of non-empty strings")
+    return [ObjectRef(bucket=bucket, key=key, event_name=f"{CREATED_PREFIX}:Put") for key in keys]
 
 
 def _dig(doc: Any, *path: str) -> Any:

@@ -78,7 +78,8 @@ def test_events_table(cli):
     result = cli("events", "--since", "7d")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["TIME", "RULE", "SEVERITY", "EVENT", "PRINCIPAL", "SOURCE", "IP", "REGION"]
+    header = ["TIME", "ACCOUNT", "RULE", "SEVERITY", "EVENT", "PRINCIPAL", "SOURCE", "IP", "REGION"]
+    assert lines[0].split() == header
     assert "user/recent" in lines[1] and "user/hours" in lines[2] and "user/yesterday" in lines[4]
     assert "4 event(s) in the last 7d" in result.output
 

@@ -452,7 +452,8 @@ def test_long_unicode_rule_title_gives_a_valid_subject(env: Env, deps: Any) -> N
     [call] = seen
     subject = call["Subject"]
     assert len(subject) <= 100 and subject.isascii() and "\n" not in subject
-    assert subject.startswith("[trailwatch] CRITICAL root-usage: Connexion") and subject.endswith("(1)")
+    assert subject.startswith(f"[trailwatch] CRITICAL root-usage {f.ACCOUNT}: Connexion")
+    assert subject.endswith("(1)")
     [alert] = env.alerts()
     assert alert["title"].startswith("Connexion « root »")
 

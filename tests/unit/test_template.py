@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cfnlint.api import lint
+from trailwatch import cfn_template
 from trailwatch_processor.alerts import OPERATIONAL_RULE
 from trailwatch_processor.config import SEVERITIES, severity_rank
 
@@ -275,8 +276,11 @@ def test_every_cloudtrail_source_arn_is_this_trail(base: dict[str, Any]) -> None
 
 
 def test_log_file_kms_is_optional(base: dict[str, Any]) -> None:
-    assert base["Conditions"]["LogFileKmsEnabled"] == {
-        "Fn::Equals": [{"Ref": "LogFileKmsEncryption"}, "true"]
+    assert base["Conditions"]["LogFileKmsEnabled"] == {  # never in attach mode (no trail of ours)
+        "Fn::And": [
+            {"Fn::Equals": [{"Ref": "ExistingBucketName"}, ""]},
+            {"Fn::Equals": [{"Ref": "LogFileKmsEncryption"}, "true"]},
+        ]
     }
     assert base["Resources"]["LogFileKey"]["Condition"] == "LogFileKmsEnabled"
     assert props(base, "Trail")["KMSKeyId"] == {
@@ -585,7 +589,12 @@ def test_visibility_check_catches_short_or_missing_mapping(
 def test_queue_policy_admits_only_log_topic(base: dict[str, Any]) -> None:
     p = props(base, "LogProcessingQueuePolicy")
     assert p["Queues"] == [{"Ref": "LogProcessingQueue"}]
-    (stmt,) = statements(p["PolicyDocument"])
+    # Created-trail mode (the default): the attach-mode statements are !If on conditions false there.
+    created = cfn_template.Evaluator.for_template(base, {})
+    kept = [
+        x for x in statements(p["PolicyDocument"]) if "Fn::If" not in x or created.condition(x["Fn::If"][0])
+    ]
+    (stmt,) = kept
     assert (stmt["Effect"], stmt["Principal"], stmt["Action"]) == (
         "Allow",
         {"Service": "sns.amazonaws.com"},
@@ -836,6 +845,19 @@ def test_function_environment(base: dict[str, Any]) -> None:
             "Fn::If": ["HasWebhookOutput", {"Fn::GetAtt": ["WebhookOutputQueue", "Arn"]}, ""]
         },
         "WEBHOOK_SECRET_ARN": {"Ref": "WebhookSecretArn"},
+        "LOG_BUCKET_OWNER": {  # attach mode only (test_template_attach)
+            "Fn::If": [
+                "AttachMode",
+                {
+                    "Fn::If": [
+                        "HasExistingBucketAccount",
+                        {"Ref": "ExistingBucketAccount"},
+                        {"Ref": "AWS::AccountId"},
+                    ]
+                },
+                {"Ref": "AWS::NoValue"},
+            ]
+        },
     }
 
 
