@@ -82,6 +82,22 @@ class Deps:
     bucket_owner: str | None = None  # this account: ExpectedBucketOwner of every log GET (None: unchecked)
     monotonic: Callable[[], float] = time.monotonic  # paces the alert flushes
 
+    def claim_marker(self, marker_id: str, details: dict[str, str]) -> tuple[store.Claim, str, datetime]:
+        """store.claim_marker on the events table with a new token, taking over claims older than
+        claim_stale_seconds: (outcome, token, now), the token and time to release or mark it sent with."""
+        token, now = self.new_token(), self.now()
+        outcome = store.claim_marker(
+            self.dynamodb,
+            self.settings.events_table,
+            marker_id,
+            token=token,
+            now=now,
+            stale_before=now - timedelta(seconds=self.claim_stale_seconds),
+            retention_days=self.settings.retention_days,
+            details=details,
+        )
+        return outcome, token, now
+
 
 @dataclass
 class FileResult:
@@ -588,16 +604,9 @@ def report_poison_file(ref: ObjectRef, reason: str, handled: int, deps: Deps) ->
     version = object_version(ref)
     source = f"s3://{ref.bucket}/{ref.key}"
     marker_id = store.poison_marker_id(ref.bucket, ref.key, version)
-    token, now = deps.new_token(), deps.now()
-    outcome = store.claim_marker(
-        ddb,
-        settings.events_table,
+    outcome, token, now = deps.claim_marker(
         marker_id,
-        token=token,
-        now=now,
-        stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
-        retention_days=settings.retention_days,
-        details={
+        {
             "object_bucket": ref.bucket,
             "object_key": ref.key,
             "object_version": version or "",
@@ -634,16 +643,9 @@ def report_invalid_config(error: Exception, etag: str | None, deps: Deps) -> boo
     settings, ddb = deps.settings, deps.dynamodb
     source = f"s3://{settings.config_bucket}/{settings.config_key}"
     marker_id = store.config_invalid_marker_id(settings.config_bucket, settings.config_key, etag)
-    token, now = deps.new_token(), deps.now()
-    outcome = store.claim_marker(
-        ddb,
-        settings.events_table,
+    outcome, token, now = deps.claim_marker(
         marker_id,
-        token=token,
-        now=now,
-        stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
-        retention_days=settings.retention_days,
-        details={"config_source": source, "config_etag": etag or "", "error": str(error)},
+        {"config_source": source, "config_etag": etag or "", "error": str(error)},
     )
     if not outcome.claimed:
         log.info("config %s (ETag %s): operational alert is %s", source, etag, outcome.status or "gone")
@@ -691,16 +693,9 @@ def report_config_loaded(rules: Sequence[Any], version: str, deps: Deps) -> bool
     marker_id = store.config_loaded_marker_id(
         settings.config_bucket, settings.config_key, previous_seq, version
     )
-    token, now = deps.new_token(), deps.now()
-    outcome = store.claim_marker(
-        ddb,
-        table,
+    outcome, token, now = deps.claim_marker(
         marker_id,
-        token=token,
-        now=now,
-        stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
-        retention_days=settings.retention_days,
-        details={
+        {
             "config_source": source,
             "config_etag": version,
             "previous_etag": state.version if state is not None else "",

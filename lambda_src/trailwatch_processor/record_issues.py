@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -69,17 +68,10 @@ def report(ref: ObjectRef, issues: Sequence[RecordIssue], count: int, deps: Deps
         )
     settings, ddb = deps.settings, deps.dynamodb
     marker = marker_id(ref, issues, count)
-    token, now = deps.new_token(), deps.now()
-    outcome = store.claim_marker(
-        ddb,
-        settings.events_table,
+    outcome, token, now = deps.claim_marker(
         marker,
-        token=token,
-        now=now,
-        stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
-        retention_days=settings.retention_days,
         # Not log_bucket/log_key: those name an event's file, and readers of the table select events by them.
-        details={"source": source, "record_issues": str(count)},
+        {"source": source, "record_issues": str(count)},
     )
     if not outcome.claimed:
         log.info("%s: record issues alert is %s", source, outcome.status or "gone")

@@ -22,7 +22,6 @@ import hashlib
 import logging
 import re
 import uuid
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from . import alerts, store
@@ -112,16 +111,9 @@ def _alert_once(
 ) -> int:
     settings, ddb = deps.settings, deps.dynamodb
     source = f"s3://{ref.bucket}/{ref.key}"
-    token, now = deps.new_token(), deps.now()
-    outcome = store.claim_marker(
-        ddb,
-        settings.events_table,
+    outcome, token, now = deps.claim_marker(
         marker,
-        token=token,
-        now=now,
-        stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
-        retention_days=settings.retention_days,
-        details={"object_bucket": ref.bucket, "object_key": ref.key, **details},
+        {"object_bucket": ref.bucket, "object_key": ref.key, **details},
     )
     if not outcome.claimed:
         if outcome.status == store.SENT:
