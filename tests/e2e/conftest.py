@@ -9,6 +9,7 @@ A module chooses the emulator's services with a module-level dict, e.g.
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,38 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "main.yaml"
 DEFAULT_OPTIONS: dict[str, Any] = {"lambda_runtime": True, "cloudtrail": True, "delivery_interval": 1.0}
 
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
 ClientFactory = Callable[..., BaseClient]
+
+
+def wait_for(check: Callable[[], Any], what: str, seconds: float = 45.0) -> Any:
+    """Poll `check` every half second until it returns something truthy (returned); fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+        time.sleep(0.5)
+    return result
+
+
+def upload_bundled_config(client: ClientFactory, bucket: str) -> None:
+    """Put the repository's events.json where the processor reads its config."""
+    client("s3").put_object(
+        Bucket=bucket, Key="config/monitored_events.json", Body=(ROOT / "events.json").read_bytes()
+    )
+
+
+def subscribe_alert_queue(client: ClientFactory, topic_arn: str, queue_name: str) -> str:
+    """A new SQS queue subscribed (raw delivery) to `topic_arn`: its URL, to read the alerts from."""
+    sqs = client("sqs")
+    url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    client("sns").subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    return url
 
 
 @pytest.fixture(scope="module")

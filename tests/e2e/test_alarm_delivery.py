@@ -21,16 +21,13 @@ from trailwatch import synth
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
 from trailwatch.package import build_package
 
-from tests.e2e.conftest import TEMPLATE, ClientFactory
+from tests.e2e.conftest import ACCOUNT, REGION, TEMPLATE, ClientFactory, wait_for
 
 pytestmark = pytest.mark.e2e
 
 LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-alarm"
 BUCKET = "tw-alarm-trail-bucket"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-WAIT_SECONDS = 45.0
 
 
 def physical_id(client: ClientFactory, logical_id: str) -> str:
@@ -49,15 +46,6 @@ def email_subscription_attributes(client: ClientFactory, topic_arn: str) -> dict
     assert emails, f"no email subscription on the alarm topic {topic_arn}: an alarm reaches no mailbox"
     (email,) = emails
     return sns.get_subscription_attributes(SubscriptionArn=email["SubscriptionArn"])["Attributes"]
-
-
-def wait_for(check: Callable[[], Any], what: str, seconds: float = WAIT_SECONDS) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
-        time.sleep(0.5)
-    return result
 
 
 @pytest.fixture(scope="module")

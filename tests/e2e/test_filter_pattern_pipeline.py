@@ -19,15 +19,13 @@ from trailwatch.local.server import LocalAWS
 from trailwatch.main import cli
 from trailwatch.package import build_package
 
-from tests.e2e.conftest import ClientFactory
+from tests.e2e.conftest import ACCOUNT, REGION, ClientFactory
 
 pytestmark = pytest.mark.e2e
 
 LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-filter-pattern"
 BUCKET = "tw-filter-pattern-trail-bucket"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 WAIT_SECONDS = 40.0
 RULE = "kms-key-disabled-fp"
 FILTER = (
