@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from . import alerts, store
+from . import alerts
 from .records import clean_text
 
 if TYPE_CHECKING:
@@ -66,7 +66,6 @@ def report(ref: ObjectRef, issues: Sequence[RecordIssue], count: int, deps: Deps
             clean_text(issue.detail),
             extra={"data": {"bucket": ref.bucket, "key": ref.key, **issue.as_dict()}},
         )
-    settings, ddb = deps.settings, deps.dynamodb
     marker = marker_id(ref, issues, count)
     outcome, token, now = deps.claim_marker(
         marker,
@@ -82,15 +81,7 @@ def report(ref: ObjectRef, issues: Sequence[RecordIssue], count: int, deps: Deps
         source=source,
         severity="high",
     )
-    try:
-        message_id = alerts.publish(deps.sns, settings.alert_topic_arn, message)
-    except Exception:
-        try:
-            store.release(ddb, settings.events_table, marker, token=token)
-        except Exception as err:  # best effort: the claim goes stale and a retry takes it over
-            log.warning("%s: releasing the record issues claim failed (%s)", source, err)
-        raise
-    if not store.mark_sent(ddb, settings.events_table, marker, token=token, message_id=message_id, now=now):
+    if not deps.publish_claimed(marker, token, now, message):
         log.warning("%s: record issues marker taken over before it was marked sent", source)
     return True
 

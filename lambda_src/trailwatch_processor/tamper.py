@@ -109,7 +109,6 @@ def check_overwrite(ref: ObjectRef, deps: Deps) -> int:
 def _alert_once(
     marker: str, title: str, detail: str, ref: ObjectRef, deps: Deps, details: dict[str, str]
 ) -> int:
-    settings, ddb = deps.settings, deps.dynamodb
     source = f"s3://{ref.bucket}/{ref.key}"
     outcome, token, now = deps.claim_marker(
         marker,
@@ -135,15 +134,7 @@ def _alert_once(
             extra={"source": source, **details},
         )
     )
-    try:
-        message_id = alerts.publish(deps.sns, settings.alert_topic_arn, message)
-    except Exception:
-        try:
-            store.release(ddb, settings.events_table, marker, token=token)
-        except Exception as err:  # the claim goes stale and the retry takes it over
-            log.warning("tamper marker %s: release failed (%s)", marker, err)
-        raise
-    if not store.mark_sent(ddb, settings.events_table, marker, token=token, message_id=message_id, now=now):
+    if not deps.publish_claimed(marker, token, now, message):
         log.warning("tamper marker %s taken over before it was marked sent (possible duplicate)", marker)
     log.warning("tamper alert sent: %s (%s)", title, source, extra={"data": {"object": source, **details}})
     return 1
