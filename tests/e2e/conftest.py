@@ -9,7 +9,6 @@ A module chooses the emulator's services with a module-level dict, e.g.
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +19,9 @@ import pytest
 from botocore.client import BaseClient
 from botocore.config import Config
 from trailwatch.local.server import LocalAWS
+from trailwatch.package import build_package
+
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "main.yaml"
@@ -33,12 +35,7 @@ ClientFactory = Callable[..., BaseClient]
 
 def wait_for(check: Callable[[], Any], what: str, seconds: float = 45.0) -> Any:
     """Poll `check` every half second until it returns something truthy (returned); fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
-        time.sleep(0.5)
-    return result
+    return wait_until(check, seconds, what, interval=0.5)
 
 
 def upload_bundled_config(client: ClientFactory, bucket: str) -> None:
@@ -146,5 +143,17 @@ def deploy_stack(aws_client: ClientFactory) -> Callable[..., dict[str, str]]:
 
     def deploy(stack_name: str, parameters: dict[str, str], **kwargs: Any) -> dict[str, str]:
         return deploy_main_stack(aws_client, stack_name, parameters, **kwargs)
+
+    return deploy
+
+
+@pytest.fixture(scope="module")
+def deploy_processor(deploy_stack: Callable[..., dict[str, str]]) -> Callable[..., dict[str, str]]:
+    """`deploy_processor(stack_name, bucket, **parameters)`: main.yaml with the real processor package,
+    alerts to e2e@example.com, trail bucket `bucket`: the outputs."""
+
+    def deploy(stack_name: str, bucket: str, **parameters: str) -> dict[str, str]:
+        values = {"TrailBucketName": bucket, "AlertEmail": "e2e@example.com", **parameters}
+        return deploy_stack(stack_name, values, code=build_package().data)
 
     return deploy

@@ -19,7 +19,6 @@ import pytest
 from botocore.exceptions import ClientError
 from trailwatch import synth
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
-from trailwatch.package import build_package
 
 from tests.e2e.conftest import ACCOUNT, REGION, TEMPLATE, ClientFactory, wait_for
 
@@ -49,17 +48,8 @@ def email_subscription_attributes(client: ClientFactory, topic_arn: str) -> dict
 
 
 @pytest.fixture(scope="module")
-def stack(aws_client: ClientFactory, deploy_stack: Callable[..., dict[str, str]]) -> dict[str, str]:
-    return deploy_stack(
-        STACK,
-        {
-            "TrailBucketName": BUCKET,
-            "AlertEmail": "e2e@example.com",
-            "FunctionTimeout": "30",
-            "MaxReceiveCount": "1",
-        },
-        code=build_package().data,
-    )
+def stack(deploy_processor: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return deploy_processor(STACK, BUCKET, FunctionTimeout="30", MaxReceiveCount="1")
 
 
 def test_poison_file_ends_as_an_alarm_on_the_email_path(

@@ -15,7 +15,6 @@ import boto3
 import pytest
 from botocore.config import Config
 from trailwatch.local.server import LocalAWS
-from trailwatch.package import build_package
 
 from tests.e2e.conftest import ClientFactory, subscribe_alert_queue, upload_bundled_config
 
@@ -27,11 +26,9 @@ DEADLINE_SECONDS = 15.0
 
 
 @pytest.fixture(scope="module")
-def stack(aws_client: ClientFactory, deploy_stack: Callable[..., dict[str, str]]) -> dict[str, str]:
+def stack(aws_client: ClientFactory, deploy_processor: Callable[..., dict[str, str]]) -> dict[str, str]:
     """main.yaml with the real processor, the bundled config and a queue subscribed to the alert topic."""
-    outputs = deploy_stack(
-        "tw-live", {"TrailBucketName": BUCKET, "AlertEmail": "e2e@example.com"}, code=build_package().data
-    )
+    outputs = deploy_processor("tw-live", BUCKET)
     upload_bundled_config(aws_client, BUCKET)
     url = subscribe_alert_queue(aws_client, outputs["AlertTopicArn"], "tw-live-alerts")
     return {**outputs, "AlertQueueUrl": url}

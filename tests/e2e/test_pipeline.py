@@ -20,7 +20,6 @@ from urllib.parse import unquote_plus
 import pytest
 from trailwatch import synth
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
-from trailwatch.package import build_package
 from trailwatch_processor.config import parse_config
 
 from tests.e2e.conftest import (
@@ -170,17 +169,8 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-def pipeline(aws_client: ClientFactory, deploy_stack: Callable[..., dict[str, str]]) -> Pipeline:
-    outputs = deploy_stack(
-        STACK,
-        {
-            "TrailBucketName": BUCKET,
-            "AlertEmail": "e2e@example.com",
-            "FunctionTimeout": "30",
-            "MaxReceiveCount": "1",
-        },
-        code=build_package().data,
-    )
+def pipeline(aws_client: ClientFactory, deploy_processor: Callable[..., dict[str, str]]) -> Pipeline:
+    outputs = deploy_processor(STACK, BUCKET, FunctionTimeout="30", MaxReceiveCount="1")
     upload_bundled_config(aws_client, BUCKET)
     url = subscribe_alert_queue(aws_client, outputs["AlertTopicArn"], "tw-pipeline-alerts")
     return Pipeline(aws_client, outputs, url)

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from trailwatch import synth
-from trailwatch.package import build_package
 
 from tests.e2e.conftest import ACCOUNT, REGION, ClientFactory, wait_for
 
@@ -28,16 +27,8 @@ AGE_SECONDS = 4  # QueueAgeAlarmSeconds: the local evaluator's periods are scale
 
 
 @pytest.fixture(scope="module")
-def stack(aws_client: ClientFactory, deploy_stack: Callable[..., dict[str, str]]) -> dict[str, str]:
-    return deploy_stack(
-        STACK,
-        {
-            "TrailBucketName": BUCKET,
-            "AlertEmail": "e2e@example.com",
-            "QueueAgeAlarmSeconds": str(AGE_SECONDS),
-        },
-        code=build_package().data,
-    )
+def stack(deploy_processor: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return deploy_processor(STACK, BUCKET, QueueAgeAlarmSeconds=str(AGE_SECONDS))
 
 
 def alarm_name(client: ClientFactory) -> str:

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from trailwatch import synth
-from trailwatch.package import build_package
 
 from tests.e2e.conftest import (
     ACCOUNT,
@@ -71,12 +70,8 @@ class Watch:
 
 
 @pytest.fixture(scope="module")
-def watch(aws_client: ClientFactory, deploy_stack: Callable[..., dict[str, str]]) -> Watch:
-    outputs = deploy_stack(
-        STACK,
-        {"TrailBucketName": BUCKET, "AlertEmail": "e2e@example.com", "FunctionTimeout": "30"},
-        code=build_package().data,
-    )
+def watch(aws_client: ClientFactory, deploy_processor: Callable[..., dict[str, str]]) -> Watch:
+    outputs = deploy_processor(STACK, BUCKET, FunctionTimeout="30")
     upload_bundled_config(aws_client, BUCKET)
     url = subscribe_alert_queue(aws_client, outputs["AlertTopicArn"], "tw-tamper-alerts")
     return Watch(aws_client, outputs, url)
