@@ -90,6 +90,11 @@ def _load_lazy(name: str, module_name: str) -> click.Command:
 
 
 # -- global options, accepted before and after the subcommand name ---------------------------------
+def _env_option(name: str, envvars: list[str], help: str, **kwargs: Any) -> Callable[..., Any]:
+    """A group option read from the environment too, the first variable named in its help."""
+    return click.option(name, envvar=envvars, help=f"{help} [env {envvars[0]}].", **kwargs)
+
+
 def _endpoint_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Reject a malformed --endpoint-url / AWS_ENDPOINT_URL as a usage error (exit 2), before any AWS call."""
     if not value:
@@ -129,15 +134,18 @@ def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return functools.reduce(lambda f, d: d(f), reversed(decorators), command)
 
 
-@click.group(cls=TrailwatchGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--region", envvar=["AWS_REGION", "AWS_DEFAULT_REGION"], help="AWS region [env AWS_REGION].")
-@click.option("--profile", envvar="AWS_PROFILE", help="Named AWS profile [env AWS_PROFILE].")
-@click.option(
-    "--endpoint-url",
-    envvar="AWS_ENDPOINT_URL",
-    callback=_endpoint_url,
-    help="AWS endpoint, e.g. a local AWS [env AWS_ENDPOINT_URL].",
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Monitored-events config [default: the bundled events.json].",
 )
+
+
+@click.group(cls=TrailwatchGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@_env_option("--region", ["AWS_REGION", "AWS_DEFAULT_REGION"], "AWS region")
+@_env_option("--profile", ["AWS_PROFILE"], "Named AWS profile")
+@_env_option("--endpoint-url", ["AWS_ENDPOINT_URL"], "AWS endpoint, e.g. a local AWS", callback=_endpoint_url)
 @click.option(
     "--stack-name", default=DEFAULT_STACK_NAME, show_default=True, help="CloudFormation stack name."
 )
@@ -177,12 +185,7 @@ def _aws_ui(options: Options, json_mode: bool = False) -> tuple[Aws, UI]:
     "--bucket", help="Name of the trail bucket to create (globally unique). Required the first time."
 )
 @click.option("--email", help="Address for alerts (confirm the subscription mail). Required the first time.")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Monitored-events config [default: the bundled events.json].",
-)
+@config_option
 @click.option(
     "--param", "params", multiple=True, metavar="KEY=VALUE", help="Template parameter (repeatable)."
 )
@@ -372,12 +375,7 @@ def events(
 @cli.command(epilog=EPILOG)
 @global_options
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Monitored-events config [default: the bundled events.json].",
-)
+@config_option
 @click.option("--json", "json_mode", is_flag=True, help="One JSON object per matched record per line.")
 @click.pass_obj
 def scan(options: Options, paths: tuple[Path, ...], config_path: Path | None, json_mode: bool) -> None:

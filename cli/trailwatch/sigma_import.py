@@ -35,6 +35,7 @@ from re import _parser as sre_parse
 
 import click
 from trailwatch_processor.config import ConfigError, validate_config
+from trailwatch_processor.filter_pattern import nest_paths
 
 from trailwatch.ui import format_table, printable
 
@@ -372,13 +373,7 @@ def _check_siblings(term: Term) -> None:
 def _pattern(terms: list[Term]) -> dict:
     def nest(term: Term) -> dict:
         _check_siblings(term)
-        out: dict = {}
-        for path, leaf in term.items():
-            node = out
-            for key in path[:-1]:
-                node = node.setdefault(key, {})
-            node[path[-1]] = leaf
-        return out
+        return nest_paths(term)
 
     if not terms or terms == [{}]:
         raise Refused("the condition has no positive part to match")

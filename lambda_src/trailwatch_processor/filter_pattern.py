@@ -322,7 +322,8 @@ def _merge_alternatives(conjs: list[dict[tuple[str, ...], object]]) -> list[dict
     return alts
 
 
-def _nest(alt: dict[tuple[str, ...], list]) -> dict:
+def nest_paths(alt: dict[tuple[str, ...], list]) -> dict:
+    """An EventBridge pattern from leaves keyed by field path: {("a", "b"): x} -> {"a": {"b": x}}."""
     out: dict = {}
     for path, leaf in alt.items():
         node = out
@@ -355,5 +356,5 @@ def translate(text: str) -> dict:
         raise FilterPatternError(f"position {tok.pos}: unexpected {tok.text!r}")  # type: ignore[union-attr]
     alts = _merge_alternatives([_conjunction(c) for c in _dnf(tree)])
     if len(alts) == 1:
-        return _nest(alts[0])
-    return {"$or": [_nest(alt) for alt in alts]}
+        return nest_paths(alts[0])
+    return {"$or": [nest_paths(alt) for alt in alts]}

@@ -82,6 +82,35 @@ class Deps:
     bucket_owner: str | None = None  # this account: ExpectedBucketOwner of every log GET (None: unchecked)
     monotonic: Callable[[], float] = time.monotonic  # paces the alert flushes
 
+    def claim_marker(self, marker_id: str, details: dict[str, str]) -> tuple[store.Claim, str, datetime]:
+        """store.claim_marker on the events table with a new token, taking over claims older than
+        claim_stale_seconds: (outcome, token, now), the token and time to release or mark it sent with."""
+        token, now = self.new_token(), self.now()
+        outcome = store.claim_marker(
+            self.dynamodb,
+            self.settings.events_table,
+            marker_id,
+            token=token,
+            now=now,
+            stale_before=now - timedelta(seconds=self.claim_stale_seconds),
+            retention_days=self.settings.retention_days,
+            details=details,
+        )
+        return outcome, token, now
+
+    def publish_claimed(self, marker_id: str, token: str, now: datetime, message: alerts.SnsMessage) -> bool:
+        """Publish the alert of a marker claimed with `token` and mark it sent. False: another invocation
+        took the claim over meanwhile (possible duplicate). A failed publish releases the claim (best effort:
+        else it goes stale and a retry takes it over) and raises."""
+        try:
+            message_id = alerts.publish(self.sns, self.settings.alert_topic_arn, message)
+        except Exception:
+            _release([marker_id], token, self)
+            raise
+        return store.mark_sent(
+            self.dynamodb, self.settings.events_table, marker_id, token=token, message_id=message_id, now=now
+        )
+
 
 @dataclass
 class FileResult:
@@ -584,20 +613,12 @@ def _publish_group(group: _Group, ref: ObjectRef, deps: Deps, token: str) -> Non
 def report_poison_file(ref: ObjectRef, reason: str, handled: int, deps: Deps) -> bool:
     """One operational alert naming a log object that cannot be processed, once overall (the marker
     claim of report_invalid_config). True when sent (now or before)."""
-    settings, ddb = deps.settings, deps.dynamodb
     version = object_version(ref)
     source = f"s3://{ref.bucket}/{ref.key}"
     marker_id = store.poison_marker_id(ref.bucket, ref.key, version)
-    token, now = deps.new_token(), deps.now()
-    outcome = store.claim_marker(
-        ddb,
-        settings.events_table,
+    outcome, token, now = deps.claim_marker(
         marker_id,
-        token=token,
-        now=now,
-        stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
-        retention_days=settings.retention_days,
-        details={
+        {
             "object_bucket": ref.bucket,
             "object_key": ref.key,
             "object_version": version or "",
@@ -613,12 +634,7 @@ def report_poison_file(ref: ObjectRef, reason: str, handled: int, deps: Deps) ->
         "dead-letter queue once the cause is fixed.",
         source=source,
     )
-    try:
-        message_id = alerts.publish(deps.sns, settings.alert_topic_arn, message)
-    except Exception:
-        _release([marker_id], token, deps)
-        raise
-    store.mark_sent(ddb, settings.events_table, marker_id, token=token, message_id=message_id, now=now)
+    deps.publish_claimed(marker_id, token, now, message)
     log.error("declared poison: %s: %s", source, reason, extra={"data": {"object": source, "reason": reason}})
     return True
 
@@ -631,19 +647,12 @@ def report_invalid_config(error: Exception, etag: str | None, deps: Deps) -> boo
     holds the claim; ask again at the next check (it may die before sending). A failed publish releases the
     claim, so that this or another container sends it at its next check, and raises.
     """
-    settings, ddb = deps.settings, deps.dynamodb
+    settings = deps.settings
     source = f"s3://{settings.config_bucket}/{settings.config_key}"
     marker_id = store.config_invalid_marker_id(settings.config_bucket, settings.config_key, etag)
-    token, now = deps.new_token(), deps.now()
-    outcome = store.claim_marker(
-        ddb,
-        settings.events_table,
+    outcome, token, now = deps.claim_marker(
         marker_id,
-        token=token,
-        now=now,
-        stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
-        retention_days=settings.retention_days,
-        details={"config_source": source, "config_etag": etag or "", "error": str(error)},
+        {"config_source": source, "config_etag": etag or "", "error": str(error)},
     )
     if not outcome.claimed:
         log.info("config %s (ETag %s): operational alert is %s", source, etag, outcome.status or "gone")
@@ -653,14 +662,7 @@ def report_invalid_config(error: Exception, etag: str | None, deps: Deps) -> boo
         f"ETag {etag}\n{error}",
         source=source,
     )
-    try:
-        message_id = alerts.publish(deps.sns, settings.alert_topic_arn, message)
-    except Exception:
-        _release([marker_id], token, deps)
-        raise
-    if not store.mark_sent(
-        ddb, settings.events_table, marker_id, token=token, message_id=message_id, now=now
-    ):
+    if not deps.publish_claimed(marker_id, token, now, message):
         log.warning(
             "config %s: marker %s taken over before it was marked sent (possible duplicate)",
             source,
@@ -691,16 +693,9 @@ def report_config_loaded(rules: Sequence[Any], version: str, deps: Deps) -> bool
     marker_id = store.config_loaded_marker_id(
         settings.config_bucket, settings.config_key, previous_seq, version
     )
-    token, now = deps.new_token(), deps.now()
-    outcome = store.claim_marker(
-        ddb,
-        table,
+    outcome, token, now = deps.claim_marker(
         marker_id,
-        token=token,
-        now=now,
-        stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
-        retention_days=settings.retention_days,
-        details={
+        {
             "config_source": source,
             "config_etag": version,
             "previous_etag": state.version if state is not None else "",
@@ -708,12 +703,7 @@ def report_config_loaded(rules: Sequence[Any], version: str, deps: Deps) -> bool
     )
     if outcome.claimed:
         message = _config_loaded_alert(state, version, digest, source)
-        try:
-            message_id = alerts.publish(deps.sns, settings.alert_topic_arn, message)
-        except Exception:
-            _release([marker_id], token, deps)
-            raise
-        if not store.mark_sent(ddb, table, marker_id, token=token, message_id=message_id, now=now):
+        if not deps.publish_claimed(marker_id, token, now, message):
             log.warning("config %s: marker %s taken over before it was marked sent", source, marker_id)
     elif outcome.status != store.SENT:
         log.info("config %s (version %s): announcement is %s", source, version, outcome.status or "gone")

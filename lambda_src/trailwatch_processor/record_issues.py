@@ -14,12 +14,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from . import alerts, store
+from . import alerts
 from .records import clean_text
 
 if TYPE_CHECKING:
@@ -67,19 +66,11 @@ def report(ref: ObjectRef, issues: Sequence[RecordIssue], count: int, deps: Deps
             clean_text(issue.detail),
             extra={"data": {"bucket": ref.bucket, "key": ref.key, **issue.as_dict()}},
         )
-    settings, ddb = deps.settings, deps.dynamodb
     marker = marker_id(ref, issues, count)
-    token, now = deps.new_token(), deps.now()
-    outcome = store.claim_marker(
-        ddb,
-        settings.events_table,
+    outcome, token, now = deps.claim_marker(
         marker,
-        token=token,
-        now=now,
-        stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
-        retention_days=settings.retention_days,
         # Not log_bucket/log_key: those name an event's file, and readers of the table select events by them.
-        details={"source": source, "record_issues": str(count)},
+        {"source": source, "record_issues": str(count)},
     )
     if not outcome.claimed:
         log.info("%s: record issues alert is %s", source, outcome.status or "gone")
@@ -90,15 +81,7 @@ def report(ref: ObjectRef, issues: Sequence[RecordIssue], count: int, deps: Deps
         source=source,
         severity="high",
     )
-    try:
-        message_id = alerts.publish(deps.sns, settings.alert_topic_arn, message)
-    except Exception:
-        try:
-            store.release(ddb, settings.events_table, marker, token=token)
-        except Exception as err:  # best effort: the claim goes stale and a retry takes it over
-            log.warning("%s: releasing the record issues claim failed (%s)", source, err)
-        raise
-    if not store.mark_sent(ddb, settings.events_table, marker, token=token, message_id=message_id, now=now):
+    if not deps.publish_claimed(marker, token, now, message):
         log.warning("%s: record issues marker taken over before it was marked sent", source)
     return True
 

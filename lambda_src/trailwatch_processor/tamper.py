@@ -22,7 +22,6 @@ import hashlib
 import logging
 import re
 import uuid
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from . import alerts, store
@@ -110,18 +109,10 @@ def check_overwrite(ref: ObjectRef, deps: Deps) -> int:
 def _alert_once(
     marker: str, title: str, detail: str, ref: ObjectRef, deps: Deps, details: dict[str, str]
 ) -> int:
-    settings, ddb = deps.settings, deps.dynamodb
     source = f"s3://{ref.bucket}/{ref.key}"
-    token, now = deps.new_token(), deps.now()
-    outcome = store.claim_marker(
-        ddb,
-        settings.events_table,
+    outcome, token, now = deps.claim_marker(
         marker,
-        token=token,
-        now=now,
-        stale_before=now - timedelta(seconds=deps.claim_stale_seconds),
-        retention_days=settings.retention_days,
-        details={"object_bucket": ref.bucket, "object_key": ref.key, **details},
+        {"object_bucket": ref.bucket, "object_key": ref.key, **details},
     )
     if not outcome.claimed:
         if outcome.status == store.SENT:
@@ -143,15 +134,7 @@ def _alert_once(
             extra={"source": source, **details},
         )
     )
-    try:
-        message_id = alerts.publish(deps.sns, settings.alert_topic_arn, message)
-    except Exception:
-        try:
-            store.release(ddb, settings.events_table, marker, token=token)
-        except Exception as err:  # the claim goes stale and the retry takes it over
-            log.warning("tamper marker %s: release failed (%s)", marker, err)
-        raise
-    if not store.mark_sent(ddb, settings.events_table, marker, token=token, message_id=message_id, now=now):
+    if not deps.publish_claimed(marker, token, now, message):
         log.warning("tamper marker %s taken over before it was marked sent (possible duplicate)", marker)
     log.warning("tamper alert sent: %s (%s)", title, source, extra={"data": {"object": source, **details}})
     return 1

@@ -19,12 +19,41 @@ import pytest
 from botocore.client import BaseClient
 from botocore.config import Config
 from trailwatch.local.server import LocalAWS
+from trailwatch.package import build_package
+
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "main.yaml"
 DEFAULT_OPTIONS: dict[str, Any] = {"lambda_runtime": True, "cloudtrail": True, "delivery_interval": 1.0}
 
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
 ClientFactory = Callable[..., BaseClient]
+
+
+def wait_for(check: Callable[[], Any], what: str, seconds: float = 45.0) -> Any:
+    """Poll `check` every half second until it returns something truthy (returned); fail after `seconds`."""
+    return wait_until(check, seconds, what, interval=0.5)
+
+
+def upload_bundled_config(client: ClientFactory, bucket: str) -> None:
+    """Put the repository's events.json where the processor reads its config."""
+    client("s3").put_object(
+        Bucket=bucket, Key="config/monitored_events.json", Body=(ROOT / "events.json").read_bytes()
+    )
+
+
+def subscribe_alert_queue(client: ClientFactory, topic_arn: str, queue_name: str) -> str:
+    """A new SQS queue subscribed (raw delivery) to `topic_arn`: its URL, to read the alerts from."""
+    sqs = client("sqs")
+    url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    client("sns").subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    return url
 
 
 @pytest.fixture(scope="module")
@@ -114,5 +143,17 @@ def deploy_stack(aws_client: ClientFactory) -> Callable[..., dict[str, str]]:
 
     def deploy(stack_name: str, parameters: dict[str, str], **kwargs: Any) -> dict[str, str]:
         return deploy_main_stack(aws_client, stack_name, parameters, **kwargs)
+
+    return deploy
+
+
+@pytest.fixture(scope="module")
+def deploy_processor(deploy_stack: Callable[..., dict[str, str]]) -> Callable[..., dict[str, str]]:
+    """`deploy_processor(stack_name, bucket, **parameters)`: main.yaml with the real processor package,
+    alerts to e2e@example.com, trail bucket `bucket`: the outputs."""
+
+    def deploy(stack_name: str, bucket: str, **parameters: str) -> dict[str, str]:
+        values = {"TrailBucketName": bucket, "AlertEmail": "e2e@example.com", **parameters}
+        return deploy_stack(stack_name, values, code=build_package().data)
 
     return deploy

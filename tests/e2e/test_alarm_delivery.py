@@ -19,18 +19,14 @@ import pytest
 from botocore.exceptions import ClientError
 from trailwatch import synth
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
-from trailwatch.package import build_package
 
-from tests.e2e.conftest import TEMPLATE, ClientFactory
+from tests.e2e.conftest import ACCOUNT, REGION, TEMPLATE, ClientFactory, wait_for
 
 pytestmark = pytest.mark.e2e
 
 LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-alarm"
 BUCKET = "tw-alarm-trail-bucket"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-WAIT_SECONDS = 45.0
 
 
 def physical_id(client: ClientFactory, logical_id: str) -> str:
@@ -51,27 +47,9 @@ def email_subscription_attributes(client: ClientFactory, topic_arn: str) -> dict
     return sns.get_subscription_attributes(SubscriptionArn=email["SubscriptionArn"])["Attributes"]
 
 
-def wait_for(check: Callable[[], Any], what: str, seconds: float = WAIT_SECONDS) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
-        time.sleep(0.5)
-    return result
-
-
 @pytest.fixture(scope="module")
-def stack(aws_client: ClientFactory, deploy_stack: Callable[..., dict[str, str]]) -> dict[str, str]:
-    return deploy_stack(
-        STACK,
-        {
-            "TrailBucketName": BUCKET,
-            "AlertEmail": "e2e@example.com",
-            "FunctionTimeout": "30",
-            "MaxReceiveCount": "1",
-        },
-        code=build_package().data,
-    )
+def stack(deploy_processor: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return deploy_processor(STACK, BUCKET, FunctionTimeout="30", MaxReceiveCount="1")
 
 
 def test_poison_file_ends_as_an_alarm_on_the_email_path(

@@ -17,17 +17,14 @@ from click.testing import CliRunner
 from trailwatch import synth
 from trailwatch.local.server import LocalAWS
 from trailwatch.main import cli
-from trailwatch.package import build_package
 
-from tests.e2e.conftest import ClientFactory
+from tests.e2e.conftest import ACCOUNT, REGION, ClientFactory
 
 pytestmark = pytest.mark.e2e
 
 LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-filter-pattern"
 BUCKET = "tw-filter-pattern-trail-bucket"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 WAIT_SECONDS = 40.0
 RULE = "kms-key-disabled-fp"
 FILTER = (
@@ -73,12 +70,8 @@ def _config(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def outputs(deploy_stack: Callable[..., dict[str, str]]) -> dict[str, str]:
-    return deploy_stack(
-        STACK,
-        {"TrailBucketName": BUCKET, "AlertEmail": "e2e@example.com", "FunctionTimeout": "30"},
-        code=build_package().data,
-    )
+def outputs(deploy_processor: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return deploy_processor(STACK, BUCKET, FunctionTimeout="30")
 
 
 def test_filter_pattern_config_uploaded_and_matched_end_to_end(

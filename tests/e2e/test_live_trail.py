@@ -15,9 +15,8 @@ import boto3
 import pytest
 from botocore.config import Config
 from trailwatch.local.server import LocalAWS
-from trailwatch.package import build_package
 
-from tests.e2e.conftest import ROOT, ClientFactory
+from tests.e2e.conftest import ClientFactory, subscribe_alert_queue, upload_bundled_config
 
 pytestmark = pytest.mark.e2e
 
@@ -27,23 +26,11 @@ DEADLINE_SECONDS = 15.0
 
 
 @pytest.fixture(scope="module")
-def stack(aws_client: ClientFactory, deploy_stack: Callable[..., dict[str, str]]) -> dict[str, str]:
+def stack(aws_client: ClientFactory, deploy_processor: Callable[..., dict[str, str]]) -> dict[str, str]:
     """main.yaml with the real processor, the bundled config and a queue subscribed to the alert topic."""
-    outputs = deploy_stack(
-        "tw-live", {"TrailBucketName": BUCKET, "AlertEmail": "e2e@example.com"}, code=build_package().data
-    )
-    aws_client("s3").put_object(
-        Bucket=BUCKET, Key="config/monitored_events.json", Body=(ROOT / "events.json").read_bytes()
-    )
-    sqs = aws_client("sqs")
-    url = sqs.create_queue(QueueName="tw-live-alerts")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    aws_client("sns").subscribe(
-        TopicArn=outputs["AlertTopicArn"],
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
+    outputs = deploy_processor("tw-live", BUCKET)
+    upload_bundled_config(aws_client, BUCKET)
+    url = subscribe_alert_queue(aws_client, outputs["AlertTopicArn"], "tw-live-alerts")
     return {**outputs, "AlertQueueUrl": url}
 
 

@@ -10,12 +10,9 @@ test follows main.yaml as it changes; a resource type without a check here fails
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +27,7 @@ from trailwatch.local.server import LocalAWS
 
 from tests.e2e.conftest import TEMPLATE as TEMPLATE_PATH
 from tests.e2e.conftest import ClientFactory, client_factory, deploy_main_stack
+from tests.local_up import local_up
 from tests.unit.template_helpers import load_template
 
 pytestmark = pytest.mark.e2e
@@ -596,22 +594,8 @@ def test_export_lines_point_sdks_at_the_endpoint() -> None:
 
 def test_local_up_serves_until_interrupted() -> None:
     """`trailwatch local up` in a child process: prints the exports, answers the AWS API, stops on Ctrl-C."""
-    code = "from trailwatch.local.commands import local_group; local_group()"
-    child = subprocess.Popen(
-        # Only the endpoint: the recorder and the runtime have their own tests (and cost start-up time).
-        [sys.executable, "-c", code, "up", "--port", "0", "--no-cloudtrail", "--no-lambda-runtime"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert child.stdout is not None
-        lines = []
-        while not any(line.startswith("Press Ctrl-C") for line in lines):
-            line = child.stdout.readline()
-            assert line, f"`local up` exited early: {''.join(lines)}"
-            lines.append(line)
+    # Only the endpoint: the recorder and the runtime have their own tests (and cost start-up time).
+    with local_up("--port", "0", "--no-cloudtrail", "--no-lambda-runtime") as (child, lines):
         (endpoint,) = [ln.split("=", 1)[1].strip() for ln in lines if "export AWS_ENDPOINT_URL=" in ln]
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", endpoint)
         s3 = boto3.client(
@@ -625,9 +609,6 @@ def test_local_up_serves_until_interrupted() -> None:
         assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["local-up-check"]
         child.send_signal(signal.SIGINT)
         assert child.wait(timeout=20) == 0
-    finally:
-        if child.poll() is None:
-            child.kill()
 
 
 def test_start_resets_state_between_emulators(local_aws: LocalAWS) -> None:

@@ -20,18 +20,22 @@ from urllib.parse import unquote_plus
 import pytest
 from trailwatch import synth
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
-from trailwatch.package import build_package
 from trailwatch_processor.config import parse_config
 
-from tests.e2e.conftest import ROOT, ClientFactory
+from tests.e2e.conftest import (
+    ACCOUNT,
+    REGION,
+    ROOT,
+    ClientFactory,
+    subscribe_alert_queue,
+    upload_bundled_config,
+)
 
 pytestmark = pytest.mark.e2e
 
 LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-pipeline"
 BUCKET = "tw-pipeline-trail-bucket"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 WAIT_SECONDS = 40.0
 
 LOGIN = "ConsoleLogin"
@@ -165,29 +169,10 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-def pipeline(aws_client: ClientFactory, deploy_stack: Callable[..., dict[str, str]]) -> Pipeline:
-    outputs = deploy_stack(
-        STACK,
-        {
-            "TrailBucketName": BUCKET,
-            "AlertEmail": "e2e@example.com",
-            "FunctionTimeout": "30",
-            "MaxReceiveCount": "1",
-        },
-        code=build_package().data,
-    )
-    aws_client("s3").put_object(
-        Bucket=BUCKET, Key="config/monitored_events.json", Body=(ROOT / "events.json").read_bytes()
-    )
-    sqs = aws_client("sqs")
-    url = sqs.create_queue(QueueName="tw-pipeline-alerts")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    aws_client("sns").subscribe(
-        TopicArn=outputs["AlertTopicArn"],
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
+def pipeline(aws_client: ClientFactory, deploy_processor: Callable[..., dict[str, str]]) -> Pipeline:
+    outputs = deploy_processor(STACK, BUCKET, FunctionTimeout="30", MaxReceiveCount="1")
+    upload_bundled_config(aws_client, BUCKET)
+    url = subscribe_alert_queue(aws_client, outputs["AlertTopicArn"], "tw-pipeline-alerts")
     return Pipeline(aws_client, outputs, url)
 
 

@@ -15,41 +15,20 @@ from typing import Any
 
 import pytest
 from trailwatch import synth
-from trailwatch.package import build_package
 
-from tests.e2e.conftest import ClientFactory
+from tests.e2e.conftest import ACCOUNT, REGION, ClientFactory, wait_for
 
 pytestmark = pytest.mark.e2e
 
 LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-age"
 BUCKET = "tw-age-trail-bucket"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 AGE_SECONDS = 4  # QueueAgeAlarmSeconds: the local evaluator's periods are scaled, message ages are not
-WAIT_SECONDS = 45.0
-
-
-def wait_for(check: Callable[[], Any], what: str, seconds: float = WAIT_SECONDS) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
-        time.sleep(0.5)
-    return result
 
 
 @pytest.fixture(scope="module")
-def stack(aws_client: ClientFactory, deploy_stack: Callable[..., dict[str, str]]) -> dict[str, str]:
-    return deploy_stack(
-        STACK,
-        {
-            "TrailBucketName": BUCKET,
-            "AlertEmail": "e2e@example.com",
-            "QueueAgeAlarmSeconds": str(AGE_SECONDS),
-        },
-        code=build_package().data,
-    )
+def stack(deploy_processor: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return deploy_processor(STACK, BUCKET, QueueAgeAlarmSeconds=str(AGE_SECONDS))
 
 
 def alarm_name(client: ClientFactory) -> str:

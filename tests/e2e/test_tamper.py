@@ -17,17 +17,20 @@ from typing import Any
 
 import pytest
 from trailwatch import synth
-from trailwatch.package import build_package
 
-from tests.e2e.conftest import ROOT, ClientFactory
+from tests.e2e.conftest import (
+    ACCOUNT,
+    REGION,
+    ClientFactory,
+    subscribe_alert_queue,
+    upload_bundled_config,
+)
 
 pytestmark = pytest.mark.e2e
 
 LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-tamper"
 BUCKET = "tw-tamper-trail-bucket"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 WAIT_SECONDS = 40.0
 OVERWRITTEN = "CloudTrail log object overwritten"
 DELETED = "CloudTrail log object deleted"
@@ -67,24 +70,10 @@ class Watch:
 
 
 @pytest.fixture(scope="module")
-def watch(aws_client: ClientFactory, deploy_stack: Callable[..., dict[str, str]]) -> Watch:
-    outputs = deploy_stack(
-        STACK,
-        {"TrailBucketName": BUCKET, "AlertEmail": "e2e@example.com", "FunctionTimeout": "30"},
-        code=build_package().data,
-    )
-    aws_client("s3").put_object(
-        Bucket=BUCKET, Key="config/monitored_events.json", Body=(ROOT / "events.json").read_bytes()
-    )
-    sqs = aws_client("sqs")
-    url = sqs.create_queue(QueueName="tw-tamper-alerts")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    aws_client("sns").subscribe(
-        TopicArn=outputs["AlertTopicArn"],
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
+def watch(aws_client: ClientFactory, deploy_processor: Callable[..., dict[str, str]]) -> Watch:
+    outputs = deploy_processor(STACK, BUCKET, FunctionTimeout="30")
+    upload_bundled_config(aws_client, BUCKET)
+    url = subscribe_alert_queue(aws_client, outputs["AlertTopicArn"], "tw-tamper-alerts")
     return Watch(aws_client, outputs, url)
 
 

@@ -173,3 +173,49 @@ def sqs_event(*bodies: str, message_ids: list[str] | None = None) -> dict[str, A
             for mid, body in zip(ids, bodies, strict=True)
         ]
     }
+
+
+def log_delivery_queue(
+    s3: Any, sns: Any, sqs: Any, bucket: str, filter_rules: list[dict[str, str]], *, raw: bool = True
+) -> str:
+    """S3 -> SNS -> SQS as the stack wires it: `bucket` notifies a new `log-delivery` topic of created objects
+    matching `filter_rules`, a new `log-processing` queue subscribes (raw delivery or not). The queue URL."""
+    topic = sns.create_topic(Name="log-delivery")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="log-processing")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn["QueueArn"],
+        Attributes={"RawMessageDelivery": str(raw).lower()},
+    )
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "TopicConfigurations": [
+                {
+                    "TopicArn": topic,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": filter_rules}},
+                }
+            ]
+        },
+    )
+    return queue_url
+
+
+def dlq_depth_alarm(name: str, queue_name: str, actions: list[Any]) -> dict[str, Any]:
+    """The properties of an alarm on a dead-letter queue's depth, as main.yaml's (any message: ALARM)."""
+    return {
+        "AlarmName": name,
+        "Namespace": "AWS/SQS",
+        "MetricName": "ApproximateNumberOfMessagesVisible",
+        "Dimensions": [{"Name": "QueueName", "Value": queue_name}],
+        "Statistic": "Maximum",
+        "Period": 300,
+        "EvaluationPeriods": 1,
+        "Threshold": 0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+        "AlarmActions": actions,
+    }

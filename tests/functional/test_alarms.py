@@ -18,6 +18,8 @@ from moto import mock_aws
 from trailwatch.local import moto_patches
 from trailwatch.local.alarms import AlarmEvaluator, record_invocation, sqs_gauges
 
+from tests.functional.factories import dlq_depth_alarm
+
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:tw-processor"
@@ -77,20 +79,7 @@ def world() -> Iterator[World]:
 
 
 def put_alarm(world: World, name: str, **overrides: Any) -> None:
-    spec: dict[str, Any] = {
-        "AlarmName": name,
-        "Namespace": "AWS/SQS",
-        "MetricName": "ApproximateNumberOfMessagesVisible",
-        "Dimensions": [{"Name": "QueueName", "Value": "tw-dlq"}],
-        "Statistic": "Maximum",
-        "Period": 300,
-        "EvaluationPeriods": 1,
-        "Threshold": 0,
-        "ComparisonOperator": "GreaterThanThreshold",
-        "TreatMissingData": "notBreaching",
-        "AlarmActions": [world.topic_arn],
-        **overrides,
-    }
+    spec = {**dlq_depth_alarm(name, "tw-dlq", [world.topic_arn]), **overrides}
     world.cloudwatch.put_metric_alarm(**spec)
 
 

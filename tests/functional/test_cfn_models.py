@@ -17,6 +17,8 @@ from moto import mock_aws
 from moto.cloudformation import parsing
 from trailwatch.local import cfn_models, cfn_overrides, s3_policy
 
+from tests.functional.factories import dlq_depth_alarm
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
@@ -603,19 +605,7 @@ def test_trail_bad_properties_are_named(aws: Client, properties: dict[str, Any],
 
 ALARM = {
     "Type": "AWS::CloudWatch::Alarm",
-    "Properties": {
-        "AlarmName": "models-dlq",
-        "Namespace": "AWS/SQS",
-        "MetricName": "ApproximateNumberOfMessagesVisible",
-        "Dimensions": [{"Name": "QueueName", "Value": "dlq"}],
-        "Statistic": "Maximum",
-        "Period": 300,
-        "EvaluationPeriods": 1,
-        "Threshold": 0,
-        "ComparisonOperator": "GreaterThanThreshold",
-        "TreatMissingData": "notBreaching",
-        "AlarmActions": [{"Ref": "Topic"}],
-    },
+    "Properties": dlq_depth_alarm("models-dlq", "dlq", [{"Ref": "Topic"}]),
 }
 
 

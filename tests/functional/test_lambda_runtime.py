@@ -33,6 +33,8 @@ from trailwatch.local.lambda_runtime import LambdaRuntime
 from trailwatch.local.lambda_sqs import messages_to_delete, sqs_record
 from trailwatch.local.recorder import INTERNAL_HEADER
 
+from tests.polling import wait_until
+
 REGION = "us-east-1"
 REFRESH = 0.25  # the runtime's discovery / configuration refresh interval in these tests
 ROLE_ARN = "arn:aws:iam::123456789012:role/standin-lambda"
@@ -294,16 +296,6 @@ def make_stack(client_for: Callable[..., Any]) -> Callable[..., Stack]:
         return Stack(regional, name, queue_url, queue_arn, dlq_url, results_url)
 
     return make
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 REPORT_BATCH = {"FunctionResponseTypes": ["ReportBatchItemFailures"]}

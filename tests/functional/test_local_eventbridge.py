@@ -8,11 +8,8 @@ matcher (`trailwatch_processor.patterns`), the reference for AWS's EventBridge s
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +22,8 @@ from trailwatch.local.commands import create_dev_user, export_lines
 from trailwatch.local.server import LocalAWS
 from trailwatch_processor.config import validate_config
 from trailwatch_processor.patterns import compile_config
+
+from tests.local_up import local_up
 
 ACCOUNT = "123456789012"
 ENVELOPE_KEYS = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
@@ -309,21 +308,7 @@ def test_export_lines_carry_the_given_keys() -> None:
 
 def test_local_up_prints_iam_user_keys_and_root_as_a_comment() -> None:
     """`trailwatch local up` in a child process: the exported keys are an IAM user's, recorded as IAMUser."""
-    code = "from trailwatch.local.commands import local_group; local_group()"
-    child = subprocess.Popen(
-        [sys.executable, "-c", code, "up", "--port", "0", "--no-lambda-runtime"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert child.stdout is not None
-        lines: list[str] = []
-        while not any(line.startswith("Press Ctrl-C") for line in lines):
-            line = child.stdout.readline()
-            assert line, f"`local up` exited early: {''.join(lines)}"
-            lines.append(line)
+    with local_up("--port", "0", "--no-lambda-runtime") as (child, lines):
         exports = dict(
             ln.strip().removeprefix("export ").split("=", 1)
             for ln in lines
@@ -342,9 +327,6 @@ def test_local_up_prints_iam_user_keys_and_root_as_a_comment() -> None:
         assert sts.get_caller_identity()["Arn"].endswith(":user/trailwatch-dev")
         child.send_signal(signal.SIGINT)
         assert child.wait(timeout=20) == 0
-    finally:
-        if child.poll() is None:
-            child.kill()
 
 
 def test_local_up_delivery_interval_defaults_to_300_and_reaches_local_aws(

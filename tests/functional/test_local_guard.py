@@ -10,15 +10,14 @@ answers any `Host`).
 from __future__ import annotations
 
 import http.client
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import boto3
 import pytest
 from trailwatch.local.commands import exposure_warning
 from trailwatch.local.server import LocalAWS, LoopbackGuard, is_loopback_name, is_loopback_origin
+
+from tests.local_up import local_up
 
 pytestmark = pytest.mark.e2e
 EVIL = "http://evil.example"
@@ -197,32 +196,7 @@ def test_no_warning_on_loopback(host: str) -> None:
 
 
 def test_local_up_beyond_loopback_warns_and_still_serves_its_user() -> None:
-    code = "from trailwatch.local.commands import local_group; local_group()"
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "up",
-            "--host",
-            "0.0.0.0",
-            "--port",
-            "0",
-            "--no-cloudtrail",
-            "--no-lambda-runtime",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert child.stdout is not None
-        lines: list[str] = []
-        while not any(line.startswith("Press Ctrl-C") for line in lines):
-            line = child.stdout.readline()
-            assert line, f"`local up` exited early: {''.join(lines)}"
-            lines.append(line)
+    with local_up("--host", "0.0.0.0", "--port", "0", "--no-cloudtrail", "--no-lambda-runtime") as (_, lines):
         output = "".join(lines)
         assert "WARNING: --host 0.0.0.0 listens beyond loopback" in output
         assert "run code on this machine" in output
@@ -235,6 +209,3 @@ def test_local_up_beyond_loopback_warns_and_still_serves_its_user() -> None:
             aws_secret_access_key="test",
         )
         assert sts.get_caller_identity()["Account"] == "123456789012"
-    finally:
-        child.terminate()
-        child.wait(timeout=20)

@@ -694,27 +694,8 @@ def test_setup_logging_levels(monkeypatch: pytest.MonkeyPatch, name: str, level:
 def test_bodies_generated_by_s3_sns_and_sqs(env: Env, deps: Any, raw_delivery: bool) -> None:
     """Not our factories: the bodies moto's S3 -> SNS -> SQS chain produces (test event included)."""
     sns, sqs, s3 = env.clients.sns, env.sqs, env.clients.s3
-    topic = sns.create_topic(Name="log-delivery")["TopicArn"]
-    queue_url = sqs.create_queue(QueueName="log-processing")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
-    sns.subscribe(
-        TopicArn=topic,
-        Protocol="sqs",
-        Endpoint=queue_arn["QueueArn"],
-        Attributes={"RawMessageDelivery": str(raw_delivery).lower()},
-    )
-    s3.put_bucket_notification_configuration(
-        Bucket=BUCKET,
-        NotificationConfiguration={
-            "TopicConfigurations": [
-                {
-                    "TopicArn": topic,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": ".json.gz"}]}},
-                }
-            ]
-        },
-    )
+    suffix = [{"Name": "suffix", "Value": ".json.gz"}]
+    queue_url = f.log_delivery_queue(s3, sns, sqs, BUCKET, suffix, raw=raw_delivery)
     rec = f.root_login()
     key = env.put_log([rec], f.log_key(prefix="team a+b=c"))
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])

@@ -12,7 +12,7 @@ import json
 import re
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus, urlencode
@@ -33,6 +33,8 @@ from trailwatch.local.operations import HttpRequest, identify
 from trailwatch.local.recorder import CloudTrailRecorder, mark_internal
 from trailwatch.local.server import LocalAWS
 
+from tests.functional.factories import log_delivery_queue
+from tests.polling import wait_until
 from tests.profiles import examples
 
 ACCOUNT = "123456789012"
@@ -146,16 +148,6 @@ def fast_emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     yield from _start(0.5)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s")
-
-
 def names(records: list[dict[str, Any]]) -> list[str]:
     return [r["eventName"] for r in records]
 
@@ -181,7 +173,7 @@ def test_create_user_is_delivered_with_the_callers_identity(
             if r["eventName"] == "CreateUser" and r["requestParameters"]["userName"] == "mallory"
         ]
 
-    (record,) = wait_for(delivered, timeout=10.0)
+    (record,) = wait_until(delivered, timeout=10.0, what="the delivered record")
     user = iam.get_user(UserName="alice")["User"]
     assert record["userIdentity"] == {
         "type": "IAMUser",
@@ -283,33 +275,8 @@ def test_trail_bucket_exclusion_keeps_the_processors_reads_from_looping(
 def test_delivery_fires_the_buckets_notification_to_sns_and_sqs(emu: Emulator) -> None:
     emu.trail()
     sns, sqs, s3 = emu.client("sns"), emu.client("sqs"), emu.client("s3")
-    topic = sns.create_topic(Name="log-delivery")["TopicArn"]
-    queue = sqs.create_queue(QueueName="log-processing")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(
-        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
-    )
-    s3.put_bucket_notification_configuration(
-        Bucket=TRAIL_BUCKET,
-        NotificationConfiguration={
-            "TopicConfigurations": [
-                {
-                    "TopicArn": topic,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {
-                        "Key": {
-                            "FilterRules": [
-                                {"Name": "prefix", "Value": "AWSLogs/"},
-                                {"Name": "suffix", "Value": ".json.gz"},
-                            ]
-                        }
-                    },
-                }
-            ]
-        },
-    )
+    rules = [{"Name": "prefix", "Value": "AWSLogs/"}, {"Name": "suffix", "Value": ".json.gz"}]
+    queue = log_delivery_queue(s3, sns, sqs, TRAIL_BUCKET, rules)
     drain = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)  # moto's s3:TestEvent, if any
     for message in drain.get("Messages", []):
         sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])

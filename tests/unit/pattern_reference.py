@@ -6,7 +6,10 @@ Semantics as documented in ``trailwatch_processor.patterns`` (module docstring).
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
+
+from trailwatch_processor.literals import Literals
 
 _ABSENT = object()
 
@@ -150,3 +153,15 @@ def pattern_matches(pattern: dict, node: object) -> bool:
 
 def rule_matches(pattern: dict, exclude: list[dict], record: dict) -> bool:
     return pattern_matches(pattern, record) and not any(pattern_matches(e, record) for e in exclude)
+
+
+def literal_hit(literals: Literals, record: dict) -> bool:
+    """Whether the record's compact text holds what the reader counts as a hit (literals' docstring)."""
+    raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+    if "\\u" in raw or "\\/" in raw or any(n in raw for n in literals.needles):
+        return True
+    members = re.finditer(r'"eventName"(?::"([^"\\]*)")?', raw)
+    return any(
+        m[1] is None or m[1] in literals.event_names or m[1].startswith(literals.event_name_prefixes)
+        for m in members
+    )

@@ -16,8 +16,9 @@ from collections.abc import Callable
 
 import pytest
 from trailwatch_processor.config import ConfigError, validate_config
-from trailwatch_processor.literals import Literals
 from trailwatch_processor.patterns import compile_config
+
+from tests.unit import pattern_reference as ref
 
 UNDEFINED = object()  # the path crosses an array or ends on an object/array: out of scope
 MISSING = object()
@@ -37,18 +38,6 @@ PATHS = [
     "responseElements.ConsoleLogin",
     "apiVersion",
 ]
-
-
-def _hit(literals: Literals, record: dict) -> bool:
-    """Whether the record's compact text holds what the reader counts as a hit (literals' docstring)."""
-    raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
-    if "\\u" in raw or "\\/" in raw or any(n in raw for n in literals.needles):
-        return True
-    members = re.finditer(r'"eventName"(?::"([^"\\]*)")?', raw)
-    return any(
-        m[1] is None or m[1] in literals.event_names or m[1].startswith(literals.event_name_prefixes)
-        for m in members
-    )
 
 
 def resolve(record: dict, path: str) -> object:
@@ -186,6 +175,6 @@ def test_translated_patterns_agree_with_the_documented_semantics(
             got = bool(matcher.match(record))
             assert got == want, f"{pattern} on record {index}: {json.dumps(record)[:300]}"
             if got and matcher.literals is not None:  # the reader's skip must never drop a match
-                assert _hit(matcher.literals, record), (pattern, matcher.literals)
+                assert ref.literal_hit(matcher.literals, record), (pattern, matcher.literals)
             checked += 1
     assert checked > 0

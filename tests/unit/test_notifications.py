@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from trailwatch_processor import handler
@@ -15,28 +16,24 @@ KEY = "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/15/123456789012_CloudTr
 ODD_KEY = "my prefix/a+b=c:d/AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/15/f ü.json.gz"
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        pytest.param(f.s3_notification(BUCKET, KEY), id="s3-raw"),
-        pytest.param(f.sns_envelope(f.s3_notification(BUCKET, KEY)), id="sns-envelope"),
-        pytest.param(f.eventbridge_object_created(BUCKET, KEY), id="eventbridge"),
-    ],
-)
+def each_shape(key: str) -> list[Any]:
+    """The bodies notifying one object `key`: S3's own (raw), in an SNS envelope, and EventBridge's (whose
+    key is not URL-encoded)."""
+    return [
+        pytest.param(f.s3_notification(BUCKET, key), id="s3-raw"),
+        pytest.param(f.sns_envelope(f.s3_notification(BUCKET, key)), id="sns-envelope"),
+        pytest.param(f.eventbridge_object_created(BUCKET, key), id="eventbridge"),
+    ]
+
+
+@pytest.mark.parametrize("body", each_shape(KEY))
 def test_each_shape_gives_the_object(body: str) -> None:
     [ref] = parse_body(body)
     assert (ref.bucket, ref.key) == (BUCKET, KEY)
     assert isinstance(ref.size, int)
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        pytest.param(f.s3_notification(BUCKET, ODD_KEY), id="s3-raw"),
-        pytest.param(f.sns_envelope(f.s3_notification(BUCKET, ODD_KEY)), id="sns-envelope"),
-        pytest.param(f.eventbridge_object_created(BUCKET, ODD_KEY), id="eventbridge-not-encoded"),
-    ],
-)
+@pytest.mark.parametrize("body", each_shape(ODD_KEY))
 def test_keys_are_decoded_exactly_once(body: str) -> None:
     [ref] = parse_body(body)
     assert ref.key == ODD_KEY

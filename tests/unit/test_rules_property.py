@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trailwatch_processor.config import ConfigError, parse_config, validate_config
-from trailwatch_processor.literals import Literals
 from trailwatch_processor.patterns import compile_config
 
 from tests.profiles import examples
@@ -184,18 +182,6 @@ def witness(draw: st.DrawFn, pattern: dict, top: bool = True) -> dict:
     return record
 
 
-def _hit(literals: Literals, record: dict) -> bool:
-    """Whether the record's compact text holds what the reader counts as a hit (literals' docstring)."""
-    raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
-    if "\\u" in raw or "\\/" in raw or any(n in raw for n in literals.needles):
-        return True
-    members = re.finditer(r'"eventName"(?::"([^"\\]*)")?', raw)
-    return any(
-        m[1] is None or m[1] in literals.event_names or m[1].startswith(literals.event_name_prefixes)
-        for m in members
-    )
-
-
 @settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), specs=rule_specs)
 def test_matcher_agrees_with_reference_on_witness_records(data: st.DataObject, specs: list) -> None:
@@ -206,7 +192,7 @@ def test_matcher_agrees_with_reference_on_witness_records(data: st.DataObject, s
         expected = [f"r{i}" for i, (p, ex) in enumerate(specs) if ref.rule_matches(p, ex, record)]
         assert [r.id for r in matcher.match(record)] == expected
         if expected and matcher.literals is not None:
-            assert _hit(matcher.literals, record), (matcher.literals, record)
+            assert ref.literal_hit(matcher.literals, record), (matcher.literals, record)
 
 
 @settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -217,7 +203,7 @@ def test_matcher_agrees_with_reference_and_literals_are_sound(specs: list, recs:
         expected = [f"r{i}" for i, (p, ex) in enumerate(specs) if ref.rule_matches(p, ex, record)]
         assert [r.id for r in matcher.match(record)] == expected
         if expected and matcher.literals is not None:
-            assert _hit(matcher.literals, record), (matcher.literals, record)
+            assert ref.literal_hit(matcher.literals, record), (matcher.literals, record)
 
 
 # Literal-only patterns always yield literals, so the soundness check above cannot silently be vacuous there.
@@ -245,7 +231,7 @@ def test_literals_sound_for_literal_patterns(pattern: dict, recs: list) -> None:
     assert matcher.literals is not None
     for record in recs:
         if matcher.match(record):
-            assert _hit(matcher.literals, record)
+            assert ref.literal_hit(matcher.literals, record)
 
 
 json_values = st.recursive(

@@ -21,11 +21,14 @@ from trailwatch.local.cfn_common import Cfn, Json, moto_backend, queue_name
 
 class _Model(Cfn):
     """Identity of a type moto lacks, known by `name` (its physical id): a subclass sets CFN_TYPE, NAME_TYPE
-    (the property naming it; "" for none) and GET_ATT, and writes moto's three class methods itself."""
+    (the property naming it; "" for none), SERVICE (its moto backend) and GET_ATT, and writes
+    `create_from_cloudformation_json`. An update is `_replacement_name` then `_update`; a delete is `delete`
+    (with an instance) or `_delete_named` (moto's delete_from_cloudformation_json, by name only)."""
 
     CFN_TYPE: ClassVar[str]
     NAME_TYPE: ClassVar[str] = ""
     GET_ATT: ClassVar[dict[str, str]] = {}  # Fn::GetAtt attribute -> the (dotted) Python attribute giving it
+    SERVICE: ClassVar[str]
 
     def __init__(self, name: str, account_id: str, region_name: str) -> None:
         self.name = name
@@ -54,15 +57,7 @@ class _Model(Cfn):
         return attrgetter(self.GET_ATT[attribute_name])(self)
 
     def delete(self, account_id: str, region_name: str) -> None:
-        type(self).delete_from_cloudformation_json(self.name, {}, self.account_id, self.region_name)  # type: ignore[attr-defined]
-
-
-class _PolicyAttachment(_Model):
-    """Bucket, queue and topic policies: no name of their own (the logical id is the physical id and, for
-    queues and topics, `Id`); the policy goes with `delete()`, and an update takes the old policy off its
-    targets, then puts the new one on."""
-
-    GET_ATT = {"Id": "name"}
+        type(self).delete_from_cloudformation_json(self.name, {}, self.account_id, self.region_name)
 
     @classmethod
     def update_from_cloudformation_json(  # type: ignore[misc]
@@ -73,16 +68,49 @@ class _PolicyAttachment(_Model):
         account_id: str,
         region_name: str,
     ) -> Self:
-        """The old policy comes off its targets, then the new one goes on (same physical id)."""
+        """Replace the resource when `_replacement_name` names one (delete, create), else `_update`."""
+        props = cls._props(cloudformation_json)
+        name = original_resource._replacement_name(props, new_resource_name)
+        if name is None:
+            return original_resource._update(props, cloudformation_json)
         original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(
-            original_resource.name, cloudformation_json, account_id, region_name
+        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)  # type: ignore[attr-defined, no-any-return]
+
+    def _replacement_name(self, props: dict[str, Any], new_resource_name: str) -> str | None:
+        """The name of the resource replacing this one for `props`; None: update in place."""
+        return None
+
+    def _update(self, props: dict[str, Any], cloudformation_json: Json) -> Self:
+        """In place, by default: put the resource again under its name (moto's put calls overwrite)."""
+        return type(self).create_from_cloudformation_json(  # type: ignore[attr-defined, no-any-return]
+            self.name, cloudformation_json, self.account_id, self.region_name
         )
 
     @classmethod
     def delete_from_cloudformation_json(  # type: ignore[misc]
         cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str
     ) -> None:
+        if resource_name:
+            cls._delete_named(moto_backend(cls.SERVICE, account_id, region_name), resource_name)
+
+    @classmethod
+    def _delete_named(cls, backend: Any, name: str) -> None:
+        raise NotImplementedError
+
+
+class _PolicyAttachment(_Model):
+    """Bucket, queue and topic policies: no name of their own (the logical id is the physical id and, for
+    queues and topics, `Id`); the policy goes with `delete()`, and an update takes the old policy off its
+    targets, then puts the new one on."""
+
+    GET_ATT = {"Id": "name"}
+
+    def _replacement_name(self, props: dict[str, Any], new_resource_name: str) -> str | None:
+        """The old policy comes off its targets, then the new one goes on (same physical id)."""
+        return self.name
+
+    @classmethod
+    def _delete_named(cls, backend: Any, name: str) -> None:
         """Only reached without an instance: nothing to take off."""
 
     @classmethod
@@ -101,6 +129,7 @@ class BucketPolicy(_PolicyAttachment, CloudFormationModel):
     """AWS::S3::BucketPolicy: the bucket's policy document (get-bucket-policy)."""
 
     CFN_TYPE = "AWS::S3::BucketPolicy"
+    SERVICE = "s3"
     GET_ATT = {}
 
     def __init__(self, name: str, bucket: str, account_id: str, region_name: str) -> None:
@@ -117,24 +146,12 @@ class BucketPolicy(_PolicyAttachment, CloudFormationModel):
         moto_backend("s3", account_id, region_name).put_bucket_policy(bucket, policy.encode())
         return cls(resource_name, bucket, account_id, region_name)
 
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Self,
-        new_resource_name: str,
-        cloudformation_json: Json,
-        account_id: str,
-        region_name: str,
-    ) -> Self:
+    def _replacement_name(self, props: dict[str, Any], new_resource_name: str) -> str | None:
         """The same bucket's policy is put again in place; another bucket's takes it off the old one."""
-        if cls._require(cls._props(cloudformation_json), "Bucket") != original_resource.bucket:
-            original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(
-            original_resource.name, cloudformation_json, account_id, region_name
-        )
+        return self.name if self._require(props, "Bucket") != self.bucket else None
 
     def delete(self, account_id: str, region_name: str) -> None:
-        backend = moto_backend("s3", self.account_id, self.region_name)
+        backend = moto_backend(self.SERVICE, self.account_id, self.region_name)
         if self.bucket in backend.buckets:
             backend.delete_bucket_policy(self.bucket)
 
@@ -145,7 +162,6 @@ class BucketPolicy(_PolicyAttachment, CloudFormationModel):
 class _ListedPolicy(_PolicyAttachment):
     """A policy put on each listed queue or topic (`TARGETS`: the list property and what it lists)."""
 
-    SERVICE: ClassVar[str]
     TARGETS: ClassVar[tuple[str, str]]
 
     def __init__(self, name: str, targets: list[str], account_id: str, region_name: str) -> None:
@@ -218,6 +234,7 @@ class Subscription(_Model, CloudFormationModel):
     Its `name` is its ARN."""
 
     CFN_TYPE = "AWS::SNS::Subscription"
+    SERVICE = "sns"
     GET_ATT = {"Arn": "name"}
     ATTRIBUTES = (  # FilterPolicyScope before FilterPolicy: the policy is validated per scope
         "DeliveryPolicy",
@@ -246,7 +263,7 @@ class Subscription(_Model, CloudFormationModel):
         protocol = cls._require(props, "Protocol")
         endpoint = cls._require(props, "Endpoint")
         cls._unsupported(props, cls.HANDLED, resource_name)
-        backend = moto_backend("sns", account_id, region_name)
+        backend = moto_backend(cls.SERVICE, account_id, region_name)
         subscription = backend.subscribe(topic_arn, endpoint, protocol)
         if protocol in CONFIRMED_BY_RECIPIENT:  # nobody can click the link of a local mail
             subscription.attributes["PendingConfirmation"] = True
@@ -267,40 +284,23 @@ class Subscription(_Model, CloudFormationModel):
                 value = json.dumps(value)
             backend.set_subscription_attributes(arn, name, value)
 
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Self,
-        new_resource_name: str,
-        cloudformation_json: Json,
-        account_id: str,
-        region_name: str,
-    ) -> Self:
+    def _replacement_name(self, props: dict[str, Any], new_resource_name: str) -> str | None:
         """TopicArn, Protocol and Endpoint require replacement; the attributes change in place."""
-        props = cls._props(cloudformation_json)
-        if (props.get("TopicArn"), props.get("Protocol"), props.get("Endpoint")) != (
-            original_resource.topic_arn,
-            original_resource.protocol,
-            original_resource.endpoint,
-        ):
-            original_resource.delete(account_id, region_name)
-            return cls.create_from_cloudformation_json(
-                new_resource_name, cloudformation_json, account_id, region_name
-            )
-        backend = moto_backend("sns", account_id, region_name)
-        subscription = backend.subscriptions[original_resource.name]
-        for name in cls.ATTRIBUTES:
+        named = (props.get("TopicArn"), props.get("Protocol"), props.get("Endpoint"))
+        return new_resource_name if named != (self.topic_arn, self.protocol, self.endpoint) else None
+
+    def _update(self, props: dict[str, Any], cloudformation_json: Json) -> Self:
+        backend = moto_backend(self.SERVICE, self.account_id, self.region_name)
+        subscription = backend.subscriptions[self.name]
+        for name in self.ATTRIBUTES:
             if name not in props:
                 subscription.attributes.pop(name, None)
-        cls._apply_attributes(backend, original_resource.name, props)
-        return original_resource
+        self._apply_attributes(backend, self.name, props)
+        return self
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str
-    ) -> None:
-        if resource_name:
-            moto_backend("sns", account_id, region_name).unsubscribe(resource_name)
+    def _delete_named(cls, backend: Any, name: str) -> None:
+        backend.unsubscribe(name)
 
 
 # ---------------------------------------------------------------- CloudTrail
@@ -333,6 +333,7 @@ class Trail(_Model, CloudFormationModel):
     """AWS::CloudTrail::Trail: the trail, its (advanced) event selectors and its logging status."""
 
     CFN_TYPE = "AWS::CloudTrail::Trail"
+    SERVICE = "cloudtrail"
     NAME_TYPE = "TrailName"
     GET_ATT = {"Arn": "trail.arn", "SnsTopicArn": "trail.topic_arn"}
     HANDLED = {
@@ -356,7 +357,7 @@ class Trail(_Model, CloudFormationModel):
 
     @property
     def trail(self) -> Any:
-        return moto_backend("cloudtrail", self.account_id, self.region_name).get_trail(self.name)
+        return moto_backend(self.SERVICE, self.account_id, self.region_name).get_trail(self.name)
 
     @classmethod
     def _is_logging(cls, props: dict[str, Any]) -> bool:
@@ -373,7 +374,7 @@ class Trail(_Model, CloudFormationModel):
         cls._require(props, "S3BucketName")
         is_logging = cls._is_logging(props)
         cls._unsupported(props, cls.HANDLED, resource_name)
-        backend = moto_backend("cloudtrail", account_id, region_name)
+        backend = moto_backend(cls.SERVICE, account_id, region_name)
         backend.create_trail(
             name=resource_name,
             bucket_name=props["S3BucketName"],
@@ -407,44 +408,31 @@ class Trail(_Model, CloudFormationModel):
         elif not is_logging and trail.status.is_logging:
             trail.stop_logging()
 
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Self,
-        new_resource_name: str,
-        cloudformation_json: Json,
-        account_id: str,
-        region_name: str,
-    ) -> Self:
+    def _replacement_name(self, props: dict[str, Any], new_resource_name: str) -> str | None:
         """A new TrailName replaces the trail; everything else changes in place."""
-        props = cls._props(cloudformation_json)
-        if props.get("TrailName", original_resource.name) != original_resource.name:
-            original_resource.delete(account_id, region_name)
-            return cls.create_from_cloudformation_json(
-                props["TrailName"], cloudformation_json, account_id, region_name
-            )
-        is_logging = cls._is_logging(props)
-        trail = original_resource.trail
-        trail.bucket_name = cls._require(props, "S3BucketName")
+        name = props.get("TrailName", self.name)
+        return name if name != self.name else None
+
+    def _update(self, props: dict[str, Any], cloudformation_json: Json) -> Self:
+        is_logging = self._is_logging(props)
+        trail = self.trail
+        trail.bucket_name = self._require(props, "S3BucketName")
         trail.check_bucket_exists()
         trail.s3_key_prefix = props.get("S3KeyPrefix")
         trail.sns_topic_name = props.get("SnsTopicName")
-        trail.include_global_service_events = cls._bool(props, "IncludeGlobalServiceEvents", True)
-        trail.is_multi_region = cls._bool(props, "IsMultiRegionTrail", False)
-        trail.log_validation = cls._bool(props, "EnableLogFileValidation", False)
-        trail.is_org_trail = cls._bool(props, "IsOrganizationTrail", False)
+        trail.include_global_service_events = self._bool(props, "IncludeGlobalServiceEvents", True)
+        trail.is_multi_region = self._bool(props, "IsMultiRegionTrail", False)
+        trail.log_validation = self._bool(props, "EnableLogFileValidation", False)
+        trail.is_org_trail = self._bool(props, "IsOrganizationTrail", False)
         trail.cw_log_group_arn = props.get("CloudWatchLogsLogGroupArn")
         trail.cw_role_arn = props.get("CloudWatchLogsRoleArn")
         trail.kms_key_id = props.get("KMSKeyId")
-        original_resource._apply_selectors_and_status(props, is_logging)
-        return original_resource
+        self._apply_selectors_and_status(props, is_logging)
+        return self
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str
-    ) -> None:
-        if resource_name:
-            moto_backend("cloudtrail", account_id, region_name).delete_trail(resource_name)
+    def _delete_named(cls, backend: Any, name: str) -> None:
+        backend.delete_trail(name)
 
 
 # ---------------------------------------------------------------- CloudWatch
@@ -454,6 +442,7 @@ class Alarm(_Model, CloudFormationModel):
     """AWS::CloudWatch::Alarm (metric alarms; Metrics math queries included)."""
 
     CFN_TYPE = "AWS::CloudWatch::Alarm"
+    SERVICE = "cloudwatch"
     NAME_TYPE = "AlarmName"
     GET_ATT = {"Arn": "alarm.alarm_arn"}
     HANDLED = {
@@ -483,7 +472,7 @@ class Alarm(_Model, CloudFormationModel):
 
     @property
     def alarm(self) -> Any:
-        return moto_backend("cloudwatch", self.account_id, self.region_name).alarms[self.name]
+        return moto_backend(self.SERVICE, self.account_id, self.region_name).alarms[self.name]
 
     @classmethod
     def _metric_queries(cls, metrics: list[dict[str, Any]]) -> list[Any]:
@@ -527,7 +516,7 @@ class Alarm(_Model, CloudFormationModel):
             raise cls._fail("one of Properties.MetricName or Properties.Metrics is required")
         cls._unsupported(props, cls.HANDLED, resource_name)
         threshold = props.get("Threshold")
-        moto_backend("cloudwatch", account_id, region_name).put_metric_alarm(
+        moto_backend(cls.SERVICE, account_id, region_name).put_metric_alarm(
             name=resource_name,
             namespace=props.get("Namespace"),
             metric_name=props.get("MetricName"),
@@ -553,27 +542,14 @@ class Alarm(_Model, CloudFormationModel):
         )
         return cls(resource_name, account_id, region_name)
 
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Self,
-        new_resource_name: str,
-        cloudformation_json: Json,
-        account_id: str,
-        region_name: str,
-    ) -> Self:
+    def _replacement_name(self, props: dict[str, Any], new_resource_name: str) -> str | None:
         """A new AlarmName replaces the alarm; the same name is put again in place."""
-        name = cls._props(cloudformation_json).get("AlarmName") or original_resource.name
-        if name != original_resource.name:
-            original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+        name = props.get("AlarmName") or self.name
+        return name if name != self.name else None
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str
-    ) -> None:
-        if resource_name:
-            moto_backend("cloudwatch", account_id, region_name).delete_alarms([resource_name])
+    def _delete_named(cls, backend: Any, name: str) -> None:
+        backend.delete_alarms([name])
 
 
 NEW_MODELS: tuple[type[CloudFormationModel], ...] = (
