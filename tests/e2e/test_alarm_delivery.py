@@ -97,7 +97,8 @@ def test_poison_file_ends_as_an_alarm_on_the_email_path(
         ):
             envelope = json.loads(m["Body"])
             message = json.loads(envelope["Message"])
-            if message.get("AlarmName") == alarm_name:
+            # The alarm's OK notification (OKActions) may come first: the one that matters is ALARM's.
+            if message.get("AlarmName") == alarm_name and message.get("NewStateValue") == "ALARM":
                 found.append(message)
         return found
 
