@@ -68,3 +68,22 @@ def test_summary_line_format() -> None:
     rows = [proof.Row("a", lost=1, duplicated=0), proof.Row("b", lost=2, duplicated=3)]
     assert proof.summary(rows) == "scenarios=2 lost=3 duplicated=3"
     assert not rows[0].ok and proof.Row("c", events=1, stored=1, alerted=1).ok
+
+
+def test_scenarios_write_distinct_log_keys() -> None:
+    """Each scenario's fixed log keys are its own: `count` selects a scenario's items and alerts by key, so
+    a key shared with an earlier scenario counts that scenario's events as unexpected (overwritten-object
+    once reused object-overwritten's OVERWRITTEN1: unexpected=3 in a run of both)."""
+    import ast
+    import inspect
+
+    owners: dict[str, set[str]] = {}
+    for fn in ast.walk(ast.parse(inspect.getsource(proof))):
+        if not isinstance(fn, ast.FunctionDef):
+            continue
+        for node in ast.walk(fn):
+            fixed = isinstance(node, ast.keyword) and isinstance(node.value, ast.Constant)
+            if fixed and node.arg == "unique":
+                owners.setdefault(str(node.value.value), set()).add(fn.name)
+    assert owners, "no fixed log key found: the check proves nothing"
+    assert {k: f for k, f in owners.items() if len(f) > 1} == {}
