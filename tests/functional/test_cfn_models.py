@@ -1023,6 +1023,56 @@ def test_change_sets_leave_the_stack_with_its_outputs_and_parameters(aws: Client
     } == {"Url": "second", "Arn": "second"}
 
 
+NO_CHANGES = (
+    "The submitted information didn't contain changes. Submit different information to create a change set."
+)
+
+
+@pytest.mark.parametrize(
+    ("second", "status"),
+    [
+        ({"Name": None, "Size": None}, "FAILED"),  # what `trailwatch deploy` sends: every previous value
+        ({"Name": "first", "Size": None}, "FAILED"),
+        ({"Name": None, "Size": "7"}, "FAILED"),  # the default, now named
+        ({"Name": "other", "Size": None}, "CREATE_COMPLETE"),
+        ({"Name": None, "Size": "8"}, "CREATE_COMPLETE"),
+    ],
+)
+def test_change_set_from_a_template_url_without_changes_fails(
+    aws: Client, second: dict[str, str | None], status: str
+) -> None:
+    """AWS reads a TemplateURL's template and compares it and the effective parameter values with the
+    stack's: equal, the change set FAILS with "no changes" (how `trailwatch deploy` says "No changes" once
+    main.yaml is sent by URL). moto compared the given values with those the stack was created with."""
+    body = template(
+        {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Ref": "Name"}}}},
+        Parameters={"Name": {"Type": "String"}, "Size": {"Type": "Number", "Default": 7}},
+    )
+    aws("s3").create_bucket(Bucket="templates-bucket")
+    aws("s3").put_object(Bucket="templates-bucket", Key="main.yaml", Body=body.encode())
+    url = f"https://s3.{REGION}.amazonaws.com/templates-bucket/main.yaml"
+    cfn = aws("cloudformation")
+
+    def change_set(kind: str, values: dict[str, str | None]) -> str:
+        return cfn.create_change_set(
+            StackName="cs",
+            ChangeSetName=f"c-{kind.lower()}",
+            ChangeSetType=kind,
+            TemplateURL=url,
+            Parameters=[
+                {"ParameterKey": k, "UsePreviousValue": True}
+                if v is None
+                else {"ParameterKey": k, "ParameterValue": v}
+                for k, v in values.items()
+            ],
+        )["Id"]
+
+    cfn.execute_change_set(ChangeSetName=change_set("CREATE", {"Name": "first"}))
+    described = cfn.describe_change_set(ChangeSetName=change_set("UPDATE", second))
+    assert described["Status"] == status
+    assert (described.get("StatusReason") == NO_CHANGES) is (status == "FAILED")
+
+
 # ---------------------------------------------------------------- stack updates with changed parameters
 
 

@@ -75,6 +75,36 @@ def execute_change_set(
     stack.output_map = stack._create_output_map()
 
 
+def has_parameters(self: Stack, other_parameters: dict[str, Any]) -> bool:
+    """Whether a change set's parameters leave each of the stack's parameters at its current value.
+
+    moto compares them with the values given when the stack was made (`Stack.parameters`), so a deploy that
+    keeps the rest through `UsePreviousValue` (resolved to every parameter, defaults included) "differs" from
+    a create that named a few. CloudFormation compares effective values: given, else the template's default.
+    moto asks only once the submitted template equals the stack's, so the stack's declarations are the new
+    ones. (moto's response layer compares a TemplateBody with the stack's resolved values before, and answers
+    "No updates are to be performed"; it skips a TemplateURL, whose template it reads from S3 only after.)"""
+    declared: dict[str, Any] = self.template_dict.get("Parameters") or {}
+
+    def effective(given: dict[str, Any]) -> dict[str, str | None]:
+        return {
+            name: _parameter_text(given.get(name, (spec or {}).get("Default")))
+            for name, spec in declared.items()
+        }
+
+    return effective(dict(self.parameters or {})) == effective(other_parameters)
+
+
+def _parameter_text(value: Any) -> str | None:
+    """A parameter value as CloudFormation compares it: text. moto resolves `UsePreviousValue` to its parsed
+    value (a list for CommaDelimitedList, a number for Number)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ",".join(scalar(item) for item in value)
+    return scalar(value)
+
+
 # ---------------------------------------------------------------- stack updates
 
 _original_build_resource_diff = parsing.ResourceMap.build_resource_diff

@@ -112,6 +112,11 @@ PATCHES: tuple[Patch, ...] = (
         "fd488c7f43d4b5c8e6d85a255eb1e67a17859a57ffd053cecb44e9893280ce12",
     ),
     Patch(
+        "moto.cloudformation.models:Stack.has_parameters",
+        cfn_engine.has_parameters,
+        "abc7b22ef33173be5b5fd1a2c951d1bcb8d061d13371a98522c05df36f82e5a0",
+    ),
+    Patch(
         "moto.cloudformation.models:Stack.delete",
         cfn_engine.stack_delete,
         "bf0c199611d254b6c2826d45d91ce44101625ab78696218e6949279eb32c17f9",
