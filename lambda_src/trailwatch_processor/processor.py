@@ -294,6 +294,8 @@ class _FileRun:
     def expired(self) -> bool:
         """The share is over, counting the time the alerts still owed will take: each event claimed and not
         yet alerted costs one more call (mark_sent), each group one Publish, at the measured call time."""
+        if self.stopped:  # _store stopped mid-chunk: reading on after a flush would skip the dropped rest
+            return True
         if self.budget is None:
             return False
         return self.budget.left() <= self._owed()

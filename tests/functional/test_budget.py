@@ -271,6 +271,23 @@ def test_calls_after_the_stop_slower_than_the_puts_do_not_kill_the_invocation(
     _assert_exactly_once(env, recs)
 
 
+def test_a_flush_after_a_stop_mid_chunk_does_not_skip_the_rest_of_the_chunk(
+    env: Env, deps: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk whose store stopped part-way (share over) was followed by a due flush; with nothing owed
+    any more the read went on, stored later records and checkpointed past the dropped rest of the chunk:
+    those events were never stored, the message deleted (lost). It takes a flush cheaper than estimated
+    (a put slower than a mark_sent) to leave time after it; flushing after every chunk makes it happen at
+    each stop."""
+    monkeypatch.setattr(processor, "ALERT_EVERY_SECONDS", 0.0)
+    runtime = FakeLambda(env, deps, latency=0.01, slower={"put_item": 0.04})
+    recs = _denied(1500)
+    runtime.send(env.put_log(recs))
+    runtime.drain()
+    assert runtime.killed == 0 and runtime.dlq == [] and runtime.queue == []
+    _assert_exactly_once(env, recs)
+
+
 def test_alerts_go_out_while_the_file_is_read(env: Env, deps: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Flushes every ALERT_EVERY_EVENTS events: a file that fails late has alerted what it read before.
     The old processor alerted only after the whole file (one message per rule)."""
