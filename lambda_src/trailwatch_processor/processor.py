@@ -39,6 +39,11 @@ STORE_CHUNK = store.BATCH_GET_MAX  # matched records stored together (one BatchG
 ALERT_EVERY_EVENTS = 500  # stored events alerted at the latest after this many...
 ALERT_EVERY_SECONDS = 5.0  # ...or this long: a file that fails later has already alerted what it found
 POISON_STALLS = 2  # failed attempts in a row without progress that make a file poison
+# The alerts a file still owes are costed at the measured time of a put; a loaded service makes the calls
+# after the stop (mark_sent, Publish) slower than that, and the error grows with the number owed while the
+# reserve after the shares is fixed. So the owed time counts double, and alerts are flushed as soon as the
+# raw estimate reaches a quarter of the share left: the estimate may be 2x off without a timeout.
+OWED_MARGIN = 2.0
 
 
 class ObjectMissingError(Exception):
@@ -289,10 +294,16 @@ class _FileRun:
     def expired(self) -> bool:
         """The share is over, counting the time the alerts still owed will take: each event claimed and not
         yet alerted costs one more call (mark_sent), each group one Publish, at the measured call time."""
+        if self.stopped:  # _store stopped mid-chunk: reading on after a flush would skip the dropped rest
+            return True
         if self.budget is None:
             return False
+        return self.budget.left() <= self._owed()
+
+    def _owed(self) -> float:
+        """Seconds the alerts still owed may take, with OWED_MARGIN."""
         per_call = self.put_seconds / self.puts if self.puts else 0.0
-        return self.budget.left() <= (self.unalerted + len(self.groups)) * per_call
+        return OWED_MARGIN * (self.unalerted + len(self.groups)) * per_call
 
     def run(self, attempt: int | None) -> Exception | None:
         """Read, store and alert; returns the error that makes the message fail, if any."""
@@ -478,7 +489,10 @@ class _FileRun:
         if not self.unalerted:
             return False
         elapsed = self.deps.monotonic() - self.last_alert
-        return self.unalerted >= ALERT_EVERY_EVENTS or elapsed >= ALERT_EVERY_SECONDS
+        if self.unalerted >= ALERT_EVERY_EVENTS or elapsed >= ALERT_EVERY_SECONDS:
+            return True
+        # Owed work large against the share left: flush now rather than owe it at the stop.
+        return self.budget is not None and self._owed() >= self.budget.left() / 2
 
     def _alert(self) -> None:
         """One message per group claimed since the last flush; every group is attempted, the first

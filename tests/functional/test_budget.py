@@ -58,6 +58,7 @@ class FakeLambda:
     env: Env
     deps: Any
     latency: float = 0.01  # seconds per AWS call
+    slower: dict[str, float] = field(default_factory=dict)  # operation name -> its latency instead
     slow_reads: dict[str, float] = field(default_factory=dict)  # object key -> seconds per read of its body
     queue: list[Message] = field(default_factory=list)
     dlq: list[Message] = field(default_factory=list)
@@ -142,7 +143,7 @@ class Timed:
         real = getattr(self.client, name)
 
         def call(**kwargs: Any) -> Any:
-            self.runtime.tick(self.runtime.latency)
+            self.runtime.tick(self.runtime.slower.get(name, self.runtime.latency))
             self.calls[name] += 1
             response = real(**kwargs)
             slow = self.runtime.slow_reads.get(kwargs["Key"]) if name == "get_object" else None
@@ -250,6 +251,41 @@ def test_stop_logging_among_denied_calls_at_30_s(env: Env, deps: Any) -> None:
     assert 1 < runtime.invocations <= MAX_RECEIVE  # it took several invocations: the checkpoint carried it
     _assert_exactly_once(env, recs)
     assert [a["rule"] for a in env.alerts()].count("trail-stopped") == 1
+
+
+def test_calls_after_the_stop_slower_than_the_puts_do_not_kill_the_invocation(
+    env: Env, deps: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The owed alerts were costed at the measured put time only: with mark_sent twice as slow as a put
+    (a loaded service) and the stop coming before a periodic flush (the local proof: a 6 s function, 5 s
+    between flushes), the invocation was killed while it alerted, every attempt, and the last receive's
+    kill left the stored events `sending` forever with no poison alert (slow-file-in-batch, many-matches).
+    Now the owed time counts double and is flushed early: no kill, everything alerted once."""
+    monkeypatch.setattr(processor, "ALERT_EVERY_EVENTS", 10**6)
+    monkeypatch.setattr(processor, "ALERT_EVERY_SECONDS", 10.0**6)
+    runtime = FakeLambda(env, deps, latency=0.01, slower={"update_item": 0.02})
+    recs = _denied(2000)
+    runtime.send(env.put_log(recs))
+    runtime.drain()
+    assert runtime.killed == 0 and runtime.dlq == [] and runtime.queue == []
+    _assert_exactly_once(env, recs)
+
+
+def test_a_flush_after_a_stop_mid_chunk_does_not_skip_the_rest_of_the_chunk(
+    env: Env, deps: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk whose store stopped part-way (share over) was followed by a due flush; with nothing owed
+    any more the read went on, stored later records and checkpointed past the dropped rest of the chunk:
+    those events were never stored, the message deleted (lost). It takes a flush cheaper than estimated
+    (a put slower than a mark_sent) to leave time after it; flushing after every chunk makes it happen at
+    each stop."""
+    monkeypatch.setattr(processor, "ALERT_EVERY_SECONDS", 0.0)
+    runtime = FakeLambda(env, deps, latency=0.01, slower={"put_item": 0.04})
+    recs = _denied(1500)
+    runtime.send(env.put_log(recs))
+    runtime.drain()
+    assert runtime.killed == 0 and runtime.dlq == [] and runtime.queue == []
+    _assert_exactly_once(env, recs)
 
 
 def test_alerts_go_out_while_the_file_is_read(env: Env, deps: Any, monkeypatch: pytest.MonkeyPatch) -> None:
