@@ -153,6 +153,38 @@ def test_find_in_map_with_a_number_parameter(aws: Client) -> None:
     ] == {"VisibilityTimeout": "360"}
 
 
+@pytest.mark.parametrize("on", ["true", "false"])
+def test_no_value_in_a_list_removes_the_element(aws: Client, on: str) -> None:
+    """`!If [Cond, statement, !Ref AWS::NoValue]` in a statement list: the statement is there or gone, never a
+    null (moto left a null statement in the policy)."""
+    extra = {**ALLOW_ALL["Statement"][0], "Sid": "Extra", "Action": "sqs:SendMessage"}
+    resources = {
+        "A": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "a"}},
+        "Policy": {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {
+                "Queues": [{"Ref": "A"}],
+                "PolicyDocument": {
+                    **ALLOW_ALL,
+                    "Statement": [
+                        *ALLOW_ALL["Statement"],
+                        {"Fn::If": ["On", extra, {"Ref": "AWS::NoValue"}]},
+                    ],
+                },
+            },
+        },
+    }
+    ids = deploy(
+        aws,
+        resources,
+        Parameters={"Flag": {"Type": "String", "Default": on}},
+        Conditions={"On": {"Fn::Equals": [{"Ref": "Flag"}, "true"]}},
+    )
+    stored = aws("sqs").get_queue_attributes(QueueUrl=ids["A"], AttributeNames=["Policy"])["Attributes"]
+    statements = json.loads(stored["Policy"])["Statement"]
+    assert statements == [*ALLOW_ALL["Statement"], *([extra] if on == "true" else [])]
+
+
 # ---------------------------------------------------------------- S3 bucket policy
 
 

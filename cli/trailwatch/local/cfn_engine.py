@@ -26,7 +26,8 @@ _original_clean_json = parsing.clean_json
 
 
 def clean_json(resource_json: Any, resources_map: Any) -> Any:
-    """moto's `clean_json`, except that Fn::FindInMap looks keys up as strings, as CloudFormation does.
+    """moto's `clean_json`, except that Fn::FindInMap looks keys up as strings, as CloudFormation does, and an
+    intrinsic resolving to AWS::NoValue inside a list removes its element.
 
     moto turns `Number` parameters into ints, so `!FindInMap [Map, Key, !Ref NumberParam]` looks up `60`
     where the mapping (like every CloudFormation mapping) has the key `"60"`, and the resource fails.
@@ -36,6 +37,11 @@ def clean_json(resource_json: Any, resources_map: Any) -> Any:
         keys = [_original_clean_json(key, resources_map) for key in path]
         keys = [scalar(key) if isinstance(key, bool | int | float) else key for key in keys]
         resource_json = {**resource_json, "Fn::FindInMap": [map_name, *keys]}
+    if isinstance(resource_json, list):
+        # An intrinsic that resolves to AWS::NoValue (e.g. `!If [Cond, {...}, !Ref AWS::NoValue]`) removes its
+        # list element, as CloudFormation does; moto leaves a null there (a policy with a null statement).
+        cleaned = [(item, clean_json(item, resources_map)) for item in resource_json]
+        return [value for item, value in cleaned if not (value is None and isinstance(item, dict))]
     return _original_clean_json(resource_json, resources_map)
 
 
