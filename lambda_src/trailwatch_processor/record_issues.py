@@ -22,9 +22,9 @@ from . import alerts
 from .records import clean_text
 
 if TYPE_CHECKING:
+    from .deps import Deps
     from .logfile import RecordIssue
     from .notifications import ObjectRef
-    from .processor import Deps
 
 log = logging.getLogger(__name__)
 

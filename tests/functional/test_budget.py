@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from trailwatch_processor import handler, processor, store
+from trailwatch_processor import file_run, handler, processor, store
 from trailwatch_processor.handler import handle_batch
 from trailwatch_processor.notifications import ObjectRef
 
@@ -261,8 +261,8 @@ def test_calls_after_the_stop_slower_than_the_puts_do_not_kill_the_invocation(
     between flushes), the invocation was killed while it alerted, every attempt, and the last receive's
     kill left the stored events `sending` forever with no poison alert (slow-file-in-batch, many-matches).
     Now the owed time counts double and is flushed early: no kill, everything alerted once."""
-    monkeypatch.setattr(processor, "ALERT_EVERY_EVENTS", 10**6)
-    monkeypatch.setattr(processor, "ALERT_EVERY_SECONDS", 10.0**6)
+    monkeypatch.setattr(file_run, "ALERT_EVERY_EVENTS", 10**6)
+    monkeypatch.setattr(file_run, "ALERT_EVERY_SECONDS", 10.0**6)
     runtime = FakeLambda(env, deps, latency=0.01, slower={"update_item": 0.02})
     recs = _denied(2000)
     runtime.send(env.put_log(recs))
@@ -279,7 +279,7 @@ def test_a_flush_after_a_stop_mid_chunk_does_not_skip_the_rest_of_the_chunk(
     those events were never stored, the message deleted (lost). It takes a flush cheaper than estimated
     (a put slower than a mark_sent) to leave time after it; flushing after every chunk makes it happen at
     each stop."""
-    monkeypatch.setattr(processor, "ALERT_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(file_run, "ALERT_EVERY_SECONDS", 0.0)
     runtime = FakeLambda(env, deps, latency=0.01, slower={"put_item": 0.04})
     recs = _denied(1500)
     runtime.send(env.put_log(recs))
@@ -292,8 +292,8 @@ def test_alerts_go_out_while_the_file_is_read(env: Env, deps: Any, monkeypatch: 
     """Flushes every ALERT_EVERY_EVENTS events: a file that fails late has alerted what it read before.
     The old processor alerted only after the whole file (one message per rule)."""
     runtime = FakeLambda(env, deps, latency=0.0)
-    monkeypatch.setattr(processor, "STORE_CHUNK", 25)
-    monkeypatch.setattr(processor, "ALERT_EVERY_EVENTS", 50)
+    monkeypatch.setattr(file_run, "STORE_CHUNK", 25)
+    monkeypatch.setattr(file_run, "ALERT_EVERY_EVENTS", 50)
     recs = _denied(120)
     key = env.put_log(recs)
     processor.process_object(ObjectRef(BUCKET, key), deps)
@@ -502,7 +502,7 @@ def test_checkpoint_is_followed_only_under_the_rules_it_was_made_with(
     recs = _denied(8)
     key = env.put_log(recs)
     ref = ObjectRef(BUCKET, key, etag="e1")
-    fingerprint = processor.config_fingerprint(deps.config.matcher())
+    fingerprint = file_run.config_fingerprint(deps.config.matcher())
     marker = store.checkpoint_id(BUCKET, key, "e1")
     checkpoint = store.Checkpoint(5, 5, fingerprint if same_rules else "other-rules", 0)
     store.put_checkpoint(

@@ -11,8 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 from trailwatch_processor import store
 from trailwatch_processor.config_source import ConfigCache, default_matcher
+from trailwatch_processor.deps import Deps
 from trailwatch_processor.handler import build_deps, handle_batch
-from trailwatch_processor.processor import Deps
 
 from tests.functional import factories as f
 from tests.functional.conftest import BUCKET, CONFIG_KEY, TABLE, Env
