@@ -25,8 +25,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .config import ConfigError, load_default_config, parse_config
+from .config import ConfigError
 from .config_diff import config_digest, digest_id
+from .config_load import load_default_config, parse_config
 from .patterns import Matcher, compile_config
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from . import alerts, store
+from . import alerts, markers, store
 from .aws import Settings
 from .notifications import ObjectRef
 
@@ -65,10 +65,10 @@ class Deps:
     monotonic: Callable[[], float] = time.monotonic  # paces the alert flushes
 
     def claim_marker(self, marker_id: str, details: dict[str, str]) -> tuple[store.Claim, str, datetime]:
-        """store.claim_marker on the events table with a new token, taking over claims older than
+        """markers.claim_marker on the events table with a new token, taking over claims older than
         claim_stale_seconds: (outcome, token, now), the token and time to release or mark it sent with."""
         token, now = self.new_token(), self.now()
-        outcome = store.claim_marker(
+        outcome = markers.claim_marker(
             self.dynamodb,
             self.settings.events_table,
             marker_id,

@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import alerts, config_diff, record_issues, records, store, tamper
+from . import alerts, config_diff, markers, record_issues, records, store, tamper
 from .deps import (
     AlertsInFlightError,
     Budget,
@@ -29,7 +29,8 @@ from .deps import (
     object_version,
     release_claims,
 )
-from .logfile import FileStats, iter_matches, open_log
+from .log_stream import open_log
+from .logfile import FileStats, iter_matches
 from .notifications import ObjectRef
 from .reports import report_poison_file
 
@@ -159,8 +160,8 @@ class FileRun:
         deps, ref, result = self.deps, self.ref, self.result
         self.matcher = deps.config.matcher()
         fingerprint = config_fingerprint(self.matcher)
-        marker = store.checkpoint_id(ref.bucket, ref.key, object_version(ref))
-        previous = store.get_checkpoint(deps.dynamodb, self.table, marker) if attempt != 1 else None
+        marker = markers.checkpoint_id(ref.bucket, ref.key, object_version(ref))
+        previous = markers.get_checkpoint(deps.dynamodb, self.table, marker) if attempt != 1 else None
         if previous is not None and previous.config != fingerprint:
             previous = None  # other rules: other matches; start again (the writes are idempotent)
         skip = previous.matches_done if previous is not None else 0
@@ -376,7 +377,7 @@ class FileRun:
     def _save_progress(
         self,
         marker: str,
-        previous: store.Checkpoint | None,
+        previous: markers.Checkpoint | None,
         skip: int,
         fingerprint: str,
         records_seen: int,
@@ -394,11 +395,11 @@ class FileRun:
             stalls += 1
         self.result.checkpoint = done
         try:
-            store.put_checkpoint(
+            markers.put_checkpoint(
                 deps.dynamodb,
                 self.table,
                 marker,
-                store.Checkpoint(done, records_seen, fingerprint, stalls),
+                markers.Checkpoint(done, records_seen, fingerprint, stalls),
                 bucket=ref.bucket,
                 key=ref.key,
                 now=deps.now(),

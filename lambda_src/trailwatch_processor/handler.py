@@ -42,7 +42,7 @@ from .deps import (
     Deps,
     ObjectMissingError,
 )
-from .logfile import LogFileError
+from .log_stream import LogFileError
 from .notifications import NotificationError, parse_body
 from .outputs import handle_if_output
 from .processor import process_object

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 
-from . import store, tamper
+from . import markers, tamper
 from .deps import AlertsInFlightError, Budget, BudgetExhausted, Deps, FileResult
 from .file_run import FileRun
 from .notifications import KeyKind, ObjectRef, classify_key
@@ -52,6 +52,6 @@ def process_object(
         level = logging.WARNING if quiet else logging.ERROR
         log.log(level, "failed s3://%s/%s: %s", ref.bucket, ref.key, failure, extra={"data": data})
         raise failure
-    store.note_processed(deps.dynamodb, deps.settings.events_table, ref.bucket, ref.key, deps.now())
+    markers.note_processed(deps.dynamodb, deps.settings.events_table, ref.bucket, ref.key, deps.now())
     log.info("processed s3://%s/%s", ref.bucket, ref.key, extra={"data": result.log_fields()})
     return result

@@ -1,6 +1,6 @@
 """Operational alerts sent once overall, whatever the number of containers: a poison log file, an invalid
 config version, and each newly loaded config version with its rule differences. Each claims a marker in the
-events table (store.claim_marker) and only the claimant publishes.
+events table (markers.claim_marker) and only the claimant publishes.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from . import alerts, config_diff, store
+from . import alerts, config_diff, markers, store
 from .deps import Deps, object_version
 from .notifications import ObjectRef
 
@@ -21,7 +21,7 @@ def report_poison_file(ref: ObjectRef, reason: str, handled: int, deps: Deps) ->
     claim of report_invalid_config). True when sent (now or before)."""
     version = object_version(ref)
     source = f"s3://{ref.bucket}/{ref.key}"
-    marker_id = store.poison_marker_id(ref.bucket, ref.key, version)
+    marker_id = markers.poison_marker_id(ref.bucket, ref.key, version)
     outcome, token, now = deps.claim_marker(
         marker_id,
         {
@@ -47,7 +47,7 @@ def report_poison_file(ref: ObjectRef, reason: str, handled: int, deps: Deps) ->
 
 def report_invalid_config(error: Exception, etag: str | None, deps: Deps) -> bool:
     """Send the operational alert for one invalid config version once overall, whatever the number of
-    containers that read it: only the invocation whose marker claim succeeds (store.claim_marker) publishes.
+    containers that read it: only the invocation whose marker claim succeeds (markers.claim_marker) publishes.
 
     True: the alert is sent (now, by us, or earlier by another container). False: another live invocation
     holds the claim; ask again at the next check (it may die before sending). A failed publish releases the
@@ -55,7 +55,7 @@ def report_invalid_config(error: Exception, etag: str | None, deps: Deps) -> boo
     """
     settings = deps.settings
     source = f"s3://{settings.config_bucket}/{settings.config_key}"
-    marker_id = store.config_invalid_marker_id(settings.config_bucket, settings.config_key, etag)
+    marker_id = markers.config_invalid_marker_id(settings.config_bucket, settings.config_key, etag)
     outcome, token, now = deps.claim_marker(
         marker_id,
         {"config_source": source, "config_etag": etag or "", "error": str(error)},
@@ -91,12 +91,12 @@ def report_config_loaded(rules: Sequence[Any], version: str, deps: Deps) -> bool
     settings, ddb, table = deps.settings, deps.dynamodb, deps.settings.events_table
     source = f"s3://{settings.config_bucket}/{settings.config_key}"
     digest = config_diff.config_digest(rules)
-    state_id = store.config_state_id(settings.config_bucket, settings.config_key)
-    state = store.get_config_state(ddb, table, state_id)
+    state_id = markers.config_state_id(settings.config_bucket, settings.config_key)
+    state = markers.get_config_state(ddb, table, state_id)
     if state is not None and state.version == version:
         return True
     previous_seq = state.seq if state is not None else 0
-    marker_id = store.config_loaded_marker_id(
+    marker_id = markers.config_loaded_marker_id(
         settings.config_bucket, settings.config_key, previous_seq, version
     )
     outcome, token, now = deps.claim_marker(
@@ -115,14 +115,14 @@ def report_config_loaded(rules: Sequence[Any], version: str, deps: Deps) -> bool
         log.info("config %s (version %s): announcement is %s", source, version, outcome.status or "gone")
         return False
     # Sent (by us or by a container that died before moving the state on): record the new version.
-    store.put_config_state(
+    markers.put_config_state(
         ddb, table, state_id, version=version, digest=digest, seq=previous_seq + 1, now=deps.now()
     )
     return True
 
 
 def _config_loaded_alert(
-    state: store.ConfigState | None, version: str, digest: dict[str, str], source: str
+    state: markers.ConfigState | None, version: str, digest: dict[str, str], source: str
 ) -> alerts.SnsMessage:
     if state is None:
         detail = f"Version {version}: {len(digest)} rule(s) in force.\n" + "\n".join(

@@ -10,7 +10,7 @@ announces that as ``s3:LifecycleExpiration:*``, which the bucket does not notify
   5 minutes).
 
 Each finding is sent once overall, whatever the number of deliveries or containers: the marker claim of
-store.py, as for an invalid config (one marker per removal event, one per latest version of an overwritten
+markers.py, as for an invalid config (one marker per removal event, one per latest version of an overwritten
 key). A marker claimed by another live invocation fails the message so that it
 comes back and confirms the alert went out (deps.AlertsInFlightError, logged as a retry, not as an
 error); a failed publish releases the claim and raises.

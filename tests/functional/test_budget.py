@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from trailwatch_processor import file_run, handler, processor, store
+from trailwatch_processor import file_run, handler, markers, processor, store
 from trailwatch_processor.handler import handle_batch
 from trailwatch_processor.notifications import ObjectRef
 
@@ -324,7 +324,7 @@ def test_a_file_that_never_progresses_is_poison_alone(env: Env, deps: Any) -> No
     poison = [a for a in env.alerts() if a["rule"] == "trailwatch-operational"]
     assert len(poison) == 1
     assert stuck_key in poison[0]["source"] and "no progress" in poison[0]["description"]
-    [marker] = [v for k, v in env.items().items() if k.startswith(store.POISON_PREFIX)]
+    [marker] = [v for k, v in env.items().items() if k.startswith(markers.POISON_PREFIX)]
     assert marker["alert_status"] == "sent" and marker["object_key"] == stuck_key
     _assert_exactly_once(env, [recs[0] for recs in good])
 
@@ -407,19 +407,19 @@ def test_receive_count(attributes: Any, expected: int | None) -> None:
 
 def test_checkpoint_never_moves_back_under_the_same_config(env: Env) -> None:
     ddb, now = env.clients.dynamodb, env.clock.now()
-    marker = store.checkpoint_id(BUCKET, "k", "v1")
-    assert marker != store.checkpoint_id(BUCKET, "k", "v2")  # per object version
+    marker = markers.checkpoint_id(BUCKET, "k", "v1")
+    assert marker != markers.checkpoint_id(BUCKET, "k", "v2")  # per object version
 
     def put(done: int, config: str = "c1") -> bool:
-        checkpoint = store.Checkpoint(done, done * 2, config, 0)
-        return store.put_checkpoint(ddb, TABLE, marker, checkpoint, bucket=BUCKET, key="k", now=now)
+        checkpoint = markers.Checkpoint(done, done * 2, config, 0)
+        return markers.put_checkpoint(ddb, TABLE, marker, checkpoint, bucket=BUCKET, key="k", now=now)
 
     assert put(10) and put(10) and put(20)
     assert not put(5)  # a slower concurrent attempt
-    assert store.get_checkpoint(ddb, TABLE, marker) == store.Checkpoint(20, 40, "c1", 0)
+    assert markers.get_checkpoint(ddb, TABLE, marker) == markers.Checkpoint(20, 40, "c1", 0)
     assert put(5, "c2")  # other rules: the count means something else
-    assert store.get_checkpoint(ddb, TABLE, marker) == store.Checkpoint(5, 10, "c2", 0)
-    assert store.get_checkpoint(ddb, TABLE, store.checkpoint_id(BUCKET, "other", None)) is None
+    assert markers.get_checkpoint(ddb, TABLE, marker) == markers.Checkpoint(5, 10, "c2", 0)
+    assert markers.get_checkpoint(ddb, TABLE, markers.checkpoint_id(BUCKET, "other", None)) is None
 
 
 class Unprocessed:
@@ -503,9 +503,9 @@ def test_checkpoint_is_followed_only_under_the_rules_it_was_made_with(
     key = env.put_log(recs)
     ref = ObjectRef(BUCKET, key, etag="e1")
     fingerprint = file_run.config_fingerprint(deps.config.matcher())
-    marker = store.checkpoint_id(BUCKET, key, "e1")
-    checkpoint = store.Checkpoint(5, 5, fingerprint if same_rules else "other-rules", 0)
-    store.put_checkpoint(
+    marker = markers.checkpoint_id(BUCKET, key, "e1")
+    checkpoint = markers.Checkpoint(5, 5, fingerprint if same_rules else "other-rules", 0)
+    markers.put_checkpoint(
         env.clients.dynamodb, TABLE, marker, checkpoint, bucket=BUCKET, key=key, now=env.clock.now()
     )
     result = processor.process_object(ref, deps, attempt=2)
