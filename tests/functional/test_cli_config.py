@@ -85,7 +85,7 @@ def test_upload_config_when_the_bucket_has_none_compares_with_the_bundled_defaul
     assert _remote() == path.read_bytes()
 
 
-# --- a removal is shown and asked about (issue 15, case 5) --------------------------------------------------
+# --- a removal is shown and asked about -------------------------------------------------------------------
 
 
 @pytest.fixture
