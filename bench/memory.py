@@ -1,4 +1,4 @@
-"""Peak memory of the processor on hostile inputs, against the function's MemorySize (issue 15, case 2).
+"""Peak memory of the processor on hostile inputs, against the function's MemorySize.
 
     python bench/memory.py [--quick] [--only huge-record,...] [--memory-size 512] [--markdown FILE]
 

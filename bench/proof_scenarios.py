@@ -658,31 +658,14 @@ def scenario_object_deleted(h: Harness, scale: float = 1.0) -> Row:
 
 
 def _object_deleted(h: Harness) -> Row:
-    rng = random.Random("deleted")
-    started = time.monotonic()
-    doomed = synth.log_key(ACCOUNT, REGION, unique="DELETED0001")
-    h.faults.add(
-        "s3", "GetObject", "InternalError", times=1, delay=1.5, predicate=label_prefix("Key", doomed)
-    )
-    pairs = monitored(3, rng)
-    h.put(doomed, gz(synth.log_json([r for r, _ in pairs])))
-    h.client("s3").delete_object(Bucket=BUCKET, Key=doomed)
-    key, expected = _log_file(h, rng, 100, 5, "BESIDE")
-    expected |= {r["eventID"]: primary for r, primary in pairs}  # read by the notified version (issue 15)
-    h.settle(set(expected), set(), timeout=90, what="object-deleted")
-    row = Row("object-deleted", files=2, records=108, seconds=time.monotonic() - started)
-    h.count(row, expected, {key, doomed}, set())
-    source = f"s3://{BUCKET}/{doomed}"
-    tamper = [a for _, a in h.alerts if a.get("rule") == OPERATIONAL_RULE and a.get("source") == source]
-    row.notes.append("deleted file: read by its notified version; the delete is one tamper alert")
-    if len(tamper) != 1:
-        row.failures.append(f"expected one tamper alert for the deleted file, got {len(tamper)}")
-    h.faults.clear()
-    return row
+    def delete(target: str, rng: random.Random) -> None:
+        h.client("s3").delete_object(Bucket=BUCKET, Key=target)
+
+    return _replaced_before_read(h, "deleted", delete, unique="DELETED0001", files=2, records=108)
 
 
 def scenario_object_overwritten(h: Harness, scale: float = 1.0) -> Row:
-    """A log file overwritten with a benign one before the function reads it (issue 15 case 4): each
+    """A log file overwritten with a benign one before the function reads it: each
     notification names its version, so the first version's events are stored and alerted, and the
     overwrite is one operational tamper alert. The first GetObject is held 1.5 s so the overwrite comes
     first."""
@@ -691,25 +674,46 @@ def scenario_object_overwritten(h: Harness, scale: float = 1.0) -> Row:
 
 
 def _object_overwritten(h: Harness) -> Row:
-    rng = random.Random("overwritten")
+    def overwrite(target: str, rng: random.Random) -> None:
+        h.put(target, gz(synth.log_json(background(5, rng))))
+
+    return _replaced_before_read(h, "overwritten", overwrite, unique="OVERWRITTEN1", files=3, records=113)
+
+
+def _replaced_before_read(
+    h: Harness,
+    what: str,
+    replace: Callable[[str, random.Random], None],
+    *,
+    unique: str,
+    files: int,
+    records: int,
+) -> Row:
+    """A log file with 3 monitored records, ``replace``d (deleted or overwritten) while its first GetObject
+    is held, and a file of 100 records beside it: both stored and alerted once, one tamper alert."""
+    rng = random.Random(what)
     started = time.monotonic()
-    target = synth.log_key(ACCOUNT, REGION, unique="OVERWRITTEN1")
+    target = synth.log_key(ACCOUNT, REGION, unique=unique)
     h.faults.add(
         "s3", "GetObject", "InternalError", times=1, delay=1.5, predicate=label_prefix("Key", target)
     )
     pairs = monitored(3, rng)
     h.put(target, gz(synth.log_json([r for r, _ in pairs])))
-    h.put(target, gz(synth.log_json(background(5, rng))))
+    replace(target, rng)
     key, expected = _log_file(h, rng, 100, 5, "BESIDE")
-    expected |= {r["eventID"]: primary for r, primary in pairs}
-    h.settle(set(expected), set(), timeout=90, what="object-overwritten")
-    row = Row("object-overwritten", files=3, records=113, seconds=time.monotonic() - started)
+    expected |= {r["eventID"]: primary for r, primary in pairs}  # read by the notified version
+    h.settle(set(expected), set(), timeout=90, what=f"object-{what}")
+    row = Row(f"object-{what}", files=files, records=records, seconds=time.monotonic() - started)
     h.count(row, expected, {key, target}, set())
     source = f"s3://{BUCKET}/{target}"
     tamper = [a for _, a in h.alerts if a.get("rule") == OPERATIONAL_RULE and a.get("source") == source]
-    row.notes.append("overwritten file: both versions read; the overwrite is one tamper alert")
+    row.notes.append(
+        "deleted file: read by its notified version; the delete is one tamper alert"
+        if what == "deleted"
+        else "overwritten file: both versions read; the overwrite is one tamper alert"
+    )
     if len(tamper) != 1:
-        row.failures.append(f"expected one tamper alert for the overwritten file, got {len(tamper)}")
+        row.failures.append(f"expected one tamper alert for the {what} file, got {len(tamper)}")
     h.faults.clear()
     return row
 
@@ -792,7 +796,7 @@ class BadInput:
 
 
 def _recovered_id(record: dict, cut: str) -> str:
-    """The EventId of a record the reader isolates at member ``cut`` (over 1 MiB or too deep, issue 15):
+    """The EventId of a record the reader isolates at member ``cut`` (over 1 MiB or too deep):
     only the members before it are recovered; CloudTrail's eventID comes later, so a content hash."""
     names = list(record)
     return records.event_id({name: record[name] for name in names[: names.index(cut)]})
@@ -800,7 +804,7 @@ def _recovered_id(record: dict, cut: str) -> str:
 
 def _deep_log(rng: random.Random) -> tuple[bytes, dict[str, str]]:
     """A monitored record, then one whose requestParameters nest 100,000 arrays deep. The deep one is
-    isolated (issue 15): stored from the members before ``deep`` (no eventID among them: a content-hash
+    isolated: stored from the members before ``deep`` (no eventID among them: a content-hash
     id), alerted, and reported in an operational alert; the file is processed."""
     (first, primary), (second, second_primary) = monitored(2, rng)
     text = json.dumps({"Records": [first, second]}, separators=(",", ":"))
@@ -973,8 +977,8 @@ def dlq_alarm_report(h: Harness) -> str:
 
 
 # ------------------------------------------------------------------------------------------ hostile input
-# Issue 15: an attacker who shapes log files (denied calls, long fields) or can write the config must not
-# blind the monitor. Each scenario writes what the issue describes and expects what it requires.
+# Hostile input: an attacker who shapes log files (denied calls, long fields) or can write the config must not
+# blind the monitor. Each scenario writes such input and expects what the processor must do.
 
 
 def _mapping(h: Harness) -> str:
@@ -1073,7 +1077,7 @@ def _settle_by_state(
 
 
 def _stored_are_sent(h: Harness, events: dict[str, str], row: Row, what: str, counted: set[str]) -> None:
-    """A file declared poison: what of it was stored must be alerted all the same (issue 15: "alerts for
+    """A file declared poison: what of it was stored must be alerted all the same ("alerts for
     what was found go out even when the rest of the file fails"); a stored event left unsent is a failure,
     one listed in two alerts a duplicate. Call after `h.count`, whose expected events are `counted`."""
     stored = {e for e in events if e in h.items}
@@ -1094,7 +1098,7 @@ def _denied(n: int) -> list[tuple[dict, str]]:
 
 
 def scenario_slow_file_in_batch(h: Harness, scale: float = 1.0) -> Row:
-    """Case 1: one file slower than the function timeout (many AccessDenied records) in one SQS batch with
+    """One file slower than the function timeout (many AccessDenied records) in one SQS batch with
     nine good files. The nine are stored and alerted on time; the slow one resumes from a checkpoint and
     ends stored and alerted, or is declared poison on its own with an operational alert naming it."""
     rng = random.Random("slow")
@@ -1153,7 +1157,7 @@ def scenario_slow_file_in_batch(h: Harness, scale: float = 1.0) -> Row:
 
 
 def scenario_huge_record(h: Harness, scale: float = 1.0) -> Row:
-    """Case 2: a small .json.gz holding one matching record with a huge string (200 MB at scale 1; issue 15
+    """A small .json.gz holding one matching record with a huge string (200 MB at scale 1;
     measured 742 MB RSS for it), then a second matching record. The function stays under its MemorySize
     (the local Lambda runtime kills it above, as Lambda does): both are stored (the huge one truncated or
     as reported evidence) and alerted."""
@@ -1179,11 +1183,11 @@ def scenario_huge_record(h: Harness, scale: float = 1.0) -> Row:
 
 
 def scenario_many_matches(h: Harness, scale: float = 1.0) -> Row:
-    """Case 3: StopLogging, then 12,000 AccessDenied (x scale, at least 500), then CreateUser in one file.
+    """StopLogging, then 12,000 AccessDenied (x scale, at least 500), then CreateUser in one file.
     StopLogging is alerted by the first invocation, and everything stored is alerted. The file either
     finishes across retries (CreateUser and every denied call stored and alerted), or, when the retries
     allowed (maxReceiveCount) cannot get through it at this machine's DynamoDB speed, is declared poison
-    with an operational alert naming it and goes to the DLQ -- issue 15's "resumes where it stopped, or is
+    with an operational alert naming it and goes to the DLQ -- "resumes where it stopped, or is
     declared poison on its own". Then the events after its checkpoint are counted in the dlq column."""
     started = time.monotonic()
     ops_before = _operational_count(h)
@@ -1223,7 +1227,7 @@ def scenario_many_matches(h: Harness, scale: float = 1.0) -> Row:
 
 
 def scenario_overwritten_object(h: Harness, scale: float = 1.0) -> Row:
-    """Case 4: a log file with StopLogging and CreateUser overwritten by a harmless one before the function
+    """A log file with StopLogging and CreateUser overwritten by a harmless one before the function
     reads it. The notified version is what is read (versionId): both events are stored and alerted, and the
     overwrite of a log object is itself an operational alert naming it."""
     rng = random.Random("overwrite")
@@ -1251,7 +1255,7 @@ def scenario_overwritten_object(h: Harness, scale: float = 1.0) -> Row:
 
 
 def scenario_config_removes_rules(h: Harness, scale: float = 1.0) -> Row:
-    """Case 5: a valid config that removes every rule (`{"monitored_events": ["NoSuchEvent"]}`), put
+    """A valid config that removes every rule (`{"monitored_events": ["NoSuchEvent"]}`), put
     straight into S3. The function announces it with one high operational alert listing the removed rules;
     events written before the change are alerted as usual."""
     rng = random.Random("removes")
@@ -1289,7 +1293,7 @@ def _odd_log(rng: random.Random) -> tuple[bytes, dict[str, str], set[str]]:
     odd = [r for r, _ in monitored(4, rng)]
     texts = [json.dumps(r, separators=(",", ":")).encode() for r, _ in good]
     oddities = [
-        # json.dumps writes the lone surrogate as the escape \udc00 (issue 15 case 6). The former
+        # json.dumps writes the lone surrogate as the escape \udc00. The former
         # `.replace(b"\\udc00", b"\udc00")` was a no-op: a bytes literal has no \u escape.
         json.dumps(odd[0] | {"userAgent": "\udc00"}, separators=(",", ":")).encode(),
         json.dumps(odd[1] | {"requestParameters": {"n": 0}}, separators=(",", ":"))
@@ -1321,7 +1325,7 @@ def _odd_log(rng: random.Random) -> tuple[bytes, dict[str, str], set[str]]:
 
 
 def scenario_odd_records(h: Harness, scale: float = 1.0) -> Row:
-    """Case 6: odd records are isolated: every good record of the file around them is stored and alerted,
+    """Odd records are isolated: every good record of the file around them is stored and alerted,
     and the file is not sent to the DLQ (the odd ones may be stored or reported, once)."""
     rng = random.Random("odd")
     started = time.monotonic()
@@ -1338,7 +1342,7 @@ def scenario_odd_records(h: Harness, scale: float = 1.0) -> Row:
     h.count(row, expected, {key}, set(), optional=odd)
     if any(k == key for _, k in h.dlq_refs()):
         row.failures.append("the file with odd records went to the DLQ")
-    # Issue 15: an odd record is either stored and alerted, or reported once (one operational alert for
+    # An odd record is either stored and alerted, or reported once (one operational alert for
     # the file's isolated records).
     reports = [a for a in _operational_alerts(h, ops_before) if _names(a, key)]
     alerted = h.alerted_ids({key})
@@ -1362,7 +1366,7 @@ SCENARIOS: dict[str, Callable[[Harness, float], Row]] = {
     "crash-after-store": scenario_crash_before_alert,
     "config-replaced": scenario_config_replaced,
     "bad-input": scenario_bad_input,
-    # issue 15: hostile input must not blind the monitor
+    # hostile input must not blind the monitor
     "slow-file-in-batch": scenario_slow_file_in_batch,
     "huge-record": scenario_huge_record,
     "many-matches": scenario_many_matches,

@@ -43,7 +43,7 @@ class Settings:
     # How often the config object is re-checked (conditional GET). 60 s in production; tests and the proof
     # shorten it instead of waiting a minute.
     config_ttl_seconds: float = 60.0
-    # The processing queue's maxReceiveCount: the last receive of a failing file declares it poison (P1).
+    # The processing queue's maxReceiveCount: the last receive of a failing file declares it poison.
     max_receive_count: int | None = None
 
     @classmethod

@@ -13,7 +13,7 @@ Decisions on failures (none of them drops data silently):
 - AWS errors (throttling, timeouts after botocore's retries) -> failure, SQS retries;
 - events claimed by another live invocation (concurrent duplicate) -> failure, so the message is only
   deleted once every event it announced is ``sent`` (deps.AlertsInFlightError);
-- out of time (issue 15 case 1): each message gets a fair share of the invocation's remaining time (what
+- out of time: each message gets a fair share of the invocation's remaining time (what
   is left after a safety reserve, divided among the messages not yet done, with a floor).
   A file that exceeds its share stops at a record boundary, alerts what it stored, saves a checkpoint and
   fails (deps.BudgetExhausted); the retry resumes from the checkpoint. A message that cannot be

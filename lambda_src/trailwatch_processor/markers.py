@@ -28,6 +28,7 @@ from .store import (
     get_event,
     iso,
     plain,
+    refused_claim,
     to_item,
 )
 
@@ -85,10 +86,7 @@ def claim_marker(
         )
         return Claim(True, SENDING)
     except ClientError as err:
-        if error_code(err) != "ConditionalCheckFailedException":
-            raise
-        current = err.response.get("Item") or get_event(ddb, table, marker_id)
-    return Claim(False, plain(current).get("alert_status") if current else None)
+        return refused_claim(ddb, table, marker_id, err)
 
 
 # --- config versions: the digest of the config in force, and one marker per announced version --------

@@ -1,4 +1,4 @@
-"""Poison records (issue 15): each is logged with its position, and a file's are reported once overall.
+"""Poison records: each is logged with its position, and a file's are reported once overall.
 
 The reader (logfile.py) isolates records it cannot hold or parse whole, the matcher's failures and the
 processor's per-record store failures as ``logfile.RecordIssue`` (record index, byte offset, kind, detail),

@@ -216,9 +216,15 @@ def claim(ddb: Any, table: str, event_id: str, *, token: str, now: datetime, sta
         )
         return Claim(True, SENDING)
     except ClientError as err:
-        if error_code(err) != "ConditionalCheckFailedException":
-            raise
-        current = err.response.get("Item") or get_event(ddb, table, event_id)
+        return refused_claim(ddb, table, event_id, err)
+
+
+def refused_claim(ddb: Any, table: str, event_id: str, err: ClientError) -> Claim:
+    """The outcome of a conditional claim that ``err`` refused: the item's current status (from the refusal's
+    ALL_OLD item, else read; None when it is gone). Any error but a failed condition is raised."""
+    if error_code(err) != "ConditionalCheckFailedException":
+        raise err
+    current = err.response.get("Item") or get_event(ddb, table, event_id)
     return Claim(False, plain(current).get("alert_status") if current else None)
 
 

@@ -1,11 +1,11 @@
-"""Issue 13 acceptance: a poison log file ends in the DLQ, the DLQ alarm fires on the local AWS, and its
+"""A poison log file ends in the DLQ, the DLQ alarm fires on the local AWS, and its
 notification reaches an SQS queue subscribed to the alarm's topic with the SAME filter policy (and scope) as
 the stack's email subscription on that topic, both read from the deployed stack.
 
 On a template whose alarms publish to the alert topic, whose email filter policy needs message attributes,
 this fails as it would on AWS: CloudWatch's notification carries no attributes and matches no
 attribute-scoped policy (`exists: false` included). It passes when the alarms have a path with no such
-filter (issue 13, defect 1).
+filter.
 """
 
 from __future__ import annotations

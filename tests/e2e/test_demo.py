@@ -13,23 +13,13 @@ from click.testing import CliRunner
 from trailwatch.local import demo
 from trailwatch.main import cli
 
+from tests.unit.test_default_config import CIS_IDS
+
 pytestmark = pytest.mark.e2e
 
 DEMO_BUDGET_SECONDS = 60.0
 # The rules the story exercises (events.json ids), written out here rather than read from demo.py.
-FILES_STORY_RULES = {
-    "cis-4.1-unauthorized-api-calls",
-    "cis-4.2-console-signin-without-mfa",
-    "cis-4.3-root-account-usage",
-    "cis-4.4-iam-policy-changes",
-    "cis-4.5-cloudtrail-config-changes",
-    "cis-4.6-console-auth-failures",
-    "cis-4.7-cmk-disabled-or-scheduled-deletion",
-    "cis-4.8-s3-bucket-policy-changes",
-    "cis-4.9-aws-config-changes",
-    "cis-4.10-security-group-changes",
-    "CreateUser",
-}
+FILES_STORY_RULES = {*CIS_IDS[:10], "CreateUser"}  # CIS 4.1-4.10
 LIVE_STORY_EVENTS = {
     "ConsoleLogin",
     "CreatePolicy",

@@ -1,4 +1,4 @@
-"""Issue 15 case 7: turning the pipeline off does not go unnoticed. With the event source mapping disabled,
+"""Turning the pipeline off does not go unnoticed. With the event source mapping disabled,
 a new log file's message ages in the processing queue; QueueAgeAlarm fires and its notification reaches a
 queue subscribed to the alarm's topic like the stack's email subscription.
 

@@ -1,4 +1,4 @@
-"""Issue 15 case 4 on the local AWS: a log file overwritten before it is processed hides nothing (the
+"""On the local AWS: a log file overwritten before it is processed hides nothing (the
 processor reads the version each notification names), and the overwrite, then a delete, of the log object
 are each one operational ``high`` alert naming the key.
 

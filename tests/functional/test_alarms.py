@@ -1,4 +1,4 @@
-"""CloudWatch alarms evaluated on the local AWS (issue 13): `AlarmEvaluator` on moto's backends.
+"""CloudWatch alarms evaluated on the local AWS: `AlarmEvaluator` on moto's backends.
 
 Without the evaluator moto never changes an alarm's state nor notifies: every test here that expects a
 transition or a notification fails on moto alone."""

@@ -1,4 +1,4 @@
-"""Buckets trailwatch expects to own are checked with `ExpectedBucketOwner` (issue 15, case 9).
+"""Buckets trailwatch expects to own are checked with `ExpectedBucketOwner`.
 
 The artifacts bucket's name is predictable (`trailwatch-artifacts-<account>-<region>`): another account can
 create it first, with a policy letting the victim write, then read and replace the Lambda zip. On the local
@@ -67,20 +67,13 @@ def attacker_s3(local: LocalAWS) -> BaseClient:
     creds = _client(local, "sts").assume_role(
         RoleArn=f"arn:aws:iam::{ATTACKER}:role/squatter", RoleSessionName="squatter"
     )["Credentials"]
-    s3 = _client(
-        local,
-        "s3",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-    account = _client(
-        local,
-        "sts",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    ).get_caller_identity()["Account"]
+    keys = {
+        "aws_access_key_id": creds["AccessKeyId"],
+        "aws_secret_access_key": creds["SecretAccessKey"],
+        "aws_session_token": creds["SessionToken"],
+    }
+    s3 = _client(local, "s3", **keys)
+    account = _client(local, "sts", **keys).get_caller_identity()["Account"]
     assert account == ATTACKER
     return s3
 

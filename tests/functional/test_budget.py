@@ -1,4 +1,4 @@
-"""Issue 15 cases 1 and 3 through ``handle_batch``: bounded work per message, progress that survives a retry,
+"""Through ``handle_batch``: bounded work per message, progress that survives a retry,
 poison files isolated, and alerts that go out while a file is read.
 
 The Lambda service is simulated around the real handler (``FakeLambda``): the context's remaining time follows
@@ -36,7 +36,7 @@ CONFIG = {
     ],
 }  # fmt: skip
 
-TIMEOUT = 30.0  # FunctionTimeout of the issue's reproduction
+TIMEOUT = 30.0  # a short FunctionTimeout
 MAX_RECEIVE = 5
 
 
@@ -195,7 +195,7 @@ def _denied(n: int) -> list[dict]:
     return [f.record("PutObject", errorCode="AccessDenied", eventSource="s3.amazonaws.com") for _ in range(n)]
 
 
-# --- case 1: one slow file must not blind nine others -----------------------------------------------------
+# --- one slow file must not blind nine others -------------------------------------------------------------
 
 
 def test_one_slow_file_and_nine_good_files(env: Env, deps: Any) -> None:
@@ -224,11 +224,11 @@ def test_one_slow_file_and_nine_good_files(env: Env, deps: Any) -> None:
     _assert_exactly_once(env, slow_recs + [recs[0] for recs in good])
 
 
-# --- case 3: many matches alerted as the file is read, exactly once across retries ------------------------
+# --- many matches alerted as the file is read, exactly once across retries --------------------------------
 
 
 def test_stop_logging_among_denied_calls_at_30_s(env: Env, deps: Any) -> None:
-    """The issue's reproduction (StopLogging + 12,000 AccessDenied + CreateUser at FunctionTimeout=30) gave
+    """Before the budget, one file (StopLogging + 12,000 AccessDenied + CreateUser at FunctionTimeout=30) gave
     0 alerts, StopLogging pending forever, CreateUser never stored, the file in the DLQ. Scaled to 2,000
     records (moto costs ~10 ms of real time per call on this machine) with the per-call latency raised to
     keep the proportions: 54 s of calls for the old processor (3 per event), 36 s now (2 per event),
@@ -263,12 +263,7 @@ def test_calls_after_the_stop_slower_than_the_puts_do_not_kill_the_invocation(
     Now the owed time counts double and is flushed early: no kill, everything alerted once."""
     monkeypatch.setattr(file_run, "ALERT_EVERY_EVENTS", 10**6)
     monkeypatch.setattr(file_run, "ALERT_EVERY_SECONDS", 10.0**6)
-    runtime = FakeLambda(env, deps, latency=0.01, slower={"update_item": 0.02})
-    recs = _denied(2000)
-    runtime.send(env.put_log(recs))
-    runtime.drain()
-    assert runtime.killed == 0 and runtime.dlq == [] and runtime.queue == []
-    _assert_exactly_once(env, recs)
+    _one_file_ends_alerted_once(env, FakeLambda(env, deps, latency=0.01, slower={"update_item": 0.02}), 2000)
 
 
 def test_a_flush_after_a_stop_mid_chunk_does_not_skip_the_rest_of_the_chunk(
@@ -280,8 +275,13 @@ def test_a_flush_after_a_stop_mid_chunk_does_not_skip_the_rest_of_the_chunk(
     (a put slower than a mark_sent) to leave time after it; flushing after every chunk makes it happen at
     each stop."""
     monkeypatch.setattr(file_run, "ALERT_EVERY_SECONDS", 0.0)
-    runtime = FakeLambda(env, deps, latency=0.01, slower={"put_item": 0.04})
-    recs = _denied(1500)
+    _one_file_ends_alerted_once(env, FakeLambda(env, deps, latency=0.01, slower={"put_item": 0.04}), 1500)
+
+
+def _one_file_ends_alerted_once(env: Env, runtime: FakeLambda, denied: int) -> None:
+    """One file of ``denied`` AccessDenied records through ``runtime``: never killed, nothing left in a
+    queue, every event stored and alerted once."""
+    recs = _denied(denied)
     runtime.send(env.put_log(recs))
     runtime.drain()
     assert runtime.killed == 0 and runtime.dlq == [] and runtime.queue == []

@@ -85,7 +85,7 @@ def test_upload_config_when_the_bucket_has_none_compares_with_the_bundled_defaul
     assert _remote() == path.read_bytes()
 
 
-# --- a removal is shown and asked about (issue 15, case 5) --------------------------------------------------
+# --- a removal is shown and asked about -------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def _lowered(rules: list[dict]) -> list[dict]:
 @pytest.mark.parametrize(
     "make",
     [
-        pytest.param(lambda rules: {"monitored_events": ["NoSuchEvent"]}, id="issue-15-NoSuchEvent"),
+        pytest.param(lambda rules: {"monitored_events": ["NoSuchEvent"]}, id="only-an-unknown-event"),
         pytest.param(lambda rules: {"rules": rules[1:]}, id="one-rule-removed"),
         pytest.param(lambda rules: {"rules": _lowered(rules)}, id="severity-lowered"),
         pytest.param(

@@ -375,7 +375,7 @@ def test_invalid_config_fails_deploy_before_anything_changes(cli, deploy_args, t
     assert boto3.client("cloudformation").describe_stacks()["Stacks"] == []
 
 
-# ---------------------------------------------------------------- issue 13: names, leftovers, states
+# ---------------------------------------------------------------- names, leftovers, states
 
 
 @pytest.fixture

@@ -186,9 +186,9 @@ def test_invalid_config_sends_one_operational_alert_through_the_handler(env: Env
     assert f"s3://{BUCKET}/{CONFIG_KEY}" == operational[0]["source"]
     # The bundled default kept matching meanwhile: the events were alerted under it, once.
     others = [a for a in env.alerts() if a["rule"] != "trailwatch-operational"]
-    events, markers = _events_and_markers(env)
+    events, ops = _events_and_markers(env)
     assert others and sum(a["count"] for a in others) == len(events)
-    assert [m["alert_status"] for m in markers.values()] == ["sent"]
+    assert [m["alert_status"] for m in ops.values()] == ["sent"]
 
 
 # --- one operational alert overall, however many containers read the bad config -------------------------
@@ -196,8 +196,8 @@ def test_invalid_config_sends_one_operational_alert_through_the_handler(env: Env
 
 def _events_and_markers(env: Env) -> tuple[dict[str, dict], dict[str, dict]]:
     items = env.items()
-    markers = {k: v for k, v in items.items() if v.get("kind") == markers.OPERATIONAL}
-    return {k: v for k, v in items.items() if k not in markers}, markers
+    ops = {k: v for k, v in items.items() if v.get("kind") == markers.OPERATIONAL}
+    return {k: v for k, v in items.items() if k not in ops}, ops
 
 
 def _operational(env: Env) -> list[dict]:
@@ -241,8 +241,8 @@ def test_containers_seeing_the_same_bad_etag_send_one_alert(env: Env, container:
     assert alert["source"] == f"s3://{BUCKET}/{CONFIG_KEY}" and alert["severity"] == "high"
     etag = env.clients.s3.head_object(Bucket=BUCKET, Key=CONFIG_KEY)["ETag"]
     assert a.config.etag == b.config.etag == etag
-    _, markers = _events_and_markers(env)
-    [(marker_id, marker)] = markers.items()
+    _, ops = _events_and_markers(env)
+    [(marker_id, marker)] = ops.items()
     assert marker_id == markers.config_invalid_marker_id(BUCKET, CONFIG_KEY, etag)
     assert marker["alert_status"] == "sent" and marker["config_etag"] == etag
     assert "invalid JSON" in marker["error"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,8 +9,8 @@ from trailwatch import events as cli_events
 from trailwatch_processor.handler import handle_batch
 
 from tests.functional import factories as f
-from tests.functional.conftest import BUCKET, TABLE, Env
-from tests.functional.test_events_by_rule import _Aws
+from tests.functional.conftest import BUCKET, Env
+from tests.functional.test_events_by_rule import query
 
 MEMBERS = ["111111111111", "222222222222"]
 
@@ -32,32 +31,14 @@ def stored(env: Env, deps: Any) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("account", [*MEMBERS, "333333333333", None])
 def test_events_of_one_account(env: Env, stored: dict[str, set[str]], account: str | None) -> None:
-    items = cli_events.query_events(
-        _Aws(env),
-        TABLE,
-        since=timedelta(days=7),
-        rule=None,
-        min_severity=None,
-        limit=100,
-        now=env.clock.now(),
-        account=account,
-    )
+    items = query(env, account=account)
     expected = set().union(*stored.values()) if account is None else stored.get(account, set())
     assert {item["EventId"] for item in items} == expected
     assert all(item["account_id"] == account for item in items if account)
 
 
 def test_account_and_rule_filters_combine(env: Env, stored: dict[str, set[str]]) -> None:
-    items = cli_events.query_events(
-        _Aws(env),
-        TABLE,
-        since=timedelta(days=7),
-        rule="StopLogging",
-        min_severity=None,
-        limit=100,
-        now=env.clock.now(),
-        account=MEMBERS[0],
-    )
+    items = query(env, "StopLogging", account=MEMBERS[0])
     assert items == []
 
 

@@ -32,8 +32,9 @@ class _Aws:
         return self.env.clients.dynamodb
 
 
-def _listed(env: Env, rule: str | None) -> list[str]:
-    items = cli_events.query_events(
+def query(env: Env, rule: str | None = None, **filters: Any) -> list[dict]:
+    """``trailwatch events`` over the last week of the test's table (``filters``: e.g. ``account``)."""
+    return cli_events.query_events(
         _Aws(env),
         TABLE,
         since=timedelta(days=7),
@@ -41,8 +42,12 @@ def _listed(env: Env, rule: str | None) -> list[str]:
         min_severity=None,
         limit=100,
         now=env.clock.now(),
+        **filters,
     )
-    return [item["EventId"] for item in items]
+
+
+def _listed(env: Env, rule: str | None) -> list[str]:
+    return [item["EventId"] for item in query(env, rule)]
 
 
 @pytest.fixture

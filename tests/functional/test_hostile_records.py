@@ -1,4 +1,4 @@
-"""Hostile records through the handler on moto (issue 15 cases 2 and 6): each bad record sits between two
+"""Hostile records through the handler on moto: each bad record sits between two
 matching records; both are stored and alerted, the bad one is reported once (an operational alert naming
 its index and byte offset) and, when what was recovered of it matches, stored as evidence."""
 
@@ -135,8 +135,8 @@ def test_a_throttled_write_still_fails_the_message(
 
 
 def test_a_200_mb_record_in_a_200_kb_gzip_is_bounded_through_the_handler(env: Env, deps: Any) -> None:
-    """Issue 15 case 2 (742 MB RSS before): peak traced memory of the whole invocation, moto included,
-    stays far below the function's 512 MB MemorySize."""
+    """A huge record (742 MB RSS before the record cap): peak traced memory of the whole invocation, moto
+    included, stays far below the function's 512 MB MemorySize."""
     pack = zlib.compressobj(9, wbits=31)
     head = log_body(with_member("bad", b'""'))
     cut = head.index(b'"x": "') + len(b'"x": "')

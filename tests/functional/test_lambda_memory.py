@@ -1,4 +1,4 @@
-"""The local Lambda runtime enforces the function's MemorySize (issue 13), as Lambda ends an execution
+"""The local Lambda runtime enforces the function's MemorySize, as Lambda ends an execution
 environment that runs out of memory; Timeout is covered by test_lambda_runtime.py
 (test_timeout_kills_the_worker_and_counts_as_failure).
 

@@ -1,4 +1,4 @@
-"""Issue 15 case 7: `verify` reports the trail's last delivery and the last processed file.
+"""`verify` reports the trail's last delivery and the last processed file.
 
 The processor writes a small marker item (markers.note_processed, at most once a minute per container);
 verify compares it with GetTrailStatus. Without the marker write in processor.py the first two tests fail

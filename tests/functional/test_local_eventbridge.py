@@ -1,4 +1,4 @@
-"""The local AWS puts CloudTrail events on EventBridge as AWS does (issue 16, local part).
+"""The local AWS puts CloudTrail events on EventBridge as AWS does.
 
 Functional tests: boto3 against a running `LocalAWS` (port 0, no Lambda runtime, an hour's log file interval
 so nothing here depends on the trail's log files). Pattern semantics are checked against the processor's

@@ -1,4 +1,4 @@
-"""`trailwatch local up` is for its user alone (issue 15, case 8).
+"""`trailwatch local up` is for its user alone.
 
 The endpoint takes no credentials and its Lambda runtime runs whatever function is created, so a web page
 must not be able to call it: no CORS grant for other origins, no request through a non-loopback `Host`

@@ -1,4 +1,4 @@
-"""Template parameters checked as CloudFormation does on the local AWS (issue 13): moto 5.2.1 accepts any
+"""Template parameters checked as CloudFormation does on the local AWS: moto 5.2.1 accepts any
 value, so every refusal asserted here fails without `parameters`' rows of `moto_patches.PATCHES`."""
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import gzip
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -587,18 +588,21 @@ def test_settings_defaults() -> None:
 # --- store on DynamoDB (moto) ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Rule:
+    """What build_item reads of a rule."""
+
+    id: str
+    severity: str = "high"
+
+
+def _item(record: dict, now: datetime) -> store.Item:
+    return store.build_item(record, [_Rule("r")], log_bucket=BUCKET, log_key="k", now=now, retention_days=1)
+
+
 def test_conditional_put_and_claim_state_machine(env: Env) -> None:
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class R:
-        id: str
-        severity: str = "high"
-
     ddb, now = env.clients.dynamodb, env.clock.now()
-    item = store.build_item(
-        f.root_login(), [R("r")], log_bucket=BUCKET, log_key="k", now=now, retention_days=1
-    )
+    item = _item(f.root_login(), now)
     event_id = item["EventId"]["S"]
     assert store.put_event(ddb, TABLE, item).created is True
     again = store.put_event(ddb, TABLE, dict(item, log_key={"S": "other"}))
@@ -630,15 +634,8 @@ def test_conditional_put_and_claim_state_machine(env: Env) -> None:
 
 
 def test_release_returns_a_claim_to_pending(env: Env) -> None:
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class R:
-        id: str
-        severity: str = "low"
-
     ddb, now = env.clients.dynamodb, env.clock.now()
-    item = store.build_item(f.record(), [R("r")], log_bucket=BUCKET, log_key="k", now=now, retention_days=1)
+    item = _item(f.record(), now)
     store.put_event(ddb, TABLE, item)
     event_id = item["EventId"]["S"]
     assert store.claim(ddb, TABLE, event_id, token="A", now=now, stale_before=now).claimed

@@ -1,4 +1,4 @@
-"""DeletionPolicy on the local AWS as CloudFormation documents it (issue 13, defect 3): `Retain` keeps a
+"""DeletionPolicy on the local AWS as CloudFormation documents it: `Retain` keeps a
 resource even when the stack's *creation* rolls back (the leftover that blocks the next deploy);
 `RetainExceptOnCreate` deletes it then, and keeps it on stack deletion and on removal by an update.
 

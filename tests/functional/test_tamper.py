@@ -1,5 +1,6 @@
-"""Issue 15 case 4 on moto, through the handler: the notified version is what is read, and a log object
-overwritten or deleted in the (versioned) trail bucket is one operational ``high`` alert naming the key."""
+"""Overwritten and deleted log objects on moto, through the handler: the notified version is what is read,
+and a log object overwritten or deleted in the (versioned) trail bucket is one operational ``high`` alert
+naming the key."""
 
 from __future__ import annotations
 

@@ -124,8 +124,8 @@ def test_no_previous_version_means_every_rule_is_added() -> None:
     assert diff.added == ("a", "b") and not diff.weakening
 
 
-def test_the_issue_config_removes_every_default_rule() -> None:
-    """Issue 15 case 5: ``{"monitored_events": ["NoSuchEvent"]}`` over the bundled default."""
+def test_a_config_of_one_unknown_event_removes_every_default_rule() -> None:
+    """``{"monitored_events": ["NoSuchEvent"]}`` over the bundled default."""
     from trailwatch_processor.config_load import parse_config
 
     default = load_default_config().rules

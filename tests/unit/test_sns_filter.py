@@ -1,4 +1,4 @@
-"""SNS filter policies on the local AWS follow the SNS documentation (issue 13), not moto 5.2.1's matcher.
+"""SNS filter policies on the local AWS follow the SNS documentation, not moto 5.2.1's matcher.
 
 The cases marked "moto differs" fail with moto's own `FilterPolicyMatcher.matches` (checked by running this
 module against it: see `test_moto_differs_where_we_say_it_does`)."""

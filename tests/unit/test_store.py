@@ -163,7 +163,7 @@ def test_floats_never_reach_dynamodb() -> None:
         store.to_item({"a": 1.5})
 
 
-# --- hostile records (issue 15 case 6) -----------------------------------------------------------------
+# --- hostile records -----------------------------------------------------------------------------------
 
 
 def _wire_encodable(item: dict) -> bytes:

@@ -1,4 +1,4 @@
-"""main.yaml against issue 2 section 2 and the AWS rules in aws-facts.md.
+"""main.yaml against the design (README) and the documented AWS rules (docs/aws-behaviours.md).
 
 One base template (decoded once) and small patches of a copy where a test shows that a check catches the
 wrong variant (overlapping notifications, missing DependsOn, a GetAtt cycle, a short visibility timeout).

@@ -1,4 +1,4 @@
-"""main.yaml, issue 15 case 7: the processing queue's age alarm (a stopped pipeline must not go unnoticed)."""
+"""main.yaml: the processing queue's age alarm (a stopped pipeline must not go unnoticed)."""
 
 from __future__ import annotations
 

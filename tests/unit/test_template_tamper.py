@@ -1,4 +1,4 @@
-"""main.yaml for issue 15 case 4: removals under AWSLogs/<account>/ are announced to the processor (beside
+"""main.yaml for tamper alerts: removals under AWSLogs/<account>/ are announced to the processor (beside
 the ObjectCreated configuration, without overlapping it), and the role may read a notified version and
 list a log key's versions."""
 
