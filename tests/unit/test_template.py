@@ -845,6 +845,7 @@ def test_function_environment(base: dict[str, Any]) -> None:
             "Fn::If": ["HasWebhookOutput", {"Fn::GetAtt": ["WebhookOutputQueue", "Arn"]}, ""]
         },
         "WEBHOOK_SECRET_ARN": {"Ref": "WebhookSecretArn"},
+        "ALARM_TOPIC_ARN": {"Ref": "AlarmTopic"},  # output delivery failures (test_template_outputs)
         "LOG_BUCKET_OWNER": {  # attach mode only (test_template_attach)
             "Fn::If": [
                 "AttachMode",
