@@ -365,6 +365,20 @@ def check_config(ctx: Context) -> tuple[str, str]:
     return "pass", f"s3://{bucket}/{key}: {len(ctx.config.rules)} rule(s)"
 
 
+def check_suppressions(ctx: Context, now: datetime | None = None) -> tuple[str, str]:
+    """Noise control (issue 18): suppressions that expired (still in the config, no longer applied) or
+    expire within 14 days are warnings, so their owners renew or drop them before alerts come back."""
+    from trailwatch.suppress import EXPIRING_SOON_DAYS, expiry_warnings
+
+    if ctx.config is None:
+        return "warn", "skipped: no valid live config read"
+    warnings = expiry_warnings(ctx.config, now or datetime.now(UTC))
+    count = len(ctx.config.suppressions)
+    if warnings:
+        return "warn", "; ".join(warnings)
+    return "pass", f"{count} suppression(s), none expiring within {EXPIRING_SOON_DAYS} days"
+
+
 def check_email(ctx: Context) -> tuple[str, str]:
     """Email subscriptions of the alert topic and of the alarm topic (the alarms' only way to a mailbox)."""
     topics = [
@@ -416,6 +430,7 @@ CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
     ("log topic -> queue subscription", check_queue_subscription),
     ("queue -> function mapping", check_event_source),
     ("config", check_config),
+    ("suppressions", check_suppressions),
     ("email subscription", check_email),
     ("dead-letter queue", check_dlq),
     ("last processed file", check_last_processed),
