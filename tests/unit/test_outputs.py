@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from trailwatch_processor import outputs
 from trailwatch_processor.alerts import Alert, build_alert
-from trailwatch_processor.outputs import OutputConfig, OutputError, slack, webhook
+from trailwatch_processor.outputs import OutputConfig, OutputError, failure, slack, webhook
 
 KEY = "0f" * 32
 EVENT = {
@@ -236,3 +236,44 @@ def test_webhook_delivery_id_is_sent_on_every_attempt() -> None:
     body = json.dumps(alert_body())
     assert outputs.deliver(config, body, send=flaky, sleep=lambda s: None, delivery_id="m-1")
     assert [h[webhook.DELIVERY_HEADER] for h in sent] == ["m-1", "m-1"]
+
+
+class TestDeliveryFailures:
+    """The pure parts of outputs/failure.py (the AlarmTopic path is in tests/functional/test_outputs.py)."""
+
+    ENV = {"ALARM_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alarms", "EVENTS_TABLE": "t"}
+
+    @pytest.mark.parametrize(
+        ("count", "last"), [(None, False), ("1", False), ("4", False), ("5", True), ("6", True), ("x", False)]
+    )
+    def test_only_the_last_receive_reports(self, count: str | None, last: bool) -> None:
+        failures = failure.DeliveryFailures.from_env({**self.ENV, "MAX_RECEIVE_COUNT": "5"})
+        assert failures is not None
+        message = {"attributes": {} if count is None else {"ApproximateReceiveCount": count}}
+        assert failures.is_last_receive(message) is last
+
+    @pytest.mark.parametrize(
+        "env",
+        [
+            {"EVENTS_TABLE": "t", "MAX_RECEIVE_COUNT": "5"},
+            {"ALARM_TOPIC_ARN": "arn", "MAX_RECEIVE_COUNT": "5"},
+            {"ALARM_TOPIC_ARN": "arn", "EVENTS_TABLE": "t"},
+            {"ALARM_TOPIC_ARN": "arn", "EVENTS_TABLE": "t", "MAX_RECEIVE_COUNT": "five"},
+        ],
+    )
+    def test_not_configured_without_topic_table_and_limit(self, env: dict[str, str]) -> None:
+        assert failure.DeliveryFailures.from_env(env) is None
+
+    def test_errors_never_carry_a_url(self) -> None:
+        secret_url = "https://hooks.slack.com/services/T000/B000/SECRET"
+        assert failure.describe_error(outputs.DeliveryError("HTTP 404", retryable=False)) == (
+            "DeliveryError: HTTP 404"
+        )
+        assert secret_url not in failure.describe_error(ValueError(f"unknown url type: {secret_url}"))
+        assert failure.describe_error(ValueError(secret_url)) == "ValueError"
+
+    def test_marker_is_per_output_and_message(self) -> None:
+        assert failure.marker_id("slack", "m-1") == failure.marker_id("slack", "m-1")
+        assert failure.marker_id("slack", "m-1") != failure.marker_id("webhook", "m-1")
+        assert failure.marker_id("slack", "m-1") != failure.marker_id("slack", "m-2")
+        assert failure.marker_id("slack", "m-1").startswith("trailwatch#output-failed#slack#")
