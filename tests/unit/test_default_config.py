@@ -549,3 +549,21 @@ def test_noise_control_only_where_the_benchmark_intent_calls_for_it_with_its_rea
     threshold = {r.id: r for r in config.rules}["cis-4.6-console-auth-failures"].threshold
     assert threshold is not None and threshold.count == 3
     assert config.suppressions == ()  # the pack hides nothing
+
+
+def test_the_pack_without_noise_control_keeps_every_rule_as_is() -> None:
+    """What the demo and the pipeline/proof harnesses run (trailwatch.noise_free): the same rules, patterns
+    and tests, each alerting on every event."""
+    from trailwatch.noise_free import bundled_config_without_noise
+
+    pack, plain = load_default_config(), R.parse_config(bundled_config_without_noise())
+    assert [r.id for r in plain.rules] == [r.id for r in pack.rules]
+    for mine, theirs in zip(plain.rules, pack.rules, strict=True):
+        assert (mine.pattern, mine.exclude, mine.severity, mine.tests) == (
+            theirs.pattern,
+            theirs.exclude,
+            theirs.severity,
+            theirs.tests,
+        )
+        assert mine.dedup is None and mine.threshold is None
+    assert plain.suppressions == ()
