@@ -88,6 +88,11 @@ def config_digest(rules: Iterable[Any]) -> Digest:
     }
 
 
+def rule_ids(digest: Mapping[str, str]) -> list[str]:
+    """The rule ids of a digest (without its suppression entries)."""
+    return [key for key in digest if not key.startswith(SUPPRESSION_KEY)]
+
+
 def digest_items(config: Any) -> list[Any]:
     """A Config's (or Matcher's) rules and suppressions, for config_digest / diff_rules."""
     config = getattr(config, "config", config)  # a Matcher holds its Config

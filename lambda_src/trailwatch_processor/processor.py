@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from . import alerts, config_diff, record_issues, records, store, tamper
+from . import alerts, config_diff, noise, noise_state, record_issues, records, store, tamper
 from .aws import Settings
 from .logfile import FileStats, iter_matches, open_log
 from .notifications import KeyKind, ObjectRef, classify_key
@@ -86,6 +86,8 @@ class Deps:
     new_token: Callable[[], str] = _new_token
     bucket_owner: str | None = None  # this account: ExpectedBucketOwner of every log GET (None: unchecked)
     monotonic: Callable[[], float] = time.monotonic  # paces the alert flushes
+    sqs: Any = None  # noise control's window-close messages (None: created when first needed)
+    noise_queue_url: str | None = None  # None: the NOISE_QUEUE_URL environment variable
 
     def claim_marker(self, marker_id: str, details: dict[str, str]) -> tuple[store.Claim, str, datetime]:
         """store.claim_marker on the events table with a new token, taking over claims older than
@@ -241,6 +243,7 @@ class _Pending:
     rules: list
     summary: dict[str, str] | None
     position: tuple = (None, None)  # (record index, byte offset) in the file, for a record issue
+    noise: noise.Plan | None = None  # noise control (suppression, dedup, threshold), decided when stored
 
 
 def object_version(ref: ObjectRef) -> str | None:
@@ -398,7 +401,9 @@ class _FileRun:
             return
         self.seen.add(event_id)
         summary = records.summary(record)
-        self.pending.append(_Pending(ordinal, event_id, item, rules, summary, self.stats.current))
+        suppressions = getattr(getattr(self.matcher, "config", None), "suppressions", ())
+        plan = noise.plan(record, store.primary_rule(rules), suppressions, self.deps.now())
+        self.pending.append(_Pending(ordinal, event_id, item, rules, summary, self.stats.current, plan))
 
     def _store(self) -> None:
         """Store the pending matches in order: one BatchGetItem learns which exist (and their alert state);
@@ -420,7 +425,9 @@ class _FileRun:
                 result.duplicates += 1
                 self._existing(entry, states[entry.event_id])
             else:
-                claimed = store.with_claim(entry.item, token=self.token, now=deps.now())
+                claimed, alert = noise_state.item_to_store(
+                    deps, entry.noise, entry.event_id, entry.item, self.token
+                )
                 began = deps.monotonic()
                 try:
                     outcome = store.put_event(deps.dynamodb, self.table, claimed)
@@ -434,7 +441,8 @@ class _FileRun:
                 self.puts, self.put_seconds = self.puts + 1, self.put_seconds + deps.monotonic() - began
                 if outcome.created:
                     result.stored += 1
-                    self._to_alert(entry, entry.item["rule_id"]["S"], entry.item["severity"]["S"])
+                    if alert:  # else quiet: suppressed, grouped or below a threshold (noise control)
+                        self._to_alert(entry, entry.item["rule_id"]["S"], entry.item["severity"]["S"])
                 else:  # written by a racing invocation since the BatchGetItem
                     result.duplicates += 1
                     self._existing(entry, outcome.item)
@@ -444,7 +452,7 @@ class _FileRun:
         """An event already in the table: claim its alert unless sent or claimed by a live invocation."""
         deps = self.deps
         status = stored.get("alert_status", {}).get("S")
-        if status == store.SENT:
+        if status == store.SENT or status in noise.QUIET_STATUSES:
             return
         now = deps.now()
         stale_before = now - timedelta(seconds=deps.claim_stale_seconds)
@@ -732,24 +740,27 @@ def report_config_loaded(rules: Sequence[Any], version: str, deps: Deps) -> bool
 def _config_loaded_alert(
     state: store.ConfigState | None, version: str, digest: dict[str, str], source: str
 ) -> alerts.SnsMessage:
+    rules = config_diff.rule_ids(digest)  # the digest also holds suppressions (noise control)
     if state is None:
-        detail = f"Version {version}: {len(digest)} rule(s) in force.\n" + "\n".join(
-            f"  {rule_id}" for rule_id in list(digest)[:50]
+        detail = f"Version {version}: {len(rules)} rule(s) in force.\n" + "\n".join(
+            f"  {rule_id}" for rule_id in rules[:50]
         )
         return alerts.operational_alert(
-            f"trailwatch config in force: {len(digest)} rule(s)", detail, source=source, severity="info"
+            f"trailwatch config in force: {len(rules)} rule(s)", detail, source=source, severity="info"
         )
     diff = config_diff.diff_digests(state.digest, digest)
     summary = (
-        f"Version {version} replaces {state.version}: {len(digest)} rule(s) in force "
-        f"(was {len(state.digest)}); {len(diff.added)} added, {len(diff.removed)} removed, "
-        f"{len(diff.changed)} changed."
+        f"Version {version} replaces {state.version}: {len(rules)} rule(s) in force "
+        f"(was {len(config_diff.rule_ids(state.digest))}); {len(diff.added)} added, "
+        f"{len(diff.removed)} removed, {len(diff.changed)} changed."
     )
     lines = diff.lines() or ["(same rules: only the file changed)"]
     if diff.weakening:
         title = (
             f"trailwatch config changed: {len(diff.removed)} rule(s) removed, {len(diff.weakened)} weakened"
         )
+        if diff.suppressions_added or diff.suppressions_changed:
+            title += ", suppressions added/changed"
         severity = "high"
     else:
         title = "trailwatch config changed"
