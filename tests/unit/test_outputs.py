@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from trailwatch_processor import outputs
 from trailwatch_processor.alerts import Alert, build_alert
-from trailwatch_processor.outputs import OutputConfig, OutputError, failure, slack, webhook
+from trailwatch_processor.outputs import OutputConfig, OutputError, failure, slack, summary, webhook
 
 KEY = "0f" * 32
 EVENT = {
@@ -277,3 +277,78 @@ class TestDeliveryFailures:
         assert failure.marker_id("slack", "m-1") != failure.marker_id("webhook", "m-1")
         assert failure.marker_id("slack", "m-1") != failure.marker_id("slack", "m-2")
         assert failure.marker_id("slack", "m-1").startswith("trailwatch#output-failed#slack#")
+
+
+class TestSummaryInSlack:
+    """A dedup window's summary (built by noise_state itself) has no event fields: Slack shows the group's
+    first event, read from its stored item, with the count, the group and the window."""
+
+    FIRST = "11111111-2222-3333-4444-555555555555"
+    ITEM = {
+        "EventId": FIRST,
+        "event_name": "GetSecretValue",
+        "event_source": "secretsmanager.amazonaws.com",
+        "event_time": "2026-12-03T10:00:00Z",
+        "aws_region": "eu-west-1",
+        "account_id": "123456789012",
+        "principal_arn": "arn:aws:sts::123456789012:assumed-role/scanner/s",
+        "principal_type": "AssumedRole",
+        "source_ip": "10.1.2.3",
+        "error_code": "AccessDenied",
+    }
+
+    def summary_body(self) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        from trailwatch_processor import noise_state
+
+        state = {
+            "noise_rule": "denied-burst",
+            "noise_title": "Denied API call",
+            "noise_severity": "medium",
+            "window_minutes": 60,
+            "noise_group": json.dumps(
+                {"userIdentity.arn": self.ITEM["principal_arn"], "eventName": "GetSecretValue"}
+            ),
+            "window_start": "2026-12-03T10:00:00Z",
+            "first_event_id": self.FIRST,
+        }
+        now = datetime(2026, 12, 3, 11, 0, tzinfo=UTC)
+        message = noise_state.summary_message(state, [f"e-{n}" for n in range(49)], 49, now, "t")
+        return json.loads(json.loads(message.message)["default"])
+
+    def test_the_first_event_fills_who_what_where_when_and_the_link(self) -> None:
+        body = self.summary_body()
+        shown = summary.with_representative(body, {self.FIRST: self.ITEM}.get)
+        text = slack_text(slack.build_message(shown))
+        for value in (
+            "MEDIUM",
+            "denied-burst",
+            "arn:aws:sts::123456789012:assumed-role/scanner/s (AssumedRole)",
+            "GetSecretValue (secretsmanager.amazonaws.com), error AccessDenied",
+            "123456789012",
+            "eu-west-1",
+            "10.1.2.3",
+            "2026-12-03T10:00:00Z",
+            f"#/events/{self.FIRST}",
+            "*49 events* grouped in this window",
+            "eventName=GetSecretValue",
+            "2026-12-03T10:00:00Z to 2026-12-03T11:00:00",
+        ):
+            assert value in text, value
+        assert body.get("events") == []  # the published alert (the webhook's body) is left as it is
+
+    @pytest.mark.parametrize(
+        "lookup", [None, lambda event_id: None, lambda event_id: (_ for _ in ()).throw(RuntimeError("down"))]
+    )
+    def test_without_the_item_the_summary_still_renders(self, lookup: Any) -> None:
+        body = self.summary_body()
+        assert summary.with_representative(body, lookup) is body
+        assert "*49 events*" in slack_text(slack.build_message(body))
+
+    def test_other_alerts_are_not_looked_up(self) -> None:
+        def boom(event_id: str) -> None:
+            raise AssertionError("looked up")
+
+        body = alert_body()
+        assert summary.with_representative(body, boom) is body

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 from ..config import SEVERITIES
 from . import slack, webhook
 from .failure import DeliveryFailures
+from .summary import Lookup, table_lookup, with_representative
 
 log = logging.getLogger("trailwatch_processor.outputs")
 
@@ -180,6 +181,7 @@ class Outputs:
     _cache: dict[str, tuple[float, OutputConfig]] = field(default_factory=dict, repr=False)
     _client: Any = field(default=None, repr=False)
     failures: DeliveryFailures | None = None  # the last failed receive -> one alert on the AlarmTopic
+    lookup: Lookup | None = None  # a stored event by id: a window summary's first event, for Slack
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Outputs:
@@ -189,7 +191,12 @@ class Outputs:
             queue, secret = env.get(f"{kind.upper()}_QUEUE_ARN"), env.get(f"{kind.upper()}_SECRET_ARN")
             if queue and secret:
                 routes[queue] = (kind, secret)
-        return cls(routes=routes, secrets_client=_secrets_client, failures=DeliveryFailures.from_env(env))
+        return cls(
+            routes=routes,
+            secrets_client=_secrets_client,
+            failures=DeliveryFailures.from_env(env),
+            lookup=table_lookup(env),
+        )
 
     def kind_of(self, message: Any) -> str | None:
         if not isinstance(message, dict):
@@ -227,6 +234,9 @@ class Outputs:
         if not isinstance(body, str):
             raise OutputError("output queue record without a string body")
         alert = json.loads(body)
+        if config.kind == "slack" and isinstance(alert, dict):  # a summary's first event (summary.py)
+            shown = with_representative(alert, self.lookup)
+            body = body if shown is alert else json.dumps(shown, ensure_ascii=False)
         sent = deliver(config, body, delivery_id=str(message.get("messageId") or "") or None, **kwargs)
         log.info(
             "%s output: alert %s %s",
