@@ -156,7 +156,7 @@ def _threshold(deps: Any, plan: Plan, event_id: str) -> Decision:
                 ),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return ALERT
+            return _crossed(key)
         except ClientError as err:
             old = _failed_item(err)
             if old is not None and old.get("alerted_by") and old.get("window_start") == state["window_start"]:
@@ -165,9 +165,13 @@ def _threshold(deps: Any, plan: Plan, event_id: str) -> Decision:
     raise RuntimeError(f"threshold {key}: the window kept changing; the message will be retried")
 
 
+def _crossed(key: str) -> Decision:
+    return Decision(None, (("noise_window", key), ("noise_role", "threshold-crossed")))
+
+
 def _after_crossing(alerted_by: str, event_id: str, key: str) -> Decision:
     if alerted_by == event_id:  # a retry of the event that alerted (its item was not written yet)
-        return ALERT
+        return _crossed(key)
     return Decision(GROUPED, (("grouped_into", alerted_by), ("noise_window", key)))
 
 
@@ -242,7 +246,7 @@ def _dedup(deps: Any, plan: Plan, event_id: str) -> Decision:
                 old = _failed_item(err)
             if old is not None and old.get("first_event_id") == event_id:
                 _schedule_close(deps, window, old)  # a retry of the first event: the close may not be sent
-                return ALERT
+                return _opened(window)
             if old is not None and old.get("alert_status") == OPEN:  # full: count it beyond the ID list
                 if event_id in (old.get("event_ids") or set()) or _count_extra(deps, window):
                     return _grouped(old["first_event_id"], window)
@@ -251,8 +255,12 @@ def _dedup(deps: Any, plan: Plan, event_id: str) -> Decision:
         opened = _open_window(deps, plan, group, window, event_id)
         if opened is not None:
             _schedule_close(deps, opened["EventId"], opened)
-            return ALERT
+            return _opened(opened["EventId"])
     raise RuntimeError(f"dedup {group}: the window kept changing; the message will be retried")
+
+
+def _opened(window: str) -> Decision:
+    return Decision(None, (("noise_window", window), ("noise_role", "window-first")))
 
 
 def _grouped(first_event_id: str, window: str) -> Decision:
@@ -479,4 +487,6 @@ def item_to_store(
     decision = decide(deps, plan, event_id)
     if decision.quiet:
         return mark(item, decision), False
+    if decision.marks:  # the event that opened a dedup window or crossed a threshold: where to look
+        item = {**item, **store.to_item(dict(decision.marks))}
     return store.with_claim(item, token=token, now=deps.now()), True

@@ -156,7 +156,8 @@ def test_a_burst_alerts_once_then_one_summary_with_the_count(env: Env, deps: Any
     first = burst[0]["eventID"]
     assert first_alert["eventIDs"] == [first]
     items = events(env)
-    assert items[first]["alert_status"] == "sent"
+    assert items[first]["alert_status"] == "sent" and items[first]["noise_role"] == "window-first"
+    assert items[first]["noise_window"] == items[burst[1]["eventID"]]["noise_window"]
     for rec in burst[1:]:
         assert items[rec["eventID"]]["alert_status"] == "grouped"
         assert items[rec["eventID"]]["grouped_into"] == first
@@ -299,6 +300,7 @@ def test_a_threshold_alerts_exactly_once_when_crossed(env: Env, deps: Any) -> No
     items = events(env)
     assert [items[r["eventID"]]["alert_status"] for r in more] == ["sent", "grouped", "grouped"]
     assert items[more[1]["eventID"]]["grouped_into"] == more[0]["eventID"]
+    assert items[more[0]["eventID"]]["noise_role"] == "threshold-crossed"
     # Another source is another group; after the window (event time) the count starts again.
     run_file(env, deps, [at(2, i, sourceIPAddress="203.0.113.9") for i in range(4)])
     run_file(env, deps, [at(6, i) for i in range(4)])
