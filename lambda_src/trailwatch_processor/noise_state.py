@@ -47,7 +47,9 @@ GROUP_PREFIX = "trailwatch#noise-group#"
 WINDOW_PREFIX = "trailwatch#noise-window#"
 WINDOW_CLOSE = "window-close"
 MAX_DELAY_SECONDS = 900  # SQS DelaySeconds maximum
-WINDOW_MAX_IDS = 2000  # event IDs kept in a dedup window item (~80 KB); beyond, only counted (extra_count)
+# Event IDs kept in a dedup window item (~80 KB). Beyond, events are only counted (extra_count): exact for
+# every delivery except a crash between the count and the event's item write, whose retry counts it again.
+WINDOW_MAX_IDS = 2000
 STATE_TTL = timedelta(days=1)  # kept this long after the window's end
 OPEN = "open"
 ATTEMPTS = 5  # rounds when racing writers keep replacing a window
@@ -247,10 +249,13 @@ def _dedup(deps: Any, plan: Plan, event_id: str) -> Decision:
             if old is not None and old.get("first_event_id") == event_id:
                 _schedule_close(deps, window, old)  # a retry of the first event: the close may not be sent
                 return _opened(window)
-            if old is not None and old.get("alert_status") == OPEN:  # full: count it beyond the ID list
-                if event_id in (old.get("event_ids") or set()) or _count_extra(deps, window):
+            if old is not None and old.get("alert_status") == OPEN:
+                ids = old.get("event_ids") or set()
+                if event_id in ids:  # counted before (a retry)
                     return _grouped(old["first_event_id"], window)
-                continue
+                if len(ids) >= WINDOW_MAX_IDS and _count_extra(deps, window):  # full: counted beyond the IDs
+                    return _grouped(old["first_event_id"], window)
+                continue  # the window changed meanwhile: look again
         # No open window (none yet, or it is closing): this event opens the next one.
         opened = _open_window(deps, plan, group, window, event_id)
         if opened is not None:

@@ -222,6 +222,22 @@ def test_a_duplicate_delivery_does_not_count_twice(env: Env, deps: Any, sqs: Rec
     assert summary["count"] == 4
 
 
+def test_a_full_window_counts_beyond_its_id_list(
+    env: Env, deps: Any, sqs: RecordingSqs, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(noise_state, "WINDOW_MAX_IDS", 3)
+    env.put_config({"rules": [rule(dedup={"group_by": ["userIdentity.arn"], "window_minutes": 1})]})
+    recs = [denied() for _ in range(6)]
+    key = run_file(env, deps, recs)
+    run_file(env, deps, recs, key)  # again: the listed ones are not counted twice
+    [(body, _)] = sqs.take()
+    env.clock.advance(61)
+    close(deps, body)
+    summary = env.alerts()[-1]
+    assert summary["count"] == 5 and len(summary["eventIDs"]) == 3
+    assert {events(env)[r["eventID"]]["alert_status"] for r in recs[1:]} == {"grouped"}
+
+
 def test_a_failed_summary_publish_is_retried_and_sent_once(env: Env, deps: Any, sqs: RecordingSqs) -> None:
     env.put_config({"rules": [rule(dedup={"group_by": ["userIdentity.arn"], "window_minutes": 1})]})
     run_file(env, deps, [denied() for _ in range(3)])
