@@ -483,6 +483,23 @@ def summary_message(state: dict[str, Any], ids: list[str], count: int, now: date
 
 # ------------------------------------------------------------------------------------ processor hook
 
+NOTES_KEPT = 20  # notes per alert message (one per group that alerted in the file)
+
+
+def annotate(extra: dict[str, Any], plan: Plan | None) -> None:
+    """Add to an alert's ``extra`` (JSON body and email) why an alerting event was subject to noise control:
+    ``noise``: a list of notes, e.g. ``threshold: 5 events within 5 min (sourceIPAddress='203.0.113.9')``."""
+    if plan is None or plan.kind is None:
+        return
+    group = ", ".join(f"{k}={v!r}" for k, v in plan.group_map.items()) or "the whole rule"
+    if plan.kind == "threshold":
+        note = f"threshold: {plan.count} events within {plan.window_minutes:g} min ({group})"
+    else:
+        note = f"first of a {plan.window_minutes:g} min window ({group}): later ones come as one summary"
+    notes = extra.setdefault("noise", [])
+    if note not in notes and len(notes) < NOTES_KEPT:
+        notes.append(note)
+
 
 def item_to_store(
     deps: Any, plan: Plan | None, event_id: str, item: store.Item, token: str

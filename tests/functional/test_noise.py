@@ -155,6 +155,10 @@ def test_a_burst_alerts_once_then_one_summary_with_the_count(env: Env, deps: Any
     [first_alert] = env.alerts()
     first = burst[0]["eventID"]
     assert first_alert["eventIDs"] == [first]
+    assert first_alert["noise"] == [
+        f"first of a 60 min window (userIdentity.arn={SCANNER!r}, eventName='DescribeStacks'): "
+        "later ones come as one summary"
+    ]
     items = events(env)
     assert items[first]["alert_status"] == "sent" and items[first]["noise_role"] == "window-first"
     assert items[first]["noise_window"] == items[burst[1]["eventID"]]["noise_window"]
@@ -313,6 +317,7 @@ def test_a_threshold_alerts_exactly_once_when_crossed(env: Env, deps: Any) -> No
     run_file(env, deps, more)
     [alert] = env.alerts()
     assert alert["eventIDs"] == [more[0]["eventID"]]  # the fifth event crosses
+    assert alert["noise"] == ["threshold: 5 events within 5 min (sourceIPAddress='198.51.100.7')"]
     items = events(env)
     assert [items[r["eventID"]]["alert_status"] for r in more] == ["sent", "grouped", "grouped"]
     assert items[more[1]["eventID"]]["grouped_into"] == more[0]["eventID"]
