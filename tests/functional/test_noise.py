@@ -448,3 +448,24 @@ def test_state_items_stay_out_of_the_indexes(env: Env, deps: Any, sqs: Recording
     for item in state.values():
         assert not {"event_day", "rule_id", "event_time"} & set(item)
         assert item["expires_at"] > int((env.clock.now() + timedelta(hours=1)).timestamp())
+
+
+# --- the config-change announcement -----------------------------------------------------------------------
+
+
+def test_adding_a_suppression_is_announced_as_weakening(env: Env) -> None:
+    from trailwatch_processor.handler import build_deps
+
+    container = build_deps(env.settings, env.clients)  # with its config announcement, as deployed
+    container.config.clock, container.now = env.clock.monotonic, env.clock.now
+    env.put_config({"rules": [rule()]})
+    container.config.matcher()
+    env.put_config({"rules": [rule()], "suppressions": [suppression()]})
+    env.clock.advance(61)
+    container.config.matcher()
+    first, change = [a for a in env.alerts() if a["rule"] == "trailwatch-operational"]
+    assert first["title"] == "trailwatch config in force: 1 rule(s)"  # suppressions are not rules
+    assert change["severity"] == "high"
+    assert change["title"].endswith("suppressions added/changed")
+    assert "+ suppression scanner-denied (added: WEAKENED, hides events)" in change["description"]
+    assert "1 rule(s) in force (was 1)" in change["description"]
