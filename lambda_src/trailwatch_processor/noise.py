@@ -10,6 +10,8 @@ Alert marks on a stored event (``alert_status``):
 - ``grouped`` (+ ``grouped_into``: the EventId that alerted for its group): counted into a dedup window's
   summary, or after a threshold alert, covered by it.
 - ``below-threshold`` (+ ``noise_window``): counted in a threshold window that has not reached its count.
+An event that alerts for noise control (the first of a dedup window, the one crossing a threshold) is
+alerted as usual and carries ``noise_window`` and ``noise_role`` (``window-first``, ``threshold-crossed``).
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ def plan(record: Any, rule: Any, suppressions: Sequence[Suppression], now: datet
 
 @dataclass(frozen=True)
 class Decision:
-    """``status`` None: alert as usual; else one of QUIET_STATUSES and the marks to store on the item."""
+    """``status`` None: alert as usual (``marks`` may still say which window); else one of QUIET_STATUSES
+    and the marks to store on the item."""
 
     status: str | None = None
     marks: tuple[tuple[str, str], ...] = ()

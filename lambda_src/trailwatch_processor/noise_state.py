@@ -47,7 +47,9 @@ GROUP_PREFIX = "trailwatch#noise-group#"
 WINDOW_PREFIX = "trailwatch#noise-window#"
 WINDOW_CLOSE = "window-close"
 MAX_DELAY_SECONDS = 900  # SQS DelaySeconds maximum
-WINDOW_MAX_IDS = 2000  # event IDs kept in a dedup window item (~80 KB); beyond, only counted (extra_count)
+# Event IDs kept in a dedup window item (~80 KB). Beyond, events are only counted (extra_count): exact for
+# every delivery except a crash between the count and the event's item write, whose retry counts it again.
+WINDOW_MAX_IDS = 2000
 STATE_TTL = timedelta(days=1)  # kept this long after the window's end
 OPEN = "open"
 ATTEMPTS = 5  # rounds when racing writers keep replacing a window
@@ -156,7 +158,7 @@ def _threshold(deps: Any, plan: Plan, event_id: str) -> Decision:
                 ),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return ALERT
+            return _crossed(key)
         except ClientError as err:
             old = _failed_item(err)
             if old is not None and old.get("alerted_by") and old.get("window_start") == state["window_start"]:
@@ -165,9 +167,13 @@ def _threshold(deps: Any, plan: Plan, event_id: str) -> Decision:
     raise RuntimeError(f"threshold {key}: the window kept changing; the message will be retried")
 
 
+def _crossed(key: str) -> Decision:
+    return Decision(None, (("noise_window", key), ("noise_role", "threshold-crossed")))
+
+
 def _after_crossing(alerted_by: str, event_id: str, key: str) -> Decision:
     if alerted_by == event_id:  # a retry of the event that alerted (its item was not written yet)
-        return ALERT
+        return _crossed(key)
     return Decision(GROUPED, (("grouped_into", alerted_by), ("noise_window", key)))
 
 
@@ -242,17 +248,24 @@ def _dedup(deps: Any, plan: Plan, event_id: str) -> Decision:
                 old = _failed_item(err)
             if old is not None and old.get("first_event_id") == event_id:
                 _schedule_close(deps, window, old)  # a retry of the first event: the close may not be sent
-                return ALERT
-            if old is not None and old.get("alert_status") == OPEN:  # full: count it beyond the ID list
-                if event_id in (old.get("event_ids") or set()) or _count_extra(deps, window):
+                return _opened(window)
+            if old is not None and old.get("alert_status") == OPEN:
+                ids = old.get("event_ids") or set()
+                if event_id in ids:  # counted before (a retry)
                     return _grouped(old["first_event_id"], window)
-                continue
+                if len(ids) >= WINDOW_MAX_IDS and _count_extra(deps, window):  # full: counted beyond the IDs
+                    return _grouped(old["first_event_id"], window)
+                continue  # the window changed meanwhile: look again
         # No open window (none yet, or it is closing): this event opens the next one.
         opened = _open_window(deps, plan, group, window, event_id)
         if opened is not None:
             _schedule_close(deps, opened["EventId"], opened)
-            return ALERT
+            return _opened(opened["EventId"])
     raise RuntimeError(f"dedup {group}: the window kept changing; the message will be retried")
+
+
+def _opened(window: str) -> Decision:
+    return Decision(None, (("noise_window", window), ("noise_role", "window-first")))
 
 
 def _grouped(first_event_id: str, window: str) -> Decision:
@@ -470,6 +483,23 @@ def summary_message(state: dict[str, Any], ids: list[str], count: int, now: date
 
 # ------------------------------------------------------------------------------------ processor hook
 
+NOTES_KEPT = 20  # notes per alert message (one per group that alerted in the file)
+
+
+def annotate(extra: dict[str, Any], plan: Plan | None) -> None:
+    """Add to an alert's ``extra`` (JSON body and email) why an alerting event was subject to noise control:
+    ``noise``: a list of notes, e.g. ``threshold: 5 events within 5 min (sourceIPAddress='203.0.113.9')``."""
+    if plan is None or plan.kind is None:
+        return
+    group = ", ".join(f"{k}={v!r}" for k, v in plan.group_map.items()) or "the whole rule"
+    if plan.kind == "threshold":
+        note = f"threshold: {plan.count} events within {plan.window_minutes:g} min ({group})"
+    else:
+        note = f"first of a {plan.window_minutes:g} min window ({group}): later ones come as one summary"
+    notes = extra.setdefault("noise", [])
+    if note not in notes and len(notes) < NOTES_KEPT:
+        notes.append(note)
+
 
 def item_to_store(
     deps: Any, plan: Plan | None, event_id: str, item: store.Item, token: str
@@ -479,4 +509,6 @@ def item_to_store(
     decision = decide(deps, plan, event_id)
     if decision.quiet:
         return mark(item, decision), False
+    if decision.marks:  # the event that opened a dedup window or crossed a threshold: where to look
+        item = {**item, **store.to_item(dict(decision.marks))}
     return store.with_claim(item, token=token, now=deps.now()), True

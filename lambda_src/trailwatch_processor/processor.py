@@ -172,6 +172,7 @@ class _Group:
     description: str | None
     event_ids: list[str] = field(default_factory=list)
     summaries: dict[str, dict[str, str]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # alerts.Alert.extra (noise control's notes)
 
 
 def process_object(
@@ -443,6 +444,7 @@ class _FileRun:
                     result.stored += 1
                     if alert:  # else quiet: suppressed, grouped or below a threshold (noise control)
                         self._to_alert(entry, entry.item["rule_id"]["S"], entry.item["severity"]["S"])
+                        noise_state.annotate(self.groups[entry.item["rule_id"]["S"]].extra, entry.noise)
                 else:  # written by a racing invocation since the BatchGetItem
                     result.duplicates += 1
                     self._existing(entry, outcome.item)
@@ -618,6 +620,7 @@ def _publish_group(group: _Group, ref: ObjectRef, deps: Deps, token: str) -> Non
                 log_bucket=ref.bucket,
                 log_key=ref.key,
                 table=table,
+                extra=group.extra,
             )
         )
         message_id = alerts.publish(deps.sns, deps.settings.alert_topic_arn, message)

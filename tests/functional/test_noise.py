@@ -155,8 +155,13 @@ def test_a_burst_alerts_once_then_one_summary_with_the_count(env: Env, deps: Any
     [first_alert] = env.alerts()
     first = burst[0]["eventID"]
     assert first_alert["eventIDs"] == [first]
+    assert first_alert["noise"] == [
+        f"first of a 60 min window (userIdentity.arn={SCANNER!r}, eventName='DescribeStacks'): "
+        "later ones come as one summary"
+    ]
     items = events(env)
-    assert items[first]["alert_status"] == "sent"
+    assert items[first]["alert_status"] == "sent" and items[first]["noise_role"] == "window-first"
+    assert items[first]["noise_window"] == items[burst[1]["eventID"]]["noise_window"]
     for rec in burst[1:]:
         assert items[rec["eventID"]]["alert_status"] == "grouped"
         assert items[rec["eventID"]]["grouped_into"] == first
@@ -219,6 +224,22 @@ def test_a_duplicate_delivery_does_not_count_twice(env: Env, deps: Any, sqs: Rec
     close(deps, body)
     summary = env.alerts()[-1]
     assert summary["count"] == 4
+
+
+def test_a_full_window_counts_beyond_its_id_list(
+    env: Env, deps: Any, sqs: RecordingSqs, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(noise_state, "WINDOW_MAX_IDS", 3)
+    env.put_config({"rules": [rule(dedup={"group_by": ["userIdentity.arn"], "window_minutes": 1})]})
+    recs = [denied() for _ in range(6)]
+    key = run_file(env, deps, recs)
+    run_file(env, deps, recs, key)  # again: the listed ones are not counted twice
+    [(body, _)] = sqs.take()
+    env.clock.advance(61)
+    close(deps, body)
+    summary = env.alerts()[-1]
+    assert summary["count"] == 5 and len(summary["eventIDs"]) == 3
+    assert {events(env)[r["eventID"]]["alert_status"] for r in recs[1:]} == {"grouped"}
 
 
 def test_a_failed_summary_publish_is_retried_and_sent_once(env: Env, deps: Any, sqs: RecordingSqs) -> None:
@@ -296,9 +317,11 @@ def test_a_threshold_alerts_exactly_once_when_crossed(env: Env, deps: Any) -> No
     run_file(env, deps, more)
     [alert] = env.alerts()
     assert alert["eventIDs"] == [more[0]["eventID"]]  # the fifth event crosses
+    assert alert["noise"] == ["threshold: 5 events within 5 min (sourceIPAddress='198.51.100.7')"]
     items = events(env)
     assert [items[r["eventID"]]["alert_status"] for r in more] == ["sent", "grouped", "grouped"]
     assert items[more[1]["eventID"]]["grouped_into"] == more[0]["eventID"]
+    assert items[more[0]["eventID"]]["noise_role"] == "threshold-crossed"
     # Another source is another group; after the window (event time) the count starts again.
     run_file(env, deps, [at(2, i, sourceIPAddress="203.0.113.9") for i in range(4)])
     run_file(env, deps, [at(6, i) for i in range(4)])
@@ -425,3 +448,24 @@ def test_state_items_stay_out_of_the_indexes(env: Env, deps: Any, sqs: Recording
     for item in state.values():
         assert not {"event_day", "rule_id", "event_time"} & set(item)
         assert item["expires_at"] > int((env.clock.now() + timedelta(hours=1)).timestamp())
+
+
+# --- the config-change announcement -----------------------------------------------------------------------
+
+
+def test_adding_a_suppression_is_announced_as_weakening(env: Env) -> None:
+    from trailwatch_processor.handler import build_deps
+
+    container = build_deps(env.settings, env.clients)  # with its config announcement, as deployed
+    container.config.clock, container.now = env.clock.monotonic, env.clock.now
+    env.put_config({"rules": [rule()]})
+    container.config.matcher()
+    env.put_config({"rules": [rule()], "suppressions": [suppression()]})
+    env.clock.advance(61)
+    container.config.matcher()
+    first, change = [a for a in env.alerts() if a["rule"] == "trailwatch-operational"]
+    assert first["title"] == "trailwatch config in force: 1 rule(s)"  # suppressions are not rules
+    assert change["severity"] == "high"
+    assert change["title"].endswith("suppressions added/changed")
+    assert "+ suppression scanner-denied (added: WEAKENED, hides events)" in change["description"]
+    assert "1 rule(s) in force (was 1)" in change["description"]
