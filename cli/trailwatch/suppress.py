@@ -31,6 +31,7 @@ from trailwatch.ui import UI
 
 EXPIRING_SOON_DAYS = 14  # `verify` and `suppress list` warn this long before an expiry
 _DAYS_RE = re.compile(r"(\d{1,4})d")
+_ROLE_ARN_RE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
 
 
 # -- the config in force ----------------------------------------------------------------------------
@@ -105,7 +106,8 @@ def build_pattern(
     accounts: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The EventBridge pattern: ``--pattern`` JSON and/or the field options (each a field of the record;
-    a source IP with ``/`` is a CIDR). A field given both ways is refused rather than guessed."""
+    a source IP with ``/`` is a CIDR; an IAM role's ARN matches its sessions through
+    ``userIdentity.sessionContext.sessionIssuer.arn``). A field given both ways is refused, not guessed."""
     pattern: dict[str, Any] = {}
     if pattern_json is not None:
         try:
@@ -114,8 +116,19 @@ def build_pattern(
             raise UsageError(f"--pattern is not JSON: {exc}") from None
         if not isinstance(pattern, dict):
             raise UsageError("--pattern must be a JSON object (an EventBridge event pattern).")
+    roles = [p for p in principals if _ROLE_ARN_RE.fullmatch(p)]
+    others = [p for p in principals if p not in roles]
+    if roles:
+        # A role acts through sessions: CloudTrail's userIdentity.arn is the session's
+        # (arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION), the role's own ARN is the session issuer's.
+        if "$or" in pattern or "userIdentity" in pattern:
+            raise UsageError("A role --principal cannot be combined with userIdentity or $or in --pattern.")
+        by_role = {"userIdentity": {"sessionContext": {"sessionIssuer": {"arn": roles}}}}
+        pattern["$or"] = [by_role, {"userIdentity": {"arn": others}}] if others else [by_role]
+        if not others:
+            pattern.update(pattern.pop("$or")[0])
     fields: list[tuple[tuple[str, ...], list[Any]]] = [
-        (("userIdentity", "arn"), list(principals)),
+        (("userIdentity", "arn"), [] if roles else others),
         (("eventName",), list(event_names)),
         (("sourceIPAddress",), [{"cidr": ip} if "/" in ip else ip for ip in source_ips]),
         (("recipientAccountId",), list(accounts)),

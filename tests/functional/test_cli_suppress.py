@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
-from trailwatch import verify
+from trailwatch import synth, verify
 from trailwatch.errors import UsageError
 from trailwatch.suppress import build_pattern, expiry_warnings, parse_expires, suppression_id
 from trailwatch_processor import config as tw_config
@@ -71,7 +71,7 @@ class TestOnTheStack:
         assert after == before  # everything else as it was
         assert entry == {
             "id": entry["id"],
-            "pattern": {"userIdentity": {"arn": [SCANNER]}},
+            "pattern": {"userIdentity": {"sessionContext": {"sessionIssuer": {"arn": [SCANNER]}}}},
             "reason": "provisioning pipeline",
             "owner": "platform@example.com",
             "expires": _in(30),
@@ -209,7 +209,7 @@ def test_pattern_from_options_and_json() -> None:
     )
     assert pattern == {
         "errorCode": [{"prefix": "AccessDenied"}],
-        "userIdentity": {"arn": [SCANNER]},
+        "userIdentity": {"sessionContext": {"sessionIssuer": {"arn": [SCANNER]}}},
         "eventName": ["GetObject"],
         "sourceIPAddress": [{"cidr": "10.0.0.0/8"}, "192.0.2.1"],
         "recipientAccountId": ["111122223333"],
@@ -223,6 +223,10 @@ def test_pattern_from_options_and_json() -> None:
         ("[1]", {}),
         ("{not json", {}),
         ('{"eventName": ["A"]}', {"event_names": ("B",)}),  # a field both ways
+        (
+            '{"userIdentity": {"type": ["AssumedRole"]}}',
+            {"principals": (SCANNER,)},
+        ),  # a role and userIdentity
     ],
 )
 def test_pattern_refusals(pattern_json: str | None, options: dict[str, Any]) -> None:
@@ -238,12 +242,18 @@ def test_suppression_id_is_stable_and_names_the_scope() -> None:
     assert suppression_id(pattern, ("r1",)) != suppression_id(pattern, ("r2",))
 
 
-def _config_with(*expiries: str) -> tw_config.Config:
+def _config_with(*expiries: str, pattern: dict[str, Any] | None = None) -> tw_config.Config:
     return tw_config.validate_config(
         {
             "monitored_events": ["CreateUser"],
             "suppressions": [
-                {"id": f"s{i}", "pattern": {"eventName": ["X"]}, "reason": "r", "owner": "o", "expires": e}
+                {
+                    "id": f"s{i}",
+                    "pattern": pattern or {"eventName": ["X"]},
+                    "reason": "r",
+                    "owner": "o",
+                    "expires": e,
+                }
                 for i, e in enumerate(expiries)
             ],
         }
@@ -273,3 +283,33 @@ def test_verify_warns_about_expiring_suppressions(expiries: tuple[str, ...], sta
 
 def test_verify_runs_the_suppressions_check() -> None:
     assert ("suppressions", verify.check_suppressions) in verify.CHECKS
+
+
+ALICE = "arn:aws:iam::123456789012:user/alice"
+
+
+@pytest.mark.parametrize(
+    ("principals", "identity", "hidden"),
+    [
+        ((SCANNER,), synth.assumed_role("scanner", "any-session"), True),  # a role: every session of it
+        ((SCANNER,), synth.assumed_role("other-role", "scanner"), False),
+        ((ALICE,), synth.iam_user("alice"), True),
+        ((ALICE,), synth.iam_user("bob"), False),
+        ((SCANNER, ALICE), synth.assumed_role("scanner"), True),  # both kinds: either one
+        ((SCANNER, ALICE), synth.iam_user("alice"), True),
+        ((SCANNER, ALICE), synth.iam_user("bob"), False),
+    ],
+)
+def test_a_principal_suppresses_what_the_processor_sees(
+    principals: tuple[str, ...], identity: dict[str, Any], hidden: bool
+) -> None:
+    """The built pattern, through the processor's own validator and suppression matcher."""
+    from trailwatch_processor import noise
+
+    pattern = build_pattern(None, principals=principals, event_names=("GetSecretValue",))
+    config = _config_with("2099-01-01", pattern=pattern)
+    record = synth.make_record("GetSecretValue", identity=identity, error_code="AccessDenied")
+    found = noise.suppression_for(record, "CreateUser", config.suppressions, NOW)
+    assert (found is not None) is hidden
+    other_action = synth.make_record("ListSecrets", identity=identity)
+    assert noise.suppression_for(other_action, "CreateUser", config.suppressions, NOW) is None
