@@ -441,7 +441,8 @@ CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
 def probe_record(
     config: Any, event_id: str, now: datetime, account: str, region: str
 ) -> dict[str, Any] | None:
-    """A record the live config monitors (first rule a plain record can satisfy), marked as a test."""
+    """A record the live config monitors (first rule a plain record can satisfy and whose alert noise control
+    cannot hold back), marked as a test."""
     from trailwatch_processor.patterns import compile_config
 
     from trailwatch import synth
@@ -463,9 +464,22 @@ def probe_record(
                 user_agent=PROBE_USER_AGENT,
                 request_parameters={"trailwatchVerifyProbe": True, "note": "test event, no action needed"},
             )
-            if matcher.match(record):
+            matched = matcher.match(record)
+            if matched and not _held_back(matched):
                 return record
     return None
+
+
+def _held_back(matched: list[Any]) -> bool:
+    """Whether noise control may hold the alert back: the primary rule (highest severity, first in config
+    order) has a threshold (one event never crosses it) or a dedup window (a probe within the window of an
+    earlier one is grouped, alerted only when the window closes)."""
+    best = matched[0]
+    ranks = ("info", "low", "medium", "high", "critical")
+    for rule in matched[1:]:
+        if ranks.index(rule.severity) > ranks.index(best.severity):
+            best = rule
+    return getattr(best, "threshold", None) is not None or getattr(best, "dedup", None) is not None
 
 
 def run_probe(ctx: Context, report: Report, timeout: float) -> None:
