@@ -28,11 +28,12 @@ def load_config(path: Path) -> tuple[Any, bytes]:
 
 def parse_config_bytes(data: bytes, label: str) -> Any:
     """The processor's validator on `data`; ConfigInvalid with every `<path>: <message>` when invalid."""
-    from trailwatch_processor import config as tw_config
+    from trailwatch_processor.config import ConfigError
+    from trailwatch_processor.config_load import parse_config
 
     try:
-        return tw_config.parse_config(data, source=label)
-    except tw_config.ConfigError as exc:
+        return parse_config(data, source=label)
+    except ConfigError as exc:
         raise ConfigInvalid(
             f"Config {label} is invalid ({len(exc.errors)} error(s)); nothing uploaded.",
             list(exc.errors),
@@ -97,7 +98,8 @@ def refused(exc: botocore.exceptions.ClientError, aws: Aws, bucket: str, key: st
 
 
 def fetch_remote(aws: Aws, bucket: str, key: str) -> Remote:
-    from trailwatch_processor import config as tw_config
+    from trailwatch_processor.config import ConfigError
+    from trailwatch_processor.config_load import parse_config
 
     try:
         s3 = aws.client("s3")
@@ -110,10 +112,8 @@ def fetch_remote(aws: Aws, bucket: str, key: str) -> Remote:
             raise
         raise error from exc
     try:
-        return Remote(
-            exists=True, data=data, config=tw_config.parse_config(data, source=f"s3://{bucket}/{key}")
-        )
-    except tw_config.ConfigError as exc:
+        return Remote(exists=True, data=data, config=parse_config(data, source=f"s3://{bucket}/{key}"))
+    except ConfigError as exc:
         return Remote(exists=True, data=data, error=str(exc))
 
 
@@ -160,8 +160,8 @@ def upload_bytes(
 ) -> bool:
     """`upload` of a config held in memory (`trailwatch suppress` edits the config in force): the same
     validation, rule tests (files resolved in `base`), diff, question and upload."""
-    from trailwatch_processor import config as tw_config
     from trailwatch_processor import config_diff
+    from trailwatch_processor.config_load import load_default_config
 
     config = parse_config_bytes(data, label)
     check_rule_tests(config, Path(label), base=base)
@@ -174,11 +174,11 @@ def upload_bytes(
     current = remote.config
     if not remote.exists:
         ui.info(f"s3://{bucket}/{key} does not exist yet: compared with the bundled default in force.")
-        current = tw_config.load_default_config()
+        current = load_default_config()
     elif remote.error:
         ui.warn(f"the config in the bucket is invalid and will be replaced: {remote.error.splitlines()[0]}")
         ui.info("Compared with the bundled default (the processor's fallback).")
-        current = tw_config.load_default_config()
+        current = load_default_config()
     # rules and suppressions (config_diff.digest_items): adding a suppression weakens alerting
     diff = config_diff.diff_rules(config_diff.digest_items(current), config_diff.digest_items(config))
     for line in diff.lines(limit=1000):

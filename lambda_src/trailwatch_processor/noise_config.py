@@ -1,6 +1,6 @@
 """Noise control in the config (issue 18): top-level ``suppressions``; per rule ``dedup`` or ``threshold``.
 
-Validated by ``config.validate_config`` through the same validator (every fault named by its path,
+Validated by ``config_schema.validate_config`` through the same validator (every fault named by its path,
 ``suppressions[2].expires: not a date``); the decisions are in ``noise``, the table state in ``noise_state``.
 
 - ``suppressions``: ``[{"id", "pattern" (EventBridge), "reason", "owner", "expires", "rules"?}]``. ``expires``
@@ -41,7 +41,7 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
 
 
 class Validator(Protocol):
-    """What of ``config._Validator`` this module uses (no import cycle)."""
+    """What of ``config_schema._Validator`` this module uses (no import cycle)."""
 
     errors: list[str]
 

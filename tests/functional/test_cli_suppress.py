@@ -16,6 +16,8 @@ from trailwatch import synth, verify
 from trailwatch.errors import UsageError
 from trailwatch.suppress import build_pattern, expiry_warnings, parse_expires, suppression_id
 from trailwatch_processor import config as tw_config
+from trailwatch_processor.config_load import load_default_config
+from trailwatch_processor.config_schema import validate_config
 
 from tests.functional.cli_conftest import *  # noqa: F403 -- fixtures
 from tests.functional.cli_conftest import TEST_BUCKET
@@ -80,7 +82,7 @@ class TestOnTheStack:
         assert entry["id"].startswith("CreateUser-")
         assert f"+ suppression {entry['id']} (added: WEAKENED" in result.output
         assert "adds or changes 1 suppression(s)" in result.output
-        tw_config.validate_config(_remote())  # what the processor will load
+        validate_config(_remote())  # what the processor will load
 
     def test_add_without_yes_and_without_a_terminal_uploads_nothing(self, cli) -> None:
         before = _remote()
@@ -167,8 +169,8 @@ class TestOnTheStack:
         args[args.index("CreateUser")] = "cis-4.1-unauthorized-api-calls"
         result = cli(*args)
         assert result.exit_code == 0, result.output
-        uploaded = tw_config.validate_config(_remote())
-        default = tw_config.load_default_config()
+        uploaded = validate_config(_remote())
+        default = load_default_config()
         assert [r.id for r in uploaded.rules] == [r.id for r in default.rules]
         assert [s.rules for s in uploaded.suppressions] == [("cis-4.1-unauthorized-api-calls",)]
         assert "(removed)" not in result.output and "compared with the bundled default" in result.output
@@ -243,7 +245,7 @@ def test_suppression_id_is_stable_and_names_the_scope() -> None:
 
 
 def _config_with(*expiries: str, pattern: dict[str, Any] | None = None) -> tw_config.Config:
-    return tw_config.validate_config(
+    return validate_config(
         {
             "monitored_events": ["CreateUser"],
             "suppressions": [

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from trailwatch_processor import config as R
-from trailwatch_processor.config import load_default_config, severity_rank
+from trailwatch_processor import config_load
+from trailwatch_processor.config import severity_rank
+from trailwatch_processor.config_load import load_default_config
 from trailwatch_processor.patterns import Matcher, compile_config
 
 CIS_IDS = [
@@ -242,7 +243,7 @@ def test_default_config_has_monitored_events_and_one_rule_per_cis_control() -> N
 
 
 def test_packaged_default_is_the_top_level_events_json(repo_root: Path) -> None:
-    packaged = Path(R.__file__).with_name("default_events.json")
+    packaged = Path(config_load.__file__).with_name("default_events.json")
     assert packaged.read_bytes() == (repo_root / "events.json").read_bytes()
     assert load_default_config().source == "default_events.json"
 
@@ -556,7 +557,7 @@ def test_the_pack_without_noise_control_keeps_every_rule_as_is() -> None:
     and tests, each alerting on every event."""
     from trailwatch.noise_free import bundled_config_without_noise
 
-    pack, plain = load_default_config(), R.parse_config(bundled_config_without_noise())
+    pack, plain = load_default_config(), config_load.parse_config(bundled_config_without_noise())
     assert [r.id for r in plain.rules] == [r.id for r in pack.rules]
     for mine, theirs in zip(plain.rules, pack.rules, strict=True):
         assert (mine.pattern, mine.exclude, mine.severity, mine.tests) == (

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from trailwatch_processor import noise
-from trailwatch_processor.config import validate_config
+from trailwatch_processor.config_schema import validate_config
 
 NOW = datetime(2027, 3, 30, 12, 0, tzinfo=UTC)
 RECORD = {

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from trailwatch_processor import config_diff as D
-from trailwatch_processor.config import ConfigError, validate_config
+from trailwatch_processor.config import ConfigError
+from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.noise_config import Dedup, Threshold, parse_expiry
 
 RULE = {"id": "denied", "severity": "low", "pattern": {"errorCode": [{"prefix": "AccessDenied"}]}}

@@ -8,7 +8,7 @@ It goes to the **AlarmTopic**, never the AlertTopic: every output queue is subsc
 an alert about a failing output published there would be delivered to that same failing output, fail, and
 feed itself. The AlarmTopic has only the email subscription.
 
-"Once" is the claim protocol of the other operational markers (``store.claim_marker``): SQS delivers at
+"Once" is the claim protocol of the other operational markers (``markers.claim_marker``): SQS delivers at
 least once, so the last receive can happen twice (even concurrently); only the claim holder publishes. The
 marker is keyed by output kind and SQS message id, which stays the same across every receive of a message.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .. import alerts, store
+from .. import alerts, markers, store
 
 log = logging.getLogger("trailwatch_processor.outputs")
 
@@ -121,7 +121,7 @@ class DeliveryFailures:
         error = describe_error(err)
         marker = marker_id(kind, message_id)
         token, now = self.new_token(), self.now()
-        outcome = store.claim_marker(
+        outcome = markers.claim_marker(
             dynamodb,
             self.table,
             marker,
