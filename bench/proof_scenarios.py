@@ -27,6 +27,7 @@ import io
 import json
 import random
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -43,6 +44,7 @@ from trailwatch import synth
 from trailwatch.local.faults import FaultInjector, form_field, json_field, label_prefix
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
 from trailwatch.local.server import LocalAWS
+from trailwatch.noise_free import bundled_config_without_noise, write_bundled_config_without_noise
 from trailwatch.stats import percentile
 from trailwatch_processor import records
 
@@ -268,13 +270,14 @@ class Harness:
         session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
         options = Options(region=REGION, endpoint_url=self.aws.endpoint, stack_name=STACK, verbose=0)
         aws = Aws(options, _session=session)
-        with contextlib.redirect_stdout(io.StringIO()):  # the deploy summary is not the proof's output
+        # The pack without its noise control (trailwatch.noise_free): each expected event alerts at once.
+        with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()):
             code = deploy_mod.run_deploy(
                 aws,
                 UI(verbose=0),
                 bucket=BUCKET,
                 email="proof@example.com",
-                config_path=None,
+                config_path=write_bundled_config_without_noise(Path(folder)),
                 params=("FunctionTimeout=30", f"MaxReceiveCount={MAX_RECEIVE_COUNT}"),
                 dry_run=False,
                 run_verify=False,
@@ -724,7 +727,7 @@ CANARY_RULE = "proof-canary"
 
 def proof_config() -> bytes:
     """events.json plus a canary rule only this config has: alerts under it prove this config is in use."""
-    doc = json.loads((ROOT / "events.json").read_text())
+    doc = json.loads(bundled_config_without_noise())
     rules = doc.setdefault("rules", [])
     rules.append(
         {
@@ -772,7 +775,7 @@ def scenario_config_replaced(h: Harness, scale: float = 1.0) -> Row:
     row.notes.append(f"operational alerts: {ops}")
     if ops != 1:
         row.failures.append(f"expected one operational alert for the invalid config, got {ops}")
-    s3.put_object(Bucket=BUCKET, Key=CONFIG_KEY, Body=(ROOT / "events.json").read_bytes())
+    s3.put_object(Bucket=BUCKET, Key=CONFIG_KEY, Body=bundled_config_without_noise())
     h.retune(generation="after-config")
     return row
 
@@ -1281,7 +1284,7 @@ def scenario_config_removes_rules(h: Harness, scale: float = 1.0) -> Row:
         row.failures.append(f"config-change alert severity {changes[0].get('severity')!r}, not 'high'")
     else:
         row.notes.append(f"alert: {changes[0].get('title')}")
-    s3.put_object(Bucket=BUCKET, Key=CONFIG_KEY, Body=(ROOT / "events.json").read_bytes())
+    s3.put_object(Bucket=BUCKET, Key=CONFIG_KEY, Body=bundled_config_without_noise())
     h.retune(generation="after-removal")
     return row
 

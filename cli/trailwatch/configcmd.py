@@ -19,29 +19,35 @@ CONFIG_KEY = "config/monitored_events.json"
 
 def load_config(path: Path) -> tuple[Any, bytes]:
     """(Config, bytes) of a local file; ConfigInvalid with every `<path>: <message>` when invalid."""
-    from trailwatch_processor.config import ConfigError
-    from trailwatch_processor.config_load import parse_config
-
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"Cannot read config {path}: {exc.strerror or exc}") from exc
+    return parse_config_bytes(data, str(path)), data
+
+
+def parse_config_bytes(data: bytes, label: str) -> Any:
+    """The processor's validator on `data`; ConfigInvalid with every `<path>: <message>` when invalid."""
+    from trailwatch_processor.config import ConfigError
+    from trailwatch_processor.config_load import parse_config
+
     try:
-        return parse_config(data, source=str(path)), data
+        return parse_config(data, source=label)
     except ConfigError as exc:
         raise ConfigInvalid(
-            f"Config {path} is invalid ({len(exc.errors)} error(s)); nothing uploaded.",
+            f"Config {label} is invalid ({len(exc.errors)} error(s)); nothing uploaded.",
             list(exc.errors),
             hint="Fix the entries above; `trailwatch scan LOGS --config FILE` tries a config offline.",
         ) from exc
 
 
-def check_rule_tests(config: Any, path: Path) -> None:
-    """Run the tests beside the rules (`trailwatch rules test`); ConfigInvalid with the table on a failure."""
+def check_rule_tests(config: Any, path: Path, *, base: Path | None = None) -> None:
+    """Run the tests beside the rules (`trailwatch rules test`); ConfigInvalid with the table on a failure.
+    `base`: where test files are resolved (default: the config file's folder)."""
     from trailwatch.rulescmd import TABLE_HEADERS, failures, run_tests, table_rows
     from trailwatch.ui import format_table
 
-    failed = failures(run_tests(config, path.resolve().parent))
+    failed = failures(run_tests(config, base or path.resolve().parent))
     if failed:
         raise ConfigInvalid(
             f"Config {path}: {len(failed)} rule test(s) failed; nothing uploaded.",
@@ -121,17 +127,19 @@ def confirm_removal(ui: UI, diff: Any, *, yes: bool) -> None:
     if not diff.weakening:
         return
     removed, weakened = len(diff.removed), len(diff.weakened)
+    suppressing = len(diff.suppressions_added) + len(diff.suppressions_changed)
+    parts = [f"removes {removed} rule(s) and weakens {weakened}"] if removed or weakened else []
+    if suppressing:
+        parts.append(f"adds or changes {suppressing} suppression(s)")
+    what = ", and ".join(parts)
     ui.warn(
-        f"this config removes {removed} rule(s) and weakens {weakened}: the events they matched may go "
+        f"this config {what}: the events they matched may go "
         "unalerted (the processor will send a high-severity alert about the change)."
     )
     if yes:
         return
     if not stdin_is_tty():
-        raise UsageError(
-            f"Not uploaded: the config removes {removed} and weakens {weakened} rule(s).",
-            hint="Pass --yes to upload it anyway.",
-        )
+        raise UsageError(f"Not uploaded: the config {what}.", hint="Pass --yes to upload it anyway.")
     if not click.confirm("Upload it anyway?", default=False):
         raise UsageError("Not confirmed; nothing uploaded.", hint="Pass --yes to upload without asking.")
 
@@ -140,14 +148,26 @@ def upload(aws: Aws, ui: UI, path: Path, *, outputs: dict[str, str], yes: bool =
     """Validate, show the diff, ask before a removal, upload; False when the bucket already holds the same
     bytes. The diff is against the config in force: the bucket's, or the bundled default when there is none
     or it is invalid (what the processor falls back to on a cold start)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"Cannot read config {path}: {exc.strerror or exc}") from exc
+    return upload_bytes(aws, ui, data, label=str(path), base=path.resolve().parent, outputs=outputs, yes=yes)
+
+
+def upload_bytes(
+    aws: Aws, ui: UI, data: bytes, *, label: str, base: Path, outputs: dict[str, str], yes: bool = False
+) -> bool:
+    """`upload` of a config held in memory (`trailwatch suppress` edits the config in force): the same
+    validation, rule tests (files resolved in `base`), diff, question and upload."""
     from trailwatch_processor import config_diff
     from trailwatch_processor.config_load import load_default_config
 
-    config, data = load_config(path)
-    check_rule_tests(config, path)
+    config = parse_config_bytes(data, label)
+    check_rule_tests(config, Path(label), base=base)
     bucket, key = config_location(outputs)
     remote = fetch_remote(aws, bucket, key)
-    ui.info(f"Config {path}: {len(config.rules)} rule(s) valid.")
+    ui.info(f"Config {label}: {len(config.rules)} rule(s) valid.")
     if remote.exists and remote.data == data:
         ui.info(f"s3://{bucket}/{key} is already up to date.")
         return False
@@ -159,7 +179,8 @@ def upload(aws: Aws, ui: UI, path: Path, *, outputs: dict[str, str], yes: bool =
         ui.warn(f"the config in the bucket is invalid and will be replaced: {remote.error.splitlines()[0]}")
         ui.info("Compared with the bundled default (the processor's fallback).")
         current = load_default_config()
-    diff = config_diff.diff_rules(current.rules, config.rules)
+    # rules and suppressions (config_diff.digest_items): adding a suppression weakens alerting
+    diff = config_diff.diff_rules(config_diff.digest_items(current), config_diff.digest_items(config))
     for line in diff.lines(limit=1000):
         ui.info(f"  {line}")
     if diff.empty:

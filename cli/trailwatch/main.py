@@ -31,6 +31,8 @@ LAZY_COMMANDS = {
     "local": "trailwatch.local.commands",
     "demo": "trailwatch.local.demo",
     "rules": "trailwatch.rulescmd",  # the `rules` group (rules test, rules list, ...)
+    # -- noise control (issue 18): `suppress add|list|remove` edits the config in force
+    "suppress": "trailwatch.suppress",
 }
 
 

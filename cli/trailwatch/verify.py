@@ -366,6 +366,20 @@ def check_config(ctx: Context) -> tuple[str, str]:
     return "pass", f"s3://{bucket}/{key}: {len(ctx.config.rules)} rule(s)"
 
 
+def check_suppressions(ctx: Context, now: datetime | None = None) -> tuple[str, str]:
+    """Noise control (issue 18): suppressions that expired (still in the config, no longer applied) or
+    expire within 14 days are warnings, so their owners renew or drop them before alerts come back."""
+    from trailwatch.suppress import EXPIRING_SOON_DAYS, expiry_warnings
+
+    if ctx.config is None:
+        return "warn", "skipped: no valid live config read"
+    warnings = expiry_warnings(ctx.config, now or datetime.now(UTC))
+    count = len(ctx.config.suppressions)
+    if warnings:
+        return "warn", "; ".join(warnings)
+    return "pass", f"{count} suppression(s), none expiring within {EXPIRING_SOON_DAYS} days"
+
+
 def check_email(ctx: Context) -> tuple[str, str]:
     """Email subscriptions of the alert topic and of the alarm topic (the alarms' only way to a mailbox)."""
     topics = [
@@ -417,6 +431,7 @@ CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
     ("log topic -> queue subscription", check_queue_subscription),
     ("queue -> function mapping", check_event_source),
     ("config", check_config),
+    ("suppressions", check_suppressions),
     ("email subscription", check_email),
     ("dead-letter queue", check_dlq),
     ("last processed file", check_last_processed),
@@ -427,7 +442,8 @@ CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
 def probe_record(
     config: Any, event_id: str, now: datetime, account: str, region: str
 ) -> dict[str, Any] | None:
-    """A record the live config monitors (first rule a plain record can satisfy), marked as a test."""
+    """A record the live config monitors (first rule a plain record can satisfy and whose alert noise control
+    cannot hold back), marked as a test."""
     from trailwatch_processor.patterns import compile_config
 
     from trailwatch import synth
@@ -449,9 +465,22 @@ def probe_record(
                 user_agent=PROBE_USER_AGENT,
                 request_parameters={"trailwatchVerifyProbe": True, "note": "test event, no action needed"},
             )
-            if matcher.match(record):
+            matched = matcher.match(record)
+            if matched and not _held_back(matched):
                 return record
     return None
+
+
+def _held_back(matched: list[Any]) -> bool:
+    """Whether noise control may hold the alert back: the primary rule (highest severity, first in config
+    order) has a threshold (one event never crosses it) or a dedup window (a probe within the window of an
+    earlier one is grouped, alerted only when the window closes)."""
+    best = matched[0]
+    ranks = ("info", "low", "medium", "high", "critical")
+    for rule in matched[1:]:
+        if ranks.index(rule.severity) > ranks.index(best.severity):
+            best = rule
+    return getattr(best, "threshold", None) is not None or getattr(best, "dedup", None) is not None
 
 
 def run_probe(ctx: Context, report: Report, timeout: float) -> None:

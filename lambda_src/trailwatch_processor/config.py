@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .noise_config import Dedup, Suppression, Threshold
+
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 DEFAULT_SEVERITY = "medium"
 
@@ -34,6 +36,9 @@ class Rule:
     origin: str = field(default="yours", compare=False)
     filter_pattern: str | None = field(default=None, compare=False)
     tests: tuple[dict, ...] = field(default=(), hash=False, compare=False)
+    # Noise control (noise_config.py): at most one of them.
+    dedup: Dedup | None = None
+    threshold: Threshold | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Config:
     rules: tuple[Rule, ...]
     source: str
     raw: dict = field(hash=False, compare=False)
+    suppressions: tuple[Suppression, ...] = ()  # noise_config.py
 
 
 def severity_rank(name: str) -> int:

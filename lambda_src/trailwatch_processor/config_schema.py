@@ -18,6 +18,7 @@ import re
 from .config import DEFAULT_SEVERITY, SEVERITIES, Config, ConfigError, Rule
 from .filter_pattern import FilterPatternError
 from .filter_pattern import translate as translate_filter_pattern
+from .noise_config import Suppression, validate_rule_noise, validate_suppressions
 
 MAX_RULES = 1000
 MAX_DEPTH = 10  # nesting of pattern objects (incl. $or branches)
@@ -38,11 +39,13 @@ RULE_KEYS = (
     "origin",
     "tests",
     "sigma",
+    "dedup",  # noise control (noise_config.py)
+    "threshold",
 )
 ORIGINS = ("shipped", "sigma", "filter_pattern", "yours")
 TEST_KEYS = ("name", "record", "file", "expect")
 EXPECTS = ("match", "no-match")
-TOP_KEYS = ("monitored_events", "rules")
+TOP_KEYS = ("monitored_events", "rules", "suppressions")
 MONITORED_KEYS = ("name", "tests")  # the object form of a monitored_events entry
 STRING_FILTERS = ("prefix", "suffix", "equals-ignore-case", "wildcard")
 FILTERS = ("prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "exists", "numeric", "cidr")
@@ -271,6 +274,7 @@ class _Validator:
         if origin not in ORIGINS:
             self.err(f"{path}.origin", f"unknown origin {origin!r}; expected one of {', '.join(ORIGINS)}")
         tests = self.tests(raw["tests"], f"{path}.tests") if "tests" in raw else ()
+        dedup, threshold = validate_rule_noise(self, raw, path)
         if len(self.errors) != n_before:
             return None
         return Rule(
@@ -283,6 +287,8 @@ class _Validator:
             origin=origin,
             filter_pattern=raw.get("filter_pattern"),
             tests=tests,
+            dedup=dedup,
+            threshold=threshold,
         )
 
     def rule_pattern(self, raw: dict, path: str) -> object:
@@ -417,6 +423,7 @@ def validate_config(raw: object, source: str = "config") -> Config:
     """Validate a decoded config (object or bare list of event names); every fault goes into ConfigError."""
     v = _Validator()
     rules: list[Rule] = []
+    suppressions: tuple[Suppression, ...] = ()
     names: list[str] = []
     raw_rules: list[object] = []
     try:
@@ -477,6 +484,9 @@ def validate_config(raw: object, source: str = "config") -> Config:
             rules.append(rule)
         if not rules and not v.errors:
             v.err("(top level)", "no monitored_events or rules: nothing would be monitored")
+        if isinstance(raw, dict) and "suppressions" in raw:
+            known = set(names) | {r.get("id") for r in raw_rules if isinstance(r, dict)}  # type: ignore[misc]
+            suppressions = validate_suppressions(v, raw["suppressions"], known)  # type: ignore[arg-type]
     except _Stop:
         pass
     except RecursionError:
@@ -493,8 +503,12 @@ def validate_config(raw: object, source: str = "config") -> Config:
                 "description": r.description,
                 "pattern": r.pattern,
                 "exclude": list(r.exclude),
+                **({"dedup": r.dedup.as_json()} if r.dedup else {}),
+                **({"threshold": r.threshold.as_json()} if r.threshold else {}),
             }
             for r in rules[len(names) :]
         ],
     }
-    return Config(rules=tuple(rules), source=source, raw=normal)
+    if suppressions:
+        normal["suppressions"] = [s.as_json() for s in suppressions]
+    return Config(rules=tuple(rules), source=source, raw=normal, suppressions=suppressions)

@@ -63,6 +63,8 @@ class Deps:
     new_token: Callable[[], str] = _new_token
     bucket_owner: str | None = None  # this account: ExpectedBucketOwner of every log GET (None: unchecked)
     monotonic: Callable[[], float] = time.monotonic  # paces the alert flushes
+    sqs: Any = None  # noise control's window-close messages (None: created when first needed)
+    noise_queue_url: str | None = None  # None: the NOISE_QUEUE_URL environment variable
 
     def claim_marker(self, marker_id: str, details: dict[str, str]) -> tuple[store.Claim, str, datetime]:
         """markers.claim_marker on the events table with a new token, taking over claims older than

@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import alerts, config_diff, markers, record_issues, records, store, tamper
+from . import alerts, config_diff, markers, noise, noise_state, record_issues, records, store, tamper
 from .deps import (
     AlertsInFlightError,
     Budget,
@@ -58,6 +58,7 @@ class _Group:
     description: str | None
     event_ids: list[str] = field(default_factory=list)
     summaries: dict[str, dict[str, str]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # alerts.Alert.extra (noise control's notes)
 
 
 class _Stop(Exception):
@@ -96,6 +97,7 @@ class _Pending:
     rules: list
     summary: dict[str, str] | None
     position: tuple = (None, None)  # (record index, byte offset) in the file, for a record issue
+    noise: noise.Plan | None = None  # noise control (suppression, dedup, threshold), decided when stored
 
 
 def _code_digest() -> str:
@@ -248,7 +250,9 @@ class FileRun:
             return
         self.seen.add(event_id)
         summary = records.summary(record)
-        self.pending.append(_Pending(ordinal, event_id, item, rules, summary, self.stats.current))
+        suppressions = getattr(getattr(self.matcher, "config", None), "suppressions", ())
+        plan = noise.plan(record, store.primary_rule(rules), suppressions, self.deps.now())
+        self.pending.append(_Pending(ordinal, event_id, item, rules, summary, self.stats.current, plan))
 
     def _store(self) -> None:
         """Store the pending matches in order: one BatchGetItem learns which exist (and their alert state);
@@ -270,7 +274,9 @@ class FileRun:
                 result.duplicates += 1
                 self._existing(entry, states[entry.event_id])
             else:
-                claimed = store.with_claim(entry.item, token=self.token, now=deps.now())
+                claimed, alert = noise_state.item_to_store(
+                    deps, entry.noise, entry.event_id, entry.item, self.token
+                )
                 began = deps.monotonic()
                 try:
                     outcome = store.put_event(deps.dynamodb, self.table, claimed)
@@ -284,7 +290,9 @@ class FileRun:
                 self.puts, self.put_seconds = self.puts + 1, self.put_seconds + deps.monotonic() - began
                 if outcome.created:
                     result.stored += 1
-                    self._to_alert(entry, entry.item["rule_id"]["S"], entry.item["severity"]["S"])
+                    if alert:  # else quiet: suppressed, grouped or below a threshold (noise control)
+                        self._to_alert(entry, entry.item["rule_id"]["S"], entry.item["severity"]["S"])
+                        noise_state.annotate(self.groups[entry.item["rule_id"]["S"]].extra, entry.noise)
                 else:  # written by a racing invocation since the BatchGetItem
                     result.duplicates += 1
                     self._existing(entry, outcome.item)
@@ -294,7 +302,7 @@ class FileRun:
         """An event already in the table: claim its alert unless sent or claimed by a live invocation."""
         deps = self.deps
         status = stored.get("alert_status", {}).get("S")
-        if status == store.SENT:
+        if status == store.SENT or status in noise.QUIET_STATUSES:
             return
         now = deps.now()
         stale_before = now - timedelta(seconds=deps.claim_stale_seconds)
@@ -460,6 +468,7 @@ def _publish_group(group: _Group, ref: ObjectRef, deps: Deps, token: str) -> Non
                 log_bucket=ref.bucket,
                 log_key=ref.key,
                 table=table,
+                extra=group.extra,
             )
         )
         message_id = alerts.publish(deps.sns, deps.settings.alert_topic_arn, message)

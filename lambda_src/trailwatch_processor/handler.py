@@ -34,6 +34,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .aws import Clients, Settings
+from .config_diff import digest_items
 from .config_source import ConfigCache
 from .deps import (
     DEFAULT_CLAIM_STALE_SECONDS,
@@ -43,6 +44,7 @@ from .deps import (
     ObjectMissingError,
 )
 from .log_stream import LogFileError
+from .noise_state import handle_if_window_close
 from .notifications import NotificationError, parse_body
 from .outputs import handle_if_output
 from .processor import process_object
@@ -183,7 +185,7 @@ def build_deps(
         ttl=settings.config_ttl_seconds,
         on_invalid=report_invalid,
         expected_owner=bucket_owner,
-        on_loaded=lambda matcher, version: report_config_loaded(matcher.rules, version, deps),
+        on_loaded=lambda matcher, version: report_config_loaded(digest_items(matcher), version, deps),
     )
     return deps
 
@@ -236,6 +238,8 @@ def process_message(message: Any, deps: Deps, budget: MessageBudget | None = Non
     if not isinstance(message, dict) or not isinstance(message.get("body"), str):
         raise NotificationError("SQS record without a string body")
     if handle_if_output(message):  # an alert from an output queue (Slack, webhook): deliver it
+        return
+    if handle_if_window_close(message, deps):  # noise control: a dedup window's summary is due
         return
     attempt = receive_count(message)
     for ref in parse_body(message["body"]):

@@ -124,24 +124,27 @@ def report_config_loaded(rules: Sequence[Any], version: str, deps: Deps) -> bool
 def _config_loaded_alert(
     state: markers.ConfigState | None, version: str, digest: dict[str, str], source: str
 ) -> alerts.SnsMessage:
+    rules = config_diff.rule_ids(digest)  # the digest also holds suppressions (noise control)
     if state is None:
-        detail = f"Version {version}: {len(digest)} rule(s) in force.\n" + "\n".join(
-            f"  {rule_id}" for rule_id in list(digest)[:50]
+        detail = f"Version {version}: {len(rules)} rule(s) in force.\n" + "\n".join(
+            f"  {rule_id}" for rule_id in rules[:50]
         )
         return alerts.operational_alert(
-            f"trailwatch config in force: {len(digest)} rule(s)", detail, source=source, severity="info"
+            f"trailwatch config in force: {len(rules)} rule(s)", detail, source=source, severity="info"
         )
     diff = config_diff.diff_digests(state.digest, digest)
     summary = (
-        f"Version {version} replaces {state.version}: {len(digest)} rule(s) in force "
-        f"(was {len(state.digest)}); {len(diff.added)} added, {len(diff.removed)} removed, "
-        f"{len(diff.changed)} changed."
+        f"Version {version} replaces {state.version}: {len(rules)} rule(s) in force "
+        f"(was {len(config_diff.rule_ids(state.digest))}); {len(diff.added)} added, "
+        f"{len(diff.removed)} removed, {len(diff.changed)} changed."
     )
     lines = diff.lines() or ["(same rules: only the file changed)"]
     if diff.weakening:
         title = (
             f"trailwatch config changed: {len(diff.removed)} rule(s) removed, {len(diff.weakened)} weakened"
         )
+        if diff.suppressions_added or diff.suppressions_changed:
+            title += ", suppressions added/changed"
         severity = "high"
     else:
         title = "trailwatch config changed"

@@ -9,8 +9,10 @@ A module chooses the emulator's services with a module-level dict, e.g.
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +41,12 @@ def wait_for(check: Callable[[], Any], what: str, seconds: float = 45.0) -> Any:
 
 
 def upload_bundled_config(client: ClientFactory, bucket: str) -> None:
-    """Put the repository's events.json where the processor reads its config."""
+    """Put the repository's events.json where the processor reads its config, without its noise control:
+    these tests expect every event alerted at once (noise control is test_noise_e2e's)."""
+    from trailwatch.noise_free import bundled_config_without_noise
+
     client("s3").put_object(
-        Bucket=bucket, Key="config/monitored_events.json", Body=(ROOT / "events.json").read_bytes()
+        Bucket=bucket, Key="config/monitored_events.json", Body=bundled_config_without_noise()
     )
 
 
@@ -157,3 +162,38 @@ def deploy_processor(deploy_stack: Callable[..., dict[str, str]]) -> Callable[..
         return deploy_stack(stack_name, values, code=build_package().data)
 
     return deploy
+
+
+class Receiver:
+    """A loopback HTTP endpoint for output tests: records every POST (headers, raw body), answers 200."""
+
+    def __init__(self, name: str) -> None:
+        self.posts: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.posts.append((dict(self.headers.items()), body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/{name}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def receivers() -> Iterator[dict[str, Receiver]]:
+    """`receivers["slack"]`, `receivers["webhook"]`: loopback receivers for the module's output secrets."""
+    made = {name: Receiver(name) for name in ("slack", "webhook")}
+    yield made
+    for receiver in made.values():
+        receiver.close()

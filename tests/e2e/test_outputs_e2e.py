@@ -5,18 +5,15 @@ through AlertTopic -> per-output queue -> the real processor zip in the local La
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from trailwatch import synth
 from trailwatch.package import build_package
 from trailwatch_processor.outputs import webhook
 
-from tests.e2e.conftest import ROOT, ClientFactory
+from tests.e2e.conftest import ROOT, ClientFactory, Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -25,38 +22,6 @@ STACK = "tw-outputs"
 BUCKET = "tw-outputs-trail-bucket"
 KEY = webhook.new_signing_key()
 WAIT_SECONDS = 60.0
-
-
-class Receiver:
-    def __init__(self, name: str) -> None:
-        self.posts: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.posts.append((dict(self.headers.items()), body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/{name}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def receivers() -> Iterator[dict[str, Receiver]]:
-    made = {name: Receiver(name) for name in ("slack", "webhook")}
-    yield made
-    for receiver in made.values():
-        receiver.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from trailwatch import verify
 from trailwatch_processor.config import Config
 from trailwatch_processor.config_schema import validate_config
@@ -60,3 +61,22 @@ def test_selectors_compare_ignoring_order_and_empty_operators():
     assert verify.normalise_selectors([mgmt]) != verify.normalise_selectors([mgmt, data])
     other = {"Name": "m", "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]}]}
     assert verify.normalise_selectors([mgmt]) != verify.normalise_selectors([other])
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [
+        {"threshold": {"count": 3, "window_minutes": 5}},
+        {"dedup": {"group_by": ["userIdentity.arn"], "window_minutes": 60}},
+    ],
+)
+def test_probe_skips_rules_whose_alert_noise_control_can_hold_back(noise: dict) -> None:
+    """A probe under a threshold never alerts alone; under a dedup window a second verify is grouped."""
+    config = _config(
+        {"id": "quiet", "severity": "high", "pattern": {"eventName": ["DeleteTrail"]}, **noise},
+        {"id": "loud", "pattern": {"eventName": ["CreateUser"]}},
+        {"id": "quiet-primary", "severity": "critical", "pattern": {"eventName": ["CreateUser"]}, **noise},
+        {"id": "plain", "pattern": {"eventName": ["StopLogging"]}},
+    )
+    record = verify.probe_record(config, "p", NOW, "111122223333", "us-east-1")
+    assert record is not None and record["eventName"] == "StopLogging"

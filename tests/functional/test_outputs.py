@@ -3,7 +3,8 @@ handler; the alert reaches them through the AlertTopic -> one raw-delivery SQS q
 template wires it); a failing receiver is retried and ends in its queue's DLQ without stopping the other.
 
 The SQS event source is simulated faithfully: receive, hand the batch to the handler, delete what it did
-not report as a batch item failure; moto moves a message to the DLQ after maxReceiveCount receives."""
+not report as a batch item failure; moto moves a message to the DLQ after maxReceiveCount receives. The last
+failed receive sends one operational alert to the alarm topic (read through a queue subscribed to it)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from trailwatch_processor.outputs import Outputs, webhook
 REGION = "us-east-1"
 KEY = "ab" * 32
 MAX_RECEIVE = 3
+TABLE = "events"
 
 
 @dataclass
@@ -78,15 +80,35 @@ class OutputsAws:
     topic_arn: str
     queues: dict[str, tuple[str, str, str]]  # kind -> (queue url, queue arn, dlq url)
     deps: Deps
+    alarm_queue_url: str
+    dynamodb: Any
 
 
 @pytest.fixture
 def stack(receivers: dict[str, Receiver], monkeypatch: pytest.MonkeyPatch) -> Iterator[OutputsAws]:
     with mock_aws():
         session = boto3.session.Session(region_name=REGION)
-        sns, sqs, secrets = (session.client(name) for name in ("sns", "sqs", "secretsmanager"))
+        sns, sqs, secrets, ddb = (session.client(n) for n in ("sns", "sqs", "secretsmanager", "dynamodb"))
         topic_arn = sns.create_topic(Name="alerts")["TopicArn"]
-        env: dict[str, str] = {}
+        alarm_topic_arn = sns.create_topic(Name="alarms")["TopicArn"]
+        alarm_queue_url = sqs.create_queue(QueueName="alarm-reader")["QueueUrl"]
+        sns.subscribe(
+            TopicArn=alarm_topic_arn,
+            Protocol="sqs",
+            Endpoint=_arn(sqs, alarm_queue_url),
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        ddb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "EventId", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "EventId", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        env: dict[str, str] = {
+            "ALARM_TOPIC_ARN": alarm_topic_arn,
+            "EVENTS_TABLE": TABLE,
+            "MAX_RECEIVE_COUNT": str(MAX_RECEIVE),
+        }
         queues: dict[str, tuple[str, str, str]] = {}
         for kind, receiver in receivers.items():
             dlq_url = sqs.create_queue(QueueName=f"{kind}-dlq")["QueueUrl"]
@@ -105,11 +127,21 @@ def stack(receivers: dict[str, Receiver], monkeypatch: pytest.MonkeyPatch) -> It
             queues[kind] = (url, arn, dlq_url)
         routed = Outputs.from_env(env)
         routed.secrets_client = lambda: secrets
+        assert routed.failures is not None
+        routed.failures.clients = lambda: (ddb, sns)
         monkeypatch.setattr(outputs, "_outputs", routed)
         monkeypatch.setattr(outputs, "RETRY_DELAY_SECONDS", 0.0)
         settings = Settings(events_table="t", alert_topic_arn=topic_arn, config_bucket="b")
         deps = Deps(s3=None, dynamodb=None, sns=sns, settings=settings, config=None, claim_stale_seconds=60)
-        yield OutputsAws(sns=sns, sqs=sqs, topic_arn=topic_arn, queues=queues, deps=deps)
+        yield OutputsAws(
+            sns=sns,
+            sqs=sqs,
+            topic_arn=topic_arn,
+            queues=queues,
+            deps=deps,
+            alarm_queue_url=alarm_queue_url,
+            dynamodb=ddb,
+        )
 
 
 def _arn(sqs: Any, url: str) -> str:
@@ -119,12 +151,15 @@ def _arn(sqs: Any, url: str) -> str:
 def poll(aws: OutputsAws, kind: str) -> dict[str, Any]:
     """One event-source-mapping poll of ``kind``'s queue: receive, invoke, delete the successes."""
     url, arn, _ = aws.queues[kind]
-    got = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    got = aws.sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+    ).get("Messages", [])
     records = [
         {
             "messageId": m["MessageId"],
             "receiptHandle": m["ReceiptHandle"],
             "body": m["Body"],
+            "attributes": m.get("Attributes", {}),
             "eventSource": "aws:sqs",
             "eventSourceARN": arn,
             "awsRegion": REGION,
@@ -254,3 +289,78 @@ def test_severity_floor_skips_without_posting(stack: OutputsAws, receivers: dict
     publish_alert(stack, severity="critical")
     assert poll(stack, "slack") == {"received": 1, "failed": 0}
     assert len(receivers["slack"].requests) == 1
+
+
+def operational_alerts(aws: OutputsAws) -> list[dict[str, Any]]:
+    """What reached the alarm topic (raw delivery: the body is the alert's ``default`` JSON)."""
+    got = aws.sqs.receive_message(QueueUrl=aws.alarm_queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in got]
+
+
+def test_last_failed_receive_sends_one_operational_alert_to_the_alarm_topic(
+    stack: OutputsAws, receivers: dict[str, Receiver]
+) -> None:
+    receivers["webhook"].status = 500
+    publish_alert(stack)
+    results = [poll(stack, "webhook") for _ in range(MAX_RECEIVE + 1)]
+    assert [r["failed"] for r in results] == [1] * MAX_RECEIVE + [0]
+    [alert] = operational_alerts(stack)
+    assert alert["rule"] == "trailwatch-operational" and alert["source"] == "output:webhook"
+    assert "webhook" in alert["title"]
+    for text in ("HTTP 500", "trail-tampering", "WebhookOutputDeadLetterQueueUrl", f"{MAX_RECEIVE} attempt"):
+        assert text in alert["description"], text
+    assert receivers["webhook"].url not in json.dumps(alert)  # the URL is a secret
+    # Not on the alert topic: the other output got the original alert only, nothing about the failure.
+    drain(stack, "slack")
+    assert len(receivers["slack"].requests) == 1
+    assert b"trailwatch-operational" not in receivers["slack"].requests[0][1]
+
+
+def test_earlier_failed_receives_send_nothing(stack: OutputsAws, receivers: dict[str, Receiver]) -> None:
+    receivers["slack"].status = 503
+    publish_alert(stack)
+    for _ in range(MAX_RECEIVE - 1):
+        assert poll(stack, "slack")["failed"] == 1
+    assert operational_alerts(stack) == []
+
+
+def last_receive(aws: OutputsAws, kind: str, message_id: str = "m-1") -> dict[str, Any]:
+    """An output-queue record on its last receive (as SQS redelivers it, possibly twice)."""
+    body = json.dumps({"rule": "trail-tampering", "severity": "high", "title": "t", "count": 1})
+    return {
+        "messageId": message_id,
+        "receiptHandle": "r",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": str(MAX_RECEIVE)},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": aws.queues[kind][1],
+        "awsRegion": REGION,
+    }
+
+
+def test_a_last_receive_delivered_twice_alerts_once(
+    stack: OutputsAws, receivers: dict[str, Receiver]
+) -> None:
+    receivers["slack"].status = 404
+    for _ in range(2):
+        result = handle_batch({"Records": [last_receive(stack, "slack")]}, stack.deps)
+        assert result == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert len(operational_alerts(stack)) == 1
+    handle_batch({"Records": [last_receive(stack, "slack", "m-2")]}, stack.deps)  # another message: alerted
+    assert len(operational_alerts(stack)) == 1
+
+
+def test_a_failed_alarm_publish_keeps_the_record_failed_and_releases_the_claim(
+    stack: OutputsAws, receivers: dict[str, Receiver]
+) -> None:
+    receivers["slack"].status = 404
+    routed = outputs._outputs
+    assert routed is not None and routed.failures is not None
+    good_topic = routed.failures.alarm_topic_arn
+    routed.failures.alarm_topic_arn = good_topic.replace(":alarms", ":gone")
+    result = handle_batch({"Records": [last_receive(stack, "slack")]}, stack.deps)
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    # the claim was released: the next (late duplicate) receive sends it
+    routed.failures.alarm_topic_arn = good_topic
+    handle_batch({"Records": [last_receive(stack, "slack")]}, stack.deps)
+    assert len(operational_alerts(stack)) == 1

@@ -525,3 +525,46 @@ def test_self_protection_on_real_records(matcher: Matcher, shared_records: list)
         assert SELF in ids(matcher, record), record.get("eventID")
     matched = [r for r in shared_records if isinstance(r, dict) and SELF in ids(matcher, r)]
     assert all((r["eventSource"], r["eventName"]) in wanted for r in matched)
+
+
+# -- noise control in the pack (issue 18) -----------------------------------------------------------------
+NOISE = {
+    "cis-4.1-unauthorized-api-calls": ("dedup", ("userIdentity.arn", "eventName"), 60.0),
+    "cis-4.6-console-auth-failures": ("threshold", ("sourceIPAddress",), 15.0),
+}
+
+
+def test_noise_control_only_where_the_benchmark_intent_calls_for_it_with_its_reason() -> None:
+    """4.1 deduplicated per principal and action, 4.6 a threshold per source IP; every other rule alerts on
+    each event (a root call, a trail stopped: each one needs an explanation). The reason is in the rule."""
+    config = load_default_config()
+    got = {}
+    for rule in config.rules:
+        control = rule.dedup or rule.threshold
+        if control is None:
+            assert "Noise control" not in rule.description, rule.id
+            continue
+        assert "Noise control:" in rule.description, rule.id
+        got[rule.id] = ("dedup" if rule.dedup else "threshold", control.group_by, control.window_minutes)
+    assert got == NOISE
+    threshold = {r.id: r for r in config.rules}["cis-4.6-console-auth-failures"].threshold
+    assert threshold is not None and threshold.count == 3
+    assert config.suppressions == ()  # the pack hides nothing
+
+
+def test_the_pack_without_noise_control_keeps_every_rule_as_is() -> None:
+    """What the demo and the pipeline/proof harnesses run (trailwatch.noise_free): the same rules, patterns
+    and tests, each alerting on every event."""
+    from trailwatch.noise_free import bundled_config_without_noise
+
+    pack, plain = load_default_config(), config_load.parse_config(bundled_config_without_noise())
+    assert [r.id for r in plain.rules] == [r.id for r in pack.rules]
+    for mine, theirs in zip(plain.rules, pack.rules, strict=True):
+        assert (mine.pattern, mine.exclude, mine.severity, mine.tests) == (
+            theirs.pattern,
+            theirs.exclude,
+            theirs.severity,
+            theirs.tests,
+        )
+        assert mine.dedup is None and mine.threshold is None
+    assert plain.suppressions == ()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from trailwatch_processor import outputs
 from trailwatch_processor.alerts import Alert, build_alert
-from trailwatch_processor.outputs import OutputConfig, OutputError, slack, webhook
+from trailwatch_processor.outputs import OutputConfig, OutputError, failure, slack, summary, webhook
 
 KEY = "0f" * 32
 EVENT = {
@@ -236,3 +236,119 @@ def test_webhook_delivery_id_is_sent_on_every_attempt() -> None:
     body = json.dumps(alert_body())
     assert outputs.deliver(config, body, send=flaky, sleep=lambda s: None, delivery_id="m-1")
     assert [h[webhook.DELIVERY_HEADER] for h in sent] == ["m-1", "m-1"]
+
+
+class TestDeliveryFailures:
+    """The pure parts of outputs/failure.py (the AlarmTopic path is in tests/functional/test_outputs.py)."""
+
+    ENV = {"ALARM_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alarms", "EVENTS_TABLE": "t"}
+
+    @pytest.mark.parametrize(
+        ("count", "last"), [(None, False), ("1", False), ("4", False), ("5", True), ("6", True), ("x", False)]
+    )
+    def test_only_the_last_receive_reports(self, count: str | None, last: bool) -> None:
+        failures = failure.DeliveryFailures.from_env({**self.ENV, "MAX_RECEIVE_COUNT": "5"})
+        assert failures is not None
+        message = {"attributes": {} if count is None else {"ApproximateReceiveCount": count}}
+        assert failures.is_last_receive(message) is last
+
+    @pytest.mark.parametrize(
+        "env",
+        [
+            {"EVENTS_TABLE": "t", "MAX_RECEIVE_COUNT": "5"},
+            {"ALARM_TOPIC_ARN": "arn", "MAX_RECEIVE_COUNT": "5"},
+            {"ALARM_TOPIC_ARN": "arn", "EVENTS_TABLE": "t"},
+            {"ALARM_TOPIC_ARN": "arn", "EVENTS_TABLE": "t", "MAX_RECEIVE_COUNT": "five"},
+        ],
+    )
+    def test_not_configured_without_topic_table_and_limit(self, env: dict[str, str]) -> None:
+        assert failure.DeliveryFailures.from_env(env) is None
+
+    def test_errors_never_carry_a_url(self) -> None:
+        secret_url = "https://hooks.slack.com/services/T000/B000/SECRET"
+        assert failure.describe_error(outputs.DeliveryError("HTTP 404", retryable=False)) == (
+            "DeliveryError: HTTP 404"
+        )
+        assert secret_url not in failure.describe_error(ValueError(f"unknown url type: {secret_url}"))
+        assert failure.describe_error(ValueError(secret_url)) == "ValueError"
+
+    def test_marker_is_per_output_and_message(self) -> None:
+        assert failure.marker_id("slack", "m-1") == failure.marker_id("slack", "m-1")
+        assert failure.marker_id("slack", "m-1") != failure.marker_id("webhook", "m-1")
+        assert failure.marker_id("slack", "m-1") != failure.marker_id("slack", "m-2")
+        assert failure.marker_id("slack", "m-1").startswith("trailwatch#output-failed#slack#")
+
+
+class TestSummaryInSlack:
+    """A dedup window's summary (built by noise_state itself) has no event fields: Slack shows the group's
+    first event, read from its stored item, with the count, the group and the window."""
+
+    FIRST = "11111111-2222-3333-4444-555555555555"
+    ITEM = {
+        "EventId": FIRST,
+        "event_name": "GetSecretValue",
+        "event_source": "secretsmanager.amazonaws.com",
+        "event_time": "2026-12-03T10:00:00Z",
+        "aws_region": "eu-west-1",
+        "account_id": "123456789012",
+        "principal_arn": "arn:aws:sts::123456789012:assumed-role/scanner/s",
+        "principal_type": "AssumedRole",
+        "source_ip": "10.1.2.3",
+        "error_code": "AccessDenied",
+    }
+
+    def summary_body(self) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        from trailwatch_processor import noise_state
+
+        state = {
+            "noise_rule": "denied-burst",
+            "noise_title": "Denied API call",
+            "noise_severity": "medium",
+            "window_minutes": 60,
+            "noise_group": json.dumps(
+                {"userIdentity.arn": self.ITEM["principal_arn"], "eventName": "GetSecretValue"}
+            ),
+            "window_start": "2026-12-03T10:00:00Z",
+            "first_event_id": self.FIRST,
+        }
+        now = datetime(2026, 12, 3, 11, 0, tzinfo=UTC)
+        message = noise_state.summary_message(state, [f"e-{n}" for n in range(49)], 49, now, "t")
+        return json.loads(json.loads(message.message)["default"])
+
+    def test_the_first_event_fills_who_what_where_when_and_the_link(self) -> None:
+        body = self.summary_body()
+        shown = summary.with_representative(body, {self.FIRST: self.ITEM}.get)
+        text = slack_text(slack.build_message(shown))
+        for value in (
+            "MEDIUM",
+            "denied-burst",
+            "arn:aws:sts::123456789012:assumed-role/scanner/s (AssumedRole)",
+            "GetSecretValue (secretsmanager.amazonaws.com), error AccessDenied",
+            "123456789012",
+            "eu-west-1",
+            "10.1.2.3",
+            "2026-12-03T10:00:00Z",
+            f"#/events/{self.FIRST}",
+            "*49 events* grouped in this window",
+            "eventName=GetSecretValue",
+            "2026-12-03T10:00:00Z to 2026-12-03T11:00:00",
+        ):
+            assert value in text, value
+        assert body.get("events") == []  # the published alert (the webhook's body) is left as it is
+
+    @pytest.mark.parametrize(
+        "lookup", [None, lambda event_id: None, lambda event_id: (_ for _ in ()).throw(RuntimeError("down"))]
+    )
+    def test_without_the_item_the_summary_still_renders(self, lookup: Any) -> None:
+        body = self.summary_body()
+        assert summary.with_representative(body, lookup) is body
+        assert "*49 events*" in slack_text(slack.build_message(body))
+
+    def test_other_alerts_are_not_looked_up(self) -> None:
+        def boom(event_id: str) -> None:
+            raise AssertionError("looked up")
+
+        body = alert_body()
+        assert summary.with_representative(body, boom) is body

@@ -228,7 +228,7 @@ BAD_CONFIGS = [
     (
         {"rules": [{"id": "a", "pattern": {"f": [1]}, "colour": "red"}]},
         "rules[0].colour: unknown key (expected id, title, severity, description, pattern, filter_pattern, "
-        "exclude, origin, tests, sigma)",
+        "exclude, origin, tests, sigma, dedup, threshold)",
     ),
     (
         {"rules": [{"id": "a", "pattern": {"f": [[1]]}}]},
@@ -320,7 +320,7 @@ BAD_CONFIGS = [
     ({"rules": [7]}, "rules[0]: a rule must be an object, got a number"),
     (
         {"monitored_events": ["A"], "extra": 1},
-        "extra: unknown top-level key (expected monitored_events or rules)",
+        "extra: unknown top-level key (expected monitored_events or rules or suppressions)",
     ),
     ({}, "(top level): no monitored_events or rules: nothing would be monitored"),
     ({"monitored_events": []}, "(top level): no monitored_events or rules: nothing would be monitored"),
@@ -349,7 +349,7 @@ def test_every_fault_is_collected() -> None:
     with pytest.raises(ConfigError) as info:
         validate_config(raw)
     assert info.value.errors == [
-        "other: unknown top-level key (expected monitored_events or rules)",
+        "other: unknown top-level key (expected monitored_events or rules or suppressions)",
         "rules[1].severity: unknown severity 'bad'; expected one of info, low, medium, high, critical",
         "rules[1].pattern.f[0]: unknown filter 'prefx'",
         "rules[1].pattern.g: empty array matches nothing",

@@ -845,6 +845,8 @@ def test_function_environment(base: dict[str, Any]) -> None:
             "Fn::If": ["HasWebhookOutput", {"Fn::GetAtt": ["WebhookOutputQueue", "Arn"]}, ""]
         },
         "WEBHOOK_SECRET_ARN": {"Ref": "WebhookSecretArn"},
+        "ALARM_TOPIC_ARN": {"Ref": "AlarmTopic"},  # output delivery failures (test_template_outputs)
+        "NOISE_QUEUE_URL": {"Ref": "LogProcessingQueue"},  # noise control: dedup window-close messages
         "LOG_BUCKET_OWNER": {  # attach mode only (test_template_attach)
             "Fn::If": [
                 "AttachMode",

@@ -107,3 +107,25 @@ def _actions(role: dict[str, Any]) -> list[str]:
             action = statement.get("Action", [])
             out += [action] if isinstance(action, str) else action
     return out
+
+
+def test_delivery_failures_alert_the_alarm_topic_never_the_alert_topic(template: dict[str, Any]) -> None:
+    """An output's last failed receive alerts on the AlarmTopic: the output queues are subscribed to the
+    AlertTopic, so an alert about a failing output published there would feed that output."""
+    environment = props(template, "ProcessorFunction")["Environment"]["Variables"]
+    assert environment["ALARM_TOPIC_ARN"] == {"Ref": "AlarmTopic"}
+    document = props(template, "OutputsPolicy")["PolicyDocument"]
+    publish = statement_by_sid(document, "AlertOutputDeliveryFailures")
+    assert publish["Action"] == "sns:Publish" and publish["Resource"] == {"Ref": "AlarmTopic"}
+    key = statement_by_sid(document, "UseAlarmTopicKey")
+    assert key["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": {"Ref": "AlarmTopic"}}
+    }
+    subscribed = {props(template, f"{name}OutputSubscription")["TopicArn"]["Ref"] for name in OUTPUTS}
+    assert subscribed == {"AlertTopic"}
+    alarm_subscribers = [
+        name
+        for name, resource in resources_of_type(template, "AWS::SNS::Subscription").items()
+        if resource["Properties"]["TopicArn"] == {"Ref": "AlarmTopic"}
+    ]
+    assert alarm_subscribers == ["AlarmEmailSubscription"]

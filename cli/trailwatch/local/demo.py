@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -100,16 +102,17 @@ def demo_aws(endpoint: str, region: str, verbose: int) -> Aws:
 def deploy(aws: Aws, ui: UI) -> dict[str, str]:
     """`trailwatch deploy --bucket trailwatch-demo-<random> --email demo@example.com --no-verify`."""
     from trailwatch import deploy as deploy_mod
-    from trailwatch import stack
+    from trailwatch import noise_free, stack
 
     bucket = f"trailwatch-demo-{uuid.uuid4().hex[:12]}"
-    with _without_json_summary(ui):
+    # The pack without its noise control (trailwatch.noise_free): every step of the story alerts at once.
+    with tempfile.TemporaryDirectory() as folder, _without_json_summary(ui):
         code = deploy_mod.run_deploy(
             aws,
             ui,
             bucket=bucket,
             email=EMAIL,
-            config_path=None,
+            config_path=noise_free.write_bundled_config_without_noise(Path(folder)),
             params=("FunctionTimeout=30",),  # a hung invocation ends sooner
             dry_run=False,
             run_verify=False,

@@ -16,7 +16,9 @@ function gets only its ARN, ``SLACK_SECRET_ARN`` / ``WEBHOOK_SECRET_ARN``), a JS
 ``min_severity`` (default ``info``) and ``rules`` (default: all; ``fnmatch`` patterns) filter per output.
 Delivery: one HTTP POST with a timeout, one quick retry on a 5xx/429/connection error; any other failure
 raises, the record becomes a batch item failure, SQS redelivers it, and after ``maxReceiveCount`` it goes
-to the output's DLQ, whose alarm notifies the AlarmTopic. URLs and keys never appear in logs.
+to the output's DLQ, whose alarm notifies the AlarmTopic; the last failed receive also sends one
+operational alert naming the output and the error to the AlarmTopic (``failure.py``). URLs and keys never
+appear in logs.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from urllib.parse import urlsplit
 
 from ..config import SEVERITIES
 from . import slack, webhook
+from .failure import DeliveryFailures
+from .summary import Lookup, table_lookup, with_representative
 
 log = logging.getLogger("trailwatch_processor.outputs")
 
@@ -176,6 +180,8 @@ class Outputs:
     clock: Callable[[], float] = time.monotonic
     _cache: dict[str, tuple[float, OutputConfig]] = field(default_factory=dict, repr=False)
     _client: Any = field(default=None, repr=False)
+    failures: DeliveryFailures | None = None  # the last failed receive -> one alert on the AlarmTopic
+    lookup: Lookup | None = None  # a stored event by id: a window summary's first event, for Slack
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Outputs:
@@ -185,7 +191,12 @@ class Outputs:
             queue, secret = env.get(f"{kind.upper()}_QUEUE_ARN"), env.get(f"{kind.upper()}_SECRET_ARN")
             if queue and secret:
                 routes[queue] = (kind, secret)
-        return cls(routes=routes, secrets_client=_secrets_client)
+        return cls(
+            routes=routes,
+            secrets_client=_secrets_client,
+            failures=DeliveryFailures.from_env(env),
+            lookup=table_lookup(env),
+        )
 
     def kind_of(self, message: Any) -> str | None:
         if not isinstance(message, dict):
@@ -206,13 +217,26 @@ class Outputs:
         return config
 
     def handle(self, message: dict[str, Any], **kwargs: Any) -> None:
-        """Deliver the alert in one output-queue record; raises so the record is retried."""
+        """Deliver the alert in one output-queue record; raises so the record is retried. On the record's
+        last receive a failure is also reported once to the AlarmTopic (``failure.py``)."""
+        try:
+            self._deliver(message, **kwargs)
+        except Exception as err:
+            kind = self.kind_of(message)
+            if self.failures is not None and kind is not None:
+                self.failures.report(kind, message, err)
+            raise
+
+    def _deliver(self, message: dict[str, Any], **kwargs: Any) -> None:
         queue_arn = str(message["eventSourceARN"])
         config = self.config(queue_arn)
         body = message.get("body")
         if not isinstance(body, str):
             raise OutputError("output queue record without a string body")
         alert = json.loads(body)
+        if config.kind == "slack" and isinstance(alert, dict):  # a summary's first event (summary.py)
+            shown = with_representative(alert, self.lookup)
+            body = body if shown is alert else json.dumps(shown, ensure_ascii=False)
         sent = deliver(config, body, delivery_id=str(message.get("messageId") or "") or None, **kwargs)
         log.info(
             "%s output: alert %s %s",

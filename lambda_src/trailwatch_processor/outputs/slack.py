@@ -72,6 +72,12 @@ def build_message(alert: dict[str, Any]) -> dict[str, Any]:
         ]
     elif alert.get("source"):  # an alert about trailwatch itself (no event): where it comes from
         fields.append(("Source", alert["source"]))
+    summary = alert.get("kind") == "summary"  # a dedup window's summary (noise control)
+    if summary:
+        group = alert.get("group")
+        if isinstance(group, dict) and group:
+            fields.append(("Grouped by", ", ".join(f"{k}={v}" for k, v in group.items())))
+        fields.append(("Window", f"{alert.get('window_start', '?')} to {alert.get('window_end', '?')}"))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline, "emoji": True}},
         {
@@ -84,7 +90,11 @@ def build_message(alert: dict[str, Any]) -> dict[str, Any]:
             {"type": "section", "text": {"type": "mrkdwn", "text": escape(alert["description"], 2900)}}
         )
     context: list[str] = []
-    if count > 1:
+    if summary:
+        context.append(
+            f"*{count} events* grouped in this window; shown: the group's first event (alerted then)."
+        )
+    elif count > 1:
         context.append(f"*{count} events* in this alert (grouped); the first is shown.")
     if first.get("eventID") and first.get("awsRegion"):
         url = console_link(str(first["awsRegion"]), str(first["eventID"]))
