@@ -16,7 +16,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from trailwatch import stack
+from trailwatch import fast_path, stack
 from trailwatch.cfn_template import Evaluator, Unresolvable
 from trailwatch.configcmd import config_location, owned_bucket_args
 from trailwatch.errors import EXIT_CHECK_FAILED, EXIT_OK, error_code, error_message
@@ -419,6 +419,11 @@ CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
     ("email subscription", check_email),
     ("dead-letter queue", check_dlq),
     ("last processed file", check_last_processed),
+    # Fast path (issue 16): after "config" (ctx.config is the config in force the pattern must equal).
+    ("fast path rule", lambda ctx: fast_path.verify_home(ctx.aws, ctx.outputs, ctx.config)),
+    ("fast path queue -> function mapping", lambda ctx: fast_path.verify_mapping(ctx.aws, ctx.outputs)),
+    ("fast path dead-letter queue", lambda ctx: fast_path.verify_dlq(ctx.aws, ctx.outputs)),
+    ("fast path forwarders", lambda ctx: fast_path.verify_forwarders(ctx.aws, ctx.outputs, ctx.config)),
 ]
 
 
