@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from . import alerts, config_diff, record_issues, records, store, tamper
+from . import alerts, claims, config_diff, record_issues, records, store, tamper
 from .aws import Settings
 from .logfile import FileStats, iter_matches, open_log
 from .notifications import KeyKind, ObjectRef, classify_key
@@ -442,26 +442,13 @@ class _FileRun:
 
     def _existing(self, entry: _Pending, stored: store.Item) -> None:
         """An event already in the table: claim its alert unless sent or claimed by a live invocation."""
-        deps = self.deps
-        status = stored.get("alert_status", {}).get("S")
-        if status == store.SENT:
-            return
-        now = deps.now()
-        stale_before = now - timedelta(seconds=deps.claim_stale_seconds)
-        claimed_at = stored.get("alert_claimed_at", {}).get("S", "")
-        if status == store.SENDING and claimed_at >= store.iso(stale_before):
-            self._in_flight(entry)  # a live claim: no call can change that
-            return
-        outcome = store.claim(
-            deps.dynamodb, self.table, entry.event_id, token=self.token, now=now, stale_before=stale_before
-        )
-        if outcome.claimed:
+        claims.add_log_file(self.deps, entry.event_id, stored, self.ref.bucket, self.ref.key)  # fast path's
+        claim = claims.claim_existing(self.deps, entry.event_id, stored, self.token)
+        if claim.state == claims.CLAIMED:
             # Group by the rule stored on the item: an earlier attempt may have run under another config.
-            rule_id = stored.get("rule_id", {}).get("S") or entry.item["rule_id"]["S"]  # type: ignore[index]
-            self._to_alert(entry, rule_id, stored.get("severity", {}).get("S"))
-        elif outcome.status is None:
-            log.warning("event %s vanished from the table before it was alerted (TTL?)", entry.event_id)
-        elif outcome.status != store.SENT:
+            rule_id = claim.rule_id or entry.item["rule_id"]["S"]  # type: ignore[index]
+            self._to_alert(entry, rule_id, claim.severity)
+        elif claim.state == claims.IN_FLIGHT:
             self._in_flight(entry)
 
     def _in_flight(self, entry: _Pending) -> None:
@@ -595,33 +582,19 @@ def _find_rule(rule_id: str, rules: list, matcher: Any) -> Any:
 
 def _publish_group(group: _Group, ref: ObjectRef, deps: Deps, token: str) -> None:
     """Publish one message for the group's events (all claimed with ``token``), then mark them sent."""
-    table = deps.settings.events_table
-    try:
-        message = alerts.build_alert(
-            alerts.Alert(
-                rule_id=group.rule_id,
-                title=group.title,
-                severity=group.severity,
-                description=group.description,
-                event_ids=group.event_ids,
-                events=[group.summaries[e] for e in group.event_ids if e in group.summaries][
-                    : alerts.MAX_EVENTS
-                ],
-                log_bucket=ref.bucket,
-                log_key=ref.key,
-                table=table,
-            )
-        )
-        message_id = alerts.publish(deps.sns, deps.settings.alert_topic_arn, message)
-    except Exception:
-        _release(group.event_ids, token, deps)
-        raise
-    # Crash window: SNS has the message, the items still say "sending" (see the module docstring).
-    lost = store.mark_sent_many(
-        deps.dynamodb, table, group.event_ids, token=token, message_id=message_id, now=deps.now()
+    claims.publish_events(
+        deps,
+        token,
+        rule_id=group.rule_id,
+        title=group.title,
+        severity=group.severity,
+        description=group.description,
+        event_ids=group.event_ids,
+        events=[group.summaries[e] for e in group.event_ids if e in group.summaries],
+        path=store.PATH_S3,
+        log_bucket=ref.bucket,
+        log_key=ref.key,
     )
-    for event_id in lost:
-        log.warning("event %s: claim taken over before it was marked sent (possible duplicate)", event_id)
 
 
 def report_poison_file(ref: ObjectRef, reason: str, handled: int, deps: Deps) -> bool:
@@ -761,8 +734,4 @@ def _config_loaded_alert(
 
 def _release(claimed: list[str], token: str, deps: Deps) -> None:
     """Best effort: a claim that cannot be released goes stale and is re-claimed by the retry."""
-    for event_id in claimed:
-        try:
-            store.release(deps.dynamodb, deps.settings.events_table, event_id, token=token)
-        except Exception as err:
-            log.warning("event %s: releasing the alert claim failed (%s); it will go stale", event_id, err)
+    claims.release_claims(claimed, token, deps)
