@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import botocore.exceptions
@@ -100,7 +103,7 @@ def apply_rule(events: Any, name: str, generated: Pattern) -> tuple[str, bool]:
         return state, False
     events.put_rule(
         Name=name,
-        EventPattern=text,
+        EventPattern=json.dumps(generated.pattern, separators=(",", ":"), ensure_ascii=False),
         State=state,
         Description=rule.get("Description") or "trailwatch fast path",
         EventBusName=rule.get("EventBusName") or "default",
@@ -115,13 +118,15 @@ def sync_rules(aws: Aws, ui: UI, config: Any, outputs: dict[str, str]) -> list[A
         ui.info("Fast path off (FastPath=false): detections arrive from the log files only.")
         return []
     generated = generate(config)
-    if not generated.exact:
+    if getattr(generated, "broad", False):
         ui.warn(
-            "fast path: the config cannot be expressed as one EventBridge pattern; the rule uses a broad "
-            f"pattern and the function filters ({generated.note or 'no reason given'})."
+            "fast path: the config cannot be expressed within EventBridge's pattern limits; the rule takes "
+            f"every CloudTrail event and the function filters ({generated.note or 'no reason given'})."
         )
-    elif generated.note:
-        ui.info(f"Fast path: {generated.note}")
+    elif not generated.exact:
+        ui.info(
+            f"Fast path: the rule's pattern is wider than the config, the function filters: {generated.note}"
+        )
     done: list[Applied] = []
     targets = [(aws.region, aws)] + [(region, in_region(aws, region)) for region in forwarder_regions(aws)]
     for region, regional in targets:
@@ -253,7 +258,9 @@ def check_rule(events: Any, name: str, generated: Pattern | None, target_arn: st
         problems.append(f"no target {target_arn} (targets: {[t.get('Arn') for t in targets]})")
     if problems:
         return "fail", f"{name}: " + "; ".join(problems)
-    shown = "exact" if generated is None or generated.exact else "broad (the function filters)"
+    shown = (
+        "exact" if generated is None or generated.exact else "wider than the config (the function filters)"
+    )
     return "pass", f"{name} {state}, pattern of the config in force ({shown}), target {target_arn}"
 
 
@@ -319,3 +326,72 @@ def verify_forwarders(aws: Aws, outputs: dict[str, str], config: Any) -> tuple[s
     if reasons:
         return worst, "; ".join(reasons)
     return "pass", f"forwarders in {', '.join(regions)} -> {aws.region}, pattern of the config in force"
+
+
+# -- verify's probe -----------------------------------------------------------------------------------
+def probe_envelope(record: dict[str, Any], account: str, region: str) -> dict[str, Any]:
+    """The EventBridge event CloudTrail would make of `record` (what the rule puts in the queue)."""
+    service = str(record.get("eventSource", "")).split(".", 1)[0]
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": f"aws.{service}",
+        "account": account,
+        "time": record.get("eventTime"),
+        "region": region,
+        "resources": [],
+        "detail": record,
+    }
+
+
+def run_probe(aws: Aws, ui: UI, outputs: dict[str, str], config: Any, timeout: float) -> tuple[str, str]:
+    """A probe event sent into the fast path queue as the rule would send it -> stored -> alerted.
+
+    AWS does not let anyone but AWS put `aws.*` events on a bus, so the probe starts at the queue: what it
+    measures is the queue, the function, the table and the alert; EventBridge's own delivery (seconds) is not
+    in the figure."""
+    from trailwatch import verify
+
+    url = outputs.get("FastPathQueueUrl")
+    if not url:
+        return "pass", "skipped: no fast path (FastPath=false)"
+    if config is None:
+        return "fail", "skipped: no valid live config to pick a monitored event from"
+    event_id = f"trailwatch-probe-{uuid.uuid4()}"
+    record = verify.probe_record(config, event_id, datetime.now(UTC), aws.account_id(), aws.region)
+    if record is None:
+        return "fail", "no rule of the live config matches a plain eventName record"
+    table = outputs["EventsTableName"]
+    ui.progress(f"fast path probe: sending {record['eventName']} ({event_id}) to the fast path queue")
+    started = time.monotonic()
+    aws.client("sqs").send_message(
+        QueueUrl=url, MessageBody=json.dumps(probe_envelope(record, aws.account_id(), aws.region))
+    )
+    stored_at = alerted_at = None
+    try:
+        while time.monotonic() - started < timeout:
+            item = (
+                aws.client("dynamodb")
+                .get_item(TableName=table, Key={"EventId": {"S": event_id}}, ConsistentRead=True)
+                .get("Item")
+            )
+            if item and stored_at is None:
+                stored_at = time.monotonic() - started
+            if item and item.get("alert_status", {}).get("S") == "sent":
+                alerted_at = time.monotonic() - started
+                break
+            time.sleep(verify.POLL_SECONDS)
+    finally:
+        try:
+            aws.client("dynamodb").delete_item(TableName=table, Key={"EventId": {"S": event_id}})
+        except botocore.exceptions.ClientError as exc:
+            ui.warn(f"could not remove the fast path probe item {event_id} ({error_code(exc)})")
+    if stored_at is None:
+        return "fail", f"no item for {event_id} after {timeout:.0f}s: check the fast path DLQ and the logs"
+    if alerted_at is None:
+        return "fail", f"stored after {stored_at:.1f}s but not alerted within {timeout:.0f}s"
+    return "pass", (
+        f"queue -> stored {stored_at:.1f}s, queue -> alerted {alerted_at:.1f}s "
+        "(plus EventBridge's own delivery, seconds)"
+    )

@@ -535,6 +535,11 @@ def _cleanup_probe(
         ui.warn(f"could not remove the probe ({error_code(exc)}): s3://{bucket}/{key}, item {event_id}")
 
 
+def _fast_path_probe(ctx: Context, ui: UI, timeout: float) -> tuple[str, str, str]:
+    status, reason = fast_path.run_probe(ctx.aws, ui, ctx.outputs, ctx.config, timeout)
+    return status, "fast path probe", reason
+
+
 def run_verify(aws: Aws, ui: UI, *, probe: bool, timeout: float) -> int:
     from trailwatch import resources
 
@@ -550,6 +555,10 @@ def run_verify(aws: Aws, ui: UI, *, probe: bool, timeout: float) -> int:
             run_probe(ctx, report, timeout)
         except botocore.exceptions.ClientError as exc:
             report.add("fail", "probe", f"{error_code(exc)}: {error_message(exc)}")
+        try:  # fast path (issue 16): the same pipeline from the fast path queue
+            report.add(*_fast_path_probe(ctx, report.ui, timeout))
+        except botocore.exceptions.ClientError as exc:
+            report.add("fail", "fast path probe", f"{error_code(exc)}: {error_message(exc)}")
     counts = {s: sum(1 for r in report.results if r[0] == s) for s in ("pass", "warn", "fail")}
     summary = f"{counts['pass']} passed, {counts['warn']} warning(s), {counts['fail']} failed"
     if ui.json_mode:
