@@ -451,6 +451,7 @@ def run_deploy(
             template=template,
             template_arg=template_arg,
             home_parameters={**stack.stack_parameters(deployed), **given},
+            home_outputs=stack.stack_outputs(deployed),
         )
     ui.step("Fast path rule")
     fast_path.sync_rules(aws, ui, configcmd.load_config(config_path)[0], stack.stack_outputs(deployed))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import boto3
 import botocore.exceptions
 
 from trailwatch.errors import UsageError, error_code
@@ -28,6 +29,9 @@ from trailwatch.session import Aws
 from trailwatch.ui import UI
 
 RULE_SUFFIX = "-fast-path"
+# The home rule's tag naming the regions `deploy --regions` gave a forwarder (space-separated), so sync and
+# verify find them with one call instead of a CloudFormation call in every region.
+FORWARDERS_TAG = "trailwatch:forwarder-regions"
 DISABLED = "DISABLED"
 ALL_MANAGEMENT_STATE = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
 ENABLED_STATES = frozenset({"ENABLED", ALL_MANAGEMENT_STATE})
@@ -63,8 +67,19 @@ def pattern_text(pattern: dict[str, Any]) -> str:
 
 
 def in_region(aws: Aws, region: str) -> Aws:
-    """The same credentials, endpoint and stack name in another region."""
-    return Aws(replace(aws.options, region=region))
+    """The same credentials, endpoint and stack name in another region (the session's own credentials:
+    an `Aws` may carry a session not built from the options, as the demo's)."""
+    creds = aws.session.get_credentials()
+    if creds is None:
+        return Aws(replace(aws.options, region=region))
+    frozen = creds.get_frozen_credentials()
+    session = boto3.Session(
+        aws_access_key_id=frozen.access_key,
+        aws_secret_access_key=frozen.secret_key,
+        aws_session_token=frozen.token,
+        region_name=region,
+    )
+    return Aws(replace(aws.options, region=region), _session=session)
 
 
 def parse_regions(text: str | None, home: str) -> list[str]:
@@ -128,7 +143,9 @@ def sync_rules(aws: Aws, ui: UI, config: Any, outputs: dict[str, str]) -> list[A
             f"Fast path: the rule's pattern is wider than the config, the function filters: {generated.note}"
         )
     done: list[Applied] = []
-    targets = [(aws.region, aws)] + [(region, in_region(aws, region)) for region in forwarder_regions(aws)]
+    targets = [(aws.region, aws)] + [
+        (region, in_region(aws, region)) for region in forwarder_regions(aws, outputs)
+    ]
     for region, regional in targets:
         state, changed = apply_rule(regional.client("events"), name, generated)
         done.append(Applied(region, name, state, changed))
@@ -141,37 +158,23 @@ def sync_rules(aws: Aws, ui: UI, config: Any, outputs: dict[str, str]) -> list[A
 
 
 # -- forwarders ---------------------------------------------------------------------------------------
-def enabled_regions(aws: Aws) -> list[str]:
-    """The account's enabled regions (those a multi-region trail covers)."""
-    regions = aws.client("ec2").describe_regions()["Regions"]
-    return sorted(r["RegionName"] for r in regions)
-
-
-def forwarder_regions(aws: Aws, candidates: Iterable[str] | None = None) -> list[str]:
-    """Regions (other than this one) holding a stack of this name deployed as a forwarder."""
-    try:
-        regions = list(candidates) if candidates is not None else enabled_regions(aws)
-    except botocore.exceptions.ClientError:
+def forwarder_regions(aws: Aws, outputs: dict[str, str]) -> list[str]:
+    """The regions recorded on the home rule as holding a forwarder (`deploy --regions`)."""
+    arn = outputs.get("FastPathRuleArn")
+    if not arn:
         return []
-    found = []
-    for region in regions:
-        if region == aws.region:
-            continue
-        stack = _stack_in(in_region(aws, region), aws.options.stack_name)
-        if stack is not None and _parameters(stack).get("Role") == "forwarder":
-            found.append(region)
-    return found
+    tags = aws.client("events").list_tags_for_resource(ResourceARN=arn).get("Tags") or []
+    value = next((t.get("Value", "") for t in tags if t.get("Key") == FORWARDERS_TAG), "")
+    return [r for r in value.split() if _REGION.fullmatch(r) and r != aws.region]
 
 
-def _stack_in(aws: Aws, name: str) -> dict[str, Any] | None:
-    from trailwatch import stack
-
-    try:
-        return stack.describe_stack(aws, name)
-    except botocore.exceptions.ClientError as exc:  # an opt-in region not enabled, a denied region
-        if error_code(exc) in ("AccessDenied", "UnrecognizedClientException", "InvalidClientTokenId"):
-            return None
-        raise
+def record_forwarders(aws: Aws, outputs: dict[str, str], regions: Iterable[str]) -> list[str]:
+    """Add `regions` to the home rule's forwarder tag; the regions recorded now."""
+    recorded = sorted(set(forwarder_regions(aws, outputs)) | set(regions))
+    aws.client("events").tag_resource(
+        ResourceARN=outputs["FastPathRuleArn"], Tags=[{"Key": FORWARDERS_TAG, "Value": " ".join(recorded)}]
+    )
+    return recorded
 
 
 def _parameters(stack: dict[str, Any]) -> dict[str, str]:
@@ -196,12 +199,14 @@ def deploy_forwarders(
     template: str,
     template_arg: dict[str, str],
     home_parameters: dict[str, str],
+    home_outputs: dict[str, str],
     dry_run: bool = False,
 ) -> list[str]:
-    """Create or update the forwarder stack (same name, same main.yaml) in each region."""
+    """Create or update the forwarder stack (same name, same main.yaml) in each region; each one deployed is
+    recorded on the home rule (FORWARDERS_TAG)."""
     from trailwatch import deploy, stack
 
-    if home_parameters.get("FastPath", "true") == "false":
+    if home_parameters.get("FastPath", "true") == "false" or "FastPathRuleArn" not in home_outputs:
         ui.warn("FastPath=false: no forwarders deployed (there is no fast path to forward to).")
         return []
     declared = stack.template_parameters(template)
@@ -230,6 +235,7 @@ def deploy_forwarders(
             done = stack.execute_plan(regional, ui, plan)
             ui.success(f"Forwarder {name} in {region}: {done['StackStatus']}")
         deployed.append(region)
+        record_forwarders(aws, home_outputs, [region])
     return deployed
 
 
@@ -309,7 +315,7 @@ def verify_forwarders(aws: Aws, outputs: dict[str, str], config: Any) -> tuple[s
     name = outputs.get("FastPathRuleName")
     if not name:
         return "pass", "off (FastPath=false)"
-    regions = forwarder_regions(aws)
+    regions = forwarder_regions(aws, outputs)
     if not regions:
         return "pass", (
             f"no forwarder: events of regions other than {aws.region} (and us-east-1's global services) "

@@ -25,12 +25,6 @@ QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:fast"
 WRITE_ONLY = {"rules": [{"id": "iam-users", "pattern": {"eventName": ["CreateUser"], "readOnly": [False]}}]}
 # A config with a rule on read-only events: the rule's state must take all management events.
 READS = {"rules": [{"id": "reads", "pattern": {"eventName": ["ListUsers"]}}]}
-FORWARDER_TEMPLATE = json.dumps(
-    {
-        "Parameters": {"Role": {"Type": "String"}},
-        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-    }
-)
 
 
 @pytest.fixture
@@ -60,14 +54,6 @@ def make_rule(region: str, *, state: str = "ENABLED", target: str | None = QUEUE
     if target:
         events.put_targets(Rule=RULE, Targets=[{"Id": "t", "Arn": target}])
     return events
-
-
-def make_stack(region: str, role: str) -> None:
-    boto3.client("cloudformation", region_name=region).create_stack(
-        StackName=STACK,
-        TemplateBody=FORWARDER_TEMPLATE,
-        Parameters=[{"ParameterKey": "Role", "ParameterValue": role}],
-    )
 
 
 @pytest.mark.parametrize(
@@ -112,14 +98,16 @@ def test_a_disabled_rule_stays_disabled(aws: Aws) -> None:
     assert json.loads(rule["EventPattern"]) == generated.pattern
 
 
-def test_sync_sets_home_and_forwarder_rules(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
-    make_rule("us-east-1")
+def outputs_of(events: Any) -> dict[str, str]:
+    return {"FastPathRuleName": RULE, "FastPathRuleArn": events.describe_rule(Name=RULE)["Arn"]}
+
+
+def test_sync_sets_home_and_forwarder_rules(aws: Aws) -> None:
+    outputs = outputs_of(make_rule("us-east-1"))
     make_rule("us-west-2", target="arn:aws:events:us-east-1:123456789012:event-bus/default")
-    make_rule("eu-west-1")  # a rule of that name in a region without a forwarder stack: not touched
-    make_stack("us-west-2", "forwarder")
-    make_stack("eu-west-1", "home")
-    monkeypatch.setattr(fast_path, "enabled_regions", lambda aws: ["eu-west-1", "us-east-1", "us-west-2"])
-    applied = fast_path.sync_rules(aws, UI(), config(READS), {"FastPathRuleName": RULE})
+    make_rule("eu-west-1")  # a rule of that name in a region not recorded as a forwarder: not touched
+    assert fast_path.record_forwarders(aws, outputs, ["us-west-2"]) == ["us-west-2"]
+    applied = fast_path.sync_rules(aws, UI(), config(READS), outputs)
     assert [(a.region, a.state, a.changed) for a in applied] == [
         ("us-east-1", STATE_ALL_MANAGEMENT, True),
         ("us-west-2", STATE_ALL_MANAGEMENT, True),
@@ -139,12 +127,13 @@ def test_sync_without_fast_path_changes_nothing(aws: Aws, capsys: pytest.Capture
     assert "FastPath=false" in capsys.readouterr().out
 
 
-def test_forwarder_regions_are_those_with_a_forwarder_stack(aws: Aws) -> None:
-    make_stack("us-west-2", "forwarder")
-    make_stack("eu-west-1", "home")  # another full stack of the same name is no forwarder
-    assert fast_path.forwarder_regions(aws, ["us-east-1", "us-west-2", "eu-west-1", "ap-south-1"]) == [
-        "us-west-2"
-    ]
+def test_forwarders_are_recorded_on_the_home_rule(aws: Aws) -> None:
+    outputs = outputs_of(make_rule("us-east-1"))
+    assert fast_path.forwarder_regions(aws, outputs) == []
+    fast_path.record_forwarders(aws, outputs, ["us-west-2"])
+    assert fast_path.record_forwarders(aws, outputs, ["eu-west-1", "us-west-2"]) == ["eu-west-1", "us-west-2"]
+    assert fast_path.forwarder_regions(aws, outputs) == ["eu-west-1", "us-west-2"]
+    assert fast_path.forwarder_regions(aws, {"FastPathRuleName": RULE}) == []  # no fast path rule ARN
 
 
 def test_forwarder_parameters_take_the_home_values_without_default() -> None:
