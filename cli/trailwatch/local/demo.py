@@ -36,7 +36,7 @@ EMAIL = "demo@example.com"
 DEMO_REGION = "us-east-1"
 # Live mode: the trail's log files every few seconds (AWS: about 5 minutes), so the demo shows both paths of
 # the same events side by side: the fast path (EventBridge, seconds) and the log file.
-LIVE_DELIVERY_INTERVAL = 15.0
+LIVE_DELIVERY_INTERVAL = 8.0
 ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
 ADMIN_DOCUMENT = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 INTRUDER = "intruder"
