@@ -231,6 +231,15 @@ class FastPathPattern:
         """The pattern as put on the rule (compact JSON; its length is what the size quota counts)."""
         return pattern_text(self.pattern)
 
+    def in_force(self, event_pattern: str | None, state: str | None) -> bool:
+        """Whether a deployed rule (its EventPattern text and State, as DescribeRule returns them) is this
+        one: the same pattern as JSON (whatever its spacing or key order) and the same state."""
+        try:
+            deployed = json.loads(event_pattern) if event_pattern else None
+        except ValueError:
+            return False
+        return deployed == self.pattern and state == self.state
+
 
 def pattern_text(pattern: dict[str, Any]) -> str:
     return json.dumps(pattern, separators=(",", ":"), ensure_ascii=False)
