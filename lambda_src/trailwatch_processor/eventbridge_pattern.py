@@ -17,10 +17,13 @@ What EventBridge cannot take, and what we do (``FastPathPattern.relaxed`` names 
 * ``exclude``: a pattern cannot say "not this pattern" in general (``anything-but`` on a field is not the
   negation of a match when the field is an array: any element vs. every element). The rule's pattern goes
   in without its excludes; the function applies them (``excluded_in_function``).
-* Pattern size: 2048 characters by default (a quota, adjustable up to 4096: ``max_chars``). Over it, rules
-  are widened to their event names, largest first (``{"eventName": [...]}`` only: a superset), then the
-  names are shortened to shared camel-case prefixes (``PutBucketAcl``, ``PutBucketPolicy`` ->
-  ``{"prefix": "PutBucket"}``), then the broad pattern (every CloudTrail event) is used.
+* Pattern size: 2048 characters by default (a quota, adjustable up to 4096: ``max_chars``). Over it, the
+  least widening that fits: for 0, 1, 2... of the largest rules that name their events, matched by those
+  names only (``{"eventName": [...]}``: a superset), the names as they are, then names sharing their first
+  camel-case words replaced by one prefix, the longest shared prefix first (``PutBucketAcl``,
+  ``PutBucketPolicy`` -> ``{"prefix": "PutBucket"}``; one-word prefixes such as ``Delete`` only with every
+  such rule widened); then the broad pattern (every CloudTrail event). The default config needs this at
+  2048 characters (about 1,900 with prefixes); at 4096 only its self-protection rule is widened.
 * A field named like a filter keyword (``prefix``, ``numeric``, ``exists``...) inside ``$or``: EventBridge
   (its Ruler) rejects it (``RESERVED_IN_OR``). ``anything-but`` over a list of prefixes or suffixes: only one
   string is documented. ``numeric`` bounds beyond +-5e9 or with more than 6 decimals: EventBridge's numeric
