@@ -17,10 +17,13 @@ What EventBridge cannot take, and what we do (``FastPathPattern.relaxed`` names 
 * ``exclude``: a pattern cannot say "not this pattern" in general (``anything-but`` on a field is not the
   negation of a match when the field is an array: any element vs. every element). The rule's pattern goes
   in without its excludes; the function applies them (``excluded_in_function``).
-* Pattern size: 2048 characters by default (a quota, adjustable up to 4096: ``max_chars``). Over it, rules
-  are widened to their event names, largest first (``{"eventName": [...]}`` only: a superset), then the
-  names are shortened to shared camel-case prefixes (``PutBucketAcl``, ``PutBucketPolicy`` ->
-  ``{"prefix": "PutBucket"}``), then the broad pattern (every CloudTrail event) is used.
+* Pattern size: 2048 characters by default (a quota, adjustable up to 4096: ``max_chars``). Over it, the
+  least widening that fits: for 0, 1, 2... of the largest rules that name their events, matched by those
+  names only (``{"eventName": [...]}``: a superset), the names as they are, then names sharing their first
+  camel-case words replaced by one prefix, the longest shared prefix first (``PutBucketAcl``,
+  ``PutBucketPolicy`` -> ``{"prefix": "PutBucket"}``; one-word prefixes such as ``Delete`` only with every
+  such rule widened); then the broad pattern (every CloudTrail event). The default config needs this at
+  2048 characters (about 1,900 with prefixes); at 4096 only its self-protection rule is widened.
 * A field named like a filter keyword (``prefix``, ``numeric``, ``exists``...) inside ``$or``: EventBridge
   (its Ruler) rejects it (``RESERVED_IN_OR``). ``anything-but`` over a list of prefixes or suffixes: only one
   string is documented. ``numeric`` bounds beyond +-5e9 or with more than 6 decimals: EventBridge's numeric
@@ -230,6 +233,15 @@ class FastPathPattern:
     def text(self) -> str:
         """The pattern as put on the rule (compact JSON; its length is what the size quota counts)."""
         return pattern_text(self.pattern)
+
+    def in_force(self, event_pattern: str | None, state: str | None) -> bool:
+        """Whether a deployed rule (its EventPattern text and State, as DescribeRule returns them) is this
+        one: the same pattern as JSON (whatever its spacing or key order) and the same state."""
+        try:
+            deployed = json.loads(event_pattern) if event_pattern else None
+        except ValueError:
+            return False
+        return deployed == self.pattern and state == self.state
 
 
 def pattern_text(pattern: dict[str, Any]) -> str:

@@ -119,7 +119,7 @@ def process_event(
     matcher = deps.config.matcher()
     rules = matcher.match(record)
     if not rules:  # the rule's pattern is a superset (excludes, a broad fallback): nothing matched here
-        log.info("fast path: no rule matches", extra={"data": result.log_fields()})
+        log.debug("fast path: no rule matches", extra={"data": result.log_fields()})
         return result
     result.rule_ids = [rule.id for rule in rules]
     table, token, now = deps.settings.events_table, deps.new_token(), deps.now()

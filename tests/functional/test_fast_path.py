@@ -270,3 +270,44 @@ def test_sent_at_reads_the_sqs_attribute() -> None:
     )
     assert fast_path.sent_at({"attributes": {"SentTimestamp": "soon"}}) is None
     assert fast_path.sent_at({}) is None
+
+
+# --- the whole fast path on moto: the generated rule, the default bus, the SQS target, the handler ----------
+
+
+def test_generated_rule_delivers_through_the_bus_and_the_file_adds_nothing(env: Env, deps: Any) -> None:
+    """The config's pattern and state on a default-bus rule with an SQS target (moto, with the local AWS's
+    matcher and CloudTrail delivery): what it delivers is stored and alerted once with path eventbridge;
+    the log file with the same records then alerts only what the bus did not bring."""
+    from trailwatch.local import eventbridge
+    from trailwatch_processor import eventbridge_pattern
+    from trailwatch_processor.config import validate_config
+
+    fp = eventbridge_pattern.event_pattern(validate_config(CONFIG))
+    events, sqs = boto_client(env, "events"), env.sqs
+    url = sqs.create_queue(QueueName="fast-path")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="trailwatch-fast-path", EventPattern=fp.text, State=fp.state)
+    events.put_targets(Rule="trailwatch-fast-path", Targets=[{"Id": "queue", "Arn": arn}])
+    root_read = f.root_login(eventName="GetCallerIdentity", eventSource="sts.amazonaws.com", readOnly=True)
+    root_read["eventType"] = "AwsApiCall"
+    created = f.record("CreateUser", eventSource="iam.amazonaws.com")
+    ignored = f.record("DescribeInstances")
+    too_big = f.record("CreateUser", eventSource="iam.amazonaws.com", requestParameters={"x": "y" * 300_000})
+    sent = [eventbridge.publish(r, f.ACCOUNT) for r in (root_read, created, ignored, too_big)]
+    assert fp.read_only and sent == [1, 1, 0, 0]  # read-only root call: the state lets it through
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert _failed(handle_batch(f.sqs_event(*(m["Body"] for m in got)), deps)) == []
+    fast = {(a["rule"], a["path"]) for a in env.alerts()}
+    assert fast == {("root-usage", "eventbridge"), ("CreateUser", "eventbridge")}
+    key = env.put_log([root_read, created, ignored, too_big])
+    assert _failed(handle_batch(f.sqs_event(f.s3_notification(BUCKET, key)), deps)) == []
+    late = [(a["rule"], a["path"], a["eventIDs"]) for a in env.alerts()[2:]]
+    assert late == [("CreateUser", "s3", [too_big["eventID"]])]  # over 256 KB: only the file brings it
+    assert all(item["log_key"] == key for item in _events(env).values())
+
+
+def boto_client(env: Env, service: str) -> Any:
+    import boto3
+
+    return boto3.session.Session(region_name="us-east-1").client(service)

@@ -78,3 +78,13 @@ def test_no_path_no_latency_fields() -> None:
     assert "Path:" not in email and "Latency:" not in email
     operational = json.loads(json.loads(alerts.operational_alert("x", "y", source="s").message)["default"])
     assert "path" not in operational
+
+
+def test_slack_message_says_how_it_arrived() -> None:
+    from trailwatch_processor.outputs import slack
+
+    body, _ = _parts(_alert("eventbridge", "2024-01-15T12:00:08Z"))
+    fields = [f["text"] for block in slack.build_message(body)["blocks"] for f in block.get("fields", [])]
+    assert "*Arrived:*\neventbridge, 2.0 s after the event" in fields
+    plain = slack.build_message({**body, "path": None})
+    assert not any("Arrived" in f["text"] for b in plain["blocks"] for f in b.get("fields", []))

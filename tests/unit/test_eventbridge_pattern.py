@@ -253,6 +253,14 @@ def test_text_is_compact_json_of_the_pattern() -> None:
     assert json.loads(fp.text) == fp.pattern and " " not in fp.text.replace("via CloudTrail", "")
 
 
+def test_in_force_compares_a_deployed_rule() -> None:
+    fp = ebp.event_pattern(load_default_config())
+    assert fp.in_force(json.dumps(fp.pattern, indent=2, sort_keys=True), fp.state)
+    assert not fp.in_force(fp.text, "ENABLED")  # the default needs read-only events
+    assert not fp.in_force(json.dumps(ebp.broad_pattern()), fp.state)
+    assert not fp.in_force("{not json", fp.state) and not fp.in_force(None, fp.state)
+
+
 # --- property: random configs (tests/unit/test_rules_property.py's strategies) -------------------------
 
 

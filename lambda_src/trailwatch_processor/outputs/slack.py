@@ -72,6 +72,10 @@ def build_message(alert: dict[str, Any]) -> dict[str, Any]:
         ]
     elif alert.get("source"):  # an alert about trailwatch itself (no event): where it comes from
         fields.append(("Source", alert["source"]))
+    if alert.get("path"):  # how the alert arrived (fast path or log file) and how long after the event
+        latency = alert.get("latency_seconds")
+        late = f", {latency:.1f} s after the event" if isinstance(latency, int | float) else ""
+        fields.append(("Arrived", f"{alert['path']}{late}"))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline, "emoji": True}},
         {
