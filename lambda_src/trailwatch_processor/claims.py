@@ -1,4 +1,4 @@
-"""The alert of stored events, shared by both ways in: a log file (``processor._FileRun``) and the fast path
+"""The alert of stored events, shared by both ways in: a log file (``file_run.FileRun``) and the fast path
 (``fast_path.process_event``). One protocol, so an event delivered by both is alerted once (store.py has the
 state machine: ``pending`` -> ``sending`` (claimed) -> ``sent``).
 
@@ -15,12 +15,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import alerts, store
-
-if TYPE_CHECKING:
-    from .processor import Deps
+from .deps import Deps, release_claims
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +116,6 @@ def publish_events(
     for event_id in lost:
         log.warning("event %s: claim taken over before it was marked sent (possible duplicate)", event_id)
     return message_id
-
-
-def release_claims(claimed: Sequence[str], token: str, deps: Deps) -> None:
-    """Best effort: a claim that cannot be released goes stale and is re-claimed by the retry."""
-    for event_id in claimed:
-        try:
-            store.release(deps.dynamodb, deps.settings.events_table, event_id, token=token)
-        except Exception as err:
-            log.warning("event %s: releasing the alert claim failed (%s); it will go stale", event_id, err)
 
 
 def find_rule(rule_id: str, rules: Sequence[Any]) -> Any:

@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import alerts, claims, records, store
+from .deps import AlertsInFlightError, Deps
 from .notifications import NotificationError
-from .processor import AlertsInFlightError, Deps
 
 log = logging.getLogger(__name__)
 

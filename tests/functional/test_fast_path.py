@@ -281,7 +281,7 @@ def test_generated_rule_delivers_through_the_bus_and_the_file_adds_nothing(env: 
     the log file with the same records then alerts only what the bus did not bring."""
     from trailwatch.local import eventbridge
     from trailwatch_processor import eventbridge_pattern
-    from trailwatch_processor.config import validate_config
+    from trailwatch_processor.config_schema import validate_config
 
     fp = eventbridge_pattern.event_pattern(validate_config(CONFIG))
     events, sqs = boto_client(env, "events"), env.sqs

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from trailwatch import synth
 from trailwatch.local.eventbridge import ALL_MANAGEMENT_STATE, envelope
 from trailwatch_processor import eventbridge_pattern as ebp
-from trailwatch_processor.config import Config, Rule, load_default_config, validate_config
+from trailwatch_processor.config import Config, Rule
+from trailwatch_processor.config_load import load_default_config
+from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.patterns import Matcher, compile_config
 
 from tests.profiles import examples
