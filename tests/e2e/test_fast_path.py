@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from trailwatch import fast_path, stats
 from trailwatch.local.server import LocalAWS
 from trailwatch.main import cli as trailwatch_cli
-from trailwatch_processor import config as tw_config
+from trailwatch_processor.config_load import parse_config
 from trailwatch_processor.eventbridge_pattern import event_pattern
 
 from tests.e2e.conftest import ROOT, ClientFactory, client_factory, subscribe_alert_queue, wait_for
@@ -150,7 +150,7 @@ def item(aws_client: ClientFactory, event_id: str) -> dict[str, Any] | None:
 
 
 def bundled_pattern() -> Any:
-    return event_pattern(tw_config.parse_config((ROOT / "events.json").read_bytes(), source="events.json"))
+    return event_pattern(parse_config((ROOT / "events.json").read_bytes(), source="events.json"))
 
 
 def test_deploy_sets_the_rules_pattern_home_and_forwarder(

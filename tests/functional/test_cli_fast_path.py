@@ -15,7 +15,8 @@ from trailwatch import fast_path
 from trailwatch.errors import UsageError
 from trailwatch.session import Aws, Options
 from trailwatch.ui import UI
-from trailwatch_processor import config as tw_config
+from trailwatch_processor.config import Config
+from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.eventbridge_pattern import STATE_ALL_MANAGEMENT, event_pattern
 
 STACK = "trailwatch"
@@ -42,8 +43,8 @@ def aws(moto: None) -> Aws:
     return Aws(Options(region="us-east-1", stack_name=STACK))
 
 
-def config(doc: dict[str, Any]) -> tw_config.Config:
-    return tw_config.validate_config(doc)
+def config(doc: dict[str, Any]) -> Config:
+    return validate_config(doc)
 
 
 def make_rule(region: str, *, state: str = "ENABLED", target: str | None = QUEUE_ARN) -> Any:
