@@ -258,7 +258,10 @@ def check_rule(events: Any, name: str, generated: Pattern | None, target_arn: st
         if pattern_text(json.loads(rule.get("EventPattern") or "null")) != pattern_text(generated.pattern):
             problems.append("its pattern is not the config's: run `trailwatch upload-config`")
         if state != generated.state:
-            problems.append(f"state {state}, the config needs {generated.state}")
+            problems.append(
+                f"state {state}, the config needs {generated.state} (`aws events enable-rule` sets ENABLED): "
+                "run `trailwatch upload-config`"
+            )
     targets = events.list_targets_by_rule(Rule=name).get("Targets") or []
     if not any(t.get("Arn") == target_arn for t in targets):
         problems.append(f"no target {target_arn} (targets: {[t.get('Arn') for t in targets]})")

@@ -50,10 +50,8 @@ def aws_client(local_aws: LocalAWS) -> ClientFactory:
     return client_factory(local_aws)
 
 
-@pytest.fixture(scope="module")
-def deployed(local_aws: LocalAWS, aws_client: ClientFactory) -> dict[str, Any]:
-    """`trailwatch deploy --regions us-west-2 --no-verify` (the CLI sets the rules' patterns), a queue on the
-    alert topic, and the deploy's output."""
+def run_cli(local_aws: LocalAWS, *args: str) -> Any:
+    """`trailwatch ARGS...` against the module's local AWS (its root test credentials)."""
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {
             "AWS_ENDPOINT_URL": local_aws.endpoint,
@@ -64,16 +62,19 @@ def deployed(local_aws: LocalAWS, aws_client: ClientFactory) -> dict[str, Any]:
         }.items():
             mp.setenv(key, value)
         mp.setattr("trailwatch.stack.POLL_SECONDS", 0.1)
-        result = CliRunner().invoke(
-            trailwatch_cli,
-            [
-                *("deploy", "--bucket", BUCKET, "--email", "e2e@example.com"),
-                "--regions",
-                FORWARDER_REGION,
-                "--no-verify",
-            ],
-            catch_exceptions=False,
-        )
+        mp.setattr("trailwatch.verify.POLL_SECONDS", 0.2)
+        return CliRunner().invoke(trailwatch_cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def deployed(local_aws: LocalAWS, aws_client: ClientFactory) -> dict[str, Any]:
+    """`trailwatch deploy --regions us-west-2 --no-verify` (the CLI sets the rules' patterns), a queue on the
+    alert topic, and the deploy's output."""
+    result = run_cli(
+        local_aws,
+        *("deploy", "--bucket", BUCKET, "--email", "e2e@example.com"),
+        *("--regions", FORWARDER_REGION, "--no-verify"),
+    )
     assert result.exit_code == 0, result.output
     stack = aws_client("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
@@ -314,3 +315,25 @@ def test_rule_disabled_detections_still_arrive_from_the_files(
             assert body["path"] == "s3"
     finally:
         events.enable_rule(Name=fast_path.rule_name(STACK))
+
+
+def test_verify_checks_the_fast_path_and_probes_it(local_aws: LocalAWS, deployed: dict[str, Any]) -> None:
+    """The test above re-enabled the rule with EnableRule, which sets plain ENABLED: verify finds the state
+    the config needs missing; `upload-config` restores it; then every fast path row passes."""
+    stale = run_cli(local_aws, "verify", "--no-probe")
+    assert stale.exit_code == 1
+    assert "FAIL  fast path rule:" in stale.output and "run `trailwatch upload-config`" in stale.output
+    fixed = run_cli(local_aws, "upload-config", "--yes")
+    assert fixed.exit_code == 0, fixed.output
+    result = run_cli(local_aws, "verify", "--timeout", "60")
+    assert result.exit_code == 0, result.output
+    for check in (
+        "fast path rule",
+        "fast path queue -> function mapping",
+        "fast path dead-letter queue",
+        "fast path forwarders",
+        "fast path probe",
+    ):
+        assert f"PASS  {check}:" in result.output, result.output
+    assert f"forwarders in {FORWARDER_REGION}" in result.output
+    assert "queue -> alerted" in result.output
