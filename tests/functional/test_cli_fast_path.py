@@ -187,3 +187,42 @@ def test_check_rule_finds_what_is_wrong(aws: Aws, change: str, status: str, says
         events.disable_rule(Name=RULE)
     got, reason = fast_path.check_rule(events, RULE, generated, QUEUE_ARN)
     assert (got, says in reason) == (status, True), reason
+
+
+ROLE_TEMPLATE = json.dumps(
+    {
+        "Parameters": {"Role": {"Type": "String", "Default": "home"}},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+    }
+)
+
+
+def test_deploy_forwarders_never_turns_a_full_stack_into_a_forwarder(aws: Aws) -> None:
+    boto3.client("cloudformation", region_name="us-west-2").create_stack(
+        StackName=STACK, TemplateBody=ROLE_TEMPLATE
+    )  # a full trailwatch stack of the same name in that region
+    with pytest.raises(UsageError, match="full trailwatch stack"):
+        fast_path.deploy_forwarders(
+            aws,
+            UI(),
+            ["us-west-2"],
+            template=ROLE_TEMPLATE,
+            template_arg={"TemplateBody": ROLE_TEMPLATE},
+            home_parameters={},
+            home_outputs={"FastPathRuleArn": "arn:aws:events:us-east-1:123456789012:rule/x"},
+        )
+
+
+def test_deploy_forwarders_skips_without_a_fast_path(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    deployed = fast_path.deploy_forwarders(
+        aws,
+        UI(),
+        ["us-west-2"],
+        template=ROLE_TEMPLATE,
+        template_arg={"TemplateBody": ROLE_TEMPLATE},
+        home_parameters={"FastPath": "false"},
+        home_outputs={},
+    )
+    assert deployed == []
+    assert "no forwarders deployed" in capsys.readouterr().err  # a warning
+    assert boto3.client("cloudformation", region_name="us-west-2").describe_stacks()["Stacks"] == []
