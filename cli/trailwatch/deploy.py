@@ -364,8 +364,9 @@ def run_deploy(
     artifacts_bucket: str | None = None,
     outputs: OutputOptions | None = None,
     attach: dict[str, str] | None = None,
+    regions: str | None = None,
 ) -> int:
-    from trailwatch import configcmd
+    from trailwatch import configcmd, fast_path
 
     outputs = outputs or OutputOptions()
     check_output_options(outputs)
@@ -386,6 +387,7 @@ def run_deploy(
             ui.info("Attach mode: skipping verify; run `trailwatch owner-grants` and let a log file arrive.")
             run_verify = False
     check_names(given)
+    forwarder_regions = fast_path.parse_regions(regions, aws.region)  # fast path: bad names before any change
 
     ui.step(f"Deploying stack {name} to {aws.region} (account {aws.account_id()})")
     current = stack.describe_stack(aws, name)
@@ -415,6 +417,8 @@ def run_deploy(
     stack.print_plan(ui, plan)
     if dry_run:
         stack.discard_plan(aws, ui, plan)
+        if forwarder_regions:
+            ui.info(f"Dry run: would deploy fast path forwarders in {', '.join(forwarder_regions)}.")
         ui.info("Dry run: nothing changed.")
         if ui.json_mode:
             ui.json({"stack": name, "dry_run": True, "no_changes": plan.no_changes, "changes": plan.changes})
@@ -438,6 +442,19 @@ def run_deploy(
         outputs=stack.stack_outputs(deployed),
         yes=True,
     )
+    # Fast path (issue 16): forwarders in other regions, then the rules' pattern and state from the config.
+    if forwarder_regions:
+        fast_path.deploy_forwarders(
+            aws,
+            ui,
+            forwarder_regions,
+            template=template,
+            template_arg=template_arg,
+            home_parameters={**stack.stack_parameters(deployed), **given},
+            home_outputs=stack.stack_outputs(deployed),
+        )
+    ui.step("Fast path rule")
+    fast_path.sync_rules(aws, ui, configcmd.load_config(config_path)[0], stack.stack_outputs(deployed))
 
     result = 0
     if run_verify:

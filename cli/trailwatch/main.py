@@ -223,6 +223,11 @@ def _aws_ui(options: Options, json_mode: bool = False) -> tuple[Aws, UI]:
     help="Attach mode: how new log files are announced.",
 )
 @click.option("--trail-topic", metavar="ARN", help="Attach mode with trail-sns: the trail's SNS topic.")
+@click.option(
+    "--regions",
+    metavar="R1,R2",
+    help="Fast path: deploy forwarder stacks (same template, Role=forwarder) in these other regions.",
+)
 @click.option("--no-verify", is_flag=True, help="Skip `trailwatch verify` after the deploy.")
 @click.option("--dry-run", is_flag=True, help="Print the change set and stop; change nothing.")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds verify's probe waits.")
@@ -241,6 +246,7 @@ def deploy(
     kms_key: str | None,
     notification: str,
     trail_topic: str | None,
+    regions: str | None,
     no_verify: bool,
     dry_run: bool,
     timeout: float,
@@ -280,6 +286,7 @@ def deploy(
         artifacts_bucket=artifacts_bucket,
         outputs=OutputOptions(**output_options),
         attach=attach,
+        regions=regions,
     )
     raise click.exceptions.Exit(code)
 
@@ -315,11 +322,13 @@ def upload_config(options: Options, file: Path | None, yes: bool) -> None:
     Example:
       trailwatch upload-config my-events.json
     """
-    from trailwatch import configcmd, resources, stack
+    from trailwatch import configcmd, fast_path, resources, stack
 
     aws, ui = _aws_ui(options)
     outputs = stack.stack_outputs(stack.require_stack(aws, options.stack_name))
-    configcmd.upload(aws, ui, file or resources.default_config_path(), outputs=outputs, yes=yes)
+    path = file or resources.default_config_path()
+    configcmd.upload(aws, ui, path, outputs=outputs, yes=yes)
+    fast_path.sync_rules(aws, ui, configcmd.load_config(path)[0], outputs)  # fast path: the rules follow
 
 
 @cli.command(epilog=EPILOG)

@@ -16,7 +16,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from trailwatch import stack
+from trailwatch import fast_path, stack
 from trailwatch.cfn_template import Evaluator, Unresolvable
 from trailwatch.configcmd import config_location, owned_bucket_args
 from trailwatch.errors import EXIT_CHECK_FAILED, EXIT_OK, error_code, error_message
@@ -435,6 +435,11 @@ CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
     ("email subscription", check_email),
     ("dead-letter queue", check_dlq),
     ("last processed file", check_last_processed),
+    # Fast path (issue 16): after "config" (ctx.config is the config in force the pattern must equal).
+    ("fast path rule", lambda ctx: fast_path.verify_home(ctx.aws, ctx.outputs, ctx.config)),
+    ("fast path queue -> function mapping", lambda ctx: fast_path.verify_mapping(ctx.aws, ctx.outputs)),
+    ("fast path dead-letter queue", lambda ctx: fast_path.verify_dlq(ctx.aws, ctx.outputs)),
+    ("fast path forwarders", lambda ctx: fast_path.verify_forwarders(ctx.aws, ctx.outputs, ctx.config)),
 ]
 
 
@@ -560,6 +565,11 @@ def _cleanup_probe(
         ui.warn(f"could not remove the probe ({error_code(exc)}): s3://{bucket}/{key}, item {event_id}")
 
 
+def _fast_path_probe(ctx: Context, ui: UI, timeout: float) -> tuple[str, str, str]:
+    status, reason = fast_path.run_probe(ctx.aws, ui, ctx.outputs, ctx.config, timeout)
+    return status, "fast path probe", reason
+
+
 def run_verify(aws: Aws, ui: UI, *, probe: bool, timeout: float) -> int:
     from trailwatch import resources
 
@@ -575,6 +585,10 @@ def run_verify(aws: Aws, ui: UI, *, probe: bool, timeout: float) -> int:
             run_probe(ctx, report, timeout)
         except botocore.exceptions.ClientError as exc:
             report.add("fail", "probe", f"{error_code(exc)}: {error_message(exc)}")
+        try:  # fast path (issue 16): the same pipeline from the fast path queue
+            report.add(*_fast_path_probe(ctx, report.ui, timeout))
+        except botocore.exceptions.ClientError as exc:
+            report.add("fail", "fast path probe", f"{error_code(exc)}: {error_message(exc)}")
     counts = {s: sum(1 for r in report.results if r[0] == s) for s in ("pass", "warn", "fail")}
     summary = f"{counts['pass']} passed, {counts['warn']} warning(s), {counts['fail']} failed"
     if ui.json_mode:

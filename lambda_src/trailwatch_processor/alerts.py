@@ -8,6 +8,10 @@ The JSON body is the ``default`` of the MessageStructure=json document, so every
 lambda, http/s, email-json) receives the one copy: the body lists every event ID of the alert that fits in
 the 256 KB (about 6,000 CloudTrail IDs), and only when some do not fit says how many are missing and how to
 fetch them. The email lists the first ``MAX_EMAIL_EVENT_IDS`` IDs and points to the same lookup.
+
+An event alert says how it arrived: ``path`` (``eventbridge``: the fast path, seconds after the call; ``s3``:
+a log file, minutes after) and ``latency_seconds``, from each event's ``eventTime`` to the alert (per event
+in the JSON body; the largest, that of the earliest event, at the top and in the email).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 SUBJECT_MAX = 100
@@ -48,10 +53,41 @@ class Alert:
     description: str | None = None
     table: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None  # how the events arrived: "eventbridge" or "s3" (None: an operational alert)
+    alerted_at: datetime | None = None  # when the alert is sent: the end of each event's latency
 
     @property
     def count(self) -> int:
         return len(self.event_ids)
+
+    def timed_events(self) -> list[dict[str, Any]]:
+        """``events`` with ``latency_seconds`` (eventTime -> ``alerted_at``) on each whose time parses."""
+        if self.alerted_at is None:
+            return list(self.events)
+        out: list[dict[str, Any]] = []
+        for event in self.events:
+            latency = latency_seconds(event.get("eventTime"), self.alerted_at)
+            out.append(event if latency is None else {**event, "latency_seconds": latency})
+        return out
+
+
+def latency_seconds(event_time: Any, until: datetime) -> float | None:
+    """Seconds from a CloudTrail ``eventTime`` (ISO 8601, ``Z``) to ``until``, to the millisecond; None when
+    the time does not parse. Negative when the clocks disagree: shown as it is, never hidden."""
+    if not isinstance(event_time, str) or not event_time:
+        return None
+    try:
+        moment = datetime.fromisoformat(event_time)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round((until - moment).total_seconds(), 3)
+
+
+def largest_latency(events: list[dict[str, Any]]) -> float | None:
+    values = [e["latency_seconds"] for e in events if isinstance(e.get("latency_seconds"), int | float)]
+    return max(values) if values else None
 
 
 @dataclass(frozen=True)
@@ -171,6 +207,7 @@ def _render(alert: Alert, shown: int, listed: int) -> str:
 
 
 def _machine_body(alert: Alert, shown: int, listed: int) -> dict[str, Any]:
+    events = alert.timed_events()[:shown]
     body: dict[str, Any] = {
         "source": "trailwatch",
         "rule": alert.rule_id,
@@ -181,9 +218,12 @@ def _machine_body(alert: Alert, shown: int, listed: int) -> dict[str, Any]:
         "eventIDs_truncated": listed < alert.count,
         "log_bucket": alert.log_bucket,
         "log_key": alert.log_key,
-        "events": alert.events[:shown],
-        "events_truncated": len(alert.events[:shown]) < alert.count,
+        "events": events,
+        "events_truncated": len(events) < alert.count,
     }
+    if alert.path:
+        body["path"] = alert.path
+        body["latency_seconds"] = largest_latency(alert.timed_events())
     if listed < alert.count:
         body["eventIDs_missing"] = alert.count - listed
         body["eventIDs_fetch"] = _fetch_hint(alert)
@@ -207,6 +247,8 @@ def _email_text(alert: Alert, shown: int) -> str:
     lines = [f"trailwatch alert: {one_line(_cap(alert.title, TITLE_MAX_CHARS))}", ""]
     lines.append(f"Rule:     {alert.rule_id}")
     lines.append(f"Severity: {alert.severity.upper()}")
+    if alert.path:
+        lines.append(f"Path:     {_path_line(alert)}")
     if alert.description:
         lines += ["", _cap(alert.description, DESCRIPTION_MAX_CHARS)]
     for name, value in alert.extra.items():
@@ -216,7 +258,7 @@ def _email_text(alert: Alert, shown: int) -> str:
             f" in s3://{one_line(str(alert.log_bucket))}/{one_line(alert.log_key)}" if alert.log_key else ""
         )
         lines += ["", f"{alert.count} matching event(s){where}."]
-        for i, event in enumerate(alert.events[:shown], 1):
+        for i, event in enumerate(alert.timed_events()[:shown], 1):
             lines += ["", f"Event {i} of {alert.count}", *_event_lines(event)]
         if alert.count > shown:
             lines += ["", f"... and {alert.count - shown} more; see the event IDs below."]
@@ -228,6 +270,17 @@ def _email_text(alert: Alert, shown: int) -> str:
         lines.append(f"  or DynamoDB {table}: GetItem with key EventId = <event ID>")
         lines.append(f"  (index ByDay, filter: rule_ids contains {alert.rule_id})")
     return "\n".join(lines) + "\n"
+
+
+def _path_line(alert: Alert) -> str:
+    """``eventbridge, 2.4 s after the event`` (the largest latency: that of the earliest event)."""
+    how = {"eventbridge": "EventBridge fast path", "s3": "CloudTrail log file in S3"}.get(str(alert.path))
+    text = f"{alert.path} ({how})" if how else str(alert.path)
+    latency = largest_latency(alert.timed_events())
+    if latency is not None:
+        earliest = " (the earliest event)" if alert.count > 1 else ""
+        text += f", alerted {latency:.1f} s after the event{earliest}"
+    return one_line(text)
 
 
 def _ids_heading(alert: Alert) -> str:
@@ -256,6 +309,8 @@ def _event_lines(event: dict[str, str]) -> list[str]:
     ]
     if event.get("errorCode"):
         rows.append(("Error", f"{event['errorCode']}: {event.get('errorMessage', '')}".rstrip(": ")))
+    if isinstance(event.get("latency_seconds"), int | float):
+        rows.append(("Latency", f"{event['latency_seconds']:.1f} s from the event to this alert"))
     rows.append(("Event ID", event.get("eventID", "?")))
     return [f"  {name + ':':<10}{one_line(value)}" for name, value in rows]
 
@@ -274,12 +329,15 @@ def one_line(value: str) -> str:
 
 def _attributes(alert: Alert) -> dict[str, dict[str, str]]:
     """Message attributes for subscription filter policies (SNS rejects empty values: 'unknown' instead)."""
-    return {
+    attributes = {
         "severity": _string_attr(alert.severity),
         "rule": _string_attr(alert.rule_id),
         "eventName": _string_attr(_joined(event.get("eventName") for event in alert.events)),
         "account": _string_attr(_joined(event.get("account") for event in alert.events)),
     }
+    if alert.path:
+        attributes["path"] = _string_attr(alert.path)
+    return attributes
 
 
 def _subject_account(alert: Alert) -> str | None:

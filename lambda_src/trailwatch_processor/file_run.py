@@ -12,13 +12,12 @@ import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import alerts, config_diff, markers, noise, noise_state, record_issues, records, store, tamper
+from . import claims, config_diff, markers, noise, noise_state, record_issues, records, store, tamper
 from .deps import (
     AlertsInFlightError,
     Budget,
@@ -27,7 +26,6 @@ from .deps import (
     FileResult,
     ObjectMissingError,
     object_version,
-    release_claims,
 )
 from .log_stream import open_log
 from .logfile import FileStats, iter_matches
@@ -300,26 +298,13 @@ class FileRun:
 
     def _existing(self, entry: _Pending, stored: store.Item) -> None:
         """An event already in the table: claim its alert unless sent or claimed by a live invocation."""
-        deps = self.deps
-        status = stored.get("alert_status", {}).get("S")
-        if status == store.SENT or status in noise.QUIET_STATUSES:
-            return
-        now = deps.now()
-        stale_before = now - timedelta(seconds=deps.claim_stale_seconds)
-        claimed_at = stored.get("alert_claimed_at", {}).get("S", "")
-        if status == store.SENDING and claimed_at >= store.iso(stale_before):
-            self._in_flight(entry)  # a live claim: no call can change that
-            return
-        outcome = store.claim(
-            deps.dynamodb, self.table, entry.event_id, token=self.token, now=now, stale_before=stale_before
-        )
-        if outcome.claimed:
+        claims.add_log_file(self.deps, entry.event_id, stored, self.ref.bucket, self.ref.key)  # fast path's
+        claim = claims.claim_existing(self.deps, entry.event_id, stored, self.token)
+        if claim.state == claims.CLAIMED:
             # Group by the rule stored on the item: an earlier attempt may have run under another config.
-            rule_id = stored.get("rule_id", {}).get("S") or entry.item["rule_id"]["S"]  # type: ignore[index]
-            self._to_alert(entry, rule_id, stored.get("severity", {}).get("S"))
-        elif outcome.status is None:
-            log.warning("event %s vanished from the table before it was alerted (TTL?)", entry.event_id)
-        elif outcome.status != store.SENT:
+            rule_id = claim.rule_id or entry.item["rule_id"]["S"]  # type: ignore[index]
+            self._to_alert(entry, rule_id, claim.severity)
+        elif claim.state == claims.IN_FLIGHT:
             self._in_flight(entry)
 
     def _in_flight(self, entry: _Pending) -> None:
@@ -453,31 +438,17 @@ def _find_rule(rule_id: str, rules: list, matcher: Any) -> Any:
 
 def _publish_group(group: _Group, ref: ObjectRef, deps: Deps, token: str) -> None:
     """Publish one message for the group's events (all claimed with ``token``), then mark them sent."""
-    table = deps.settings.events_table
-    try:
-        message = alerts.build_alert(
-            alerts.Alert(
-                rule_id=group.rule_id,
-                title=group.title,
-                severity=group.severity,
-                description=group.description,
-                event_ids=group.event_ids,
-                events=[group.summaries[e] for e in group.event_ids if e in group.summaries][
-                    : alerts.MAX_EVENTS
-                ],
-                log_bucket=ref.bucket,
-                log_key=ref.key,
-                table=table,
-                extra=group.extra,
-            )
-        )
-        message_id = alerts.publish(deps.sns, deps.settings.alert_topic_arn, message)
-    except Exception:
-        release_claims(group.event_ids, token, deps)
-        raise
-    # Crash window: SNS has the message, the items still say "sending" (see the module docstring).
-    lost = store.mark_sent_many(
-        deps.dynamodb, table, group.event_ids, token=token, message_id=message_id, now=deps.now()
+    claims.publish_events(
+        deps,
+        token,
+        rule_id=group.rule_id,
+        title=group.title,
+        severity=group.severity,
+        description=group.description,
+        event_ids=group.event_ids,
+        events=[group.summaries[e] for e in group.event_ids if e in group.summaries],
+        path=store.PATH_S3,
+        log_bucket=ref.bucket,
+        log_key=ref.key,
+        extra=group.extra,
     )
-    for event_id in lost:
-        log.warning("event %s: claim taken over before it was marked sent (possible duplicate)", event_id)

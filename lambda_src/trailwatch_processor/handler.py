@@ -33,6 +33,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import fast_path
 from .aws import Clients, Settings
 from .config_diff import digest_items
 from .config_source import ConfigCache
@@ -240,6 +241,10 @@ def process_message(message: Any, deps: Deps, budget: MessageBudget | None = Non
     if handle_if_output(message):  # an alert from an output queue (Slack, webhook): deliver it
         return
     if handle_if_window_close(message, deps):  # noise control: a dedup window's summary is due
+        return
+    event = fast_path.cloudtrail_event(message["body"])  # a CloudTrail event from EventBridge (fast path)
+    if event is not None:
+        fast_path.process_event(event, deps, received_at=fast_path.sent_at(message))
         return
     attempt = receive_count(message)
     for ref in parse_body(message["body"]):

@@ -38,6 +38,10 @@ PENDING = "pending"
 SENDING = "sending"
 SENT = "sent"
 
+# How an event reached the table first (its item's ``path``): a CloudTrail log file in S3, or the fast path
+# (an EventBridge rule on the default bus, through its own SQS queue; see fast_path.py).
+PATH_S3 = "s3"
+PATH_EVENTBRIDGE = "eventbridge"
 
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]  # the wire form: {"name": {"S": "value"}}
@@ -71,10 +75,11 @@ def build_item(
     record: dict,
     rules: Sequence[Rule],
     *,
-    log_bucket: str,
-    log_key: str,
+    log_bucket: str | None,
+    log_key: str | None,
     now: datetime,
     retention_days: int,
+    path: str = PATH_S3,
 ) -> Item:
     """The SecurityEvents item for one matched record (``rules``: every matching rule, config order).
 
@@ -82,6 +87,8 @@ def build_item(
     to DynamoDB, so the fields get U+FFFD in its place and ``raw`` its ``\\uXXXX`` escape (the same JSON
     value, nothing lost). A ``records.PartialRecord`` (a record the reader could not hold or parse whole)
     stores the kept prefix of its text as ``raw`` with ``raw_truncated`` and says why in ``raw_issue``.
+    ``path`` says which way in stored it; a fast-path item has no log file yet (``log_bucket``/``log_key``
+    None: omitted, added by ``add_log_file`` when the file brings the event).
     """
     primary = primary_rule(rules)
     arn, kind = records.principal(record)
@@ -94,13 +101,14 @@ def build_item(
         "rule_ids": [rule.id for rule in rules],
         "rule_id": primary.id,
         "severity": primary.severity,
-        "log_bucket": log_bucket,
-        "log_key": log_key,
+        "path": path,
         "stored_at": stored_at,
         "expires_at": epoch(now + timedelta(days=retention_days)),
         "alert_status": PENDING,
     }
     optional = {
+        "log_bucket": log_bucket,
+        "log_key": log_key,
         "event_name": _text(record.get("eventName")),
         "event_source": _text(record.get("eventSource")),
         "aws_region": _text(record.get("awsRegion")),
@@ -252,6 +260,24 @@ def mark_sent(ddb: Any, table: str, event_id: str, *, token: str, message_id: st
     )
 
 
+def add_log_file(ddb: Any, table: str, event_id: str, *, bucket: str, key: str) -> bool:
+    """Name the log file on an item stored before its file arrived (by the fast path): one conditional
+    update, only where ``log_key`` is absent (a file never overwrites another's). False: nothing to do."""
+    try:
+        ddb.update_item(
+            TableName=table,
+            Key=to_item({"EventId": event_id}),
+            UpdateExpression="SET log_bucket = :bucket, log_key = :key",
+            ConditionExpression="attribute_exists(EventId) AND attribute_not_exists(log_key)",
+            ExpressionAttributeValues=to_item({":bucket": bucket, ":key": cap(key, FIELD_MAX_CHARS)}),
+        )
+        return True
+    except ClientError as err:
+        if error_code(err) == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
 def _conditional_update(
     ddb: Any, table: str, event_id: str, *, update: str, condition: str, values: dict[str, str]
 ) -> bool:
@@ -317,7 +343,7 @@ def error_code(err: ClientError) -> str:
 
 BATCH_GET_MAX = 100  # BatchGetItem's limit per request
 BATCH_GET_ATTEMPTS = 8  # rounds for UnprocessedKeys before giving up (raises: the message is retried)
-_STATE_ATTRIBUTES = "EventId, alert_status, rule_id, severity, alert_claimed_at"
+_STATE_ATTRIBUTES = "EventId, alert_status, rule_id, severity, alert_claimed_at, log_key"
 
 
 def batch_get_states(ddb: Any, table: str, event_ids: Sequence[str]) -> dict[str, Item]:

@@ -111,6 +111,7 @@ class Resolver:
             "AWS::CloudTrail::Trail": f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/{physical}",
             "AWS::Lambda::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{physical}",
             "AWS::S3::Bucket": f"arn:aws:s3:::{physical}",
+            "AWS::Events::Rule": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{physical}",
         }
         if attribute == "Arn":
             return arns[kind]
@@ -426,10 +427,36 @@ def check_role(aws: ClientFactory, physical: str, props: dict[str, Any], resolve
     assert role["AssumeRolePolicyDocument"] == props["AssumeRolePolicyDocument"]
     assert role["Description"] == props["Description"]
     names = iam.list_role_policies(RoleName=physical)["PolicyNames"]
-    assert sorted(names) == sorted(p["PolicyName"] for p in props["Policies"])
-    for declared in props["Policies"]:
+    declared_names = {p["PolicyName"] for p in props.get("Policies", [])}
+    # Besides its own, the role holds the inline policies of AWS::IAM::Policy resources naming it.
+    separate = {
+        r["Properties"]["PolicyName"]
+        for r in TEMPLATE["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy"
+    }
+    assert declared_names <= set(names) and set(names) - declared_names <= separate
+    for declared in props.get("Policies", []):
         document = iam.get_role_policy(RoleName=physical, PolicyName=declared["PolicyName"])["PolicyDocument"]
         assert document == declared["PolicyDocument"]
+
+
+@check("AWS::IAM::Policy")
+def check_iam_policy(aws: ClientFactory, physical: str, props: dict[str, Any], resolve: Resolver) -> None:
+    for role in props["Roles"]:
+        got = aws("iam").get_role_policy(RoleName=role, PolicyName=props["PolicyName"])["PolicyDocument"]
+        assert got == props["PolicyDocument"]
+
+
+@check("AWS::Events::Rule")
+def check_events_rule(aws: ClientFactory, physical: str, props: dict[str, Any], resolve: Resolver) -> None:
+    events = aws("events")
+    rule = events.describe_rule(Name=physical, EventBusName=props.get("EventBusName", "default"))
+    assert rule["Name"] == props.get("Name", physical)
+    assert json.loads(rule["EventPattern"]) == props["EventPattern"]
+    assert rule["State"] == props.get("State", "ENABLED")
+    assert rule.get("Description") == props.get("Description")
+    targets = events.list_targets_by_rule(Rule=physical)["Targets"]
+    assert sorted(targets, key=lambda t: t["Id"]) == sorted(props["Targets"], key=lambda t: t["Id"])
 
 
 @check("AWS::Lambda::Function")

@@ -54,9 +54,9 @@ def test_disabled_mapping_raises_the_queue_age_alarm(
     ]
     aws_client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=mailbox_arn)
 
-    (mapping,) = awslambda.list_event_source_mappings(FunctionName=stack["ProcessorFunctionName"])[
-        "EventSourceMappings"
-    ]
+    (mapping,) = awslambda.list_event_source_mappings(
+        FunctionName=stack["ProcessorFunctionName"], EventSourceArn=stack["LogQueueArn"]
+    )["EventSourceMappings"]  # the log queue's (the fast path queue has its own)
     awslambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
     time.sleep(3.0)  # the local runtime re-reads the mappings every second and stops the poller
     key = synth.log_key(ACCOUNT, REGION, unique="STALLED")

@@ -35,7 +35,7 @@ def email_subscriptions() -> dict[str, str]:
         if res["Type"] == "AWS::SNS::Subscription"
         and res["Properties"]["Protocol"] == "email"
         and res["Properties"]["Endpoint"] == {"Ref": "AlertEmail"}
-        and "Condition" not in res
+        and res.get("Condition") in (None, "IsHome")  # in every home stack (IsHome: not in forwarders)
     }
 
 

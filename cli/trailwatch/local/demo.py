@@ -36,7 +36,9 @@ from trailwatch.ui import UI
 STACK_NAME = "trailwatch-demo"
 EMAIL = "demo@example.com"
 DEMO_REGION = "us-east-1"
-LIVE_DELIVERY_INTERVAL = 1.0
+# Live mode: the trail's log files every few seconds (AWS: about 5 minutes), so the demo shows both paths of
+# the same events side by side: the fast path (EventBridge, seconds) and the log file.
+LIVE_DELIVERY_INTERVAL = 8.0
 ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
 ADMIN_DOCUMENT = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 INTRUDER = "intruder"
@@ -79,6 +81,9 @@ class Observed:
     alerts: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     written: dict[str, float] = field(default_factory=dict)
+    # Fast path: when the demo first saw the log file named on an item the fast path had stored (the file
+    # path reached the event; it sends nothing, the event is alerted already).
+    file_seen: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -419,8 +424,11 @@ def poll(p: Pipeline, seen: Observed, since: timedelta) -> None:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
             )
     table = p.outputs["EventsTableName"]
+    now = time.time()
     for item in events.query_events(p.aws, table, since=since, rule=None, min_severity=None, limit=100_000):
         seen.items[item["EventId"]] = item
+        if item.get("log_key"):
+            seen.file_seen.setdefault(item["EventId"], now)
 
 
 def _on_alert(seen: Observed) -> Callable[[float, str], None]:
@@ -472,11 +480,18 @@ def wait(p: Pipeline, ui: UI, expected: list[Expected], timeout: float) -> Obser
                 f"{got}/{want} expected detections, {len(seen.alerts)} alerts received", since=started
             )
             last = time.monotonic()
-        if got == want or time.monotonic() - started > timeout:
+        if (got == want and files_arrived(expected, seen)) or time.monotonic() - started > timeout:
             break
     poll(p, seen, timedelta(hours=2))  # one more drain: a duplicate alert must show
     resolve_live_ids(expected, seen)
     return seen
+
+
+def files_arrived(expected: list[Expected], seen: Observed) -> bool:
+    """Fast path: every detected live step's log file has reached its item too (the side-by-side needs it)."""
+    return all(
+        s.event_id in seen.file_seen for s in expected if s.rule and s.request_id and s.event_id in seen.items
+    )
 
 
 # ------------------------------------------------------------------------------------------ check
@@ -534,6 +549,35 @@ def latencies(expected: list[Expected], seen: Observed) -> dict[str, list[float]
     return {k: v for k, v in out.items() if v}
 
 
+def side_by_side(
+    expected: list[Expected], seen: Observed
+) -> list[tuple[str, str, str, float | None, float | None]]:
+    """Fast path: per detected live step (step, event, path of its alert, API call -> alert through
+    EventBridge, API call -> its log file processed). The log file finds the event already alerted and
+    sends nothing: its figure is when the file path reached the event (seen by the demo's polling)."""
+    first_alert: dict[str, tuple[float, dict[str, Any]]] = {}
+    for received, alert in seen.alerts:
+        for i in alert.get("eventIDs", []):
+            first_alert.setdefault(i, (received, alert))
+    rows = []
+    for s in expected:
+        if not (s.rule and s.request_id and s.event_id in first_alert):
+            continue
+        received, alert = first_alert[s.event_id]
+        path = str(alert.get("path") or seen.items.get(s.event_id, {}).get("path") or "s3")
+        fast = max(0.0, received - s.at) if path == "eventbridge" else None
+        file_at = seen.file_seen.get(s.event_id)
+        by_file = max(0.0, file_at - s.at) if file_at is not None else None
+        if path != "eventbridge":  # alerted from its file: that alert is the file path's figure
+            by_file = max(0.0, received - s.at)
+        rows.append((s.title, s.event_name, path, fast, by_file))
+    return rows
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
 # ------------------------------------------------------------------------------------------ report
 def report(ui: UI, expected: list[Expected], seen: Observed, problems: list[str], mode: str) -> None:
     ours = {s.event_id for s in expected}
@@ -551,6 +595,9 @@ def report(ui: UI, expected: list[Expected], seen: Observed, problems: list[str]
     ]
     others = [i for i in items if i["EventId"] not in ours]
     lat = latencies(expected, seen)
+    paths = side_by_side(expected, seen)
+    fast = [row[3] for row in paths if row[3] is not None]
+    by_file = [row[4] for row in paths if row[4] is not None]
     if ui.json_mode:
         ui.json(
             {
@@ -571,6 +618,10 @@ def report(ui: UI, expected: list[Expected], seen: Observed, problems: list[str]
                     k: {"p50": percentile(v, 50), "p95": percentile(v, 95), "n": len(v)}
                     for k, v in lat.items()
                 },
+                "paths": [
+                    dict(zip(("step", "event", "alerted_by", "eventbridge_s", "log_file_s"), r, strict=True))
+                    for r in paths
+                ],
             }
         )
     ui.step(f"Detections ({len(rows)} from the story)")
@@ -591,6 +642,18 @@ def report(ui: UI, expected: list[Expected], seen: Observed, problems: list[str]
         ui.info(
             f"  {name}: p50 {percentile(values, 50):.2f}s  p95 {percentile(values, 95):.2f}s"
             f"  (n={len(values)})"
+        )
+    if paths:
+        ui.step("The same events through both paths (API call -> ...)")
+        ui.table(
+            ["story step", "event", "alerted by", "EventBridge -> alert", "log file processed"],
+            [(t, e, p, _seconds(f), _seconds(b)) for t, e, p, f, b in paths],
+        )
+        for name, values in (("through EventBridge (alert)", fast), ("through the log file", by_file)):
+            if values:
+                ui.info(f"  {name}: p50 {percentile(values, 50):.2f}s  p95 {percentile(values, 95):.2f}s")
+        ui.info(
+            f"  (log files here every {LIVE_DELIVERY_INTERVAL:.0f} s; AWS delivers about every 5 minutes)"
         )
     if problems:
         ui.error(f"demo failed: {len(problems)} problem(s)", details=problems)

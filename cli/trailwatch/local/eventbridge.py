@@ -74,20 +74,33 @@ def rule_takes(state: str, record: dict[str, Any]) -> bool:
 
 def publish(record: dict[str, Any], account_id: str, log: Callable[[str], None] | None = None) -> int:
     """Put the record on its region's default bus of `account_id`; the number of rules it was sent to."""
-    from moto.events.models import events_backends
-
     event = envelope(record, account_id)
     if len(json.dumps(event, separators=(",", ":")).encode()) > MAX_EVENT_BYTES:
         if log:
             log(f"eventbridge: {record.get('eventName')} is over 256 KB: not delivered (as in AWS)")
         return 0
+    return deliver(event, account_id, event["region"], "default", log)
+
+
+def deliver(
+    event: dict[str, Any],
+    account_id: str,
+    region: str,
+    bus_name: str,
+    log: Callable[[str], None] | None = None,
+    hops: int = 0,
+) -> int:
+    """Match `event` against the rules of one bus and send it to their targets; the number of rules."""
+    from moto.events.models import events_backends
+
     by_region = dict.get(events_backends, account_id) or {}
-    backend = dict.get(by_region, event["region"])  # no backend yet: no rules in that region
+    backend = dict.get(by_region, region)  # no backend yet: no rules in that region
     if backend is None:
         return 0
-    bus = backend.event_buses.get("default")
+    bus = backend.event_buses.get(bus_name)
     if bus is None:
         return 0
+    record = event.get("detail") if isinstance(event.get("detail"), dict) else {}
     sent = 0
     for rule in list(bus.rules.values()):
         if rule.scheduled_expression or not rule_takes(rule.state, record):
@@ -97,16 +110,21 @@ def publish(record: dict[str, Any], account_id: str, log: Callable[[str], None] 
         sent += 1
         for target in list(rule.targets):
             try:
-                _send(rule, target, event)
+                _send(rule, target, event, log, hops)
             except Exception as err:  # best effort, as in AWS: one target's failure does not stop the others
                 if log:
                     log(f"eventbridge: rule {rule.name} could not deliver to {target.get('Arn')}: {err!r}")
     return sent
 
 
-def _send(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
+def _send(
+    rule: Any, target: dict[str, Any], event: dict[str, Any], log: Callable[[str], None] | None, hops: int
+) -> None:
     """An SQS target without input transformation gets the envelope as AWS sends it (moto's SQS path
-    rewrites `time` and wants moto's internal `ingestion-time`); other targets go through moto."""
+    rewrites `time` and wants moto's internal `ingestion-time`); an event bus in another region or
+    account gets the event itself, as AWS forwards it (same `id`, `region`, `time`, `detail`), matched
+    there by its rules with the same semantics (moto would re-put it as a new event of the target region,
+    through its own matching); other targets go through moto."""
     from moto.sqs.models import sqs_backends
     from moto.utilities.arns import parse_arn
 
@@ -116,6 +134,9 @@ def _send(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
         sqs_backends[arn.account][arn.region].send_message(
             queue_name=arn.resource_id, message_body=json.dumps(event), group_id=group_id
         )
+        return
+    if arn.service == "events" and arn.resource_type == "event-bus":
+        forward_to_bus(rule, target, event, log, hops)
         return
     moto_event = json.loads(json.dumps(event))
     moto_event["time"] = time.time()
@@ -133,6 +154,31 @@ def _send(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
         targets=[target],
     )
     original.send_to_targets(moto_event)
+
+
+def forward_to_bus(
+    rule: Any, target: dict[str, Any], event: dict[str, Any], log: Callable[[str], None] | None, hops: int
+) -> None:
+    """A bus target: AWS needs a role for a bus of another region or account (EventBridge assumes it to
+    call PutEvents); without one the rule does not deliver. One hop only, so a loop of forwarding rules
+    (region A -> B -> A) cannot spin."""
+    from moto.utilities.arns import parse_arn
+
+    arn = parse_arn(target["Arn"])
+    elsewhere = arn.region != rule.region_name or arn.account != rule.account_id
+    if elsewhere and not target.get("RoleArn"):
+        if log:
+            log(
+                f"eventbridge: rule {rule.name} targets {target['Arn']} without RoleArn: "
+                "not delivered (as in AWS)"
+            )
+        return
+    if hops >= 1:
+        if log:
+            log(f"eventbridge: {event.get('id')} already forwarded once: not forwarded again by {rule.name}")
+        return
+    bus_name = arn.resource_id.split("/")[-1] or "default"
+    deliver(event, arn.account, arn.region, bus_name, log, hops + 1)
 
 
 def matches_event(self: Any, event: dict[str, Any]) -> bool:

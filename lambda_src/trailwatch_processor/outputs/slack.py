@@ -78,6 +78,10 @@ def build_message(alert: dict[str, Any]) -> dict[str, Any]:
         if isinstance(group, dict) and group:
             fields.append(("Grouped by", ", ".join(f"{k}={v}" for k, v in group.items())))
         fields.append(("Window", f"{alert.get('window_start', '?')} to {alert.get('window_end', '?')}"))
+    if alert.get("path"):  # how the alert arrived (fast path or log file) and how long after the event
+        latency = alert.get("latency_seconds")
+        late = f", {latency:.1f} s after the event" if isinstance(latency, int | float) else ""
+        fields.append(("Arrived", f"{alert['path']}{late}"))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline, "emoji": True}},
         {
