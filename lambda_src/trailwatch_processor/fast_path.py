@@ -133,7 +133,7 @@ def process_event(
         path=store.PATH_EVENTBRIDGE,
     )
     event_id = result.event_id = item["EventId"]["S"]
-    # Noise control as for a log file: suppressed, grouped or below a threshold is stored quiet, never claimed.
+    # Noise control as for a log file: suppressed, grouped or below a threshold is stored quiet, unclaimed.
     suppressions = getattr(getattr(matcher, "config", None), "suppressions", ())
     plan = noise.plan(record, store.primary_rule(rules), suppressions, now)
     to_write, alert = noise_state.item_to_store(deps, plan, event_id, item, token)

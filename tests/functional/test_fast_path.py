@@ -311,3 +311,49 @@ def boto_client(env: Env, service: str) -> Any:
     import boto3
 
     return boto3.session.Session(region_name="us-east-1").client(service)
+
+
+# --- noise control applies to the fast path as to log files ------------------------------------------------
+
+NOISY = {
+    "rules": [
+        {"id": "denied", "title": "Access denied", "severity": "medium",
+         "pattern": {"errorCode": [{"prefix": "AccessDenied"}]},
+         "threshold": {"count": 3, "window_minutes": 5, "group_by": ["sourceIPAddress"]}},
+        {"id": "root-usage", "title": "Root account used", "severity": "critical",
+         "pattern": {"userIdentity": {"type": ["Root"]}}},
+    ],
+    "suppressions": [
+        {"id": "break-glass", "pattern": {"userIdentity": {"type": ["Root"]}, "sourceIPAddress": ["198.51.100.7"]},
+         "reason": "break-glass drill", "owner": "secops", "expires": "2999-01-01"},
+    ],
+}  # fmt: skip
+
+
+def test_a_suppressed_event_from_eventbridge_is_stored_quiet_and_the_log_file_does_not_alert_it(
+    env: Env, deps: Any
+) -> None:
+    env.put_config(NOISY)
+    hidden = f.root_login(sourceIPAddress="198.51.100.7")
+    shown = f.root_login(sourceIPAddress="203.0.113.9")
+    assert _failed(handle_batch(_batch(hidden, shown), deps)) == []
+    items = _events(env)
+    assert items[hidden["eventID"]]["alert_status"] == "suppressed"
+    assert items[hidden["eventID"]]["suppressed_by"] == "break-glass"
+    assert [a["eventIDs"] for a in env.alerts()] == [[shown["eventID"]]]
+    key = env.put_log([hidden, shown])  # the log file brings both again: nothing more is alerted
+    assert handle_batch(f.sqs_event(f.s3_notification(BUCKET, key)), deps)["batchItemFailures"] == []
+    assert len(env.alerts()) == 1 and _events(env)[hidden["eventID"]]["alert_status"] == "suppressed"
+
+
+def test_a_threshold_counts_fast_path_and_log_file_deliveries_once(env: Env, deps: Any) -> None:
+    env.put_config(NOISY)
+    denied = [f.record("PutObject", errorCode="AccessDenied", sourceIPAddress="203.0.113.9") for _ in range(3)]
+    assert _failed(handle_batch(_batch(*denied[:2]), deps)) == []
+    assert env.alerts() == []  # two of three: below the threshold
+    assert _failed(handle_batch(_batch(*denied[:2]), deps)) == []  # delivered again: still two
+    assert env.alerts() == []
+    key = env.put_log(denied)  # the file brings all three: the third crosses the threshold, once
+    assert handle_batch(f.sqs_event(f.s3_notification(BUCKET, key)), deps)["batchItemFailures"] == []
+    [alert] = env.alerts()
+    assert alert["rule"] == "denied" and alert["eventIDs"] == [denied[2]["eventID"]]
