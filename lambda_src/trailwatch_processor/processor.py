@@ -397,7 +397,7 @@ class _FileRun:
             self.pending.append(_Pending(ordinal, event_id, None, rules, None))
             return
         self.seen.add(event_id)
-        summary = records.summary(record)
+        summary = records.summary(record, self.ref.key)
         self.pending.append(_Pending(ordinal, event_id, item, rules, summary, self.stats.current))
 
     def _store(self) -> None:
