@@ -4,6 +4,8 @@ Generated from the deployed stack's outputs and parameters, printed for review, 
 owner's credentials. Applying MERGES: the bucket policy keeps every other statement (ours are replaced by
 Sid), and S3's notification configuration is read and written back whole with ``EventBridgeConfiguration``
 added (``PutBucketNotificationConfiguration`` replaces everything, so nothing existing may be dropped).
+In s3-eventbridge mode it also creates the owner's rule forwarding the bucket's log file events to the
+stack's default bus when that bus is in another account or region (the stack's bus policy admits it).
 """
 
 from __future__ import annotations
@@ -121,6 +123,28 @@ def forwarding_rule(a: Attachment) -> dict[str, Any] | None:
     }
 
 
+def needs_forwarding(a: Attachment, owner_account: str, bucket_region: str) -> bool:
+    """S3 puts the bucket's events on the owner's default bus of the bucket's region: a rule there must
+    forward them unless that bus is the stack's own (same account and region)."""
+    same_bus = owner_account == a.monitoring_account and bucket_region == a.monitoring_region
+    return a.notification == "s3-eventbridge" and not same_bus
+
+
+def apply_forwarding_rule(events: Any, a: Attachment) -> str | None:
+    """Create (or update: PutRule and PutTargets are idempotent) the owner's forwarding rule."""
+    rule = forwarding_rule(a)
+    if rule is None:
+        return None
+    events.put_rule(
+        Name=rule["Name"],
+        EventPattern=json.dumps(rule["EventPattern"]),
+        State="ENABLED",
+        Description="trailwatch: the trail bucket's log file events, to the monitoring account",
+    )
+    events.put_targets(Rule=rule["Name"], Targets=[{"Id": "trailwatch", "Arn": rule["Target"]}])
+    return f"rule {rule['Name']}: forwards the bucket's log file events to {rule['Target']}"
+
+
 def merge_statements(policy_text: str | None, statements: list[dict[str, Any]]) -> dict[str, Any]:
     """The policy with ``statements`` added; a statement of the same Sid is replaced, all others kept."""
     policy = json.loads(policy_text) if policy_text else {"Version": "2012-10-17", "Statement": []}
@@ -139,8 +163,18 @@ def with_eventbridge(configuration: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def apply(s3: Any, kms: Any | None, sns: Any | None, a: Attachment, bucket_region: str) -> list[str]:
-    """Apply the grants with the owner's clients; returns what was done (one line each)."""
+def apply(
+    s3: Any,
+    kms: Any | None,
+    sns: Any | None,
+    a: Attachment,
+    bucket_region: str,
+    events: Any | None = None,
+    owner_account: str | None = None,
+) -> list[str]:
+    """Apply the grants with the owner's clients; returns what was done (one line each). With `events`
+    (the owner's EventBridge client in the bucket's region) and `owner_account`, the forwarding rule too
+    when the stack's bus is elsewhere."""
     done: list[str] = []
     try:
         current = s3.get_bucket_policy(Bucket=a.bucket)["Policy"]
@@ -157,6 +191,10 @@ def apply(s3: Any, kms: Any | None, sns: Any | None, a: Attachment, bucket_regio
                 Bucket=a.bucket, NotificationConfiguration=with_eventbridge(configuration)
             )
             done.append(f"notifications of {a.bucket}: EventBridge added, existing destinations kept")
+    if events is not None and owner_account and needs_forwarding(a, owner_account, bucket_region):
+        line = apply_forwarding_rule(events, a)
+        if line:
+            done.append(line)
     statement = kms_statement(a, bucket_region)
     if statement and kms is not None:
         policy = kms.get_key_policy(KeyId=a.kms_key_arn, PolicyName="default")["Policy"]
@@ -216,12 +254,15 @@ def run_owner_grants(aws: Any, ui: Any, *, owner_profile: str | None, apply_: bo
     def client(name: str) -> Any:
         return owner.client(name, endpoint_url=endpoint) if endpoint else owner.client(name)
 
-    for line in apply(client("s3"), client("kms"), client("sns"), a, region):
-        ui.info(line)
-    rule = forwarding_rule(a)
-    if rule:
-        where = f"{region} of the owner's account"
-        ui.info(
-            f"Create in {where} the rule {rule['Name']} forwarding to {rule['Target']} (see without --apply)."
+    owner_account = client("sts").get_caller_identity()["Account"]
+    if parameters.get("ExistingBucketAccount") and parameters["ExistingBucketAccount"] != owner_account:
+        raise UsageError(
+            f"--owner-profile {owner_profile} is account {owner_account}, but the bucket's owner is "
+            f"{parameters['ExistingBucketAccount']}: use that account's credentials."
         )
+    for line in apply(
+        client("s3"), client("kms"), client("sns"), a, region, events=client("events"),
+        owner_account=owner_account,
+    ):  # fmt: skip
+        ui.info(line)
     return 0
