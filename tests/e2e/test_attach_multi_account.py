@@ -84,6 +84,7 @@ class Org:
     key_arn: str
     indexer_queue: str
     existing_notifications: dict[str, Any]
+    cli_env: dict[str, str] = field(default_factory=dict)  # the `trailwatch` CLI as the security account
     outputs: dict[str, str] = field(default_factory=dict)
     alert_queue: str = ""
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -189,20 +190,19 @@ def org(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         f"aws_secret_access_key = {credentials['SecretAccessKey']}\n"
         f"aws_session_token = {credentials['SessionToken']}\n"
     )
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_ENDPOINT_URL": local_aws.endpoint,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_REGION": local_aws.region,
-            "AWS_DEFAULT_REGION": local_aws.region,
-            "AWS_SHARED_CREDENTIALS_FILE": str(profiles),
-            "AWS_CONFIG_FILE": os.devnull,
-        }.items():
+    cli_env = {
+        "AWS_ENDPOINT_URL": local_aws.endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": local_aws.region,
+        "AWS_DEFAULT_REGION": local_aws.region,
+        "AWS_SHARED_CREDENTIALS_FILE": str(profiles),
+        "AWS_CONFIG_FILE": os.devnull,
+    }
+    with pytest.MonkeyPatch.context() as env:  # for the module's fixtures; tests take `security_cli`
+        for name, value in cli_env.items():
             env.setenv(name, value)
-        env.delenv("AWS_PROFILE", raising=False)
-        env.delenv("AWS_SESSION_TOKEN", raising=False)
-        yield Org(security, owner, key_arn, indexer, existing)
+        yield Org(security, owner, key_arn, indexer, existing, cli_env=cli_env)
 
 
 @pytest.fixture(scope="module")
@@ -379,3 +379,28 @@ def test_readme_names_the_commands_run_here() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "trailwatch owner-grants --owner-profile log-archive --apply" in readme
     assert "--use-bucket" in readme and "--bucket-account" in readme
+
+
+@pytest.fixture
+def security_cli(delivered: Org, monkeypatch: pytest.MonkeyPatch) -> Org:
+    for name, value in delivered.cli_env.items():
+        monkeypatch.setenv(name, value)
+    return delivered
+
+
+def test_verify_in_attach_mode_checks_without_writing_into_the_owner_bucket(security_cli: Org) -> None:
+    delivered = security_cli
+    before = {v["Key"] for v in delivered.owner("s3").list_object_versions(Bucket=BUCKET).get("Versions", [])}
+    result = CliRunner().invoke(cli, ["verify", "--no-probe", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["notification path"]["status"] == "pass"
+    assert LOG_ARCHIVE in checks["notification path"]["reason"]
+    # Only the processor's role is granted: the security account's own read is refused, and says why.
+    assert checks["recent log object"]["status"] == "warn"
+    assert "processor's role only" in checks["recent log object"]["reason"]
+    assert checks["last processed file"]["status"] == "pass"
+    assert ORG in checks["last processed file"]["reason"]
+    assert "trail logging" not in checks  # no trail of ours in attach mode
+    after = {v["Key"] for v in delivered.owner("s3").list_object_versions(Bucket=BUCKET).get("Versions", [])}
+    assert after == before

@@ -36,7 +36,7 @@ from moto.core.common_models import CloudFormationModel
 
 from trailwatch.local import s3_events, s3_policy
 from trailwatch.local.cfn_common import Cfn, Json, moto_backend
-from trailwatch.local.operations import HttpRequest, identify, parse_credential, read_wsgi_body
+from trailwatch.local.operations import HttpRequest, identify, parse_credential
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
@@ -221,8 +221,7 @@ def cross_account_guard(app: WSGIApp, log: Callable[[str], None] | None = None) 
     """WSGI middleware: S3 requests on another account's bucket as AWS decides them (module docstring)."""
 
     def guarded(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
-        body = read_wsgi_body(environ)
-        request = HttpRequest.from_environ(environ, body)
+        request = HttpRequest.from_environ(environ, b"")  # S3's REST operations are told without the body
         credential = parse_credential(request.header("Authorization"), request.query)
         if credential is None or credential.service != "s3" or request.path.startswith("/moto-api"):
             return app(environ, start_response)
