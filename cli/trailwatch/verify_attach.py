@@ -50,6 +50,7 @@ def newest_log_object(
     if orgs:
         level = [a for org in orgs for a in _children(s3, bucket, org, owner)]
     best: tuple[str, datetime] | None = None
+    best_rank: tuple[str, datetime] | None = None  # (day folder YYYY/MM/DD, LastModified)
     for account in [p for p in level if _ACCOUNT.search(p)][:MAX_ACCOUNTS]:
         regions = _children(s3, bucket, f"{account}CloudTrail/", owner)
         ordered = sorted(regions, key=lambda r: (r.rstrip("/").rsplit("/", 1)[-1] not in regions_first, r))
@@ -63,7 +64,9 @@ def newest_log_object(
             else:
                 found = _newest_in(s3, bucket, folder, owner)
                 if found is not None:
-                    best = found if best is None or found[1] > best[1] else best
+                    rank = ("/".join(folder.rstrip("/").split("/")[-3:]), found[1])
+                    if best_rank is None or rank > best_rank:
+                        best, best_rank = found, rank
                     break
     return best
 
