@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from . import alerts, config_diff, record_issues, records, store, tamper
+from . import alerts, attach_tamper, config_diff, record_issues, records, store, tamper
 from .aws import Settings
 from .logfile import FileStats, iter_matches, open_log
 from .notifications import KeyKind, ObjectRef, classify_key
@@ -192,7 +192,13 @@ def process_object(
         log.info("skipped: not a CloudTrail log file (%s)", kind.value, extra={"data": result.log_fields()})
         return result
 
-    failure = _FileRun(ref, deps, result, budget).run(attempt)
+    try:
+        failure = _FileRun(ref, deps, result, budget).run(attempt)
+    except ObjectMissingError:  # attach mode, trail-sns: an announced log file deleted is tamper
+        if not attach_tamper.announced_by_trail(ref):
+            raise
+        result.skipped, result.alerts = True, attach_tamper.report_missing(ref, deps)
+        return result
     result.ms = (time.perf_counter() - started) * 1000
     if failure is not None:
         data = {**result.log_fields(), "error": type(failure).__name__, "detail": str(failure)}
