@@ -130,7 +130,42 @@ def needs_forwarding(a: Attachment, owner_account: str, bucket_region: str) -> b
     return a.notification == "s3-eventbridge" and not same_bus
 
 
-def apply_forwarding_rule(events: Any, a: Attachment) -> str | None:
+def forwarding_role_documents(a: Attachment) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The trust and permission policies of the role EventBridge uses to put on our bus (AWS requires a
+    role for an event bus target in another region, and recommends one for any event bus target)."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    target = (forwarding_rule(a) or {}).get("Target", "")
+    permissions = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": target}],
+    }
+    return trust, permissions
+
+
+def ensure_forwarding_role(iam: Any, a: Attachment) -> str:
+    """The owner's role for the forwarding rule's target (created, or its policies put again)."""
+    rule = forwarding_rule(a) or {}
+    name = str(rule.get("Name", "trailwatch-forward"))[:64]
+    trust, permissions = forwarding_role_documents(a)
+    try:
+        arn = iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(trust),
+            Description="trailwatch: EventBridge forwards the trail bucket's log file events",
+        )["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="put-events", PolicyDocument=json.dumps(permissions))
+    return str(arn)
+
+
+def apply_forwarding_rule(events: Any, a: Attachment, role_arn: str | None = None) -> str | None:
     """Create (or update: PutRule and PutTargets are idempotent) the owner's forwarding rule."""
     rule = forwarding_rule(a)
     if rule is None:
@@ -141,7 +176,8 @@ def apply_forwarding_rule(events: Any, a: Attachment) -> str | None:
         State="ENABLED",
         Description="trailwatch: the trail bucket's log file events, to the monitoring account",
     )
-    events.put_targets(Rule=rule["Name"], Targets=[{"Id": "trailwatch", "Arn": rule["Target"]}])
+    target = {"Id": "trailwatch", "Arn": rule["Target"], **({"RoleArn": role_arn} if role_arn else {})}
+    events.put_targets(Rule=rule["Name"], Targets=[target])
     return f"rule {rule['Name']}: forwards the bucket's log file events to {rule['Target']}"
 
 
@@ -171,6 +207,7 @@ def apply(
     bucket_region: str,
     events: Any | None = None,
     owner_account: str | None = None,
+    iam: Any | None = None,
 ) -> list[str]:
     """Apply the grants with the owner's clients; returns what was done (one line each). With `events`
     (the owner's EventBridge client in the bucket's region) and `owner_account`, the forwarding rule too
@@ -192,7 +229,8 @@ def apply(
             )
             done.append(f"notifications of {a.bucket}: EventBridge added, existing destinations kept")
     if events is not None and owner_account and needs_forwarding(a, owner_account, bucket_region):
-        line = apply_forwarding_rule(events, a)
+        role = ensure_forwarding_role(iam, a) if iam is not None else None
+        line = apply_forwarding_rule(events, a, role)
         if line:
             done.append(line)
     statement = kms_statement(a, bucket_region)
@@ -218,7 +256,12 @@ def grants_document(a: Attachment, bucket_region: str) -> dict[str, Any]:
     doc: dict[str, Any] = {"BucketPolicyStatements": bucket_statements(a)}
     if a.notification == "s3-eventbridge":
         doc["BucketNotification"] = "add EventBridgeConfiguration (keep every existing destination)"
-        doc["ForwardingRule"] = {"Region": bucket_region, **(forwarding_rule(a) or {})}
+        trust, permissions = forwarding_role_documents(a)
+        doc["ForwardingRule"] = {
+            "Region": bucket_region,
+            **(forwarding_rule(a) or {}),
+            "TargetRole": {"AssumeRolePolicyDocument": trust, "Policy": permissions},
+        }
     for name, statement in (("KmsKeyPolicyStatement", kms_statement(a, bucket_region)),
                             ("TopicPolicyStatement", topic_statement(a))):  # fmt: skip
         if statement:
@@ -262,7 +305,7 @@ def run_owner_grants(aws: Any, ui: Any, *, owner_profile: str | None, apply_: bo
         )
     for line in apply(
         client("s3"), client("kms"), client("sns"), a, region, events=client("events"),
-        owner_account=owner_account,
+        owner_account=owner_account, iam=client("iam"),
     ):  # fmt: skip
         ui.info(line)
     return 0

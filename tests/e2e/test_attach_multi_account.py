@@ -314,6 +314,11 @@ def test_owner_grants_were_merged_into_the_owner_policies(delivered: Org) -> Non
     (rule,) = [r for r in rules if r["Name"].startswith("trailwatch-forward-")]
     (target,) = delivered.owner("events").list_targets_by_rule(Rule=rule["Name"])["Targets"]
     assert target["Arn"] == f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"
+    # Another region: AWS needs a role on the target (the local AWS delivers nothing without one).
+    role = delivered.owner("iam").get_role(RoleName=target["RoleArn"].rsplit("/", 1)[-1])["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "events.amazonaws.com"
+    }
 
 
 def test_deleted_log_object_is_one_tamper_alert(delivered: Org) -> None:

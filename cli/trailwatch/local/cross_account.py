@@ -14,8 +14,8 @@ enforce identity policies in any account). Here:
 - **EventBridge**: S3's EventBridge events (`send_event_bridge_message`, replacing moto's sender) are
   shaped as AWS sends them and go to the rules of the bucket owner's default bus in the bucket's region;
   a rule's target that is an event bus of another account receives the event only when that bus's
-  policy allows the source account ``events:PutEvents``, and the event keeps its ``account`` (AWS
-  forwards it unchanged).
+  policy allows the source account ``events:PutEvents``, a bus of another region only through a target
+  with a ``RoleArn``, and the event keeps its ``account`` (AWS forwards it unchanged).
 - ``AWS::Events::EventBusPolicy`` (`EventBusPolicy`), the CloudFormation type main.yaml's attach mode
   uses to admit the owner's forwarding rule, which moto's CloudFormation does not know.
 
@@ -330,6 +330,8 @@ def deliver_to_bus(account: str, region: str, bus_name: str, event: dict[str, An
             arn = str(target.get("Arn", ""))
             parts = arn.split(":")
             if parts[2:3] == ["events"] and parts[5].startswith("event-bus/"):
+                if parts[3] != region and not target.get("RoleArn"):  # AWS needs a role across regions
+                    continue
                 if hops > 0 and bus_admits(parts[4], parts[3], parts[5].split("/", 1)[1], event["account"]):
                     reached += deliver_to_bus(parts[4], parts[3], parts[5].split("/", 1)[1], event, hops - 1)
                 continue
