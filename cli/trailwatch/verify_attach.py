@@ -157,13 +157,13 @@ def _physical_id(ctx: Any, logical_id: str) -> str:
 
 
 def read_marker(ctx: Any, bucket: str) -> dict[str, Any] | None:
-    from trailwatch_processor import store
+    from trailwatch_processor import markers, store
 
     item = (
         ctx.aws.client("dynamodb")
         .get_item(
             TableName=ctx.outputs["EventsTableName"],
-            Key={"EventId": {"S": store.last_processed_id(bucket)}},
+            Key={"EventId": {"S": markers.last_processed_id(bucket)}},
             ConsistentRead=True,
         )
         .get("Item")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .notifications import TRAIL_SNS, ObjectRef
 
 if TYPE_CHECKING:
-    from .processor import Deps
+    from .deps import Deps
 
 
 def announced_by_trail(ref: ObjectRef) -> bool:

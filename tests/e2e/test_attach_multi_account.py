@@ -35,7 +35,7 @@ from trailwatch.cloudtrail_keys import TrailKeys
 from trailwatch.local.server import LocalAWS
 from trailwatch.main import cli
 from trailwatch_processor import records
-from trailwatch_processor.config import load_default_config
+from trailwatch_processor.config_load import load_default_config
 from trailwatch_processor.patterns import compile_config
 
 from tests.e2e.conftest import ACCOUNT, ClientFactory, client_factory, subscribe_alert_queue

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from trailwatch_processor import records, store
-from trailwatch_processor.config import validate_config
+from trailwatch_processor.config_schema import validate_config
 
 from tests.functional import factories as f
 
