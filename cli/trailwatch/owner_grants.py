@@ -294,18 +294,29 @@ def run_owner_grants(aws: Any, ui: Any, *, owner_profile: str | None, apply_: bo
     owner = boto3.Session(profile_name=owner_profile, region_name=region)
     endpoint = aws.endpoint_url
 
-    def client(name: str) -> Any:
-        return owner.client(name, endpoint_url=endpoint) if endpoint else owner.client(name)
+    def client(name: str, region_name: str = region) -> Any:
+        return owner.client(name, region_name=region_name, endpoint_url=endpoint)
 
+    # KMS and SNS answer for their own region's resources: the key's and the topic's, from their ARNs.
+    kms_region = a.kms_key_arn.split(":")[3] if (a.kms_key_arn or "").startswith("arn:") else region
+    topic_region = a.trail_topic_arn.split(":")[3] if a.trail_topic_arn else region
     owner_account = client("sts").get_caller_identity()["Account"]
     if parameters.get("ExistingBucketAccount") and parameters["ExistingBucketAccount"] != owner_account:
         raise UsageError(
             f"--owner-profile {owner_profile} is account {owner_account}, but the bucket's owner is "
             f"{parameters['ExistingBucketAccount']}: use that account's credentials."
         )
-    for line in apply(
-        client("s3"), client("kms"), client("sns"), a, region, events=client("events"),
-        owner_account=owner_account, iam=client("iam"),
-    ):  # fmt: skip
+    kms, sns = client("kms", kms_region), client("sns", topic_region)
+    done = apply(
+        client("s3"),
+        kms,
+        sns,
+        a,
+        region,
+        events=client("events"),
+        owner_account=owner_account,
+        iam=client("iam"),
+    )
+    for line in done:
         ui.info(line)
     return 0
