@@ -383,9 +383,6 @@ def run_deploy(
         given["AlertEmail"] = email
     if attach:
         given.update(attach)
-        if run_verify:  # verify's probe writes into our own bucket, which attach mode does not watch
-            ui.info("Attach mode: skipping verify; run `trailwatch owner-grants` and let a log file arrive.")
-            run_verify = False
     check_names(given)
     forwarder_regions = fast_path.parse_regions(regions, aws.region)  # fast path: bad names before any change
 
@@ -461,7 +458,10 @@ def run_deploy(
         from trailwatch import verify
 
         ui.step("Verifying")
-        result = verify.run_verify(aws, ui, probe=True, timeout=verify_timeout)
+        # Attach mode: the checks only; the probe waits for a real delivery, after `owner-grants`.
+        result = verify.run_verify(aws, ui, probe=not attach, timeout=verify_timeout)
+        if attach:
+            ui.info("Attach mode: apply `trailwatch owner-grants`, then `trailwatch verify --timeout 360`.")
     print_summary(aws, ui, stack.stack_outputs(deployed), email or (existing or {}).get("AlertEmail"))
     if ui.json_mode:
         ui.json(

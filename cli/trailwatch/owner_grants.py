@@ -4,6 +4,8 @@ Generated from the deployed stack's outputs and parameters, printed for review, 
 owner's credentials. Applying MERGES: the bucket policy keeps every other statement (ours are replaced by
 Sid), and S3's notification configuration is read and written back whole with ``EventBridgeConfiguration``
 added (``PutBucketNotificationConfiguration`` replaces everything, so nothing existing may be dropped).
+In s3-eventbridge mode it also creates the owner's rule forwarding the bucket's log file events to the
+stack's default bus when that bus is in another account or region (the stack's bus policy admits it).
 """
 
 from __future__ import annotations
@@ -121,6 +123,64 @@ def forwarding_rule(a: Attachment) -> dict[str, Any] | None:
     }
 
 
+def needs_forwarding(a: Attachment, owner_account: str, bucket_region: str) -> bool:
+    """S3 puts the bucket's events on the owner's default bus of the bucket's region: a rule there must
+    forward them unless that bus is the stack's own (same account and region)."""
+    same_bus = owner_account == a.monitoring_account and bucket_region == a.monitoring_region
+    return a.notification == "s3-eventbridge" and not same_bus
+
+
+def forwarding_role_documents(a: Attachment) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The trust and permission policies of the role EventBridge uses to put on our bus (AWS requires a
+    role for an event bus target in another region, and recommends one for any event bus target)."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    target = (forwarding_rule(a) or {}).get("Target", "")
+    permissions = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": target}],
+    }
+    return trust, permissions
+
+
+def ensure_forwarding_role(iam: Any, a: Attachment) -> str:
+    """The owner's role for the forwarding rule's target (created, or its policies put again)."""
+    rule = forwarding_rule(a) or {}
+    name = str(rule.get("Name", "trailwatch-forward"))[:64]
+    trust, permissions = forwarding_role_documents(a)
+    try:
+        arn = iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(trust),
+            Description="trailwatch: EventBridge forwards the trail bucket's log file events",
+        )["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="put-events", PolicyDocument=json.dumps(permissions))
+    return str(arn)
+
+
+def apply_forwarding_rule(events: Any, a: Attachment, role_arn: str | None = None) -> str | None:
+    """Create (or update: PutRule and PutTargets are idempotent) the owner's forwarding rule."""
+    rule = forwarding_rule(a)
+    if rule is None:
+        return None
+    events.put_rule(
+        Name=rule["Name"],
+        EventPattern=json.dumps(rule["EventPattern"]),
+        State="ENABLED",
+        Description="trailwatch: the trail bucket's log file events, to the monitoring account",
+    )
+    target = {"Id": "trailwatch", "Arn": rule["Target"], **({"RoleArn": role_arn} if role_arn else {})}
+    events.put_targets(Rule=rule["Name"], Targets=[target])
+    return f"rule {rule['Name']}: forwards the bucket's log file events to {rule['Target']}"
+
+
 def merge_statements(policy_text: str | None, statements: list[dict[str, Any]]) -> dict[str, Any]:
     """The policy with ``statements`` added; a statement of the same Sid is replaced, all others kept."""
     policy = json.loads(policy_text) if policy_text else {"Version": "2012-10-17", "Statement": []}
@@ -139,8 +199,19 @@ def with_eventbridge(configuration: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def apply(s3: Any, kms: Any | None, sns: Any | None, a: Attachment, bucket_region: str) -> list[str]:
-    """Apply the grants with the owner's clients; returns what was done (one line each)."""
+def apply(
+    s3: Any,
+    kms: Any | None,
+    sns: Any | None,
+    a: Attachment,
+    bucket_region: str,
+    events: Any | None = None,
+    owner_account: str | None = None,
+    iam: Any | None = None,
+) -> list[str]:
+    """Apply the grants with the owner's clients; returns what was done (one line each). With `events`
+    (the owner's EventBridge client in the bucket's region) and `owner_account`, the forwarding rule too
+    when the stack's bus is elsewhere."""
     done: list[str] = []
     try:
         current = s3.get_bucket_policy(Bucket=a.bucket)["Policy"]
@@ -157,6 +228,11 @@ def apply(s3: Any, kms: Any | None, sns: Any | None, a: Attachment, bucket_regio
                 Bucket=a.bucket, NotificationConfiguration=with_eventbridge(configuration)
             )
             done.append(f"notifications of {a.bucket}: EventBridge added, existing destinations kept")
+    if events is not None and owner_account and needs_forwarding(a, owner_account, bucket_region):
+        role = ensure_forwarding_role(iam, a) if iam is not None else None
+        line = apply_forwarding_rule(events, a, role)
+        if line:
+            done.append(line)
     statement = kms_statement(a, bucket_region)
     if statement and kms is not None:
         policy = kms.get_key_policy(KeyId=a.kms_key_arn, PolicyName="default")["Policy"]
@@ -180,7 +256,12 @@ def grants_document(a: Attachment, bucket_region: str) -> dict[str, Any]:
     doc: dict[str, Any] = {"BucketPolicyStatements": bucket_statements(a)}
     if a.notification == "s3-eventbridge":
         doc["BucketNotification"] = "add EventBridgeConfiguration (keep every existing destination)"
-        doc["ForwardingRule"] = {"Region": bucket_region, **(forwarding_rule(a) or {})}
+        trust, permissions = forwarding_role_documents(a)
+        doc["ForwardingRule"] = {
+            "Region": bucket_region,
+            **(forwarding_rule(a) or {}),
+            "TargetRole": {"AssumeRolePolicyDocument": trust, "Policy": permissions},
+        }
     for name, statement in (("KmsKeyPolicyStatement", kms_statement(a, bucket_region)),
                             ("TopicPolicyStatement", topic_statement(a))):  # fmt: skip
         if statement:
@@ -213,15 +294,29 @@ def run_owner_grants(aws: Any, ui: Any, *, owner_profile: str | None, apply_: bo
     owner = boto3.Session(profile_name=owner_profile, region_name=region)
     endpoint = aws.endpoint_url
 
-    def client(name: str) -> Any:
-        return owner.client(name, endpoint_url=endpoint) if endpoint else owner.client(name)
+    def client(name: str, region_name: str = region) -> Any:
+        return owner.client(name, region_name=region_name, endpoint_url=endpoint)
 
-    for line in apply(client("s3"), client("kms"), client("sns"), a, region):
-        ui.info(line)
-    rule = forwarding_rule(a)
-    if rule:
-        where = f"{region} of the owner's account"
-        ui.info(
-            f"Create in {where} the rule {rule['Name']} forwarding to {rule['Target']} (see without --apply)."
+    # KMS and SNS answer for their own region's resources: the key's and the topic's, from their ARNs.
+    kms_region = a.kms_key_arn.split(":")[3] if (a.kms_key_arn or "").startswith("arn:") else region
+    topic_region = a.trail_topic_arn.split(":")[3] if a.trail_topic_arn else region
+    owner_account = client("sts").get_caller_identity()["Account"]
+    if parameters.get("ExistingBucketAccount") and parameters["ExistingBucketAccount"] != owner_account:
+        raise UsageError(
+            f"--owner-profile {owner_profile} is account {owner_account}, but the bucket's owner is "
+            f"{parameters['ExistingBucketAccount']}: use that account's credentials."
         )
+    kms, sns = client("kms", kms_region), client("sns", topic_region)
+    done = apply(
+        client("s3"),
+        kms,
+        sns,
+        a,
+        region,
+        events=client("events"),
+        owner_account=owner_account,
+        iam=client("iam"),
+    )
+    for line in done:
+        ui.info(line)
     return 0

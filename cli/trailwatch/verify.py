@@ -49,6 +49,7 @@ class Context:
     template: dict[str, Any]
     config: Any = None
     trail_status: dict[str, Any] | None = None  # GetTrailStatus, read once
+    newest_delivery: datetime | None = None  # attach mode: the newest log object's LastModified
 
 
 def template_env(ctx: Context) -> dict[str, str]:
@@ -577,7 +578,13 @@ def run_verify(aws: Aws, ui: UI, *, probe: bool, timeout: float) -> int:
     ctx = Context(aws, current, stack.stack_outputs(current), stack.parse_template(resources.template_text()))
     report = Report(ui)
     ui.info(f"Checking stack {current['StackName']} in {aws.region}")
-    for name, fn in CHECKS:
+    parameters = stack.stack_parameters(current)
+    if parameters.get("ExistingBucketName"):  # attach mode: no trail of ours, no probe into their bucket
+        from trailwatch.verify_attach import run_attach_checks
+
+        run_attach_checks(ctx, report, parameters, probe, timeout)
+        probe = False
+    for name, fn in CHECKS if not parameters.get("ExistingBucketName") else []:
         _checked(report, name, lambda fn=fn: fn(ctx))
     if probe:
         ui.info("End-to-end probe")

@@ -247,7 +247,7 @@ class FileRun:
             self.pending.append(_Pending(ordinal, event_id, None, rules, None))
             return
         self.seen.add(event_id)
-        summary = records.summary(record)
+        summary = records.summary(record, self.ref.key)
         suppressions = getattr(getattr(self.matcher, "config", None), "suppressions", ())
         plan = noise.plan(record, store.primary_rule(rules), suppressions, self.deps.now())
         self.pending.append(_Pending(ordinal, event_id, item, rules, summary, self.stats.current, plan))

@@ -39,6 +39,7 @@ class ObjectRef:
     version_id: str | None = None  # None: an unversioned bucket (read the latest)
     sequencer: str | None = None  # S3's per-key ordering of events (hex, compare after left-padding)
     event_name: str | None = None  # e.g. ObjectCreated:Put, ObjectRemoved:DeleteMarkerCreated
+    via: str | None = None  # TRAIL_SNS: announced by a trail's SNS topic (attach mode: key only)
 
     @property
     def removed(self) -> bool:
@@ -47,6 +48,7 @@ class ObjectRef:
 
 
 CREATED_PREFIX = "ObjectCreated"
+TRAIL_SNS = "trail-sns"
 REMOVED_PREFIX = "ObjectRemoved"
 REMOVED_DELETE = "ObjectRemoved:Delete"  # a version deleted for good (or an object of an unversioned bucket)
 REMOVED_MARKER = "ObjectRemoved:DeleteMarkerCreated"  # DeleteObject without VersionId on a versioned bucket
@@ -219,7 +221,9 @@ def _parse_trail_sns(doc: dict) -> list[ObjectRef]:
         raise NotificationError("trail notification: s3Bucket missing or not a string")
     if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
         raise NotificationError("trail notification: s3ObjectKey is not a list of non-empty strings")
-    return [ObjectRef(bucket=bucket, key=key, event_name=f"{CREATED_PREFIX}:Put") for key in keys]
+    return [
+        ObjectRef(bucket=bucket, key=key, event_name=f"{CREATED_PREFIX}:Put", via=TRAIL_SNS) for key in keys
+    ]
 
 
 def _dig(doc: Any, *path: str) -> Any:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import time
 
-from . import markers, tamper
-from .deps import AlertsInFlightError, Budget, BudgetExhausted, Deps, FileResult
+from . import attach_tamper, markers, tamper
+from .deps import AlertsInFlightError, Budget, BudgetExhausted, Deps, FileResult, ObjectMissingError
 from .file_run import FileRun
 from .notifications import KeyKind, ObjectRef, classify_key
 
@@ -44,7 +44,13 @@ def process_object(
         log.info("skipped: not a CloudTrail log file (%s)", kind.value, extra={"data": result.log_fields()})
         return result
 
-    failure = FileRun(ref, deps, result, budget).run(attempt)
+    try:
+        failure = FileRun(ref, deps, result, budget).run(attempt)
+    except ObjectMissingError:  # attach mode, trail-sns: an announced log file deleted is tamper
+        if not attach_tamper.announced_by_trail(ref):
+            raise
+        result.skipped, result.alerts = True, attach_tamper.report_missing(ref, deps)
+        return result
     result.ms = (time.perf_counter() - started) * 1000
     if failure is not None:
         data = {**result.log_fields(), "error": type(failure).__name__, "detail": str(failure)}

@@ -7,6 +7,8 @@ import json
 import re
 from typing import Any
 
+from .notifications import account_from_key
+
 # CloudTrail eventIDs are UUIDs. A longer one (not from CloudTrail) is hashed like a missing one, which keeps
 # keys far below DynamoDB's 2048-byte limit and 50 of them small in an alert.
 MAX_EVENT_ID_BYTES = 128
@@ -102,11 +104,16 @@ def principal(record: dict) -> tuple[str | None, str | None]:
     return arn, kind
 
 
-def account_id(record: dict) -> str | None:
-    """The account the event belongs to: ``recipientAccountId``, else ``userIdentity.accountId``."""
+def account_id(record: dict, log_key: str | None = None) -> str | None:
+    """The account the event belongs to: ``recipientAccountId``, else the account in the log file's key
+    (``AWSLogs/[o-org/]<account>/``: an organization trail's member account), else
+    ``userIdentity.accountId`` (the caller's, which may be another account)."""
     value = _text(record.get("recipientAccountId"))
     if value:
         return value
+    from_key = account_from_key(log_key) if log_key else None
+    if from_key:
+        return from_key
     identity = record.get("userIdentity")
     return _text(identity.get("accountId")) if isinstance(identity, dict) else None
 
@@ -125,8 +132,9 @@ def who(record: dict) -> str | None:
     return None
 
 
-def summary(record: dict) -> dict[str, str]:
-    """A short, JSON-able description of the record for alerts (absent fields omitted, values capped)."""
+def summary(record: dict, log_key: str | None = None) -> dict[str, str]:
+    """A short, JSON-able description of the record for alerts (absent fields omitted, values capped);
+    `log_key`: the log file's key, for the account when the record names none."""
     arn, kind = principal(record)
     fields = {
         "eventID": event_id(record),
@@ -134,7 +142,7 @@ def summary(record: dict) -> dict[str, str]:
         "eventSource": _text(record.get("eventSource")),
         "eventTime": _text(record.get("eventTime")),
         "awsRegion": _text(record.get("awsRegion")),
-        "account": account_id(record),
+        "account": account_id(record, log_key),
         "principal": who(record),
         "principalType": kind,
         "principalArn": arn,

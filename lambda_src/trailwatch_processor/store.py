@@ -112,7 +112,7 @@ def build_item(
         "event_name": _text(record.get("eventName")),
         "event_source": _text(record.get("eventSource")),
         "aws_region": _text(record.get("awsRegion")),
-        "account_id": records.account_id(record),
+        "account_id": records.account_id(record, log_key),
         "principal_arn": arn,
         "principal_type": kind,
         "source_ip": _text(record.get("sourceIPAddress")),

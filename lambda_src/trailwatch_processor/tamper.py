@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from . import alerts, store
 from .deps import AlertsInFlightError
-from .notifications import REMOVED_MARKER, KeyKind, ObjectRef, classify_key
+from .notifications import REMOVED_MARKER, TRAIL_SNS, KeyKind, ObjectRef, classify_key
 
 if TYPE_CHECKING:
     from .deps import Deps
@@ -83,7 +83,7 @@ def check_overwrite(ref: ObjectRef, deps: Deps) -> int:
 
     Only for versioned references (an unversioned bucket is never ours and cannot show an overwrite).
     Returns the alerts this call published (0 or 1)."""
-    if ref.version_id is None or ref.removed:
+    if (ref.version_id is None and ref.via != TRAIL_SNS) or ref.removed:  # trail-sns: keys only, versioned
         return 0
     owned = {"ExpectedBucketOwner": deps.bucket_owner} if deps.bucket_owner else {}
     listing = deps.s3.list_object_versions(Bucket=ref.bucket, Prefix=ref.key, MaxKeys=2, **owned)
@@ -98,7 +98,7 @@ def check_overwrite(ref: ObjectRef, deps: Deps) -> int:
         f"{latest.get('Size')} bytes)",
         f"Earlier version: {previous.get('VersionId')} ({previous.get('LastModified')}, "
         f"{previous.get('Size')} bytes)",
-        f"Notified version being processed: {ref.version_id}",
+        f"Notified version being processed: {ref.version_id or 'the latest (the trail names no version)'}",
         "CloudTrail writes each log file once. Every version is processed (each notification names its "
         "version); find who called PutObject on the trail bucket.",
     ]

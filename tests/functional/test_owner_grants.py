@@ -134,3 +134,24 @@ def test_with_eventbridge_keeps_every_destination() -> None:
         **{k: config[k] for k in og.NOTIFICATION_KEYS if k in config},
         "EventBridgeConfiguration": {},
     }
+
+
+def test_apply_creates_the_forwarding_rule_with_its_role_idempotently(owner: Any) -> None:
+    events = boto3.client("events", region_name=OWNER_REGION)
+    iam = boto3.client("iam", region_name=OWNER_REGION)
+    for _ in range(2):
+        done = og.apply(owner, None, None, _attachment(), OWNER_REGION, events=events,
+                        owner_account="210987654321", iam=iam)  # fmt: skip
+    assert any("forwards" in line for line in done)
+    (rule,) = events.list_rules(NamePrefix="trailwatch-forward-")["Rules"]
+    (target,) = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    assert target["Arn"] == "arn:aws:events:us-east-1:123456789012:event-bus/default"
+    policy = iam.get_role_policy(RoleName=target["RoleArn"].rsplit("/", 1)[-1], PolicyName="put-events")
+    assert policy["PolicyDocument"]["Statement"][0]["Resource"] == target["Arn"]
+
+
+def test_no_forwarding_rule_when_the_bucket_is_on_the_stack_bus(owner: Any) -> None:
+    events = boto3.client("events", region_name=OWNER_REGION)
+    same = _attachment(monitoring_region=OWNER_REGION)
+    og.apply(owner, None, None, same, OWNER_REGION, events=events, owner_account="123456789012")
+    assert events.list_rules(NamePrefix="trailwatch-forward-")["Rules"] == []

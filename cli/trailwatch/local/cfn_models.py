@@ -20,11 +20,12 @@ from trailwatch.local import moto_patches
 from trailwatch.local.cfn_common import LogFn, set_log
 from trailwatch.local.cfn_new_types import NEW_MODELS
 from trailwatch.local.cfn_overrides import OVERRIDES
+from trailwatch.local.cross_account import MODELS as CROSS_ACCOUNT_MODELS
 
 
 def models() -> tuple[type[CloudFormationModel], ...]:
     """Every model class the local AWS adds to moto or puts in place of moto's."""
-    return NEW_MODELS + OVERRIDES
+    return NEW_MODELS + OVERRIDES + CROSS_ACCOUNT_MODELS
 
 
 def register(log: LogFn | None = None) -> None:

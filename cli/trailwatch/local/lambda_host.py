@@ -57,6 +57,7 @@ class FunctionConfig:
     environment: dict[str, str]
     code_sha256: str
     reserved_concurrency: int | None = None
+    role: str = ""  # the execution role: the worker acts as it (LambdaRuntime.env_for)
 
     @classmethod
     def from_api(cls, response: dict[str, Any], concurrency: int | None) -> FunctionConfig:
@@ -71,6 +72,7 @@ class FunctionConfig:
             environment=dict((conf.get("Environment") or {}).get("Variables") or {}),
             code_sha256=conf.get("CodeSha256") or "",
             reserved_concurrency=concurrency,
+            role=conf.get("Role") or "",
         )
 
     def container_key(self) -> tuple[Any, ...]:

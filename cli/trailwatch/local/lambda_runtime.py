@@ -158,7 +158,7 @@ class LambdaRuntime:
         stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{config.version}]{uuid.uuid4().hex}"
         base = {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8", "TZ": ":UTC"}
         reserved = {
-            **TEST_CREDENTIALS,
+            **self.role_credentials(config.role),
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
@@ -175,6 +175,23 @@ class LambdaRuntime:
             "LAMBDA_TASK_ROOT": str(self.code.task_root(config)),
         }
         return {**base, **config.environment, **reserved}
+
+    def role_credentials(self, role_arn: str) -> dict[str, str]:
+        """The execution role's credentials (sts:AssumeRole, as Lambda does), so that the function's calls
+        are the role's: a bucket or key policy of another account naming the role admits them. The
+        account's test keys when the role cannot be assumed (a function created without a real role)."""
+        if not role_arn:
+            return dict(TEST_CREDENTIALS)
+        try:
+            creds = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="lambda")["Credentials"]
+        except (ClientError, BotoCoreError) as err:
+            self.log(f"[lambda-runtime] cannot assume {role_arn} ({err}): running with the test keys")
+            return dict(TEST_CREDENTIALS)
+        return {
+            "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": creds["SessionToken"],
+        }
 
     # ---- discovery
 

@@ -20,7 +20,16 @@ from typing import Any
 import moto
 
 from trailwatch.errors import UsageError
-from trailwatch.local import cfn_engine, eventbridge, lambda_sqs, parameters, s3_events, s3_policy, sns_filter
+from trailwatch.local import (
+    cfn_engine,
+    cross_account,
+    eventbridge,
+    lambda_sqs,
+    parameters,
+    s3_events,
+    s3_policy,
+    sns_filter,
+)
 
 PINNED_MOTO = "5.2.1"  # the same pin as pyproject.toml's moto dependency (a test holds them equal)
 
@@ -165,6 +174,11 @@ PATCHES: tuple[Patch, ...] = (
         "moto.events.models:EventPattern.matches_event",
         eventbridge.matches_event,
         "3e71eb7ff5903b5064a34f7e61379b35b5613ac7cf9602ec35d286138dd96c94",
+    ),
+    Patch(  # attach mode: S3's EventBridge events as AWS shapes them, across accounts only when admitted
+        "moto.s3.notifications:_send_event_bridge_message",
+        cross_account.send_event_bridge_message,
+        "971cee49c68708d28351cd3ae3c4ef37e33fb2b6b64227d4b1d8f10fa4d439cb",
     ),
 )
 

@@ -42,13 +42,16 @@ def _test_holds(operator: str, actual: str | None, values: list[str]) -> bool | 
     return matched != (kind in _NEGATED)
 
 
-def condition_holds(conditions: dict[str, Any]) -> bool:
-    """Whether a statement's Condition block holds for REQUEST_CONTEXT. An unknown operator never holds
-    (an Allow it guards is dropped; a Deny too -- the local AWS says so in the warning)."""
+def condition_holds(conditions: dict[str, Any], context: dict[str, str] | None = None) -> bool:
+    """Whether a statement's Condition block holds for `context` (lower-case keys; default
+    REQUEST_CONTEXT). An unknown operator never holds (an Allow it guards is dropped; a Deny too -- the
+    local AWS says so in the warning)."""
+    context = REQUEST_CONTEXT if context is None else context
     for operator, tests in conditions.items():
         for key, expected in tests.items():
             values = [str(v).lower() for v in (expected if isinstance(expected, list) else [expected])]
-            holds = _test_holds(operator, REQUEST_CONTEXT.get(key.lower()), values)
+            actual = context.get(key.lower())
+            holds = _test_holds(operator, actual.lower() if actual is not None else None, values)
             if holds is None:
                 warn(f"bucket policy: condition operator {operator} is not evaluated locally")
                 return False

@@ -405,7 +405,12 @@ class LocalAWS:
         reset_moto_state()
         moto_patches.install()  # refuses another moto, or moto code our replacements were not written for
         cfn_models.register(log=self.log)
-        builtin_middlewares: list[Middleware] = [expected_owner_guard]
+        from trailwatch.local.cross_account import cross_account_guard
+
+        builtin_middlewares: list[Middleware] = [
+            expected_owner_guard,
+            lambda app: cross_account_guard(app, self.log),  # attach mode: another account's bucket
+        ]
         if self.cloudtrail:
             from trailwatch.local.recorder import CloudTrailRecorder
 
