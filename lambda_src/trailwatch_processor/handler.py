@@ -33,6 +33,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import hunt
 from .aws import Clients, Settings
 from .config_source import ConfigCache
 from .logfile import LogFileError
@@ -239,6 +240,10 @@ def process_message(message: Any, deps: Deps, budget: MessageBudget | None = Non
     if handle_if_output(message):  # an alert from an output queue (Slack, webhook): deliver it
         return
     attempt = receive_count(message)
+    request = hunt.parse_message(message, deps.settings.hunt_queue_arn)  # a hunt of past files (issue 19)
+    if request is not None:
+        hunt.process_hunt(request, deps, attempt=attempt)
+        return
     for ref in parse_body(message["body"]):
         try:
             process_object(ref, deps, budget=budget, attempt=attempt)
