@@ -845,6 +845,7 @@ def test_function_environment(base: dict[str, Any]) -> None:
             "Fn::If": ["HasWebhookOutput", {"Fn::GetAtt": ["WebhookOutputQueue", "Arn"]}, ""]
         },
         "WEBHOOK_SECRET_ARN": {"Ref": "WebhookSecretArn"},
+        "HUNT_QUEUE_ARN": {"Fn::GetAtt": ["HuntQueue", "Arn"]},  # test_template_hunt
         "LOG_BUCKET_OWNER": {  # attach mode only (test_template_attach)
             "Fn::If": [
                 "AttachMode",
