@@ -31,6 +31,8 @@ LAZY_COMMANDS = {
     "local": "trailwatch.local.commands",
     "demo": "trailwatch.local.demo",
     "rules": "trailwatch.rulescmd",  # the `rules` group (rules test, rules list, ...)
+    # Hunt (issue 19): `trailwatch hunt ...` and `trailwatch hunt results ID` (cli/trailwatch/hunt.py).
+    "hunt": "trailwatch.hunt",
 }
 
 
