@@ -44,9 +44,12 @@ from trailwatch.ui import UI
 LIST_THREADS = 16
 SEND_THREADS = 8
 SEND_BATCH = 10  # SendMessageBatch's limit
+HUNT_BATCH_SIZE = 10  # the hunt mapping's BatchSize (main.yaml)
 POLL_SECONDS = 1.0
 PRINT_EVERY_SECONDS = 5.0  # progress lines when stdout is not a terminal
 STALL_SECONDS = 600.0  # give up waiting when nothing finishes for this long (--resume continues)
+MARKER_READ_SECONDS = 5.0  # exact progress (the markers) at most this often while messages are queued
+EMPTY_QUEUE_READS = 3  # marker reads with an empty queue and files unfinished: their messages are gone
 
 # Estimate. Measured: the processor's reader and matcher take 0.066 s of CPU per compressed MB (a 0.58 MB,
 # 5,000-record synth file, bundled config, this repository's CI machine, fastest of 3); Lambda gives a full
@@ -201,12 +204,13 @@ def estimate(files: Sequence[LogFile], *, memory_mb: int, architecture: str, con
     cpu_share = min(1.0, memory_mb / FULL_VCPU_MB)
     seconds = len(files) * SECONDS_PER_FILE + total / 1e6 * SECONDS_PER_COMPRESSED_MB / cpu_share
     gb_seconds = seconds * memory_mb / 1024
-    batches = -(-len(files) // SEND_BATCH)
+    batches = -(-len(files) // SEND_BATCH)  # SendMessageBatch calls
+    invocations = -(-len(files) // HUNT_BATCH_SIZE)
     parts = {
         "lambda": gb_seconds * LAMBDA_GB_SECOND_USD.get(architecture, LAMBDA_GB_SECOND_USD["x86_64"])
-        + batches * LAMBDA_REQUEST_USD,
+        + invocations * LAMBDA_REQUEST_USD,
         "s3": len(files) * S3_GET_USD,
-        "sqs": batches * 3 * SQS_REQUEST_USD,  # send, receive, delete per batch of 10
+        "sqs": batches * 3 * SQS_REQUEST_USD,  # send, receive, delete: 10 messages per request
         "dynamodb": len(files) * 2 * DYNAMODB_WRITE_USD,
     }
     return Estimate(
@@ -517,6 +521,15 @@ def send_files(
 
 
 # ---------------------------------------------------------------- waiting and reporting
+def queue_depth(aws: Aws, queue_url: str) -> int:
+    """Messages in the hunt queue, visible or being processed (SQS's approximate counts)."""
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attributes.values())
+
+
 def wait(
     aws: Aws,
     ui: UI,
@@ -528,34 +541,47 @@ def wait(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Progress:
-    """Progress until every file is done or failed, nothing moved for STALL_SECONDS, or ``timeout``."""
+    """Progress until every file is done or failed; stops early when the queue is empty and files are still
+    unfinished (their messages were lost: `--resume`), nothing moved for STALL_SECONDS, or ``timeout``.
+
+    The bar moves with the queue's depth every POLL_SECONDS (one cheap call); the markers (exact done,
+    failed, matches) are read every MARKER_READ_SECONDS, or ten times as long as the last read took, and
+    whenever the queue is empty."""
     started = last_move = last_print = clock()
     progress = read_progress(aws, target.table, hunt_id)
-    baseline, seen = progress.finished, progress.finished
+    read_cost, last_read = clock() - started, clock()
+    baseline, seen, empty_reads = progress.finished, progress.finished, 0
     while True:
+        depth = queue_depth(aws, target.queue_url)
         now = clock()
+        if depth == 0 or now - last_read >= max(MARKER_READ_SECONDS, 10 * read_cost):
+            progress = read_progress(aws, target.table, hunt_id)
+            read_cost, last_read = clock() - now, clock()
+            empty_reads = empty_reads + 1 if depth == 0 else 0
         if progress.finished != seen:
             seen, last_move = progress.finished, now
-        rate = (progress.finished - baseline) / max(now - started, 1e-6)
+        estimated = min(max(progress.finished, total - depth), total)  # between marker reads
+        rate = (estimated - baseline) / max(now - started, 1e-6)
         text = (
-            f"{progress.done} done, {progress.failed} failed of {total}, "
-            f"{progress.matches} match(es), {rate:.1f} files/s"
+            f"{progress.done} done, {progress.failed} failed of {total}, {progress.matches} match(es), "
+            f"{depth} queued, {rate:.1f} files/s"
         )
         complete = progress.finished >= total
         if complete or ui.live() or now - last_print >= PRINT_EVERY_SECONDS:
-            ui.bar(progress.finished, total, text)
+            ui.bar(progress.finished if complete else estimated, total, text)
             last_print = now
         if complete:
             break
-        if now - started >= timeout or now - last_move >= STALL_SECONDS:
+        lost = empty_reads >= EMPTY_QUEUE_READS
+        if lost or now - started >= timeout or now - last_move >= STALL_SECONDS:
             ui.bar_end()
+            why = "the hunt queue is empty" if lost else "stopped waiting"
             ui.warn(
-                f"stopped waiting with {total - progress.finished} file(s) unfinished; "
+                f"{why} with {total - progress.finished} file(s) unfinished; "
                 f"`trailwatch hunt --resume {hunt_id}` re-sends them and waits again."
             )
             return progress
         sleep(POLL_SECONDS)
-        progress = read_progress(aws, target.table, hunt_id)
     ui.bar_end()
     return progress
 

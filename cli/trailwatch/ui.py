@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -51,7 +52,8 @@ class UI:
     # -- progress bar (trailwatch hunt) -------------------------------------------------------------
     def live(self) -> bool:
         """Whether progress goes to a terminal (redrawn in place) rather than a log (one line per call)."""
-        return click.get_text_stream("stderr" if self.json_mode else "stdout").isatty()
+        stream = sys.stderr if self.json_mode else sys.stdout
+        return bool(getattr(stream, "isatty", lambda: False)())
 
     def bar(self, done: int, total: int, text: str = "", width: int = 30) -> None:
         """``[#####.....]  50.0% text``: redrawn in place on a terminal, else one line per call."""

@@ -216,6 +216,8 @@ def handle_batch(event: dict, deps: Deps, context: Any = None) -> dict:
         except Exception as err:
             _log_failure(message_id, message, err)
             failures.append({"itemIdentifier": message_id})
+    unwritten = set(hunt.flush_markers(deps)) - {f["itemIdentifier"] for f in failures}  # hunt (issue 19)
+    failures += [{"itemIdentifier": m} for m in sorted(unwritten)]
     log.info(
         "batch done: %d message(s), %d failed",
         len(messages),
@@ -242,7 +244,7 @@ def process_message(message: Any, deps: Deps, budget: MessageBudget | None = Non
     attempt = receive_count(message)
     request = hunt.parse_message(message, deps.settings.hunt_queue_arn)  # a hunt of past files (issue 19)
     if request is not None:
-        hunt.process_hunt(request, deps, attempt=attempt)
+        hunt.process_hunt(request, deps, attempt=attempt, message_id=str(message.get("messageId", "")))
         return
     for ref in parse_body(message["body"]):
         try:

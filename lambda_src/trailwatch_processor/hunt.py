@@ -15,13 +15,14 @@ in the ByRule index):
   twice is stored once. The file that created it "owns" it (``log_bucket``/``log_key``): only the owner counts
   it and alerts it. In the ByDay index under partition ``hunt#<id>`` (sort: event_time): the results list.
 - ``hunt#<id>#file#<digest>`` (``kind`` hunt-file): the file's terminal state, ``done`` or ``failed``
-  (with the error), and the number of events it owns; one conditional put, so a file is counted once
-  however often its message arrives. In the ByDay index under ``hunt#<id>#files#<shard>`` (8 shards, so
+  (with the error), and the number of events it owns. One per file: rewriting it (a redelivery) writes the
+  same count, so progress, read from the markers, counts each file once. Written after the batch (one
+  BatchWriteItem for up to 25 files). In the ByDay index under ``hunt#<id>#files#<shard>`` (8 shards, so
   that no index partition takes every write of a fast hunt): progress and failed files are Queries, never
   a Scan.
 
 Exactly once per event: ownership is decided by the conditional put; a retry after a crash finds its own items
-(same file) and counts them again before writing the marker; the marker is written last, after any alert.
+(same file) and counts them again; the marker is written last, after any alert.
 Alerts (hunts started with ``--alert`` only): a new match item is born claimed (``sending``) and follows the
 live items' alert protocol (store.py): published once per primary rule per file, then marked ``sent``.
 
@@ -36,6 +37,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -444,17 +446,14 @@ def _batch_get(ddb: Any, table: str, ids: list[str]) -> dict[str, store.Item]:
     return found
 
 
-def process_hunt(request: HuntRequest, deps: Deps, *, attempt: int | None = None) -> HuntFileResult:
-    """Hunt one file. Returns normally when the file is done or failed (the message is deleted); raises when
-    a retry may succeed (an AWS error before the last receive, events in flight elsewhere)."""
+def process_hunt(
+    request: HuntRequest, deps: Deps, *, attempt: int | None = None, message_id: str = ""
+) -> HuntFileResult:
+    """Hunt one file; its marker is queued for ``flush_markers`` (the handler calls it after the batch).
+    Returns normally when the file is done or failed; raises when a retry may succeed (an AWS error before
+    the last receive, events in flight elsewhere)."""
     ref, hunt_id = request.ref, request.hunt_id
     result = HuntFileResult(hunt_id, ref.bucket, ref.key)
-    table = deps.settings.events_table
-    marker = file_marker_id(hunt_id, ref.bucket, ref.key)
-    if store.get_event(deps.dynamodb, table, marker) is not None:
-        result.status = "already"  # done or failed by an earlier delivery: counted once, by that one
-        log.info("hunt file already finished", extra={"data": result.log_fields()})
-        return result
     spec = load_spec(hunt_id, deps)
     run = _FileHunt(request, spec, deps, result, token=deps.new_token())
     error: str | None = None
@@ -469,15 +468,23 @@ def process_hunt(request: HuntRequest, deps: Deps, *, attempt: int | None = None
         error = f"{type(err).__name__}: {err} (receive {attempt} of {limit})"
     run.alert()  # what was stored is alerted, also for a file that failed halfway
     result.status, result.error = (FAILED, error) if error else (DONE, None)
-    _finish(deps, request, result)
+    _markers.append((message_id, marker_item(deps, request, result)))
     level = logging.WARNING if error else logging.INFO
     log.log(level, "hunt file %s", result.status, extra={"data": result.log_fields()})
     return result
 
 
-def _finish(deps: Deps, request: HuntRequest, result: HuntFileResult) -> None:
-    """The file's marker: one conditional put; a concurrent delivery that wrote it first wins (same
-    counts)."""
+# Markers of the files hunted in the current batch (one invocation at a time per container), written
+# together by flush_markers: one BatchWriteItem per 25 files instead of a call per file.
+_markers: list[tuple[str, store.Item]] = []
+BATCH_WRITE_MAX = 25
+BATCH_WRITE_ATTEMPTS = 6  # rounds for UnprocessedItems (throttling)
+
+
+def marker_item(deps: Deps, request: HuntRequest, result: HuntFileResult) -> store.Item:
+    """The file's terminal state. Written unconditionally: a file has one marker whatever the number of
+    deliveries, and every delivery computes the same owned count (ownership is fixed by the conditional
+    puts of the match items), so rewriting it never counts anything twice."""
     ref, hunt_id = request.ref, request.hunt_id
     now = deps.now()
     values: dict[str, Any] = {
@@ -496,12 +503,38 @@ def _finish(deps: Deps, request: HuntRequest, result: HuntFileResult) -> None:
     }
     if result.error:
         values["error"] = result.error[:ERROR_MAX_CHARS]
-    try:
-        deps.dynamodb.put_item(
-            TableName=deps.settings.events_table,
-            Item=store.to_item(values),
-            ConditionExpression="attribute_not_exists(EventId)",
-        )
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-            raise
+    return store.to_item(values)
+
+
+def flush_markers(deps: Deps) -> list[str]:
+    """Write the queued markers (BatchWriteItem, 25 at a time, unprocessed ones again with backoff); the
+    message ids whose marker could not be written, to be reported as batch item failures (retried)."""
+    queued, _markers[:] = list(_markers), []
+    if not queued:
+        return []
+    by_id: dict[str, tuple[list[str], store.Item]] = {}
+    for message_id, item in queued:  # one file twice in a batch: one put (BatchWriteItem refuses duplicates)
+        ids, _ = by_id.get(item["EventId"]["S"], ([], item))
+        by_id[item["EventId"]["S"]] = ([*ids, message_id], item)
+    entries = list(by_id.items())
+    failed: list[str] = []
+    table = deps.settings.events_table
+    for start in range(0, len(entries), BATCH_WRITE_MAX):
+        chunk = entries[start : start + BATCH_WRITE_MAX]
+        request = {table: [{"PutRequest": {"Item": item}} for _, (_, item) in chunk]}
+        try:
+            for attempt in range(BATCH_WRITE_ATTEMPTS):
+                request = deps.dynamodb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+        except Exception as err:
+            log.error(
+                "hunt: writing %d file marker(s) failed: %s; their messages are retried", len(chunk), err
+            )
+            failed.extend(m for _, (ids, _) in chunk for m in ids)
+            continue
+        if request:
+            left = {r["PutRequest"]["Item"]["EventId"]["S"] for r in request.get(table, [])}
+            failed.extend(m for marker, (ids, _) in chunk if marker in left for m in ids)
+    return failed

@@ -112,15 +112,15 @@ def test_a_retry_after_a_crash_before_the_marker_counts_the_events_it_stored(
 ) -> None:
     start_hunt(env, "h1")
     key = env.put_log([evil(), evil(), evil()])
-    real_finish = hunt._finish
+    real_marker = hunt.marker_item
 
     def crash(*args: Any) -> None:
         raise RuntimeError("killed before the marker")
 
-    monkeypatch.setattr(hunt, "_finish", crash)
+    monkeypatch.setattr(hunt, "marker_item", crash)
     assert len(failed_ids(handle_batch(hunt_event([key]), deps))) == 1
     assert len(items_of(env, hunt.KIND_MATCH)) == 3 and not items_of(env, hunt.KIND_FILE)
-    monkeypatch.setattr(hunt, "_finish", real_finish)
+    monkeypatch.setattr(hunt, "marker_item", real_marker)
     assert failed_ids(handle_batch(hunt_event([key], receive=2), deps)) == []
     assert [v["matches"] for v in items_of(env, hunt.KIND_FILE).values()] == [3]
 
@@ -232,3 +232,29 @@ def test_an_unknown_hunt_fails_the_message(env: Env, deps: Any) -> None:
     key = env.put_log([evil()])
     assert len(failed_ids(handle_batch(hunt_event([key], "nope"), deps))) == 1
     assert not items_of(env, hunt.KIND_MATCH)
+
+
+@pytest.mark.parametrize("mode", ["error", "unprocessed"])
+def test_a_marker_not_written_fails_its_message(env: Env, deps: Any, mode: str) -> None:
+    """Files whose marker BatchWriteItem could not write come back (never silently unfinished)."""
+    start_hunt(env, "h1")
+    keys = [env.put_log([evil()]), env.put_log([f.record()])]
+    ddb = deps.dynamodb
+
+    class Refusing:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(ddb, name)
+
+        def batch_write_item(self, RequestItems: dict) -> dict:
+            if mode == "error":
+                raise ClientError(
+                    {"Error": {"Code": "InternalServerError", "Message": "x"}}, "BatchWriteItem"
+                )
+            return {"UnprocessedItems": RequestItems}
+
+    event = hunt_event(keys)
+    failed = failed_ids(handle_batch(event, replace(deps, dynamodb=Refusing())))
+    assert sorted(failed) == sorted(r["messageId"] for r in event["Records"])
+    assert not items_of(env, hunt.KIND_FILE)
+    assert failed_ids(handle_batch(hunt_event(keys, receive=2), deps)) == []
+    assert sorted(v["matches"] for v in items_of(env, hunt.KIND_FILE).values()) == [0, 1]
