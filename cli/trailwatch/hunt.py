@@ -274,7 +274,8 @@ class Target:
 def hunt_config(config_path: Path | None, rule_ids: Sequence[str], live: Callable[[], Any]) -> dict[str, Any]:
     """The hunt's config document: the rules of --config FILE (or of the config in force), only --rule ids
     when given. Validated by the processor's validator on the way in and again as written."""
-    from trailwatch_processor.config import ConfigError, validate_config
+    from trailwatch_processor.config import ConfigError
+    from trailwatch_processor.config_schema import validate_config
 
     from trailwatch.configcmd import load_config
 
@@ -311,7 +312,7 @@ def hunt_config(config_path: Path | None, rule_ids: Sequence[str], live: Callabl
 
 def live_config(aws: Aws, target: Target) -> Any:
     """The config in force: the bucket's, else the bundled default (the processor's fallback)."""
-    from trailwatch_processor.config import load_default_config
+    from trailwatch_processor.config_load import load_default_config
 
     from trailwatch.configcmd import fetch_remote
 

@@ -46,11 +46,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import alerts, records, store
-from .config import parse_config
-from .logfile import FileStats, LogFileError, iter_matches
+from .config_load import parse_config
+from .deps import AlertsInFlightError, Deps, ObjectMissingError
+from .log_stream import LogFileError
+from .logfile import FileStats, iter_matches
 from .notifications import NotificationError, ObjectRef
 from .patterns import Matcher, compile_config
-from .processor import AlertsInFlightError, Deps, ObjectMissingError
 
 log = logging.getLogger(__name__)
 

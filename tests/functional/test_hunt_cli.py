@@ -127,7 +127,7 @@ def test_hunt_config_selects_rules_and_refuses_unknown(tmp_path: Path) -> None:
     assert [r["id"] for r in hunt_cli.hunt_config(path, ["b"], lambda: None)["rules"]] == ["b"]
     with pytest.raises(UsageError, match="--rule zzz"):
         hunt_cli.hunt_config(path, ["zzz"], lambda: None)
-    from trailwatch_processor.config import parse_config
+    from trailwatch_processor.config_load import parse_config
 
     assert [r.id for r in parse_config(json.dumps(doc)).rules] == [
         "CreateUser",
@@ -212,6 +212,6 @@ class _Options:
 
 
 def _one_rule() -> Any:
-    from trailwatch_processor.config import validate_config
+    from trailwatch_processor.config_schema import validate_config
 
     return validate_config({"rules": [{"id": "a", "pattern": {"eventName": ["A"]}}]})
