@@ -54,8 +54,12 @@ def test_disabled_mapping_raises_the_queue_age_alarm(
     ]
     aws_client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=mailbox_arn)
 
-    (mapping,) = awslambda.list_event_source_mappings(FunctionName=stack["ProcessorFunctionName"])[
-        "EventSourceMappings"
+    (mapping,) = [  # the log queue's mapping (the hunt queue has one too)
+        m
+        for m in awslambda.list_event_source_mappings(FunctionName=stack["ProcessorFunctionName"])[
+            "EventSourceMappings"
+        ]
+        if m["EventSourceArn"] == stack["LogQueueArn"]
     ]
     awslambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
     time.sleep(3.0)  # the local runtime re-reads the mappings every second and stops the poller
