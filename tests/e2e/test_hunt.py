@@ -206,6 +206,11 @@ def test_interrupted_hunt_resumed_reports_every_match_once(
     assert again.exit_code == 0, again.output
     assert sorted(r["event_id"] for r in json.loads(again.stdout)["results"]) == sorted(corpus.expected)
 
+    table_text = _run("hunt", "results", sent["hunt_id"])  # the human form: summary, rules, matches, failures
+    assert table_text.exit_code == 0, table_text.output
+    assert f"{RULE_ID}  {len(corpus.expected)}" in table_text.stdout
+    assert corpus.corrupt_key in table_text.stdout and "file(s) failed" in table_text.output
+
     seen: list[dict] = []
 
     def live_alert() -> bool:
