@@ -439,7 +439,7 @@ def run_deploy(
         outputs=stack.stack_outputs(deployed),
         yes=True,
     )
-    # Fast path (issue 16): forwarders in other regions, then the rules' pattern and state from the config.
+    # Fast path: forwarders in other regions, then the rules' pattern and state from the config.
     if forwarder_regions:
         fast_path.deploy_forwarders(
             aws,

@@ -1,4 +1,4 @@
-"""The fast path's CLI side (issue 16): the EventBridge rule's pattern and state from the config, the
+"""The fast path's CLI side: the EventBridge rule's pattern and state from the config, the
 forwarder stacks of other regions, and verify's checks of both.
 
 The stack creates the rule `<stack>-fast-path` on the default bus with a broad CloudTrail pattern; after

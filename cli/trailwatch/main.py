@@ -31,8 +31,10 @@ LAZY_COMMANDS = {
     "local": "trailwatch.local.commands",
     "demo": "trailwatch.local.demo",
     "rules": "trailwatch.rulescmd",  # the `rules` group (rules test, rules list, ...)
-    # -- noise control (issue 18): `suppress add|list|remove` edits the config in force
+    # -- noise control: `suppress add|list|remove` edits the config in force
     "suppress": "trailwatch.suppress",
+    # Hunt: `trailwatch hunt ...` and `trailwatch hunt results ID` (cli/trailwatch/hunt.py).
+    "hunt": "trailwatch.hunt",
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -47,6 +48,29 @@ class UI:
         """One progress line with the elapsed time (of the command, or since `since`)."""
         seconds = self.clock() - (self.started if since is None else since)
         self._human(f"  [{_format_seconds(seconds):>6}] {text}")
+
+    # -- progress bar (trailwatch hunt) -------------------------------------------------------------
+    def live(self) -> bool:
+        """Whether progress goes to a terminal (redrawn in place) rather than a log (one line per call)."""
+        stream = sys.stderr if self.json_mode else sys.stdout
+        return bool(getattr(stream, "isatty", lambda: False)())
+
+    def bar(self, done: int, total: int, text: str = "", width: int = 30) -> None:
+        """``[#####.....]  50.0% text``: redrawn in place on a terminal, else one line per call."""
+        fraction = min(done / total, 1.0) if total else 1.0
+        filled = int(width * fraction)
+        line = f"  [{'#' * filled}{'.' * (width - filled)}] {fraction:6.1%} {printable(text)}"
+        if self.live():
+            click.echo("\r" + line + "\x1b[K", nl=False, err=self.json_mode)
+            self._bar_open = True
+        else:
+            click.echo(line, err=self.json_mode)
+
+    def bar_end(self) -> None:
+        """End a bar redrawn in place (a newline), nothing otherwise."""
+        if getattr(self, "_bar_open", False):
+            click.echo("", err=self.json_mode)
+            self._bar_open = False
 
     def success(self, text: str) -> None:
         self._human(click.style(text, fg="green"))

@@ -368,7 +368,7 @@ def check_config(ctx: Context) -> tuple[str, str]:
 
 
 def check_suppressions(ctx: Context, now: datetime | None = None) -> tuple[str, str]:
-    """Noise control (issue 18): suppressions that expired (still in the config, no longer applied) or
+    """Noise control: suppressions that expired (still in the config, no longer applied) or
     expire within 14 days are warnings, so their owners renew or drop them before alerts come back."""
     from trailwatch.suppress import EXPIRING_SOON_DAYS, expiry_warnings
 
@@ -436,7 +436,7 @@ CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
     ("email subscription", check_email),
     ("dead-letter queue", check_dlq),
     ("last processed file", check_last_processed),
-    # Fast path (issue 16): after "config" (ctx.config is the config in force the pattern must equal).
+    # Fast path: after "config" (ctx.config is the config in force the pattern must equal).
     ("fast path rule", lambda ctx: fast_path.verify_home(ctx.aws, ctx.outputs, ctx.config)),
     ("fast path queue -> function mapping", lambda ctx: fast_path.verify_mapping(ctx.aws, ctx.outputs)),
     ("fast path dead-letter queue", lambda ctx: fast_path.verify_dlq(ctx.aws, ctx.outputs)),
@@ -592,7 +592,7 @@ def run_verify(aws: Aws, ui: UI, *, probe: bool, timeout: float) -> int:
             run_probe(ctx, report, timeout)
         except botocore.exceptions.ClientError as exc:
             report.add("fail", "probe", f"{error_code(exc)}: {error_message(exc)}")
-        try:  # fast path (issue 16): the same pipeline from the fast path queue
+        try:  # fast path: the same pipeline from the fast path queue
             report.add(*_fast_path_probe(ctx, report.ui, timeout))
         except botocore.exceptions.ClientError as exc:
             report.add("fail", "fast path probe", f"{error_code(exc)}: {error_message(exc)}")

@@ -45,6 +45,8 @@ class Settings:
     config_ttl_seconds: float = 60.0
     # The processing queue's maxReceiveCount: the last receive of a failing file declares it poison.
     max_receive_count: int | None = None
+    # Hunts: the hunt queue's ARN; its messages must be hunt requests (hunt.py).
+    hunt_queue_arn: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +64,7 @@ class Settings:
             claim_stale_seconds=_number(env, "CLAIM_STALE_SECONDS", None, float),
             config_ttl_seconds=_number(env, "CONFIG_TTL_SECONDS", 60.0, float),
             max_receive_count=_number(env, "MAX_RECEIVE_COUNT", None, int),
+            hunt_queue_arn=env.get("HUNT_QUEUE_ARN") or None,
         )
 
 

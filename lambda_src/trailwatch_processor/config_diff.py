@@ -16,7 +16,7 @@ What counts as weakening (the change is alerted ``high``):
 - an added or changed exclude (it can only hide more or different records); removing every exclude is not.
 Added rules, raised severities and title/description edits are reported but are not weakening.
 
-Noise control (issue 18): a rule with ``dedup`` or ``threshold`` gets a fifth digest part (absent otherwise,
+Noise control: a rule with ``dedup`` or ``threshold`` gets a fifth digest part (absent otherwise,
 so digests stored before noise control compare equal). Any change of it is weakening except removing it or
 lowering a threshold's count (same window and group_by). Suppressions are digest entries keyed
 ``SUPPRESSION_KEY + id`` (no rule id starts with ``#``): an added or changed suppression is weakening (it can

@@ -33,7 +33,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import fast_path
+from . import fast_path, hunt
 from .aws import Clients, Settings
 from .config_diff import digest_items
 from .config_source import ConfigCache
@@ -217,6 +217,8 @@ def handle_batch(event: dict, deps: Deps, context: Any = None) -> dict:
         except Exception as err:
             _log_failure(message_id, message, err)
             failures.append({"itemIdentifier": message_id})
+    unwritten = set(hunt.flush_markers(deps)) - {f["itemIdentifier"] for f in failures}  # hunt
+    failures += [{"itemIdentifier": m} for m in sorted(unwritten)]
     log.info(
         "batch done: %d message(s), %d failed",
         len(messages),
@@ -247,6 +249,10 @@ def process_message(message: Any, deps: Deps, budget: MessageBudget | None = Non
         fast_path.process_event(event, deps, received_at=fast_path.sent_at(message))
         return
     attempt = receive_count(message)
+    request = hunt.parse_message(message, deps.settings.hunt_queue_arn)  # a hunt of past files
+    if request is not None:
+        hunt.process_hunt(request, deps, attempt=attempt, message_id=str(message.get("messageId", "")))
+        return
     for ref in parse_body(message["body"]):
         try:
             process_object(ref, deps, budget=budget, attempt=attempt)

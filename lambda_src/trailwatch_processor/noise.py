@@ -1,4 +1,4 @@
-"""Noise control, the pure decisions (issue 18): which suppression hides an event, which group it belongs to.
+"""Noise control, the pure decisions: which suppression hides an event, which group it belongs to.
 
 The processor asks ``plan`` once per matched record (while it still holds the record); the plan is small (a
 suppression id, or a rule's group values) and ``noise_state.decide`` turns it into a decision with the

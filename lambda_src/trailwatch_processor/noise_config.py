@@ -1,4 +1,4 @@
-"""Noise control in the config (issue 18): top-level ``suppressions``; per rule ``dedup`` or ``threshold``.
+"""Noise control in the config: top-level ``suppressions``; per rule ``dedup`` or ``threshold``.
 
 Validated by ``config_schema.validate_config`` through the same validator (every fault named by its path,
 ``suppressions[2].expires: not a date``); the decisions are in ``noise``, the table state in ``noise_state``.

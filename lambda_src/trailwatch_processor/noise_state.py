@@ -1,4 +1,4 @@
-"""Noise control, the table state (issue 18): dedup windows and thresholds in the SecurityEvents table.
+"""Noise control, the table state: dedup windows and thresholds in the SecurityEvents table.
 
 ``decide`` runs once per NEW event (before its item is written, so a retry after a crash finds no item and
 decides again: every step here is idempotent for the same event). The state items carry ``kind = "noise"``

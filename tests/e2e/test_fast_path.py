@@ -1,4 +1,4 @@
-"""The fast path end to end on the local AWS (issue 16): `trailwatch deploy --regions us-west-2` (main.yaml
+"""The fast path end to end on the local AWS: `trailwatch deploy --regions us-west-2` (main.yaml
 at home and as a forwarder), then real API calls by an IAM user are stored and alerted through EventBridge
 within seconds; the log file brings them again and nothing is stored or alerted twice; with the rule
 disabled, every detection still arrives from the files; a call in the forwarder's region arrives too.

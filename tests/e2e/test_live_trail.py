@@ -114,7 +114,7 @@ def test_create_user_reaches_trail_table_and_alert_within_15_s(
             TableName=stack["EventsTableName"], Key={"EventId": {"S": event_id}}
         )
         found = got.get("Item")
-        # The fast path (issue 16) may store it before its file: the file then names itself on the item.
+        # The fast path may store it before its file: the file then names itself on the item.
         return found if found and "log_key" in found else None
 
     stored = _poll("item in the table, named with its log file", started, item)

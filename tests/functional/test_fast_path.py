@@ -324,7 +324,8 @@ NOISY = {
          "pattern": {"userIdentity": {"type": ["Root"]}}},
     ],
     "suppressions": [
-        {"id": "break-glass", "pattern": {"userIdentity": {"type": ["Root"]}, "sourceIPAddress": ["198.51.100.7"]},
+        {"id": "break-glass",
+         "pattern": {"userIdentity": {"type": ["Root"]}, "sourceIPAddress": ["198.51.100.7"]},
          "reason": "break-glass drill", "owner": "secops", "expires": "2999-01-01"},
     ],
 }  # fmt: skip
@@ -348,7 +349,8 @@ def test_a_suppressed_event_from_eventbridge_is_stored_quiet_and_the_log_file_do
 
 def test_a_threshold_counts_fast_path_and_log_file_deliveries_once(env: Env, deps: Any) -> None:
     env.put_config(NOISY)
-    denied = [f.record("PutObject", errorCode="AccessDenied", sourceIPAddress="203.0.113.9") for _ in range(3)]
+    ip = "203.0.113.9"
+    denied = [f.record("PutObject", errorCode="AccessDenied", sourceIPAddress=ip) for _ in range(3)]
     assert _failed(handle_batch(_batch(*denied[:2]), deps)) == []
     assert env.alerts() == []  # two of three: below the threshold
     assert _failed(handle_batch(_batch(*denied[:2]), deps)) == []  # delivered again: still two

@@ -1,4 +1,4 @@
-"""The local AWS forwards events between regions' buses as AWS does (issue 16, the fast path's forwarders).
+"""The local AWS forwards events between regions' buses as AWS does (the fast path's forwarders).
 
 A rule in a region with an event-bus target in another region (and a role) puts the event itself on that
 bus: same `id`, `region` of the call, `time`, `detail`; the target bus's rules match it with the same

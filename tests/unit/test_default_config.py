@@ -527,7 +527,7 @@ def test_self_protection_on_real_records(matcher: Matcher, shared_records: list)
     assert all((r["eventSource"], r["eventName"]) in wanted for r in matched)
 
 
-# -- noise control in the pack (issue 18) -----------------------------------------------------------------
+# -- noise control in the pack -----------------------------------------------------------------
 NOISE = {
     "cis-4.1-unauthorized-api-calls": ("dedup", ("userIdentity.arn", "eventName"), 60.0),
     "cis-4.6-console-auth-failures": ("threshold", ("sourceIPAddress",), 15.0),

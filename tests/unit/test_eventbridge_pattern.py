@@ -1,4 +1,4 @@
-"""The fast path's EventBridge pattern, from the config (issue 16's acceptance test).
+"""The fast path's EventBridge pattern, from the config.
 
 Every record is wrapped in the envelope AWS puts on the bus (``trailwatch.local.eventbridge.envelope``) and
 the generated pattern is evaluated with the processor's own EventBridge matcher (``patterns.py``): it must

@@ -194,7 +194,7 @@ def digest(raw: dict) -> dict[str, str]:
 
 def test_a_rule_without_noise_control_keeps_its_four_part_digest() -> None:
     (rule,) = validate_config(config()).rules
-    assert D.rule_digest(rule).count("|") == 3  # digests stored before issue 18 compare equal
+    assert D.rule_digest(rule).count("|") == 3  # digests stored before noise control existed compare equal
 
 
 @pytest.mark.parametrize(

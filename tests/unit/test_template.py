@@ -852,6 +852,7 @@ def test_function_environment(base: dict[str, Any]) -> None:
         "WEBHOOK_SECRET_ARN": {"Ref": "WebhookSecretArn"},
         "ALARM_TOPIC_ARN": {"Ref": "AlarmTopic"},  # output delivery failures (test_template_outputs)
         "NOISE_QUEUE_URL": {"Ref": "LogProcessingQueue"},  # noise control: dedup window-close messages
+        "HUNT_QUEUE_ARN": {"Fn::GetAtt": ["HuntQueue", "Arn"]},  # test_template_hunt
         "LOG_BUCKET_OWNER": {  # attach mode only (test_template_attach)
             "Fn::If": [
                 "AttachMode",
@@ -969,10 +970,14 @@ def test_role_grants_only_the_dynamodb_calls_the_processor_makes() -> None:
     called = {
         "dynamodb:" + "".join(part.title() for part in name.split("_"))
         for name in re.findall(
-            r"\.(put_item|update_item|get_item|query|scan|delete_item|batch_write_item)\(", code
+            r"\.(put_item|update_item|get_item|query|scan|delete_item|batch_write_item|batch_get_item)\(",
+            code,
         )
     }
     granted = {a for a in as_list(role_statement(load_template(), "StoreEvents")["Action"])}
+    # the hunt block's grants on the same table (test_template_hunt): batch reads and marker writes
+    hunt = statement_by_sid(props(load_template(), "HuntPolicy")["PolicyDocument"], "HuntState")
+    granted |= set(as_list(hunt["Action"]))
     assert granted == called
 
 

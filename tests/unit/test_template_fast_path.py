@@ -1,4 +1,4 @@
-"""main.yaml's fast path (issue 16): an EventBridge rule on the default bus -> FastPathQueue -> the same
+"""main.yaml's fast path: an EventBridge rule on the default bus -> FastPathQueue -> the same
 processor, and the forwarder mode of the same template (Role=forwarder: only a rule forwarding to the home
 region's bus, nothing else)."""
 

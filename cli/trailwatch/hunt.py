@@ -1,0 +1,859 @@
+"""`trailwatch hunt`: run rules over past log files on the deployed function.
+
+1. The window's log files are listed by CloudTrail's partition prefixes
+   (``[prefix/]AWSLogs/[<org>/]<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/``), one paginated listing per
+   (account, region, day) in a thread pool, never the whole bucket; accounts (and organization ids) and
+   regions not given are found with Delimiter listings. Files are kept when the time stamp in their name
+   (CloudTrail's delivery time, UTC) is in the window.
+2. Files, bytes and an estimate of time and cost are shown, and the user is asked (``--yes`` for scripts).
+3. The hunt's rules (validated by the processor's validator) go to ``hunts/<id>/config.json`` in the config
+   bucket, the file list to ``hunts/<id>/manifest.json.gz``, a meta item to the events table; then one message
+   per file to the hunt queue (SendMessageBatch, in parallel). The function evaluates the hunt's rules only
+   (lambda_src/trailwatch_processor/hunt.py, which also documents the items).
+4. Progress (files done/failed, matches, rate) is read from the per-file markers through the table's ByDay
+   index (8 partitions per hunt), never a Scan, until every file is done or failed; then a summary table.
+
+``--resume ID`` re-sends the files of the manifest that have no marker yet (a message still in the queue
+is harmless: a file is counted once). ``trailwatch hunt results ID`` lists the matches and failed files again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from boto3.dynamodb.types import TypeDeserializer
+
+from trailwatch import stack
+from trailwatch.errors import AwsError, UsageError
+from trailwatch.main import EPILOG, global_options
+from trailwatch.session import Aws, Options
+from trailwatch.ui import UI
+
+LIST_THREADS = 16
+SEND_THREADS = 8
+SEND_BATCH = 10  # SendMessageBatch's limit
+HUNT_BATCH_SIZE = 10  # the hunt mapping's BatchSize (main.yaml)
+POLL_SECONDS = 1.0
+PRINT_EVERY_SECONDS = 5.0  # progress lines when stdout is not a terminal
+STALL_SECONDS = 600.0  # give up waiting when nothing finishes for this long (--resume continues)
+MARKER_READ_SECONDS = 5.0  # exact progress (the markers) at most this often while messages are queued
+EMPTY_QUEUE_READS = 3  # marker reads with an empty queue and files unfinished: their messages are gone
+
+# Estimate. Measured: the processor's reader and matcher take 0.066 s of CPU per compressed MB (a 0.58 MB,
+# 5,000-record synth file, bundled config, this repository's CI machine, fastest of 3); Lambda gives a full
+# vCPU at 1,769 MB and proportionally less below. Per file: one S3 GET, a marker read and write (in-region
+# calls of a few ms each), taken as 25 ms.
+SECONDS_PER_COMPRESSED_MB = 0.07
+SECONDS_PER_FILE = 0.025
+FULL_VCPU_MB = 1769
+# Prices (us-east-1, on demand): Lambda per GB-s by architecture and per request, S3 GET and LIST, SQS
+# requests (send batches, receives, deletes), DynamoDB write request units (two small writes per file).
+LAMBDA_GB_SECOND_USD = {"arm64": 0.0000133334, "x86_64": 0.0000166667}
+LAMBDA_REQUEST_USD = 0.20 / 1_000_000
+S3_GET_USD = 0.0004 / 1000
+SQS_REQUEST_USD = 0.40 / 1_000_000
+DYNAMODB_WRITE_USD = 0.625 / 1_000_000
+
+_STAMP = re.compile(r"_(\d{8}T\d{4}Z)_")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_ORG = re.compile(r"^o-[a-z0-9]{10,32}$")
+_deserializer = TypeDeserializer()
+
+
+# ---------------------------------------------------------------- window and listing
+def parse_moment(text: str, now: datetime) -> datetime:
+    """``90d``/``12h``/``30m`` (ago), or an ISO date or time (UTC when no zone is given)."""
+    from trailwatch.events import parse_since
+
+    text = text.strip()
+    if re.fullmatch(r"\d+\s*[smhdw]", text):
+        return now - parse_since(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{text!r}: expected e.g. 90d, 12h or a date such as 2026-09-01.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def days_between(start: datetime, end: datetime) -> list[str]:
+    """``YYYY/MM/DD`` of every UTC day from start to end."""
+    day, last, out = start.astimezone(UTC).date(), end.astimezone(UTC).date(), []
+    while day <= last:
+        out.append(day.strftime("%Y/%m/%d"))
+        day += timedelta(days=1)
+    return out
+
+
+def key_time(key: str) -> datetime | None:
+    """The delivery time stamp in a CloudTrail log file name."""
+    match = _STAMP.search(key.rsplit("/", 1)[-1])
+    if not match:
+        return None
+    return datetime.strptime(match.group(1), "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
+
+
+def _children(s3: Any, bucket: str, prefix: str, owner: dict[str, str]) -> list[str]:
+    """The names of the "folders" directly under ``prefix`` (Delimiter listing)."""
+    names: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, Delimiter="/", **owner
+    ):
+        for common in page.get("CommonPrefixes", []):
+            names.append(common["Prefix"][len(prefix) :].rstrip("/"))
+    return names
+
+
+@dataclass(frozen=True)
+class LogFile:
+    key: str
+    size: int
+
+
+def discover_account_roots(
+    s3: Any, bucket: str, prefix: str, accounts: Sequence[str], owner: dict[str, str]
+) -> list[tuple[str, str]]:
+    """(account, ``[prefix]AWSLogs/[org/]account/``) for each account in the bucket (or only ``accounts``)."""
+    base = f"{prefix}AWSLogs/"
+    roots: list[tuple[str, str]] = []
+    for name in _children(s3, bucket, base, owner):
+        if _ACCOUNT.match(name):
+            roots.append((name, f"{base}{name}/"))
+        elif _ORG.match(name):
+            roots.extend(
+                (acct, f"{base}{name}/{acct}/")
+                for acct in _children(s3, bucket, f"{base}{name}/", owner)
+                if _ACCOUNT.match(acct)
+            )
+    if accounts:
+        wanted = set(accounts)
+        roots = [(acct, root) for acct, root in roots if acct in wanted]
+    return roots
+
+
+def list_window(
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    since: datetime,
+    until: datetime,
+    *,
+    accounts: Sequence[str] = (),
+    regions: Sequence[str] = (),
+    owner: dict[str, str] | None = None,
+    threads: int = LIST_THREADS,
+) -> list[LogFile]:
+    """Every log file of the window, by partition prefixes listed in parallel."""
+    owner = owner or {}
+    roots = discover_account_roots(s3, bucket, prefix, accounts, owner)
+    with ThreadPoolExecutor(threads) as pool:
+        if regions:
+            pairs = [(root, region) for _, root in roots for region in regions]
+        else:
+            found = pool.map(
+                lambda r: (r, _children(s3, bucket, f"{r}CloudTrail/", owner)), [r for _, r in roots]
+            )
+            pairs = [(root, region) for root, names in found for region in names]
+        day_prefixes = [
+            f"{root}CloudTrail/{region}/{day}/"
+            for root, region in pairs
+            for day in days_between(since, until)
+        ]
+
+        def one(day_prefix: str) -> list[LogFile]:
+            out = []
+            for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=day_prefix, **owner
+            ):
+                for obj in page.get("Contents", []):
+                    key = obj["Key"]
+                    when = key_time(key)
+                    if key.endswith(".json.gz") and when is not None and since <= when <= until:
+                        out.append(LogFile(key, int(obj.get("Size", 0))))
+            return out
+
+        files = [f for chunk in pool.map(one, day_prefixes) for f in chunk]
+    return sorted(files, key=lambda f: f.key)
+
+
+# ---------------------------------------------------------------- estimate
+@dataclass(frozen=True)
+class Estimate:
+    files: int
+    bytes: int
+    function_seconds: float
+    gb_seconds: float
+    wall_seconds: float
+    cost_usd: float
+    parts: dict[str, float]
+
+
+def estimate(files: Sequence[LogFile], *, memory_mb: int, architecture: str, concurrency: int) -> Estimate:
+    total = sum(f.size for f in files)
+    cpu_share = min(1.0, memory_mb / FULL_VCPU_MB)
+    seconds = len(files) * SECONDS_PER_FILE + total / 1e6 * SECONDS_PER_COMPRESSED_MB / cpu_share
+    gb_seconds = seconds * memory_mb / 1024
+    batches = -(-len(files) // SEND_BATCH)  # SendMessageBatch calls
+    invocations = -(-len(files) // HUNT_BATCH_SIZE)
+    parts = {
+        "lambda": gb_seconds * LAMBDA_GB_SECOND_USD.get(architecture, LAMBDA_GB_SECOND_USD["x86_64"])
+        + invocations * LAMBDA_REQUEST_USD,
+        "s3": len(files) * S3_GET_USD,
+        "sqs": batches * 3 * SQS_REQUEST_USD,  # send, receive, delete: 10 messages per request
+        "dynamodb": len(files) * 2 * DYNAMODB_WRITE_USD,
+    }
+    return Estimate(
+        files=len(files),
+        bytes=total,
+        function_seconds=seconds,
+        gb_seconds=gb_seconds,
+        wall_seconds=seconds / max(concurrency, 1),
+        cost_usd=sum(parts.values()),
+        parts=parts,
+    )
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+# ---------------------------------------------------------------- the deployed stack
+@dataclass(frozen=True)
+class Target:
+    """Where a hunt reads and writes, from the stack's outputs and parameters."""
+
+    log_bucket: str
+    prefix: str
+    config_bucket: str
+    table: str
+    queue_url: str
+    memory_mb: int
+    architecture: str
+    concurrency: int
+    attach: bool
+
+    @classmethod
+    def of(cls, aws: Aws, stack_name: str) -> Target:
+        found = stack.require_stack(aws, stack_name)
+        outputs, params = stack.stack_outputs(found), stack.stack_parameters(found)
+        if "HuntQueueUrl" not in outputs:
+            raise AwsError(
+                f"Stack {stack_name!r} has no hunt queue (deployed before `trailwatch hunt` existed).",
+                hint="Update it with `trailwatch deploy`.",
+            )
+        prefix = params.get("LogKeyPrefix", "").strip("/")
+        return cls(
+            log_bucket=outputs.get("LogSourceBucket") or outputs["TrailBucketName"],
+            prefix=f"{prefix}/" if prefix else "",
+            config_bucket=outputs["TrailBucketName"],
+            table=outputs["EventsTableName"],
+            queue_url=outputs["HuntQueueUrl"],
+            memory_mb=int(params.get("FunctionMemorySize") or 512),
+            architecture=params.get("FunctionArchitecture") or "arm64",
+            concurrency=int(params.get("HuntConcurrency") or 5),
+            attach=bool(params.get("ExistingBucketName")),
+        )
+
+
+# ---------------------------------------------------------------- hunt rules
+def hunt_config(config_path: Path | None, rule_ids: Sequence[str], live: Callable[[], Any]) -> dict[str, Any]:
+    """The hunt's config document: the rules of --config FILE (or of the config in force), only --rule ids
+    when given. Validated by the processor's validator on the way in and again as written."""
+    from trailwatch_processor.config import ConfigError
+    from trailwatch_processor.config_schema import validate_config
+
+    from trailwatch.configcmd import load_config
+
+    config = load_config(config_path)[0] if config_path is not None else live()
+    rules = list(config.rules)
+    if rule_ids:
+        known = {r.id for r in rules}
+        missing = [r for r in rule_ids if r not in known]
+        if missing:
+            where = str(config_path) if config_path else "the config in force"
+            raise UsageError(
+                f"--rule {', '.join(missing)}: not in {where}.", hint="Pass --config FILE with it."
+            )
+        rules = [r for r in rules if r.id in set(rule_ids)]
+    doc = {
+        "rules": [
+            {
+                "id": r.id,
+                "title": r.title,
+                "severity": r.severity,
+                "description": r.description,
+                "pattern": r.pattern,
+                "exclude": list(r.exclude),
+            }
+            for r in rules
+        ]
+    }
+    try:
+        validate_config(doc, source="hunt config")
+    except ConfigError as exc:  # cannot happen for rules that validated; never send an invalid hunt
+        raise UsageError(f"hunt config invalid: {exc}") from exc
+    return doc
+
+
+def live_config(aws: Aws, target: Target) -> Any:
+    """The config in force: the bucket's, else the bundled default (the processor's fallback)."""
+    from trailwatch_processor.config_load import load_default_config
+
+    from trailwatch.configcmd import fetch_remote
+
+    remote = fetch_remote(aws, target.config_bucket, "config/monitored_events.json")
+    return remote.config if remote.exists and remote.config is not None else load_default_config()
+
+
+# ---------------------------------------------------------------- state in the table
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+@dataclass
+class Progress:
+    done: int = 0
+    failed: int = 0
+    matches: int = 0
+    finished_keys: set[str] = field(default_factory=set)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed
+
+
+def read_progress(aws: Aws, table: str, hunt_id: str) -> Progress:
+    """Every file marker of the hunt, through the ByDay index (one partition per shard, in parallel)."""
+    from trailwatch_processor import hunt as tw_hunt
+
+    ddb = aws.client("dynamodb")
+
+    def shard(n: int) -> list[dict[str, Any]]:
+        items = []
+        for page in ddb.get_paginator("query").paginate(
+            TableName=table,
+            IndexName="ByDay",
+            KeyConditionExpression="event_day = :p",
+            ExpressionAttributeValues={":p": {"S": tw_hunt.files_partition(hunt_id, n)}},
+            ProjectionExpression="log_key, #s, matches, #e",
+            ExpressionAttributeNames={"#s": "status", "#e": "error"},
+        ):
+            items.extend(_plain(i) for i in page.get("Items", []))
+        return items
+
+    progress = Progress()
+    with ThreadPoolExecutor(tw_hunt.FILE_SHARDS) as pool:
+        for items in pool.map(shard, range(tw_hunt.FILE_SHARDS)):
+            for item in items:
+                progress.finished_keys.add(str(item["log_key"]))
+                progress.matches += int(item.get("matches", 0))
+                if item.get("status") == tw_hunt.FAILED:
+                    progress.failed += 1
+                    progress.failures.append(
+                        {"key": str(item["log_key"]), "error": str(item.get("error", ""))}
+                    )
+                else:
+                    progress.done += 1
+    progress.failures.sort(key=lambda f: f["key"])
+    return progress
+
+
+def read_results(aws: Aws, table: str, hunt_id: str) -> list[dict[str, Any]]:
+    """The hunt's matches, oldest first, through the ByDay index."""
+    from trailwatch_processor import hunt as tw_hunt
+
+    out = []
+    for page in (
+        aws.client("dynamodb")
+        .get_paginator("query")
+        .paginate(
+            TableName=table,
+            IndexName="ByDay",
+            KeyConditionExpression="event_day = :p",
+            ExpressionAttributeValues={":p": {"S": tw_hunt.results_partition(hunt_id)}},
+        )
+    ):
+        out.extend(_plain(i) for i in page.get("Items", []))
+    return out
+
+
+def read_meta(aws: Aws, table: str, hunt_id: str) -> dict[str, Any]:
+    from trailwatch_processor import hunt as tw_hunt
+
+    if not tw_hunt.valid_id(hunt_id):
+        raise UsageError(f"{hunt_id!r} is not a hunt id (e.g. h-20261203-094500-1a2b).")
+    item = (
+        aws.client("dynamodb")
+        .get_item(TableName=table, Key={"EventId": {"S": tw_hunt.meta_id(hunt_id)}}, ConsistentRead=True)
+        .get("Item")
+    )
+    if item is None:
+        raise UsageError(f"No hunt {hunt_id} in {table}.", hint="Hunts are kept EventRetentionDays.")
+    return _plain(item)
+
+
+def new_hunt_id(now: datetime) -> str:
+    return f"h-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def save_hunt(
+    aws: Aws,
+    target: Target,
+    hunt_id: str,
+    config: dict[str, Any],
+    files: Sequence[LogFile],
+    *,
+    since: datetime,
+    until: datetime,
+    alert: bool,
+    now: datetime,
+    retention_days: int,
+) -> None:
+    """Rules and manifest to the config bucket, then the meta item (which makes the hunt exist)."""
+    from trailwatch_processor import hunt as tw_hunt
+
+    from trailwatch.configcmd import owned_bucket_args
+
+    s3, owner = aws.client("s3"), owned_bucket_args(aws)
+    s3.put_object(
+        Bucket=target.config_bucket,
+        Key=tw_hunt.config_key(hunt_id),
+        Body=json.dumps(config, indent=1).encode(),
+        ContentType="application/json",
+        **owner,
+    )
+    manifest = {"bucket": target.log_bucket, "files": [[f.key, f.size] for f in files]}
+    s3.put_object(
+        Bucket=target.config_bucket,
+        Key=tw_hunt.manifest_key(hunt_id),
+        Body=gzip.compress(json.dumps(manifest, separators=(",", ":")).encode(), mtime=0),
+        ContentType="application/gzip",
+        **owner,
+    )
+    item = {
+        "EventId": {"S": tw_hunt.meta_id(hunt_id)},
+        "kind": {"S": tw_hunt.KIND_META},
+        "hunt_id": {"S": hunt_id},
+        "alert": {"BOOL": alert},
+        "config_key": {"S": tw_hunt.config_key(hunt_id)},
+        "manifest_key": {"S": tw_hunt.manifest_key(hunt_id)},
+        "log_bucket": {"S": target.log_bucket},
+        "since": {"S": since.isoformat()},
+        "until": {"S": until.isoformat()},
+        "files": {"N": str(len(files))},
+        "bytes": {"N": str(sum(f.size for f in files))},
+        "rules": {"L": [{"S": r["id"]} for r in config["rules"]]},
+        "created_at": {"S": now.isoformat()},
+        "expires_at": {"N": str(int((now + timedelta(days=retention_days)).timestamp()))},
+    }
+    aws.client("dynamodb").put_item(
+        TableName=target.table, Item=item, ConditionExpression="attribute_not_exists(EventId)"
+    )
+
+
+def read_manifest(aws: Aws, target: Target, meta: dict[str, Any]) -> tuple[str, list[LogFile]]:
+    from trailwatch.configcmd import owned_bucket_args
+
+    body = (
+        aws.client("s3")
+        .get_object(Bucket=target.config_bucket, Key=str(meta["manifest_key"]), **owned_bucket_args(aws))[
+            "Body"
+        ]
+        .read()
+    )
+    doc = json.loads(gzip.decompress(body))
+    return str(doc["bucket"]), [LogFile(k, int(s)) for k, s in doc["files"]]
+
+
+def send_files(
+    aws: Aws,
+    queue_url: str,
+    hunt_id: str,
+    bucket: str,
+    files: Sequence[LogFile],
+    *,
+    threads: int = SEND_THREADS,
+    on_sent: Callable[[int], None] | None = None,
+) -> int:
+    """One message per file (SendMessageBatch of 10, in parallel); entries SQS refuses are sent again."""
+    from trailwatch_processor import hunt as tw_hunt
+
+    sqs = aws.client("sqs")
+    chunks = [files[i : i + SEND_BATCH] for i in range(0, len(files), SEND_BATCH)]
+
+    def send(chunk: Sequence[LogFile]) -> int:
+        entries = [
+            {"Id": str(i), "MessageBody": tw_hunt.message_body(hunt_id, bucket, f.key)}
+            for i, f in enumerate(chunk)
+        ]
+        for attempt in range(5):
+            failed = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed", [])
+            if not failed:
+                break
+            ids = {f["Id"] for f in failed}
+            entries = [e for e in entries if e["Id"] in ids]
+            time.sleep(0.1 * 2**attempt)
+        else:
+            raise AwsError(
+                f"SQS refused {len(entries)} hunt message(s) five times: {failed[0].get('Message')}"
+            )
+        if on_sent is not None:
+            on_sent(len(chunk))
+        return len(chunk)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return sum(pool.map(send, chunks))
+
+
+# ---------------------------------------------------------------- waiting and reporting
+def queue_depth(aws: Aws, queue_url: str) -> int:
+    """Messages in the hunt queue, visible or being processed (SQS's approximate counts)."""
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attributes.values())
+
+
+def wait(
+    aws: Aws,
+    ui: UI,
+    target: Target,
+    hunt_id: str,
+    total: int,
+    *,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Progress:
+    """Progress until every file is done or failed; stops early when the queue is empty and files are still
+    unfinished (their messages were lost: `--resume`), nothing moved for STALL_SECONDS, or ``timeout``.
+
+    The bar moves with the queue's depth every POLL_SECONDS (one cheap call); the markers (exact done,
+    failed, matches) are read every MARKER_READ_SECONDS, or ten times as long as the last read took, and
+    whenever the queue is empty."""
+    started = last_move = last_print = clock()
+    progress = read_progress(aws, target.table, hunt_id)
+    read_cost, last_read = clock() - started, clock()
+    baseline, seen, empty_reads = progress.finished, progress.finished, 0
+    while True:
+        depth = queue_depth(aws, target.queue_url)
+        now = clock()
+        if depth == 0 or now - last_read >= max(MARKER_READ_SECONDS, 10 * read_cost):
+            progress = read_progress(aws, target.table, hunt_id)
+            read_cost, last_read = clock() - now, clock()
+            empty_reads = empty_reads + 1 if depth == 0 else 0
+        if progress.finished != seen:
+            seen, last_move = progress.finished, now
+        estimated = min(max(progress.finished, total - depth), total)  # between marker reads
+        rate = (estimated - baseline) / max(now - started, 1e-6)
+        text = (
+            f"{progress.done} done, {progress.failed} failed of {total}, {progress.matches} match(es), "
+            f"{depth} queued, {rate:.1f} files/s"
+        )
+        complete = progress.finished >= total
+        if complete or ui.live() or now - last_print >= PRINT_EVERY_SECONDS:
+            ui.bar(progress.finished if complete else estimated, total, text)
+            last_print = now
+        if complete:
+            break
+        lost = empty_reads >= EMPTY_QUEUE_READS
+        if lost or now - started >= timeout or now - last_move >= STALL_SECONDS:
+            ui.bar_end()
+            why = "the hunt queue is empty" if lost else "stopped waiting"
+            ui.warn(
+                f"{why} with {total - progress.finished} file(s) unfinished; "
+                f"`trailwatch hunt --resume {hunt_id}` re-sends them and waits again."
+            )
+            return progress
+        sleep(POLL_SECONDS)
+    ui.bar_end()
+    return progress
+
+
+RESULT_COLUMNS = ["time", "account", "rule", "event", "principal", "source ip", "region", "log file"]
+
+
+def result_row(item: dict[str, Any]) -> list[Any]:
+    return [
+        item.get("event_time"),
+        item.get("account_id"),
+        item.get("primary_rule"),
+        item.get("event_name"),
+        item.get("principal_arn"),
+        item.get("source_ip"),
+        item.get("aws_region"),
+        str(item.get("log_key", "")).rsplit("/", 1)[-1],
+    ]
+
+
+def result_json(item: dict[str, Any]) -> dict[str, Any]:
+    keep = (
+        "event_id", "event_time", "account_id", "aws_region", "event_name", "event_source", "primary_rule",
+        "rule_ids", "severity", "principal_arn", "principal_type", "source_ip", "log_bucket", "log_key",
+    )  # fmt: skip
+    return {k: item[k] for k in keep if k in item}
+
+
+def report(
+    aws: Aws, ui: UI, target: Target, hunt_id: str, meta: dict[str, Any], *, elapsed: float | None = None
+) -> int:
+    """The summary table (or JSON), the matches and the failed files; 0 when every file is done or failed."""
+    progress = read_progress(aws, target.table, hunt_id)
+    results = read_results(aws, target.table, hunt_id)
+    total = int(meta.get("files", 0))
+    summary = {
+        "hunt_id": hunt_id,
+        "rules": list(meta.get("rules", [])),
+        "since": meta.get("since"),
+        "until": meta.get("until"),
+        "alert": bool(meta.get("alert")),
+        "files": total,
+        "done": progress.done,
+        "failed": progress.failed,
+        "pending": max(total - progress.finished, 0),
+        "matches": len(results),
+    }
+    if elapsed is not None:
+        summary["seconds"] = round(elapsed, 1)
+        summary["files_per_second"] = round(progress.finished / elapsed, 1) if elapsed > 0 else None
+    if ui.json_mode:
+        ui.json({**summary, "results": [result_json(r) for r in results], "failed_files": progress.failures})
+    else:
+        ui.table(list(summary), [list(summary.values())])
+        if results:
+            ui.info("")
+            by_rule = Counter(str(r.get("primary_rule")) for r in results)
+            ui.table(["rule", "matches"], sorted(by_rule.items()))
+            ui.info("")
+            ui.table(RESULT_COLUMNS, [result_row(r) for r in results])
+        if progress.failures:
+            ui.info("")
+            ui.warn(f"{progress.failed} file(s) failed:")
+            ui.table(["log file", "error"], [[f["key"], f["error"]] for f in progress.failures])
+    return 0 if progress.finished >= total else 1
+
+
+# ---------------------------------------------------------------- commands
+def _csv(values: Iterable[str]) -> list[str]:
+    return [v.strip() for text in values for v in text.split(",") if v.strip()]
+
+
+def _confirm(ui: UI, yes: bool, question: str) -> None:
+    from trailwatch.configcmd import stdin_is_tty
+
+    if yes:
+        return
+    if not stdin_is_tty():
+        raise UsageError("Not confirmed: no terminal to ask.", hint="Pass --yes to start without asking.")
+    if not click.confirm(question, default=False, err=ui.json_mode):
+        raise UsageError("Not confirmed; nothing sent.")
+
+
+def run_hunt(
+    aws: Aws,
+    ui: UI,
+    options: Options,
+    *,
+    since: str,
+    until: str | None,
+    config_path: Path | None,
+    rule_ids: Sequence[str],
+    accounts: Sequence[str],
+    regions: Sequence[str],
+    alert: bool,
+    yes: bool,
+    wait_seconds: float,
+    no_wait: bool,
+) -> int:
+    from trailwatch.configcmd import owned_bucket_args
+
+    now = datetime.now(UTC)
+    start, end = parse_moment(since, now), parse_moment(until, now) if until else now
+    if start >= end:
+        raise UsageError(f"--since {since} is not before --until {until or 'now'}.")
+    target = Target.of(aws, options.stack_name)
+    config = hunt_config(config_path, rule_ids, lambda: live_config(aws, target))
+    ui.step(
+        f"Listing log files of s3://{target.log_bucket}/{target.prefix}AWSLogs/ "
+        f"from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    )
+    owner = {} if target.attach else owned_bucket_args(aws)
+    files = list_window(
+        aws.client("s3"),
+        target.log_bucket,
+        target.prefix,
+        start,
+        end,
+        accounts=accounts,
+        regions=regions,
+        owner=owner,
+    )
+    est = estimate(
+        files, memory_mb=target.memory_mb, architecture=target.architecture, concurrency=target.concurrency
+    )
+    ui.table(
+        ["files", "bytes", "function s", "GB-s", "wall time", "cost USD"],
+        [[est.files, human_bytes(est.bytes), f"{est.function_seconds:.0f}", f"{est.gb_seconds:.0f}",
+          f"~{est.wall_seconds:.0f} s at concurrency {target.concurrency}", f"{est.cost_usd:.4f}"]],
+    )  # fmt: skip
+    ui.info(
+        "  cost: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in est.parts.items())
+        + "; rules: "
+        + ", ".join(r["id"] for r in config["rules"])
+        + ("; alerts ON (--alert)" if alert else "; no alerts (results only)")
+    )
+    if not files:
+        ui.info("No log files in the window: nothing to hunt.")
+        return 0
+    _confirm(ui, yes, f"Hunt {est.files} file(s)?")
+    hunt_id = new_hunt_id(now)
+    retention = int(
+        stack.stack_parameters(stack.require_stack(aws, options.stack_name)).get("EventRetentionDays") or 90
+    )
+    save_hunt(
+        aws,
+        target,
+        hunt_id,
+        config,
+        files,
+        since=start,
+        until=end,
+        alert=alert,
+        now=now,
+        retention_days=retention,
+    )
+    ui.step(f"Hunt {hunt_id}: sending {len(files)} file(s) to the hunt queue")
+    began = time.monotonic()
+    send_files(aws, target.queue_url, hunt_id, target.log_bucket, files)
+    ui.info(
+        f"  Sent. Resume with `trailwatch hunt --resume {hunt_id}`; "
+        f"results: `trailwatch hunt results {hunt_id}`."
+    )
+    if no_wait:
+        if ui.json_mode:
+            ui.json({"hunt_id": hunt_id, "files": len(files), "sent": len(files)})
+        return 0
+    wait(aws, ui, target, hunt_id, len(files), timeout=wait_seconds)
+    return report(
+        aws, ui, target, hunt_id, read_meta(aws, target.table, hunt_id), elapsed=time.monotonic() - began
+    )
+
+
+def run_resume(
+    aws: Aws, ui: UI, options: Options, hunt_id: str, *, wait_seconds: float, no_wait: bool
+) -> int:
+    target = Target.of(aws, options.stack_name)
+    meta = read_meta(aws, target.table, hunt_id)
+    bucket, files = read_manifest(aws, target, meta)
+    progress = read_progress(aws, target.table, hunt_id)
+    missing = [f for f in files if f.key not in progress.finished_keys]
+    ui.step(
+        f"Hunt {hunt_id}: {progress.finished} of {len(files)} file(s) finished; re-sending {len(missing)}"
+    )
+    began = time.monotonic()
+    send_files(aws, target.queue_url, hunt_id, bucket, missing)
+    if no_wait:
+        return 0
+    wait(aws, ui, target, hunt_id, len(files), timeout=wait_seconds)
+    return report(aws, ui, target, hunt_id, meta, elapsed=time.monotonic() - began)
+
+
+@click.group("hunt", invoke_without_command=True, epilog=EPILOG)
+@global_options
+@click.option("--since", help="Start of the window: 90d, 12h (ago) or a date (2026-09-01). Required.")
+@click.option("--until", help="End of the window (same forms) [default: now].")
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="Rules to hunt with."
+)
+@click.option("--rule", "rule_ids", multiple=True, metavar="ID", help="Only this rule (repeatable).")
+@click.option("--accounts", multiple=True, metavar="IDS", help="Only these accounts (comma separated).")
+@click.option("--regions", multiple=True, metavar="NAMES", help="Only these regions (comma separated).")
+@click.option(
+    "--alert", is_flag=True, help="Publish an alert per match (once per event); default: results only."
+)
+@click.option("--yes", is_flag=True, help="Start without asking.")
+@click.option("--resume", "resume_id", metavar="ID", help="Finish hunt ID: re-send the files not finished.")
+@click.option("--no-wait", is_flag=True, help="Send and return; see `trailwatch hunt results ID`.")
+@click.option("--wait", "wait_seconds", default=86400.0, show_default=True, help="Seconds to wait at most.")
+@click.option("--json", "json_mode", is_flag=True, help="Progress on stderr; the summary as JSON on stdout.")
+@click.pass_context
+def hunt_command(
+    ctx: click.Context,
+    since: str | None,
+    until: str | None,
+    config_path: Path | None,
+    rule_ids: tuple[str, ...],
+    accounts: tuple[str, ...],
+    regions: tuple[str, ...],
+    alert: bool,
+    yes: bool,
+    resume_id: str | None,
+    no_wait: bool,
+    wait_seconds: float,
+    json_mode: bool,
+) -> None:
+    """Run rules over past log files on the deployed function, each match reported once.
+
+    \b
+    Examples:
+      trailwatch hunt --since 90d --config new-rule.json
+      trailwatch hunt --since 30d --rule cis-4.3-root-account-usage --accounts 111111111111 --yes
+      trailwatch hunt --resume h-20261203-094500-1a2b
+      trailwatch hunt results h-20261203-094500-1a2b
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    options: Options = ctx.find_object(Options)
+    aws, ui = Aws(options), UI(verbose=options.verbose, json_mode=json_mode)
+    if resume_id:
+        code = run_resume(aws, ui, options, resume_id, wait_seconds=wait_seconds, no_wait=no_wait)
+    else:
+        if not since:
+            raise UsageError("--since is required (e.g. --since 90d), or --resume ID.")
+        code = run_hunt(
+            aws,
+            ui,
+            options,
+            since=since,
+            until=until,
+            config_path=config_path,
+            rule_ids=rule_ids,
+            accounts=_csv(accounts),
+            regions=_csv(regions),
+            alert=alert,
+            yes=yes,
+            wait_seconds=wait_seconds,
+            no_wait=no_wait,
+        )
+    raise click.exceptions.Exit(code)
+
+
+@hunt_command.command("results", epilog=EPILOG)
+@global_options
+@click.argument("hunt_id")
+@click.option("--json", "json_mode", is_flag=True, help="The summary, matches and failed files as JSON.")
+@click.pass_obj
+def results_command(options: Options, hunt_id: str, json_mode: bool) -> None:
+    """List a hunt's matches and failed files again."""
+    aws, ui = Aws(options), UI(verbose=options.verbose, json_mode=json_mode)
+    target = Target.of(aws, options.stack_name)
+    meta = read_meta(aws, target.table, hunt_id)
+    raise click.exceptions.Exit(report(aws, ui, target, hunt_id, meta))
