@@ -19,6 +19,7 @@ from typing import Any
 
 import moto
 
+import trailwatch.local.dynamodb_transactions as dynamodb_transactions  # issue 15
 from trailwatch.errors import UsageError
 from trailwatch.local import cfn_engine, eventbridge, lambda_sqs, parameters, s3_events, s3_policy, sns_filter
 
@@ -165,6 +166,12 @@ PATCHES: tuple[Patch, ...] = (
         "moto.events.models:EventPattern.matches_event",
         eventbridge.matches_event,
         "3e71eb7ff5903b5064a34f7e61379b35b5613ac7cf9602ec35d286138dd96c94",
+    ),
+    # issue 15: TransactWriteItems journals the items it touches instead of deep-copying the table per action
+    Patch(
+        "moto.dynamodb.models:DynamoDBBackend.transact_write_items",
+        dynamodb_transactions.transact_write_items,
+        "81db2cb7d94e39c90b3a2077e1f4bb41a449c558ef9b1b1e2910fdaa39978ad4",
     ),
 )
 
