@@ -102,11 +102,12 @@ def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Non
                     raise ConditionalCheckFailed(item=original_item)
             if op_type != "ConditionCheck":
                 journal.append(_save(self, table_name, key))
+            # The condition held just above, on the same item: the write need not parse it again (moto
+            # passes it on and parses it a second time; the most expensive part of a write).
             if op_type == "Put":
                 self.put_item(
                     table_name,
                     op["Item"],
-                    condition_expression=condition_expression,
                     expression_attribute_names=expression_attribute_names,
                     expression_attribute_values=expression_attribute_values,
                 )
@@ -114,7 +115,6 @@ def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Non
                 self.delete_item(
                     table_name,
                     key,
-                    condition_expression=condition_expression,
                     expression_attribute_names=expression_attribute_names,
                     expression_attribute_values=expression_attribute_values,
                 )
@@ -123,7 +123,6 @@ def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Non
                     table_name,
                     key,
                     update_expression=op["UpdateExpression"],
-                    condition_expression=condition_expression,
                     expression_attribute_names=expression_attribute_names,
                     expression_attribute_values=expression_attribute_values,
                 )
