@@ -106,9 +106,10 @@ def _put_group(ddb: Any, table: str, group: list[Item], results: dict[str, Writt
         except ClientError as err:
             reasons = _reasons(err, len(remaining))
             if reasons is None:
-                if _code(err) != "ValidationException":
+                if _code(err) not in ("ValidationException", "TransactionCanceledException"):
                     raise
-                _put_one_by_one(ddb, table, remaining, results)  # the request as a whole: find the item
+                # The request refused as a whole, or reasons we cannot match: one by one finds the item.
+                _put_one_by_one(ddb, table, remaining, results)
                 return
             retry, refused = [], []
             for item, (code, stored) in zip(remaining, reasons, strict=True):

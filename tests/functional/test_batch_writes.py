@@ -224,6 +224,20 @@ def test_conflicts_that_persist_fall_back_to_one_put_each(env: Env, no_sleep: No
     assert ddb.calls["put_item"] == 3 and all(w.created for w in written.values())
 
 
+def test_a_cancellation_without_readable_reasons_falls_back_to_one_put_each(env: Env) -> None:
+    class Unreadable(Cancelling):
+        def transact_write_items(self, TransactItems: list[dict]) -> Any:
+            self.calls["transact_write_items"] += 1
+            error = {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"}}
+            raise ClientError(error, "TransactWriteItems")  # type: ignore[arg-type]
+
+    ddb = Unreadable(env.clients.dynamodb, "None", 0)
+    items = _items(env, 3)
+    written = batch_writes.put_new_events(ddb, TABLE, items)
+    assert ddb.calls["transact_write_items"] == 1 and ddb.calls["put_item"] == 3
+    assert all(w.created for w in written.values())
+
+
 def test_an_item_the_table_refuses_is_returned_with_its_error(env: Env) -> None:
     """A ValidationError reason: that item goes to PutItem alone, whose error is kept for its record."""
     items = _items(env, 3)
