@@ -20,6 +20,7 @@ from typing import Any
 import moto
 
 import trailwatch.local.dynamodb_transactions as dynamodb_transactions  # issue 15
+import trailwatch.local.s3_versions as s3_versions  # issue 15
 from trailwatch.errors import UsageError
 from trailwatch.local import cfn_engine, eventbridge, lambda_sqs, parameters, s3_events, s3_policy, sns_filter
 
@@ -172,6 +173,12 @@ PATCHES: tuple[Patch, ...] = (
         "moto.dynamodb.models:DynamoDBBackend.transact_write_items",
         dynamodb_transactions.transact_write_items,
         "81db2cb7d94e39c90b3a2077e1f4bb41a449c558ef9b1b1e2910fdaa39978ad4",
+    ),
+    # issue 15: ListObjectVersions with a prefix copies the keys under it, not the whole bucket
+    Patch(
+        "moto.s3.models:S3Backend.list_object_versions",
+        s3_versions.list_object_versions,
+        "268a5f62e83a572464f0dd13c2048e20e8b1ef39ea09aae8be0248b286dc71b4",
     ),
 )
 
