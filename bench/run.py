@@ -32,8 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trailwatch import synth
-from trailwatch_processor import logfile
-from trailwatch_processor.config import Config, load_default_config
+from trailwatch_processor import log_stream, logfile
+from trailwatch_processor.config import Config
+from trailwatch_processor.config_load import load_default_config
 from trailwatch_processor.logfile import FileStats, iter_matches
 from trailwatch_processor.patterns import Matcher, compile_config
 
@@ -136,14 +137,14 @@ def breakdown(files: list[bytes], matcher: Matcher, repeats: int) -> list[tuple[
 
     def stream_only() -> int:
         for raw in files:
-            stream = logfile.open_log(io.BytesIO(raw))
+            stream = log_stream.open_log(io.BytesIO(raw))
             while stream.read(logfile.CHUNK_SIZE):
                 pass
         return 0
 
     rows = [
         ("gzip.decompress", best_of(repeats, lambda: sum(len(gzip.decompress(r)) for r in files))[0]),
-        ("streaming read (logfile.open_log, 1 MiB reads)", best_of(repeats, stream_only)[0]),
+        ("streaming read (log_stream.open_log, 1 MiB reads)", best_of(repeats, stream_only)[0]),
         ("core (read, skip, parse the rest, match)", best_of(repeats, core(files, matcher, []))[0]),
     ]
     return [(label, seconds * 1000 / n) for label, seconds in rows]
@@ -152,7 +153,7 @@ def breakdown(files: list[bytes], matcher: Matcher, repeats: int) -> list[tuple[
 # VmHWM (peak RSS of this process image): ru_maxrss would include the parent's RSS, kept across exec.
 PEAK_CHILD = """
 import re, sys
-from trailwatch_processor.config import load_default_config
+from trailwatch_processor.config_load import load_default_config
 from trailwatch_processor.logfile import FileStats, iter_matches
 from trailwatch_processor.patterns import compile_config
 def hwm_kb():

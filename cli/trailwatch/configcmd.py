@@ -19,15 +19,16 @@ CONFIG_KEY = "config/monitored_events.json"
 
 def load_config(path: Path) -> tuple[Any, bytes]:
     """(Config, bytes) of a local file; ConfigInvalid with every `<path>: <message>` when invalid."""
-    from trailwatch_processor import config as tw_config
+    from trailwatch_processor.config import ConfigError
+    from trailwatch_processor.config_load import parse_config
 
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"Cannot read config {path}: {exc.strerror or exc}") from exc
     try:
-        return tw_config.parse_config(data, source=str(path)), data
-    except tw_config.ConfigError as exc:
+        return parse_config(data, source=str(path)), data
+    except ConfigError as exc:
         raise ConfigInvalid(
             f"Config {path} is invalid ({len(exc.errors)} error(s)); nothing uploaded.",
             list(exc.errors),
@@ -91,7 +92,8 @@ def refused(exc: botocore.exceptions.ClientError, aws: Aws, bucket: str, key: st
 
 
 def fetch_remote(aws: Aws, bucket: str, key: str) -> Remote:
-    from trailwatch_processor import config as tw_config
+    from trailwatch_processor.config import ConfigError
+    from trailwatch_processor.config_load import parse_config
 
     try:
         s3 = aws.client("s3")
@@ -104,10 +106,8 @@ def fetch_remote(aws: Aws, bucket: str, key: str) -> Remote:
             raise
         raise error from exc
     try:
-        return Remote(
-            exists=True, data=data, config=tw_config.parse_config(data, source=f"s3://{bucket}/{key}")
-        )
-    except tw_config.ConfigError as exc:
+        return Remote(exists=True, data=data, config=parse_config(data, source=f"s3://{bucket}/{key}"))
+    except ConfigError as exc:
         return Remote(exists=True, data=data, error=str(exc))
 
 
@@ -140,8 +140,8 @@ def upload(aws: Aws, ui: UI, path: Path, *, outputs: dict[str, str], yes: bool =
     """Validate, show the diff, ask before a removal, upload; False when the bucket already holds the same
     bytes. The diff is against the config in force: the bucket's, or the bundled default when there is none
     or it is invalid (what the processor falls back to on a cold start)."""
-    from trailwatch_processor import config as tw_config
     from trailwatch_processor import config_diff
+    from trailwatch_processor.config_load import load_default_config
 
     config, data = load_config(path)
     check_rule_tests(config, path)
@@ -154,11 +154,11 @@ def upload(aws: Aws, ui: UI, path: Path, *, outputs: dict[str, str], yes: bool =
     current = remote.config
     if not remote.exists:
         ui.info(f"s3://{bucket}/{key} does not exist yet: compared with the bundled default in force.")
-        current = tw_config.load_default_config()
+        current = load_default_config()
     elif remote.error:
         ui.warn(f"the config in the bucket is invalid and will be replaced: {remote.error.splitlines()[0]}")
         ui.info("Compared with the bundled default (the processor's fallback).")
-        current = tw_config.load_default_config()
+        current = load_default_config()
     diff = config_diff.diff_rules(current.rules, config.rules)
     for line in diff.lines(limit=1000):
         ui.info(f"  {line}")

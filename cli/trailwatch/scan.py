@@ -69,7 +69,7 @@ class ScanResult:
 
 def scan_files(paths: tuple[Path, ...], matcher: Any) -> ScanResult:
     """Every input scanned on its own: one that cannot be read or parsed is reported and the scan goes on."""
-    from trailwatch_processor import logfile, records
+    from trailwatch_processor import log_stream, logfile, records
 
     result = ScanResult()
     seen: set[str] = set()
@@ -80,7 +80,7 @@ def scan_files(paths: tuple[Path, ...], matcher: Any) -> ScanResult:
         stats = logfile.FileStats(records=0, parsed=0, matched=0, skipped_non_objects=0, fast_path=False)
         try:
             with open_regular(path) as raw:
-                stream = logfile.open_log(raw)
+                stream = log_stream.open_log(raw)
                 for record, rules in logfile.iter_matches(stream, matcher, stats):
                     eid = records.event_id(record)
                     if eid in seen:
@@ -90,7 +90,7 @@ def scan_files(paths: tuple[Path, ...], matcher: Any) -> ScanResult:
         except Unscannable as exc:
             result.errors.append(str(exc))
             continue
-        except (OSError, logfile.LogFileError, EOFError) as exc:
+        except (OSError, log_stream.LogFileError, EOFError) as exc:
             result.errors.append(f"{path}: {exc}")
             continue
         except Exception as exc:  # hostile content (deep nesting, huge numbers): report it, go on
@@ -123,7 +123,7 @@ def _row(record: dict[str, Any], rules: list[Any], eid: str, path: Path) -> dict
 
 
 def run_scan(ui: UI, paths: tuple[Path, ...], config_path: Path | None) -> int:
-    from trailwatch_processor.config import load_default_config
+    from trailwatch_processor.config_load import load_default_config
     from trailwatch_processor.patterns import compile_config
 
     if config_path is not None:

@@ -34,7 +34,8 @@ from re import _constants as sre_constants  # the stdlib's regex parser (sre_par
 from re import _parser as sre_parse
 
 import click
-from trailwatch_processor.config import ConfigError, validate_config
+from trailwatch_processor.config import ConfigError
+from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.filter_pattern import nest_paths
 
 from trailwatch.ui import format_table, printable

@@ -183,13 +183,13 @@ def check_trail_delivery(ctx: Context) -> tuple[str, str]:
 
 
 def check_last_processed(ctx: Context) -> tuple[str, str]:
-    from trailwatch_processor import store
+    from trailwatch_processor import markers, store
 
     item = (
         ctx.aws.client("dynamodb")
         .get_item(
             TableName=ctx.outputs["EventsTableName"],
-            Key={"EventId": {"S": store.last_processed_id(ctx.outputs["TrailBucketName"])}},
+            Key={"EventId": {"S": markers.last_processed_id(ctx.outputs["TrailBucketName"])}},
             ConsistentRead=True,
         )
         .get("Item")
@@ -341,7 +341,8 @@ def check_event_source(ctx: Context) -> tuple[str, str]:
 
 
 def check_config(ctx: Context) -> tuple[str, str]:
-    from trailwatch_processor import config as tw_config
+    from trailwatch_processor.config import ConfigError
+    from trailwatch_processor.config_load import parse_config
 
     bucket, key = config_location(ctx.outputs)
     try:
@@ -359,8 +360,8 @@ def check_config(ctx: Context) -> tuple[str, str]:
             )
         raise
     try:
-        ctx.config = tw_config.parse_config(data, source=f"s3://{bucket}/{key}")
-    except tw_config.ConfigError as exc:
+        ctx.config = parse_config(data, source=f"s3://{bucket}/{key}")
+    except ConfigError as exc:
         return "fail", f"s3://{bucket}/{key} is invalid: {'; '.join(exc.errors[:3])}"
     return "pass", f"s3://{bucket}/{key}: {len(ctx.config.rules)} rule(s)"
 

@@ -6,11 +6,11 @@
 - Invalid object: keep the last good matcher (the bundled default on a cold start), log the error and call
   ``on_invalid(error)`` once per bad ETag (``.etag`` is that ETag during the call). If it raises or returns
   False ("not reported yet", e.g. another container is sending the alert), it is called again at the next
-  check. Deduplication across containers is the callback's job (processor.report_invalid_config).
+  check. Deduplication across containers is the callback's job (reports.report_invalid_config).
 - Every new version put in force (a new valid ETag, also after a direct S3 put; the bundled default when the
   object is missing, named ``default:<digest id>``) is passed to ``on_loaded(matcher, version)`` once per
   container; if it raises or returns False it is called again at the next check. Deduplication across
-  containers and the rule diff are the callback's job (processor.report_config_loaded). An invalid version
+  containers and the rule diff are the callback's job (reports.report_config_loaded). An invalid version
   is not "loaded": on_invalid reports it.
 - Any other error reading S3: keep the last good matcher; on a cold start there is none, so it raises (the
   message fails and is retried rather than matched against a config the owner did not choose).
@@ -25,8 +25,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .config import ConfigError, load_default_config, parse_config
+from .config import ConfigError
 from .config_diff import config_digest, digest_id
+from .config_load import load_default_config, parse_config
 from .patterns import Matcher, compile_config
 
 log = logging.getLogger(__name__)

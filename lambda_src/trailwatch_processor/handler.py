@@ -12,11 +12,11 @@ Decisions on failures (none of them drops data silently):
   read, and a security tool surfaces that rather than acknowledging it;
 - AWS errors (throttling, timeouts after botocore's retries) -> failure, SQS retries;
 - events claimed by another live invocation (concurrent duplicate) -> failure, so the message is only
-  deleted once every event it announced is ``sent`` (processor.AlertsInFlightError);
+  deleted once every event it announced is ``sent`` (deps.AlertsInFlightError);
 - out of time (issue 15 case 1): each message gets a fair share of the invocation's remaining time (what
   is left after a safety reserve, divided among the messages not yet done, with a floor).
   A file that exceeds its share stops at a record boundary, alerts what it stored, saves a checkpoint and
-  fails (processor.BudgetExhausted); the retry resumes from the checkpoint. A message that cannot be
+  fails (deps.BudgetExhausted); the retry resumes from the checkpoint. A message that cannot be
   started before the reserve fails without being touched. So one slow file never makes the invocation
   time out and take the other nine with it.
 """
@@ -35,19 +35,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .aws import Clients, Settings
 from .config_source import ConfigCache
-from .logfile import LogFileError
-from .notifications import NotificationError, parse_body
-from .outputs import handle_if_output
-from .processor import (
+from .deps import (
     DEFAULT_CLAIM_STALE_SECONDS,
     AlertsInFlightError,
     BudgetExhausted,
     Deps,
     ObjectMissingError,
-    process_object,
-    report_config_loaded,
-    report_invalid_config,
 )
+from .log_stream import LogFileError
+from .notifications import NotificationError, parse_body
+from .outputs import handle_if_output
+from .processor import process_object
+from .reports import report_config_loaded, report_invalid_config
 
 log = logging.getLogger("trailwatch_processor")
 

@@ -21,7 +21,7 @@ stretch's records without parsing them. Why that is safe, for a rule R and a rec
   starts with a prefix. (Without a backslash, ``v`` is its decoded value; a name or prefix whose raw
   spelling needs a backslash can then only be met by a value that is not plain, which is a hit anyway.)
 
-Everything here follows the pattern's depth (bounded by ``config.MAX_DEPTH``), never a record's.
+Everything here follows the pattern's depth (bounded by ``config_schema.MAX_DEPTH``), never a record's.
 """
 
 from __future__ import annotations

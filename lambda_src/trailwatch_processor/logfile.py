@@ -1,30 +1,23 @@
-"""Streaming read of one CloudTrail log object: bounded memory, one record parsed at a time, and one skip.
+"""Streaming read of one CloudTrail log object: bounded memory, one record parsed at a time.
 
-The (gunzipped) bytes are decoded in 1 MiB reads into a text window; ``{"Records": [...]}`` of any valid
-layout is parsed one record at a time with ``json.JSONDecoder.raw_decode``.
+The decompressed bytes (log_stream.py) are decoded in 1 MiB reads into a text window; ``{"Records": [...]}``
+of any valid layout is parsed one record at a time with ``json.JSONDecoder.raw_decode``. ``iter_matches``
+yields the records a matcher matches; when the matcher has ``literals``, records that cannot match are
+counted, not parsed (skip.py).
 
-The skip (``iter_matches`` when the matcher has ``literals``): at a record start, take the window up to
-its last ``},{"eventVersion":`` and find the hits in it: the rules' needles, ``"eventName"`` members whose
-value is one of ``event_names``, starts with one of ``event_name_prefixes`` or is not a plain string, and
-``\\u``/``\\/`` escapes (``literals`` says why every record a rule matches holds one). The records
-before the next hit are counted, not parsed, once ``_whole_records`` proves them whole records of the
-Records array; any doubt parses instead. Skipped records are not checked for syntax errors (the gzip CRC
-and length still are).
-
-Hostile input (issue 15) is bounded per record and per file:
+Hostile input is bounded per record and per file:
 
 - A record is never held whole past ``MAX_RECORD_BYTES`` (1 MiB of its raw JSON text). CloudTrail's own
   records are far smaller: EventBridge refuses events over 256 KB and a DynamoDB item holds 400 KB, so
   a 1 MiB record is no record CloudTrail's consumers could carry, and 1 MiB keeps the reader's window at
   a few MiB. Past the cap the first ``MAX_RECORD_BYTES`` are kept, the rest of the record is passed over
-  by ``_skip_value`` (string/escape state and a depth counter over 1 MiB reads, iterative: the text
-  before the reader is dropped as it goes, and the skipped part is not checked beyond its brackets and
-  quotes), and a ``records.PartialRecord`` of the top-level members recoverable from the kept prefix is
-  yielded (matched on what was recovered; the processor stores it with ``raw_truncated``).
-- A file is read to at most ``MAX_DECOMPRESSED_BYTES`` (1 GiB) of decompressed bytes, then it is a
-  ``LogFileError``. CloudTrail's files are KBs to a few MB of gzip, 10-20 times that decompressed; a gzip
-  bomb (deflate reaches ~1000:1, so 1 MB of input gives ~1 GB) could otherwise cost unbounded time. Memory
-  does not depend on the file's size (streamed); the cap bounds the time one file can take.
+  by ``json_skip.skip_value`` (string/escape state and a depth counter over 1 MiB reads, iterative: the
+  text before the reader is dropped as it goes, and the skipped part is not checked beyond its brackets
+  and quotes), and a ``records.PartialRecord`` of the top-level members recoverable from the kept prefix
+  is yielded (matched on what was recovered; the processor stores it with ``raw_truncated``).
+- A file is read to at most ``log_stream.MAX_DECOMPRESSED_BYTES`` (1 GiB) of decompressed bytes, then it
+  is a ``LogFileError``. Memory does not depend on the file's size (streamed); the cap bounds the time
+  one file can take.
 - A record that cannot be parsed is isolated, the rest of the file is read: nesting too deep for the
   parser (RecursionError) and any other parser ValueError give a ``PartialRecord`` like an oversized one;
   an integer over Python's 4,300-digit limit is kept as its digits (a string); invalid UTF-8 is decoded
@@ -38,47 +31,31 @@ Hostile input (issue 15) is bounded per record and per file:
 from __future__ import annotations
 
 import codecs
-import gzip
-import io
-import itertools
 import json
-import operator
 import re
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
+from .json_skip import skip_value
+from .log_stream import LogFileError, open_log
 from .records import PartialRecord, clean_value
+from .skip import Skip
 
 if TYPE_CHECKING:
     from .config import Rule
-    from .literals import Literals
     from .patterns import Matcher
 
 CHUNK_SIZE = 1 << 20
-_GZ_INPUT = 1 << 18  # compressed bytes per read of the source
-GZIP_MAGIC = b"\x1f\x8b"
 _BOM = codecs.BOM_UTF8
 _WS = re.compile(r"[ \t\n\r]*")
 # Errors of raw_decode that more data may cure: the value runs to (or within a few bytes of) the end.
 _NEAR_END = 16
 
 MAX_RECORD_BYTES = 1 << 20  # module docstring: why 1 MiB
-MAX_DECOMPRESSED_BYTES = 1 << 30  # module docstring: why 1 GiB
 MAX_ISSUES_KEPT = 100  # per file; FileStats.issue_count counts them all
 PYTHON_INT_DIGITS = 4300  # sys.get_int_max_str_digits() default: int() refuses longer strings
 _BAD_BYTE = re.compile("[\udc80-\udcff]")  # surrogateescape's stand-ins for invalid UTF-8 bytes
-_SCALAR_CHARS = "0123456789+-.eEtrufalsn"  # what a number, true, false or null is spelled with
-_DEPTH_BLOCK = 1 << 16
-# Outside strings: a run of whole strings and characters other than brackets and quotes (possessive: no
-# backtracking; it stops at a bracket, or at a string the window cuts).
-_PLAIN_RUN = re.compile(r'(?:[^"\[\]{}]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+', re.DOTALL)
-_BRACKETS_ONLY = bytes.maketrans(b"{}", b"[]")
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-# Per byte outside strings: 2 for an opening bracket, 0 for a closing one, 1 for anything else, so that
-# the running sum minus the byte count is the depth change (_depth_zero).
-_DEPTH_STEP = bytes(2 if b in b"[{" else 0 if b in b"]}" else 1 for b in range(256))
 
 
 def _int_or_digits(text: str) -> int | str:
@@ -88,10 +65,6 @@ def _int_or_digits(text: str) -> int | str:
 
 _DECODER = json.JSONDecoder()
 _LENIENT = json.JSONDecoder(parse_int=_int_or_digits)
-
-
-class LogFileError(Exception):
-    """The object is not a CloudTrail log: not gzip/JSON, truncated, or no ``Records`` list."""
 
 
 class _TooLarge(Exception):
@@ -148,138 +121,6 @@ class FileStats:
                 at_index if index is None else index, at_offset if offset is None else offset, kind, detail
             )
             self.issues.append(issue)
-
-
-class _Readable(io.RawIOBase):
-    """A raw stream whose subclass defines ``read``."""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-
-class _Prefixed(_Readable):
-    """``raw`` with the bytes already sniffed put back in front; counts bytes handed out."""
-
-    def __init__(self, head: bytes, raw: BinaryIO) -> None:
-        self._head = head
-        self._raw = raw
-        self.consumed = 0
-
-    def read(self, size: int = -1) -> bytes:
-        if self._head:
-            if size is None or size < 0 or size >= len(self._head):
-                data, self._head = self._head, b""
-                more = self._raw.read(-1 if size is None or size < 0 else size - len(data))
-                data += more or b""
-            else:
-                data, self._head = self._head[:size], self._head[size:]
-        else:
-            data = self._raw.read(size) or b""
-        self.consumed += len(data)
-        return data
-
-
-class _LogStream(_Readable):
-    """Decompressed bytes of a log object; gzip format errors become ``LogFileError``."""
-
-    def __init__(self, inner: BinaryIO, source: _Prefixed, compressed: bool) -> None:
-        self._inner = inner
-        self._source = source
-        self.compressed = compressed
-        self.offset = 0
-        self.limit = MAX_DECOMPRESSED_BYTES
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            data = self._inner.read(size)
-        except EOFError as err:
-            raise LogFileError(
-                f"truncated gzip: the compressed data ended after {self._source.consumed} bytes "
-                f"({self.offset} bytes decompressed) before the end-of-stream marker"
-            ) from err
-        except (gzip.BadGzipFile, zlib.error) as err:
-            raise LogFileError(
-                f"corrupt gzip near compressed byte {self._source.consumed} "
-                f"({self.offset} bytes decompressed): {err}"
-            ) from err
-        self.offset += len(data)
-        if self.offset > self.limit:
-            raise LogFileError(
-                f"over {self.limit} bytes decompressed (from {self._source.consumed} bytes of the object): "
-                "not read further (a gzip bomb, or no CloudTrail file)"
-            )
-        return data
-
-
-class _Gunzip:
-    """Decompressed bytes of a gzip stream of one or more members (zero padding between them allowed).
-
-    zlib decodes the gzip wrapper itself (``wbits=31``) and checks each member's CRC-32 and length, so
-    no second pass over the data is needed; ``zlib.error`` (corrupt, bad check) and ``EOFError``
-    (input ended inside a member) are turned into ``LogFileError`` by ``_LogStream``.
-    """
-
-    def __init__(self, source: _Prefixed) -> None:
-        self._source = source
-        self._inflate = zlib.decompressobj(31)
-        self._input = b""  # compressed bytes not yet given to zlib
-        self._in_member = False
-        self._eof = False
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            return b"".join(iter(lambda: self.read(CHUNK_SIZE), b""))
-        out: list[bytes] = []
-        want = size
-        while want > 0 and not self._eof:
-            data = self._inflate.unconsumed_tail or self._next_input()
-            if not data:
-                continue
-            piece = self._inflate.decompress(data, want)
-            self._in_member = True
-            want -= len(piece)
-            out.append(piece)
-            if self._inflate.eof:
-                self._input = self._inflate.unused_data
-                self._inflate = zlib.decompressobj(31)
-                self._in_member = False
-        return b"".join(out)
-
-    def _next_input(self) -> bytes:
-        """Compressed bytes for zlib; b"" after skipping padding; sets ``_eof`` at a clean end."""
-        data, self._input = self._input, b""
-        if not data:
-            data = self._source.read(_GZ_INPUT) or b""
-            if not data:
-                if self._in_member:
-                    raise EOFError("compressed data ended before the end-of-stream marker")
-                self._eof = True
-                return b""
-        if not self._in_member:
-            data = data.lstrip(b"\0")
-        return data
-
-
-def open_log(raw: BinaryIO) -> BinaryIO:
-    """Decompressed view of a log object: gzip when it starts with 1f 8b, else the bytes as they are."""
-    if isinstance(raw, _LogStream):
-        return raw
-    head = b""
-    while len(head) < 2:
-        more = raw.read(2 - len(head))
-        if not more:
-            break
-        head += more
-    source = _Prefixed(head, raw)
-    if head == GZIP_MAGIC:
-        inner: BinaryIO = _Gunzip(source)  # type: ignore[assignment]
-        return _LogStream(inner, source, compressed=True)  # type: ignore[return-value]
-    return _LogStream(source, source, compressed=False)  # type: ignore[return-value,arg-type]
 
 
 def _read_chunk(stream: BinaryIO, size: int | None = None) -> bytes:
@@ -419,7 +260,7 @@ def _show(found: str) -> str:
     return "the end of the object" if found == "" else repr(found)
 
 
-def _general(stream: BinaryIO, stats: FileStats, skip: _Skip | None) -> Iterator[dict]:
+def _general(stream: BinaryIO, stats: FileStats, skip: Skip | None) -> Iterator[dict]:
     """Records of ``{"Records": [...]}`` in any layout (after a UTF-8 byte order mark, if any)."""
     data = _read_chunk(stream)
     base = len(_BOM) if data.startswith(_BOM) else 0
@@ -459,7 +300,7 @@ def _general(stream: BinaryIO, stats: FileStats, skip: _Skip | None) -> Iterator
             try:
                 text.value(_DECODER, f"top-level value of {key!r}")
             except (_TooLarge, _Unreadable):
-                _skip_value(text, f"top-level value of {key!r}", 0)
+                skip_value(text, f"top-level value of {key!r}", 0)
         closed = _after_member(text)
     if not seen_records:
         raise LogFileError("not a CloudTrail log: the JSON object has no 'Records' key")
@@ -483,7 +324,7 @@ def _expect_end(text: _Text) -> None:
         raise LogFileError(f"unexpected data after the top-level object at byte {text.offset()}")
 
 
-def _records_array(text: _Text, stats: FileStats, skip: _Skip | None) -> Iterator[dict]:
+def _records_array(text: _Text, stats: FileStats, skip: Skip | None) -> Iterator[dict]:
     char = text.skip_ws()
     if char != "[":
         kind = "missing" if char == "" else f"not a list (starts with {char!r})"
@@ -545,7 +386,7 @@ def _read_record(text: _Text, stats: FileStats, index: int, offset: int) -> obje
 def _isolate(text: _Text, stats: FileStats, index: int, offset: int, kind: str, detail: str) -> object:
     """Pass over the record the parser could not take; a ``PartialRecord`` of what its first
     ``MAX_RECORD_BYTES`` hold when it is an object, else None (counted as a non-object)."""
-    prefix, size = _skip_value(text, f"record {index} at byte {offset} ({detail})", MAX_RECORD_BYTES)
+    prefix, size = skip_value(text, f"record {index} at byte {offset} ({detail})", MAX_RECORD_BYTES)
     recovered = _recover(prefix) if prefix.startswith("{") else None
     found = recovered or {}
     names = ", ".join(f"{k}={found[k]!s:.80}" for k in _NAMED if isinstance(found.get(k), str))
@@ -561,105 +402,6 @@ def _isolate(text: _Text, stats: FileStats, index: int, offset: int, kind: str, 
 
 
 _NAMED = ("eventID", "eventName", "eventSource", "eventTime")
-
-
-def _skip_value(text: _Text, what: str, keep: int) -> tuple[str, int]:
-    """Move ``pos`` past the JSON value starting there with bounded memory: 1 MiB reads, the text behind
-    ``pos`` dropped as it goes, one loop (no recursion) keeping the string/escape state and the depth.
-    Each step is a C-level search (``str.find``, ``rstrip``, ``count``), never a Python loop over
-    characters, except once per value where its depth reaches zero (``_depth_zero``).
-    Returns the value's first ``keep`` bytes (decoded, invalid bytes as U+FFFD) and its size in bytes."""
-    text.skip_ws()
-    start = text.offset()
-    head = ""
-    depth, in_string, escape = 0, False, False
-    first = text.s[text.pos : text.pos + 1]
-    scalar = first not in ("{", "[", '"')
-    if first == '"':
-        in_string = True
-    window_start = text.pos
-    i = text.pos + (0 if scalar else 1)
-    depth = 1 if first in ("{", "[") else 0
-    done = False
-    while True:
-        s, n = text.s, len(text.s)
-        while i < n and not done:
-            if scalar:
-                rest = len(s) - i
-                i += rest - len(s[i:].lstrip(_SCALAR_CHARS))
-                done = i < n
-            elif escape:
-                i, escape = i + 1, False
-            elif in_string:
-                quote = s.find('"', i)
-                stretch = s[i:] if quote < 0 else s[i:quote]
-                backslashes = len(stretch) - len(stretch.rstrip("\\"))
-                if quote < 0:  # a backslash run at the end of the window escapes what comes next
-                    i, escape = n, backslashes % 2 == 1
-                elif backslashes % 2:  # an escaped quote: still in the string
-                    i = quote + 1
-                else:
-                    i, in_string, done = quote + 1, False, depth == 0
-            else:
-                i = _PLAIN_RUN.match(s, i).end()  # type: ignore[union-attr]
-                if i >= n:
-                    break
-                quote = s.find('"', i)
-                stop = n if quote < 0 else quote
-                i, depth, done = _depth_zero(s, i, stop, depth)
-                if not done and quote >= 0 and i == quote:
-                    i, in_string = quote + 1, True
-        text.pos = i
-        if len(head) < keep:  # characters: at least as many bytes, cut to ``keep`` bytes below
-            head += s[window_start : min(i, window_start + keep - len(head))]
-        if done:
-            break
-        if not text.more():
-            if scalar:
-                break
-            raise LogFileError(f"{what}: the file ends inside it")
-        i = window_start = text.pos
-    size = text.offset() - start
-    kept = head.encode("utf-8", "surrogateescape")[: min(keep, size)].decode("utf-8", "replace")
-    return kept, size
-
-
-def _depth_zero(s: str, i: int, stop: int, depth: int) -> tuple[int, int, bool]:
-    """Follow the brackets of ``s[i:stop]`` (no quote in it) from ``depth``: (where the depth reached
-    zero, 0, True), or (stop, the depth there, False). Blocks where it cannot reach zero are passed by
-    counting (fewer closing brackets than the depth) or by the minimum of the running depth, computed by
-    C iterators; only the block where it does is walked character by character."""
-    while i < stop:
-        end = min(i + _DEPTH_BLOCK, stop)
-        block = s[i:end]
-        closes = block.count("]") + block.count("}")
-        opens = block.count("[") + block.count("{")
-        if closes < depth:
-            i, depth = end, depth + opens - closes
-            continue
-        residue = block.encode("utf-8", "surrogateescape").translate(_BRACKETS_ONLY, _NOT_BRACKETS)
-        for _ in range(64):  # cancel matched pairs; what stays is "]" * k + "[" * m once none is left
-            shorter = residue.replace(b"[]", b"")
-            if len(shorter) == len(residue):
-                break
-            residue = shorter
-        if b"[]" not in residue and len(residue) - len(residue.lstrip(b"]")) < depth:
-            i, depth = end, depth + opens - closes
-            continue
-        steps = block.encode("utf-8", "surrogateescape").translate(_DEPTH_STEP)
-        lowest = min(map(operator.sub, itertools.accumulate(steps), itertools.count(1)))
-        if depth + lowest > 0:
-            i, depth = end, depth + opens - closes
-            continue
-        for at, char in enumerate(block, i):
-            if char in "[{":
-                depth += 1
-            elif char in "]}":
-                depth -= 1
-                if depth == 0:
-                    return at + 1, 0, True
-        i = end  # not reached: the minimum said it does reach zero
-    return stop, depth, False
 
 
 def _recover(prefix: str) -> dict:
@@ -688,114 +430,6 @@ def _recover(prefix: str) -> dict:
     return out
 
 
-_SEP = '},{"eventVersion":'
-_ESCAPES = re.compile(r"\\[u/]")
-# Every "eventName" member; group 1 is its value when spelled plainly (no space, no backslash, a string).
-_EVENT_NAME = re.compile(r'"eventName"(?::"([^"\\]*)")?')
-# Raw control bytes cannot occur in valid JSON: they mark the separators and each record's own braces.
-_MARK, _OPEN, _CLOSE = b"\x01", b"\x02", b"\x03"
-_SEP_BYTES = _SEP.encode()
-_SEP_MARKED = _CLOSE + _MARK + _OPEN + _SEP_BYTES[3:]  # "}" "," "{" replaced, same length
-_KEEP = b'"{}[]' + _MARK + _OPEN + _CLOSE
-_DELETE = bytes(b for b in range(256) if b not in _KEEP)
-_STRINGS = re.compile(rb'"[^"]*"')
-_ESCAPE_PAIRS = re.compile(rb"\\.", re.DOTALL)
-MAX_SKIP_DEPTH = 64  # brackets nested deeper than this in a stretch: it is parsed, not skipped
-
-
-def _whole_records(window: str) -> int | None:
-    """How many records ``window`` holds when it is a run of whole objects, else None.
-
-    ``window`` starts at a record start in the Records array and ends with the ``}`` before a separator.
-    The separators and each record's own braces are marked; escape pairs go (so every quote left
-    delimits a string), then strings, then all but brackets and marks; matched pairs (marked braces
-    among them) cancel until nothing changes. A separator mark inside a pair blocks it, and marked braces
-    around two values leave brackets behind: only the separator marks remain exactly when every
-    separator lies between two records, each one object. C loops over the window, then its residue.
-    """
-    if window[:1] != "{" or window[-1:] != "}":
-        return None
-    data = window.encode("utf-8", "surrogatepass").replace(_SEP_BYTES, _SEP_MARKED)
-    if b"\\" in data:  # escape pairs go, left to right as JSON reads them: \\ and \" among them
-        data = _ESCAPE_PAIRS.sub(b"", data)
-    residue = data.translate(None, _DELETE)  # still starts with the window's "{", ends with its "}"
-    residue = (_OPEN + residue[1:-1] + _CLOSE).replace(b'""', b"")
-    if b'"' in residue:
-        residue = _STRINGS.sub(b"", residue)
-    for _ in range(MAX_SKIP_DEPTH):
-        shorter = residue.replace(b"{}", b"").replace(b"[]", b"").replace(_OPEN + _CLOSE, b"")
-        if len(shorter) == len(residue):
-            break
-        residue = shorter
-    marks = residue.count(_MARK)
-    return marks + 1 if residue == _MARK * marks else None
-
-
-class _Skip:
-    """Moves the reader over records that cannot match (module docstring); one per file.
-
-    Positions are absolute character offsets (``_Text.dropped`` + index), so they survive the text
-    window sliding forward while a record with a hit is read.
-    """
-
-    def __init__(self, literals: Literals) -> None:
-        self._names = literals.event_names
-        self._prefixes = literals.event_name_prefixes
-        self._needles = literals.needles
-        self._end = -1  # end of the current window (just after its last separator's '}')
-        self._hits: list[int] = []  # hits in the window at or after the reader, last one first
-        self._doubt = False  # the window is not whole records: parse the rest of it
-
-    def _find_hits(self, s: str, lo: int, hi: int) -> list[int]:
-        """Start of every hit lying wholly in ``s[lo:hi]`` (unordered, perhaps repeated)."""
-        hits = [m.start() for m in _ESCAPES.finditer(s, lo, hi)] if s.find("\\", lo, hi) >= 0 else []
-        for needle in self._needles:
-            at = s.find(needle, lo, hi)
-            while at >= 0:
-                hits.append(at)
-                at = s.find(needle, at + 1, hi)
-        if self._names or self._prefixes:
-            names, prefixes = self._names, self._prefixes
-            hits += [
-                m.start()
-                for m in _EVENT_NAME.finditer(s, lo, hi)
-                if m[1] is None or m[1] in names or m[1].startswith(prefixes)
-            ]
-        return hits
-
-    def advance(self, text: _Text) -> int:
-        """At a record start: move ``text.pos`` to the start of the record holding the next hit (or of the
-        last record read so far), past whole records without a hit; how many records it moved past."""
-        moved = 0
-        while True:
-            s, pos, dropped = text.s, text.pos, text.dropped
-            if dropped + pos >= self._end:  # a new window, up to the last separator in the text
-                cut = s.rfind(_SEP, pos)
-                if cut < 0:
-                    return moved
-                self._end, self._doubt = dropped + cut + 1, False
-                hits = self._find_hits(s, pos, cut + 1)
-                self._hits = sorted({dropped + h for h in hits}, reverse=True)
-            while self._hits and self._hits[-1] < dropped + pos:
-                self._hits.pop()
-            if self._doubt:
-                return moved
-            # The last separator c before the next hit with c + 2 <= hit (the hit's record starts at
-            # c + 2); without a hit, the window's last one (at _end - 1: _end + 1 plays the hit's part).
-            stop = (self._hits[-1] if self._hits else self._end + 1) - dropped
-            cut = s.rfind(_SEP, pos, stop - 2 + len(_SEP))
-            if cut < 0:
-                return moved
-            records = _whole_records(s[pos : cut + 1])
-            if records is None:
-                self._doubt = True
-                return moved
-            text.pos = cut + 2
-            moved += records
-            if self._hits or not text.more():  # else the next window may be skipped too
-                return moved
-
-
 def iter_records(stream: BinaryIO, stats: FileStats | None = None) -> Iterator[dict]:
     """Every record object of a log (gzip or plain JSON), one at a time."""
     stats = stats if stats is not None else FileStats()
@@ -812,7 +446,7 @@ def iter_matches(
     stats = stats if stats is not None else FileStats()
     literals = matcher.literals if prefilter else None
     stats.fast_path = literals is not None
-    records = _general(open_log(stream), stats, _Skip(literals) if literals is not None else None)
+    records = _general(open_log(stream), stats, Skip(literals) if literals is not None else None)
     for record in records:
         try:  # the matcher takes exact dicts only (type(record) is dict): a PartialRecord as a plain copy
             rules = matcher.match(dict(record) if type(record) is not dict else record)

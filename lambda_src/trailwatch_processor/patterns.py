@@ -21,8 +21,8 @@ Matching semantics (EventBridge content filtering, applied to the CloudTrail rec
 * Wildcard: ``*`` matches any run of characters, ``\\*`` a literal star, ``\\\\`` a backslash; two
   consecutive unescaped stars are invalid (as in EventBridge).
 
-Every compiled predicate follows the pattern's depth (bounded by ``config.MAX_DEPTH``), never the record's:
-arrays in records are flattened without recursion.
+Every compiled predicate follows the pattern's depth (bounded by ``config_schema.MAX_DEPTH``), never the
+record's: arrays in records are flattened without recursion.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ import functools
 import ipaddress
 from collections.abc import Callable
 
-from .config import STRING_FILTERS, Config, Rule, wildcard_segments
+from .config import Config, Rule, wildcard_segments
+from .config_schema import STRING_FILTERS
 from .literals import Literals, literals_of
 
 Predicate = Callable[[object], bool]

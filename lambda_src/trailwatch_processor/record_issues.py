@@ -4,7 +4,7 @@ The reader (logfile.py) isolates records it cannot hold or parse whole, the matc
 processor's per-record store failures as ``logfile.RecordIssue`` (record index, byte offset, kind, detail),
 and reads on. ``report`` logs every issue on every attempt (so the log of each attempt is complete) and
 sends one operational alert per file and set of issues, claimed like the config alerts
-(``store.claim_marker``): a retry of the same file, or another container, finds the marker and does not
+(``markers.claim_marker``): a retry of the same file, or another container, finds the marker and does not
 alert again. Matched records among them are also stored and alerted as events (truncated ones with
 ``raw_truncated``/``raw_issue``); the operational alert is what reports the ones that matched nothing.
 """
@@ -22,9 +22,9 @@ from . import alerts
 from .records import clean_text
 
 if TYPE_CHECKING:
+    from .deps import Deps
     from .logfile import RecordIssue
     from .notifications import ObjectRef
-    from .processor import Deps
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ announces that as ``s3:LifecycleExpiration:*``, which the bucket does not notify
   5 minutes).
 
 Each finding is sent once overall, whatever the number of deliveries or containers: the marker claim of
-store.py, as for an invalid config (one marker per removal event, one per latest version of an overwritten
+markers.py, as for an invalid config (one marker per removal event, one per latest version of an overwritten
 key). A marker claimed by another live invocation fails the message so that it
-comes back and confirms the alert went out (processor.AlertsInFlightError, logged as a retry, not as an
+comes back and confirms the alert went out (deps.AlertsInFlightError, logged as a retry, not as an
 error); a failed publish releases the claim and raises.
 """
 
@@ -25,10 +25,11 @@ import uuid
 from typing import TYPE_CHECKING
 
 from . import alerts, store
+from .deps import AlertsInFlightError
 from .notifications import REMOVED_MARKER, KeyKind, ObjectRef, classify_key
 
 if TYPE_CHECKING:
-    from .processor import Deps
+    from .deps import Deps
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,6 @@ def _alert_once(
         if outcome.status == store.SENT:
             log.info("tamper alert for %s already sent", source)
             return 0
-        from .processor import AlertsInFlightError  # imported late: processor imports this module
-
         raise AlertsInFlightError(f"tamper alert for {source} is {outcome.status or 'gone'} elsewhere")
     message = alerts.build_alert(  # operational_alert's shape, with the finding's fields for machines
         alerts.Alert(

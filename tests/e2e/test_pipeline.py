@@ -20,7 +20,7 @@ from urllib.parse import unquote_plus
 import pytest
 from trailwatch import synth
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
-from trailwatch_processor.config import parse_config
+from trailwatch_processor.config_load import parse_config
 
 from tests.e2e.conftest import (
     ACCOUNT,

@@ -72,13 +72,13 @@ class Env:
 
     def items(self) -> dict[str, dict]:
         """The whole table but the last-processed marker, by EventId (plain values)."""
-        from trailwatch_processor import store
+        from trailwatch_processor import markers, store
 
         out: dict[str, dict] = {}
         paginator = self.clients.dynamodb.get_paginator("scan")
         for page in paginator.paginate(TableName=TABLE, ConsistentRead=True):
             for item in page["Items"]:
-                if item["EventId"]["S"].startswith(store.LAST_PROCESSED_PREFIX):
+                if item["EventId"]["S"].startswith(markers.LAST_PROCESSED_PREFIX):
                     continue  # the processor's liveness marker (read by `trailwatch verify`), not an event
                 out[item["EventId"]["S"]] = store.plain(item)
         return out

@@ -23,9 +23,9 @@ from trailwatch.session import Aws, Options
 from trailwatch.ui import UI
 from trailwatch_processor.aws import Settings
 from trailwatch_processor.config_source import ConfigCache
+from trailwatch_processor.file_run import _get_object
 from trailwatch_processor.handler import account_of
 from trailwatch_processor.notifications import ObjectRef
-from trailwatch_processor.processor import _get_object
 
 from tests.functional.cli_conftest import *  # noqa: F403 -- fixtures
 from tests.functional.cli_conftest import TEST_BUCKET, local_env

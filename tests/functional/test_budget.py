@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from trailwatch_processor import batch_writes, handler, processor, store
+from trailwatch_processor import batch_writes, file_run, handler, markers, processor, store
 from trailwatch_processor.handler import handle_batch
 from trailwatch_processor.notifications import ObjectRef
 
@@ -281,8 +281,8 @@ def test_calls_after_the_stop_slower_than_the_puts_do_not_kill_the_invocation(
     between flushes), the invocation was killed while it alerted, every attempt, and the last receive's
     kill left the stored events `sending` forever with no poison alert (slow-file-in-batch, many-matches).
     Now the owed time counts double and is flushed early: no kill, everything alerted once."""
-    monkeypatch.setattr(processor, "ALERT_EVERY_EVENTS", 10**6)
-    monkeypatch.setattr(processor, "ALERT_EVERY_SECONDS", 10.0**6)
+    monkeypatch.setattr(file_run, "ALERT_EVERY_EVENTS", 10**6)
+    monkeypatch.setattr(file_run, "ALERT_EVERY_SECONDS", 10.0**6)
     # A mark-sent transaction of 100 twice as slow as a put transaction of 100 (1.01 s).
     runtime = FakeLambda(
         env, deps, latency=0.01, item_latency=0.01, slower={"transact_write_items:Update": 1.01}
@@ -302,7 +302,7 @@ def test_a_flush_after_a_stop_mid_chunk_does_not_skip_the_rest_of_the_chunk(
     those events were never stored, the message deleted (lost). It takes a flush cheaper than estimated
     (a put slower than a mark_sent) to leave time after it; flushing after every chunk makes it happen at
     each stop."""
-    monkeypatch.setattr(processor, "ALERT_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(file_run, "ALERT_EVERY_SECONDS", 0.0)
     # A put transaction of 100 (1.5 s) slower than a mark-sent one (0.5 s); 37 s of calls in all.
     runtime = FakeLambda(
         env, deps, latency=0.01, item_latency=0.005, slower={"transact_write_items:Put": 1.0}
@@ -318,8 +318,8 @@ def test_alerts_go_out_while_the_file_is_read(env: Env, deps: Any, monkeypatch: 
     """Flushes every ALERT_EVERY_EVENTS events: a file that fails late has alerted what it read before.
     The old processor alerted only after the whole file (one message per rule)."""
     runtime = FakeLambda(env, deps, latency=0.0)
-    monkeypatch.setattr(processor, "STORE_CHUNK", 25)
-    monkeypatch.setattr(processor, "ALERT_EVERY_EVENTS", 50)
+    monkeypatch.setattr(file_run, "STORE_CHUNK", 25)
+    monkeypatch.setattr(file_run, "ALERT_EVERY_EVENTS", 50)
     recs = _denied(120)
     key = env.put_log(recs)
     processor.process_object(ObjectRef(BUCKET, key), deps)
@@ -350,7 +350,7 @@ def test_a_file_that_never_progresses_is_poison_alone(env: Env, deps: Any) -> No
     poison = [a for a in env.alerts() if a["rule"] == "trailwatch-operational"]
     assert len(poison) == 1
     assert stuck_key in poison[0]["source"] and "no progress" in poison[0]["description"]
-    [marker] = [v for k, v in env.items().items() if k.startswith(store.POISON_PREFIX)]
+    [marker] = [v for k, v in env.items().items() if k.startswith(markers.POISON_PREFIX)]
     assert marker["alert_status"] == "sent" and marker["object_key"] == stuck_key
     _assert_exactly_once(env, [recs[0] for recs in good])
 
@@ -436,19 +436,19 @@ def test_receive_count(attributes: Any, expected: int | None) -> None:
 
 def test_checkpoint_never_moves_back_under_the_same_config(env: Env) -> None:
     ddb, now = env.clients.dynamodb, env.clock.now()
-    marker = store.checkpoint_id(BUCKET, "k", "v1")
-    assert marker != store.checkpoint_id(BUCKET, "k", "v2")  # per object version
+    marker = markers.checkpoint_id(BUCKET, "k", "v1")
+    assert marker != markers.checkpoint_id(BUCKET, "k", "v2")  # per object version
 
     def put(done: int, config: str = "c1") -> bool:
-        checkpoint = store.Checkpoint(done, done * 2, config, 0)
-        return store.put_checkpoint(ddb, TABLE, marker, checkpoint, bucket=BUCKET, key="k", now=now)
+        checkpoint = markers.Checkpoint(done, done * 2, config, 0)
+        return markers.put_checkpoint(ddb, TABLE, marker, checkpoint, bucket=BUCKET, key="k", now=now)
 
     assert put(10) and put(10) and put(20)
     assert not put(5)  # a slower concurrent attempt
-    assert store.get_checkpoint(ddb, TABLE, marker) == store.Checkpoint(20, 40, "c1", 0)
+    assert markers.get_checkpoint(ddb, TABLE, marker) == markers.Checkpoint(20, 40, "c1", 0)
     assert put(5, "c2")  # other rules: the count means something else
-    assert store.get_checkpoint(ddb, TABLE, marker) == store.Checkpoint(5, 10, "c2", 0)
-    assert store.get_checkpoint(ddb, TABLE, store.checkpoint_id(BUCKET, "other", None)) is None
+    assert markers.get_checkpoint(ddb, TABLE, marker) == markers.Checkpoint(5, 10, "c2", 0)
+    assert markers.get_checkpoint(ddb, TABLE, markers.checkpoint_id(BUCKET, "other", None)) is None
 
 
 class Unprocessed:
@@ -531,10 +531,10 @@ def test_checkpoint_is_followed_only_under_the_rules_it_was_made_with(
     recs = _denied(8)
     key = env.put_log(recs)
     ref = ObjectRef(BUCKET, key, etag="e1")
-    fingerprint = processor.config_fingerprint(deps.config.matcher())
-    marker = store.checkpoint_id(BUCKET, key, "e1")
-    checkpoint = store.Checkpoint(5, 5, fingerprint if same_rules else "other-rules", 0)
-    store.put_checkpoint(
+    fingerprint = file_run.config_fingerprint(deps.config.matcher())
+    marker = markers.checkpoint_id(BUCKET, key, "e1")
+    checkpoint = markers.Checkpoint(5, 5, fingerprint if same_rules else "other-rules", 0)
+    markers.put_checkpoint(
         env.clients.dynamodb, TABLE, marker, checkpoint, bucket=BUCKET, key=key, now=env.clock.now()
     )
     result = processor.process_object(ref, deps, attempt=2)

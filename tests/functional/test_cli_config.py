@@ -20,7 +20,7 @@ def _remote() -> bytes:
 
 def test_upload_config_shows_rule_diff_and_uploads(cli, deploy_args, tmp_path):
     assert cli(*deploy_args).exit_code == 0  # CreateUser, StopLogging, PutBucketPolicy
-    from trailwatch_processor import config as tw_config
+    from trailwatch_processor.config_load import parse_config
 
     old = {
         r.id: {
@@ -30,7 +30,7 @@ def test_upload_config_shows_rule_diff_and_uploads(cli, deploy_args, tmp_path):
             "description": r.description,
             "pattern": r.pattern,
         }
-        for r in tw_config.parse_config(_remote()).rules
+        for r in parse_config(_remote()).rules
     }
     create_user = {**old["CreateUser"], "severity": "critical"}
     delete_trail = {"id": "DeleteTrail", "severity": "high", "pattern": {"eventName": ["DeleteTrail"]}}
@@ -97,7 +97,7 @@ def tty(monkeypatch):
 
 
 def _deployed_rules() -> list[dict]:
-    from trailwatch_processor.config import parse_config
+    from trailwatch_processor.config_load import parse_config
 
     return [{"id": r.id, "severity": r.severity, "pattern": r.pattern} for r in parse_config(_remote()).rules]
 

@@ -32,7 +32,7 @@ def test_import_writes_a_valid_config_and_prints_the_table(tmp_path):
     assert len(refused) == 11
     assert any("aws_update_login_profile.yml" in line and "fieldref" in line for line in refused)
     assert any("aws_root_account_usage.yml" in line and "converted" in line for line in lines)
-    from trailwatch_processor.config import parse_config
+    from trailwatch_processor.config_load import parse_config
 
     config = parse_config(out.read_bytes(), source=str(out))
     assert len(config.rules) == 46

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from trailwatch import verify
-from trailwatch_processor import config as tw_config
+from trailwatch_processor.config import Config
+from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.patterns import compile_config
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def _config(*rule_list: dict) -> tw_config.Config:
-    return tw_config.validate_config({"rules": list(rule_list)})
+def _config(*rule_list: dict) -> Config:
+    return validate_config({"rules": list(rule_list)})
 
 
 def test_probe_picks_the_first_rule_a_plain_record_satisfies():

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from trailwatch_processor import store
+from trailwatch_processor import markers
 from trailwatch_processor.config_source import ConfigCache, default_matcher
+from trailwatch_processor.deps import Deps
 from trailwatch_processor.handler import build_deps, handle_batch
-from trailwatch_processor.processor import Deps
 
 from tests.functional import factories as f
 from tests.functional.conftest import BUCKET, CONFIG_KEY, TABLE, Env
@@ -196,7 +196,7 @@ def test_invalid_config_sends_one_operational_alert_through_the_handler(env: Env
 
 def _events_and_markers(env: Env) -> tuple[dict[str, dict], dict[str, dict]]:
     items = env.items()
-    markers = {k: v for k, v in items.items() if v.get("kind") == store.OPERATIONAL}
+    markers = {k: v for k, v in items.items() if v.get("kind") == markers.OPERATIONAL}
     return {k: v for k, v in items.items() if k not in markers}, markers
 
 
@@ -243,7 +243,7 @@ def test_containers_seeing_the_same_bad_etag_send_one_alert(env: Env, container:
     assert a.config.etag == b.config.etag == etag
     _, markers = _events_and_markers(env)
     [(marker_id, marker)] = markers.items()
-    assert marker_id == store.config_invalid_marker_id(BUCKET, CONFIG_KEY, etag)
+    assert marker_id == markers.config_invalid_marker_id(BUCKET, CONFIG_KEY, etag)
     assert marker["alert_status"] == "sent" and marker["config_etag"] == etag
     assert "invalid JSON" in marker["error"]
     # Out of both indexes (no event_day, rule_id or event_time), and it expires like the events.
@@ -290,10 +290,10 @@ def test_failed_publish_is_retried_and_sent_once(
 def test_a_claim_held_by_a_dead_container_is_taken_over_when_stale(env: Env, container: Any) -> None:
     env.put_config(INVALID)
     etag = env.clients.s3.head_object(Bucket=BUCKET, Key=CONFIG_KEY)["ETag"]
-    dead = store.claim_marker(
+    dead = markers.claim_marker(
         env.clients.dynamodb,
         env.settings.events_table,
-        store.config_invalid_marker_id(BUCKET, CONFIG_KEY, etag),
+        markers.config_invalid_marker_id(BUCKET, CONFIG_KEY, etag),
         token="dead-container",
         now=env.clock.now(),
         stale_before=env.clock.now(),
@@ -349,9 +349,9 @@ def _announcements(env: Env) -> list[dict]:
     return [a for a in _operational(env) if a["title"].startswith("trailwatch config")]
 
 
-def _state(env: Env) -> store.ConfigState | None:
-    state_id = store.config_state_id(BUCKET, CONFIG_KEY)
-    return store.get_config_state(env.clients.dynamodb, TABLE, state_id)
+def _state(env: Env) -> markers.ConfigState | None:
+    state_id = markers.config_state_id(BUCKET, CONFIG_KEY)
+    return markers.get_config_state(env.clients.dynamodb, TABLE, state_id)
 
 
 def _check_all(*containers: Deps) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from trailwatch_processor import alerts, store
+from trailwatch_processor import alerts, markers, store
 from trailwatch_processor.handler import handle_batch
 
 from tests.functional import factories as f
@@ -97,7 +97,7 @@ def test_the_report_is_sent_once_across_retries(env: Env, deps: Any) -> None:
     assert deliver(env, deps, raw, key) == []
     assert len(operational(env)) == 1
     assert alerted_ids(env) == ["after", "bad", "before"]
-    [marker] = [item for item in env.items().values() if item.get("kind") == store.OPERATIONAL]
+    [marker] = [item for item in env.items().values() if item.get("kind") == markers.OPERATIONAL]
     assert marker["alert_status"] == store.SENT and marker["record_issues"] == "1"
     assert "log_key" not in marker  # events are selected by log_key: a marker must not look like one
 

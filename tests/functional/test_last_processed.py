@@ -1,6 +1,6 @@
 """Issue 15 case 7: `verify` reports the trail's last delivery and the last processed file.
 
-The processor writes a small marker item (store.note_processed, at most once a minute per container);
+The processor writes a small marker item (markers.note_processed, at most once a minute per container);
 verify compares it with GetTrailStatus. Without the marker write in processor.py the first two tests fail
 (no item); without the verdicts verify says nothing about a pipeline that stopped processing.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from trailwatch import verify
-from trailwatch_processor import store
+from trailwatch_processor import markers, store
 from trailwatch_processor.handler import handle_batch
 
 from tests.functional import factories as f
@@ -25,12 +25,12 @@ NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def fresh_container(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test is a new Lambda container: nothing written yet."""
-    monkeypatch.setattr(store, "_last_processed_noted", {})
+    monkeypatch.setattr(markers, "_last_processed_noted", {})
 
 
 def marker(env: Env) -> dict[str, Any] | None:
     got = env.clients.dynamodb.get_item(
-        TableName=TABLE, Key={"EventId": {"S": store.last_processed_id(BUCKET)}}, ConsistentRead=True
+        TableName=TABLE, Key={"EventId": {"S": markers.last_processed_id(BUCKET)}}, ConsistentRead=True
     )
     return store.plain(got["Item"]) if "Item" in got else None
 
@@ -49,7 +49,7 @@ def test_processing_a_log_file_records_it(env: Env, deps: Any) -> None:
     assert (got["object_key"], got["processed_at"], got["kind"]) == (
         key,
         store.iso(env.clock.now()),
-        store.OPERATIONAL,
+        markers.OPERATIONAL,
     )
     assert "event_day" not in got and "rule_id" not in got  # stays out of both indexes
 
@@ -67,18 +67,18 @@ def test_marker_is_written_at_most_once_a_minute_per_container(env: Env, deps: A
 
 def test_marker_time_only_moves_forward(env: Env) -> None:
     ddb = env.clients.dynamodb
-    assert store.note_processed(ddb, TABLE, BUCKET, "new", NOW)
-    store._last_processed_noted.clear()  # another container, whose clock is behind
-    assert not store.note_processed(ddb, TABLE, BUCKET, "old", NOW - timedelta(seconds=5))
+    assert markers.note_processed(ddb, TABLE, BUCKET, "new", NOW)
+    markers._last_processed_noted.clear()  # another container, whose clock is behind
+    assert not markers.note_processed(ddb, TABLE, BUCKET, "old", NOW - timedelta(seconds=5))
     assert marker(env)["object_key"] == "new"
 
 
 def test_marker_write_failure_does_not_fail_the_file(env: Env) -> None:
-    assert not store.note_processed(env.clients.dynamodb, "NoSuchTable", BUCKET, "k", NOW)
+    assert not markers.note_processed(env.clients.dynamodb, "NoSuchTable", BUCKET, "k", NOW)
 
 
 def test_verify_reads_the_marker_the_processor_wrote(env: Env) -> None:
-    store.note_processed(env.clients.dynamodb, TABLE, BUCKET, "AWSLogs/x.json.gz", NOW - timedelta(hours=2))
+    markers.note_processed(env.clients.dynamodb, TABLE, BUCKET, "AWSLogs/x.json.gz", NOW - timedelta(hours=2))
     ctx = SimpleNamespace(
         aws=SimpleNamespace(client=lambda name: env.clients.dynamodb),
         outputs={"EventsTableName": TABLE, "TrailBucketName": BUCKET},

@@ -20,7 +20,7 @@ from moto.events.models import EventPattern
 from trailwatch.local import eventbridge, moto_patches
 from trailwatch.local.commands import create_dev_user, export_lines
 from trailwatch.local.server import LocalAWS
-from trailwatch_processor.config import validate_config
+from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.patterns import compile_config
 
 from tests.local_up import local_up

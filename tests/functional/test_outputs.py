@@ -20,9 +20,9 @@ from moto import mock_aws
 from trailwatch_processor import outputs
 from trailwatch_processor.alerts import Alert, build_alert, publish
 from trailwatch_processor.aws import Settings
+from trailwatch_processor.deps import Deps
 from trailwatch_processor.handler import handle_batch
 from trailwatch_processor.outputs import Outputs, webhook
-from trailwatch_processor.processor import Deps
 
 REGION = "us-east-1"
 KEY = "ab" * 32

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from trailwatch_processor import alerts, processor, store
+from trailwatch_processor.deps import Deps
 from trailwatch_processor.handler import handle_batch
 from trailwatch_processor.notifications import ObjectRef
 
@@ -273,7 +274,7 @@ def test_concurrent_duplicate_delivery_interleaved(env: Env, deps: Any) -> None:
                 results.append(handle_batch(batch, deps_b))
             return self.sns.publish(**kwargs)
 
-    deps_b = processor.Deps(**{**vars(deps)})
+    deps_b = Deps(**{**vars(deps)})
     deps.sns = Interleave(env.clients.sns, fail=0)
     assert _failed(handle_batch(batch, deps)) == []
     assert _failed(results[0]) == ["m1"]  # B saw A's live claims: it sent nothing and will come back
@@ -310,7 +311,7 @@ def test_concurrent_duplicate_delivery_threads(env: Env, deps: Any) -> None:
 
     def run() -> None:
         barrier.wait()
-        out.append(handle_batch(batch, processor.Deps(**{**vars(deps)})))
+        out.append(handle_batch(batch, Deps(**{**vars(deps)})))
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for t in threads:

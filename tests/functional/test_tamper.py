@@ -209,10 +209,10 @@ def test_removal_claimed_by_a_live_invocation_fails_the_message(
     key = f.log_key()
     body = notification(key, "v9", event_name="ObjectRemoved:DeleteMarkerCreated")
     marker = tamper.marker_id("removed", BUCKET, key, "ObjectRemoved:DeleteMarkerCreated", "version:v9")
-    from trailwatch_processor import store
+    from trailwatch_processor import markers
 
     now = deps.now()
-    store.claim_marker(
+    markers.claim_marker(
         env.clients.dynamodb,
         env.settings.events_table,
         marker,
@@ -275,10 +275,10 @@ def test_detections_do_not_wait_on_an_overwrite_alert_held_elsewhere(env: Env, d
     key = f.log_key()
     hostile, benign = hostile_and_benign()
     first, second = put(env, key, hostile), put(env, key, benign)
-    from trailwatch_processor import store
+    from trailwatch_processor import markers
 
     now = deps.now()
-    store.claim_marker(
+    markers.claim_marker(
         env.clients.dynamodb,
         env.settings.events_table,
         tamper.marker_id("overwritten", BUCKET, key, second),

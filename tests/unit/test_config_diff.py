@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from trailwatch_processor import config_diff as D
-from trailwatch_processor.config import Rule, load_default_config
+from trailwatch_processor.config import Rule
+from trailwatch_processor.config_load import load_default_config
 
 
 def rule(
@@ -125,7 +126,7 @@ def test_no_previous_version_means_every_rule_is_added() -> None:
 
 def test_the_issue_config_removes_every_default_rule() -> None:
     """Issue 15 case 5: ``{"monitored_events": ["NoSuchEvent"]}`` over the bundled default."""
-    from trailwatch_processor.config import parse_config
+    from trailwatch_processor.config_load import parse_config
 
     default = load_default_config().rules
     diff = D.diff_rules(default, parse_config(b'{"monitored_events": ["NoSuchEvent"]}').rules)

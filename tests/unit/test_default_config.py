@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from trailwatch_processor import config as R
-from trailwatch_processor.config import load_default_config, severity_rank
+from trailwatch_processor import config_load
+from trailwatch_processor.config import severity_rank
+from trailwatch_processor.config_load import load_default_config
 from trailwatch_processor.patterns import Matcher, compile_config
 
 CIS_IDS = [
@@ -242,7 +243,7 @@ def test_default_config_has_monitored_events_and_one_rule_per_cis_control() -> N
 
 
 def test_packaged_default_is_the_top_level_events_json(repo_root: Path) -> None:
-    packaged = Path(R.__file__).with_name("default_events.json")
+    packaged = Path(config_load.__file__).with_name("default_events.json")
     assert packaged.read_bytes() == (repo_root / "events.json").read_bytes()
     assert load_default_config().source == "default_events.json"
 

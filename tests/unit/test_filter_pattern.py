@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from trailwatch_processor.config import ConfigError, load_default_config, validate_config
+from trailwatch_processor.config import ConfigError
+from trailwatch_processor.config_load import load_default_config
+from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.filter_pattern import FilterPatternError, translate
 from trailwatch_processor.patterns import compile_config
 

@@ -15,7 +15,8 @@ import re
 from collections.abc import Callable
 
 import pytest
-from trailwatch_processor.config import ConfigError, validate_config
+from trailwatch_processor.config import ConfigError
+from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.patterns import compile_config
 
 from tests.unit import pattern_reference as ref

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from trailwatch import synth
 from trailwatch_processor import logfile
-from trailwatch_processor.config import load_default_config, validate_config
+from trailwatch_processor.config_load import load_default_config
+from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.literals import Literals
-from trailwatch_processor.logfile import FileStats, LogFileError, iter_matches, iter_records, open_log
+from trailwatch_processor.log_stream import LogFileError, open_log
+from trailwatch_processor.logfile import FileStats, iter_matches, iter_records
 from trailwatch_processor.patterns import compile_config
 from trailwatch_processor.records import PartialRecord
 

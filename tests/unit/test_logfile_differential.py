@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trailwatch_processor import logfile
-from trailwatch_processor.config import load_default_config, validate_config
+from trailwatch_processor.config_load import load_default_config
+from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.literals import MAX_NEEDLES
 from trailwatch_processor.logfile import FileStats, iter_matches
 from trailwatch_processor.patterns import Matcher, compile_config

@@ -14,8 +14,9 @@ import zlib
 from collections.abc import Callable, Iterator
 
 import pytest
-from trailwatch_processor import logfile
-from trailwatch_processor.logfile import FileStats, LogFileError, iter_matches, iter_records
+from trailwatch_processor import json_skip, log_stream, logfile
+from trailwatch_processor.log_stream import LogFileError
+from trailwatch_processor.logfile import FileStats, iter_matches, iter_records
 from trailwatch_processor.records import PartialRecord
 
 from tests.unit.test_logfile import NameMatcher
@@ -170,7 +171,7 @@ def test_a_gzip_bomb_stops_at_the_decompressed_cap(
     monkeypatch: pytest.MonkeyPatch, traced: Callable[[], int]
 ) -> None:
     """1 GiB in production; the same check at 16 MiB here so that the test stays fast."""
-    monkeypatch.setattr(logfile, "MAX_DECOMPRESSED_BYTES", 16 << 20)
+    monkeypatch.setattr(log_stream, "MAX_DECOMPRESSED_BYTES", 16 << 20)
     raw = gzip_of_one_huge_record(64)
     with pytest.raises(LogFileError, match=f"over {16 << 20} bytes decompressed"):
         list(iter_records(io.BytesIO(raw)))
@@ -178,7 +179,7 @@ def test_a_gzip_bomb_stops_at_the_decompressed_cap(
 
 
 def test_under_the_decompressed_cap_the_file_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(logfile, "MAX_DECOMPRESSED_BYTES", 16 << 20)
+    monkeypatch.setattr(log_stream, "MAX_DECOMPRESSED_BYTES", 16 << 20)
     assert [r["eventID"] for r in iter_records(io.BytesIO(gzip_of_one_huge_record(8)))] == [
         "before",
         "bad",
@@ -205,13 +206,13 @@ def random_value(rng: random.Random, depth: int = 0) -> object:
 def test_skip_value_ends_where_json_ends(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tiny reads and blocks: every string, escape run and bracket straddles a boundary somewhere."""
     monkeypatch.setattr(logfile, "CHUNK_SIZE", 7)
-    monkeypatch.setattr(logfile, "_DEPTH_BLOCK", 5)
+    monkeypatch.setattr(json_skip, "_DEPTH_BLOCK", 5)
     rng = random.Random(seed)
     value = random_value(rng)
     text = json.dumps(value, ensure_ascii=rng.random() < 0.5, separators=(",", ":") if seed % 2 else None)
     data = text.encode() + b" ,[1]"
     reader = logfile._Text(io.BytesIO(data[3:]), data[:3], 0)
-    prefix, size = logfile._skip_value(reader, "value", 10)
+    prefix, size = json_skip.skip_value(reader, "value", 10)
     assert size == len(text.encode())
     assert reader.skip_ws() == ","
     assert prefix == text.encode()[:10].decode("utf-8", "replace")
@@ -225,7 +226,7 @@ def test_skip_value_ends_where_json_ends(seed: int, monkeypatch: pytest.MonkeyPa
 def test_skip_value_escape_and_bracket_edges(tail: bytes) -> None:
     data = tail + b",0"
     reader = logfile._Text(io.BytesIO(b""), data, 0)
-    _, size = logfile._skip_value(reader, "value", 0)
+    _, size = json_skip.skip_value(reader, "value", 0)
     assert size == len(tail.rstrip())
 
 
@@ -238,7 +239,7 @@ def test_a_file_ending_inside_a_skipped_value_is_a_log_file_error() -> None:
 @pytest.mark.parametrize("name", ["nesting 100,000 deep", "3 MB string"])
 def test_a_partial_record_is_matched_by_a_compiled_config(name: str) -> None:
     """The compiled matcher takes exact dicts only: a PartialRecord must still be matched."""
-    from trailwatch_processor.config import validate_config
+    from trailwatch_processor.config_schema import validate_config
     from trailwatch_processor.patterns import compile_config
 
     matcher = compile_config(

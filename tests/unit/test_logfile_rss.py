@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/p
 # pytest process would report the parent's size; the peak of the new address space starts afresh.
 CHILD = """
 import json, sys
-from trailwatch_processor.config import load_default_config
+from trailwatch_processor.config_load import load_default_config
 from trailwatch_processor.logfile import FileStats, iter_matches
 from trailwatch_processor.patterns import compile_config
 

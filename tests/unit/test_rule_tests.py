@@ -1,4 +1,4 @@
-"""Tests beside rules: their schema in config.py, `trailwatch rules test` and `trailwatch rules list`."""
+"""Tests beside rules: their schema (config_schema.py), `trailwatch rules test` and `rules list`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 from trailwatch.main import cli
 from trailwatch.rulescmd import run_tests
-from trailwatch_processor.config import ConfigError, load_default_config, validate_config
+from trailwatch_processor.config import ConfigError
+from trailwatch_processor.config_load import load_default_config
+from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.patterns import compile_config
 
 STOP = {"eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging"}

@@ -7,7 +7,9 @@ import sys
 
 import pytest
 from trailwatch_processor import config as R
-from trailwatch_processor.config import ConfigError, parse_config, severity_rank, validate_config
+from trailwatch_processor.config import ConfigError, severity_rank
+from trailwatch_processor.config_load import MAX_CONFIG_BYTES, parse_config
+from trailwatch_processor.config_schema import MAX_ERRORS, validate_config
 from trailwatch_processor.literals import MAX_NEEDLES, Literals
 from trailwatch_processor.patterns import compile_config
 
@@ -463,14 +465,14 @@ def test_limits(raw: dict, message: str) -> None:
 def test_error_count_is_capped() -> None:
     with pytest.raises(ConfigError) as info:
         validate_config({"monitored_events": [1] * 500})
-    assert len(info.value.errors) == R.MAX_ERRORS + 1
+    assert len(info.value.errors) == MAX_ERRORS + 1
     assert info.value.errors[-1].endswith("stopped")
 
 
 def test_config_size_limit() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_config(b" " * (R.MAX_CONFIG_BYTES + 1), source="cfg")
-    assert info.value.errors == [f"cfg: config larger than {R.MAX_CONFIG_BYTES} bytes"]
+        parse_config(b" " * (MAX_CONFIG_BYTES + 1), source="cfg")
+    assert info.value.errors == [f"cfg: config larger than {MAX_CONFIG_BYTES} bytes"]
 
 
 def test_severity_rank() -> None:

@@ -7,7 +7,9 @@ import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from trailwatch_processor.config import ConfigError, parse_config, validate_config
+from trailwatch_processor.config import ConfigError
+from trailwatch_processor.config_load import parse_config
+from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.patterns import compile_config
 
 from tests.profiles import examples

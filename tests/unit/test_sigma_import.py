@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from trailwatch import sigma_import
-from trailwatch_processor.config import validate_config
+from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.patterns import compile_config
 
 SIGMA_DIR = Path(__file__).resolve().parents[1] / "data" / "sigma"

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 from trailwatch import synth
-from trailwatch_processor.config import load_default_config
-from trailwatch_processor.logfile import FileStats, LogFileError, iter_matches, iter_records
+from trailwatch_processor.config_load import load_default_config
+from trailwatch_processor.log_stream import LogFileError
+from trailwatch_processor.logfile import FileStats, iter_matches, iter_records
 from trailwatch_processor.notifications import KeyKind, classify_key
 from trailwatch_processor.patterns import compile_config
 

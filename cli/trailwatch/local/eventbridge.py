@@ -154,7 +154,8 @@ def _matcher(pattern_obj: Any) -> Any:
     cached = getattr(pattern_obj, "_trailwatch_matcher", False)
     if cached is not False:
         return cached
-    from trailwatch_processor.config import ConfigError, validate_config
+    from trailwatch_processor.config import ConfigError
+    from trailwatch_processor.config_schema import validate_config
     from trailwatch_processor.patterns import compile_config
 
     try:
