@@ -117,9 +117,10 @@ def config_fingerprint(matcher: Any) -> str:
 
 
 class FileRun:
-    """One attempt at one log object: matches are stored STORE_CHUNK at a time (one BatchGetItem, then a
-    conditional put, born claimed, for each new event) and alerted every ALERT_EVERY_EVENTS events or
-    ALERT_EVERY_SECONDS, so a file that fails later has already alerted what it found.
+    """One attempt at one log object: matches are stored STORE_CHUNK at a time (one BatchGetItem, then the
+    new events born claimed in one TransactWriteItems of conditional puts: batch_writes) and alerted every
+    ALERT_EVERY_EVENTS events or ALERT_EVERY_SECONDS, so a file that fails later has already alerted what it
+    found.
 
     Progress is the number of leading matched records that are handled: stored, and their alert sent
     (or sent before). Only that prefix goes into the checkpoint: an event whose alert failed or is in
