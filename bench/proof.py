@@ -26,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenario names")
     parser.add_argument("--markdown", type=Path, help="write the table (markdown) to this file")
     parser.add_argument("--verbose", action="store_true", help="print the emulator's and function's logs")
+    parser.add_argument(
+        "--memory-limit-mb",
+        type=float,
+        default=12_000,
+        help="stop the run when the harness and the function's workers use more (default 12,000 MB)",
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in SCENARIOS]
@@ -37,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
     started = time.monotonic()
-    rows, h = run(names, args.scale, log)
+    rows, h = run(names, args.scale, log, args.memory_limit_mb)
     elapsed = time.monotonic() - started
     print(table(rows))
     for r in rows:

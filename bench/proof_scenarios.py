@@ -41,12 +41,17 @@ from urllib.parse import quote_plus, unquote_plus
 import boto3
 from botocore.config import Config as BotoConfig
 from trailwatch import synth
-from trailwatch.local.faults import FaultInjector, form_field, json_field, label_prefix
+from trailwatch.local.faults import FaultInjector, form_field, label_prefix
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
 from trailwatch.local.server import LocalAWS
 from trailwatch.noise_free import bundled_config_without_noise, write_bundled_config_without_noise
 from trailwatch.stats import percentile
 from trailwatch_processor import records
+
+try:  # imported as bench.proof_scenarios (tests), or from bench/ on sys.path (`python bench/proof.py`)
+    from bench import proof_memory
+except ImportError:
+    import proof_memory  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = "tw-proof"
@@ -63,6 +68,9 @@ FUNCTION_TIMEOUT = 6
 VISIBILITY_TIMEOUT = 8
 CLAIM_STALE_SECONDS = 7
 MAX_RECEIVE_COUNT = 3
+# many-matches (issue 15 case 3) runs at the issue's FunctionTimeout=30, with a visibility timeout above it.
+MANY_MATCHES_TIMEOUT = 30
+MANY_MATCHES_VISIBILITY = 36
 CONFIG_TTL = 5.0  # the function's config re-check interval, set through CONFIG_TTL_SECONDS (production: 60 s)
 # How long a retuned function takes to reach the poller: the Lambda runtime re-reads the configuration at most
 # once a second, before each 1 s ReceiveMessage long poll.
@@ -568,7 +576,6 @@ def _fault_scenario(
 
 
 def scenario_dynamodb_throttling(h: Harness, scale: float = 1.0) -> Row:
-    table = h.outputs["EventsTableName"]
     timing = h.timing
     retuned = timing.throttling != (timing.function_timeout, timing.visibility_timeout)
     if retuned:
@@ -577,12 +584,13 @@ def scenario_dynamodb_throttling(h: Harness, scale: float = 1.0) -> Row:
         return _fault_scenario(
             h,
             "dynamodb-throttling",
+            # The events are written 100 per TransactWriteItems (only the events table takes transactions;
+            # its TableName is inside each action, so no predicate).
             lambda keys: h.faults.add(
                 "dynamodb",
-                "PutItem",
+                "TransactWriteItems",
                 "ProvisionedThroughputExceededException",
                 times=8,  # more than the function's 5 attempts: one invocation fails, the retry succeeds
-                predicate=json_field("TableName", table),
             ),
         )
     finally:
@@ -1198,19 +1206,26 @@ def scenario_many_matches(h: Harness, scale: float = 1.0) -> Row:
     denied = _denied(max(500, round(12_000 * scale)))
     last = synth.make_record("CreateUser", identity=_user())
     key = synth.log_key(ACCOUNT, REGION, unique="MANYMATCHES1")
-    h.put(key, gz(synth.log_json([first, *[r for r, _ in denied], last])))
+    body = gz(synth.log_json([first, *[r for r, _ in denied], last]))
+    # The issue's reproduction runs at FunctionTimeout=30 (the template's minimum), as the load does.
+    h.tune(MANY_MATCHES_TIMEOUT, MANY_MATCHES_VISIBILITY, generation="many-matches")
+    h.put(key, body)
     expected = {first["eventID"]: TRAIL, last["eventID"]: CREATE_USER} | {r["eventID"]: p for r, p in denied}
     row = Row("many-matches", files=1, records=len(denied) + 2)
 
     def poison_reported() -> bool:
         return any(_names(a, key) for a in _operational_alerts(h, ops_before))
 
+    settle = 30 + MAX_RECEIVE_COUNT * MANY_MATCHES_VISIBILITY  # every receive, and the poison alert
     try:
-        outcome = _settle_by_state(h, expected, timeout=120, what="many-matches", until=poison_reported)
+        outcome = _settle_by_state(h, expected, timeout=settle, what="many-matches", until=poison_reported)
     except TimeoutError as err:
         outcome = ""
         row.failures.append(str(err))
+    finally:
+        h.retune(generation="after-many-matches")
     row.seconds = time.monotonic() - started
+    row.notes.append(f"function timeout {MANY_MATCHES_TIMEOUT} s, {MAX_RECEIVE_COUNT} receives")
     if outcome == "until":
         # Declared poison: StopLogging (first) must be in; the rest counts as the DLQ's, each stored one sent.
         row.notes.append("file declared poison with an operational alert naming it")
@@ -1380,8 +1395,15 @@ SCENARIOS: dict[str, Callable[[Harness, float], Row]] = {
 
 
 def run(
-    names: list[str], scale: float, log: Callable[[str], None] | None = None
+    names: list[str],
+    scale: float,
+    log: Callable[[str], None] | None = None,
+    memory_limit_mb: float | None = proof_memory.DEFAULT_LIMIT_MB,
 ) -> tuple[list[Row], Harness]:
+    """Every scenario on one harness; each row notes the memory of the harness and of the function's workers
+    (`proof_memory`). Past `memory_limit_mb` (harness and workers together) the run stops with a failed row
+    instead of running the machine out of memory."""
+    watch = proof_memory.MemoryWatch(memory_limit_mb).start()
     h = Harness(log)
     rows = []
     try:
@@ -1392,9 +1414,23 @@ def run(
                 row = Row(name)
                 row.failures.append(str(err))
                 rows.append(row)
+            except KeyboardInterrupt:
+                if watch.exceeded is None:
+                    raise
+                row = Row(name)
+                row.failures.append(
+                    f"stopped: harness and function workers reached {watch.exceeded:,.0f} MB "
+                    f"(limit {memory_limit_mb:,.0f} MB)"
+                )
+                rows.append(row)
+                break
+            finally:
+                if len(rows) and rows[-1].scenario == name:
+                    rows[-1].notes.append(watch.mark().note())
             print(format_row(rows[-1]), file=sys.stderr, flush=True)
         rows[-1].notes.append(dlq_alarm_report(h)) if rows else None
     finally:
+        watch.stop()
         h.close()
     return rows, h
 

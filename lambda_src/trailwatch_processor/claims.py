@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from . import alerts, noise, store
+from . import alerts, batch_writes, noise, store
 from .deps import Deps, release_claims
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def publish_events(
         release_claims(event_ids, token, deps)
         raise
     # Crash window: SNS has the message, the items still say "sending" (processor's module docstring).
-    lost = store.mark_sent_many(
+    lost = batch_writes.mark_sent_many(
         deps.dynamodb, table, list(event_ids), token=token, message_id=message_id, now=deps.now()
     )
     for event_id in lost:

@@ -17,7 +17,18 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import claims, config_diff, markers, noise, noise_state, record_issues, records, store, tamper
+from . import (
+    batch_writes,
+    claims,
+    config_diff,
+    markers,
+    noise,
+    noise_state,
+    record_issues,
+    records,
+    store,
+    tamper,
+)
 from .deps import (
     AlertsInFlightError,
     Budget,
@@ -117,9 +128,10 @@ def config_fingerprint(matcher: Any) -> str:
 
 
 class FileRun:
-    """One attempt at one log object: matches are stored STORE_CHUNK at a time (one BatchGetItem, then a
-    conditional put, born claimed, for each new event) and alerted every ALERT_EVERY_EVENTS events or
-    ALERT_EVERY_SECONDS, so a file that fails later has already alerted what it found.
+    """One attempt at one log object: matches are stored STORE_CHUNK at a time (one BatchGetItem, then the
+    new events born claimed in one TransactWriteItems of conditional puts: batch_writes) and alerted every
+    ALERT_EVERY_EVENTS events or ALERT_EVERY_SECONDS, so a file that fails later has already alerted what it
+    found.
 
     Progress is the number of leading matched records that are handled: stored, and their alert sent
     (or sent before). Only that prefix goes into the checkpoint: an event whose alert failed or is in
@@ -139,21 +151,32 @@ class FileRun:
         self.last_alert = deps.monotonic()
         self.stopped = False
         self.puts, self.put_seconds = 0, 0.0  # measured cost of a DynamoDB write
+        self.chunks, self.chunk_seconds = 0, 0.0  # measured cost of storing a chunk (read states, write)
         self.stats = FileStats(records=0, parsed=0, matched=0, skipped_non_objects=0, fast_path=False)
 
     def expired(self) -> bool:
-        """The share is over, counting the time the alerts still owed will take: each event claimed and not
-        yet alerted costs one more call (mark_sent), each group one Publish, at the measured call time."""
+        """The share is over, counting the time the alerts still owed will take: the events claimed and not
+        yet alerted cost one mark-sent transaction per 100 (and one per group for its rest), each group one
+        Publish, at the measured time of a write call."""
         if self.stopped:  # _store stopped mid-chunk: reading on after a flush would skip the dropped rest
             return True
         if self.budget is None:
             return False
         return self.budget.left() <= self._owed()
 
-    def _owed(self) -> float:
-        """Seconds the alerts still owed may take, with OWED_MARGIN."""
+    def _owed(self, upcoming: int = 0) -> float:
+        """Seconds the alerts still owed (and ``upcoming`` more calls) may take, with OWED_MARGIN."""
         per_call = self.put_seconds / self.puts if self.puts else 0.0
-        return OWED_MARGIN * (self.unalerted + len(self.groups)) * per_call
+        calls = self.unalerted / batch_writes.TRANSACT_MAX_ACTIONS + 2 * len(self.groups) + upcoming
+        return OWED_MARGIN * calls * per_call
+
+    def _chunk_fits(self) -> bool:
+        """Time is left to store one more chunk (its BatchGetItem and write, at the measured time of a chunk)
+        and to alert it (one more mark-sent call): with 100 items per call, one call is not negligible."""
+        if self.budget is None:
+            return True
+        chunk = self.chunk_seconds / self.chunks if self.chunks else 0.0
+        return self.budget.left() > self._owed(upcoming=1) + chunk
 
     def run(self, attempt: int | None) -> Exception | None:
         """Read, store and alert; returns the error that makes the message fail, if any."""
@@ -254,47 +277,67 @@ class FileRun:
 
     def _store(self) -> None:
         """Store the pending matches in order: one BatchGetItem learns which exist (and their alert state);
-        only new ones are written, each with a conditional put (BatchWriteItem takes no condition, and a
-        racing writer's item must never be reset)."""
+        the new ones are written born claimed, up to 100 per conditional TransactWriteItems (batch_writes:
+        a racing writer's item is never reset), before anything of the chunk is handled."""
         if not self.pending:
             return
         batch, self.pending = self.pending, []
         deps, result = self.deps, self.result
+        if self.stopped or not self._chunk_fits():
+            self.stopped = True  # nothing of this chunk written: the retry reads it again
+            return
+        started = deps.monotonic()
         wanted = [p.event_id for p in batch if p.item is not None]
         states = store.batch_get_states(deps.dynamodb, self.table, wanted) if wanted else {}
+        new = [p for p in batch if p.item is not None and p.event_id not in states]
+        written: dict[str, batch_writes.Written] = {}
+        alerting: dict[str, bool] = {}
+        if new:
+            began = deps.monotonic()
+            # Born claimed, or quiet (suppressed, grouped, below a threshold: never claimed), by noise control.
+            prepared = [
+                noise_state.item_to_store(deps, p.noise, p.event_id, p.item, self.token)  # type: ignore[arg-type]
+                for p in new
+            ]
+            alerting = {p.event_id: alert for p, (_, alert) in zip(new, prepared, strict=True)}
+            written = batch_writes.put_new_events(deps.dynamodb, self.table, [item for item, _ in prepared])
+            self.puts += -(-len(new) // batch_writes.TRANSACT_MAX_ACTIONS)
+            self.put_seconds += deps.monotonic() - began
+        self.chunks, self.chunk_seconds = self.chunks + 1, self.chunk_seconds + deps.monotonic() - started
         for entry in batch:
-            if self.expired():
-                self.stopped = True  # the rest is after the checkpoint: the retry reads it again
-                return
             if entry.item is None:
                 result.duplicates += 1
-            elif entry.event_id in states:
+            elif entry.event_id in written:
+                self._written(entry, written[entry.event_id], alerting[entry.event_id])
+            elif self.stopped or self.expired():
+                # Claims of existing items cost a call each: stop here (the retry comes back to this one);
+                # the new events after it are ours and still alerted.
+                self.stopped = True
+                continue
+            else:
                 result.duplicates += 1
                 self._existing(entry, states[entry.event_id])
-            else:
-                claimed, alert = noise_state.item_to_store(
-                    deps, entry.noise, entry.event_id, entry.item, self.token
-                )
-                began = deps.monotonic()
-                try:
-                    outcome = store.put_event(deps.dynamodb, self.table, claimed)
-                except Exception as err:  # the table refuses this one record: report it, store the rest
-                    if not record_issues.is_record_fault(err):
-                        raise
-                    index, offset = entry.position
-                    self.stats.add_issue("store_error", f"{type(err).__name__}: {err}", index, offset)
-                    self.handled = entry.ordinal + 1
-                    continue
-                self.puts, self.put_seconds = self.puts + 1, self.put_seconds + deps.monotonic() - began
-                if outcome.created:
-                    result.stored += 1
-                    if alert:  # else quiet: suppressed, grouped or below a threshold (noise control)
-                        self._to_alert(entry, entry.item["rule_id"]["S"], entry.item["severity"]["S"])
-                        noise_state.annotate(self.groups[entry.item["rule_id"]["S"]].extra, entry.noise)
-                else:  # written by a racing invocation since the BatchGetItem
-                    result.duplicates += 1
-                    self._existing(entry, outcome.item)
-            self.handled = entry.ordinal + 1
+            if not self.stopped:
+                self.handled = entry.ordinal + 1
+
+    def _written(self, entry: _Pending, outcome: batch_writes.Written, alert: bool) -> None:
+        """A new event's write: ours to alert, a racing writer's (handled as existing), or refused."""
+        if outcome.error is not None:  # the table refuses this one record: report it, store the rest
+            if not record_issues.is_record_fault(outcome.error):
+                raise outcome.error
+            index, offset = entry.position
+            self.stats.add_issue(
+                "store_error", f"{type(outcome.error).__name__}: {outcome.error}", index, offset
+            )
+        elif outcome.created:
+            self.result.stored += 1
+            if alert:  # else quiet: suppressed, grouped or below a threshold (noise control)
+                rule_id = entry.item["rule_id"]["S"]  # type: ignore[index]
+                self._to_alert(entry, rule_id, entry.item["severity"]["S"])  # type: ignore[index]
+                noise_state.annotate(self.groups[rule_id].extra, entry.noise)
+        else:  # written by a racing invocation since the BatchGetItem
+            self.result.duplicates += 1
+            self._existing(entry, outcome.item)  # type: ignore[arg-type]
 
     def _existing(self, entry: _Pending, stored: store.Item) -> None:
         """An event already in the table: claim its alert unless sent or claimed by a live invocation."""

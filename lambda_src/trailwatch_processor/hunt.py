@@ -45,7 +45,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import alerts, records, store
+from . import alerts, batch_writes, records, store
 from .config_load import parse_config
 from .deps import AlertsInFlightError, Deps, ObjectMissingError
 from .log_stream import LogFileError
@@ -384,7 +384,7 @@ class _FileHunt:
                 except Exception as err:  # best effort: the claim goes stale and the retry takes it over
                     log.warning("hunt event %s: releasing the claim failed: %s", item_id, err)
             raise
-        lost = store.mark_sent_many(
+        lost = batch_writes.mark_sent_many(
             deps.dynamodb,
             deps.settings.events_table,
             ids,

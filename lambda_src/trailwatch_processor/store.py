@@ -378,18 +378,3 @@ def with_claim(item: Item, *, token: str, now: datetime) -> Item:
     claimed = dict(item)
     claimed.update(to_item({"alert_status": SENDING, "alert_claim": token, "alert_claimed_at": iso(now)}))
     return claimed
-
-
-def mark_sent_many(
-    ddb: Any, table: str, event_ids: Sequence[str], *, token: str, message_id: str, now: datetime
-) -> list[str]:
-    """``mark_sent`` for each event; returns the ids that could not be marked (their claim was taken over).
-
-    One conditional update per event. TransactWriteItems (100 conditional updates per call) would cut the
-    round trips, but moto deep-copies every table on each transaction, which makes the volume tests
-    impractical; every event's update is attempted even when one fails (the SNS message is out)."""
-    return [
-        event_id
-        for event_id in event_ids
-        if not mark_sent(ddb, table, event_id, token=token, message_id=message_id, now=now)
-    ]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from trailwatch_processor import file_run, handler, markers, processor, store
+from trailwatch_processor import batch_writes, file_run, handler, markers, processor, store
 from trailwatch_processor.handler import handle_batch
 from trailwatch_processor.notifications import ObjectRef
 
@@ -59,6 +59,9 @@ class FakeLambda:
     deps: Any
     latency: float = 0.01  # seconds per AWS call
     slower: dict[str, float] = field(default_factory=dict)  # operation name -> its latency instead
+    # seconds per item a batch call carries (TransactWriteItems actions, BatchGetItem keys): a call of 100
+    # items is one round trip, but not free
+    item_latency: float = 0.0
     slow_reads: dict[str, float] = field(default_factory=dict)  # object key -> seconds per read of its body
     queue: list[Message] = field(default_factory=list)
     dlq: list[Message] = field(default_factory=list)
@@ -138,13 +141,17 @@ class Timed:
     def __init__(self, client: Any, runtime: FakeLambda) -> None:
         self.client, self.runtime = client, runtime
         self.calls: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()  # transactions told apart by their action (Put, Update)
 
     def __getattr__(self, name: str) -> Any:
         real = getattr(self.client, name)
 
         def call(**kwargs: Any) -> Any:
-            self.runtime.tick(self.runtime.slower.get(name, self.runtime.latency))
+            kind, items = _batch_kind(name, kwargs)
+            latency = self.runtime.slower.get(kind, self.runtime.slower.get(name, self.runtime.latency))
+            self.runtime.tick(latency + items * self.runtime.item_latency)
             self.calls[name] += 1
+            self.kinds[kind] += 1
             response = real(**kwargs)
             slow = self.runtime.slow_reads.get(kwargs["Key"]) if name == "get_object" else None
             if slow:
@@ -152,6 +159,17 @@ class Timed:
             return response
 
         return call
+
+
+def _batch_kind(name: str, kwargs: dict[str, Any]) -> tuple[str, int]:
+    """(``transact_write_items:Put`` or ``:Update`` for a transaction, else the operation name; the number of
+    items the call carries)."""
+    if name == "transact_write_items":
+        actions = kwargs["TransactItems"]
+        return f"{name}:{next(iter(actions[0]))}", len(actions)
+    if name == "batch_get_item":
+        return name, sum(len(request["Keys"]) for request in kwargs["RequestItems"].values())
+    return name, 0
 
 
 class SlowBody:
@@ -200,8 +218,10 @@ def _denied(n: int) -> list[dict]:
 
 def test_one_slow_file_and_nine_good_files(env: Env, deps: Any) -> None:
     """The old handler spent the whole invocation on the slow file (3 DynamoDB calls per event): killed
-    at the timeout five times, all ten messages to the DLQ, the nine good files never stored."""
-    runtime = FakeLambda(env, deps, latency=0.02)  # 1,500 events: 90 s of calls before, 60 s now
+    at the timeout five times, all ten messages to the DLQ, the nine good files never stored. The slow file
+    stays slower than one invocation with batched writes: 10 ms per item of a batch call, 45 s for its
+    1,500 events (read, written, marked sent)."""
+    runtime = FakeLambda(env, deps, latency=0.02, item_latency=0.01)
     slow_recs = _denied(1500)
     slow_id = runtime.send(env.put_log(slow_recs))
     good = [[f.record("CreateUser", eventSource="iam.amazonaws.com")] for _ in range(9)]
@@ -230,12 +250,12 @@ def test_one_slow_file_and_nine_good_files(env: Env, deps: Any) -> None:
 def test_stop_logging_among_denied_calls_at_30_s(env: Env, deps: Any) -> None:
     """Before the budget, one file (StopLogging + 12,000 AccessDenied + CreateUser at FunctionTimeout=30) gave
     0 alerts, StopLogging pending forever, CreateUser never stored, the file in the DLQ. Scaled to 2,000
-    records (moto costs ~10 ms of real time per call on this machine) with the per-call latency raised to
-    keep the proportions: 54 s of calls for the old processor (3 per event), 36 s now (2 per event),
-    either way more than one 30 s invocation. The old handler is killed every time; now StopLogging is
-    alerted by the first invocation and the retries resume from the checkpoint until everything is
-    stored and alerted exactly once."""
-    runtime = FakeLambda(env, deps, latency=0.009)
+    records (moto costs ~10 ms of real time per call on this machine) with the latency raised to keep the
+    proportions: 54 s of calls for the old processor (3 per event); with the writes batched 100 per call,
+    9 ms per item a call carries keeps it at 54 s, more than one 30 s invocation. The old handler is killed
+    every time; now StopLogging is alerted by the first invocation and the retries resume from the
+    checkpoint until everything is stored and alerted exactly once."""
+    runtime = FakeLambda(env, deps, latency=0.009, item_latency=0.009)
     stop = f.record("StopLogging", eventSource="cloudtrail.amazonaws.com")
     create = f.record("CreateUser", eventSource="iam.amazonaws.com")
     recs = [stop, *_denied(2000), create]
@@ -263,7 +283,11 @@ def test_calls_after_the_stop_slower_than_the_puts_do_not_kill_the_invocation(
     Now the owed time counts double and is flushed early: no kill, everything alerted once."""
     monkeypatch.setattr(file_run, "ALERT_EVERY_EVENTS", 10**6)
     monkeypatch.setattr(file_run, "ALERT_EVERY_SECONDS", 10.0**6)
-    _one_file_ends_alerted_once(env, FakeLambda(env, deps, latency=0.01, slower={"update_item": 0.02}), 2000)
+    # A mark-sent transaction of 100 twice as slow as a put transaction of 100 (1.01 s).
+    runtime = FakeLambda(
+        env, deps, latency=0.01, item_latency=0.01, slower={"transact_write_items:Update": 1.01}
+    )
+    _one_file_ends_alerted_once(env, runtime, 2000)
 
 
 def test_a_flush_after_a_stop_mid_chunk_does_not_skip_the_rest_of_the_chunk(
@@ -275,7 +299,11 @@ def test_a_flush_after_a_stop_mid_chunk_does_not_skip_the_rest_of_the_chunk(
     (a put slower than a mark_sent) to leave time after it; flushing after every chunk makes it happen at
     each stop."""
     monkeypatch.setattr(file_run, "ALERT_EVERY_SECONDS", 0.0)
-    _one_file_ends_alerted_once(env, FakeLambda(env, deps, latency=0.01, slower={"put_item": 0.04}), 1500)
+    # A put transaction of 100 (1.5 s) slower than a mark-sent one (0.5 s); 37 s of calls in all.
+    runtime = FakeLambda(
+        env, deps, latency=0.01, item_latency=0.005, slower={"transact_write_items:Put": 1.0}
+    )
+    _one_file_ends_alerted_once(env, runtime, 1500)
 
 
 def _one_file_ends_alerted_once(env: Env, runtime: FakeLambda, denied: int) -> None:
@@ -332,8 +360,9 @@ def test_a_file_that_never_progresses_is_poison_alone(env: Env, deps: Any) -> No
 def test_last_receive_declares_a_slow_but_progressing_file_poison(env: Env, deps: Any) -> None:
     """A file that progresses but cannot finish within maxReceiveCount receives: its last receive sends the
     poison alert (it is about to reach the DLQ unfinished)."""
-    runtime = FakeLambda(env, deps, latency=0.2)  # ~65 events per 27 s share: 5 receives are too few
-    recs = _denied(1000)
+    # 4 ms per item of a batch call, ~12 s per 100 events: ~200 events per 27 s share, 5 receives too few
+    runtime = FakeLambda(env, deps, latency=0.01, item_latency=0.04)
+    recs = _denied(2000)
     key = env.put_log(recs)
     runtime.send(key)
     runtime.drain()
@@ -349,17 +378,19 @@ def test_last_receive_declares_a_slow_but_progressing_file_poison(env: Env, deps
 
 def test_dynamodb_calls_per_event(env: Env, deps: Any) -> None:
     """Measured with a counting client. Before: put + claim + mark_sent = 3 calls per new event, and a
-    redelivery of a handled file still 1 put per event. Now: about 2 per new event (the conditional put,
-    born claimed, and mark_sent; one BatchGetItem per 100), and about 0.01 for a redelivery (BatchGetItem
+    redelivery of a handled file still 1 put per event; then 2 (the conditional put, born claimed, and
+    mark_sent). Now, per 100 new events: one BatchGetItem, one TransactWriteItems of conditional puts and one
+    of conditional mark-sent updates, about 0.03 calls per event; about 0.01 for a redelivery (BatchGetItem
     only)."""
     runtime = FakeLambda(env, deps, latency=0.0)
     recs = _denied(300)
     key = env.put_log(recs)
-    calls = deps.dynamodb.calls
+    calls, kinds = deps.dynamodb.calls, deps.dynamodb.kinds
     processor.process_object(ObjectRef(BUCKET, key), deps, attempt=1)
     first = sum(calls.values())
-    assert first / len(recs) <= 2.05, calls
-    assert calls["put_item"] == calls["update_item"] == len(recs) and calls["batch_get_item"] == 3
+    assert first / len(recs) <= 0.04, calls
+    assert kinds["transact_write_items:Put"] == kinds["transact_write_items:Update"] == 3
+    assert calls["batch_get_item"] == 3 and calls["update_item"] == 0
     calls.clear()
     processor.process_object(ObjectRef(BUCKET, key), deps, attempt=1)
     assert sum(calls.values()) / len(recs) <= 0.02, calls
@@ -470,7 +501,7 @@ def test_mark_sent_many_marks_all_it_still_holds(env: Env) -> None:
         ids.append(rec["eventID"])
     # The second claim went stale and was taken over by B.
     assert store.claim(ddb, TABLE, ids[1], token="B", now=now, stale_before=now + _second()).claimed
-    lost = store.mark_sent_many(ddb, TABLE, ids, token="A", message_id="m-A", now=now)
+    lost = batch_writes.mark_sent_many(ddb, TABLE, ids, token="A", message_id="m-A", now=now)
     assert lost == [ids[1]]
     states = {i: store.plain(store.get_event(ddb, TABLE, i)) for i in ids}
     assert [states[i]["alert_status"] for i in ids] == ["sent", "sending", "sent"]

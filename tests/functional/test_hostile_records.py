@@ -102,34 +102,50 @@ def test_the_report_is_sent_once_across_retries(env: Env, deps: Any) -> None:
     assert "log_key" not in marker  # events are selected by log_key: a marker must not look like one
 
 
-def test_a_record_the_table_refuses_is_reported_and_the_rest_stored(
-    env: Env, deps: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_put = store.put_event
+class Refusing:
+    """DynamoDB that refuses the item of EventId ``bad`` as the service refuses an item it cannot take: a
+    transaction holding it is cancelled with ``ValidationError`` for its action (``None`` for the others),
+    a PutItem of it answers ValidationException. ``error`` instead: every write answers that (transient)."""
 
-    def put_event(ddb: Any, table: str, item: dict) -> Any:
-        if item["EventId"]["S"] == "bad":
+    def __init__(self, ddb: Any, error: str | None = None) -> None:
+        self.ddb, self.error = ddb, error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ddb, name)
+
+    def _refuse(self, item: dict) -> bool:
+        return item.get("EventId", {}).get("S") == "bad"
+
+    def transact_write_items(self, TransactItems: list[dict]) -> Any:
+        if self.error:
+            raise ClientError({"Error": {"Code": self.error}}, "TransactWriteItems")
+        refused = [self._refuse(action.get("Put", {}).get("Item", {})) for action in TransactItems]
+        if any(refused):
+            reasons = [{"Code": "ValidationError" if r else "None"} for r in refused]
+            error = {"Error": {"Code": "TransactionCanceledException"}, "CancellationReasons": reasons}
+            raise ClientError(error, "TransactWriteItems")  # type: ignore[arg-type]
+        return self.ddb.transact_write_items(TransactItems=TransactItems)
+
+    def put_item(self, **kwargs: Any) -> Any:
+        if self._refuse(kwargs["Item"]):
             error = {"Error": {"Code": "ValidationException", "Message": "One or more parameter values"}}
             raise ClientError(error, "PutItem")
-        return real_put(ddb, table, item)
+        return self.ddb.put_item(**kwargs)
 
-    monkeypatch.setattr(store, "put_event", put_event)
+
+def test_a_record_the_table_refuses_is_reported_and_the_rest_stored(env: Env, deps: Any) -> None:
+    deps.dynamodb = Refusing(env.clients.dynamodb)
     body = log_body(json.dumps(login("bad")).encode())
     assert deliver(env, deps, gzip.compress(body)) == []
     assert alerted_ids(env) == ["after", "before"]
     [report] = operational(env)
     assert "record 1 at byte" in json.dumps(report) and "store_error" in json.dumps(report)
+    assert "bad" not in env.items()
 
 
-def test_a_throttled_write_still_fails_the_message(
-    env: Env, deps: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_throttled_write_still_fails_the_message(env: Env, deps: Any) -> None:
     """Only faults of the record itself are isolated; a transient one is retried as before."""
-
-    def put_event(ddb: Any, table: str, item: dict) -> Any:
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutItem")
-
-    monkeypatch.setattr(store, "put_event", put_event)
+    deps.dynamodb = Refusing(env.clients.dynamodb, error="ProvisionedThroughputExceededException")
     assert deliver(env, deps, gzip.compress(log_body(json.dumps(login("x")).encode()))) == ["m"]
     assert operational(env) == []
 

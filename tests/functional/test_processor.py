@@ -354,7 +354,9 @@ class ThrottledDynamo:
         return call
 
 
-@pytest.mark.parametrize(("method", "fail"), [("put_item", 1), ("put_item", 3), ("batch_get_item", 1)])
+@pytest.mark.parametrize(
+    ("method", "fail"), [("transact_write_items", 1), ("transact_write_items", 3), ("batch_get_item", 1)]
+)
 def test_throttled_dynamodb_fails_the_message_and_retry_completes(
     env: Env, deps: Any, method: str, fail: int
 ) -> None:

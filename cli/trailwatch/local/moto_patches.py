@@ -19,6 +19,8 @@ from typing import Any
 
 import moto
 
+import trailwatch.local.dynamodb_transactions as dynamodb_transactions
+import trailwatch.local.s3_versions as s3_versions
 from trailwatch.errors import UsageError
 from trailwatch.local import (
     cfn_engine,
@@ -179,6 +181,18 @@ PATCHES: tuple[Patch, ...] = (
         "moto.s3.notifications:_send_event_bridge_message",
         cross_account.send_event_bridge_message,
         "971cee49c68708d28351cd3ae3c4ef37e33fb2b6b64227d4b1d8f10fa4d439cb",
+    ),
+    # TransactWriteItems journals the items it touches instead of deep-copying the table per action
+    Patch(
+        "moto.dynamodb.models:DynamoDBBackend.transact_write_items",
+        dynamodb_transactions.transact_write_items,
+        "81db2cb7d94e39c90b3a2077e1f4bb41a449c558ef9b1b1e2910fdaa39978ad4",
+    ),
+    # ListObjectVersions with a prefix copies the keys under it, not the whole bucket
+    Patch(
+        "moto.s3.models:S3Backend.list_object_versions",
+        s3_versions.list_object_versions,
+        "268a5f62e83a572464f0dd13c2048e20e8b1ef39ea09aae8be0248b286dc71b4",
     ),
 )
 
