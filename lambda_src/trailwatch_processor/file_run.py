@@ -294,7 +294,7 @@ class FileRun:
         alerting: dict[str, bool] = {}
         if new:
             began = deps.monotonic()
-            # Born claimed, or quiet (suppressed, grouped, below a threshold: never claimed), by noise control.
+            # Born claimed, or quiet by noise control (suppressed, grouped, below a threshold: never claimed).
             prepared = [
                 noise_state.item_to_store(deps, p.noise, p.event_id, p.item, self.token)  # type: ignore[arg-type]
                 for p in new
