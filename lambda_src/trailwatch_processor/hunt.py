@@ -134,7 +134,7 @@ def parse_message(message: dict, hunt_queue_arn: str | None) -> HuntRequest | No
     if isinstance(body, str) and '"trailwatch"' in body:
         try:
             doc = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep: no hunt request
             doc = None
     if not (isinstance(doc, dict) and doc.get("trailwatch") == MARK):
         if from_hunt_queue:

@@ -368,7 +368,7 @@ def window_close_request(body: str) -> str | None:
         return None
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep: not ours
         return None
     if isinstance(doc, dict) and doc.get("trailwatch") == WINDOW_CLOSE and isinstance(doc.get("window"), str):
         window = doc["window"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -195,12 +196,17 @@ DEEP = "[" * 100_000 + "]" * 100_000
             "SNS envelope Message: JSON nested too deeply",
         ),
         ('{"Records": [' + "9" * 5_000 + "]}", "message body: JSON not loadable"),
+        # Deep bodies carrying the marks of the other message kinds (window close, hunt, fast path).
+        ('{"trailwatch": "window-close", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ('{"trailwatch": "hunt", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ('{"detail-type": "AWS API Call via CloudTrail", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested"),
     ],
 )
 def test_hostile_bodies_are_bad_messages_not_unexpected_errors(body: str, named: str) -> None:
     """The handler logs a NotificationError as an unparseable message (DLQ), anything else as unexpected."""
     with pytest.raises(NotificationError) as err:
-        handler.process_message({"messageId": "m", "body": body}, deps=None)  # fails before any AWS call
+        no_aws = SimpleNamespace(settings=SimpleNamespace(hunt_queue_arn=None))  # no client: no AWS call
+        handler.process_message({"messageId": "m", "body": body}, deps=no_aws)  # type: ignore[arg-type]
     assert named in str(err.value) and len(str(err.value)) < 300
 
 
