@@ -401,10 +401,10 @@ def scan(
     until: str | None,
     json_mode: bool,
 ) -> None:
-    """Match CloudTrail files (.json, .json.gz, directories, s3://bucket/prefix) offline.
+    """Match CloudTrail logs offline: files, folders or s3:// prefixes.
 
     \b
-    Examples:
+    Example:
       trailwatch scan ./downloaded-logs --config events.json --json
       trailwatch scan s3://my-trail-bucket/AWSLogs/ --since 2d
     """
