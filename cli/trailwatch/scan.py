@@ -108,18 +108,23 @@ def parse_s3_uri(text: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def _is_trail_root(prefix: str) -> bool:
-    """A prefix at or above CloudTrail's ``AWSLogs/`` folder, which ``list_window`` lists by partition."""
-    return (prefix == "" or prefix.endswith("/")) and "AWSLogs/" not in prefix
+def _trail_lead(prefix: str) -> str | None:
+    """The trail's key prefix (``list_window``'s) when ``prefix`` is at or above its ``AWSLogs/`` folder."""
+    if prefix == "" or (prefix.endswith("/") and "AWSLogs/" not in prefix):
+        return prefix
+    if prefix.endswith("AWSLogs/") and prefix.count("AWSLogs/") == 1:
+        return prefix.removesuffix("AWSLogs/")
+    return None
 
 
 def list_s3(s3: Any, bucket: str, prefix: str, window: Window | None = None) -> list[S3Object]:
     """The objects to scan under ``s3://bucket/prefix``, sorted as a folder's files; Unscannable if none."""
     uri = f"{S3_SCHEME}{bucket}/{prefix}"
-    if window is not None and _is_trail_root(prefix):
+    lead = _trail_lead(prefix) if window is not None else None
+    if window is not None and lead is not None:
         from trailwatch.hunt import list_window
 
-        keys = [f.key for f in list_window(s3, bucket, prefix, window.since, window.until)]
+        keys = [f.key for f in list_window(s3, bucket, lead, window.since, window.until)]
     else:
         keys, seen_any = [], False
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):

@@ -93,7 +93,8 @@ def test_s3_scan_with_a_config_and_a_window_matches_the_downloaded_scan(cli, s3,
     assert not any("vendored/" in row["file"] for row in out.rows)  # no time stamp in their names
 
 
-def test_a_window_lists_the_trail_partitions_never_the_whole_bucket(cli, s3, corpus_bucket, client_hook):
+@pytest.mark.parametrize("sub", ["", "AWSLogs/"])
+def test_a_window_lists_the_trail_partitions_never_the_whole_bucket(cli, s3, corpus_bucket, client_hook, sub):
     listed: list[dict] = []
 
     def record(real: Any) -> Any:
@@ -104,7 +105,7 @@ def test_a_window_lists_the_trail_partitions_never_the_whole_bucket(cli, s3, cor
 
     client_hook(record)
     day = DAYS[2].date().isoformat()
-    result = cli("scan", f"s3://{BUCKET}", "--since", day, "--until", f"{day}T23:59", "--json")
+    result = cli("scan", f"s3://{BUCKET}/{sub}", "--since", day, "--until", f"{day}T23:59", "--json")
     assert result.exit_code == 0, result.output  # the corrupt object is a day earlier
     rows = _rows(result)
     assert rows and all(DAYS[2].strftime("/%Y/%m/%d/") in row["file"] for row in rows)
