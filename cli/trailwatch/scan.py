@@ -132,7 +132,7 @@ def list_s3(s3: Any, bucket: str, prefix: str, window: Window | None = None) -> 
                 seen_any = True
                 key = obj["Key"]
                 name = key.rsplit("/", 1)[-1]
-                if key == prefix or _wanted(name, window):
+                if (key == prefix and not key.endswith("/")) or _wanted(name, window):  # "/": a folder marker
                     keys.append(key)
         if not seen_any:
             raise Unscannable(f"{uri}: no object under this prefix")

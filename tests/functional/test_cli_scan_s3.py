@@ -179,6 +179,7 @@ def test_one_object_that_cannot_be_read_never_stops_the_scan(cli, s3, corpus_buc
 
 def test_inputs_that_cannot_be_listed_are_reported_and_the_rest_scanned(cli, s3, tmp_path):
     s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="logs/", Body=b"")  # a console "folder": no log, never read
     s3.put_object(
         Bucket=BUCKET,
         Key="logs/a.json.gz",
