@@ -387,21 +387,31 @@ def events(
 
 @cli.command(epilog=EPILOG)
 @global_options
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True)
 @config_option
+@click.option("--since", help="Only files delivered since (7d, 12h, 2026-09-01), by their name's time stamp.")
+@click.option("--until", help="Only files delivered until (needs --since).")
 @click.option("--json", "json_mode", is_flag=True, help="One JSON object per matched record per line.")
 @click.pass_obj
-def scan(options: Options, paths: tuple[Path, ...], config_path: Path | None, json_mode: bool) -> None:
-    """Match local CloudTrail files (.json, .json.gz, directories) offline.
+def scan(
+    options: Options,
+    paths: tuple[str, ...],
+    config_path: Path | None,
+    since: str | None,
+    until: str | None,
+    json_mode: bool,
+) -> None:
+    """Match CloudTrail logs offline: files, folders or s3:// prefixes.
 
     \b
     Example:
       trailwatch scan ./downloaded-logs --config events.json --json
+      trailwatch scan s3://my-trail-bucket/AWSLogs/ --since 2d
     """
     from trailwatch.scan import run_scan
 
     ui = UI(verbose=options.verbose, json_mode=json_mode)
-    raise click.exceptions.Exit(run_scan(ui, paths, config_path))
+    raise click.exceptions.Exit(run_scan(ui, paths, config_path, options=options, since=since, until=until))
 
 
 @cli.command(epilog=EPILOG)
