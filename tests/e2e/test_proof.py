@@ -13,7 +13,7 @@ import pytest
 
 from bench import proof_scenarios as proof
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.proof]  # its own tier: `pytest -m proof`
 
 LOAD_SCALE = 0.02  # 10 files x 50 records
 
