@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 POLL_WAIT_SECONDS = 1  # ReceiveMessage long poll; bounds how long stop() waits for a poller
 MAX_EVENT_BYTES = 6 * 1024 * 1024  # synchronous invocation payload limit
+DEFAULT_CONCURRENCY = 1  # a mapping without ScalingConfig: one invocation at a time (AWS scales further)
+MAX_LOCAL_CONCURRENCY = 16  # the emulator's ceiling per mapping, whatever MaximumConcurrency says
 
 
 def add_message(self: Any, message: Any) -> None:
@@ -138,30 +140,67 @@ def _reported_failures(payload: Any, message_ids: set[str]) -> tuple[set[str], s
 
 @dataclass
 class Poller:
-    """Polls one SQS queue for one event source mapping, in its own thread."""
+    """Polls one SQS queue for one mapping: `concurrency` threads, each receive -> invoke -> delete.
+
+    As the Lambda service scales an SQS mapping out to several concurrent invocations, the poller runs one
+    thread per allowed concurrent invocation (`concurrency`: the mapping's
+    ``ScalingConfig.MaximumConcurrency`` -- `DEFAULT_CONCURRENCY` without it -- bounded by the function's
+    reserved concurrency and by `MAX_LOCAL_CONCURRENCY`).
+    Threads are started as the limit grows; above a lowered limit they idle.
+    """
 
     runtime: LambdaRuntime
     mapping: dict[str, Any]
     stop_event: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
     _queue_url: str | None = None
     _last_problem: str = ""
+    _threads_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def queue_arn(self) -> str:
         return self.mapping["EventSourceArn"]
 
-    def start(self) -> None:
-        self.thread = threading.Thread(
-            target=self._run, name=f"sqs-poller-{self.mapping['UUID']}", daemon=True
-        )
-        self.thread.start()
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The first polling thread (None before start)."""
+        return self.threads[0] if self.threads else None
 
-    def _run(self) -> None:
+    def concurrency(self, reserved: int | None = None) -> int:
+        """How many invocations of this mapping may run at once."""
+        scaling = self.mapping.get("ScalingConfig") or {}
+        wanted = int(scaling.get("MaximumConcurrency") or DEFAULT_CONCURRENCY)
+        if reserved:
+            wanted = min(wanted, reserved)
+        return max(1, min(wanted, MAX_LOCAL_CONCURRENCY))
+
+    def start(self) -> None:
+        self.scale()
+
+    def scale(self) -> None:
+        """Start polling threads up to the mapping's current concurrency (called on every discovery round)."""
+        with self._threads_lock:
+            while len(self.threads) < self.concurrency() and not self._should_stop():
+                index = len(self.threads)
+                thread = threading.Thread(
+                    target=self._run,
+                    args=(index,),
+                    name=f"sqs-poller-{self.mapping['UUID']}-{index}",
+                    daemon=True,
+                )
+                self.threads.append(thread)
+                thread.start()
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in list(self.threads):
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    def _run(self, index: int = 0) -> None:
         sqs = self.runtime.client("sqs")
         while not self.stop_event.is_set() and not self.runtime.stopping.is_set():
             try:
-                self._poll_once(sqs)
+                self._poll_once(sqs, index)
                 self._last_problem = ""
             except (ClientError, BotoCoreError, OSError) as err:
                 self._problem(f"polling {self.queue_arn}: {err}")
@@ -177,7 +216,7 @@ class Poller:
             self.runtime.log(f"[lambda-runtime] {text}")
         self._last_problem = text
 
-    def _poll_once(self, sqs: Any) -> None:
+    def _poll_once(self, sqs: Any, index: int = 0) -> None:
         mapping = self.mapping
         host = self.runtime.host(mapping["FunctionArn"])
         try:
@@ -190,6 +229,9 @@ class Poller:
             self._problem(
                 f"function {config.name}: ReservedConcurrentExecutions is 0 (throttled); not polling"
             )
+            self.stop_event.wait(self.runtime.refresh_interval)
+            return
+        if index >= self.concurrency(config.reserved_concurrency):  # above the current limit: idle
             self.stop_event.wait(self.runtime.refresh_interval)
             return
         messages = self._gather(sqs, int(mapping.get("BatchSize") or 10), mapping)
