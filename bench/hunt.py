@@ -122,6 +122,51 @@ class Durations:
             return len(self.ms.get(name, []))
 
 
+class Sampler:
+    """A sampling profiler of this process (the emulator's server threads, the pollers, the CLI): every
+    `interval` the innermost frames of every busy thread are counted by ``file:function``, for the frames in
+    moto, werkzeug and trailwatch (``--profile``). Idle waits (select, Condition.wait, sleep) are skipped."""
+
+    IDLE = ("wait", "select", "sleep", "_wait_for_tstate_lock", "accept", "poll", "readinto", "recv_into")
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.counts: dict[str, int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        while not self._stop.wait(self.interval):
+            for ident, frame in sys._current_frames().items():
+                if ident == me or frame.f_code.co_name in self.IDLE:
+                    continue
+                self.samples += 1
+                seen: set[str] = set()
+                while frame is not None:  # count each interesting function once per stack (inclusive)
+                    path = frame.f_code.co_filename
+                    if any(part in path for part in ("/moto/", "/trailwatch/", "/werkzeug/")):
+                        where = f"{'/'.join(Path(path).parts[-2:])}:{frame.f_code.co_name}"
+                        if where not in seen:
+                            seen.add(where)
+                            self.counts[where] = self.counts.get(where, 0) + 1
+                    frame = frame.f_back
+
+    def report(self, top: int = 25) -> str:
+        lines = [f"busy-thread samples: {self.samples} (inclusive share of samples per function)"]
+        for where, n in sorted(self.counts.items(), key=lambda kv: -kv[1])[:top]:
+            lines.append(f"  {100 * n / max(self.samples, 1):5.1f}%  {where}")
+        return "\n".join(lines)
+
+
 def hunt_mapping(lam: Any, queue_arn: str) -> str:
     for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:
         if mapping["EventSourceArn"] == queue_arn:
@@ -208,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--per-folder", type=int, default=84, help="files per account/region/day (84: 2,016)")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--profile", action="store_true", help="sample this process and print the hot spots")
     args = parser.parse_args(argv)
 
     corpus = make_corpus(args.per_folder)
@@ -223,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     durations = Durations()
     aws = LocalAWS(port=0, lambda_runtime=True, cloudtrail=False, log=durations)
     aws.start()
+    sampler = Sampler() if args.profile else None
     rows: list[tuple[str, dict]] = []
     try:
         for name, value in {
@@ -247,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
             rules_path = Path(tmp, "rules.json")
             rules_path.write_text(json.dumps(RULES))
             for level in args.levels:
+                if sampler is not None and not sampler._thread.is_alive():
+                    sampler.start()
                 row = run_level(level, rules_path, outputs, client, durations)
                 print(f"  concurrency {level}: {row['wall']:.1f} s", flush=True)
                 if row["matches"] != corpus.matches or row["done"] != len(corpus.files):
@@ -258,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"scan found {found} matches, the corpus has {corpus.matches}")
             rows.append(("scan (one process, local files)", {"wall": scan["wall"], "matches": found}))
     finally:
+        if sampler is not None and sampler._thread.is_alive():
+            sampler.stop()
         aws.stop()
 
     files, records = len(corpus.files), corpus.records
@@ -272,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{what:<34}{files:>7}{records:>9}{row['wall']:>9.1f}{files / row['wall']:>9.1f}"
             f"{records / row['wall']:>11,.0f}{row['matches']:>9}{per_file:>11}"
         )
+    if sampler is not None:
+        print()
+        print(sampler.report())
     return 0
 
 
