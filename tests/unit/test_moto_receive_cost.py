@@ -69,3 +69,44 @@ def test_moto_folder_listed_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(os, "listdir", refuse)
     assert list(backends.list_of_moto_modules()) == first
+
+
+@pytest.mark.parametrize(
+    ("attributes", "content_dedup"),
+    [
+        pytest.param({}, False, id="standard"),
+        pytest.param({"FifoQueue": "true", "ContentBasedDeduplication": "true"}, True, id="fifo-content"),
+        pytest.param({"FifoQueue": "true", "ContentBasedDeduplication": "false"}, False, id="fifo-explicit"),
+    ],
+)
+def test_send_does_not_build_the_queue_attributes_and_deduplicates_as_moto(
+    monkeypatch: pytest.MonkeyPatch, attributes: dict[str, str], content_dedup: bool
+) -> None:
+    moto_patches.install()
+    with mock_aws():
+        name = "q.fifo" if attributes else "q"
+        url = boto3.client("sqs", region_name=REGION).create_queue(QueueName=name, Attributes=attributes)[
+            "QueueUrl"
+        ]
+        backend = sqs_backends[ACCOUNT][REGION]
+        built: list[Any] = []
+        real = Queue.attributes.fget
+        monkeypatch.setattr(Queue, "attributes", property(lambda q: built.append(q) or real(q)))
+        group = {"group_id": "g"} if attributes else {}
+        dedup = {} if content_dedup or not attributes else {"deduplication_id": "d1"}
+        message = backend.send_message(name, "body", **group, **dedup)
+        if not attributes:  # a standard queue (as the hunt's); moto's FIFO validation still builds them
+            assert built == []
+        built.clear()
+        expected = moto_patches.original("moto.sqs.models:SQSBackend.send_message")(
+            backend, name, "body2", **group, **dedup
+        )
+        assert built  # moto's own builds them (the cost replaced)
+        if content_dedup:
+            import hashlib
+
+            assert message.deduplication_id == hashlib.sha256(b"body").hexdigest()
+            assert expected.deduplication_id == hashlib.sha256(b"body2").hexdigest()
+        else:
+            assert message.deduplication_id == expected.deduplication_id
+        assert url.endswith(name)

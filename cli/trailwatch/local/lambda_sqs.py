@@ -11,13 +11,16 @@ the DLQ on the receive after ``maxReceiveCount`` receives (moto redrives in ``Re
 SQS -> Lambda path never runs: on every SendMessage to a mapped queue moto would receive the new messages
 itself and invoke the function in a Docker container. Without it messages stay in the queue for the pollers,
 receive counts stay honest, and the mapping still exists in the Lambda API (``ListEventSourceMappings``).
-`is_message_valid_based_on_retention_period` (another row) removes a quadratic cost of moto's receive.
+`is_message_valid_based_on_retention_period` and `send_message` (two more rows) remove quadratic costs of
+moto's receive and send (each built every attribute of the queue, a pass over all its messages, per message).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import string
 import threading
 import time
 import traceback
@@ -27,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.core.utils import unix_time
-from moto.sqs.models import DEDUPLICATION_TIME_IN_SECONDS
+from moto.moto_api._internal import mock_random
+from moto.sqs.exceptions import InvalidParameterValue
+from moto.sqs.models import DEDUPLICATION_TIME_IN_SECONDS, MAXIMUM_MESSAGE_DELAY, Message
 
 from trailwatch.local.lambda_host import Outcome
 
@@ -43,7 +48,7 @@ MAX_LOCAL_CONCURRENCY = 16  # the emulator's ceiling per mapping, whatever Maxim
 def add_message(self: Any, message: Any) -> None:
     """moto's ``Queue.add_message`` without its SQS -> Lambda (Docker) path: FIFO deduplication, queueing."""
     if self.fifo_queue and (
-        self.attributes.get("ContentBasedDeduplication") == "true" or message.deduplication_id
+        str(self.content_based_deduplication).lower() == "true" or message.deduplication_id
     ):
         for queued in self._messages:
             age = (message.sent_timestamp - queued.sent_timestamp) / 1000
@@ -61,6 +66,51 @@ def is_message_valid_based_on_retention_period(self: Any, queue_name: str, messa
     queue's length (a 2,000-file hunt queue spent most of its time there). Same answer, read directly."""
     retention_period = int(self.get_queue(queue_name).message_retention_period)
     return retention_period + message.sent_timestamp / 1000 > unix_time()
+
+
+def send_message(
+    self: Any,
+    queue_name: str,
+    message_body: str,
+    message_attributes: dict[str, Any] | None = None,
+    delay_seconds: int | None = None,
+    deduplication_id: str | None = None,
+    group_id: str | None = None,
+    system_attributes: dict[str, Any] | None = None,
+    validate_group_id: bool = True,
+) -> Any:
+    """moto's ``SQSBackend.send_message`` with one line changed: moto tested ContentBasedDeduplication through
+    ``queue.attributes``, which builds every attribute of the queue -- three passes over all its messages --
+    for each message sent, so sending a hunt's 2,000 messages was quadratic. Read from the queue directly."""
+    queue = self.get_queue(queue_name)
+    self._validate_message(
+        queue,
+        message_body=message_body,
+        delay_seconds=int(delay_seconds or 0),
+        deduplication_id=deduplication_id,
+        group_id=group_id,
+        validate_group_id=validate_group_id,
+    )
+    delay_seconds = int(delay_seconds) if delay_seconds is not None else queue.delay_seconds
+    message = Message(str(mock_random.uuid4()), message_body, system_attributes)
+    # moto: queue.attributes.get("ContentBasedDeduplication") == "true" (FIFO attributes exist on FIFO queues)
+    if queue.fifo_queue and str(queue.content_based_deduplication).lower() == "true":
+        message.deduplication_id = hashlib.sha256(message_body.encode("utf-8")).hexdigest()
+    if deduplication_id is not None:
+        message.deduplication_id = deduplication_id
+        message.sequence_number = "".join(mock_random.choice(string.digits) for _ in range(20))
+    if group_id is not None:
+        message.group_id = group_id
+    if message_attributes:
+        message.message_attributes = message_attributes
+    if delay_seconds > MAXIMUM_MESSAGE_DELAY:
+        raise InvalidParameterValue(
+            f"Value {delay_seconds} for parameter DelaySeconds is invalid. "
+            "Reason: DelaySeconds must be >= 0 and <= 900."
+        )
+    message.mark_sent(delay_seconds=delay_seconds)
+    queue.add_message(message)
+    return message
 
 
 # --------------------------------------------------------------------------------------------------------

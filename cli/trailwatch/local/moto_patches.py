@@ -178,6 +178,11 @@ PATCHES: tuple[Patch, ...] = (
         list_of_moto_modules,
         "4f741a10b06500e840c3aaa1b4f02706e6f2bfbababc0e8a2a7b9c9d0e8957dc",
     ),
+    Patch(  # hunt performance: moto's send read every queue attribute per message (quadratic)
+        "moto.sqs.models:SQSBackend.send_message",
+        lambda_sqs.send_message,
+        "bf161af09a9e6b860e3dd5d8f58ccc802623caa86883fab9b2ffb333f8f70330",
+    ),
     Patch(  # hunt performance: moto's receive read every queue attribute per message (quadratic)
         "moto.sqs.models:SQSBackend.is_message_valid_based_on_retention_period",
         lambda_sqs.is_message_valid_based_on_retention_period,
