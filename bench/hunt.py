@@ -128,6 +128,7 @@ class Sampler:
     moto, werkzeug and trailwatch (``--profile``). Idle waits (select, Condition.wait, sleep) are skipped."""
 
     IDLE = ("wait", "select", "sleep", "_wait_for_tstate_lock", "accept", "poll", "readinto", "recv_into")
+    IDLE += ("_pump_output", "_read_replies")  # the runtime's threads blocked in a worker pipe's readline
 
     def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
