@@ -68,6 +68,7 @@ def handler(event, context):
                 "event": event,
                 "version": CODE_VERSION,
                 "pid": os.getpid(),
+                "started": time.time(),
                 "file": __file__,
                 "package_file": sys.modules["trailwatch_processor"].__file__,
                 "cwd": os.getcwd(),
@@ -587,6 +588,43 @@ def test_warm_worker_is_reused(runtime: LambdaRuntime, make_stack: Callable[...,
     reports = wait_until(lambda: len(stack.reports()) >= 3 and stack.reports(), what="three invocations")
     assert len({r["pid"] for r in reports}) == 1
     assert [len(r["event"]["Records"]) for r in reports] == [1, 1, 1]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("scaling", "reserved", "overlap"),
+    [
+        pytest.param(None, None, False, id="no-scaling-config-one-at-a-time"),
+        pytest.param(2, None, True, id="maximum-concurrency-2-overlaps"),
+        pytest.param(2, 1, False, id="reserved-concurrency-1-bounds-it"),
+    ],
+)
+def test_mapping_concurrency_runs_invocations_in_parallel_workers(
+    runtime: LambdaRuntime,
+    make_stack: Callable[..., Stack],
+    client_for: Callable[..., Any],
+    scaling: int | None,
+    reserved: int | None,
+    overlap: bool,
+) -> None:
+    """Two slow invocations (1.5 s each) overlap in time, in two workers, only when the mapping allows 2."""
+    stack = make_stack(visibility_timeout=10)
+    stack.deploy(timeout=5)
+    if reserved is not None:
+        client_for("lambda").put_function_concurrency(
+            FunctionName=stack.name, ReservedConcurrentExecutions=reserved
+        )
+    stack.send({"action": "sleep", "seconds": 1.5}, {"action": "sleep", "seconds": 1.5})
+    stack.map(BatchSize=1, **({"ScalingConfig": {"MaximumConcurrency": scaling}} if scaling else {}))
+    first, second = sorted(
+        wait_until(lambda: len(stack.reports()) >= 2 and stack.reports(), what="two invocations", timeout=20),
+        key=lambda r: r["started"],
+    )
+    gap = second["started"] - first["started"]
+    if overlap:
+        assert gap < 1.0 and first["pid"] != second["pid"]
+    else:
+        assert gap >= 1.4 and first["pid"] == second["pid"]
 
 
 @pytest.mark.e2e

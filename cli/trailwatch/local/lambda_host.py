@@ -166,54 +166,119 @@ def _hex_digest(code_sha256: str) -> str | None:
 
 
 class FunctionHost:
-    """The runtime's view of one function: its configuration (re-read at most once a second) and worker."""
+    """The runtime's view of one function: its configuration (re-read at most once a second) and workers.
+
+    A pool of warm workers, one per concurrent invocation (as Lambda keeps one execution environment per
+    concurrent request): `invoke` takes an idle worker whose configuration still matches, or starts one. The
+    number of invocations in flight is bounded by the function's reserved concurrency, when set; each
+    mapping's poller bounds its own share (`lambda_sqs.Poller.concurrency`).
+    """
 
     def __init__(self, arn: str, runtime: LambdaRuntime) -> None:
         self.arn = arn
         self.runtime = runtime
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the configuration refresh
         self.config: FunctionConfig | None = None
         self._fetched_at = 0.0
-        self.worker: Worker | None = None
+        self._pool = threading.Condition()
+        self._idle: list[Worker] = []
+        self._busy: set[Worker] = set()
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    @property
+    def worker(self) -> Worker | None:
+        """The most recently used warm worker (None before the first invocation)."""
+        with self._pool:
+            if self._idle:
+                return self._idle[-1]
+            return next(iter(self._busy), None)
+
+    @property
+    def workers(self) -> list[Worker]:
+        with self._pool:
+            return [*self._idle, *self._busy]
 
     def current_config(self) -> FunctionConfig:
-        if self.config is None or time.monotonic() - self._fetched_at >= self.runtime.refresh_interval:
-            client = self.runtime.client("lambda")
-            response = client.get_function(FunctionName=self.arn)
-            name = response["Configuration"]["FunctionName"]
-            concurrency = client.get_function_concurrency(FunctionName=name).get(
-                "ReservedConcurrentExecutions"
-            )
-            self.config = FunctionConfig.from_api(response, None if concurrency is None else int(concurrency))
-            self._fetched_at = time.monotonic()
-        return self.config
+        with self.lock:
+            if self.config is None or time.monotonic() - self._fetched_at >= self.runtime.refresh_interval:
+                client = self.runtime.client("lambda")
+                response = client.get_function(FunctionName=self.arn)
+                name = response["Configuration"]["FunctionName"]
+                concurrency = client.get_function_concurrency(FunctionName=name).get(
+                    "ReservedConcurrentExecutions"
+                )
+                self.config = FunctionConfig.from_api(
+                    response, None if concurrency is None else int(concurrency)
+                )
+                self._fetched_at = time.monotonic()
+            return self.config
 
     def invoke(self, event: dict[str, Any]) -> Outcome:
-        with self.lock:
-            try:
-                config = self.current_config()
-            except (ClientError, BotoCoreError) as err:
-                return Outcome(ok=False, error=f"GetFunction {self.arn}: {err}")
+        try:
+            config = self.current_config()
+        except (ClientError, BotoCoreError) as err:
+            return Outcome(ok=False, error=f"GetFunction {self.arn}: {err}")
+        worker = self._acquire(config)
+        try:
             started = time.monotonic()
-            outcome = self._invoke_locked(config, event)
+            outcome, worker = self._invoke_in(worker, config, event)
             record_invocation(config.arn, ok=outcome.ok, duration_ms=(time.monotonic() - started) * 1000)
             return outcome
+        finally:
+            self._release(worker)
 
-    def _invoke_locked(self, config: FunctionConfig, event: dict[str, Any]) -> Outcome:
+    def _acquire(self, config: FunctionConfig) -> Worker | None:
+        """Wait for a slot under the reserved concurrency; an idle matching worker, or None (start one)."""
+        limit = config.reserved_concurrency
+        stale: list[Worker] = []
+        with self._pool:
+            while limit and self.in_flight >= limit and not self.runtime.stopping.is_set():
+                self._pool.wait(0.1)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            found = None
+            while self._idle:
+                candidate = self._idle.pop()
+                if candidate.alive and candidate.key == config.container_key():
+                    found = candidate
+                    break
+                stale.append(candidate)
+            if found is not None:
+                self._busy.add(found)
+        for old in stale:  # a changed configuration: its workers go (outside the pool lock)
+            old.kill()
+        return found
+
+    def _release(self, worker: Worker | None) -> None:
+        with self._pool:
+            self.in_flight -= 1
+            if worker is not None:
+                self._busy.discard(worker)
+                if worker.alive and not self.runtime.stopping.is_set():
+                    self._idle.append(worker)
+            self._pool.notify_all()
+        if worker is not None and self.runtime.stopping.is_set():
+            worker.kill()
+
+    def _invoke_in(
+        self, worker: Worker | None, config: FunctionConfig, event: dict[str, Any]
+    ) -> tuple[Outcome, Worker | None]:
         log = self.runtime.log
         prefix = f"[lambda:{config.name}]"
         request_id = str(uuid.uuid4())
         init_ms = None
         try:
-            if self.worker is None or not self.worker.alive or self.worker.key != config.container_key():
-                self.shutdown()
-                self.worker = Worker(
+            if worker is None:
+                worker = Worker(
                     config, self.runtime.code.task_root(config), self.runtime.env_for(config), log
                 )
-                init_ms = self.worker.start()
+                with self._pool:
+                    self._busy.add(worker)
+                init_ms = worker.start()
             log(f"{prefix} START RequestId: {request_id} Version: {config.version}")
             started = time.monotonic()
-            reply = self.worker.invoke(
+            reply = worker.invoke(
                 {
                     "type": "invoke",
                     "request_id": request_id,
@@ -225,22 +290,29 @@ class FunctionHost:
             )
         except (CodeError, WorkerError, OSError) as err:
             log(f"{prefix} {request_id} Error: {err}")
-            self.shutdown()
-            return Outcome(ok=False, error=str(err))
+            if worker is not None:
+                worker.kill()
+            return Outcome(ok=False, error=str(err)), worker
         duration = (time.monotonic() - started) * 1000
         init = f"\tInit Duration: {init_ms:.2f} ms" if init_ms is not None else ""
         log(f"{prefix} END RequestId: {request_id}")
-        used = self.worker.memory_used_mb() if self.worker is not None else None
+        used = worker.memory_used_mb()
         memory = f"\tMemory Size: {config.memory_size} MB" + (
             f"\tMax Memory Used: {used:.0f} MB" if used is not None else ""
         )
         log(f"{prefix} REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms{memory}{init}")
         if reply.get("ok"):
-            return Outcome(ok=True, payload=reply.get("payload"))
+            return Outcome(ok=True, payload=reply.get("payload")), worker
         error = reply.get("error") or {}
-        return Outcome(ok=False, error=f"{error.get('errorType', 'Error')}: {error.get('errorMessage', '')}")
+        return Outcome(
+            ok=False, error=f"{error.get('errorType', 'Error')}: {error.get('errorMessage', '')}"
+        ), worker
 
     def shutdown(self) -> None:
-        worker, self.worker = self.worker, None
-        if worker is not None:
+        """Kill every worker, idle or busy (an in-flight invocation then fails)."""
+        with self._pool:
+            workers = [*self._idle, *self._busy]
+            self._idle.clear()
+            self._busy.clear()
+        for worker in workers:
             worker.kill()

@@ -9,8 +9,9 @@ What it does, as the Lambda service does for an SQS trigger, and where:
   the Lambda service would (all on success, all but the ``batchItemFailures`` with ReportBatchItemFailures,
   nothing on a failed invocation); `lambda_sqs.add_message` keeps moto's own SQS -> Lambda path from running;
 - `lambda_host.FunctionHost` runs the function from the zip it was created with (CodeSha256-verified,
-  extracted into a temp dir keyed by that digest) in a warm `lambda_process.Worker` subprocess
-  (``lambda_worker.py``) with the function's environment (`LambdaRuntime.env_for`), a Lambda-like context,
+  extracted into a temp dir keyed by that digest) in warm `lambda_process.Worker` subprocesses
+  (``lambda_worker.py``, a pool: one per concurrent invocation) with the function's environment
+  (`LambdaRuntime.env_for`), a Lambda-like context,
   its AWS calls pointed at the emulator, its Timeout and its MemorySize enforced (the worker is killed and
   replaced on timeout, on a peak resident memory of the worker and its children above MemorySize -- checked
   every 50 ms on Linux -- or on a crash). Its stdout/stderr go to ``log`` as ``[lambda:NAME] ...`` lines,
@@ -19,10 +20,14 @@ What it does, as the Lambda service does for an SQS trigger, and where:
   CloudTrail recorder, since AWS does not log the Lambda service's polling in the account's trail; the
   function's own calls are ordinary requests.
 
-Deliberate limits: one worker per function, so invocations of a function are serial (Lambda would scale out
-to several concurrent environments); ReservedConcurrentExecutions = 0 means the function is throttled, and
+Concurrency: each mapping runs up to ``ScalingConfig.MaximumConcurrency`` invocations at once (one without a
+ScalingConfig, at most 16 locally), each in its own warm worker of the function's pool; the function's
+ReservedConcurrentExecutions bounds its invocations in flight across its mappings.
+
+Deliberate limits: a mapping without ScalingConfig runs one invocation at a time (Lambda would scale out to
+many concurrent environments); ReservedConcurrentExecutions = 0 means the function is throttled, and
 its queues are then not polled at all (messages wait in the queue instead of cycling through receives);
-FilterCriteria, MaximumRetryAttempts, ScalingConfig and DynamoDB/Kinesis sources are not emulated. As on
+FilterCriteria, MaximumRetryAttempts and DynamoDB/Kinesis sources are not emulated. As on
 AWS, a batching window longer than the queue's visibility timeout lets gathered messages come back (and
 be redriven) before the invocation.
 """
@@ -101,16 +106,14 @@ class LambdaRuntime:
             poller.stop_event.set()
         deadline = time.monotonic() + STOP_GRACE
         for poller in pollers:
-            if poller.thread is not None:
-                poller.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            poller.join(max(0.0, deadline - time.monotonic()))
         with self._hosts_lock:
             hosts = list(self._hosts.values())
             self._hosts.clear()
         for host in hosts:
             host.shutdown()
         for poller in pollers:
-            if poller.thread is not None:
-                poller.thread.join(timeout=5)
+            poller.join(5)
         self.code.close()
 
     def __enter__(self) -> LambdaRuntime:
@@ -223,7 +226,10 @@ class LambdaRuntime:
         for mapping_id, mapping in mappings.items():
             poller = self._pollers.get(mapping_id)
             if poller is not None:
-                poller.mapping = mapping  # picks up BatchSize, window, response types, function changes
+                poller.mapping = (
+                    mapping  # picks up BatchSize, window, scaling, response types, function changes
+                )
+                poller.scale()
                 continue
             if self.stopping.is_set():
                 return
@@ -232,7 +238,8 @@ class LambdaRuntime:
             poller.start()
             self.log(
                 f"[lambda-runtime] polling {mapping['EventSourceArn']} for {mapping['FunctionArn']} "
-                f"(BatchSize {mapping.get('BatchSize')}, mapping {mapping_id})"
+                f"(BatchSize {mapping.get('BatchSize')}, concurrency up to {poller.concurrency()}, "
+                f"mapping {mapping_id})"
             )
             if mapping.get("FilterCriteria"):
                 self.log(

@@ -11,12 +11,16 @@ the DLQ on the receive after ``maxReceiveCount`` receives (moto redrives in ``Re
 SQS -> Lambda path never runs: on every SendMessage to a mapped queue moto would receive the new messages
 itself and invoke the function in a Docker container. Without it messages stay in the queue for the pollers,
 receive counts stay honest, and the mapping still exists in the Lambda API (``ListEventSourceMappings``).
+`is_message_valid_based_on_retention_period` and `send_message` (two more rows) remove quadratic costs of
+moto's receive and send (each built every attribute of the queue, a pass over all its messages, per message).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import string
 import threading
 import time
 import traceback
@@ -25,7 +29,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from moto.sqs.models import DEDUPLICATION_TIME_IN_SECONDS
+from moto.core.utils import unix_time
+from moto.moto_api._internal import mock_random
+from moto.sqs.exceptions import InvalidParameterValue
+from moto.sqs.models import DEDUPLICATION_TIME_IN_SECONDS, MAXIMUM_MESSAGE_DELAY, Message
 
 from trailwatch.local.lambda_host import Outcome
 
@@ -34,12 +41,14 @@ if TYPE_CHECKING:
 
 POLL_WAIT_SECONDS = 1  # ReceiveMessage long poll; bounds how long stop() waits for a poller
 MAX_EVENT_BYTES = 6 * 1024 * 1024  # synchronous invocation payload limit
+DEFAULT_CONCURRENCY = 1  # a mapping without ScalingConfig: one invocation at a time (AWS scales further)
+MAX_LOCAL_CONCURRENCY = 16  # the emulator's ceiling per mapping, whatever MaximumConcurrency says
 
 
 def add_message(self: Any, message: Any) -> None:
     """moto's ``Queue.add_message`` without its SQS -> Lambda (Docker) path: FIFO deduplication, queueing."""
     if self.fifo_queue and (
-        self.attributes.get("ContentBasedDeduplication") == "true" or message.deduplication_id
+        str(self.content_based_deduplication).lower() == "true" or message.deduplication_id
     ):
         for queued in self._messages:
             age = (message.sent_timestamp - queued.sent_timestamp) / 1000
@@ -48,6 +57,60 @@ def add_message(self: Any, message: Any) -> None:
     with self._messages_lock:
         self._messages.append(message)
         self._messages_lock.notify_all()
+
+
+def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+    """moto's retention check without its cost: moto reads MessageRetentionPeriod through
+    ``get_queue_attributes``, which builds every attribute of the queue -- three passes over all its
+    messages (the Approximate* counts) -- for each message received, so a receive was quadratic in the
+    queue's length (a 2,000-file hunt queue spent most of its time there). Same answer, read directly."""
+    retention_period = int(self.get_queue(queue_name).message_retention_period)
+    return retention_period + message.sent_timestamp / 1000 > unix_time()
+
+
+def send_message(
+    self: Any,
+    queue_name: str,
+    message_body: str,
+    message_attributes: dict[str, Any] | None = None,
+    delay_seconds: int | None = None,
+    deduplication_id: str | None = None,
+    group_id: str | None = None,
+    system_attributes: dict[str, Any] | None = None,
+    validate_group_id: bool = True,
+) -> Any:
+    """moto's ``SQSBackend.send_message`` with one line changed: moto tested ContentBasedDeduplication through
+    ``queue.attributes``, which builds every attribute of the queue -- three passes over all its messages --
+    for each message sent, so sending a hunt's 2,000 messages was quadratic. Read from the queue directly."""
+    queue = self.get_queue(queue_name)
+    self._validate_message(
+        queue,
+        message_body=message_body,
+        delay_seconds=int(delay_seconds or 0),
+        deduplication_id=deduplication_id,
+        group_id=group_id,
+        validate_group_id=validate_group_id,
+    )
+    delay_seconds = int(delay_seconds) if delay_seconds is not None else queue.delay_seconds
+    message = Message(str(mock_random.uuid4()), message_body, system_attributes)
+    # moto: queue.attributes.get("ContentBasedDeduplication") == "true" (FIFO attributes exist on FIFO queues)
+    if queue.fifo_queue and str(queue.content_based_deduplication).lower() == "true":
+        message.deduplication_id = hashlib.sha256(message_body.encode("utf-8")).hexdigest()
+    if deduplication_id is not None:
+        message.deduplication_id = deduplication_id
+        message.sequence_number = "".join(mock_random.choice(string.digits) for _ in range(20))
+    if group_id is not None:
+        message.group_id = group_id
+    if message_attributes:
+        message.message_attributes = message_attributes
+    if delay_seconds > MAXIMUM_MESSAGE_DELAY:
+        raise InvalidParameterValue(
+            f"Value {delay_seconds} for parameter DelaySeconds is invalid. "
+            "Reason: DelaySeconds must be >= 0 and <= 900."
+        )
+    message.mark_sent(delay_seconds=delay_seconds)
+    queue.add_message(message)
+    return message
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -138,30 +201,67 @@ def _reported_failures(payload: Any, message_ids: set[str]) -> tuple[set[str], s
 
 @dataclass
 class Poller:
-    """Polls one SQS queue for one event source mapping, in its own thread."""
+    """Polls one SQS queue for one mapping: `concurrency` threads, each receive -> invoke -> delete.
+
+    As the Lambda service scales an SQS mapping out to several concurrent invocations, the poller runs one
+    thread per allowed concurrent invocation (`concurrency`: the mapping's
+    ``ScalingConfig.MaximumConcurrency`` -- `DEFAULT_CONCURRENCY` without it -- bounded by the function's
+    reserved concurrency and by `MAX_LOCAL_CONCURRENCY`).
+    Threads are started as the limit grows; above a lowered limit they idle.
+    """
 
     runtime: LambdaRuntime
     mapping: dict[str, Any]
     stop_event: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
     _queue_url: str | None = None
     _last_problem: str = ""
+    _threads_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def queue_arn(self) -> str:
         return self.mapping["EventSourceArn"]
 
-    def start(self) -> None:
-        self.thread = threading.Thread(
-            target=self._run, name=f"sqs-poller-{self.mapping['UUID']}", daemon=True
-        )
-        self.thread.start()
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The first polling thread (None before start)."""
+        return self.threads[0] if self.threads else None
 
-    def _run(self) -> None:
+    def concurrency(self, reserved: int | None = None) -> int:
+        """How many invocations of this mapping may run at once."""
+        scaling = self.mapping.get("ScalingConfig") or {}
+        wanted = int(scaling.get("MaximumConcurrency") or DEFAULT_CONCURRENCY)
+        if reserved:
+            wanted = min(wanted, reserved)
+        return max(1, min(wanted, MAX_LOCAL_CONCURRENCY))
+
+    def start(self) -> None:
+        self.scale()
+
+    def scale(self) -> None:
+        """Start polling threads up to the mapping's current concurrency (called on every discovery round)."""
+        with self._threads_lock:
+            while len(self.threads) < self.concurrency() and not self._should_stop():
+                index = len(self.threads)
+                thread = threading.Thread(
+                    target=self._run,
+                    args=(index,),
+                    name=f"sqs-poller-{self.mapping['UUID']}-{index}",
+                    daemon=True,
+                )
+                self.threads.append(thread)
+                thread.start()
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in list(self.threads):
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    def _run(self, index: int = 0) -> None:
         sqs = self.runtime.client("sqs")
         while not self.stop_event.is_set() and not self.runtime.stopping.is_set():
             try:
-                self._poll_once(sqs)
+                self._poll_once(sqs, index)
                 self._last_problem = ""
             except (ClientError, BotoCoreError, OSError) as err:
                 self._problem(f"polling {self.queue_arn}: {err}")
@@ -177,7 +277,7 @@ class Poller:
             self.runtime.log(f"[lambda-runtime] {text}")
         self._last_problem = text
 
-    def _poll_once(self, sqs: Any) -> None:
+    def _poll_once(self, sqs: Any, index: int = 0) -> None:
         mapping = self.mapping
         host = self.runtime.host(mapping["FunctionArn"])
         try:
@@ -190,6 +290,9 @@ class Poller:
             self._problem(
                 f"function {config.name}: ReservedConcurrentExecutions is 0 (throttled); not polling"
             )
+            self.stop_event.wait(self.runtime.refresh_interval)
+            return
+        if index >= self.concurrency(config.reserved_concurrency):  # above the current limit: idle
             self.stop_event.wait(self.runtime.refresh_interval)
             return
         messages = self._gather(sqs, int(mapping.get("BatchSize") or 10), mapping)

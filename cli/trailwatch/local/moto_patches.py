@@ -11,6 +11,7 @@ is before `install()` can run: this module imports every module of the table.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import inspect
@@ -65,6 +66,18 @@ class Patch:
 
 
 _ORIGINALS: dict[str, Any] = {}  # target -> moto's function, kept by install()
+
+
+@functools.cache
+def _moto_module_names() -> tuple[str, ...]:
+    return tuple(_ORIGINALS["moto.backends:list_of_moto_modules"]())
+
+
+def list_of_moto_modules() -> tuple[str, ...]:
+    """moto's backend folder names, listed once: moto's server lists its package folder (a listdir and a
+    stat per entry) on every request, under the lock that routes all requests."""
+    return _moto_module_names()
+
 
 PATCHES: tuple[Patch, ...] = (
     Patch(
@@ -161,6 +174,21 @@ PATCHES: tuple[Patch, ...] = (
         "moto.sqs.models:Queue.add_message",
         lambda_sqs.add_message,
         "f27c9231c1f2043382bc1435c4dfbab7b645389df642f050d9dda477f6535c35",
+    ),
+    Patch(  # hunt performance: one listing of moto's folder, not one per request
+        "moto.backends:list_of_moto_modules",
+        list_of_moto_modules,
+        "4f741a10b06500e840c3aaa1b4f02706e6f2bfbababc0e8a2a7b9c9d0e8957dc",
+    ),
+    Patch(  # hunt performance: moto's send read every queue attribute per message (quadratic)
+        "moto.sqs.models:SQSBackend.send_message",
+        lambda_sqs.send_message,
+        "bf161af09a9e6b860e3dd5d8f58ccc802623caa86883fab9b2ffb333f8f70330",
+    ),
+    Patch(  # hunt performance: moto's receive read every queue attribute per message (quadratic)
+        "moto.sqs.models:SQSBackend.is_message_valid_based_on_retention_period",
+        lambda_sqs.is_message_valid_based_on_retention_period,
+        "cca23b94a5f3af9d9c5af1c09ee5e615017bdf6bd032301cb321c06c7e595d4b",
     ),
     Patch(
         "moto.s3.notifications:_get_s3_event",
