@@ -19,6 +19,7 @@ from .config import DEFAULT_SEVERITY, SEVERITIES, Config, ConfigError, Rule
 from .filter_pattern import FilterPatternError
 from .filter_pattern import translate as translate_filter_pattern
 from .noise_config import Suppression, validate_rule_noise, validate_suppressions
+from .noise_config import json_kind as _kind
 
 MAX_RULES = 1000
 MAX_DEPTH = 10  # nesting of pattern objects (incl. $or branches)
@@ -366,22 +367,6 @@ class _Validator:
                 self.err(f"{sub}.expect", f"expected one of {', '.join(EXPECTS)}, got {test.get('expect')!r}")
             out.append(test)
         return tuple(out)
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _is_number(value: object) -> bool:

@@ -117,7 +117,8 @@ def parse_expiry(text: str) -> datetime | None:
     return None
 
 
-def _kind(value: object) -> str:
+def json_kind(value: object) -> str:
+    """How a JSON value reads in an error message: "a string", "an array", "null"..."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -146,7 +147,7 @@ def _window(v: Validator, raw: dict, path: str) -> float | None:
     value = raw["window_minutes"]
     sub = f"{path}.window_minutes"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        v.err(sub, f"expected a number of minutes, got {_kind(value)}")
+        v.err(sub, f"expected a number of minutes, got {json_kind(value)}")
         return None
     if not WINDOW_MIN_MINUTES <= value <= WINDOW_MAX_MINUTES:
         v.err(sub, f"must be between {WINDOW_MIN_MINUTES} and {WINDOW_MAX_MINUTES:g} minutes, got {value}")
@@ -163,7 +164,7 @@ def _group_by(v: Validator, raw: dict, path: str, *, required: bool) -> tuple[st
     value = raw["group_by"]
     sub = f"{path}.group_by"
     if not isinstance(value, list) or (required and not value):
-        v.err(sub, f"expected a non-empty array of record field paths, got {_kind(value)}")
+        v.err(sub, f"expected a non-empty array of record field paths, got {json_kind(value)}")
         return None
     if len(value) > MAX_GROUP_BY:
         v.err(sub, f"at most {MAX_GROUP_BY} fields")
@@ -184,7 +185,7 @@ def _group_by(v: Validator, raw: dict, path: str, *, required: bool) -> tuple[st
 
 def validate_dedup(v: Validator, raw: object, path: str) -> Dedup | None:
     if not isinstance(raw, dict):
-        v.err(path, f"expected an object with group_by and window_minutes, got {_kind(raw)}")
+        v.err(path, f"expected an object with group_by and window_minutes, got {json_kind(raw)}")
         return None
     _unknown_keys(v, raw, path, DEDUP_KEYS)
     group_by = _group_by(v, raw, path, required=True)
@@ -196,7 +197,7 @@ def validate_dedup(v: Validator, raw: object, path: str) -> Dedup | None:
 
 def validate_threshold(v: Validator, raw: object, path: str) -> Threshold | None:
     if not isinstance(raw, dict):
-        v.err(path, f"expected an object with count and window_minutes, got {_kind(raw)}")
+        v.err(path, f"expected an object with count and window_minutes, got {json_kind(raw)}")
         return None
     _unknown_keys(v, raw, path, THRESHOLD_KEYS)
     count = raw.get("count")
@@ -205,7 +206,7 @@ def validate_threshold(v: Validator, raw: object, path: str) -> Threshold | None
         v.err(path, "missing 'count'")
         ok = False
     elif isinstance(count, bool) or not isinstance(count, int):
-        v.err(f"{path}.count", f"expected a whole number, got {_kind(count)}")
+        v.err(f"{path}.count", f"expected a whole number, got {json_kind(count)}")
         ok = False
     elif not 2 <= count <= THRESHOLD_MAX_COUNT:
         v.err(f"{path}.count", f"must be between 2 and {THRESHOLD_MAX_COUNT}, got {count}")
@@ -230,7 +231,7 @@ def validate_suppressions(v: Validator, raw: object, rule_ids: set[str]) -> tupl
     """The top-level ``suppressions`` list; ``rule_ids``: the config's rules (a suppression naming an
     unknown rule is an error, not a silent no-op)."""
     if not isinstance(raw, list):
-        v.err("suppressions", f"expected an array of suppressions, got {_kind(raw)}")
+        v.err("suppressions", f"expected an array of suppressions, got {json_kind(raw)}")
         return ()
     if len(raw) > MAX_SUPPRESSIONS:
         v.err("suppressions", f"more than {MAX_SUPPRESSIONS} suppressions")
@@ -252,7 +253,7 @@ def validate_suppressions(v: Validator, raw: object, rule_ids: set[str]) -> tupl
 
 def _suppression(v: Validator, raw: object, path: str, rule_ids: set[str]) -> Suppression | None:
     if not isinstance(raw, dict):
-        v.err(path, f"a suppression must be an object, got {_kind(raw)}")
+        v.err(path, f"a suppression must be an object, got {json_kind(raw)}")
         return None
     n_before = len(v.errors)
     _unknown_keys(v, raw, path, SUPPRESSION_KEYS)
@@ -279,7 +280,7 @@ def _suppression(v: Validator, raw: object, path: str, rule_ids: set[str]) -> Su
     if "rules" in raw:
         value = raw["rules"]
         if not isinstance(value, list) or not value:
-            v.err(f"{path}.rules", f"expected a non-empty array of rule ids, got {_kind(value)}")
+            v.err(f"{path}.rules", f"expected a non-empty array of rule ids, got {json_kind(value)}")
         else:
             for j, rid in enumerate(value):
                 if v.string(rid, f"{path}.rules[{j}]", allow_empty=False) and rid not in rule_ids:
