@@ -43,11 +43,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from . import alerts, batch_writes, records, store
 from .config_load import parse_config
-from .deps import AlertsInFlightError, Deps, ObjectMissingError
+from .deps import AlertsInFlightError, Deps, ObjectMissingError, get_object
 from .log_stream import LogFileError
 from .logfile import FileStats, iter_matches
 from .notifications import NotificationError, ObjectRef
@@ -252,7 +250,7 @@ class _FileHunt:
     def read(self) -> None:
         """Every match of the file stored (or found stored); ``owned`` ends with this file's events."""
         ref = self.request.ref
-        body = _get_object(self.deps.s3, ref, self.deps.bucket_owner)
+        body = get_object(self.deps.s3, ref, self.deps.bucket_owner)
         try:
             for record, rules in iter_matches(body, self.spec.matcher, self.stats):
                 self._add(record, rules)
@@ -397,20 +395,6 @@ class _FileHunt:
                 "hunt event %s: claim taken over before it was marked sent (possible duplicate)", item_id
             )
         self.result.alerts += 1
-
-
-def _get_object(s3: Any, ref: ObjectRef, owner: str | None) -> Any:
-    """The object's body (the named version, if any); a missing object is ObjectMissingError."""
-    params: dict[str, str] = {"ExpectedBucketOwner": owner} if owner else {}
-    if ref.version_id:
-        params["VersionId"] = ref.version_id
-    try:
-        return s3.get_object(Bucket=ref.bucket, Key=ref.key, **params)["Body"]
-    except ClientError as err:
-        code = str(err.response.get("Error", {}).get("Code"))
-        if code in ("NoSuchKey", "NoSuchVersion", "404"):
-            raise ObjectMissingError(f"the object does not exist ({code})") from err
-        raise
 
 
 def _rule(rules: Iterable[Any], rule_id: str) -> Any:
