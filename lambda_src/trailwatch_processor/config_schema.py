@@ -404,6 +404,20 @@ def _wildcard_problem(text: str) -> str | None:
     return None
 
 
+def rule_json(rule: Rule, *, noise: bool = True) -> dict:
+    """``rule`` as a config document's rule entry; without its dedup/threshold when ``noise`` is False."""
+    return {
+        "id": rule.id,
+        "title": rule.title,
+        "severity": rule.severity,
+        "description": rule.description,
+        "pattern": rule.pattern,
+        "exclude": list(rule.exclude),
+        **({"dedup": rule.dedup.as_json()} if noise and rule.dedup else {}),
+        **({"threshold": rule.threshold.as_json()} if noise and rule.threshold else {}),
+    }
+
+
 def validate_config(raw: object, source: str = "config") -> Config:
     """Validate a decoded config (object or bare list of event names); every fault goes into ConfigError."""
     v = _Validator()
@@ -480,19 +494,7 @@ def validate_config(raw: object, source: str = "config") -> Config:
         raise ConfigError(v.errors)
     normal = {
         "monitored_events": names,
-        "rules": [
-            {
-                "id": r.id,
-                "title": r.title,
-                "severity": r.severity,
-                "description": r.description,
-                "pattern": r.pattern,
-                "exclude": list(r.exclude),
-                **({"dedup": r.dedup.as_json()} if r.dedup else {}),
-                **({"threshold": r.threshold.as_json()} if r.threshold else {}),
-            }
-            for r in rules[len(names) :]
-        ],
+        "rules": [rule_json(r) for r in rules[len(names) :]],
     }
     if suppressions:
         normal["suppressions"] = [s.as_json() for s in suppressions]
