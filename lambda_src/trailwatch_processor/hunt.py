@@ -294,7 +294,9 @@ class _FileHunt:
             return
         batch, self.pending = self.pending, []
         deps, table, ref = self.deps, self.deps.settings.events_table, self.request.ref
-        existing = _batch_get(deps.dynamodb, table, [p.item["EventId"]["S"] for p in batch])
+        existing = store.batch_get(
+            deps.dynamodb, table, [p.item["EventId"]["S"] for p in batch], _OWNER_ATTRIBUTES, who="hunt"
+        )
         for entry in batch:
             stored = existing.get(entry.item["EventId"]["S"])
             created = False
@@ -405,30 +407,6 @@ def _rule(rules: Iterable[Any], rule_id: str) -> Any:
 
 
 _OWNER_ATTRIBUTES = "EventId, log_bucket, log_key, primary_rule, severity, alert_status, alert_claimed_at"
-
-
-def _batch_get(ddb: Any, table: str, ids: list[str]) -> dict[str, store.Item]:
-    """The stored ones of ``ids`` (strongly consistent), with what ownership and alerting need."""
-    found: dict[str, store.Item] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), store.BATCH_GET_MAX):
-        request: dict[str, Any] = {
-            table: {
-                "Keys": [store.to_item({"EventId": i}) for i in unique[start : start + store.BATCH_GET_MAX]],
-                "ConsistentRead": True,
-                "ProjectionExpression": _OWNER_ATTRIBUTES,
-            }
-        }
-        for _ in range(store.BATCH_GET_ATTEMPTS):
-            response = ddb.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(table, []):
-                found[item["EventId"]["S"]] = item
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-        else:
-            raise RuntimeError("hunt: BatchGetItem keys still unprocessed")
-    return found
 
 
 def process_hunt(
