@@ -18,7 +18,7 @@ import re
 from .config import DEFAULT_SEVERITY, SEVERITIES, Config, ConfigError, Rule
 from .filter_pattern import FilterPatternError
 from .filter_pattern import translate as translate_filter_pattern
-from .noise_config import Suppression, validate_rule_noise, validate_suppressions
+from .noise_config import Suppression, unique_ids, validate_rule_noise, validate_suppressions
 from .noise_config import json_kind as _kind
 
 MAX_RULES = 1000
@@ -471,16 +471,7 @@ def validate_config(raw: object, source: str = "config") -> Config:
             rules.append(
                 Rule(name, f"{name} event", DEFAULT_SEVERITY, f"Any {name} event.", pattern, (), tests=tests)
             )
-        for i, item in enumerate(raw_rules):
-            path = f"rules[{i}]"
-            rule = v.rule(item, path)
-            if rule is None:
-                continue
-            if rule.id in seen:
-                v.err(f"{path}.id", f"duplicate rule id {rule.id!r} (also {seen[rule.id]})")
-                continue
-            seen[rule.id] = f"{path}.id"
-            rules.append(rule)
+        rules.extend(unique_ids(v, raw_rules, "rules", "rule", v.rule, seen))
         if not rules and not v.errors:
             v.err("(top level)", "no monitored_events or rules: nothing would be monitored")
         if isinstance(raw, dict) and "suppressions" in raw:

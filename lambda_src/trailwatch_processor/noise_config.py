@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 WINDOW_MIN_MINUTES = 0.1
 WINDOW_MAX_MINUTES = 1440.0
@@ -236,19 +237,43 @@ def validate_suppressions(v: Validator, raw: object, rule_ids: set[str]) -> tupl
     if len(raw) > MAX_SUPPRESSIONS:
         v.err("suppressions", f"more than {MAX_SUPPRESSIONS} suppressions")
         return ()
-    out: list[Suppression] = []
-    seen: dict[str, str] = {}
+
+    def parse(item: object, path: str) -> Suppression | None:
+        return _suppression(v, item, path, rule_ids)
+
+    return tuple(unique_ids(v, raw, "suppressions", "suppression", parse, {}))
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_T = TypeVar("_T", bound=_HasId)
+
+
+def unique_ids(
+    v: Validator,
+    raw: list,
+    section: str,
+    what: str,
+    parse: Callable[[object, str], _T | None],
+    seen: dict[str, str],
+) -> list[_T]:
+    """What ``parse`` makes of the entries of the ``section`` array ``raw`` (None: invalid, reported by
+    ``parse``), less those whose id is in ``seen`` (id -> where it stands), which are errors."""
+    out: list[_T] = []
     for i, item in enumerate(raw):
-        path = f"suppressions[{i}]"
-        sup = _suppression(v, item, path, rule_ids)
-        if sup is None:
+        path = f"{section}[{i}]"
+        parsed = parse(item, path)
+        if parsed is None:
             continue
-        if sup.id in seen:
-            v.err(f"{path}.id", f"duplicate suppression id {sup.id!r} (also {seen[sup.id]})")
+        if parsed.id in seen:
+            v.err(f"{path}.id", f"duplicate {what} id {parsed.id!r} (also {seen[parsed.id]})")
             continue
-        seen[sup.id] = f"{path}.id"
-        out.append(sup)
-    return tuple(out)
+        seen[parsed.id] = f"{path}.id"
+        out.append(parsed)
+    return out
 
 
 def _suppression(v: Validator, raw: object, path: str, rule_ids: set[str]) -> Suppression | None:
