@@ -287,15 +287,10 @@ def verify_home(aws: Aws, outputs: dict[str, str], config: Any) -> tuple[str, st
 def verify_mapping(aws: Aws, outputs: dict[str, str]) -> tuple[str, str]:
     if "FastPathQueueArn" not in outputs:
         return "pass", "off (FastPath=false)"
-    queue, fn = outputs["FastPathQueueArn"], outputs["ProcessorFunctionName"]
-    mappings = aws.client("lambda").list_event_source_mappings(FunctionName=fn)["EventSourceMappings"]
-    for m in mappings:
-        if m.get("EventSourceArn") == queue:
-            state = m.get("State", "")
-            if state in ("Enabled", "Enabling", "Updating", "Creating"):
-                return "pass", f"{fn} consumes the fast path queue ({state})"
-            return "fail", f"the fast path queue mapping of {fn} is {state}"
-    return "fail", f"{fn} has no event source mapping for the fast path queue"
+    from trailwatch.verify import check_mapping  # verify imports this module
+
+    fn, queue = outputs["ProcessorFunctionName"], outputs["FastPathQueueArn"]
+    return check_mapping(aws, fn, queue, "fast path queue")
 
 
 def verify_dlq(aws: Aws, outputs: dict[str, str]) -> tuple[str, str]:

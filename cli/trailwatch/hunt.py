@@ -275,7 +275,7 @@ def hunt_config(config_path: Path | None, rule_ids: Sequence[str], live: Callabl
     """The hunt's config document: the rules of --config FILE (or of the config in force), only --rule ids
     when given. Validated by the processor's validator on the way in and again as written."""
     from trailwatch_processor.config import ConfigError
-    from trailwatch_processor.config_schema import validate_config
+    from trailwatch_processor.config_schema import rule_json, validate_config
 
     from trailwatch.configcmd import load_config
 
@@ -290,19 +290,7 @@ def hunt_config(config_path: Path | None, rule_ids: Sequence[str], live: Callabl
                 f"--rule {', '.join(missing)}: not in {where}.", hint="Pass --config FILE with it."
             )
         rules = [r for r in rules if r.id in set(rule_ids)]
-    doc = {
-        "rules": [
-            {
-                "id": r.id,
-                "title": r.title,
-                "severity": r.severity,
-                "description": r.description,
-                "pattern": r.pattern,
-                "exclude": list(r.exclude),
-            }
-            for r in rules
-        ]
-    }
+    doc = {"rules": [rule_json(r, noise=False) for r in rules]}
     try:
         validate_config(doc, source="hunt config")
     except ConfigError as exc:  # cannot happen for rules that validated; never send an invalid hunt

@@ -329,16 +329,20 @@ def check_queue_subscription(ctx: Context) -> tuple[str, str]:
 
 
 def check_event_source(ctx: Context) -> tuple[str, str]:
-    queue = _queue_arn(ctx)
-    fn = ctx.outputs["ProcessorFunctionName"]
-    mappings = ctx.aws.client("lambda").list_event_source_mappings(FunctionName=fn)["EventSourceMappings"]
+    return check_mapping(ctx.aws, ctx.outputs["ProcessorFunctionName"], _queue_arn(ctx), "queue")
+
+
+def check_mapping(aws: Aws, fn: str, queue: str, name: str) -> tuple[str, str]:
+    """Whether ``fn`` has a live event source mapping from the queue ``queue`` (called ``name`` in the
+    messages)."""
+    mappings = aws.client("lambda").list_event_source_mappings(FunctionName=fn)["EventSourceMappings"]
     for m in mappings:
         if m.get("EventSourceArn") == queue:
             state = m.get("State", "")
             if state in ("Enabled", "Enabling", "Updating", "Creating"):
-                return "pass", f"{fn} consumes the queue ({state})"
-            return "fail", f"the queue mapping of {fn} is {state}"
-    return "fail", f"{fn} has no event source mapping for the queue"
+                return "pass", f"{fn} consumes the {name} ({state})"
+            return "fail", f"the {name} mapping of {fn} is {state}"
+    return "fail", f"{fn} has no event source mapping for the {name}"
 
 
 def check_config(ctx: Context) -> tuple[str, str]:

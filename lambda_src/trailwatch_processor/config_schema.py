@@ -18,7 +18,8 @@ import re
 from .config import DEFAULT_SEVERITY, SEVERITIES, Config, ConfigError, Rule
 from .filter_pattern import FilterPatternError
 from .filter_pattern import translate as translate_filter_pattern
-from .noise_config import Suppression, validate_rule_noise, validate_suppressions
+from .noise_config import Suppression, unique_ids, validate_rule_noise, validate_suppressions
+from .noise_config import json_kind as _kind
 
 MAX_RULES = 1000
 MAX_DEPTH = 10  # nesting of pattern objects (incl. $or branches)
@@ -368,22 +369,6 @@ class _Validator:
         return tuple(out)
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -417,6 +402,20 @@ def _wildcard_problem(text: str) -> str | None:
             prev_star = False
         i += 1
     return None
+
+
+def rule_json(rule: Rule, *, noise: bool = True) -> dict:
+    """``rule`` as a config document's rule entry; without its dedup/threshold when ``noise`` is False."""
+    return {
+        "id": rule.id,
+        "title": rule.title,
+        "severity": rule.severity,
+        "description": rule.description,
+        "pattern": rule.pattern,
+        "exclude": list(rule.exclude),
+        **({"dedup": rule.dedup.as_json()} if noise and rule.dedup else {}),
+        **({"threshold": rule.threshold.as_json()} if noise and rule.threshold else {}),
+    }
 
 
 def validate_config(raw: object, source: str = "config") -> Config:
@@ -472,16 +471,7 @@ def validate_config(raw: object, source: str = "config") -> Config:
             rules.append(
                 Rule(name, f"{name} event", DEFAULT_SEVERITY, f"Any {name} event.", pattern, (), tests=tests)
             )
-        for i, item in enumerate(raw_rules):
-            path = f"rules[{i}]"
-            rule = v.rule(item, path)
-            if rule is None:
-                continue
-            if rule.id in seen:
-                v.err(f"{path}.id", f"duplicate rule id {rule.id!r} (also {seen[rule.id]})")
-                continue
-            seen[rule.id] = f"{path}.id"
-            rules.append(rule)
+        rules.extend(unique_ids(v, raw_rules, "rules", "rule", v.rule, seen))
         if not rules and not v.errors:
             v.err("(top level)", "no monitored_events or rules: nothing would be monitored")
         if isinstance(raw, dict) and "suppressions" in raw:
@@ -495,19 +485,7 @@ def validate_config(raw: object, source: str = "config") -> Config:
         raise ConfigError(v.errors)
     normal = {
         "monitored_events": names,
-        "rules": [
-            {
-                "id": r.id,
-                "title": r.title,
-                "severity": r.severity,
-                "description": r.description,
-                "pattern": r.pattern,
-                "exclude": list(r.exclude),
-                **({"dedup": r.dedup.as_json()} if r.dedup else {}),
-                **({"threshold": r.threshold.as_json()} if r.threshold else {}),
-            }
-            for r in rules[len(names) :]
-        ],
+        "rules": [rule_json(r) for r in rules[len(names) :]],
     }
     if suppressions:
         normal["suppressions"] = [s.as_json() for s in suppressions]

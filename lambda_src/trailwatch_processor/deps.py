@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from botocore.exceptions import ClientError
+
 from . import alerts, markers, store
 from .aws import Settings
 from .notifications import ObjectRef
@@ -25,6 +27,22 @@ DEFAULT_CLAIM_STALE_SECONDS = 900.0  # the longest Lambda timeout
 
 class ObjectMissingError(Exception):
     """The notified object does not exist (deleted before processing, or a forged notification)."""
+
+
+def get_object(s3: Any, ref: ObjectRef, owner: str | None = None) -> Any:
+    """The body of the version the notification named (latest when it named none: an unversioned bucket),
+    so that overwriting or deleting the key before we read it hides nothing; a missing object (or version)
+    is ObjectMissingError. ``owner`` is checked by S3 (ExpectedBucketOwner) when given."""
+    params: dict[str, str] = {"ExpectedBucketOwner": owner} if owner else {}
+    if ref.version_id:
+        params["VersionId"] = ref.version_id
+    try:
+        return s3.get_object(Bucket=ref.bucket, Key=ref.key, **params)["Body"]
+    except ClientError as err:
+        code = str(err.response.get("Error", {}).get("Code"))
+        if code in ("NoSuchKey", "NoSuchVersion", "404"):
+            raise ObjectMissingError(f"the object does not exist ({code})") from err
+        raise
 
 
 class BudgetExhausted(Exception):

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from . import (
     batch_writes,
     claims,
@@ -35,9 +33,9 @@ from .deps import (
     BudgetExhausted,
     Deps,
     FileResult,
-    ObjectMissingError,
     object_version,
 )
+from .deps import get_object as _get_object  # the name tests/functional/test_bucket_owner.py imports
 from .log_stream import open_log
 from .logfile import FileStats, iter_matches
 from .notifications import ObjectRef
@@ -455,21 +453,6 @@ class FileRun:
             report_poison_file(ref, f"{reason}; last error: {type(failure).__name__}: {failure}", done, deps)
         except Exception as err:
             log.warning("s3://%s/%s: the poison alert failed: %s", ref.bucket, ref.key, err)
-
-
-def _get_object(s3: Any, ref: ObjectRef, owner: str | None = None) -> Any:
-    """The body of the version the notification named (latest when it named none: an unversioned bucket),
-    so that overwriting or deleting the key before we read it hides nothing."""
-    params: dict[str, str] = {"ExpectedBucketOwner": owner} if owner else {}
-    if ref.version_id:
-        params["VersionId"] = ref.version_id
-    try:
-        return s3.get_object(Bucket=ref.bucket, Key=ref.key, **params)["Body"]
-    except ClientError as err:
-        code = str(err.response.get("Error", {}).get("Code"))
-        if code in ("NoSuchKey", "NoSuchVersion", "404"):
-            raise ObjectMissingError(f"the object does not exist ({code})") from err
-        raise
 
 
 def _find_rule(rule_id: str, rules: list, matcher: Any) -> Any:

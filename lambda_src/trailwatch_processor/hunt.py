@@ -43,11 +43,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from . import alerts, batch_writes, records, store
 from .config_load import parse_config
-from .deps import AlertsInFlightError, Deps, ObjectMissingError
+from .deps import AlertsInFlightError, Deps, ObjectMissingError, get_object
 from .log_stream import LogFileError
 from .logfile import FileStats, iter_matches
 from .notifications import NotificationError, ObjectRef
@@ -252,7 +250,7 @@ class _FileHunt:
     def read(self) -> None:
         """Every match of the file stored (or found stored); ``owned`` ends with this file's events."""
         ref = self.request.ref
-        body = _get_object(self.deps.s3, ref, self.deps.bucket_owner)
+        body = get_object(self.deps.s3, ref, self.deps.bucket_owner)
         try:
             for record, rules in iter_matches(body, self.spec.matcher, self.stats):
                 self._add(record, rules)
@@ -296,7 +294,9 @@ class _FileHunt:
             return
         batch, self.pending = self.pending, []
         deps, table, ref = self.deps, self.deps.settings.events_table, self.request.ref
-        existing = _batch_get(deps.dynamodb, table, [p.item["EventId"]["S"] for p in batch])
+        existing = store.batch_get(
+            deps.dynamodb, table, [p.item["EventId"]["S"] for p in batch], _OWNER_ATTRIBUTES, who="hunt"
+        )
         for entry in batch:
             stored = existing.get(entry.item["EventId"]["S"])
             created = False
@@ -399,20 +399,6 @@ class _FileHunt:
         self.result.alerts += 1
 
 
-def _get_object(s3: Any, ref: ObjectRef, owner: str | None) -> Any:
-    """The object's body (the named version, if any); a missing object is ObjectMissingError."""
-    params: dict[str, str] = {"ExpectedBucketOwner": owner} if owner else {}
-    if ref.version_id:
-        params["VersionId"] = ref.version_id
-    try:
-        return s3.get_object(Bucket=ref.bucket, Key=ref.key, **params)["Body"]
-    except ClientError as err:
-        code = str(err.response.get("Error", {}).get("Code"))
-        if code in ("NoSuchKey", "NoSuchVersion", "404"):
-            raise ObjectMissingError(f"the object does not exist ({code})") from err
-        raise
-
-
 def _rule(rules: Iterable[Any], rule_id: str) -> Any:
     for rule in rules:
         if rule.id == rule_id:
@@ -421,30 +407,6 @@ def _rule(rules: Iterable[Any], rule_id: str) -> Any:
 
 
 _OWNER_ATTRIBUTES = "EventId, log_bucket, log_key, primary_rule, severity, alert_status, alert_claimed_at"
-
-
-def _batch_get(ddb: Any, table: str, ids: list[str]) -> dict[str, store.Item]:
-    """The stored ones of ``ids`` (strongly consistent), with what ownership and alerting need."""
-    found: dict[str, store.Item] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), store.BATCH_GET_MAX):
-        request: dict[str, Any] = {
-            table: {
-                "Keys": [store.to_item({"EventId": i}) for i in unique[start : start + store.BATCH_GET_MAX]],
-                "ConsistentRead": True,
-                "ProjectionExpression": _OWNER_ATTRIBUTES,
-            }
-        }
-        for _ in range(store.BATCH_GET_ATTEMPTS):
-            response = ddb.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(table, []):
-                found[item["EventId"]["S"]] = item
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-        else:
-            raise RuntimeError("hunt: BatchGetItem keys still unprocessed")
-    return found
 
 
 def process_hunt(

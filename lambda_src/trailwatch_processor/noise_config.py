@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 WINDOW_MIN_MINUTES = 0.1
 WINDOW_MAX_MINUTES = 1440.0
@@ -117,7 +118,8 @@ def parse_expiry(text: str) -> datetime | None:
     return None
 
 
-def _kind(value: object) -> str:
+def json_kind(value: object) -> str:
+    """How a JSON value reads in an error message: "a string", "an array", "null"..."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -146,7 +148,7 @@ def _window(v: Validator, raw: dict, path: str) -> float | None:
     value = raw["window_minutes"]
     sub = f"{path}.window_minutes"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        v.err(sub, f"expected a number of minutes, got {_kind(value)}")
+        v.err(sub, f"expected a number of minutes, got {json_kind(value)}")
         return None
     if not WINDOW_MIN_MINUTES <= value <= WINDOW_MAX_MINUTES:
         v.err(sub, f"must be between {WINDOW_MIN_MINUTES} and {WINDOW_MAX_MINUTES:g} minutes, got {value}")
@@ -163,7 +165,7 @@ def _group_by(v: Validator, raw: dict, path: str, *, required: bool) -> tuple[st
     value = raw["group_by"]
     sub = f"{path}.group_by"
     if not isinstance(value, list) or (required and not value):
-        v.err(sub, f"expected a non-empty array of record field paths, got {_kind(value)}")
+        v.err(sub, f"expected a non-empty array of record field paths, got {json_kind(value)}")
         return None
     if len(value) > MAX_GROUP_BY:
         v.err(sub, f"at most {MAX_GROUP_BY} fields")
@@ -184,7 +186,7 @@ def _group_by(v: Validator, raw: dict, path: str, *, required: bool) -> tuple[st
 
 def validate_dedup(v: Validator, raw: object, path: str) -> Dedup | None:
     if not isinstance(raw, dict):
-        v.err(path, f"expected an object with group_by and window_minutes, got {_kind(raw)}")
+        v.err(path, f"expected an object with group_by and window_minutes, got {json_kind(raw)}")
         return None
     _unknown_keys(v, raw, path, DEDUP_KEYS)
     group_by = _group_by(v, raw, path, required=True)
@@ -196,7 +198,7 @@ def validate_dedup(v: Validator, raw: object, path: str) -> Dedup | None:
 
 def validate_threshold(v: Validator, raw: object, path: str) -> Threshold | None:
     if not isinstance(raw, dict):
-        v.err(path, f"expected an object with count and window_minutes, got {_kind(raw)}")
+        v.err(path, f"expected an object with count and window_minutes, got {json_kind(raw)}")
         return None
     _unknown_keys(v, raw, path, THRESHOLD_KEYS)
     count = raw.get("count")
@@ -205,7 +207,7 @@ def validate_threshold(v: Validator, raw: object, path: str) -> Threshold | None
         v.err(path, "missing 'count'")
         ok = False
     elif isinstance(count, bool) or not isinstance(count, int):
-        v.err(f"{path}.count", f"expected a whole number, got {_kind(count)}")
+        v.err(f"{path}.count", f"expected a whole number, got {json_kind(count)}")
         ok = False
     elif not 2 <= count <= THRESHOLD_MAX_COUNT:
         v.err(f"{path}.count", f"must be between 2 and {THRESHOLD_MAX_COUNT}, got {count}")
@@ -230,29 +232,53 @@ def validate_suppressions(v: Validator, raw: object, rule_ids: set[str]) -> tupl
     """The top-level ``suppressions`` list; ``rule_ids``: the config's rules (a suppression naming an
     unknown rule is an error, not a silent no-op)."""
     if not isinstance(raw, list):
-        v.err("suppressions", f"expected an array of suppressions, got {_kind(raw)}")
+        v.err("suppressions", f"expected an array of suppressions, got {json_kind(raw)}")
         return ()
     if len(raw) > MAX_SUPPRESSIONS:
         v.err("suppressions", f"more than {MAX_SUPPRESSIONS} suppressions")
         return ()
-    out: list[Suppression] = []
-    seen: dict[str, str] = {}
+
+    def parse(item: object, path: str) -> Suppression | None:
+        return _suppression(v, item, path, rule_ids)
+
+    return tuple(unique_ids(v, raw, "suppressions", "suppression", parse, {}))
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_T = TypeVar("_T", bound=_HasId)
+
+
+def unique_ids(
+    v: Validator,
+    raw: list,
+    section: str,
+    what: str,
+    parse: Callable[[object, str], _T | None],
+    seen: dict[str, str],
+) -> list[_T]:
+    """What ``parse`` makes of the entries of the ``section`` array ``raw`` (None: invalid, reported by
+    ``parse``), less those whose id is in ``seen`` (id -> where it stands), which are errors."""
+    out: list[_T] = []
     for i, item in enumerate(raw):
-        path = f"suppressions[{i}]"
-        sup = _suppression(v, item, path, rule_ids)
-        if sup is None:
+        path = f"{section}[{i}]"
+        parsed = parse(item, path)
+        if parsed is None:
             continue
-        if sup.id in seen:
-            v.err(f"{path}.id", f"duplicate suppression id {sup.id!r} (also {seen[sup.id]})")
+        if parsed.id in seen:
+            v.err(f"{path}.id", f"duplicate {what} id {parsed.id!r} (also {seen[parsed.id]})")
             continue
-        seen[sup.id] = f"{path}.id"
-        out.append(sup)
-    return tuple(out)
+        seen[parsed.id] = f"{path}.id"
+        out.append(parsed)
+    return out
 
 
 def _suppression(v: Validator, raw: object, path: str, rule_ids: set[str]) -> Suppression | None:
     if not isinstance(raw, dict):
-        v.err(path, f"a suppression must be an object, got {_kind(raw)}")
+        v.err(path, f"a suppression must be an object, got {json_kind(raw)}")
         return None
     n_before = len(v.errors)
     _unknown_keys(v, raw, path, SUPPRESSION_KEYS)
@@ -279,7 +305,7 @@ def _suppression(v: Validator, raw: object, path: str, rule_ids: set[str]) -> Su
     if "rules" in raw:
         value = raw["rules"]
         if not isinstance(value, list) or not value:
-            v.err(f"{path}.rules", f"expected a non-empty array of rule ids, got {_kind(value)}")
+            v.err(f"{path}.rules", f"expected a non-empty array of rule ids, got {json_kind(value)}")
         else:
             for j, rid in enumerate(value):
                 if v.string(rid, f"{path}.rules[{j}]", allow_empty=False) and rid not in rule_ids:

@@ -177,6 +177,19 @@ def _after_crossing(alerted_by: str, event_id: str, key: str) -> Decision:
     return Decision(GROUPED, (("grouped_into", alerted_by), ("noise_window", key)))
 
 
+def _window_fields(plan: Plan, item_id: str, kind: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """What every noise window item (threshold or dedup) says of itself."""
+    return {
+        "EventId": item_id,
+        "kind": NOISE_KIND,
+        "noise_kind": kind,
+        "noise_rule": plan.rule_id,
+        "noise_group": json.dumps(plan.group_map, ensure_ascii=False),
+        "window_start": store.iso(start),
+        "window_end": store.iso(end),
+    }
+
+
 def _new_threshold_window(
     deps: Any, plan: Plan, key: str, event_id: str, moment: datetime
 ) -> dict[str, Any] | None:
@@ -184,14 +197,8 @@ def _new_threshold_window(
     None when another writer's window is live (the caller joins it)."""
     end = moment + timedelta(minutes=plan.window_minutes)
     fields = {
-        "EventId": key,
-        "kind": NOISE_KIND,
-        "noise_kind": "threshold",
-        "noise_rule": plan.rule_id,
-        "noise_group": json.dumps(plan.group_map, ensure_ascii=False),
+        **_window_fields(plan, key, "threshold", moment, end),
         "threshold_count": plan.count,
-        "window_start": store.iso(moment),
-        "window_end": store.iso(end),
         "stored_at": store.iso(deps.now()),
         "expires_at": _ttl(max(end, deps.now())),
     }
@@ -296,17 +303,11 @@ def _open_window(
     window = _window_id(group, event_id)
     end = now + timedelta(minutes=plan.window_minutes)
     fields = {
-        "EventId": window,
-        "kind": NOISE_KIND,
-        "noise_kind": "dedup-window",
-        "noise_rule": plan.rule_id,
-        "noise_group": json.dumps(plan.group_map, ensure_ascii=False),
+        **_window_fields(plan, window, "dedup-window", now, end),
         "noise_title": plan.title,
         "noise_severity": plan.severity,
         "window_minutes": str(plan.window_minutes),
         "first_event_id": event_id,
-        "window_start": store.iso(now),
-        "window_end": store.iso(end),
         "alert_status": OPEN,
         "stored_at": store.iso(now),
         "expires_at": _ttl(end),

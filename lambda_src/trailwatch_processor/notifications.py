@@ -155,12 +155,9 @@ def _parse_s3_records(records: Any) -> list[ObjectRef]:
                 "%s: ignoring S3 event %s (only ObjectCreated/ObjectRemoved concern logs)", where, event_name
             )
             continue
-        s3 = rec.get("s3")
-        bucket = _dig(s3, "bucket", "name")
-        key = _dig(s3, "object", "key")
-        if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
-            raise NotificationError(f"{where}: s3.bucket.name / s3.object.key missing or not strings")
-        obj = s3["object"]
+        bucket, key, obj = _bucket_key(
+            rec.get("s3"), f"{where}: s3.bucket.name / s3.object.key missing or not strings"
+        )
         refs.append(
             ObjectRef(
                 bucket=bucket,
@@ -182,11 +179,9 @@ def _parse_eventbridge(doc: dict) -> list[ObjectRef]:
         log.info("ignoring EventBridge S3 event %r (only Object Created/Deleted concern logs)", detail_type)
         return []
     detail = doc.get("detail")
-    bucket = _dig(detail, "bucket", "name")
-    key = _dig(detail, "object", "key")
-    if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
-        raise NotificationError(f"EventBridge {detail_type}: detail.bucket.name / detail.object.key missing")
-    obj = detail["object"]
+    bucket, key, obj = _bucket_key(
+        detail, f"EventBridge {detail_type}: detail.bucket.name / detail.object.key missing"
+    )
     if detail_type == "Object Created":
         event_name = f"{CREATED_PREFIX}:{_str_or_none(detail.get('reason')) or 'Put'}"
     elif _dig(detail, "reason") == "Lifecycle Expiration":
@@ -224,6 +219,16 @@ def _parse_trail_sns(doc: dict) -> list[ObjectRef]:
     return [
         ObjectRef(bucket=bucket, key=key, event_name=f"{CREATED_PREFIX}:Put", via=TRAIL_SNS) for key in keys
     ]
+
+
+def _bucket_key(doc: Any, problem: str) -> tuple[str, str, dict]:
+    """``doc``'s bucket.name, object.key (both non-empty strings, else NotificationError(problem)) and
+    object."""
+    bucket = _dig(doc, "bucket", "name")
+    key = _dig(doc, "object", "key")
+    if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
+        raise NotificationError(problem)
+    return bucket, key, doc["object"]
 
 
 def _dig(doc: Any, *path: str) -> Any:

@@ -347,17 +347,24 @@ _STATE_ATTRIBUTES = "EventId, alert_status, rule_id, severity, alert_claimed_at,
 
 
 def batch_get_states(ddb: Any, table: str, event_ids: Sequence[str]) -> dict[str, Item]:
-    """The alert state (``_STATE_ATTRIBUTES``) of those of ``event_ids`` that are stored, by EventId.
+    """The alert state (``_STATE_ATTRIBUTES``) of those of ``event_ids`` that are stored, by EventId."""
+    return batch_get(ddb, table, event_ids, _STATE_ATTRIBUTES, who="batch_get_states")
+
+
+def batch_get(
+    ddb: Any, table: str, event_ids: Sequence[str], projection: str, *, who: str
+) -> dict[str, Item]:
+    """The ``projection`` attributes of those of ``event_ids`` that are stored, by EventId.
 
     One BatchGetItem per 100 ids, strongly consistent; UnprocessedKeys (throttling) are asked again with a
-    short backoff, and an error is raised when they stay unprocessed (never reported as absent: an absent
-    item is written, and a write that lost a race only costs a conditional put)."""
+    short backoff, and an error (naming ``who``) is raised when they stay unprocessed (never reported as
+    absent: an absent item is written, and a write that lost a race only costs a conditional put)."""
     found: dict[str, Item] = {}
     unique = list(dict.fromkeys(event_ids))
     for start in range(0, len(unique), BATCH_GET_MAX):
         keys = [to_item({"EventId": event_id}) for event_id in unique[start : start + BATCH_GET_MAX]]
         request: dict[str, Any] = {
-            table: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": _STATE_ATTRIBUTES}
+            table: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": projection}
         }
         for attempt in range(BATCH_GET_ATTEMPTS):
             response = ddb.batch_get_item(RequestItems=request)
@@ -368,7 +375,7 @@ def batch_get_states(ddb: Any, table: str, event_ids: Sequence[str]) -> dict[str
                 break
             time.sleep(min(0.05 * 2**attempt, 1.0))
         else:
-            raise RuntimeError(f"batch_get_states: keys still unprocessed after {BATCH_GET_ATTEMPTS} rounds")
+            raise RuntimeError(f"{who}: keys still unprocessed after {BATCH_GET_ATTEMPTS} rounds")
     return found
 
 
