@@ -335,8 +335,8 @@ def deliver_to_bus(account: str, region: str, bus_name: str, event: dict[str, An
                 if hops > 0 and bus_admits(parts[4], parts[3], parts[5].split("/", 1)[1], event["account"]):
                     reached += deliver_to_bus(parts[4], parts[3], parts[5].split("/", 1)[1], event, hops - 1)
                 continue
-            try:
-                eventbridge._send(rule, target, event)
+            try:  # not a bus here (handled above): eventbridge's own hop count plays no part
+                eventbridge._send(rule, target, event, log=None, hops=0)
                 reached += 1
             except Exception:  # best effort, as in AWS
                 continue

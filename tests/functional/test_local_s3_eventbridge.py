@@ -1,0 +1,107 @@
+"""S3's EventBridge events on the local AWS reach the rules' targets (trailwatch.local.cross_account): an
+SQS target of the bucket owner's bus, and through a forwarding rule (with a role) the bus of another
+account and region that admits the owner -- attach mode's path from a log-archive bucket to trailwatch.
+
+The sender swallows every error, as S3's asynchronous delivery does; these tests see a sender that fails
+on each target (e.g. a changed helper signature) as the events that never arrive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from trailwatch.local.server import LocalAWS
+
+from tests.functional.test_local_eventbridge import client, drain
+
+ACCOUNT = "123456789012"
+OWNER = "210987654321"
+OWNER_REGION = "eu-west-1"
+BUCKET = "org-trail-logs"
+PATTERN = {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [BUCKET]}}}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalAWS]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    local = LocalAWS(port=0, lambda_runtime=False, cloudtrail=False, log=lambda message: None)
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+def _owner(aws: LocalAWS) -> Any:
+    """A session of the log-archive account (an assumed role there), in the bucket's region."""
+    credentials = client(aws, "sts").assume_role(
+        RoleArn=f"arn:aws:iam::{OWNER}:role/admin", RoleSessionName="owner"
+    )["Credentials"]
+    session = boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=OWNER_REGION,
+    )
+    return lambda service: session.client(service, endpoint_url=aws.endpoint)
+
+
+def _bucket_to_eventbridge(s3: Any) -> None:
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": OWNER_REGION})
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+
+
+def test_object_created_reaches_the_owner_bus_sqs_target(aws: LocalAWS) -> None:
+    s3 = client(aws, "s3", OWNER_REGION)
+    _bucket_to_eventbridge(s3)
+    sqs, events = client(aws, "sqs", OWNER_REGION), client(aws, "events", OWNER_REGION)
+    url = sqs.create_queue(QueueName="indexer")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="logs", EventPattern=json.dumps(PATTERN))
+    events.put_targets(Rule="logs", Targets=[{"Id": "q", "Arn": arn}])
+    s3.put_object(Bucket=BUCKET, Key="AWSLogs/1/CloudTrail/x.json.gz", Body=b"x")
+    (event,) = drain(aws, url, OWNER_REGION)
+    assert event["detail"]["object"]["key"] == "AWSLogs/1/CloudTrail/x.json.gz"
+    assert event["account"] == ACCOUNT
+
+
+@pytest.mark.parametrize(("admitted", "arrives"), [(True, 1), (False, 0)])
+def test_forwarded_to_another_account_bus_that_admits_the_owner(
+    aws: LocalAWS, admitted: bool, arrives: int
+) -> None:
+    home_sqs, home_events = client(aws, "sqs"), client(aws, "events")
+    url = home_sqs.create_queue(QueueName="log-processing")["QueueUrl"]
+    arn = home_sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    home_events.put_rule(Name="existing-bucket", EventPattern=json.dumps(PATTERN))
+    home_events.put_targets(Rule="existing-bucket", Targets=[{"Id": "q", "Arn": arn}])
+    if admitted:
+        home_events.put_permission(
+            EventBusName="default", Action="events:PutEvents", Principal=OWNER, StatementId="owner"
+        )
+    owner = _owner(aws)
+    _bucket_to_eventbridge(owner("s3"))
+    owner("events").put_rule(Name="forward", EventPattern=json.dumps(PATTERN))
+    owner("events").put_targets(
+        Rule="forward",
+        Targets=[
+            {
+                "Id": "home",
+                "Arn": f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default",
+                "RoleArn": f"arn:aws:iam::{OWNER}:role/forward",
+            }
+        ],
+    )
+    owner("s3").put_object(Bucket=BUCKET, Key="AWSLogs/1/CloudTrail/y.json.gz", Body=b"y")
+    got = drain(aws, url, wait=2.0 if admitted else 1.0)
+    assert len(got) == arrives
+    if got:
+        assert got[0]["account"] == OWNER
+        assert got[0]["region"] == OWNER_REGION
+        assert got[0]["detail"]["object"]["key"] == "AWSLogs/1/CloudTrail/y.json.gz"
