@@ -920,7 +920,7 @@ LOG_GROUP_ARN = (
         ("MissingConfigIsNotFound", {"s3:ListBucket"}, ["arn:${AWS::Partition}:s3:::${TrailBucketName}"]),
         (
             "StoreEvents",
-            {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"},
+            {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"},
             [{"Fn::GetAtt": ["EventsTable", "Arn"]}, "${EventsTable.Arn}/index/*"],
         ),
         ("PublishAlerts", {"sns:Publish"}, [{"Ref": "AlertTopic"}]),
@@ -975,6 +975,8 @@ def test_role_grants_only_the_dynamodb_calls_the_processor_makes() -> None:
         )
     }
     granted = {a for a in as_list(role_statement(load_template(), "StoreEvents")["Action"])}
+    # The live path's own statement covers its batch read: it must not depend on the hunt block's grant.
+    assert "dynamodb:BatchGetItem" in granted
     # the hunt block's grants on the same table (test_template_hunt): batch reads and marker writes
     hunt = statement_by_sid(props(load_template(), "HuntPolicy")["PolicyDocument"], "HuntState")
     granted |= set(as_list(hunt["Action"]))
