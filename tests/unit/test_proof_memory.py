@@ -4,6 +4,7 @@ limit is stopped in the main thread (the full proof was once OOM-killed at ~23 G
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -53,10 +54,14 @@ def test_peaks_start_again_at_each_mark(child: subprocess.Popen[bytes]) -> None:
 
 
 def test_past_the_limit_the_main_thread_is_interrupted() -> None:
+    # As in `python bench/proof.py`: Python's own SIGINT handler (a pytest-xdist worker ignores SIGINT, and
+    # interrupt_main does nothing for an ignored signal).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     watch = proof_memory.MemoryWatch(limit_mb=1).start()  # any Python process is over 1 MB
     try:
         with pytest.raises(KeyboardInterrupt):
             time.sleep(10)
     finally:
         watch.stop()
+        signal.signal(signal.SIGINT, previous)
     assert watch.exceeded is not None and watch.exceeded > 1
