@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from trailwatch.errors import EXIT_OK, EXIT_USAGE, UsageError
+from trailwatch.log_listing import key_time, list_window, parse_moment
 from trailwatch.ui import UI, printable
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ class Window:
     until: datetime
 
     def holds(self, name: str) -> bool:
-        from trailwatch.hunt import key_time
 
         when = key_time(name)
         return when is not None and self.since <= when <= self.until
@@ -122,8 +122,6 @@ def list_s3(s3: Any, bucket: str, prefix: str, window: Window | None = None) -> 
     uri = f"{S3_SCHEME}{bucket}/{prefix}"
     lead = _trail_lead(prefix) if window is not None else None
     if window is not None and lead is not None:
-        from trailwatch.hunt import list_window
-
         keys = [f.key for f in list_window(s3, bucket, lead, window.since, window.until)]
     else:
         keys, seen_any = [], False
@@ -302,7 +300,6 @@ def make_window(since: str | None, until: str | None) -> Window | None:
         return None
     if since is None:
         raise UsageError("--until needs --since (e.g. --since 7d --until 2d).")
-    from trailwatch.hunt import parse_moment
 
     now = datetime.now(UTC)
     start, end = parse_moment(since, now), parse_moment(until, now) if until else now

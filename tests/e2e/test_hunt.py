@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from trailwatch import hunt as hunt_cli
-from trailwatch import synth
+from trailwatch import log_listing, synth
 from trailwatch.local.cfn_common import moto_backend
 from trailwatch.main import cli
 
@@ -226,7 +226,7 @@ def test_interrupted_hunt_resumed_reports_every_match_once(
 def test_listing_takes_only_the_window_and_the_asked_accounts(
     corpus: Corpus, aws_client: ClientFactory
 ) -> None:
-    files = hunt_cli.list_window(
+    files = log_listing.list_window(
         aws_client("s3"),
         BUCKET,
         "",

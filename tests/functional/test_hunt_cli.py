@@ -14,6 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from trailwatch import hunt as hunt_cli
+from trailwatch import log_listing
 from trailwatch.errors import UsageError
 from trailwatch.ui import UI
 from trailwatch_processor import hunt as tw_hunt
@@ -68,9 +69,9 @@ def test_listing_by_partitions_finds_exactly_the_window(s3: Any, prefix: str, or
     )
     put(s3, digest)
     put(s3, f"{prefix}AWSLogs/notes.txt")
-    files = hunt_cli.list_window(s3, BUCKET, prefix, DAY, DAY + timedelta(days=2) - timedelta(seconds=1))
+    files = log_listing.list_window(s3, BUCKET, prefix, DAY, DAY + timedelta(days=2) - timedelta(seconds=1))
     assert {f.key for f in files} == inside
-    only = hunt_cli.list_window(
+    only = log_listing.list_window(
         s3, BUCKET, prefix, DAY, DAY + timedelta(days=2), accounts=["222222222222"], regions=["eu-west-1"]
     )
     assert {f.key for f in only} == {k for k in inside if "/222222222222/CloudTrail/eu-west-1/" in k}
@@ -81,7 +82,7 @@ def test_listing_never_lists_the_whole_bucket(s3: Any) -> None:
     prefixes: list[tuple[str, str | None]] = []
     paginator = s3.get_paginator("list_objects_v2")
     s3.get_paginator = lambda name: _Paginator(paginator, prefixes)
-    hunt_cli.list_window(s3, BUCKET, "", DAY, DAY + timedelta(hours=1))
+    log_listing.list_window(s3, BUCKET, "", DAY, DAY + timedelta(hours=1))
     assert prefixes
     for prefix, delimiter in prefixes:
         assert delimiter == "/" or prefix.count("/") >= 7, (prefix, delimiter)  # a day folder, or a Delimiter
@@ -97,7 +98,7 @@ class _Paginator:
 
 
 def test_estimate_scales_with_files_bytes_memory_and_concurrency() -> None:
-    files = [hunt_cli.LogFile(f"k{i}", 1_000_000) for i in range(1000)]
+    files = [log_listing.LogFile(f"k{i}", 1_000_000) for i in range(1000)]
     small = hunt_cli.estimate(files, memory_mb=512, architecture="arm64", concurrency=5)
     big = hunt_cli.estimate(files, memory_mb=1769, architecture="arm64", concurrency=10)
     assert small.files == 1000 and small.bytes == 1_000_000_000
@@ -151,7 +152,7 @@ def test_no_question_without_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None
      ("2026-09-01T10:00:00Z", datetime(2026, 9, 1, 10, tzinfo=UTC))],
 )  # fmt: skip
 def test_window_forms(text: str, expected: datetime) -> None:
-    assert hunt_cli.parse_moment(text, DAY) == expected
+    assert log_listing.parse_moment(text, DAY) == expected
 
 
 class _Aws:
@@ -174,7 +175,7 @@ def test_resume_sends_only_files_without_a_marker(s3: Any, monkeypatch: pytest.M
     create_table(ddb)
     queue = sqs.create_queue(QueueName="hunt")["QueueUrl"]
     files = [
-        hunt_cli.LogFile(log_key("111111111111", "us-east-1", DAY + timedelta(minutes=i)), 10)
+        log_listing.LogFile(log_key("111111111111", "us-east-1", DAY + timedelta(minutes=i)), 10)
         for i in range(25)
     ]
     target = hunt_cli.Target(BUCKET, "", BUCKET, "SecurityEvents", queue, 512, "arm64", 5, False)
