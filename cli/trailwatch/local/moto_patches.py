@@ -20,6 +20,7 @@ from typing import Any
 
 import moto
 
+import trailwatch.local.dynamodb_items as dynamodb_items
 import trailwatch.local.dynamodb_transactions as dynamodb_transactions
 import trailwatch.local.s3_versions as s3_versions
 from trailwatch.errors import UsageError
@@ -215,6 +216,12 @@ PATCHES: tuple[Patch, ...] = (
         "moto.dynamodb.models:DynamoDBBackend.transact_write_items",
         dynamodb_transactions.transact_write_items,
         "81db2cb7d94e39c90b3a2077e1f4bb41a449c558ef9b1b1e2910fdaa39978ad4",
+    ),
+    # An item's 400 KB check measures each attribute once, not every attribute again per attribute set
+    Patch(
+        "moto.dynamodb.models.dynamo_type:Item.__init__",
+        dynamodb_items.item_init,
+        "d9c12b62cb921831aab9b2eb22ac24fbd600689064a0219ae3ffbe057ae4be74",
     ),
     # ListObjectVersions with a prefix copies the keys under it, not the whole bucket
     Patch(
