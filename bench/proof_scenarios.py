@@ -40,11 +40,12 @@ from urllib.parse import quote_plus, unquote_plus
 
 import boto3
 from botocore.config import Config as BotoConfig
-from trailwatch import synth
+from trailwatch import cfn_template, synth
 from trailwatch.local.faults import FaultInjector, form_field, label_prefix
 from trailwatch.local.lambda_runtime import POLL_WAIT_SECONDS
 from trailwatch.local.server import LocalAWS
 from trailwatch.noise_free import bundled_config_without_noise, write_bundled_config_without_noise
+from trailwatch.resources import template_text
 from trailwatch.stats import percentile
 from trailwatch_processor import records
 
@@ -68,7 +69,8 @@ FUNCTION_TIMEOUT = 6
 VISIBILITY_TIMEOUT = 8
 CLAIM_STALE_SECONDS = 7
 MAX_RECEIVE_COUNT = 3
-# many-matches (issue 15 case 3) runs at the issue's FunctionTimeout=30, with a visibility timeout above it.
+# many-matches (issue 15 case 3) runs at the issue's FunctionTimeout=30, with a visibility timeout above it,
+# and with the receives a deployed stack gives a file (main.yaml's MaxReceiveCount default), not the proof's.
 MANY_MATCHES_TIMEOUT = 30
 MANY_MATCHES_VISIBILITY = 36
 CONFIG_TTL = 5.0  # the function's config re-check interval, set through CONFIG_TTL_SECONDS (production: 60 s)
@@ -86,6 +88,11 @@ SG = "cis-4.10-security-group-changes"
 VPC = "cis-4.14-vpc-changes"
 UNAUTHORIZED = "cis-4.1-unauthorized-api-calls"
 CREATE_USER = "CreateUser"
+
+
+def template_default(parameter: str) -> int:
+    """A numeric parameter's default in main.yaml, as a deployed stack gets it."""
+    return int(cfn_template.load(template_text())["Parameters"][parameter]["Default"])
 
 
 def _user() -> dict:
@@ -308,12 +315,14 @@ class Harness:
         return url
 
     def retune(self, generation: str = "0") -> None:
-        """Back to the timing's function timeout and visibility timeout."""
-        self.tune(self.timing.function_timeout, self.timing.visibility_timeout, generation)
+        """Back to the timing's function timeout and visibility timeout, and the proof's receives."""
+        self.tune(self.timing.function_timeout, self.timing.visibility_timeout, generation, MAX_RECEIVE_COUNT)
 
-    def tune(self, timeout: int, visibility: int, generation: str = "0") -> None:
-        """Function timeout and claim staleness, queue visibility. The template only allows >= 30 s;
-        the emulator's Lambda runtime re-reads the function configuration (a new worker on change)."""
+    def tune(self, timeout: int, visibility: int, generation: str = "0", receives: int | None = None) -> None:
+        """Function timeout and claim staleness, queue visibility, and (`receives`) the processing queue's
+        maxReceiveCount with the function's MAX_RECEIVE_COUNT, which the template sets from the same
+        parameter. The template only allows >= 30 s; the emulator's Lambda runtime re-reads the function
+        configuration (a new worker on change)."""
         lam = self.client("lambda")
         name = self.outputs["ProcessorFunctionName"]
         env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
@@ -323,11 +332,21 @@ class Harness:
             "CONFIG_TTL_SECONDS": str(self.timing.config_ttl),
             "PROOF_GENERATION": generation,
         }
+        if receives is not None:
+            env["MAX_RECEIVE_COUNT"] = str(receives)
+            self.set_receives(receives)
         lam.update_function_configuration(FunctionName=name, Timeout=timeout, Environment={"Variables": env})
         self.set_visibility(visibility, wait=False)
         # The runtime re-reads the function configuration at most once a second: a file written sooner would
         # still meet the old worker (and its cached config).
         self._hold_writes(RECONFIGURE_WAIT)
+
+    def set_receives(self, receives: int) -> None:
+        """The processing queue's maxReceiveCount (its redrive policy, same dead-letter queue)."""
+        sqs, url = self.client("sqs"), self.outputs["LogQueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]
+        policy = json.loads(attributes["RedrivePolicy"]) | {"maxReceiveCount": receives}
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": json.dumps(policy)})
 
     def set_visibility(self, seconds: int, *, wait: bool = True) -> None:
         """The processing queue's visibility timeout. SQS applies it from the next ReceiveMessage: with
@@ -1208,7 +1227,8 @@ def scenario_many_matches(h: Harness, scale: float = 1.0) -> Row:
     key = synth.log_key(ACCOUNT, REGION, unique="MANYMATCHES1")
     body = gz(synth.log_json([first, *[r for r, _ in denied], last]))
     # The issue's reproduction runs at FunctionTimeout=30 (the template's minimum), as the load does.
-    h.tune(MANY_MATCHES_TIMEOUT, MANY_MATCHES_VISIBILITY, generation="many-matches")
+    receives = template_default("MaxReceiveCount")
+    h.tune(MANY_MATCHES_TIMEOUT, MANY_MATCHES_VISIBILITY, generation="many-matches", receives=receives)
     h.put(key, body)
     expected = {first["eventID"]: TRAIL, last["eventID"]: CREATE_USER} | {r["eventID"]: p for r, p in denied}
     row = Row("many-matches", files=1, records=len(denied) + 2)
@@ -1216,7 +1236,7 @@ def scenario_many_matches(h: Harness, scale: float = 1.0) -> Row:
     def poison_reported() -> bool:
         return any(_names(a, key) for a in _operational_alerts(h, ops_before))
 
-    settle = 30 + MAX_RECEIVE_COUNT * MANY_MATCHES_VISIBILITY  # every receive, and the poison alert
+    settle = 30 + receives * MANY_MATCHES_VISIBILITY  # every receive, and the poison alert
     try:
         outcome = _settle_by_state(h, expected, timeout=settle, what="many-matches", until=poison_reported)
     except TimeoutError as err:
@@ -1225,7 +1245,7 @@ def scenario_many_matches(h: Harness, scale: float = 1.0) -> Row:
     finally:
         h.retune(generation="after-many-matches")
     row.seconds = time.monotonic() - started
-    row.notes.append(f"function timeout {MANY_MATCHES_TIMEOUT} s, {MAX_RECEIVE_COUNT} receives")
+    row.notes.append(f"function timeout {MANY_MATCHES_TIMEOUT} s, {receives} receives (template default)")
     if outcome == "until":
         # Declared poison: StopLogging (first) must be in; the rest counts as the DLQ's, each stored one sent.
         row.notes.append("file declared poison with an operational alert naming it")
