@@ -39,7 +39,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -200,17 +200,7 @@ class HuntFileResult:
     error: str | None = None
 
     def log_fields(self) -> dict[str, Any]:
-        return {
-            "hunt_id": self.hunt_id,
-            "bucket": self.bucket,
-            "key": self.key,
-            "status": self.status,
-            "records": self.records,
-            "matched": self.matched,
-            "owned": self.owned,
-            "alerts": self.alerts,
-            "error": self.error,
-        }
+        return asdict(self)
 
 
 @dataclass
