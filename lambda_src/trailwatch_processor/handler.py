@@ -33,7 +33,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import fast_path, hunt
+from . import fast_path, hunt, hunt_markers
 from .aws import Clients, Settings
 from .config_diff import digest_items
 from .config_source import ConfigCache
@@ -217,7 +217,7 @@ def handle_batch(event: dict, deps: Deps, context: Any = None) -> dict:
         except Exception as err:
             _log_failure(message_id, message, err)
             failures.append({"itemIdentifier": message_id})
-    unwritten = set(hunt.flush_markers(deps)) - {f["itemIdentifier"] for f in failures}  # hunt
+    unwritten = set(hunt_markers.flush(deps)) - {f["itemIdentifier"] for f in failures}  # hunt
     failures += [{"itemIdentifier": m} for m in sorted(unwritten)]
     log.info(
         "batch done: %d message(s), %d failed",
