@@ -45,7 +45,7 @@ from .deps import (
     ObjectMissingError,
 )
 from .log_stream import LogFileError
-from .noise_state import handle_if_window_close
+from .noise_close import handle_if_window_close
 from .notifications import NotificationError, parse_body
 from .outputs import handle_if_output
 from .processor import process_object
