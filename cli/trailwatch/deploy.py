@@ -43,18 +43,32 @@ BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 
 
-def bucket_name_problem(name: str) -> str | None:
-    """Why S3 would reject this bucket name, or None."""
-    if not 3 <= len(name) <= 63:
-        return "must be 3 to 63 characters long"
-    if not re.fullmatch(r"[a-z0-9.-]+", name):
-        return "may hold only lowercase letters, digits, periods and hyphens"
+def _name_problem(
+    name: str, longest: int, allowed: tuple[str, str], ends: str, together: tuple[str, str]
+) -> str | None:
+    """The form S3 and CloudTrail names share: 3 to ``longest`` characters matching ``allowed`` (a regex and
+    its words), first and last alphanumeric (``ends``: in words), no match of ``together`` (a regex of
+    characters that must not stand side by side, and its message), not formatted as an IP address."""
+    if not 3 <= len(name) <= longest:
+        return f"must be 3 to {longest} characters long"
+    if not re.fullmatch(allowed[0], name):
+        return f"may hold only {allowed[1]}"
     if not (name[0].isalnum() and name[-1].isalnum()):
-        return "must start and end with a lowercase letter or digit"
-    if ".." in name:
-        return "must not contain two adjacent periods"
+        return f"must start and end with {ends}"
+    if re.search(together[0], name):
+        return together[1]
     if _IP_LIKE.fullmatch(name):
         return "must not be formatted as an IP address"
+    return None
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why S3 would reject this bucket name, or None."""
+    chars = (r"[a-z0-9.-]+", "lowercase letters, digits, periods and hyphens")
+    adjacent = (r"\.\.", "must not contain two adjacent periods")
+    problem = _name_problem(name, 63, chars, "a lowercase letter or digit", adjacent)
+    if problem:
+        return problem
     for prefix in BUCKET_RESERVED_PREFIXES:
         if name.startswith(prefix):
             return f"must not start with {prefix!r} (reserved by S3)"
@@ -66,17 +80,9 @@ def bucket_name_problem(name: str) -> str | None:
 
 def trail_name_problem(name: str) -> str | None:
     """Why CloudTrail would reject this trail name, or None."""
-    if not 3 <= len(name) <= 128:
-        return "must be 3 to 128 characters long"
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-        return "may hold only letters, digits, periods, underscores and hyphens"
-    if not (name[0].isalnum() and name[-1].isalnum()):
-        return "must start and end with a letter or digit"
-    if re.search(r"[._-]{2}", name):
-        return "must not have two of . _ - side by side (e.g. 'my._trail', 'my--trail')"
-    if _IP_LIKE.fullmatch(name):
-        return "must not be formatted as an IP address"
-    return None
+    chars = (r"[A-Za-z0-9._-]+", "letters, digits, periods, underscores and hyphens")
+    adjacent = (r"[._-]{2}", "must not have two of . _ - side by side (e.g. 'my._trail', 'my--trail')")
+    return _name_problem(name, 128, chars, "a letter or digit", adjacent)
 
 
 def email_problem(address: str) -> str | None:

@@ -102,37 +102,34 @@ def _put_group(ddb: Any, table: str, group: list[Item], results: dict[str, Writt
             for item in remaining
         ]
         try:
-            ddb.transact_write_items(TransactItems=actions)
+            reasons = _transact(ddb, actions)
         except ClientError as err:
-            reasons = _reasons(err, len(remaining))
-            if reasons is None:
-                if _code(err) not in ("ValidationException", "TransactionCanceledException"):
-                    raise
-                # The request refused as a whole, or reasons we cannot match: one by one finds the item.
-                _put_one_by_one(ddb, table, remaining, results)
-                return
-            retry, refused = [], []
-            for item, (code, stored) in zip(remaining, reasons, strict=True):
-                if code == "ConditionalCheckFailed":
-                    found = stored or store.get_event(ddb, table, item["EventId"]["S"])
-                    if found is None:
-                        retry.append(item)  # deleted since (TTL): write it again
-                    else:
-                        results[item["EventId"]["S"]] = Written(_ours(found, item), found)
-                elif code in RETRIED_REASONS:
-                    retry.append(item)
+            if _code(err) not in ("ValidationException", "TransactionCanceledException"):
+                raise
+            # The request refused as a whole, or reasons we cannot match: one by one finds the item.
+            _put_one_by_one(ddb, table, remaining, results)
+            return
+        if reasons is None:
+            for item in remaining:
+                results[item["EventId"]["S"]] = Written(True, item)
+            return
+        retry, refused = [], []
+        for item, (code, stored) in zip(remaining, reasons, strict=True):
+            if code == "ConditionalCheckFailed":
+                found = stored or store.get_event(ddb, table, item["EventId"]["S"])
+                if found is None:
+                    retry.append(item)  # deleted since (TTL): write it again
                 else:
-                    refused.append(item)
-            _put_one_by_one(ddb, table, refused, results)
-            remaining = retry
-            if not remaining:
-                return
-            if any(code in CONFLICT_REASONS for code, _ in reasons):
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            continue
-        for item in remaining:
-            results[item["EventId"]["S"]] = Written(True, item)
-        return
+                    results[item["EventId"]["S"]] = Written(_ours(found, item), found)
+            elif code in RETRIED_REASONS:
+                retry.append(item)
+            else:
+                refused.append(item)
+        _put_one_by_one(ddb, table, refused, results)
+        remaining = retry
+        if not remaining:
+            return
+        _back_off(reasons, attempt)
     log.warning(
         "%d event(s) still cancelled after %d transactions: written one by one", len(remaining), attempt + 1
     )
@@ -201,33 +198,50 @@ def _mark_group(
             for event_id in remaining
         ]
         try:
-            ddb.transact_write_items(TransactItems=actions)
-        except ClientError as err:
-            reasons = _reasons(err, len(remaining))
-            if reasons is None:
-                break  # not a cancellation we can read: one by one below
-            retry = []
-            for event_id, (code, _) in zip(remaining, reasons, strict=True):
-                if code == "ConditionalCheckFailed":
-                    lost.append(event_id)
-                elif code in RETRIED_REASONS:
-                    retry.append(event_id)
-                else:
-                    break
+            reasons = _transact(ddb, actions)
+        except ClientError:
+            break  # not a cancellation we can read: one by one below
+        if reasons is None:
+            return lost
+        retry = []
+        for event_id, (code, _) in zip(remaining, reasons, strict=True):
+            if code == "ConditionalCheckFailed":
+                lost.append(event_id)
+            elif code in RETRIED_REASONS:
+                retry.append(event_id)
             else:
-                remaining = retry
-                if not remaining:
-                    return lost
-                if any(code in CONFLICT_REASONS for code, _ in reasons):
-                    time.sleep(min(0.05 * 2**attempt, 1.0))
-                continue
-            break  # an unexpected reason: one by one below
-        return lost
+                break
+        else:
+            remaining = retry
+            if not remaining:
+                return lost
+            _back_off(reasons, attempt)
+            continue
+        break  # an unexpected reason: one by one below
     for event_id in remaining:
         if not store.mark_sent(ddb, table, event_id, token=token, message_id=message_id, now=now):
             lost.append(event_id)
     gone = set(lost)
     return [event_id for event_id in ids if event_id in gone]
+
+
+def _transact(ddb: Any, actions: list[dict[str, Any]]) -> list[tuple[str, Item | None]] | None:
+    """One TransactWriteItems: None when it applied, else the (code, ALL_OLD item) per action of its
+    cancellation. Raises the ClientError when it is not a cancellation whose reasons match the actions."""
+    try:
+        ddb.transact_write_items(TransactItems=actions)
+    except ClientError as err:
+        reasons = _reasons(err, len(actions))
+        if reasons is None:
+            raise
+        return reasons
+    return None
+
+
+def _back_off(reasons: list[tuple[str, Item | None]], attempt: int) -> None:
+    """Wait before the next attempt when a cancellation came from a conflict with another writer."""
+    if any(code in CONFLICT_REASONS for code, _ in reasons):
+        time.sleep(min(0.05 * 2**attempt, 1.0))
 
 
 _MESSAGE_CODES = re.compile(r"\[([A-Za-z, ]*)\]\s*$")

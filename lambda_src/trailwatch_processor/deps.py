@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -136,25 +136,11 @@ class FileResult:
     record_issue_count: int = 0
 
     def log_fields(self) -> dict[str, Any]:
-        return {
-            "bucket": self.bucket,
-            "key": self.key,
-            "kind": self.kind,
-            "skipped": self.skipped,
-            "records": self.records,
-            "matched": self.matched,
-            "stored": self.stored,
-            "duplicates": self.duplicates,
-            "alerts": self.alerts,
-            "alerted_events": self.alerted_events,
-            "in_flight": self.in_flight,
-            "fast_path": self.fast_path,
-            "resumed_from": self.resumed_from,
-            "stopped": self.stopped,
-            "checkpoint": self.checkpoint,
-            "record_issues": self.record_issue_count,
-            "ms": round(self.ms, 1),
-        }
+        """Every field in order, but the isolated records only counted (as ``record_issues``) and ``ms``
+        rounded, last."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        del values["record_issues"], values["record_issue_count"], values["ms"]
+        return {**values, "record_issues": self.record_issue_count, "ms": round(self.ms, 1)}
 
 
 def object_version(ref: ObjectRef) -> str | None:

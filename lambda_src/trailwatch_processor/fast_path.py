@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,18 +52,9 @@ class FastPathResult:
     delivery_seconds: float | None = None  # eventTime -> the message reached SQS (or was received)
 
     def log_fields(self) -> dict[str, Any]:
-        return {
-            "path": store.PATH_EVENTBRIDGE,
-            "event_id": self.event_id,
-            "event_name": self.event_name,
-            "rules": self.rule_ids,
-            "stored": self.stored,
-            "duplicate": self.duplicate,
-            "alerted": self.alerted,
-            "in_flight": self.in_flight,
-            "latency_seconds": self.latency_seconds,
-            "delivery_seconds": self.delivery_seconds,
-        }
+        """The path, then every field in order (``rule_ids`` logged as ``rules``)."""
+        values = {"rules" if f.name == "rule_ids" else f.name: getattr(self, f.name) for f in fields(self)}
+        return {"path": store.PATH_EVENTBRIDGE, **values}
 
 
 def is_cloudtrail_event(doc: Any) -> bool:

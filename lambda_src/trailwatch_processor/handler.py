@@ -33,7 +33,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import fast_path, hunt
+from . import fast_path, hunt, hunt_markers
 from .aws import Clients, Settings
 from .config_diff import digest_items
 from .config_source import ConfigCache
@@ -45,7 +45,7 @@ from .deps import (
     ObjectMissingError,
 )
 from .log_stream import LogFileError
-from .noise_state import handle_if_window_close
+from .noise_close import handle_if_window_close
 from .notifications import NotificationError, parse_body
 from .outputs import handle_if_output
 from .processor import process_object
@@ -217,7 +217,7 @@ def handle_batch(event: dict, deps: Deps, context: Any = None) -> dict:
         except Exception as err:
             _log_failure(message_id, message, err)
             failures.append({"itemIdentifier": message_id})
-    unwritten = set(hunt.flush_markers(deps)) - {f["itemIdentifier"] for f in failures}  # hunt
+    unwritten = set(hunt_markers.flush(deps)) - {f["itemIdentifier"] for f in failures}  # hunt
     failures += [{"itemIdentifier": m} for m in sorted(unwritten)]
     log.info(
         "batch done: %d message(s), %d failed",
@@ -281,6 +281,25 @@ def _claim_stale_seconds(deps: Deps, context: Any) -> float:
     return deps.claim_stale_seconds
 
 
+# What a failed message's log line says, by the kind of its cause (first match): level and text, whose
+# arguments are the message id and the failure.
+_FAILURE_LOGS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], int, str], ...] = (
+    (
+        LogFileError,
+        logging.ERROR,
+        "corrupt log file in message %s: %s; it will go to the DLQ after maxReceiveCount",
+    ),
+    (
+        ObjectMissingError,
+        logging.ERROR,
+        "log object of message %s is gone: %s; failing it so it reaches the DLQ after maxReceiveCount",
+    ),
+    ((BudgetExhausted, NotStarted), logging.WARNING, "message %s out of time, retried later: %s"),
+    (AlertsInFlightError, logging.WARNING, "message %s retried later: %s"),
+    ((ClientError, BotoCoreError), logging.ERROR, "AWS error in message %s: %s; SQS will retry it"),
+)
+
+
 def _log_failure(message_id: str, message: Any, failure: Exception) -> None:
     err = failure.cause if isinstance(failure, ObjectFailed) else failure
     data = {"messageId": message_id, "error": type(err).__name__, "detail": str(failure)}
@@ -289,31 +308,11 @@ def _log_failure(message_id: str, message: Any, failure: Exception) -> None:
     if isinstance(err, NotificationError):
         body = message.get("body") if isinstance(message, dict) else None
         data["body"] = body[:500] if isinstance(body, str) else None
-        log.error(
-            "unparseable message %s: %s; it will go to the DLQ after maxReceiveCount",
-            message_id,
-            err,
-            extra={"data": data},
-        )
-    elif isinstance(err, LogFileError):
-        log.error(
-            "corrupt log file in message %s: %s; it will go to the DLQ after maxReceiveCount",
-            message_id,
-            failure,
-            extra={"data": data},
-        )
-    elif isinstance(err, ObjectMissingError):
-        log.error(
-            "log object of message %s is gone: %s; failing it so it reaches the DLQ after maxReceiveCount",
-            message_id,
-            failure,
-            extra={"data": data},
-        )
-    elif isinstance(err, BudgetExhausted | NotStarted):
-        log.warning("message %s out of time, retried later: %s", message_id, failure, extra={"data": data})
-    elif isinstance(err, AlertsInFlightError):
-        log.warning("message %s retried later: %s", message_id, failure, extra={"data": data})
-    elif isinstance(err, ClientError | BotoCoreError):
-        log.error("AWS error in message %s: %s; SQS will retry it", message_id, failure, extra={"data": data})
-    else:
-        log.exception("unexpected error in message %s; SQS will retry it", message_id, extra={"data": data})
+        text = "unparseable message %s: %s; it will go to the DLQ after maxReceiveCount"
+        log.error(text, message_id, err, extra={"data": data})
+        return
+    for kinds, level, text in _FAILURE_LOGS:
+        if isinstance(err, kinds):
+            log.log(level, text, message_id, failure, extra={"data": data})
+            return
+    log.exception("unexpected error in message %s; SQS will retry it", message_id, extra={"data": data})

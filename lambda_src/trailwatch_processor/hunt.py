@@ -37,13 +37,12 @@ import hashlib
 import json
 import logging
 import re
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from . import alerts, batch_writes, records, store
+from . import alerts, batch_writes, hunt_markers, records, store
 from .config_load import parse_config
 from .deps import AlertsInFlightError, Deps, ObjectMissingError, get_object
 from .log_stream import LogFileError
@@ -200,17 +199,7 @@ class HuntFileResult:
     error: str | None = None
 
     def log_fields(self) -> dict[str, Any]:
-        return {
-            "hunt_id": self.hunt_id,
-            "bucket": self.bucket,
-            "key": self.key,
-            "status": self.status,
-            "records": self.records,
-            "matched": self.matched,
-            "owned": self.owned,
-            "alerts": self.alerts,
-            "error": self.error,
-        }
+        return asdict(self)
 
 
 @dataclass
@@ -412,7 +401,8 @@ _OWNER_ATTRIBUTES = "EventId, log_bucket, log_key, primary_rule, severity, alert
 def process_hunt(
     request: HuntRequest, deps: Deps, *, attempt: int | None = None, message_id: str = ""
 ) -> HuntFileResult:
-    """Hunt one file; its marker is queued for ``flush_markers`` (the handler calls it after the batch).
+    """Hunt one file; its marker is queued for ``hunt_markers.flush`` (the handler calls it after the
+    batch).
     Returns normally when the file is done or failed; raises when a retry may succeed (an AWS error before
     the last receive, events in flight elsewhere)."""
     ref, hunt_id = request.ref, request.hunt_id
@@ -431,17 +421,10 @@ def process_hunt(
         error = f"{type(err).__name__}: {err} (receive {attempt} of {limit})"
     run.alert()  # what was stored is alerted, also for a file that failed halfway
     result.status, result.error = (FAILED, error) if error else (DONE, None)
-    _markers.append((message_id, marker_item(deps, request, result)))
+    hunt_markers.queue(message_id, marker_item(deps, request, result))
     level = logging.WARNING if error else logging.INFO
     log.log(level, "hunt file %s", result.status, extra={"data": result.log_fields()})
     return result
-
-
-# Markers of the files hunted in the current batch (one invocation at a time per container), written
-# together by flush_markers: one BatchWriteItem per 25 files instead of a call per file.
-_markers: list[tuple[str, store.Item]] = []
-BATCH_WRITE_MAX = 25
-BATCH_WRITE_ATTEMPTS = 6  # rounds for UnprocessedItems (throttling)
 
 
 def marker_item(deps: Deps, request: HuntRequest, result: HuntFileResult) -> store.Item:
@@ -467,37 +450,3 @@ def marker_item(deps: Deps, request: HuntRequest, result: HuntFileResult) -> sto
     if result.error:
         values["error"] = result.error[:ERROR_MAX_CHARS]
     return store.to_item(values)
-
-
-def flush_markers(deps: Deps) -> list[str]:
-    """Write the queued markers (BatchWriteItem, 25 at a time, unprocessed ones again with backoff); the
-    message ids whose marker could not be written, to be reported as batch item failures (retried)."""
-    queued, _markers[:] = list(_markers), []
-    if not queued:
-        return []
-    by_id: dict[str, tuple[list[str], store.Item]] = {}
-    for message_id, item in queued:  # one file twice in a batch: one put (BatchWriteItem refuses duplicates)
-        ids, _ = by_id.get(item["EventId"]["S"], ([], item))
-        by_id[item["EventId"]["S"]] = ([*ids, message_id], item)
-    entries = list(by_id.items())
-    failed: list[str] = []
-    table = deps.settings.events_table
-    for start in range(0, len(entries), BATCH_WRITE_MAX):
-        chunk = entries[start : start + BATCH_WRITE_MAX]
-        request = {table: [{"PutRequest": {"Item": item}} for _, (_, item) in chunk]}
-        try:
-            for attempt in range(BATCH_WRITE_ATTEMPTS):
-                request = deps.dynamodb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-        except Exception as err:
-            log.error(
-                "hunt: writing %d file marker(s) failed: %s; their messages are retried", len(chunk), err
-            )
-            failed.extend(m for _, (ids, _) in chunk for m in ids)
-            continue
-        if request:
-            left = {r["PutRequest"]["Item"]["EventId"]["S"] for r in request.get(table, [])}
-            failed.extend(m for marker, (ids, _) in chunk if marker in left for m in ids)
-    return failed

@@ -119,26 +119,24 @@ def plan(record: Any, rule: Any, suppressions: Sequence[Suppression], now: datet
     if sup is not None:
         return Plan(rule.id, suppressed_by=sup.id)
     dedup, threshold = getattr(rule, "dedup", None), getattr(rule, "threshold", None)
-    common = {"rule_id": rule.id, "title": rule.title, "severity": rule.severity}
+    extra: dict[str, Any] = {}  # what a threshold adds
     if dedup is not None:
-        return Plan(
-            kind="dedup",
-            group_by=dedup.group_by,
-            group=group_values(record, dedup.group_by),
-            window_minutes=dedup.window_minutes,
-            **common,
-        )
-    if threshold is not None:
-        return Plan(
-            kind="threshold",
-            group_by=threshold.group_by,
-            group=group_values(record, threshold.group_by),
-            window_minutes=threshold.window_minutes,
-            count=threshold.count,
-            moment=event_moment(record, now),
-            **common,
-        )
-    return None
+        kind, spec = "dedup", dedup
+    elif threshold is not None:
+        kind, spec = "threshold", threshold
+        extra = {"count": threshold.count, "moment": event_moment(record, now)}
+    else:
+        return None
+    return Plan(
+        rule.id,
+        kind=kind,
+        group_by=spec.group_by,
+        group=group_values(record, spec.group_by),
+        window_minutes=spec.window_minutes,
+        title=rule.title,
+        severity=rule.severity,
+        **extra,
+    )
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from trailwatch_processor import noise, noise_state, processor
+from trailwatch_processor import noise, noise_close, noise_state, processor
 from trailwatch_processor.handler import handle_batch
 from trailwatch_processor.noise import Plan
 
@@ -408,14 +408,14 @@ def test_two_concurrent_first_events_open_one_dedup_window(env: Env, deps: Any, 
     assert {dict(d.marks)["grouped_into"] for d in decisions.values() if d.quiet} == set(alerting)
     [(body, _)] = sqs.take()
     env.clock.advance(61)
-    assert noise_state.close_window(deps, json.loads(body)["window"]) == "sent"
+    assert noise_close.close_window(deps, json.loads(body)["window"]) == "sent"
     assert env.alerts()[-1]["count"] == 3
 
 
 def test_window_close_bodies_are_recognised_exactly() -> None:
     window = noise_state.WINDOW_PREFIX + "ab"
     assert (
-        noise_state.window_close_request(json.dumps({"trailwatch": "window-close", "window": window}))
+        noise_close.window_close_request(json.dumps({"trailwatch": "window-close", "window": window}))
         == window
     )
     for body in (
@@ -424,7 +424,7 @@ def test_window_close_bodies_are_recognised_exactly() -> None:
         f.s3_notification(BUCKET, f.log_key()),
         "not json window-close",
     ):
-        assert noise_state.window_close_request(body) is None
+        assert noise_close.window_close_request(body) is None
 
 
 def test_a_close_for_a_vanished_window_is_acknowledged(env: Env, deps: Any) -> None:

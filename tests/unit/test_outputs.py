@@ -280,7 +280,7 @@ class TestDeliveryFailures:
 
 
 class TestSummaryInSlack:
-    """A dedup window's summary (built by noise_state itself) has no event fields: Slack shows the group's
+    """A dedup window's summary (built by noise_close itself) has no event fields: Slack shows the group's
     first event, read from its stored item, with the count, the group and the window."""
 
     FIRST = "11111111-2222-3333-4444-555555555555"
@@ -300,7 +300,7 @@ class TestSummaryInSlack:
     def summary_body(self) -> dict[str, Any]:
         from datetime import UTC, datetime
 
-        from trailwatch_processor import noise_state
+        from trailwatch_processor import noise_close
 
         state = {
             "noise_rule": "denied-burst",
@@ -314,7 +314,7 @@ class TestSummaryInSlack:
             "first_event_id": self.FIRST,
         }
         now = datetime(2026, 12, 3, 11, 0, tzinfo=UTC)
-        message = noise_state.summary_message(state, [f"e-{n}" for n in range(49)], 49, now, "t")
+        message = noise_close.summary_message(state, [f"e-{n}" for n in range(49)], 49, now, "t")
         return json.loads(json.loads(message.message)["default"])
 
     def test_the_first_event_fills_who_what_where_when_and_the_link(self) -> None:
