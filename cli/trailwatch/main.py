@@ -179,6 +179,10 @@ def cli(
     )
 
 
+# deploy's attach-mode options, passed to deploy.attach_parameters as they are
+ATTACH_OPTIONS = ("use_bucket", "bucket_account", "log_prefix", "kms_key", "notification", "trail_topic")
+
+
 def _aws_ui(options: Options, json_mode: bool = False) -> tuple[Aws, UI]:
     return Aws(options), UI(verbose=options.verbose, json_mode=json_mode)
 
@@ -242,18 +246,12 @@ def deploy(
     config_path: Path | None,
     params: tuple[str, ...],
     artifacts_bucket: str | None,
-    use_bucket: str | None,
-    bucket_account: str | None,
-    log_prefix: str | None,
-    kms_key: str | None,
-    notification: str,
-    trail_topic: str | None,
     regions: str | None,
     no_verify: bool,
     dry_run: bool,
     timeout: float,
     json_mode: bool,
-    **output_options: Any,
+    **grouped: Any,  # the outputs' options (deploy.OutputOptions) and attach mode's (ATTACH_OPTIONS)
 ) -> None:
     """Create or update the stack (change set), upload the config, verify.
 
@@ -264,17 +262,8 @@ def deploy(
     from trailwatch.deploy import OutputOptions, attach_parameters, run_deploy
 
     aws, ui = _aws_ui(options, json_mode)
-    attach = None
-    if use_bucket:
-        attach = attach_parameters(
-            aws.client("s3"),
-            use_bucket=use_bucket,
-            bucket_account=bucket_account,
-            log_prefix=log_prefix,
-            kms_key=kms_key,
-            notification=notification,
-            trail_topic=trail_topic,
-        )
+    attach_options = {name: grouped.pop(name) for name in ATTACH_OPTIONS}
+    attach = attach_parameters(aws.client("s3"), **attach_options) if attach_options["use_bucket"] else None
     code = run_deploy(
         aws,
         ui,
@@ -286,7 +275,7 @@ def deploy(
         run_verify=not no_verify,
         verify_timeout=timeout,
         artifacts_bucket=artifacts_bucket,
-        outputs=OutputOptions(**output_options),
+        outputs=OutputOptions(**grouped),
         attach=attach,
         regions=regions,
     )

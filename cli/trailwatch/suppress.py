@@ -205,21 +205,26 @@ def expiry_warnings(config: Any, now: datetime, soon_days: int = EXPIRING_SOON_D
 
 
 # -- commands ----------------------------------------------------------------------------------------
-def run_add(
-    aws: Aws,
-    ui: UI,
-    *,
-    outputs: dict[str, str],
-    pattern: dict[str, Any],
-    rules: tuple[str, ...],
-    reason: str,
-    owner: str,
-    expires: str,
-    sid: str | None,
-    yes: bool,
-) -> str:
+def new_suppression(
+    pattern: dict[str, Any], rules: tuple[str, ...], *, reason: str, owner: str, expires: str, sid: str | None
+) -> dict[str, Any]:
+    """The config entry of a suppression (its id derived from pattern and rules unless given)."""
+    entry: dict[str, Any] = {
+        "id": sid or suppression_id(pattern, rules),
+        "pattern": pattern,
+        "reason": reason,
+        "owner": owner,
+        "expires": expires,
+    }
+    if rules:
+        entry["rules"] = list(rules)
+    return entry
+
+
+def run_add(aws: Aws, ui: UI, *, outputs: dict[str, str], entry: dict[str, Any], yes: bool) -> str:
+    """Add ``entry`` (``new_suppression``) to the config in force, through upload-config's path."""
     in_force = config_in_force(aws, outputs)
-    sid = sid or suppression_id(pattern, rules)
+    sid = entry["id"]
     existing = in_force.raw.get("suppressions") or []
     if not isinstance(existing, list):
         raise UsageError(f"{in_force.label}: 'suppressions' is not a list; fix it with upload-config.")
@@ -228,17 +233,8 @@ def run_add(
             f"Suppression {sid} already exists in {in_force.label}.",
             hint="`trailwatch suppress list` shows it; remove it first or pass another --id.",
         )
-    entry: dict[str, Any] = {
-        "id": sid,
-        "pattern": pattern,
-        "reason": reason,
-        "owner": owner,
-        "expires": expires,
-    }
-    if rules:
-        entry["rules"] = list(rules)
     edited = {**in_force.raw, "suppressions": [*existing, entry]}
-    ui.info(f"Adding suppression {sid} to {in_force.label}: {json.dumps(pattern, sort_keys=True)}")
+    ui.info(f"Adding suppression {sid} to {in_force.label}: {json.dumps(entry['pattern'], sort_keys=True)}")
     upload_edited(aws, ui, edited, label=f"{in_force.label} + suppression {sid}", outputs=outputs, yes=yes)
     return sid
 
@@ -336,19 +332,9 @@ def _commands() -> None:
             pattern_json, principals=principal, event_names=event_name, source_ips=source_ip, accounts=account
         )
         expiry = parse_expires(expires, datetime.now(UTC).date())
+        entry = new_suppression(pattern, rules, reason=reason, owner=owner, expires=expiry, sid=sid)
         aws, ui, outputs = _context(obj)
-        run_add(
-            aws,
-            ui,
-            outputs=outputs,
-            pattern=pattern,
-            rules=rules,
-            reason=reason,
-            owner=owner,
-            expires=expiry,
-            sid=sid,
-            yes=yes,
-        )
+        run_add(aws, ui, outputs=outputs, entry=entry, yes=yes)
 
     @suppress.command("list", epilog=EPILOG)
     @global_options
