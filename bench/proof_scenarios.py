@@ -854,8 +854,16 @@ def bad_inputs(rng: random.Random) -> list[BadInput]:
         factory, primary = CASES[factory_index]
         return factory() | overrides, primary
 
+    def processed(
+        name: str, tag: str, record: dict, primary: str, body: bytes | None = None, event_id: str = ""
+    ) -> BadInput:
+        """A file the function processes, storing ``record`` (as ``event_id``, default its eventID)."""
+        body = gz(synth.log_json([record])) if body is None else body
+        return BadInput(name, "processed", key(tag), body, expected={event_id or record["eventID"]: primary})
+
     quiet = gz(synth.log_json(background(300, rng)))
     not_objects, p1 = one()
+    not_objects_body = json.dumps({"Records": [1, "x", None, [], not_objects]}).encode()
     big, p2 = one()
     big["requestParameters"] = {"userName": "big", "blob": "A" * 10_000_000}
     uni, p3 = one()
@@ -871,35 +879,11 @@ def bad_inputs(rng: random.Random) -> list[BadInput]:
         BadInput("gzip of non-JSON", "dlq", key("NONJSON"), gz(b"hello, world")),
         BadInput("JSON without Records", "dlq", key("NOREC"), gz(b'{"foo": []}')),
         BadInput("Records not a list", "dlq", key("NOTLIST"), gz(b'{"Records": {"a": 1}}')),
-        BadInput(
-            "records that are not objects",
-            "processed",
-            key("NOTOBJ"),
-            gz(json.dumps({"Records": [1, "x", None, [], not_objects]}).encode()),
-            expected={not_objects["eventID"]: p1},
-        ),
-        BadInput(
-            "a 10 MB record",
-            "processed",
-            key("BIG"),
-            gz(synth.log_json([big])),
-            expected={_recovered_id(big, "requestParameters"): p2},
-        ),
+        processed("records that are not objects", "NOTOBJ", not_objects, p1, body=gz(not_objects_body)),
+        processed("a 10 MB record", "BIG", big, p2, event_id=_recovered_id(big, "requestParameters")),
         BadInput("JSON nested 100,000 deep", "processed", key("DEEP"), deep_body, expected=deep_expected),
-        BadInput(
-            "unicode and escapes",
-            "processed",
-            key("UNI"),
-            gz(synth.log_json([uni])),
-            expected={uni["eventID"]: p3},
-        ),
-        BadInput(
-            "key with spaces, + and unicode",
-            "processed",
-            key("SP ÄCE+plus é"),
-            gz(synth.log_json([spaced])),
-            expected={spaced["eventID"]: p4},
-        ),
+        processed("unicode and escapes", "UNI", uni, p3),
+        processed("key with spaces, + and unicode", "SP ÄCE+plus é", spaced, p4),
         BadInput("zero-byte object", "dlq", key("ZERO"), b""),
         BadInput("digest file", "skipped", synth.digest_key(ACCOUNT, REGION), synth.digest_body()),
         BadInput(
@@ -1264,6 +1248,17 @@ def scenario_many_matches(h: Harness, scale: float = 1.0) -> Row:
     return row
 
 
+def _settled_row(h: Harness, row: Row, expected: dict[str, str], started: float) -> Row:
+    """``row`` once ``expected`` is stored and alerted (a timeout is a failure of the row, not an error),
+    timed from ``started``."""
+    try:
+        h.settle(set(expected), set(), timeout=60, what=row.scenario)
+    except TimeoutError as err:
+        row.failures.append(str(err))
+    row.seconds = time.monotonic() - started
+    return row
+
+
 def scenario_overwritten_object(h: Harness, scale: float = 1.0) -> Row:
     """A log file with StopLogging and CreateUser overwritten by a harmless one before the function
     reads it. The notified version is what is read (versionId): both events are stored and alerted, and the
@@ -1280,12 +1275,7 @@ def scenario_overwritten_object(h: Harness, scale: float = 1.0) -> Row:
         h.put(key, gz(synth.log_json([*hidden, *background(20, rng)])))
         h.put(key, gz(synth.log_json(background(20, rng))))
     expected = {hidden[0]["eventID"]: TRAIL, hidden[1]["eventID"]: CREATE_USER}
-    row = Row("overwritten-object", files=1, records=42)
-    try:
-        h.settle(set(expected), set(), timeout=60, what="overwritten-object")
-    except TimeoutError as err:
-        row.failures.append(str(err))
-    row.seconds = time.monotonic() - started
+    row = _settled_row(h, Row("overwritten-object", files=1, records=42), expected, started)
     h.count(row, expected, {key}, set())
     if not any(_names(a, key) for a in _operational_alerts(h, ops_before)):
         row.failures.append("no operational alert names the overwritten log object")
@@ -1371,12 +1361,7 @@ def scenario_odd_records(h: Harness, scale: float = 1.0) -> Row:
     key = synth.log_key(ACCOUNT, REGION, unique="ODDRECORDS01")
     ops_before = _operational_count(h)
     h.put(key, body)
-    row = Row("odd-records", files=1, records=9)
-    try:
-        h.settle(set(expected), set(), timeout=60, what="odd-records")
-    except TimeoutError as err:
-        row.failures.append(str(err))
-    row.seconds = time.monotonic() - started
+    row = _settled_row(h, Row("odd-records", files=1, records=9), expected, started)
     h.count(row, expected, {key}, set(), optional=odd)
     if any(k == key for _, k in h.dlq_refs()):
         row.failures.append("the file with odd records went to the DLQ")

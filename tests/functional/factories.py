@@ -101,19 +101,18 @@ def s3_notification(bucket: str, key: str, *, size: int = 1234, event_name: str 
     )
 
 
+SNS_NOTIFICATION = {  # the fields of an SNS envelope that are the same for every message here
+    "Type": "Notification",
+    "Subject": "Amazon S3 Notification",
+    "Timestamp": "2024-01-15T10:05:01.000Z",
+    "SignatureVersion": "1",
+}
+
+
 def sns_envelope(message: str, *, topic: str = f"arn:aws:sns:{REGION}:{ACCOUNT}:log-delivery") -> str:
     """The SNS envelope SQS receives when raw message delivery is off."""
-    return json.dumps(
-        {
-            "Type": "Notification",
-            "MessageId": str(uuid.uuid4()),
-            "TopicArn": topic,
-            "Subject": "Amazon S3 Notification",
-            "Message": message,
-            "Timestamp": "2024-01-15T10:05:01.000Z",
-            "SignatureVersion": "1",
-        }
-    )
+    per_message = {"MessageId": str(uuid.uuid4()), "TopicArn": topic, "Message": message}
+    return json.dumps({**SNS_NOTIFICATION, **per_message})
 
 
 def s3_test_event(bucket: str) -> str:

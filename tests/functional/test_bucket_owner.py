@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
@@ -157,18 +158,22 @@ def test_local_aws_checks_the_copy_source_owner(
 
 
 @pytest.mark.parametrize(
-    ("host", "path", "bucket"),
+    "url",
     [
-        ("127.0.0.1:4566", "/trail-bucket/AWSLogs/x.json.gz", "trail-bucket"),
-        ("localhost:4566", "/trail-bucket", "trail-bucket"),
-        ("trail-bucket.localhost:4566", "/AWSLogs/x.json.gz", "trail-bucket"),
-        ("trail-bucket.s3.us-east-1.amazonaws.com", "/k", "trail-bucket"),
-        ("s3.us-east-1.amazonaws.com", "/trail-bucket/k", "trail-bucket"),
-        ("127.0.0.1:4566", "/", None),
+        "http://127.0.0.1:4566/trail-bucket/AWSLogs/x.json.gz",
+        "http://localhost:4566/trail-bucket",
+        "http://trail-bucket.localhost:4566/AWSLogs/x.json.gz",
+        "https://trail-bucket.s3.us-east-1.amazonaws.com/k",
+        "https://s3.us-east-1.amazonaws.com/trail-bucket/k",
     ],
 )
-def test_s3_request_bucket(host: str, path: str, bucket: str | None) -> None:
-    assert s3_request_bucket({"HTTP_HOST": host, "PATH_INFO": path}) == bucket
+def test_s3_request_bucket_path_style_or_virtual_hosted(url: str) -> None:
+    parts = urlsplit(url)
+    assert s3_request_bucket({"HTTP_HOST": parts.netloc, "PATH_INFO": parts.path}) == "trail-bucket"
+
+
+def test_s3_request_to_the_service_names_no_bucket() -> None:
+    assert s3_request_bucket({"HTTP_HOST": "127.0.0.1:4566", "PATH_INFO": "/"}) is None
 
 
 # -- the CLI refuses buckets it does not own -----------------------------------------------------

@@ -138,21 +138,9 @@ def test_forwarders_are_recorded_on_the_home_rule(aws: Aws) -> None:
 
 
 def test_forwarder_parameters_take_the_home_values_without_default() -> None:
-    home = {
-        "TrailBucketName": "b",
-        "AlertEmail": "a@example.com",
-        "CodeBucket": "c",
-        "CodeKey": "k",
-        "X": "y",
-    }
-    assert fast_path.forwarder_parameters(home, "us-east-1") == {
-        "Role": "forwarder",
-        "HomeRegion": "us-east-1",
-        "TrailBucketName": "b",
-        "AlertEmail": "a@example.com",
-        "CodeBucket": "c",
-        "CodeKey": "k",
-    }
+    taken = {"TrailBucketName": "b", "AlertEmail": "a@example.com", "CodeBucket": "c", "CodeKey": "k"}
+    forwarder = fast_path.forwarder_parameters({**taken, "X": "y"}, "us-east-1")
+    assert forwarder == {"Role": "forwarder", "HomeRegion": "us-east-1", **taken}
 
 
 def test_check_rule_passes_when_all_is_as_the_config_says(aws: Aws) -> None:

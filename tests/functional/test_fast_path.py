@@ -72,16 +72,9 @@ def test_event_is_stored_and_alerted_with_path_and_latency(env: Env, deps: Any) 
 
 def test_email_text_says_path_and_latency(env: Env, deps: Any) -> None:
     rec = f.root_login(eventTime=_at(env, 2))
-    published: list[dict] = []
-
-    class Capture(FlakySns):
-        def publish(self, **kwargs: Any) -> dict:
-            published.append(kwargs)
-            return self.sns.publish(**kwargs)
-
-    deps.sns = Capture(env.clients.sns, fail=0)
+    deps.sns = spy = FlakySns(env.clients.sns, fail=0)
     fast_path.process_event(json.loads(_body(rec)), deps)
-    [sent] = published
+    [sent] = spy.published
     email = json.loads(sent["Message"])["email"]
     assert "Path:     eventbridge (EventBridge fast path), alerted 2.0 s after the event" in email
     assert "Latency:  2.0 s from the event to this alert" in email

@@ -5,7 +5,7 @@ alerts only for `--alert` hunts and once per event, live state untouched."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -145,23 +145,34 @@ def test_a_corrupt_or_missing_file_is_marked_failed_at_once(
     assert marker["status"] == "failed" and marker["error"].startswith(error)
 
 
+class Failing:
+    """``client`` whose ``method`` raises AWS error ``code`` on the calls ``when`` picks (default: all)."""
+
+    def __init__(
+        self, client: Any, method: str, code: str, when: Callable[[dict[str, Any]], bool] = lambda kw: True
+    ) -> None:
+        self.client, self.method, self.code, self.when = client, method, code, when
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.client, name)
+        if name != self.method:
+            return real
+
+        def call(**kwargs: Any) -> Any:
+            if self.when(kwargs):
+                operation = self.client.meta.method_to_api_mapping[name]
+                raise ClientError({"Error": {"Code": self.code, "Message": f"{self.code} (test)"}}, operation)
+            return real(**kwargs)
+
+        return call
+
+
 def test_an_aws_error_is_retried_then_marked_failed_on_the_last_receive(
     env: Env, deps: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     start_hunt(env, "h1")
     key = env.put_log([evil()])
-    s3 = deps.s3
-
-    class Throttled:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(s3, name)
-
-        def get_object(self, **kwargs: Any) -> Any:
-            if kwargs.get("Key") == key:
-                raise ClientError({"Error": {"Code": "SlowDown", "Message": "slow down"}}, "GetObject")
-            return s3.get_object(**kwargs)
-
-    throttled = replace(deps, s3=Throttled())
+    throttled = replace(deps, s3=Failing(deps.s3, "get_object", "SlowDown", when=lambda kw: kw["Key"] == key))
     assert len(failed_ids(handle_batch(hunt_event([key], receive=2), throttled))) == 1
     assert not items_of(env, hunt.KIND_FILE)
     assert failed_ids(handle_batch(hunt_event([key], receive=3), throttled)) == []
@@ -189,16 +200,8 @@ def test_an_alert_hunt_alerts_each_event_once_by_primary_rule(env: Env, deps: An
 def test_a_failed_publish_is_retried_and_sent_once(env: Env, deps: Any) -> None:
     start_hunt(env, "h1", alert=True)
     key = env.put_log([evil()])
-    sns = deps.sns
-
-    class Down:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(sns, name)
-
-        def publish(self, **kwargs: Any) -> Any:
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "down"}}, "Publish")
-
-    assert len(failed_ids(handle_batch(hunt_event([key]), replace(deps, sns=Down())))) == 1
+    down = replace(deps, sns=Failing(deps.sns, "publish", "InternalError"))
+    assert len(failed_ids(handle_batch(hunt_event([key]), down))) == 1
     assert not items_of(env, hunt.KIND_FILE) and env.alerts() == []
     assert failed_ids(handle_batch(hunt_event([key], receive=2), deps)) == []
     assert [a["count"] for a in env.alerts()] == [1]

@@ -275,7 +275,11 @@ def make_stack(client_for: Callable[..., Any]) -> Callable[..., Stack]:
     except iam.exceptions.EntityAlreadyExistsException:
         pass
 
-    def make(visibility_timeout: int = 1, max_receive_count: int = 2, region: str = REGION) -> Stack:
+    def make(
+        visibility_timeout: int = 1, max_receive_count: int = 2, region: str = REGION, deploy: bool = False
+    ) -> Stack:
+        """The queues of a new stand-in function; ``deploy`` also creates the function with the defaults."""
+
         def regional(service: str) -> Any:
             return client_for(service, region)
 
@@ -294,7 +298,10 @@ def make_stack(client_for: Callable[..., Any]) -> Callable[..., Stack]:
             "QueueArn"
         ]
         results_url = sqs.create_queue(QueueName=f"{name}-results")["QueueUrl"]
-        return Stack(regional, name, queue_url, queue_arn, dlq_url, results_url)
+        stack = Stack(regional, name, queue_url, queue_arn, dlq_url, results_url)
+        if deploy:
+            stack.deploy()
+        return stack
 
     return make
 
@@ -581,8 +588,7 @@ def test_code_is_the_zip_the_function_was_created_with(
 
 @pytest.mark.e2e
 def test_warm_worker_is_reused(runtime: LambdaRuntime, make_stack: Callable[..., Stack]) -> None:
-    stack = make_stack()
-    stack.deploy()
+    stack = make_stack(deploy=True)
     stack.map(BatchSize=1)
     stack.send({"action": "ok"}, {"action": "ok"}, {"action": "ok"})
     reports = wait_until(lambda: len(stack.reports()) >= 3 and stack.reports(), what="three invocations")
@@ -631,8 +637,7 @@ def test_mapping_concurrency_runs_invocations_in_parallel_workers(
 def test_batch_item_failures_retried_then_redriven_to_dlq(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack]
 ) -> None:
-    stack = make_stack(visibility_timeout=1, max_receive_count=2)
-    stack.deploy()
+    stack = make_stack(visibility_timeout=1, max_receive_count=2, deploy=True)
     ok_a, bad, ok_b = stack.send({"action": "ok"}, {"action": "fail", "n": 1}, {"action": "ok"})
     stack.map(BatchSize=10, **REPORT_BATCH)  # after sending: the first receive takes all three
 
@@ -649,8 +654,7 @@ def test_batch_item_failures_retried_then_redriven_to_dlq(
 def test_handler_exception_fails_the_batch_then_dlq(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log, settings: dict[str, Any]
 ) -> None:
-    stack = make_stack(visibility_timeout=1, max_receive_count=2)
-    stack.deploy()
+    stack = make_stack(visibility_timeout=1, max_receive_count=2, deploy=True)
     ok, bad = stack.send({"action": "ok", "n": 0}, {"action": "raise", "text": f"poison-{stack.name}"})
     stack.map(BatchSize=10, **settings)
 
@@ -666,8 +670,7 @@ def test_handler_exception_fails_the_batch_then_dlq(
 def test_unknown_item_identifier_fails_the_whole_batch(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log
 ) -> None:
-    stack = make_stack(visibility_timeout=1, max_receive_count=1)
-    stack.deploy()
+    stack = make_stack(visibility_timeout=1, max_receive_count=1, deploy=True)
     ok, bogus = stack.send({"action": "ok"}, {"action": "bogus"})
     stack.map(BatchSize=10, **REPORT_BATCH)
 
@@ -683,8 +686,7 @@ def test_unknown_item_identifier_fails_the_whole_batch(
 def test_batching_window_gathers_messages_sent_apart(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log
 ) -> None:
-    stack = make_stack(visibility_timeout=30)
-    stack.deploy()
+    stack = make_stack(visibility_timeout=30, deploy=True)
     stack.map(BatchSize=3, MaximumBatchingWindowInSeconds=3)
     wait_until(lambda: f"polling {stack.queue_arn}" in log.text(), what="the poller")
     sent = []
@@ -699,8 +701,7 @@ def test_batching_window_gathers_messages_sent_apart(
 def test_fifo_queue_keeps_order_and_group_attributes(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], client_for: Callable[..., Any]
 ) -> None:
-    stack = make_stack()
-    stack.deploy()
+    stack = make_stack(deploy=True)
     sqs = client_for("sqs")
     stack.queue_url = sqs.create_queue(
         QueueName=f"{stack.name}.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
@@ -721,8 +722,7 @@ def test_fifo_queue_keeps_order_and_group_attributes(
 
 @pytest.mark.e2e
 def test_batch_size_bounds_each_invocation(runtime: LambdaRuntime, make_stack: Callable[..., Stack]) -> None:
-    stack = make_stack(visibility_timeout=30)
-    stack.deploy()
+    stack = make_stack(visibility_timeout=30, deploy=True)
     sent = stack.send(*({"action": "ok", "n": i} for i in range(5)))
     stack.map(BatchSize=2)
     wait_until(lambda: stack.counts(stack.queue_url) == 0, what="the queue to be emptied")
@@ -779,8 +779,7 @@ def test_timeout_kills_the_worker_and_counts_as_failure(
 def test_worker_crash_fails_the_invocation_and_restarts(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log
 ) -> None:
-    stack = make_stack(visibility_timeout=1, max_receive_count=1)
-    stack.deploy()
+    stack = make_stack(visibility_timeout=1, max_receive_count=1, deploy=True)
     stack.map(BatchSize=1)
     [crash] = stack.send({"action": "crash"})
 
@@ -796,8 +795,7 @@ def test_worker_crash_fails_the_invocation_and_restarts(
 def test_reserved_concurrency_zero_throttles(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log, client_for: Callable[..., Any]
 ) -> None:
-    stack = make_stack()
-    stack.deploy()
+    stack = make_stack(deploy=True)
     client_for("lambda").put_function_concurrency(FunctionName=stack.name, ReservedConcurrentExecutions=0)
     [message_id] = stack.send({"action": "ok"})
     stack.map()
@@ -815,8 +813,7 @@ def test_reserved_concurrency_zero_throttles(
 def test_disabled_or_deleted_mapping_is_not_polled(
     runtime: LambdaRuntime, make_stack: Callable[..., Stack], log: Log, client_for: Callable[..., Any]
 ) -> None:
-    stack = make_stack()
-    stack.deploy()
+    stack = make_stack(deploy=True)
     stack.send({"action": "ok"})
     mapping = stack.map(Enabled=False)
     time.sleep(4 * REFRESH)  # several discovery rounds
@@ -853,8 +850,7 @@ def test_stop_is_quick_and_kills_workers(endpoint: str, make_stack: Callable[...
     """A runtime of its own, in a region no other test's runtime polls."""
     rt = LambdaRuntime(endpoint, "eu-west-2", Log())
     rt.start()
-    stack = make_stack(region="eu-west-2")
-    stack.deploy()
+    stack = make_stack(region="eu-west-2", deploy=True)
     stack.map()
     stack.send({"action": "ok"})
     wait_until(lambda: stack.reports(), what="an invocation")

@@ -134,56 +134,50 @@ def test_boto3_client_works(local_aws: LocalAWS, hostname: str) -> None:
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
 
 
+LOOPBACK_NAMES = ["127.0.0.1", "127.9.8.7", "::1", "[::1]", "localhost", "LOCALHOST.", "bucket.localhost"]
+OTHER_NAMES = ["0.0.0.0", "128.0.0.1", "192.168.1.5", "localhost.evil.example", "evillocalhost", ""]
+
+
 @pytest.mark.parametrize(
-    ("name", "loopback"),
-    [
-        ("127.0.0.1", True),
-        ("127.9.8.7", True),
-        ("::1", True),
-        ("[::1]", True),
-        ("localhost", True),
-        ("LOCALHOST.", True),
-        ("bucket.localhost", True),
-        ("0.0.0.0", False),
-        ("128.0.0.1", False),
-        ("192.168.1.5", False),
-        ("localhost.evil.example", False),
-        ("evillocalhost", False),
-        ("", False),
-    ],
+    ("name", "loopback"), [(n, True) for n in LOOPBACK_NAMES] + [(n, False) for n in OTHER_NAMES]
 )
 def test_is_loopback_name(name: str, loopback: bool) -> None:
     assert is_loopback_name(name) is loopback
 
 
+LOOPBACK_ORIGINS = ["http://127.0.0.1:8080", "https://localhost", "http://[::1]:3000"]
+OTHER_ORIGINS = [
+    "null",
+    "http://evil.example",
+    "http://127.0.0.1.evil.example",
+    "file://",
+    "http://[not-an-ip",
+]
+
+
 @pytest.mark.parametrize(
-    ("origin", "loopback"),
-    [
-        ("http://127.0.0.1:8080", True),
-        ("https://localhost", True),
-        ("http://[::1]:3000", True),
-        ("null", False),
-        ("http://evil.example", False),
-        ("http://127.0.0.1.evil.example", False),
-        ("file://", False),
-        ("http://[not-an-ip", False),
-    ],
+    ("origin", "loopback"), [(o, True) for o in LOOPBACK_ORIGINS] + [(o, False) for o in OTHER_ORIGINS]
 )
 def test_is_loopback_origin(origin: str, loopback: bool) -> None:
     assert is_loopback_origin(origin) is loopback
 
 
+# bind address -> (Host headers it allows, Host headers it refuses); an IP literal is never a rebinding
+HOSTS_BY_BIND = {
+    "127.0.0.1": (["127.0.0.1:4566"], ["192.168.1.5:4566", "127.0.0.1:notaport"]),
+    "192.168.1.5": (["192.168.1.5:4566"], ["evil.example:4566"]),
+    "0.0.0.0": (["10.1.2.3:4566"], ["evil.example:4566"]),
+    "::": (["[fe80::1]:4566"], []),
+}
+
+
 @pytest.mark.parametrize(
     ("bind", "host", "allowed"),
     [
-        ("127.0.0.1", "127.0.0.1:4566", True),
-        ("127.0.0.1", "192.168.1.5:4566", False),
-        ("192.168.1.5", "192.168.1.5:4566", True),
-        ("192.168.1.5", "evil.example:4566", False),
-        ("0.0.0.0", "10.1.2.3:4566", True),  # an IP literal: never a rebinding
-        ("0.0.0.0", "evil.example:4566", False),
-        ("::", "[fe80::1]:4566", True),
-        ("127.0.0.1", "127.0.0.1:notaport", False),
+        (bind, host, allowed)
+        for bind, (allows, refuses) in HOSTS_BY_BIND.items()
+        for allowed, hosts in ((True, allows), (False, refuses))
+        for host in hosts
     ],
 )
 def test_host_allowed_follows_the_bind_address(bind: str, host: str, allowed: bool) -> None:

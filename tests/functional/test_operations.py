@@ -313,14 +313,8 @@ def test_unsigned_or_unknown_requests_map_to_nothing() -> None:
 
 
 def test_from_environ_uses_the_raw_uri() -> None:
-    environ = {
-        "REQUEST_METHOD": "get",
-        "RAW_URI": "/b/a%2Fb?acl",
-        "PATH_INFO": "/b/a/b",
-        "QUERY_STRING": "acl",
-        "HTTP_X_AMZ_TARGET": "T.Op",
-        "CONTENT_TYPE": "application/json",
-    }
-    request = HttpRequest.from_environ(environ, b"{}")
+    target = {"RAW_URI": "/b/a%2Fb?acl", "PATH_INFO": "/b/a/b", "QUERY_STRING": "acl"}  # raw and decoded
+    headers = {"HTTP_X_AMZ_TARGET": "T.Op", "CONTENT_TYPE": "application/json"}  # as WSGI names them
+    request = HttpRequest.from_environ({"REQUEST_METHOD": "get", **target, **headers}, b"{}")
     assert (request.method, request.path, request.query) == ("GET", "/b/a%2Fb", "acl")
     assert request.header("x-amz-target") == "T.Op" and request.header("content-type") == "application/json"

@@ -133,15 +133,7 @@ def stack(receivers: dict[str, Receiver], monkeypatch: pytest.MonkeyPatch) -> It
         monkeypatch.setattr(outputs, "RETRY_DELAY_SECONDS", 0.0)
         settings = Settings(events_table="t", alert_topic_arn=topic_arn, config_bucket="b")
         deps = Deps(s3=None, dynamodb=None, sns=sns, settings=settings, config=None, claim_stale_seconds=60)
-        yield OutputsAws(
-            sns=sns,
-            sqs=sqs,
-            topic_arn=topic_arn,
-            queues=queues,
-            deps=deps,
-            alarm_queue_url=alarm_queue_url,
-            dynamodb=ddb,
-        )
+        yield OutputsAws(sns, sqs, topic_arn, queues, deps, alarm_queue_url, ddb)  # in field order
 
 
 def _arn(sqs: Any, url: str) -> str:

@@ -25,24 +25,25 @@ REQUIRED = {
 }
 
 
-@pytest.mark.parametrize(
-    ("name", "value", "message"),
-    [
-        ("MaxReceiveCount", "0", "Parameter 'MaxReceiveCount' must be a number not less than 1"),
-        ("MaxReceiveCount", "1001", "Parameter 'MaxReceiveCount' must be a number not greater than 1000"),
-        ("MaxReceiveCount", "three", "Parameter 'MaxReceiveCount' must be a number"),
-        ("EmailMinimumSeverity", "urgent", "Parameter 'EmailMinimumSeverity' must be one of AllowedValues"),
-        ("FunctionTimeout", "45", "Parameter 'FunctionTimeout' must be one of AllowedValues"),
-        ("TrailBucketName", "Upper-Case", "Parameter 'TrailBucketName' must match pattern "),
-        ("AlertEmail", "not-an-email", "Parameter 'AlertEmail' must match pattern "),
-        ("AlertEmail", "a@b.c\nBcc: x@y.z", "Parameter 'AlertEmail' must match pattern "),
-    ],
-)
-def test_main_yaml_values_are_refused_with_cloudformation_message(
-    name: str, value: str, message: str
-) -> None:
+NUMBER, ALLOWED, PATTERN = "must be a number", "must be one of AllowedValues", "must match pattern "
+# (parameter, a value CloudFormation refuses, what its message says after "Parameter '<parameter>' ")
+REFUSED = [
+    ("MaxReceiveCount", "0", f"{NUMBER} not less than 1"),
+    ("MaxReceiveCount", "1001", f"{NUMBER} not greater than 1000"),
+    ("MaxReceiveCount", "three", NUMBER),
+    ("EmailMinimumSeverity", "urgent", ALLOWED),
+    ("FunctionTimeout", "45", ALLOWED),
+    ("TrailBucketName", "Upper-Case", PATTERN),
+    ("AlertEmail", "not-an-email", PATTERN),
+    ("AlertEmail", "a@b.c\nBcc: x@y.z", PATTERN),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "rule"), REFUSED)
+def test_main_yaml_values_are_refused_with_cloudformation_message(name: str, value: str, rule: str) -> None:
     spec = MAIN["Parameters"][name]
-    if "ConstraintDescription" in spec and message.split("' ", 1)[1] != "must be a number":
+    message = f"Parameter '{name}' {rule}"
+    if "ConstraintDescription" in spec and rule != NUMBER:
         message = f"Parameter '{name}' failed to satisfy constraint: {spec['ConstraintDescription']}"
     with pytest.raises(ParameterError) as caught:
         check_parameters(MAIN, {**REQUIRED, name: value})

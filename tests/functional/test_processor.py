@@ -185,16 +185,19 @@ def test_records_without_event_id_are_stored_and_alerted_once(env: Env, deps: An
 
 
 class FlakySns:
-    """Wraps the SNS client: ``fail`` publishes raise (a ClientError, or ``exc``) before reaching SNS."""
+    """Wraps the SNS client: ``fail`` publishes raise (a ClientError, or ``exc``) before reaching SNS;
+    ``published`` holds the arguments of those that reached it."""
 
     def __init__(self, sns: Any, fail: int = 1, exc: BaseException | None = None) -> None:
         self.sns, self.fail, self.exc, self.calls = sns, fail, exc, 0
+        self.published: list[dict[str, Any]] = []
 
     def publish(self, **kwargs: Any) -> dict:
         self.calls += 1
         if self.fail > 0:
             self.fail -= 1
             raise self.exc or ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "Publish")
+        self.published.append(kwargs)
         return self.sns.publish(**kwargs)
 
     def __getattr__(self, name: str) -> Any:
@@ -444,16 +447,9 @@ def test_long_unicode_rule_title_gives_a_valid_subject(env: Env, deps: Any) -> N
     env.put_config({"rules": [{"id": "root-usage", "title": title, "severity": "critical",
                                "pattern": {"userIdentity": {"type": ["Root"]}}}]})  # fmt: skip
     key = env.put_log([f.root_login()])
-    seen: list[dict] = []
-
-    class Spy(FlakySns):
-        def publish(self, **kwargs: Any) -> dict:
-            seen.append(kwargs)
-            return self.sns.publish(**kwargs)
-
-    deps.sns = Spy(env.clients.sns, fail=0)
+    deps.sns = spy = FlakySns(env.clients.sns, fail=0)
     assert _failed(handle_batch(f.sqs_event(f.s3_notification(BUCKET, key)), deps)) == []
-    [call] = seen
+    [call] = spy.published
     subject = call["Subject"]
     assert len(subject) <= 100 and subject.isascii() and "\n" not in subject
     assert subject.startswith(f"[trailwatch] CRITICAL root-usage {f.ACCOUNT}: Connexion")

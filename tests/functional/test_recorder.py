@@ -750,42 +750,49 @@ def data_record(arn: str, name: str = "GetObject", read_only: bool = True) -> di
     }
 
 
-@pytest.mark.parametrize(
-    ("field_selector", "arn", "matches"),
-    [
-        ({"Field": "resources.ARN", "Equals": ["arn:aws:s3:::b/k"]}, "arn:aws:s3:::b/k", True),
-        ({"Field": "resources.ARN", "Equals": ["arn:aws:s3:::b/k"]}, "arn:aws:s3:::b/j", False),
-        ({"Field": "resources.ARN", "StartsWith": ["arn:aws:s3:::b/"]}, "arn:aws:s3:::b/k", True),
-        ({"Field": "resources.ARN", "EndsWith": [".gz"]}, "arn:aws:s3:::b/k.gz", True),
-        ({"Field": "resources.ARN", "EndsWith": [".gz"]}, "arn:aws:s3:::b/k.json", False),
-        ({"Field": "resources.ARN", "NotEquals": ["arn:aws:s3:::b/k"]}, "arn:aws:s3:::b/k", False),
-        ({"Field": "resources.ARN", "NotStartsWith": ["arn:aws:s3:::b/"]}, "arn:aws:s3:::b/k", False),
-        ({"Field": "resources.ARN", "NotStartsWith": ["arn:aws:s3:::b/"]}, "arn:aws:s3:::other/k", True),
-        ({"Field": "resources.ARN", "NotEndsWith": [".gz"]}, "arn:aws:s3:::b/k.gz", False),
-        ({"Field": "resources.type", "Equals": ["AWS::S3::Object"]}, "arn:aws:s3:::b/k", True),
-        ({"Field": "resources.type", "Equals": ["AWS::Lambda::Function"]}, "arn:aws:s3:::b/k", False),
-        ({"Field": "readOnly", "Equals": ["true"]}, "arn:aws:s3:::b/k", True),
-        ({"Field": "readOnly", "Equals": ["false"]}, "arn:aws:s3:::b/k", False),
-        ({"Field": "eventName", "Equals": ["PutObject", "GetObject"]}, "arn:aws:s3:::b/k", True),
-        ({"Field": "eventSource", "NotEquals": ["s3.amazonaws.com"]}, "arn:aws:s3:::b/k", False),
-        ({"Field": "eventCategory", "Equals": ["Management"]}, "arn:aws:s3:::b/k", False),
-        # positive operators are alternatives, negative ones all apply
-        (
-            {
-                "Field": "resources.ARN",
-                "StartsWith": ["arn:aws:s3:::x/", "arn:aws:s3:::b/"],
-                "NotEndsWith": [".tmp"],
-            },
-            "arn:aws:s3:::b/k",
-            True,
-        ),
-        (
-            {"Field": "resources.ARN", "StartsWith": ["arn:aws:s3:::b/"], "NotEndsWith": [".tmp"]},
-            "arn:aws:s3:::b/k.tmp",
-            False,
-        ),
-    ],
-)
+OBJECT = "arn:aws:s3:::b/k"
+# resources.ARN with each operator: (operator, values, {an object ARN: whether the selector matches it})
+ARN_OPERATORS: list[tuple[str, list[str], dict[str, bool]]] = [
+    ("Equals", [OBJECT], {OBJECT: True, "arn:aws:s3:::b/j": False}),
+    ("StartsWith", ["arn:aws:s3:::b/"], {OBJECT: True}),
+    ("EndsWith", [".gz"], {"arn:aws:s3:::b/k.gz": True, "arn:aws:s3:::b/k.json": False}),
+    ("NotEquals", [OBJECT], {OBJECT: False}),
+    ("NotStartsWith", ["arn:aws:s3:::b/"], {OBJECT: False, "arn:aws:s3:::other/k": True}),
+    ("NotEndsWith", [".gz"], {"arn:aws:s3:::b/k.gz": False}),
+]
+# selectors on the other fields, against the read-only GetObject of OBJECT: whether they match it
+OTHER_FIELDS: list[tuple[dict, bool]] = [
+    ({"Field": "resources.type", "Equals": ["AWS::S3::Object"]}, True),
+    ({"Field": "resources.type", "Equals": ["AWS::Lambda::Function"]}, False),
+    ({"Field": "readOnly", "Equals": ["true"]}, True),
+    ({"Field": "readOnly", "Equals": ["false"]}, False),
+    ({"Field": "eventName", "Equals": ["PutObject", "GetObject"]}, True),
+    ({"Field": "eventSource", "NotEquals": ["s3.amazonaws.com"]}, False),
+    ({"Field": "eventCategory", "Equals": ["Management"]}, False),
+]
+# positive operators are alternatives, negative ones all apply
+COMBINED = {
+    "Field": "resources.ARN",
+    "StartsWith": ["arn:aws:s3:::x/", "arn:aws:s3:::b/"],
+    "NotEndsWith": [".tmp"],
+}
+SELECTOR_CASES = [
+    *(
+        ({"Field": "resources.ARN", op: values}, arn, m)
+        for op, values, arns in ARN_OPERATORS
+        for arn, m in arns.items()
+    ),
+    *((selector, OBJECT, m) for selector, m in OTHER_FIELDS),
+    (COMBINED, OBJECT, True),
+    (
+        {"Field": "resources.ARN", "StartsWith": ["arn:aws:s3:::b/"], "NotEndsWith": [".tmp"]},
+        "arn:aws:s3:::b/k.tmp",
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(("field_selector", "arn", "matches"), SELECTOR_CASES)
 def test_advanced_field_selector(field_selector: dict, arn: str, matches: bool) -> None:
     assert field_selector_matches(field_selector, data_record(arn)) is matches
 

@@ -203,3 +203,29 @@ def visibility_violations(template: dict[str, Any]) -> list[int]:
 def resolve(template: dict[str, Any], value: Any, parameters: dict[str, str]) -> Any:
     """``value`` as CloudFormation resolves it for ``parameters`` (defaults for the rest)."""
     return cfn_template.Evaluator.for_template(template, parameters).resolve(value)
+
+
+# ---------------------------------------------------------------- what a deployment creates
+
+
+def deployment(
+    template: dict[str, Any], parameters: dict[str, str], *, account: str, region: str
+) -> cfn_template.Evaluator:
+    """The evaluator of a deployment with ``parameters`` in ``account``/``region``: a Ref of a resource is its
+    logical id and a GetAtt is ``Resource.Attribute``, so resolved values name what they point at."""
+    env = {name: name for name in template["Resources"]}
+    env |= {"AWS::AccountId": account, "AWS::Region": region, "AWS::Partition": "aws", "AWS::StackName": "tw"}
+    return cfn_template.Evaluator.for_template(
+        template, {**env, **parameters}, get_att=lambda r, a: f"{r}.{a}"
+    )
+
+
+def created(
+    template: dict[str, Any], evaluator: cfn_template.Evaluator, section: str = "Resources"
+) -> set[str]:
+    """The entries of ``section`` (Resources or Outputs) whose Condition holds under ``evaluator``."""
+    return {
+        name
+        for name, entry in template[section].items()
+        if "Condition" not in entry or evaluator.condition(entry["Condition"])
+    }

@@ -32,70 +32,35 @@ def rule(
 
 EXCLUDE = ({"userIdentity": {"type": ["AWSService"]}},)
 
+
+def one_change(old: Rule, new: Rule, reasons: tuple[str, ...], weakening: bool, case: str) -> Any:
+    """A case where rule r1 is all that differs: nothing added or removed, r1 changed for ``reasons``."""
+    return pytest.param([old], [new], [], [], {"r1": reasons}, weakening, id=case)
+
+
+NEW_PATTERN = {"eventName": ["StopLogging", "DeleteTrail"]}
+OTHER_EXCLUDE = ({"sourceIPAddress": ["10.0.0.1"]},)
 # (old rules, new rules, added, removed, {changed id: reasons}, weakening)
 CASES: list[Any] = [
     pytest.param([rule()], [rule()], [], [], {}, False, id="same"),
     pytest.param([rule()], [rule(), rule("r2")], ["r2"], [], {}, False, id="rule-added"),
     pytest.param([rule(), rule("r2")], [rule()], [], ["r2"], {}, True, id="rule-removed"),
-    pytest.param(
-        [rule()],
-        [rule(severity="low")],
-        [],
-        [],
-        {"r1": ("severity high -> low",)},
+    one_change(rule(), rule(severity="low"), ("severity high -> low",), True, "severity-lowered"),
+    one_change(rule(), rule(severity="critical"), ("severity high -> critical",), False, "severity-raised"),
+    # even a widened pattern weakens: no superset proof is attempted
+    one_change(rule(), rule(pattern=NEW_PATTERN), ("pattern changed",), True, "pattern-changed"),
+    one_change(rule(), rule(exclude=EXCLUDE), ("exclude added",), True, "exclude-added"),
+    one_change(
+        rule(exclude=EXCLUDE), rule(exclude=OTHER_EXCLUDE), ("exclude changed",), True, "exclude-changed"
+    ),
+    one_change(rule(exclude=EXCLUDE), rule(), ("exclude removed",), False, "exclude-removed"),
+    one_change(rule(), rule(title="New title"), ("title/description changed",), False, "title-changed"),
+    one_change(
+        rule(),
+        rule(severity="medium", pattern={"eventName": ["DeleteTrail"]}),
+        ("severity high -> medium", "pattern changed"),
         True,
-        id="severity-lowered",
-    ),
-    pytest.param(
-        [rule()],
-        [rule(severity="critical")],
-        [],
-        [],
-        {"r1": ("severity high -> critical",)},
-        False,
-        id="severity-raised",
-    ),
-    pytest.param(
-        [rule()],
-        [rule(pattern={"eventName": ["StopLogging", "DeleteTrail"]})],
-        [],
-        [],
-        {"r1": ("pattern changed",)},
-        True,  # even a widened pattern: no superset proof is attempted
-        id="pattern-changed",
-    ),
-    pytest.param(
-        [rule()], [rule(exclude=EXCLUDE)], [], [], {"r1": ("exclude added",)}, True, id="exclude-added"
-    ),
-    pytest.param(
-        [rule(exclude=EXCLUDE)],
-        [rule(exclude=({"sourceIPAddress": ["10.0.0.1"]},))],
-        [],
-        [],
-        {"r1": ("exclude changed",)},
-        True,
-        id="exclude-changed",
-    ),
-    pytest.param(
-        [rule(exclude=EXCLUDE)], [rule()], [], [], {"r1": ("exclude removed",)}, False, id="exclude-removed"
-    ),
-    pytest.param(
-        [rule()],
-        [rule(title="New title")],
-        [],
-        [],
-        {"r1": ("title/description changed",)},
-        False,
-        id="title-changed",
-    ),
-    pytest.param(
-        [rule()],
-        [rule(severity="medium", pattern={"eventName": ["DeleteTrail"]})],
-        [],
-        [],
-        {"r1": ("severity high -> medium", "pattern changed")},
-        True,
-        id="several-reasons",
+        "several-reasons",
     ),
 ]
 

@@ -79,6 +79,11 @@ def ct(**fields: object) -> dict:
     return record
 
 
+def calls(service: str, *names: str) -> list[dict]:
+    """One record per API name, each from ``service``'s endpoint (``iam`` -> ``iam.amazonaws.com``)."""
+    return [ct(eventSource=f"{service}.amazonaws.com", eventName=name) for name in names]
+
+
 def console_login(
     *, mfa: str | None = "No", result: str = "Success", identity: str = "IAMUser", **extra: object
 ):
@@ -160,18 +165,12 @@ VARIANTS: dict[str, tuple[list[dict], list[dict]]] = {
         ],
     ),
     "cis-4.4-iam-policy-changes": (
-        [ct(eventSource="iam.amazonaws.com", eventName=n) for n in ("PutRolePolicy", "DetachGroupPolicy")],
-        [
-            ct(eventSource="iam.amazonaws.com", eventName="GetPolicy"),
-            ct(eventSource="organizations.amazonaws.com", eventName="CreatePolicy"),
-        ],
+        calls("iam", "PutRolePolicy", "DetachGroupPolicy"),
+        calls("iam", "GetPolicy") + calls("organizations", "CreatePolicy"),
     ),
     "cis-4.5-cloudtrail-config-changes": (
-        [ct(eventSource="cloudtrail.amazonaws.com", eventName=n) for n in ("StopLogging", "DeleteTrail")],
-        [
-            ct(eventSource="cloudtrail.amazonaws.com", eventName="LookupEvents"),
-            ct(eventSource="example.amazonaws.com", eventName="StopLogging"),
-        ],
+        calls("cloudtrail", "StopLogging", "DeleteTrail"),
+        calls("cloudtrail", "LookupEvents") + calls("example", "StopLogging"),
     ),
     "cis-4.6-console-auth-failures": (
         [console_login(result="Failure", errorMessage="Failed authentication")],
@@ -181,22 +180,16 @@ VARIANTS: dict[str, tuple[list[dict], list[dict]]] = {
         ],
     ),
     "cis-4.7-cmk-disabled-or-scheduled-deletion": (
-        [ct(eventSource="kms.amazonaws.com", eventName=n) for n in ("DisableKey", "ScheduleKeyDeletion")],
-        [
-            ct(eventSource="kms.amazonaws.com", eventName="EnableKey"),
-            ct(eventSource="kms.amazonaws.com", eventName="CancelKeyDeletion"),
-        ],
+        calls("kms", "DisableKey", "ScheduleKeyDeletion"),
+        calls("kms", "EnableKey", "CancelKeyDeletion"),
     ),
     "cis-4.8-s3-bucket-policy-changes": (
-        [ct(eventSource="s3.amazonaws.com", eventName=n) for n in ("PutBucketPolicy", "DeleteBucketCors")],
-        [
-            ct(eventSource="s3.amazonaws.com", eventName="GetBucketPolicy"),
-            ct(eventSource="s3-outposts.amazonaws.com", eventName="PutBucketPolicy"),
-        ],
+        calls("s3", "PutBucketPolicy", "DeleteBucketCors"),
+        calls("s3", "GetBucketPolicy") + calls("s3-outposts", "PutBucketPolicy"),
     ),
     "cis-4.9-aws-config-changes": (
-        [ct(eventSource="config.amazonaws.com", eventName="StopConfigurationRecorder")],
-        [ct(eventSource="config.amazonaws.com", eventName="StartConfigurationRecorder")],
+        calls("config", "StopConfigurationRecorder"),
+        calls("config", "StartConfigurationRecorder"),
     ),
     "cis-4.10-security-group-changes": (
         [ct(eventName="AuthorizeSecurityGroupIngress"), ct(eventName="DeleteSecurityGroup")],
@@ -219,14 +212,8 @@ VARIANTS: dict[str, tuple[list[dict], list[dict]]] = {
         [ct(eventName="DescribeVpcs"), ct(eventName="CreateSubnet")],
     ),
     "cis-4.15-organizations-changes": (
-        [
-            ct(eventSource="organizations.amazonaws.com", eventName=n)
-            for n in ("CreateAccount", "LeaveOrganization")
-        ],
-        [
-            ct(eventSource="organizations.amazonaws.com", eventName="ListAccounts"),
-            ct(eventSource="iam.amazonaws.com", eventName="CreatePolicy"),
-        ],
+        calls("organizations", "CreateAccount", "LeaveOrganization"),
+        calls("organizations", "ListAccounts") + calls("iam", "CreatePolicy"),
     ),
 }
 

@@ -151,19 +151,19 @@ def _condition(text: str, detection: dict, cs: bool):
         pos += 1
         return tokens[pos - 1]
 
-    def expr_or():
-        left = expr_and()
-        while peek() == "or":
+    def joined(word: str, operand, join):
+        """``operand (word operand)*`` as one predicate: ``join`` is ``any`` for or, ``all`` for and."""
+        parts = [operand()]
+        while peek() == word:
             take()
-            left = (lambda a, b: lambda r: a(r) or b(r))(left, expr_and())
-        return left
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else lambda r: join(p(r) for p in parts)
+
+    def expr_or():
+        return joined("or", expr_and, any)
 
     def expr_and():
-        left = expr_not()
-        while peek() == "and":
-            take()
-            left = (lambda a, b: lambda r: a(r) and b(r))(left, expr_not())
-        return left
+        return joined("and", expr_not, all)
 
     def expr_not():
         if peek() == "not":

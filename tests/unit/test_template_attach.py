@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from trailwatch import cfn_template
 
-from tests.unit.template_helpers import load_template, props, statements
+from tests.unit.template_helpers import created, deployment, load_template, props, statements
 
 OWNER = "210987654321"
 HERE = "123456789012"
@@ -36,23 +36,11 @@ def template() -> dict[str, Any]:
 
 
 def _evaluator(template: dict[str, Any], given: dict[str, str]) -> cfn_template.Evaluator:
-    env = {name: name for name in template["Resources"]}  # a Ref of a resource: its logical id
-    env |= {
-        "AWS::AccountId": HERE,
-        "AWS::Region": "us-east-1",
-        "AWS::Partition": "aws",
-        "AWS::StackName": "tw",
-    }
-    return cfn_template.Evaluator.for_template(template, {**env, **given}, get_att=lambda r, a: f"{r}.{a}")
+    return deployment(template, given, account=HERE, region="us-east-1")
 
 
 def _created(template: dict[str, Any], given: dict[str, str]) -> set[str]:
-    ev = _evaluator(template, given)
-    return {
-        name
-        for name, res in template["Resources"].items()
-        if "Condition" not in res or ev.condition(res["Condition"])
-    }
+    return created(template, _evaluator(template, given))
 
 
 def test_created_trail_mode_is_the_default_and_has_no_attach_resources(template: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from trailwatch import cfn_template
 
-from tests.unit.template_helpers import load_template, props, statements
+from tests.unit.template_helpers import created, deployment, load_template, props, statements
 
 HERE = "123456789012"
 FAST_PATH = {
@@ -37,23 +37,11 @@ def template() -> dict[str, Any]:
 
 
 def _evaluator(template: dict[str, Any], given: dict[str, str]) -> cfn_template.Evaluator:
-    env = {name: name for name in template["Resources"]}
-    env |= {
-        "AWS::AccountId": HERE,
-        "AWS::Region": "eu-west-1",
-        "AWS::Partition": "aws",
-        "AWS::StackName": "tw",
-    }
-    return cfn_template.Evaluator.for_template(template, {**env, **given}, get_att=lambda r, a: f"{r}.{a}")
+    return deployment(template, given, account=HERE, region="eu-west-1")
 
 
 def _created(template: dict[str, Any], given: dict[str, str], section: str = "Resources") -> set[str]:
-    ev = _evaluator(template, given)
-    return {
-        name
-        for name, res in template[section].items()
-        if "Condition" not in res or ev.condition(res["Condition"])
-    }
+    return created(template, _evaluator(template, given), section)
 
 
 def test_fast_path_is_on_by_default(template: dict[str, Any]) -> None:
