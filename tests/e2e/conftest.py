@@ -18,11 +18,11 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.client import BaseClient
 from botocore.config import Config
 from trailwatch.local.server import LocalAWS
 from trailwatch.package import build_package
 
+from tests.clients import TEST_CREDENTIALS, ClientFactory, cached_clients
 from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,8 +31,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {"lambda_runtime": True, "cloudtrail": True, "
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-
-ClientFactory = Callable[..., BaseClient]
 
 
 def wait_for(check: Callable[[], Any], what: str, seconds: float = 45.0) -> Any:
@@ -65,31 +63,15 @@ def subscribe_alert_queue(client: ClientFactory, topic_arn: str, queue_name: str
 def local_aws(request: pytest.FixtureRequest) -> Iterator[LocalAWS]:
     """A running LocalAWS on a free loopback port, empty at the start of the module."""
     options = {**DEFAULT_OPTIONS, **getattr(request.module, "LOCAL_AWS_OPTIONS", {})}
-    aws = LocalAWS(port=0, **options)
-    aws.start()
-    try:
+    with LocalAWS(port=0, **options) as aws:
         yield aws
-    finally:
-        aws.stop()
 
 
 def client_factory(aws: LocalAWS) -> ClientFactory:
     """boto3 clients for `aws` (own session: boto3's default session is not thread-safe)."""
-    session = boto3.session.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name=aws.region
-    )
-    cache: dict[str, BaseClient] = {}
-
-    def make(service: str) -> BaseClient:
-        if service not in cache:
-            cache[service] = session.client(
-                service,
-                endpoint_url=aws.endpoint,
-                config=Config(retries={"max_attempts": 2, "mode": "standard"}),
-            )
-        return cache[service]
-
-    return make
+    session = boto3.session.Session(region_name=aws.region, **TEST_CREDENTIALS)
+    retries = Config(retries={"max_attempts": 2, "mode": "standard"})
+    return cached_clients(session, endpoint_url=aws.endpoint, config=retries)
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ from trailwatch_processor import records
 from trailwatch_processor.config_load import load_default_config
 from trailwatch_processor.patterns import compile_config
 
+from tests.clients import cached_clients, cli_environment
 from tests.e2e.conftest import ACCOUNT, ClientFactory, client_factory, subscribe_alert_queue
 from tests.functional import factories as f
 
@@ -132,17 +133,6 @@ def _session(credentials: dict[str, str], region: str) -> boto3.session.Session:
     )
 
 
-def _factory(session: boto3.session.Session, endpoint: str) -> ClientFactory:
-    cache: dict[str, Any] = {}
-
-    def make(service: str) -> Any:
-        if service not in cache:
-            cache[service] = session.client(service, endpoint_url=endpoint)
-        return cache[service]
-
-    return make
-
-
 def _trailwatch(*args: str) -> str:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -181,7 +171,7 @@ def org(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     credentials = security("sts").assume_role(RoleArn=OWNER_ROLE, RoleSessionName="log-archive-admin")[
         "Credentials"
     ]
-    owner = _factory(_session(credentials, OWNER_REGION), local_aws.endpoint)
+    owner = cached_clients(_session(credentials, OWNER_REGION), endpoint_url=local_aws.endpoint)
     key_arn, indexer, existing = _set_up_log_archive(owner)
     profiles = tmp_path_factory.mktemp("aws") / "credentials"
     profiles.write_text(
@@ -191,11 +181,7 @@ def org(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         f"aws_session_token = {credentials['SessionToken']}\n"
     )
     cli_env = {
-        "AWS_ENDPOINT_URL": local_aws.endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": local_aws.region,
-        "AWS_DEFAULT_REGION": local_aws.region,
+        **cli_environment(local_aws),
         "AWS_SHARED_CREDENTIALS_FILE": str(profiles),
         "AWS_CONFIG_FILE": os.devnull,
     }
