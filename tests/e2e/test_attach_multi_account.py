@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,8 +38,17 @@ from trailwatch_processor.config_load import load_default_config
 from trailwatch_processor.patterns import compile_config
 
 from tests.clients import cached_clients, cli_environment
-from tests.e2e.conftest import ACCOUNT, ClientFactory, client_factory, subscribe_alert_queue
+from tests.e2e.conftest import (
+    ACCOUNT,
+    ClientFactory,
+    client_factory,
+    drain_until,
+    scan_table,
+    subscribe_alert_queue,
+    take_messages,
+)
 from tests.functional import factories as f
+from tests.functional.test_owner_grants import cloudtrail_write_statement
 
 pytestmark = pytest.mark.e2e
 
@@ -57,13 +65,7 @@ DELETED = "CloudTrail log object deleted"
 OWNER_POLICY = {
     "Version": "2012-10-17",
     "Statement": [
-        {
-            "Sid": "AWSCloudTrailWrite",
-            "Effect": "Allow",
-            "Principal": {"Service": "cloudtrail.amazonaws.com"},
-            "Action": "s3:PutObject",
-            "Resource": f"arn:aws:s3:::{BUCKET}/{ORG}/AWSLogs/*",
-        },
+        cloudtrail_write_statement(f"arn:aws:s3:::{BUCKET}/{ORG}/AWSLogs/*"),
         {
             "Sid": "AllowSSLRequestsOnly",
             "Effect": "Deny",
@@ -96,29 +98,17 @@ class Org:
     )  # event id -> account, rules
 
     def drain(self) -> None:
-        sqs = self.security("sqs")
-        while messages := sqs.receive_message(
-            QueueUrl=self.alert_queue,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=1,
-            MessageAttributeNames=["All"],
-        ).get("Messages", []):
-            for m in messages:
-                attributes = {k: v.get("StringValue") for k, v in m.get("MessageAttributes", {}).items()}
-                self.alerts.append({**json.loads(m["Body"]), "_attributes": attributes})
-                sqs.delete_message(QueueUrl=self.alert_queue, ReceiptHandle=m["ReceiptHandle"])
-        table = self.outputs["EventsTableName"]
-        for page in self.security("dynamodb").get_paginator("scan").paginate(TableName=table):
-            for item in page["Items"]:
-                self.items[item["EventId"]["S"]] = item
+        for m in take_messages(self.security("sqs"), self.alert_queue, MessageAttributeNames=["All"]):
+            attributes = {k: v.get("StringValue") for k, v in m.get("MessageAttributes", {}).items()}
+            self.alerts.append({**json.loads(m["Body"]), "_attributes": attributes})
+        for item in scan_table(self.security, self.outputs["EventsTableName"]):
+            self.items[item["EventId"]["S"]] = item
 
     def wait_until(self, done: Any, what: str) -> None:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while not done():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}: {len(self.items)} items, {self.alerts}")
-            self.drain()
-        self.drain()  # a late duplicate shows now
+        drain_until(self.drain, done, what, self.progress, WAIT_SECONDS)
+
+    def progress(self) -> str:
+        return f"{len(self.items)} items, {self.alerts}"
 
     def detections(self) -> list[dict[str, Any]]:
         return [a for a in self.alerts if a.get("rule") != "trailwatch-operational"]

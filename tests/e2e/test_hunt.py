@@ -29,14 +29,7 @@ from trailwatch.main import cli
 
 from bench.hunt_corpus import ACCOUNTS, DAYS, EVIL, FIRST_DAY, REGIONS, WINDOW, make_corpus
 from tests.clients import cli_environment
-from tests.e2e.conftest import (
-    ACCOUNT,
-    REGION,
-    ClientFactory,
-    subscribe_alert_queue,
-    upload_bundled_config,
-    wait_for,
-)
+from tests.e2e.conftest import ACCOUNT, REGION, ClientFactory, Watch, take_messages, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -65,10 +58,8 @@ class Corpus:
 
 
 @pytest.fixture(scope="module")
-def corpus(aws_client: ClientFactory, deploy_processor: Callable[..., dict[str, str]]) -> Corpus:
-    outputs = deploy_processor(STACK, BUCKET)
-    upload_bundled_config(aws_client, BUCKET)
-    alert_queue = subscribe_alert_queue(aws_client, outputs["AlertTopicArn"], "tw-hunt-alerts")
+def corpus(deploy_watched: Callable[..., Watch]) -> Corpus:
+    watch = deploy_watched(STACK, BUCKET)
     made = make_corpus(
         FILES_PER_PREFIX,
         random.Random(19),
@@ -87,7 +78,12 @@ def corpus(aws_client: ClientFactory, deploy_processor: Callable[..., dict[str, 
         backend.put_object(BUCKET, key, body, disable_notification=True)
     in_window = len(files) - len(made.outside)
     return Corpus(
-        frozenset(made.expected), frozenset(made.outside), corrupt_key, in_window, outputs, alert_queue
+        frozenset(made.expected),
+        frozenset(made.outside),
+        corrupt_key,
+        in_window,
+        watch.outputs,
+        watch.alert_queue,
     )
 
 
@@ -103,14 +99,7 @@ def _run(*args: str) -> Any:
 
 
 def _alerts(sqs: Any, url: str) -> list[dict]:
-    out = []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not got:
-            return out
-        for message in got:
-            out.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return [json.loads(message["Body"]) for message in take_messages(sqs, url, wait_seconds=0)]
 
 
 @pytest.mark.timeout(1200 if FULL else 240)
