@@ -2,8 +2,9 @@
 modules never share resources), boto3 clients bound to its endpoint, and a helper that deploys main.yaml.
 
 A module chooses the emulator's services with a module-level dict, e.g.
-`LOCAL_AWS_OPTIONS = {"lambda_runtime": False, "cloudtrail": False, "delivery_interval": 1.0}`
-(defaults: both services on, delivery every second).
+`LOCAL_AWS_OPTIONS = {"lambda_runtime": False}` or `{"cloudtrail": True, "delivery_interval": 120.0}`
+(defaults: the Lambda runtime on; CloudTrail off, so the only log files in a bucket are the module's own;
+when on, delivery every second).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "main.yaml"
-DEFAULT_OPTIONS: dict[str, Any] = {"lambda_runtime": True, "cloudtrail": True, "delivery_interval": 1.0}
+DEFAULT_OPTIONS: dict[str, Any] = {"lambda_runtime": True, "cloudtrail": False, "delivery_interval": 1.0}
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

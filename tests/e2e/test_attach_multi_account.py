@@ -52,7 +52,6 @@ from tests.functional.test_owner_grants import cloudtrail_write_statement
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 LOG_ARCHIVE = "210987654321"
 OWNER_ROLE = f"arn:aws:iam::{LOG_ARCHIVE}:role/AWSControlTowerExecution"
 OWNER_REGION = "eu-west-1"

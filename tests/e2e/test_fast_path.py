@@ -34,7 +34,7 @@ STACK = "trailwatch"
 FORWARDER_REGION = "us-west-2"
 CALLS = 20
 P95_SECONDS = 5.0
-LOCAL_AWS_OPTIONS = {"delivery_interval": 120.0}  # the trail delivers every 2 minutes, as in AWS
+LOCAL_AWS_OPTIONS = {"cloudtrail": True, "delivery_interval": 120.0}  # every 2 minutes, as in AWS
 
 
 def run_cli(local_aws: LocalAWS, *args: str) -> Any:

@@ -33,7 +33,6 @@ from tests.e2e.conftest import ACCOUNT, REGION, ClientFactory, Watch, take_messa
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-hunt"
 BUCKET = "tw-hunt-trail-bucket"
 # The acceptance corpus: 3 accounts x 2 regions x 4 days x 84 = 2,016 files: 97 s on 2 busy cores, beyond

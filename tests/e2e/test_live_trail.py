@@ -20,7 +20,7 @@ from tests.e2e.conftest import ClientFactory, Watch
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"delivery_interval": 1.0}
+LOCAL_AWS_OPTIONS = {"cloudtrail": True}  # delivery every second
 BUCKET = "tw-live-trail-bucket"
 DEADLINE_SECONDS = 15.0
 

@@ -37,7 +37,6 @@ from tests.e2e.conftest import (
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-noise"
 BUCKET = "tw-noise-trail-bucket"
 WAIT_SECONDS = 120.0

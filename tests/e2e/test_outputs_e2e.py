@@ -17,7 +17,6 @@ from tests.e2e.conftest import ROOT, ClientFactory, Receiver, create_output_secr
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-outputs"
 BUCKET = "tw-outputs-trail-bucket"
 WAIT_SECONDS = 60.0

@@ -35,7 +35,6 @@ from tests.e2e.conftest import (
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-pipeline"
 BUCKET = "tw-pipeline-trail-bucket"
 WAIT_SECONDS = 40.0

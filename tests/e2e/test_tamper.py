@@ -19,7 +19,6 @@ from tests.e2e.conftest import ACCOUNT, REGION, Watch
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-tamper"
 BUCKET = "tw-tamper-trail-bucket"
 OVERWRITTEN = "CloudTrail log object overwritten"
