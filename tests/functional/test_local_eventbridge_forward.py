@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from trailwatch.local.server import LocalAWS
 
-from tests.functional.test_local_eventbridge import client, drain, names, rule_to_queue
+from tests.functional.test_local_eventbridge import client, drain, names, rule_state_cases, rule_to_queue
 
 ACCOUNT = "123456789012"
 HOME_BUS = f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"
@@ -61,12 +61,7 @@ def test_no_role_no_cross_region_delivery(local_aws: LocalAWS) -> None:
 
 
 @pytest.mark.parametrize(
-    ("state", "expected"),
-    [
-        ("ENABLED", ["CreateSecurityGroup"]),
-        ("ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS", ["DescribeSecurityGroups", "CreateSecurityGroup"]),
-        ("DISABLED", []),
-    ],
+    ("state", "expected"), rule_state_cases("DescribeSecurityGroups", "CreateSecurityGroup")
 )
 def test_forwarder_state_decides_read_only_events(
     local_aws: LocalAWS, state: str, expected: list[str]
