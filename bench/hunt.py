@@ -26,9 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,67 +34,24 @@ if str(ROOT) not in sys.path:  # `python bench/hunt.py` as well as `python -m be
     sys.path.insert(0, str(ROOT))
 
 from click.testing import CliRunner  # noqa: E402
-from trailwatch import synth  # noqa: E402
 from trailwatch.local.cfn_common import moto_backend  # noqa: E402
 from trailwatch.local.server import LocalAWS  # noqa: E402
 from trailwatch.main import cli  # noqa: E402
 from trailwatch.package import build_package  # noqa: E402
 
-from tests.e2e.conftest import ACCOUNT, client_factory, deploy_main_stack  # noqa: E402
+from bench.hunt_corpus import ACCOUNTS, DAYS, EVIL, HOME_ACCOUNT, REGIONS, WINDOW, Corpus, make_corpus  # noqa: E402
+from tests.clients import cli_environment  # noqa: E402
+from tests.e2e.conftest import client_factory, deploy_main_stack  # noqa: E402
 
 STACK = "tw-bench-hunt"
 BUCKET = "tw-bench-hunt-trail"
-ACCOUNTS = ("111111111111", "222222222222", ACCOUNT)
-REGIONS = ("us-east-1", "eu-west-1")
-FIRST_DAY = datetime(2026, 10, 1, tzinfo=UTC)
-DAYS = 4
 RECORDS_PER_FILE = 20  # small files, as CloudTrail writes for a quiet account-region every 5 minutes
-EVIL = "evil-agent/1.0"
 RULES = {
     "rules": [
         {"id": "bench-evil", "title": "Evil agent", "severity": "high", "pattern": {"userAgent": [EVIL]}}
     ]
 }
-WINDOW = ["--since", "2026-10-01", "--until", "2026-10-04T23:59:59"]
 REPORT = re.compile(r"\[lambda:(?P<name>[^\]]+)\] REPORT RequestId: \S+\tDuration: (?P<ms>[0-9.]+) ms")
-
-
-@dataclass
-class Corpus:
-    files: dict[str, bytes]
-    records: int
-    matches: int
-
-
-def make_corpus(per_folder: int, seed: int = 19) -> Corpus:
-    rng = random.Random(seed)
-    files: dict[str, bytes] = {}
-    records_total = matches = 0
-    for account in ACCOUNTS:
-        for region in REGIONS:
-            for day in range(DAYS):
-                for n in range(per_folder):
-                    when = FIRST_DAY + timedelta(days=day, minutes=5 * n + 1)
-                    records = synth.background_records(
-                        RECORDS_PER_FILE, rng, monitored_fraction=0.01, when=when
-                    )
-                    if n % 9 == 0:
-                        records.append(
-                            synth.make_record(
-                                "GetSecretValue",
-                                identity=synth.iam_user("mallory", account=account),
-                                account=account,
-                                region=region,
-                                time=when,
-                                user_agent=EVIL,
-                                event_id=str(uuid.UUID(int=rng.getrandbits(128))),
-                            )
-                        )
-                        matches += 1
-                    records_total += len(records)
-                    key = synth.log_key(account, region, when, unique=f"{rng.getrandbits(64):016X}")
-                    files[key] = synth.gzip_log(records)
-    return Corpus(files, records_total, matches)
 
 
 class Durations:
@@ -257,14 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="sample this process and print the hot spots")
     args = parser.parse_args(argv)
 
-    corpus = make_corpus(args.per_folder)
+    corpus = make_corpus(
+        args.per_folder, random.Random(19), records_per_file=RECORDS_PER_FILE, monitored_fraction=0.01
+    )
     size = sum(len(b) for b in corpus.files.values())
     print(f"machine: {machine()}", flush=True)
     print(
         f"corpus: {len(corpus.files)} files ({len(ACCOUNTS)} accounts x {len(REGIONS)} regions x "
         f"{DAYS} days x {args.per_folder}), {corpus.records} records, "
         f"{size / len(corpus.files):.0f} bytes/file gzip, "
-        f"{corpus.matches} matches",
+        f"{len(corpus.expected)} matches",
         flush=True,
     )
     durations = Durations()
@@ -273,14 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     sampler = Sampler() if args.profile else None
     rows: list[tuple[str, dict]] = []
     try:
-        for name, value in {
-            "AWS_ENDPOINT_URL": aws.endpoint,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_REGION": aws.region,
-            "AWS_DEFAULT_REGION": aws.region,
-        }.items():
-            os.environ[name] = value
+        os.environ.update(cli_environment(aws))
         client = client_factory(aws)
         outputs = deploy_main_stack(
             client,
@@ -288,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             {"TrailBucketName": BUCKET, "AlertEmail": "bench@example.com"},
             code=build_package().data,
         )
-        backend = moto_backend("s3", ACCOUNT, aws.region)
+        backend = moto_backend("s3", HOME_ACCOUNT, aws.region)
         for key, body in corpus.files.items():
             backend.put_object(BUCKET, key, body, disable_notification=True)
         with tempfile.TemporaryDirectory() as tmp:
@@ -299,13 +248,13 @@ def main(argv: list[str] | None = None) -> int:
                     sampler.start()
                 row = run_level(level, rules_path, outputs, client, durations)
                 print(f"  concurrency {level}: {row['wall']:.1f} s", flush=True)
-                if row["matches"] != corpus.matches or row["done"] != len(corpus.files):
+                if row["matches"] != len(corpus.expected) or row["done"] != len(corpus.files):
                     raise SystemExit(f"concurrency {level}: {row} differs from the corpus")
                 rows.append((f"hunt, concurrency {level}", row))
             scan = run_scan(corpus, rules_path)
             found = scan_matches(scan["output"])
-            if found != corpus.matches:
-                raise SystemExit(f"scan found {found} matches, the corpus has {corpus.matches}")
+            if found != len(corpus.expected):
+                raise SystemExit(f"scan found {found} matches, the corpus has {len(corpus.expected)}")
             rows.append(("scan (one process, local files)", {"wall": scan["wall"], "matches": found}))
     finally:
         if sampler is not None and sampler._thread.is_alive():

@@ -24,7 +24,6 @@ from tests.e2e.conftest import ACCOUNT, REGION, TEMPLATE, ClientFactory, wait_fo
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-alarm"
 BUCKET = "tw-alarm-trail-bucket"
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,12 +37,21 @@ from trailwatch_processor import records
 from trailwatch_processor.config_load import load_default_config
 from trailwatch_processor.patterns import compile_config
 
-from tests.e2e.conftest import ACCOUNT, ClientFactory, client_factory, subscribe_alert_queue
+from tests.clients import cached_clients, cli_environment
+from tests.e2e.conftest import (
+    ACCOUNT,
+    ClientFactory,
+    client_factory,
+    drain_until,
+    scan_table,
+    subscribe_alert_queue,
+    take_messages,
+)
 from tests.functional import factories as f
+from tests.functional.test_owner_grants import cloudtrail_write_statement
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 LOG_ARCHIVE = "210987654321"
 OWNER_ROLE = f"arn:aws:iam::{LOG_ARCHIVE}:role/AWSControlTowerExecution"
 OWNER_REGION = "eu-west-1"
@@ -56,13 +64,7 @@ DELETED = "CloudTrail log object deleted"
 OWNER_POLICY = {
     "Version": "2012-10-17",
     "Statement": [
-        {
-            "Sid": "AWSCloudTrailWrite",
-            "Effect": "Allow",
-            "Principal": {"Service": "cloudtrail.amazonaws.com"},
-            "Action": "s3:PutObject",
-            "Resource": f"arn:aws:s3:::{BUCKET}/{ORG}/AWSLogs/*",
-        },
+        cloudtrail_write_statement(f"arn:aws:s3:::{BUCKET}/{ORG}/AWSLogs/*"),
         {
             "Sid": "AllowSSLRequestsOnly",
             "Effect": "Deny",
@@ -95,29 +97,17 @@ class Org:
     )  # event id -> account, rules
 
     def drain(self) -> None:
-        sqs = self.security("sqs")
-        while messages := sqs.receive_message(
-            QueueUrl=self.alert_queue,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=1,
-            MessageAttributeNames=["All"],
-        ).get("Messages", []):
-            for m in messages:
-                attributes = {k: v.get("StringValue") for k, v in m.get("MessageAttributes", {}).items()}
-                self.alerts.append({**json.loads(m["Body"]), "_attributes": attributes})
-                sqs.delete_message(QueueUrl=self.alert_queue, ReceiptHandle=m["ReceiptHandle"])
-        table = self.outputs["EventsTableName"]
-        for page in self.security("dynamodb").get_paginator("scan").paginate(TableName=table):
-            for item in page["Items"]:
-                self.items[item["EventId"]["S"]] = item
+        for m in take_messages(self.security("sqs"), self.alert_queue, MessageAttributeNames=["All"]):
+            attributes = {k: v.get("StringValue") for k, v in m.get("MessageAttributes", {}).items()}
+            self.alerts.append({**json.loads(m["Body"]), "_attributes": attributes})
+        for item in scan_table(self.security, self.outputs["EventsTableName"]):
+            self.items[item["EventId"]["S"]] = item
 
     def wait_until(self, done: Any, what: str) -> None:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while not done():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}: {len(self.items)} items, {self.alerts}")
-            self.drain()
-        self.drain()  # a late duplicate shows now
+        drain_until(self.drain, done, what, self.progress, WAIT_SECONDS)
+
+    def progress(self) -> str:
+        return f"{len(self.items)} items, {self.alerts}"
 
     def detections(self) -> list[dict[str, Any]]:
         return [a for a in self.alerts if a.get("rule") != "trailwatch-operational"]
@@ -130,17 +120,6 @@ def _session(credentials: dict[str, str], region: str) -> boto3.session.Session:
         aws_session_token=credentials["SessionToken"],
         region_name=region,
     )
-
-
-def _factory(session: boto3.session.Session, endpoint: str) -> ClientFactory:
-    cache: dict[str, Any] = {}
-
-    def make(service: str) -> Any:
-        if service not in cache:
-            cache[service] = session.client(service, endpoint_url=endpoint)
-        return cache[service]
-
-    return make
 
 
 def _trailwatch(*args: str) -> str:
@@ -181,7 +160,7 @@ def org(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     credentials = security("sts").assume_role(RoleArn=OWNER_ROLE, RoleSessionName="log-archive-admin")[
         "Credentials"
     ]
-    owner = _factory(_session(credentials, OWNER_REGION), local_aws.endpoint)
+    owner = cached_clients(_session(credentials, OWNER_REGION), endpoint_url=local_aws.endpoint)
     key_arn, indexer, existing = _set_up_log_archive(owner)
     profiles = tmp_path_factory.mktemp("aws") / "credentials"
     profiles.write_text(
@@ -191,11 +170,7 @@ def org(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         f"aws_session_token = {credentials['SessionToken']}\n"
     )
     cli_env = {
-        "AWS_ENDPOINT_URL": local_aws.endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": local_aws.region,
-        "AWS_DEFAULT_REGION": local_aws.region,
+        **cli_environment(local_aws),
         "AWS_SHARED_CREDENTIALS_FILE": str(profiles),
         "AWS_CONFIG_FILE": os.devnull,
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -24,7 +24,8 @@ from trailwatch.main import cli as trailwatch_cli
 from trailwatch_processor.config_load import parse_config
 from trailwatch_processor.eventbridge_pattern import event_pattern
 
-from tests.e2e.conftest import ROOT, ClientFactory, client_factory, subscribe_alert_queue, wait_for
+from tests.clients import cli_environment, local_client
+from tests.e2e.conftest import ROOT, ClientFactory, subscribe_alert_queue, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -33,33 +34,13 @@ STACK = "trailwatch"
 FORWARDER_REGION = "us-west-2"
 CALLS = 20
 P95_SECONDS = 5.0
-
-
-@pytest.fixture(scope="module")
-def local_aws() -> Iterator[LocalAWS]:
-    aws = LocalAWS(port=0, lambda_runtime=True, cloudtrail=True, delivery_interval=120.0)
-    aws.start()
-    try:
-        yield aws
-    finally:
-        aws.stop()
-
-
-@pytest.fixture(scope="module")
-def aws_client(local_aws: LocalAWS) -> ClientFactory:
-    return client_factory(local_aws)
+LOCAL_AWS_OPTIONS = {"cloudtrail": True, "delivery_interval": 120.0}  # every 2 minutes, as in AWS
 
 
 def run_cli(local_aws: LocalAWS, *args: str) -> Any:
     """`trailwatch ARGS...` against the module's local AWS (its root test credentials)."""
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in {
-            "AWS_ENDPOINT_URL": local_aws.endpoint,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_REGION": local_aws.region,
-            "AWS_DEFAULT_REGION": local_aws.region,
-        }.items():
+        for key, value in cli_environment(local_aws).items():
             mp.setenv(key, value)
         mp.setattr("trailwatch.stack.POLL_SECONDS", 0.1)
         mp.setattr("trailwatch.verify.POLL_SECONDS", 0.2)
@@ -161,36 +142,16 @@ def test_deploy_sets_the_rules_pattern_home_and_forwarder(
     outputs = deployed["outputs"]
     assert outputs["FastPathRuleName"] == fast_path.rule_name(STACK)
     for region in (local_aws.region, FORWARDER_REGION):
-        rule = _events(local_aws, region).describe_rule(Name=fast_path.rule_name(STACK))
+        rule = local_client(local_aws, "events", region).describe_rule(Name=fast_path.rule_name(STACK))
         assert json.loads(rule["EventPattern"]) == generated.pattern, region
         assert rule["State"] == generated.state, region
-    (target,) = _events(local_aws, FORWARDER_REGION).list_targets_by_rule(Rule=fast_path.rule_name(STACK))[
-        "Targets"
-    ]
+    forwarder_events = local_client(local_aws, "events", FORWARDER_REGION)
+    (target,) = forwarder_events.list_targets_by_rule(Rule=fast_path.rule_name(STACK))["Targets"]
     assert target["Arn"] == f"arn:aws:events:{local_aws.region}:123456789012:event-bus/default"
     assert target["RoleArn"]
-    forwarder = _cfn(local_aws, FORWARDER_REGION).describe_stacks(StackName=STACK)["Stacks"][0]
+    forwarder_cfn = local_client(local_aws, "cloudformation", FORWARDER_REGION)
+    forwarder = forwarder_cfn.describe_stacks(StackName=STACK)["Stacks"][0]
     assert {o["OutputKey"] for o in forwarder["Outputs"]} == {"ForwarderRuleName", "ForwarderTargetBusArn"}
-
-
-def _events(local_aws: LocalAWS, region: str) -> Any:
-    return boto3.client(
-        "events",
-        endpoint_url=local_aws.endpoint,
-        region_name=region,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-
-
-def _cfn(local_aws: LocalAWS, region: str) -> Any:
-    return boto3.client(
-        "cloudformation",
-        endpoint_url=local_aws.endpoint,
-        region_name=region,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
 
 
 @pytest.fixture(scope="module")

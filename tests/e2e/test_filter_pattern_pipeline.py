@@ -22,7 +22,6 @@ from tests.e2e.conftest import ACCOUNT, REGION, ClientFactory
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-filter-pattern"
 BUCKET = "tw-filter-pattern-trail-bucket"
 WAIT_SECONDS = 40.0

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,30 +27,19 @@ from trailwatch import log_listing, synth
 from trailwatch.local.cfn_common import moto_backend
 from trailwatch.main import cli
 
-from tests.e2e.conftest import (
-    ACCOUNT,
-    REGION,
-    ClientFactory,
-    subscribe_alert_queue,
-    upload_bundled_config,
-    wait_for,
-)
+from bench.hunt_corpus import ACCOUNTS, DAYS, EVIL, FIRST_DAY, REGIONS, WINDOW, make_corpus
+from tests.clients import cli_environment
+from tests.e2e.conftest import ACCOUNT, REGION, ClientFactory, Watch, take_messages, wait_for
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-hunt"
 BUCKET = "tw-hunt-trail-bucket"
-ACCOUNTS = ("111111111111", "222222222222", ACCOUNT)
-REGIONS = ("us-east-1", "eu-west-1")
-FIRST_DAY = datetime(2026, 10, 1, tzinfo=UTC)
-DAYS = 4
 # The acceptance corpus: 3 accounts x 2 regions x 4 days x 84 = 2,016 files: 97 s on 2 busy cores, beyond
 # what the default run can spend on one test. So the default run hunts the same layout with 5 files per folder
 # (120, about 7 s) and the same assertions; TRAILWATCH_E2E_FULL_HUNT=1 runs the 2,016 (CI does, after pytest).
 FULL = bool(os.environ.get("TRAILWATCH_E2E_FULL_HUNT"))
 FILES_PER_PREFIX = 84 if FULL else 5
-EVIL = "evil-agent/1.0"
 RULE_ID = "hunt-evil-agent"
 HUNT_RULES = {
     "rules": [{"id": RULE_ID, "title": "Evil agent", "severity": "high", "pattern": {"userAgent": [EVIL]}}]
@@ -68,52 +56,18 @@ class Corpus:
     alert_queue: str
 
 
-def _evil(rng: random.Random, account: str, region: str, when: datetime) -> dict:
-    return synth.make_record(
-        "GetSecretValue",
-        identity=synth.iam_user("mallory", account=account),
-        account=account,
-        region=region,
-        time=when,
-        user_agent=EVIL,
-        event_id=str(uuid.UUID(int=rng.getrandbits(128))),
-    )
-
-
-def _corpus_files(rng: random.Random) -> tuple[dict[str, bytes], set[str], set[str]]:
-    """{key: gzip body}, the expected eventIDs, the eventIDs outside the window."""
-    files: dict[str, bytes] = {}
-    expected: set[str] = set()
-    previous: dict | None = None
-    for account in ACCOUNTS:
-        for region in REGIONS:
-            for day in range(DAYS):
-                for n in range(FILES_PER_PREFIX):
-                    when = FIRST_DAY + timedelta(days=day, minutes=5 * n + 1)
-                    records = synth.background_records(2, rng, monitored_fraction=0.0, when=when)
-                    if n % 9 == 0:
-                        previous = _evil(rng, account, region, when)
-                        records.append(previous)
-                        expected.add(previous["eventID"])
-                    elif n % 25 == 0 and previous is not None:
-                        records.append(previous)  # CloudTrail delivered it twice: one event, reported once
-                    key = synth.log_key(account, region, when, unique=f"{rng.getrandbits(64):016X}")
-                    files[key] = synth.gzip_log(records)
-    outside: set[str] = set()
-    for n in range(3):  # a day before the window: matches the hunt must not report
-        when = FIRST_DAY - timedelta(days=3, minutes=-n)
-        record = _evil(rng, ACCOUNT, REGIONS[0], when)
-        outside.add(record["eventID"])
-        files[synth.log_key(ACCOUNT, REGIONS[0], when)] = synth.gzip_log([record])
-    return files, expected, outside
-
-
 @pytest.fixture(scope="module")
-def corpus(aws_client: ClientFactory, deploy_processor: Callable[..., dict[str, str]]) -> Corpus:
-    outputs = deploy_processor(STACK, BUCKET)
-    upload_bundled_config(aws_client, BUCKET)
-    alert_queue = subscribe_alert_queue(aws_client, outputs["AlertTopicArn"], "tw-hunt-alerts")
-    files, expected, outside = _corpus_files(random.Random(19))
+def corpus(deploy_watched: Callable[..., Watch]) -> Corpus:
+    watch = deploy_watched(STACK, BUCKET)
+    made = make_corpus(
+        FILES_PER_PREFIX,
+        random.Random(19),
+        records_per_file=2,
+        monitored_fraction=0.0,
+        redelivered=True,
+        outside=3,
+    )
+    files = made.files
     corrupt_key = synth.log_key(ACCOUNTS[0], REGIONS[1], FIRST_DAY + timedelta(days=1, hours=7))
     files[corrupt_key] = b"this is not gzip"
     # Months-old files: written straight into the emulator's S3 without notifications (the live pipeline
@@ -121,19 +75,20 @@ def corpus(aws_client: ClientFactory, deploy_processor: Callable[..., dict[str, 
     backend = moto_backend("s3", ACCOUNT, REGION)
     for key, body in files.items():
         backend.put_object(BUCKET, key, body, disable_notification=True)
-    in_window = len(files) - len(outside)
-    return Corpus(frozenset(expected), frozenset(outside), corrupt_key, in_window, outputs, alert_queue)
+    in_window = len(files) - len(made.outside)
+    return Corpus(
+        frozenset(made.expected),
+        frozenset(made.outside),
+        corrupt_key,
+        in_window,
+        watch.outputs,
+        watch.alert_queue,
+    )
 
 
 @pytest.fixture
 def cli_env(local_aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ENDPOINT_URL": local_aws.endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": local_aws.region,
-        "AWS_DEFAULT_REGION": local_aws.region,
-    }.items():
+    for name, value in cli_environment(local_aws).items():
         monkeypatch.setenv(name, value)
     yield
 
@@ -143,17 +98,7 @@ def _run(*args: str) -> Any:
 
 
 def _alerts(sqs: Any, url: str) -> list[dict]:
-    out = []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not got:
-            return out
-        for message in got:
-            out.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-
-
-WINDOW = ["--since", "2026-10-01", "--until", "2026-10-04T23:59:59"]
+    return [json.loads(message["Body"]) for message in take_messages(sqs, url, wait_seconds=0)]
 
 
 @pytest.mark.timeout(1200 if FULL else 240)

@@ -16,22 +16,20 @@ import pytest
 from botocore.config import Config
 from trailwatch.local.server import LocalAWS
 
-from tests.e2e.conftest import ClientFactory, subscribe_alert_queue, upload_bundled_config
+from tests.e2e.conftest import ClientFactory, Watch
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"delivery_interval": 1.0}
+LOCAL_AWS_OPTIONS = {"cloudtrail": True}  # delivery every second
 BUCKET = "tw-live-trail-bucket"
 DEADLINE_SECONDS = 15.0
 
 
 @pytest.fixture(scope="module")
-def stack(aws_client: ClientFactory, deploy_processor: Callable[..., dict[str, str]]) -> dict[str, str]:
+def stack(deploy_watched: Callable[..., Watch]) -> dict[str, str]:
     """main.yaml with the real processor, the bundled config and a queue subscribed to the alert topic."""
-    outputs = deploy_processor("tw-live", BUCKET)
-    upload_bundled_config(aws_client, BUCKET)
-    url = subscribe_alert_queue(aws_client, outputs["AlertTopicArn"], "tw-live-alerts")
-    return {**outputs, "AlertQueueUrl": url}
+    watch = deploy_watched("tw-live", BUCKET)
+    return {**watch.outputs, "AlertQueueUrl": watch.alert_queue}
 
 
 def _caller(local_aws: LocalAWS, aws_client: ClientFactory, name: str) -> tuple[Any, dict[str, str]]:

@@ -32,7 +32,7 @@ from tests.unit.template_helpers import load_template
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"lambda_runtime": False, "cloudtrail": False}
+LOCAL_AWS_OPTIONS = {"lambda_runtime": False}
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -217,6 +217,12 @@ def check(resource_type: str) -> Callable[[Check], Check]:
     return register
 
 
+def assert_as_declared(deployed: dict[str, Any], props: dict[str, Any], *names: str) -> None:
+    """Each named property is deployed as the template declares it (same name, same value)."""
+    for name in names:
+        assert deployed[name] == props[name], name
+
+
 def as_bool(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).lower() == "true"
 
@@ -314,8 +320,7 @@ def check_trail(aws: ClientFactory, physical: str, props: dict[str, Any], resolv
 @check("AWS::SNS::Topic")
 def check_topic(aws: ClientFactory, physical: str, props: dict[str, Any], resolve: Resolver) -> None:
     attributes = aws("sns").get_topic_attributes(TopicArn=physical)["Attributes"]
-    assert attributes["DisplayName"] == props["DisplayName"]
-    assert attributes["KmsMasterKeyId"] == props["KmsMasterKeyId"]
+    assert_as_declared(attributes, props, "DisplayName", "KmsMasterKeyId")
 
 
 @check("AWS::SNS::TopicPolicy")
@@ -369,29 +374,18 @@ def check_queue_policy(aws: ClientFactory, physical: str, props: dict[str, Any],
 @check("AWS::CloudWatch::Alarm")
 def check_alarm(aws: ClientFactory, physical: str, props: dict[str, Any], resolve: Resolver) -> None:
     (alarm,) = aws("cloudwatch").describe_alarms(AlarmNames=[physical])["MetricAlarms"]
-    assert alarm["AlarmName"] == props["AlarmName"]
-    for name in (
-        "AlarmDescription",
-        "Namespace",
-        "MetricName",
-        "Statistic",
-        "ComparisonOperator",
-        "TreatMissingData",
-    ):
-        assert alarm[name] == props[name], name
+    as_is = ("AlarmName", "AlarmDescription", "Namespace", "MetricName", "Statistic", "ComparisonOperator")
+    assert_as_declared(alarm, props, *as_is, "TreatMissingData", "Dimensions", "AlarmActions")
     for name in ("Period", "EvaluationPeriods"):
         assert alarm[name] == int(props[name]), name
     assert alarm["Threshold"] == float(props["Threshold"])
-    assert alarm["Dimensions"] == props["Dimensions"]
-    assert alarm["AlarmActions"] == props["AlarmActions"]
 
 
 @check("AWS::DynamoDB::Table")
 def check_table(aws: ClientFactory, physical: str, props: dict[str, Any], resolve: Resolver) -> None:
     dynamodb = aws("dynamodb")
     table = dynamodb.describe_table(TableName=physical)["Table"]
-    assert table["TableName"] == props["TableName"]
-    assert table["KeySchema"] == props["KeySchema"]
+    assert_as_declared(table, props, "TableName", "KeySchema")
     assert sorted(table["AttributeDefinitions"], key=str) == sorted(props["AttributeDefinitions"], key=str)
     assert table["BillingModeSummary"]["BillingMode"] == props["BillingMode"]
     indexes = {i["IndexName"]: i for i in table.get("GlobalSecondaryIndexes", [])}
@@ -424,8 +418,7 @@ def check_log_group(aws: ClientFactory, physical: str, props: dict[str, Any], re
 def check_role(aws: ClientFactory, physical: str, props: dict[str, Any], resolve: Resolver) -> None:
     iam = aws("iam")
     role = iam.get_role(RoleName=physical)["Role"]
-    assert role["AssumeRolePolicyDocument"] == props["AssumeRolePolicyDocument"]
-    assert role["Description"] == props["Description"]
+    assert_as_declared(role, props, "AssumeRolePolicyDocument", "Description")
     names = iam.list_role_policies(RoleName=physical)["PolicyNames"]
     declared_names = {p["PolicyName"] for p in props.get("Policies", [])}
     # Besides its own, the role holds the inline policies of AWS::IAM::Policy resources naming it.

@@ -24,14 +24,21 @@ from trailwatch import synth
 from trailwatch.package import build_package
 from trailwatch_processor.outputs import webhook
 
-from tests.e2e.conftest import ACCOUNT, REGION, ClientFactory, Receiver, subscribe_alert_queue
+from tests.e2e.conftest import (
+    ACCOUNT,
+    REGION,
+    ClientFactory,
+    Receiver,
+    create_output_secrets,
+    scan_table,
+    subscribe_alert_queue,
+    take_messages,
+)
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-noise"
 BUCKET = "tw-noise-trail-bucket"
-KEY = webhook.new_signing_key()
 WAIT_SECONDS = 120.0
 
 ROLE = synth.assumed_role("scanner")
@@ -85,13 +92,10 @@ class Noise:
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # story -> records written
 
     def drain(self) -> None:
-        sqs = self.client("sqs")
-        while got := sqs.receive_message(QueueUrl=self.alert_queue, MaxNumberOfMessages=10).get("Messages"):
-            for message in got:
-                alert = json.loads(message["Body"])
-                if alert.get("rule") != "trailwatch-operational":
-                    self.alerts.append(alert)
-                sqs.delete_message(QueueUrl=self.alert_queue, ReceiptHandle=message["ReceiptHandle"])
+        for message in take_messages(self.client("sqs"), self.alert_queue, wait_seconds=0):
+            alert = json.loads(message["Body"])
+            if alert.get("rule") != "trailwatch-operational":
+                self.alerts.append(alert)
 
     def of_rule(self, rule: str) -> list[dict[str, Any]]:
         return [a for a in self.alerts if a["rule"] == rule]
@@ -99,10 +103,9 @@ class Noise:
     def items(self) -> dict[str, dict[str, Any]]:
         table = self.outputs["EventsTableName"]
         out: dict[str, dict[str, Any]] = {}
-        for page in self.client("dynamodb").get_paginator("scan").paginate(TableName=table):
-            for item in page["Items"]:
-                if "kind" not in item:  # operational markers and noise state are not events
-                    out[item["EventId"]["S"]] = {k: next(iter(v.values())) for k, v in item.items()}
+        for item in scan_table(self.client, table):
+            if "kind" not in item:  # operational markers and noise state are not events
+                out[item["EventId"]["S"]] = {k: next(iter(v.values())) for k, v in item.items()}
         return out
 
     def wait(self, done: Callable[[], bool], what: str) -> None:
@@ -124,20 +127,11 @@ def _ids(records: list[dict[str, Any]]) -> list[str]:
 def noise(
     aws_client: ClientFactory, deploy_stack: Callable[..., dict[str, str]], receivers: dict[str, Receiver]
 ) -> Noise:
-    secrets = aws_client("secretsmanager")
-    slack_arn = secrets.create_secret(
-        Name=f"trailwatch/{STACK}/slack", SecretString=json.dumps({"url": receivers["slack"].url})
-    )["ARN"]
-    hook_arn = secrets.create_secret(
-        Name=f"trailwatch/{STACK}/webhook",
-        SecretString=json.dumps({"url": receivers["webhook"].url, "signing_key": KEY}),
-    )["ARN"]
     parameters = {
         "TrailBucketName": BUCKET,
         "AlertEmail": "e2e@example.com",
         "FunctionTimeout": "30",
-        "SlackSecretArn": slack_arn,
-        "WebhookSecretArn": hook_arn,
+        **create_output_secrets(aws_client, STACK, receivers),
     }
     outputs = deploy_stack(STACK, parameters, code=build_package().data)
     aws_client("s3").put_object(Bucket=BUCKET, Key="config/monitored_events.json", Body=json.dumps(CONFIG))
@@ -229,7 +223,7 @@ def test_every_alert_reaches_the_signed_webhook_and_slack_with_the_fields(delive
     ):
         time.sleep(0.5)
     for headers, body in hook.posts:  # every post is signed, operational ones too
-        assert webhook.verify_signature(KEY, body, headers[webhook.SIGNATURE_HEADER])
+        assert webhook.verify_signature(hook.signing_key, body, headers[webhook.SIGNATURE_HEADER])
     posted = sorted(json.dumps(json.loads(body), sort_keys=True) for body in _detections(hook))
     assert posted == sorted(json.dumps(a, sort_keys=True) for a in delivered.alerts)
     slack_texts = [json.dumps(json.loads(body)["blocks"]) for body in _detections(slack)]

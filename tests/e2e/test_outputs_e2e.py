@@ -13,14 +13,12 @@ from trailwatch import synth
 from trailwatch.package import build_package
 from trailwatch_processor.outputs import webhook
 
-from tests.e2e.conftest import ROOT, ClientFactory, Receiver
+from tests.e2e.conftest import ROOT, ClientFactory, Receiver, create_output_secrets
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-outputs"
 BUCKET = "tw-outputs-trail-bucket"
-KEY = webhook.new_signing_key()
 WAIT_SECONDS = 60.0
 
 
@@ -28,14 +26,7 @@ WAIT_SECONDS = 60.0
 def stack(
     aws_client: ClientFactory, deploy_stack: Callable[..., dict[str, str]], receivers: dict[str, Receiver]
 ) -> dict[str, str]:
-    secrets = aws_client("secretsmanager")
-    slack_arn = secrets.create_secret(
-        Name=f"trailwatch/{STACK}/slack", SecretString=json.dumps({"url": receivers["slack"].url})
-    )["ARN"]
-    hook_arn = secrets.create_secret(
-        Name=f"trailwatch/{STACK}/webhook",
-        SecretString=json.dumps({"url": receivers["webhook"].url, "signing_key": KEY}),
-    )["ARN"]
+    output_secrets = create_output_secrets(aws_client, STACK, receivers)
     # As `trailwatch deploy --slack-webhook` on an existing stack: created without outputs, then updated
     # through a change set that adds them.
     base = {"TrailBucketName": BUCKET, "AlertEmail": "e2e@example.com", "FunctionTimeout": "30"}
@@ -43,7 +34,7 @@ def stack(
     cfn = aws_client("cloudformation")
     previous = cfn.describe_stacks(StackName=STACK)["Stacks"][0]["Parameters"]
     values = {p["ParameterKey"]: p["ParameterValue"] for p in previous}
-    values.update(SlackSecretArn=slack_arn, WebhookSecretArn=hook_arn)
+    values.update(output_secrets)
     change_set = cfn.create_change_set(
         StackName=STACK,
         ChangeSetName="add-outputs",
@@ -95,7 +86,9 @@ def test_a_detection_reaches_slack_and_the_signed_webhook(
     hook_posts = _about(receivers["webhook"], record["eventID"])
     assert len(hook_posts) == 1, f"{len(hook_posts)} webhook posts for the detection"
     for headers, body in receivers["webhook"].posts:  # every post is signed
-        assert webhook.verify_signature(KEY, body, headers[webhook.SIGNATURE_HEADER])
+        assert webhook.verify_signature(
+            receivers["webhook"].signing_key, body, headers[webhook.SIGNATURE_HEADER]
+        )
     alert = json.loads(hook_posts[0][1])
     assert alert["source"] == "trailwatch" and alert["eventIDs"] == [record["eventID"]]
 

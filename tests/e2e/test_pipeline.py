@@ -27,13 +27,14 @@ from tests.e2e.conftest import (
     REGION,
     ROOT,
     ClientFactory,
-    subscribe_alert_queue,
-    upload_bundled_config,
+    Watch,
+    drain_until,
+    scan_table,
+    take_messages,
 )
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-pipeline"
 BUCKET = "tw-pipeline-trail-bucket"
 WAIT_SECONDS = 40.0
@@ -131,21 +132,13 @@ class Pipeline:
     def drain(self, wait: int = 1) -> None:
         """Alerts and DLQ messages received so far (deleted from their queues), the table's items."""
         sqs = self.client("sqs")
-        for url, sink in (
-            (self.alert_queue, self._alert),
-            (self.outputs["DeadLetterQueueUrl"], self.seen.dlq.append),
-        ):
-            while messages := sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait if url == self.alert_queue else 0
-            ).get("Messages", []):
-                for m in messages:
-                    sink(m["Body"])
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        table = self.outputs["EventsTableName"]
-        for page in self.client("dynamodb").get_paginator("scan").paginate(TableName=table):
-            for item in page["Items"]:
-                if not item["EventId"]["S"].startswith("trailwatch#"):  # config markers are not events
-                    self.seen.items[item["EventId"]["S"]] = item
+        for m in take_messages(sqs, self.alert_queue, wait_seconds=wait):
+            self._alert(m["Body"])
+        for m in take_messages(sqs, self.outputs["DeadLetterQueueUrl"], wait_seconds=0):
+            self.seen.dlq.append(m["Body"])
+        for item in scan_table(self.client, self.outputs["EventsTableName"]):
+            if not item["EventId"]["S"].startswith("trailwatch#"):  # config markers are not events
+                self.seen.items[item["EventId"]["S"]] = item
 
     def _alert(self, body: str) -> None:
         alert = json.loads(body)
@@ -157,23 +150,17 @@ class Pipeline:
             self.seen.alerts.append(alert)
 
     def wait_until(self, done: Callable[[Seen], bool], what: str) -> None:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while not done(self.seen):
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out waiting for {what}: {len(self.seen.items)} items, "
-                    f"{len(self.seen.alerts)} alerts, {len(self.seen.dlq)} DLQ messages"
-                )
-            self.drain()
-        self.drain(wait=1)  # anything late (a duplicate) shows now
+        drain_until(self.drain, lambda: done(self.seen), what, self.progress, WAIT_SECONDS)
+
+    def progress(self) -> str:
+        seen = self.seen
+        return f"{len(seen.items)} items, {len(seen.alerts)} alerts, {len(seen.dlq)} DLQ messages"
 
 
 @pytest.fixture(scope="module")
-def pipeline(aws_client: ClientFactory, deploy_processor: Callable[..., dict[str, str]]) -> Pipeline:
-    outputs = deploy_processor(STACK, BUCKET, FunctionTimeout="30", MaxReceiveCount="1")
-    upload_bundled_config(aws_client, BUCKET)
-    url = subscribe_alert_queue(aws_client, outputs["AlertTopicArn"], "tw-pipeline-alerts")
-    return Pipeline(aws_client, outputs, url)
+def pipeline(deploy_watched: Callable[..., Watch]) -> Pipeline:
+    watch = deploy_watched(STACK, BUCKET, FunctionTimeout="30", MaxReceiveCount="1")
+    return Pipeline(watch.client, watch.outputs, watch.alert_queue)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from tests.e2e.conftest import ACCOUNT, REGION, ClientFactory, wait_for
 
 pytestmark = pytest.mark.e2e
 
-LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 STACK = "tw-age"
 BUCKET = "tw-age-trail-bucket"
 AGE_SECONDS = 4  # QueueAgeAlarmSeconds: the local evaluator's periods are scaled, message ages are not

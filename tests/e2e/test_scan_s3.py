@@ -15,7 +15,7 @@ from tests.functional.cli_conftest import *  # noqa: F403 -- fixtures
 from tests.functional.cli_conftest import local_env
 
 pytestmark = pytest.mark.e2e
-LOCAL_AWS_OPTIONS = {"lambda_runtime": False, "cloudtrail": False}
+LOCAL_AWS_OPTIONS = {"lambda_runtime": False}
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,8 @@ from trailwatch import resources
 from trailwatch.main import cli as trailwatch_cli
 from trailwatch.session import Aws
 
+from tests.clients import cli_environment
+
 SMALL_TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
 Description: trailwatch CLI test stack (resource types moto's in-process CloudFormation creates)
@@ -214,17 +216,10 @@ def local_aws_env() -> Iterator[Any]:
     """A LocalAWS for the module; tests point the CLI at it with `local_env(monkeypatch, aws)`."""
     from trailwatch.local.server import LocalAWS
 
-    aws = LocalAWS(port=0, lambda_runtime=True, cloudtrail=True, delivery_interval=1.0)
-    aws.start()
-    try:
+    with LocalAWS(port=0, lambda_runtime=True, cloudtrail=True, delivery_interval=1.0) as aws:
         yield aws
-    finally:
-        aws.stop()
 
 
 def local_env(monkeypatch: pytest.MonkeyPatch, aws: Any) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_REGION", aws.region)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", aws.region)
+    for name, value in cli_environment(aws).items():
+        monkeypatch.setenv(name, value)

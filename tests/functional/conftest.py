@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -16,6 +16,9 @@ from trailwatch.local import moto_patches
 from trailwatch_processor.aws import Clients, Settings
 
 from tests.functional import factories as f
+
+if TYPE_CHECKING:  # the local AWS costs seconds to import: only the tests that start one pay for it
+    from trailwatch.local.server import LocalAWS
 
 BUCKET = "trail-bucket"
 TABLE = "SecurityEvents"
@@ -157,3 +160,17 @@ def deps(env: Env):
     # item pair and alert on the first load) is tested with build_deps itself in test_config_source.py.
     built.config.on_loaded = None
     return built
+
+
+# -- the local AWS per test (test_local_eventbridge*, test_local_s3_eventbridge) ------------------------
+@pytest.fixture
+def local_aws(request: pytest.FixtureRequest) -> Iterator[LocalAWS]:
+    """A quiet LocalAWS of the test's own on a free loopback port: no Lambda runtime, CloudTrail delivery
+    hourly (never, in a test). A module changes the options with a module-level dict, as in
+    tests/e2e/conftest.py, e.g. `LOCAL_AWS_OPTIONS = {"cloudtrail": False}`."""
+    from trailwatch.local.server import LocalAWS
+
+    options = {"lambda_runtime": False, "delivery_interval": 3600.0}
+    options.update(getattr(request.module, "LOCAL_AWS_OPTIONS", {}))
+    with LocalAWS(port=0, log=lambda message: None, **options) as aws:
+        yield aws

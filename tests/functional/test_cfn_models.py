@@ -17,6 +17,7 @@ from moto import mock_aws
 from moto.cloudformation import parsing
 from trailwatch.local import cfn_models, cfn_overrides, s3_policy
 
+from tests.clients import cached_clients
 from tests.functional.factories import dlq_depth_alarm
 
 REGION = "us-east-1"
@@ -29,14 +30,7 @@ Client = Callable[[str], BaseClient]
 def aws() -> Iterator[Client]:
     with mock_aws():
         cfn_models.register()
-        clients: dict[str, BaseClient] = {}
-
-        def client(service: str) -> BaseClient:
-            if service not in clients:
-                clients[service] = boto3.client(service, region_name=REGION)
-            return clients[service]
-
-        yield client
+        yield cached_clients(boto3.session.Session(region_name=REGION))
 
 
 def template(resources: dict[str, Any], **sections: Any) -> str:

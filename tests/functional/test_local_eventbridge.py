@@ -11,7 +11,6 @@ import json
 import re
 import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -29,39 +28,27 @@ ACCOUNT = "123456789012"
 ENVELOPE_KEYS = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalAWS]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    local = LocalAWS(port=0, lambda_runtime=False, delivery_interval=3600.0, log=lambda message: None)
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
-
-
-def client(aws: LocalAWS, service: str, region: str = "us-east-1", **kwargs: Any) -> Any:
-    return boto3.client(service, endpoint_url=aws.endpoint, region_name=region, **kwargs)
+def client(local_aws: LocalAWS, service: str, region: str = "us-east-1", **kwargs: Any) -> Any:
+    return boto3.client(service, endpoint_url=local_aws.endpoint, region_name=region, **kwargs)
 
 
 def rule_to_queue(
-    aws: LocalAWS, pattern: dict, *, region: str = "us-east-1", state: str = "ENABLED", name: str = "ct"
+    local_aws: LocalAWS, pattern: dict, *, region: str = "us-east-1", state: str = "ENABLED", name: str = "ct"
 ) -> str:
     """A default-bus rule with an SQS target; the queue's URL."""
-    sqs = client(aws, "sqs", region)
+    sqs = client(local_aws, "sqs", region)
     url = sqs.create_queue(QueueName=f"{name}-{region}")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events = client(aws, "events", region)
+    events = client(local_aws, "events", region)
     events.put_rule(Name=name, EventPattern=json.dumps(pattern), State=state)
     events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn}])
     return url
 
 
-def drain(aws: LocalAWS, url: str, region: str = "us-east-1", wait: float = 2.0) -> list[dict]:
+def drain(local_aws: LocalAWS, url: str, region: str = "us-east-1", wait: float = 2.0) -> list[dict]:
     """Every event in the queue after up to `wait` seconds (stops early once a receive comes back empty
     after something arrived)."""
-    sqs = client(aws, "sqs", region)
+    sqs = client(local_aws, "sqs", region)
     out: list[dict] = []
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
@@ -83,15 +70,15 @@ def names(events: list[dict]) -> list[str]:
 # ------------------------------------------------------------------------------------------- delivery
 
 
-def test_api_call_reaches_an_sqs_target_within_seconds_with_aws_envelope(aws: LocalAWS) -> None:
+def test_api_call_reaches_an_sqs_target_within_seconds_with_aws_envelope(local_aws: LocalAWS) -> None:
     """No trail exists: AWS delivers management events to the bus without one."""
-    url = rule_to_queue(aws, {"source": ["aws.iam"], "detail": {"eventName": ["CreateUser"]}})
+    url = rule_to_queue(local_aws, {"source": ["aws.iam"], "detail": {"eventName": ["CreateUser"]}})
     called = time.monotonic()
-    client(aws, "iam").create_user(UserName="alice")
-    (event,) = drain(aws, url)
+    client(local_aws, "iam").create_user(UserName="alice")
+    (event,) = drain(local_aws, url)
     assert time.monotonic() - called < 2.0
     assert set(event) == ENVELOPE_KEYS
-    (record,) = [r for r in aws.recorder.recorded if r["eventName"] == "CreateUser"]
+    (record,) = [r for r in local_aws.recorder.recorded if r["eventName"] == "CreateUser"]
     assert event["detail"] == record
     assert event["version"] == "0"
     assert re.fullmatch(r"[0-9a-f-]{36}", event["id"])
@@ -103,27 +90,29 @@ def test_api_call_reaches_an_sqs_target_within_seconds_with_aws_envelope(aws: Lo
     assert event["resources"] == []
 
 
-@pytest.mark.parametrize(
-    ("state", "expected"),
-    [
-        ("ENABLED", ["CreateUser"]),
-        ("ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS", ["ListUsers", "CreateUser"]),
+def rule_state_cases(read_only: str, write: str) -> list[tuple[str, list[str]]]:
+    """(a rule's state, the events it delivers of a read-only call then a write call)."""
+    return [
+        ("ENABLED", [write]),
+        ("ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS", [read_only, write]),
         ("DISABLED", []),
-    ],
-)
+    ]
+
+
+@pytest.mark.parametrize(("state", "expected"), rule_state_cases("ListUsers", "CreateUser"))
 def test_read_only_management_events_only_for_the_special_state(
-    aws: LocalAWS, state: str, expected: list[str]
+    local_aws: LocalAWS, state: str, expected: list[str]
 ) -> None:
-    url = rule_to_queue(aws, {"source": ["aws.iam"]}, state=state)
-    assert client(aws, "events").describe_rule(Name="ct")["State"] == state  # PutRule accepts the state
-    iam = client(aws, "iam")
+    url = rule_to_queue(local_aws, {"source": ["aws.iam"]}, state=state)
+    assert client(local_aws, "events").describe_rule(Name="ct")["State"] == state  # PutRule accepts the state
+    iam = client(local_aws, "iam")
     iam.list_users()
     iam.create_user(UserName="bob")
-    assert names(drain(aws, url, wait=1.5)) == expected
+    assert names(drain(local_aws, url, wait=1.5)) == expected
 
 
-def test_event_over_256_kb_is_not_delivered(aws: LocalAWS) -> None:
-    url = rule_to_queue(aws, {"source": ["aws.ec2"]})
+def test_event_over_256_kb_is_not_delivered(local_aws: LocalAWS) -> None:
+    url = rule_to_queue(local_aws, {"source": ["aws.ec2"]})
     record = {
         "eventSource": "ec2.amazonaws.com",
         "eventName": "RunInstances",
@@ -138,30 +127,30 @@ def test_event_over_256_kb_is_not_delivered(aws: LocalAWS) -> None:
     too_big = dict(record, requestParameters={"userData": "x" * (eventbridge.MAX_EVENT_BYTES - size)})
     assert eventbridge.publish(too_big, ACCOUNT) == 0
     assert eventbridge.publish(fits, ACCOUNT) == 1
-    (event,) = drain(aws, url)
+    (event,) = drain(local_aws, url)
     assert event["detail"] == fits
 
 
-def test_global_service_events_arrive_in_us_east_1(aws: LocalAWS) -> None:
+def test_global_service_events_arrive_in_us_east_1(local_aws: LocalAWS) -> None:
     """IAM called by an eu-west-1 client lands on us-east-1's bus; a regional service stays in its region."""
     pattern = {"source": ["aws.iam", "aws.sqs"], "detail": {"eventName": ["CreateUser", "CreateQueue"]}}
-    east = rule_to_queue(aws, pattern, region="us-east-1")
-    west = rule_to_queue(aws, pattern, region="eu-west-1")
-    client(aws, "iam", "eu-west-1").create_user(UserName="carol")
-    client(aws, "sqs", "eu-west-1").create_queue(QueueName="regional")
-    assert names(drain(aws, east)) == ["CreateUser"]
-    west_events = drain(aws, west, "eu-west-1")
+    east = rule_to_queue(local_aws, pattern, region="us-east-1")
+    west = rule_to_queue(local_aws, pattern, region="eu-west-1")
+    client(local_aws, "iam", "eu-west-1").create_user(UserName="carol")
+    client(local_aws, "sqs", "eu-west-1").create_queue(QueueName="regional")
+    assert names(drain(local_aws, east)) == ["CreateUser"]
+    west_events = drain(local_aws, west, "eu-west-1")
     assert names(west_events) == ["CreateQueue"]
     assert west_events[0]["region"] == "eu-west-1"
 
 
-def test_data_events_only_when_a_trail_logs_them(aws: LocalAWS) -> None:
+def test_data_events_only_when_a_trail_logs_them(local_aws: LocalAWS) -> None:
     """Management events need no trail; a data event reaches the bus only when a trail logs it."""
-    url = rule_to_queue(aws, {"source": ["aws.s3"], "detail": {"eventName": ["PutObject"]}})
-    s3 = client(aws, "s3")
+    url = rule_to_queue(local_aws, {"source": ["aws.s3"], "detail": {"eventName": ["PutObject"]}})
+    s3 = client(local_aws, "s3")
     s3.create_bucket(Bucket="data-bucket")
     s3.put_object(Bucket="data-bucket", Key="before-trail", Body=b"x")
-    trails = client(aws, "cloudtrail")
+    trails = client(local_aws, "cloudtrail")
     trails.create_trail(Name="data-trail", S3BucketName="data-bucket")
     trails.put_event_selectors(
         TrailName="data-trail",
@@ -175,7 +164,7 @@ def test_data_events_only_when_a_trail_logs_them(aws: LocalAWS) -> None:
     )
     trails.start_logging(Name="data-trail")
     s3.put_object(Bucket="data-bucket", Key="after-trail", Body=b"x")
-    (event,) = drain(aws, url)
+    (event,) = drain(local_aws, url)
     assert event["detail"]["requestParameters"]["key"] == "after-trail"
     assert event["detail"]["eventCategory"] == "Data"
 
@@ -277,11 +266,13 @@ def test_moto_alone_differs_from_aws_on_these_cases() -> None:
     assert {"array of objects, one element", "array of objects, prefix"} <= differ
 
 
-def test_array_of_objects_pattern_delivers_through_sqs(aws: LocalAWS) -> None:
+def test_array_of_objects_pattern_delivers_through_sqs(local_aws: LocalAWS) -> None:
     """End to end: a pattern on `detail.resources` (an array of objects) matches a recorded S3 call."""
-    url = rule_to_queue(aws, {"source": ["aws.s3"], "detail": {"resources": {"type": ["AWS::S3::Bucket"]}}})
-    client(aws, "s3").create_bucket(Bucket="matched-bucket")
-    (event,) = drain(aws, url)
+    url = rule_to_queue(
+        local_aws, {"source": ["aws.s3"], "detail": {"resources": {"type": ["AWS::S3::Bucket"]}}}
+    )
+    client(local_aws, "s3").create_bucket(Bucket="matched-bucket")
+    (event,) = drain(local_aws, url)
     assert event["detail"]["eventName"] == "CreateBucket"
     assert [r["ARN"] for r in event["detail"]["resources"]] == ["arn:aws:s3:::matched-bucket"]
 
@@ -289,12 +280,14 @@ def test_array_of_objects_pattern_delivers_through_sqs(aws: LocalAWS) -> None:
 # ----------------------------------------------------------------------- newcomer identity, interval
 
 
-def test_dev_user_calls_are_recorded_as_iam_user(aws: LocalAWS) -> None:
-    key_id, secret = create_dev_user(aws)
-    assert not [r for r in aws.recorder.recorded if r["eventSource"] == "iam.amazonaws.com"]  # set-up unseen
-    iam = client(aws, "iam", aws_access_key_id=key_id, aws_secret_access_key=secret)
+def test_dev_user_calls_are_recorded_as_iam_user(local_aws: LocalAWS) -> None:
+    key_id, secret = create_dev_user(local_aws)
+    assert not [
+        r for r in local_aws.recorder.recorded if r["eventSource"] == "iam.amazonaws.com"
+    ]  # set-up unseen
+    iam = client(local_aws, "iam", aws_access_key_id=key_id, aws_secret_access_key=secret)
     iam.create_user(UserName="dave")
-    (record,) = [r for r in aws.recorder.recorded if r["eventName"] == "CreateUser"]
+    (record,) = [r for r in local_aws.recorder.recorded if r["eventName"] == "CreateUser"]
     assert record["userIdentity"]["type"] == "IAMUser"
     assert record["userIdentity"]["userName"] == "trailwatch-dev"
 

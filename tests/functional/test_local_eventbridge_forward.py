@@ -9,13 +9,12 @@ matching (`region` becomes the target's, `id` and `time` are new).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from trailwatch.local.server import LocalAWS
 
-from tests.functional.test_local_eventbridge import client, drain, names, rule_to_queue
+from tests.functional.test_local_eventbridge import client, drain, names, rule_state_cases, rule_to_queue
 
 ACCOUNT = "123456789012"
 HOME_BUS = f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"
@@ -26,20 +25,10 @@ SG_PATTERN = {
 }
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalAWS]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    local = LocalAWS(port=0, lambda_runtime=False, delivery_interval=3600.0, log=lambda message: None)
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
-
-
-def forwarder(aws: LocalAWS, region: str, *, state: str = "ENABLED", role: str | None = ROLE_ARN) -> None:
-    events = client(aws, "events", region)
+def forwarder(
+    local_aws: LocalAWS, region: str, *, state: str = "ENABLED", role: str | None = ROLE_ARN
+) -> None:
+    events = client(local_aws, "events", region)
     events.put_rule(Name="fwd", EventPattern=json.dumps(SG_PATTERN), State=state)
     target: dict[str, Any] = {"Id": "home", "Arn": HOME_BUS}
     if role:
@@ -47,60 +36,57 @@ def forwarder(aws: LocalAWS, region: str, *, state: str = "ENABLED", role: str |
     events.put_targets(Rule="fwd", Targets=[target])
 
 
-def create_security_group(aws: LocalAWS, region: str, name: str = "web") -> None:
-    client(aws, "ec2", region).create_security_group(GroupName=name, Description="d")
+def create_security_group(local_aws: LocalAWS, region: str, name: str = "web") -> None:
+    client(local_aws, "ec2", region).create_security_group(GroupName=name, Description="d")
 
 
-def test_forwarded_event_keeps_its_identity_and_region(aws: LocalAWS) -> None:
-    home = rule_to_queue(aws, SG_PATTERN, region="us-east-1", name="home")
-    local_copy = rule_to_queue(aws, SG_PATTERN, region="us-west-2", name="here")
-    forwarder(aws, "us-west-2")
-    create_security_group(aws, "us-west-2")
-    (forwarded,) = drain(aws, home)
-    (original,) = drain(aws, local_copy, "us-west-2")
+def test_forwarded_event_keeps_its_identity_and_region(local_aws: LocalAWS) -> None:
+    home = rule_to_queue(local_aws, SG_PATTERN, region="us-east-1", name="home")
+    local_copy = rule_to_queue(local_aws, SG_PATTERN, region="us-west-2", name="here")
+    forwarder(local_aws, "us-west-2")
+    create_security_group(local_aws, "us-west-2")
+    (forwarded,) = drain(local_aws, home)
+    (original,) = drain(local_aws, local_copy, "us-west-2")
     assert forwarded == original  # the event itself: id, time, region us-west-2, detail
     assert forwarded["region"] == "us-west-2"
     assert forwarded["detail"]["awsRegion"] == "us-west-2"
 
 
-def test_no_role_no_cross_region_delivery(aws: LocalAWS) -> None:
+def test_no_role_no_cross_region_delivery(local_aws: LocalAWS) -> None:
     """AWS needs a role for a bus of another region (EventBridge calls PutEvents with it)."""
-    home = rule_to_queue(aws, SG_PATTERN, region="us-east-1", name="home")
-    forwarder(aws, "us-west-2", role=None)
-    create_security_group(aws, "us-west-2")
-    assert drain(aws, home, wait=1.0) == []
+    home = rule_to_queue(local_aws, SG_PATTERN, region="us-east-1", name="home")
+    forwarder(local_aws, "us-west-2", role=None)
+    create_security_group(local_aws, "us-west-2")
+    assert drain(local_aws, home, wait=1.0) == []
 
 
 @pytest.mark.parametrize(
-    ("state", "expected"),
-    [
-        ("ENABLED", ["CreateSecurityGroup"]),
-        ("ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS", ["DescribeSecurityGroups", "CreateSecurityGroup"]),
-        ("DISABLED", []),
-    ],
+    ("state", "expected"), rule_state_cases("DescribeSecurityGroups", "CreateSecurityGroup")
 )
-def test_forwarder_state_decides_read_only_events(aws: LocalAWS, state: str, expected: list[str]) -> None:
+def test_forwarder_state_decides_read_only_events(
+    local_aws: LocalAWS, state: str, expected: list[str]
+) -> None:
     """Both rules in the state the CLI gives both (the config needs read-only events or not)."""
     home = rule_to_queue(
-        aws,
+        local_aws,
         SG_PATTERN,
         region="us-east-1",
         name="home",
         state="ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS",
     )
-    forwarder(aws, "us-west-2", state=state)
-    client(aws, "ec2", "us-west-2").describe_security_groups()
-    create_security_group(aws, "us-west-2")
-    assert names(drain(aws, home, wait=1.5)) == expected
+    forwarder(local_aws, "us-west-2", state=state)
+    client(local_aws, "ec2", "us-west-2").describe_security_groups()
+    create_security_group(local_aws, "us-west-2")
+    assert names(drain(local_aws, home, wait=1.5)) == expected
 
 
-def test_forwarding_is_one_hop(aws: LocalAWS) -> None:
+def test_forwarding_is_one_hop(local_aws: LocalAWS) -> None:
     """A forwarding loop (us-west-2 -> us-east-1 -> us-west-2) delivers once and stops."""
-    home = rule_to_queue(aws, SG_PATTERN, region="us-east-1", name="home")
-    forwarder(aws, "us-west-2")
-    back = client(aws, "events", "us-east-1")
+    home = rule_to_queue(local_aws, SG_PATTERN, region="us-east-1", name="home")
+    forwarder(local_aws, "us-west-2")
+    back = client(local_aws, "events", "us-east-1")
     back.put_rule(Name="back", EventPattern=json.dumps(SG_PATTERN))
     west_bus = f"arn:aws:events:us-west-2:{ACCOUNT}:event-bus/default"
     back.put_targets(Rule="back", Targets=[{"Id": "w", "Arn": west_bus, "RoleArn": ROLE_ARN}])
-    create_security_group(aws, "us-west-2")
-    assert names(drain(aws, home, wait=1.5)) == ["CreateSecurityGroup"]
+    create_security_group(local_aws, "us-west-2")
+    assert names(drain(local_aws, home, wait=1.5)) == ["CreateSecurityGroup"]

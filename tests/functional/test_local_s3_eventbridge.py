@@ -9,7 +9,6 @@ on each target (e.g. a changed helper signature) as the events that never arrive
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -22,24 +21,13 @@ ACCOUNT = "123456789012"
 OWNER = "210987654321"
 OWNER_REGION = "eu-west-1"
 BUCKET = "org-trail-logs"
+LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 PATTERN = {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [BUCKET]}}}
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalAWS]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    local = LocalAWS(port=0, lambda_runtime=False, cloudtrail=False, log=lambda message: None)
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
-
-
-def _owner(aws: LocalAWS) -> Any:
+def _owner(local_aws: LocalAWS) -> Any:
     """A session of the log-archive account (an assumed role there), in the bucket's region."""
-    credentials = client(aws, "sts").assume_role(
+    credentials = client(local_aws, "sts").assume_role(
         RoleArn=f"arn:aws:iam::{OWNER}:role/admin", RoleSessionName="owner"
     )["Credentials"]
     session = boto3.session.Session(
@@ -48,7 +36,7 @@ def _owner(aws: LocalAWS) -> Any:
         aws_session_token=credentials["SessionToken"],
         region_name=OWNER_REGION,
     )
-    return lambda service: session.client(service, endpoint_url=aws.endpoint)
+    return lambda service: session.client(service, endpoint_url=local_aws.endpoint)
 
 
 def _bucket_to_eventbridge(s3: Any) -> None:
@@ -58,25 +46,25 @@ def _bucket_to_eventbridge(s3: Any) -> None:
     )
 
 
-def test_object_created_reaches_the_owner_bus_sqs_target(aws: LocalAWS) -> None:
-    s3 = client(aws, "s3", OWNER_REGION)
+def test_object_created_reaches_the_owner_bus_sqs_target(local_aws: LocalAWS) -> None:
+    s3 = client(local_aws, "s3", OWNER_REGION)
     _bucket_to_eventbridge(s3)
-    sqs, events = client(aws, "sqs", OWNER_REGION), client(aws, "events", OWNER_REGION)
+    sqs, events = client(local_aws, "sqs", OWNER_REGION), client(local_aws, "events", OWNER_REGION)
     url = sqs.create_queue(QueueName="indexer")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="logs", EventPattern=json.dumps(PATTERN))
     events.put_targets(Rule="logs", Targets=[{"Id": "q", "Arn": arn}])
     s3.put_object(Bucket=BUCKET, Key="AWSLogs/1/CloudTrail/x.json.gz", Body=b"x")
-    (event,) = drain(aws, url, OWNER_REGION)
+    (event,) = drain(local_aws, url, OWNER_REGION)
     assert event["detail"]["object"]["key"] == "AWSLogs/1/CloudTrail/x.json.gz"
     assert event["account"] == ACCOUNT
 
 
 @pytest.mark.parametrize(("admitted", "arrives"), [(True, 1), (False, 0)])
 def test_forwarded_to_another_account_bus_that_admits_the_owner(
-    aws: LocalAWS, admitted: bool, arrives: int
+    local_aws: LocalAWS, admitted: bool, arrives: int
 ) -> None:
-    home_sqs, home_events = client(aws, "sqs"), client(aws, "events")
+    home_sqs, home_events = client(local_aws, "sqs"), client(local_aws, "events")
     url = home_sqs.create_queue(QueueName="log-processing")["QueueUrl"]
     arn = home_sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     home_events.put_rule(Name="existing-bucket", EventPattern=json.dumps(PATTERN))
@@ -85,7 +73,7 @@ def test_forwarded_to_another_account_bus_that_admits_the_owner(
         home_events.put_permission(
             EventBusName="default", Action="events:PutEvents", Principal=OWNER, StatementId="owner"
         )
-    owner = _owner(aws)
+    owner = _owner(local_aws)
     _bucket_to_eventbridge(owner("s3"))
     owner("events").put_rule(Name="forward", EventPattern=json.dumps(PATTERN))
     owner("events").put_targets(
@@ -99,7 +87,7 @@ def test_forwarded_to_another_account_bus_that_admits_the_owner(
         ],
     )
     owner("s3").put_object(Bucket=BUCKET, Key="AWSLogs/1/CloudTrail/y.json.gz", Body=b"y")
-    got = drain(aws, url, wait=2.0 if admitted else 1.0)
+    got = drain(local_aws, url, wait=2.0 if admitted else 1.0)
     assert len(got) == arrives
     if got:
         assert got[0]["account"] == OWNER

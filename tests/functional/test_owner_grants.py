@@ -13,17 +13,22 @@ from trailwatch import owner_grants as og
 OWNER_REGION = "eu-west-1"
 BUCKET = "org-trail-archive"
 ROLE = "arn:aws:iam::123456789012:role/trailwatch-ProcessorRole-X"
+
+
+def cloudtrail_write_statement(resource: str) -> dict[str, Any]:
+    """The statement a trail bucket's policy has (CloudTrail may write the log files): the owner's own."""
+    return {
+        "Sid": "AWSCloudTrailWrite",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudtrail.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": resource,
+    }
+
+
 EXISTING_POLICY = {
     "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Sid": "AWSCloudTrailWrite",
-            "Effect": "Allow",
-            "Principal": {"Service": "cloudtrail.amazonaws.com"},
-            "Action": "s3:PutObject",
-            "Resource": f"arn:aws:s3:::{BUCKET}/AWSLogs/*",
-        }
-    ],
+    "Statement": [cloudtrail_write_statement(f"arn:aws:s3:::{BUCKET}/AWSLogs/*")],
 }
 
 
