@@ -11,6 +11,9 @@ region within seconds, whether or not a trail exists, independently of the trail
 * events over 256 KB are not delivered;
 * global-service events (IAM, CloudFront, Route 53, STS on its global endpoint) arrive in us-east-1.
 
+`put_on_bus` is the one path of an event to a bus and its rules' targets, for CloudTrail's events, S3's
+(`cross_account`) and the events a rule forwards to a bus of another region or account.
+
 Rules are matched with the processor's own EventBridge matcher (`trailwatch_processor.patterns`), installed
 over moto's `EventPattern.matches_event` by `moto_patches` (moto differs from AWS e.g. on arrays of objects).
 """
@@ -79,20 +82,36 @@ def publish(record: dict[str, Any], account_id: str, log: Callable[[str], None] 
         if log:
             log(f"eventbridge: {record.get('eventName')} is over 256 KB: not delivered (as in AWS)")
         return 0
-    return deliver(event, account_id, event["region"], "default", log)
+    return put_on_bus(event, account_id, event["region"], "default", log=log)
 
 
-def deliver(
+def put_on_bus(
     event: dict[str, Any],
     account_id: str,
     region: str,
     bus_name: str,
+    *,
+    sender: str | None = None,
     log: Callable[[str], None] | None = None,
     hops: int = 0,
 ) -> int:
-    """Match `event` against the rules of one bus and send it to their targets; the number of rules."""
+    """Put `event` on one bus, as PutEvents does, and send it to the targets of the rules it matches; the
+    number of rules. The only way an event reaches a bus here: CloudTrail's events (`publish`), S3's
+    (`cross_account.send_event_bridge_message`) and the events a rule forwards to another bus (`_forward`).
+
+    `sender` is the account that puts the event (None: the bus's own account, as CloudTrail and S3 do); a
+    bus of another account takes it only when its policy allows the sender ``events:PutEvents``."""
     from moto.events.models import events_backends
 
+    from trailwatch.local.cross_account import bus_admits
+
+    if sender is not None and not bus_admits(account_id, region, bus_name, sender):
+        if log:
+            log(
+                f"eventbridge: bus {bus_name} of {account_id} in {region} does not admit events of {sender}: "
+                "not delivered (as in AWS)"
+            )
+        return 0
     by_region = dict.get(events_backends, account_id) or {}
     backend = dict.get(by_region, region)  # no backend yet: no rules in that region
     if backend is None:
@@ -121,10 +140,8 @@ def _send(
     rule: Any, target: dict[str, Any], event: dict[str, Any], log: Callable[[str], None] | None, hops: int
 ) -> None:
     """An SQS target without input transformation gets the envelope as AWS sends it (moto's SQS path
-    rewrites `time` and wants moto's internal `ingestion-time`); an event bus in another region or
-    account gets the event itself, as AWS forwards it (same `id`, `region`, `time`, `detail`), matched
-    there by its rules with the same semantics (moto would re-put it as a new event of the target region,
-    through its own matching); other targets go through moto."""
+    rewrites `time` and wants moto's internal `ingestion-time`); an event bus gets the event itself
+    (`_forward`); other targets go through moto."""
     from moto.sqs.models import sqs_backends
     from moto.utilities.arns import parse_arn
 
@@ -136,7 +153,7 @@ def _send(
         )
         return
     if arn.service == "events" and arn.resource_type == "event-bus":
-        forward_to_bus(rule, target, event, log, hops)
+        _forward(rule, target, event, log, hops)
         return
     moto_event = json.loads(json.dumps(event))
     moto_event["time"] = time.time()
@@ -156,20 +173,21 @@ def _send(
     original.send_to_targets(moto_event)
 
 
-def forward_to_bus(
+def _forward(
     rule: Any, target: dict[str, Any], event: dict[str, Any], log: Callable[[str], None] | None, hops: int
 ) -> None:
-    """A bus target: AWS needs a role for a bus of another region or account (EventBridge assumes it to
-    call PutEvents); without one the rule does not deliver. One hop only, so a loop of forwarding rules
-    (region A -> B -> A) cannot spin."""
+    """A bus target gets the event itself, as AWS forwards it (same `id`, `account`, `region`, `time`,
+    `detail`), put there by the rule's account (`put_on_bus` checks that bus's policy): moto would re-put it
+    as a new event of the target region through its own matching. A bus of another region needs a role
+    (EventBridge assumes it to call PutEvents); without one the rule does not deliver. One hop only, so a
+    loop of forwarding rules (region A -> B -> A) cannot spin."""
     from moto.utilities.arns import parse_arn
 
     arn = parse_arn(target["Arn"])
-    elsewhere = arn.region != rule.region_name or arn.account != rule.account_id
-    if elsewhere and not target.get("RoleArn"):
+    if arn.region != rule.region_name and not target.get("RoleArn"):
         if log:
             log(
-                f"eventbridge: rule {rule.name} targets {target['Arn']} without RoleArn: "
+                f"eventbridge: rule {rule.name} targets {target['Arn']} of another region without RoleArn: "
                 "not delivered (as in AWS)"
             )
         return
@@ -178,7 +196,7 @@ def forward_to_bus(
             log(f"eventbridge: {event.get('id')} already forwarded once: not forwarded again by {rule.name}")
         return
     bus_name = arn.resource_id.split("/")[-1] or "default"
-    deliver(event, arn.account, arn.region, bus_name, log, hops + 1)
+    put_on_bus(event, arn.account, arn.region, bus_name, sender=rule.account_id, log=log, hops=hops + 1)
 
 
 def matches_event(self: Any, event: dict[str, Any]) -> bool:
