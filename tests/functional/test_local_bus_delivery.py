@@ -1,9 +1,10 @@
 """One path of an event to an EventBridge bus on the local AWS (`trailwatch.local.eventbridge.put_on_bus`).
 
-CloudTrail's events (`eventbridge.publish`) and S3's EventBridge events (a bucket with
-`EventBridgeConfiguration`) reach the same rules and targets under the same rules of AWS: a rule's state, a
-bus of another account that admits the sender only by its policy (a role is needed only across regions).
-Each case runs for both sources, so a second delivery path that drifts from the first fails here.
+CloudTrail's events (`eventbridge.publish`), S3's EventBridge events (a bucket with
+`EventBridgeConfiguration`) and the PutEvents API's reach the same rules and targets under the same rules
+of AWS: a rule's state (the read-only filter applies to CloudTrail's events only), a bus of another account
+that admits the sender only by its policy (a role is needed only across regions). Each case runs for every
+source, so a second delivery path that drifts from the first fails here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ SENDER = "123456789012"  # moto's default account: the bucket owner and the Clou
 RECEIVER = "210987654321"
 REGION = "us-east-1"
 BUCKET = "bus-delivery-logs"
-PATTERN = {"source": ["aws.s3", "aws.ec2"]}
+PATTERN = {"source": ["aws.s3", "aws.ec2", "trailwatch.test"]}
 
 Clients = Callable[..., Any]
 
@@ -82,7 +83,12 @@ def _s3(sender: Clients) -> None:
     s3.put_object(Bucket=BUCKET, Key="AWSLogs/x.json.gz", Body=b"x")
 
 
-SOURCES = {"cloudtrail": _cloudtrail, "s3": _s3}
+def _put_events(sender: Clients) -> None:
+    entry = {"Source": "trailwatch.test", "DetailType": "Test", "Detail": json.dumps({"readOnly": True})}
+    assert sender("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
+
+
+SOURCES = {"cloudtrail": _cloudtrail, "s3": _s3, "put-events": _put_events}
 
 
 @pytest.fixture(params=sorted(SOURCES))

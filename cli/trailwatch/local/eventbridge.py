@@ -12,7 +12,8 @@ region within seconds, whether or not a trail exists, independently of the trail
 * global-service events (IAM, CloudFront, Route 53, STS on its global endpoint) arrive in us-east-1.
 
 `put_on_bus` is the one path of an event to a bus and its rules' targets, for CloudTrail's events, S3's
-(`cross_account`) and the events a rule forwards to a bus of another region or account.
+(`cross_account`), the PutEvents API (`put_events`, replacing moto's) and the events a rule forwards to a bus
+of another region or account.
 
 Rules are matched with the processor's own EventBridge matcher (`trailwatch_processor.patterns`), installed
 over moto's `EventPattern.matches_event` by `moto_patches` (moto differs from AWS e.g. on arrays of objects).
@@ -85,6 +86,61 @@ def publish(record: dict[str, Any], account_id: str, log: Callable[[str], None] 
     return put_on_bus(event, account_id, event["region"], "default", log=log)
 
 
+def put_events(self: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Replaces moto's `EventsBackend.put_events` (the PutEvents API): each valid entry goes through
+    `put_on_bus` (rule states, AWS's envelope on SQS targets, another account's bus only when its policy
+    admits the caller); the entries answered, and the request checked, as moto does."""
+    from moto.events.exceptions import ValidationException
+
+    if len(entries) > 10:
+        raise ValidationException(
+            "1 validation error detected: Value '[PutEventsRequestEntry]' at 'entries' failed to satisfy "
+            "constraint: Member must have length less than or equal to 10"
+        )
+    answered = []
+    for entry in entries:
+        error = _entry_error(entry)
+        if error is not None:
+            answered.append(error)
+            continue
+        bus_arn = str(entry.get("EventBusName") or "default")
+        parts = bus_arn.split(":") if bus_arn.startswith("arn:") else []
+        account, region = (parts[4], parts[3]) if parts else (self.account_id, self.region_name)
+        bus_name = bus_arn.split("/")[-1]
+        if account == self.account_id:
+            self.describe_event_bus(bus_name)  # ResourceNotFoundException, as moto answers
+        sent = entry.get("Time")
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": entry["DetailType"],
+            "source": entry["Source"],
+            "account": self.account_id,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(sent) if sent else None)),
+            "region": region,
+            "resources": entry.get("Resources", []),
+            "detail": json.loads(entry["Detail"]),
+        }
+        answered.append({"EventId": event["id"]})
+        put_on_bus(event, account, region, bus_name, sender=self.account_id)
+    return answered
+
+
+def _entry_error(entry: dict[str, Any]) -> dict[str, str] | None:
+    """moto's answer for an entry PutEvents refuses (a required field missing, Detail not JSON)."""
+    for field in ("Source", "DetailType", "Detail"):
+        if not entry.get(field):
+            return {
+                "ErrorCode": "InvalidArgument",
+                "ErrorMessage": f"Parameter {field} is not valid. Reason: {field} is a required argument.",
+            }
+    try:
+        json.loads(entry["Detail"])
+    except ValueError:
+        return {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
+    return None
+
+
 def put_on_bus(
     event: dict[str, Any],
     account_id: str,
@@ -97,7 +153,8 @@ def put_on_bus(
 ) -> int:
     """Put `event` on one bus, as PutEvents does, and send it to the targets of the rules it matches; the
     number of rules. The only way an event reaches a bus here: CloudTrail's events (`publish`), S3's
-    (`cross_account.send_event_bridge_message`) and the events a rule forwards to another bus (`_forward`).
+    (`cross_account.send_event_bridge_message`), the PutEvents API (`put_events`) and the events a rule
+    forwards to another bus (`_forward`).
 
     `sender` is the account that puts the event (None: the bus's own account, as CloudTrail and S3 do); a
     bus of another account takes it only when its policy allows the sender ``events:PutEvents``."""
@@ -119,7 +176,10 @@ def put_on_bus(
     bus = backend.event_buses.get(bus_name)
     if bus is None:
         return 0
-    record = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    from_cloudtrail = event.get("detail-type") in _DETAIL_TYPES.values() and isinstance(
+        event.get("detail"), dict
+    )
+    record = event["detail"] if from_cloudtrail else {}  # rule states sort CloudTrail's events only
     sent = 0
     for rule in list(bus.rules.values()):
         if rule.scheduled_expression or not rule_takes(rule.state, record):
