@@ -30,17 +30,14 @@ Clients = Callable[..., Any]
 
 def _clients(account: str) -> Clients:
     """boto3 clients of `account` (an assumed role there for an account other than moto's default)."""
-    if account == SENDER:
-        return lambda service, region=REGION: boto3.client(service, region_name=region)
-    credentials = boto3.client("sts", region_name=REGION).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/admin", RoleSessionName="receiver"
-    )["Credentials"]
-    session = boto3.session.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
-    return lambda service, region=REGION: session.client(service, region_name=region)
+    keys: dict[str, str] = {}
+    if account != SENDER:
+        role = f"arn:aws:iam::{account}:role/admin"
+        issued = boto3.client("sts", region_name=REGION).assume_role(RoleArn=role, RoleSessionName="receiver")
+        names = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+        fields = ("AccessKeyId", "SecretAccessKey", "SessionToken")
+        keys = {name: issued["Credentials"][field] for name, field in zip(names, fields, strict=True)}
+    return lambda service, region=REGION: boto3.client(service, region_name=region, **keys)
 
 
 def _rule_to_queue(clients: Clients, *, state: str = "ENABLED", region: str = REGION) -> str:
