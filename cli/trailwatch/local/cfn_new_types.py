@@ -21,9 +21,10 @@ from trailwatch.local.cfn_common import Cfn, Json, moto_backend, queue_name
 
 class _Model(Cfn):
     """Identity of a type moto lacks, known by `name` (its physical id): a subclass sets CFN_TYPE, NAME_TYPE
-    (the property naming it; "" for none), SERVICE (its moto backend) and GET_ATT, and writes
-    `create_from_cloudformation_json`. An update is `_replacement_name` then `_update`; a delete is `delete`
-    (with an instance) or `_delete_named` (moto's delete_from_cloudformation_json, by name only)."""
+    (the property naming it; "" for none), SERVICE (its moto backend) and GET_ATT, and writes `_create`
+    (moto's create_from_cloudformation_json, given the properties). An update is `_replacement_name` then
+    `_update`; a delete is `delete` (with an instance) or `_delete_named` (moto's
+    delete_from_cloudformation_json, by name only)."""
 
     CFN_TYPE: ClassVar[str]
     NAME_TYPE: ClassVar[str] = ""
@@ -55,6 +56,17 @@ class _Model(Cfn):
         if attribute_name not in self.GET_ATT:
             raise self._fail(f"unknown attribute {attribute_name}")
         return attrgetter(self.GET_ATT[attribute_name])(self)
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
+    ) -> Self:
+        return cls._create(resource_name, cls._props(cloudformation_json), account_id, region_name)
+
+    @classmethod
+    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> Self:
+        """The resource `name` made from its template properties through moto's backend."""
+        raise NotImplementedError
 
     def delete(self, account_id: str, region_name: str) -> None:
         type(self).delete_from_cloudformation_json(self.name, {}, self.account_id, self.region_name)
@@ -137,14 +149,11 @@ class BucketPolicy(_PolicyAttachment, CloudFormationModel):
         self.bucket = bucket
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
-    ) -> BucketPolicy:
-        props = cls._props(cloudformation_json)
+    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> BucketPolicy:
         bucket = cls._require(props, "Bucket")
         policy = cls._policy_text(cls._require(props, "PolicyDocument"))
         moto_backend("s3", account_id, region_name).put_bucket_policy(bucket, policy.encode())
-        return cls(resource_name, bucket, account_id, region_name)
+        return cls(name, bucket, account_id, region_name)
 
     def _replacement_name(self, props: dict[str, Any], new_resource_name: str) -> str | None:
         """The same bucket's policy is put again in place; another bucket's takes it off the old one."""
@@ -169,14 +178,12 @@ class _ListedPolicy(_PolicyAttachment):
         self.targets = targets
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
-    ) -> Self:
-        targets, policy = cls._targets_and_policy(cls._props(cloudformation_json), *cls.TARGETS)
+    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> Self:
+        targets, policy = cls._targets_and_policy(props, *cls.TARGETS)
         backend = moto_backend(cls.SERVICE, account_id, region_name)
         for target in targets:
             cls._put(backend, target, policy)
-        return cls(resource_name, targets, account_id, region_name)
+        return cls(name, targets, account_id, region_name)
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = moto_backend(self.SERVICE, self.account_id, self.region_name)
@@ -255,14 +262,11 @@ class Subscription(_Model, CloudFormationModel):
         self.endpoint = endpoint
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
-    ) -> Subscription:
-        props = cls._props(cloudformation_json)
+    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> Subscription:
         topic_arn = cls._require(props, "TopicArn")
         protocol = cls._require(props, "Protocol")
         endpoint = cls._require(props, "Endpoint")
-        cls._unsupported(props, cls.HANDLED, resource_name)
+        cls._unsupported(props, cls.HANDLED, name)
         backend = moto_backend(cls.SERVICE, account_id, region_name)
         subscription = backend.subscribe(topic_arn, endpoint, protocol)
         if protocol in CONFIRMED_BY_RECIPIENT:  # nobody can click the link of a local mail
@@ -367,16 +371,13 @@ class Trail(_Model, CloudFormationModel):
         return is_logging
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
-    ) -> Trail:
-        props = cls._props(cloudformation_json)
+    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> Trail:
         cls._require(props, "S3BucketName")
         is_logging = cls._is_logging(props)
-        cls._unsupported(props, cls.HANDLED, resource_name)
+        cls._unsupported(props, cls.HANDLED, name)
         backend = moto_backend(cls.SERVICE, account_id, region_name)
         backend.create_trail(
-            name=resource_name,
+            name=name,
             bucket_name=props["S3BucketName"],
             s3_key_prefix=props.get("S3KeyPrefix"),
             sns_topic_name=props.get("SnsTopicName"),
@@ -389,7 +390,7 @@ class Trail(_Model, CloudFormationModel):
             kms_key_id=props.get("KMSKeyId"),
             tags_list=props.get("Tags") or [],
         )
-        model = cls(resource_name, account_id, region_name)
+        model = cls(name, account_id, region_name)
         model.trail.__class__ = _TrailState
         model._apply_selectors_and_status(props, is_logging)
         return model
@@ -504,20 +505,17 @@ class Alarm(_Model, CloudFormationModel):
         return queries
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
-    ) -> Alarm:
-        props = cls._props(cloudformation_json)
+    def _create(cls, name: str, props: dict[str, Any], account_id: str, region_name: str) -> Alarm:
         cls._require(props, "ComparisonOperator")
         evaluation_periods = cls._int(props, "EvaluationPeriods")
         if evaluation_periods is None:
             raise cls._fail("Properties.EvaluationPeriods is required")
         if not props.get("MetricName") and not props.get("Metrics"):
             raise cls._fail("one of Properties.MetricName or Properties.Metrics is required")
-        cls._unsupported(props, cls.HANDLED, resource_name)
+        cls._unsupported(props, cls.HANDLED, name)
         threshold = props.get("Threshold")
         moto_backend(cls.SERVICE, account_id, region_name).put_metric_alarm(
-            name=resource_name,
+            name=name,
             namespace=props.get("Namespace"),
             metric_name=props.get("MetricName"),
             comparison_operator=props["ComparisonOperator"],
@@ -540,7 +538,7 @@ class Alarm(_Model, CloudFormationModel):
             threshold_metric_id=props.get("ThresholdMetricId"),
             tags=props.get("Tags") or [],
         )
-        return cls(resource_name, account_id, region_name)
+        return cls(name, account_id, region_name)
 
     def _replacement_name(self, props: dict[str, Any], new_resource_name: str) -> str | None:
         """A new AlarmName replaces the alarm; the same name is put again in place."""

@@ -7,6 +7,7 @@ applies the missing properties through the backend, and replaces the original in
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from moto.awslambda.models import EventSourceMapping as MotoEventSourceMapping
@@ -20,7 +21,7 @@ from moto.s3.models import FakeBucket
 from moto.sqs.models import Queue as MotoQueue
 
 from trailwatch.cfn_template import scalar
-from trailwatch.local.cfn_common import Cfn, moto_backend, queue_name, warn
+from trailwatch.local.cfn_common import Cfn, Json, moto_backend, queue_name, warn
 
 # ---------------------------------------------------------------- types moto has, completed
 
@@ -44,30 +45,28 @@ class _Override(Cfn):
         return cls.ORIGINAL.has_cfn_attr(attr)
 
     @classmethod
-    def _for_original(cls, cloudformation_json: dict[str, Any]) -> dict[str, Any]:
-        """The template JSON as moto's model should see it."""
-        return cloudformation_json
+    def _for_original(cls, cloudformation_json: Json) -> Json:
+        """The template JSON as moto's model should see it: its properties as `_original_props` gives them."""
+        props = cls._original_props(dict(cls._props(cloudformation_json)))
+        return {**cloudformation_json, "Properties": props}
 
     @classmethod
-    def _apply(
-        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
-    ) -> None:
+    def _original_props(cls, props: dict[str, Any]) -> dict[str, Any]:
+        """The properties moto's model should see (a copy, free to change): all of them unless a type says."""
+        return props
+
+    @classmethod
+    def _apply(cls, resource: Any, props: Json, account_id: str, region_name: str, created: bool) -> None:
         """Apply the properties moto's model ignores (`created`: the resource is new, nothing to undo)."""
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **kwargs: Any
     ) -> Any:
-        props = cls._props(cloudformation_json)
-        cls._unsupported(props, cls.HANDLED, resource_name)
-        resource = cls._create_resource(resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        cls._apply(resource, props, account_id, region_name, created=True)
-        return resource
+        def create() -> Any:
+            return cls._create_resource(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+        return cls._completed(create, None, resource_name, cloudformation_json, account_id, region_name)
 
     @classmethod
     def _create_resource(
@@ -80,19 +79,29 @@ class _Override(Cfn):
 
     @classmethod
     def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
+        cls, original_resource: Any, new_resource_name: str, cloudformation_json: Json, account_id: str,
         region_name: str,
-    ) -> Any:
-        props = cls._props(cloudformation_json)
-        cls._unsupported(props, cls.HANDLED, new_resource_name)
-        resource = cls._update_original(
-            original_resource, new_resource_name, cloudformation_json, account_id, region_name
+    ) -> Any:  # fmt: skip
+        def update() -> Any:
+            return cls._update_original(
+                original_resource, new_resource_name, cloudformation_json, account_id, region_name
+            )
+
+        return cls._completed(
+            update, original_resource, new_resource_name, cloudformation_json, account_id, region_name
         )
-        cls._apply(resource, props, account_id, region_name, created=resource is not original_resource)
+
+    @classmethod
+    def _completed(
+        cls, moto_call: Callable[[], Any], original: Any, name: str, cloudformation_json: Json,
+        account_id: str, region_name: str,
+    ) -> Any:  # fmt: skip
+        """What moto's model creates or updates (`moto_call`), then the properties it ignores applied
+        (`original`: the resource an update starts from; None for a create)."""
+        props = cls._props(cloudformation_json)
+        cls._unsupported(props, cls.HANDLED, name)
+        resource = moto_call()
+        cls._apply(resource, props, account_id, region_name, created=resource is not original)
         return resource
 
     @classmethod
@@ -179,9 +188,7 @@ class Bucket(_Override, CloudFormationModel):
         return original  # in place: `_apply` sets every property (moto's update mishandles Tags)
 
     @classmethod
-    def _apply(
-        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
-    ) -> None:
+    def _apply(cls, resource: Any, props: Json, account_id: str, region_name: str, created: bool) -> None:
         from moto.utilities.tagging_service import TaggingService
 
         backend = moto_backend("s3", account_id, region_name)
@@ -451,9 +458,7 @@ class Queue(_Override, CloudFormationModel):
         return replacement
 
     @classmethod
-    def _apply(
-        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
-    ) -> None:
+    def _apply(cls, resource: Any, props: Json, account_id: str, region_name: str, created: bool) -> None:
         if created:
             return
         attributes = {k: v for k, v in props.items() if k not in cls.FIXED}
@@ -509,9 +514,7 @@ class Key(_Override, CloudFormationModel):
         )
 
     @classmethod
-    def _apply(
-        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
-    ) -> None:
+    def _apply(cls, resource: Any, props: Json, account_id: str, region_name: str, created: bool) -> None:
         backend = moto_backend("kms", account_id, region_name)
         if not created:
             if props.get("KeyPolicy") is not None:
@@ -539,14 +542,11 @@ class LogGroup(_Override, CloudFormationModel):
     HANDLED = {"LogGroupName", "RetentionInDays", "KmsKeyId", "Tags", "LogGroupClass"}
 
     @classmethod
-    def _for_original(cls, cloudformation_json: dict[str, Any]) -> dict[str, Any]:
-        props = {k: v for k, v in cls._props(cloudformation_json).items() if k in ("LogGroupName", "Tags")}
-        return {**cloudformation_json, "Properties": props}
+    def _original_props(cls, props: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in props.items() if k in ("LogGroupName", "Tags")}
 
     @classmethod
-    def _apply(
-        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
-    ) -> None:
+    def _apply(cls, resource: Any, props: Json, account_id: str, region_name: str, created: bool) -> None:
         retention = cls._int(props, "RetentionInDays")
         if retention is not None:
             moto_backend("logs", account_id, region_name).put_retention_policy(resource.name, retention)
@@ -577,9 +577,8 @@ class Role(_Override, CloudFormationModel):
     }
 
     @classmethod
-    def _for_original(cls, cloudformation_json: dict[str, Any]) -> dict[str, Any]:
-        props = {k: v for k, v in cls._props(cloudformation_json).items() if k not in ("Policies",)}
-        return {**cloudformation_json, "Properties": props}
+    def _original_props(cls, props: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in props.items() if k not in ("Policies",)}
 
     @classmethod
     def _update_original(
@@ -599,9 +598,7 @@ class Role(_Override, CloudFormationModel):
         return original
 
     @classmethod
-    def _apply(
-        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
-    ) -> None:
+    def _apply(cls, resource: Any, props: Json, account_id: str, region_name: str, created: bool) -> None:
         backend = moto_backend("iam", account_id, region_name)
         policies = {cls._require(p, "PolicyName"): p for p in props.get("Policies") or []}
         for name in set(resource.policies) - set(policies):
@@ -645,8 +642,7 @@ class Table(_Override, CloudFormationModel):
     }
 
     @classmethod
-    def _for_original(cls, cloudformation_json: dict[str, Any]) -> dict[str, Any]:
-        props = dict(cls._props(cloudformation_json))
+    def _original_props(cls, props: dict[str, Any]) -> dict[str, Any]:
         sse = props.pop("SSESpecification", None)
         if sse is not None:
             api_sse: dict[str, Any] = {"Enabled": cls._bool(sse, "SSEEnabled", False)}
@@ -655,12 +651,10 @@ class Table(_Override, CloudFormationModel):
             if sse.get("KMSMasterKeyId"):
                 api_sse["KMSMasterKeyId"] = sse["KMSMasterKeyId"]
             props["SSESpecification"] = api_sse
-        return {**cloudformation_json, "Properties": props}
+        return props
 
     @classmethod
-    def _apply(
-        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
-    ) -> None:
+    def _apply(cls, resource: Any, props: Json, account_id: str, region_name: str, created: bool) -> None:
         backend = moto_backend("dynamodb", account_id, region_name)
         ttl = props.get("TimeToLiveSpecification")
         if ttl is not None:
@@ -679,9 +673,7 @@ class Table(_Override, CloudFormationModel):
         if enabled or not created:
             backend.update_continuous_backups(resource.name, {"PointInTimeRecoveryEnabled": enabled})
         if not created:
-            resource.sse_specification = cls._for_original({"Properties": props})["Properties"].get(
-                "SSESpecification"
-            )
+            resource.sse_specification = cls._original_props(dict(props)).get("SSESpecification")
 
 
 # ---------------------------------------------------------------- Lambda function
@@ -711,20 +703,17 @@ class Function(_Override, CloudFormationModel):
     }
 
     @classmethod
-    def _for_original(cls, cloudformation_json: dict[str, Any]) -> dict[str, Any]:
-        props = dict(cls._props(cloudformation_json))
+    def _original_props(cls, props: dict[str, Any]) -> dict[str, Any]:
         variables = (props.get("Environment") or {}).get("Variables")
         if variables:
             props["Environment"] = {
                 **props["Environment"],
                 "Variables": {name: scalar(value) for name, value in variables.items()},
             }
-        return {**cloudformation_json, "Properties": props}
+        return props
 
     @classmethod
-    def _apply(
-        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
-    ) -> None:
+    def _apply(cls, resource: Any, props: Json, account_id: str, region_name: str, created: bool) -> None:
         architectures = props.get("Architectures") or ["x86_64"]
         if len(architectures) != 1 or architectures[0] not in ("x86_64", "arm64"):
             raise cls._fail(f"Properties.Architectures must be [x86_64] or [arm64], got {architectures!r}")
@@ -772,9 +761,7 @@ class EventSourceMapping(_Override, CloudFormationModel):
     }
 
     @classmethod
-    def _apply(
-        cls, resource: Any, props: dict[str, Any], account_id: str, region_name: str, created: bool
-    ) -> None:
+    def _apply(cls, resource: Any, props: Json, account_id: str, region_name: str, created: bool) -> None:
         if created:
             return
         for name, attribute in cls.OPTIONAL.items():

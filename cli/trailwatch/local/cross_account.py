@@ -12,10 +12,9 @@ enforce identity policies in any account). Here:
   caller ``kms:Decrypt`` (``kms:ViaService`` = ``s3.<region>.amazonaws.com``); otherwise 403 AccessDenied
   (KMS.AccessDeniedException on AWS is reported by S3 as AccessDenied).
 - **EventBridge**: S3's EventBridge events (`send_event_bridge_message`, replacing moto's sender) are
-  shaped as AWS sends them and go to the rules of the bucket owner's default bus in the bucket's region;
-  a rule's target that is an event bus of another account receives the event only when that bus's
-  policy allows the source account ``events:PutEvents``, a bus of another region only through a target
-  with a ``RoleArn``, and the event keeps its ``account`` (AWS forwards it unchanged).
+  shaped as AWS sends them and put on the bucket owner's default bus in the bucket's region by
+  `eventbridge.put_on_bus`, the one path of every event to a bus; a bus of another account takes an event
+  only when its policy allows the sending account ``events:PutEvents`` (`bus_admits`).
 - ``AWS::Events::EventBusPolicy`` (`EventBusPolicy`), the CloudFormation type main.yaml's attach mode
   uses to admit the owner's forwarding rule, which moto's CloudFormation does not know.
 
@@ -34,7 +33,7 @@ from typing import Any, ClassVar
 
 from moto.core.common_models import CloudFormationModel
 
-from trailwatch.local import s3_events, s3_policy
+from trailwatch.local import eventbridge, s3_events, s3_policy
 from trailwatch.local.cfn_common import Cfn, Json, moto_backend
 from trailwatch.local.operations import HttpRequest, identify, parse_credential
 
@@ -308,41 +307,6 @@ def s3_eventbridge_event(account_id: str, bucket: Any, event_name: str, key: Any
     }
 
 
-def deliver_to_bus(account: str, region: str, bus_name: str, event: dict[str, Any], hops: int = 1) -> int:
-    """Send `event` to the ENABLED rules of a bus whose pattern matches; the number of targets reached.
-
-    A target that is another account's bus gets it when that bus's policy admits the event's account."""
-    from moto.events.models import events_backends
-
-    from trailwatch.local import eventbridge
-
-    backend = dict.get(dict.get(events_backends, account) or {}, region)
-    bus = backend.event_buses.get(bus_name) if backend is not None else None
-    if bus is None:
-        return 0
-    reached = 0
-    for rule in list(bus.rules.values()):
-        if rule.state != "ENABLED" or rule.scheduled_expression:
-            continue
-        if not rule.event_pattern.matches_event(event):
-            continue
-        for target in list(rule.targets):
-            arn = str(target.get("Arn", ""))
-            parts = arn.split(":")
-            if parts[2:3] == ["events"] and parts[5].startswith("event-bus/"):
-                if parts[3] != region and not target.get("RoleArn"):  # AWS needs a role across regions
-                    continue
-                if hops > 0 and bus_admits(parts[4], parts[3], parts[5].split("/", 1)[1], event["account"]):
-                    reached += deliver_to_bus(parts[4], parts[3], parts[5].split("/", 1)[1], event, hops - 1)
-                continue
-            try:  # not a bus here (handled above): eventbridge's own hop count plays no part
-                eventbridge._send(rule, target, event, log=None, hops=0)
-                reached += 1
-            except Exception:  # best effort, as in AWS
-                continue
-    return reached
-
-
 def bus_admits(account: str, region: str, bus_name: str, source_account: str) -> bool:
     """Whether an event of `source_account` may be put on this bus (its own account always may)."""
     if account == source_account:
@@ -360,7 +324,7 @@ def send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key
     try:
         event = s3_eventbridge_event(account_id, bucket, str(getattr(event_name, "value", event_name)), key)
         if event is not None:
-            deliver_to_bus(bucket.account_id, bucket.region_name, "default", event)
+            eventbridge.put_on_bus(event, bucket.account_id, bucket.region_name, "default")
     except Exception:  # as moto's sender: the S3 call succeeds whatever happens here (async on AWS)
         pass
 

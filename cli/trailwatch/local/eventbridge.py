@@ -11,6 +11,10 @@ region within seconds, whether or not a trail exists, independently of the trail
 * events over 256 KB are not delivered;
 * global-service events (IAM, CloudFront, Route 53, STS on its global endpoint) arrive in us-east-1.
 
+`put_on_bus` is the one path of an event to a bus and its rules' targets, for CloudTrail's events, S3's
+(`cross_account`), the PutEvents API (`put_events`, replacing moto's) and the events a rule forwards to a bus
+of another region or account.
+
 Rules are matched with the processor's own EventBridge matcher (`trailwatch_processor.patterns`), installed
 over moto's `EventPattern.matches_event` by `moto_patches` (moto differs from AWS e.g. on arrays of objects).
 """
@@ -79,20 +83,92 @@ def publish(record: dict[str, Any], account_id: str, log: Callable[[str], None] 
         if log:
             log(f"eventbridge: {record.get('eventName')} is over 256 KB: not delivered (as in AWS)")
         return 0
-    return deliver(event, account_id, event["region"], "default", log)
+    return put_on_bus(event, account_id, event["region"], "default", log=log)
 
 
-def deliver(
+def put_events(self: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Replaces moto's `EventsBackend.put_events` (the PutEvents API): each valid entry goes through
+    `put_on_bus` (rule states, AWS's envelope on SQS targets, another account's bus only when its policy
+    admits the caller); the entries answered, and the request checked, as moto does."""
+    from moto.events.exceptions import ValidationException
+
+    if len(entries) > 10:
+        raise ValidationException(
+            "1 validation error detected: Value '[PutEventsRequestEntry]' at 'entries' failed to satisfy "
+            "constraint: Member must have length less than or equal to 10"
+        )
+    answered = []
+    for entry in entries:
+        error = _entry_error(entry)
+        if error is not None:
+            answered.append(error)
+            continue
+        bus_arn = str(entry.get("EventBusName") or "default")
+        parts = bus_arn.split(":") if bus_arn.startswith("arn:") else []
+        account, region = (parts[4], parts[3]) if parts else (self.account_id, self.region_name)
+        bus_name = bus_arn.split("/")[-1]
+        if account == self.account_id:
+            self.describe_event_bus(bus_name)  # ResourceNotFoundException, as moto answers
+        sent = entry.get("Time")
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": entry["DetailType"],
+            "source": entry["Source"],
+            "account": self.account_id,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(sent) if sent else None)),
+            "region": region,
+            "resources": entry.get("Resources", []),
+            "detail": json.loads(entry["Detail"]),
+        }
+        answered.append({"EventId": event["id"]})
+        put_on_bus(event, account, region, bus_name, sender=self.account_id)
+    return answered
+
+
+def _entry_error(entry: dict[str, Any]) -> dict[str, str] | None:
+    """moto's answer for an entry PutEvents refuses (a required field missing, Detail not JSON)."""
+    for field in ("Source", "DetailType", "Detail"):
+        if not entry.get(field):
+            return {
+                "ErrorCode": "InvalidArgument",
+                "ErrorMessage": f"Parameter {field} is not valid. Reason: {field} is a required argument.",
+            }
+    try:
+        json.loads(entry["Detail"])
+    except ValueError:
+        return {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
+    return None
+
+
+def put_on_bus(
     event: dict[str, Any],
     account_id: str,
     region: str,
     bus_name: str,
+    *,
+    sender: str | None = None,
     log: Callable[[str], None] | None = None,
     hops: int = 0,
 ) -> int:
-    """Match `event` against the rules of one bus and send it to their targets; the number of rules."""
+    """Put `event` on one bus, as PutEvents does, and send it to the targets of the rules it matches; the
+    number of rules. The only way an event reaches a bus here: CloudTrail's events (`publish`), S3's
+    (`cross_account.send_event_bridge_message`), the PutEvents API (`put_events`) and the events a rule
+    forwards to another bus (`_forward`).
+
+    `sender` is the account that puts the event (None: the bus's own account, as CloudTrail and S3 do); a
+    bus of another account takes it only when its policy allows the sender ``events:PutEvents``."""
     from moto.events.models import events_backends
 
+    from trailwatch.local.cross_account import bus_admits
+
+    if sender is not None and not bus_admits(account_id, region, bus_name, sender):
+        if log:
+            log(
+                f"eventbridge: bus {bus_name} of {account_id} in {region} does not admit events of {sender}: "
+                "not delivered (as in AWS)"
+            )
+        return 0
     by_region = dict.get(events_backends, account_id) or {}
     backend = dict.get(by_region, region)  # no backend yet: no rules in that region
     if backend is None:
@@ -100,7 +176,10 @@ def deliver(
     bus = backend.event_buses.get(bus_name)
     if bus is None:
         return 0
-    record = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    from_cloudtrail = event.get("detail-type") in _DETAIL_TYPES.values() and isinstance(
+        event.get("detail"), dict
+    )
+    record = event["detail"] if from_cloudtrail else {}  # rule states sort CloudTrail's events only
     sent = 0
     for rule in list(bus.rules.values()):
         if rule.scheduled_expression or not rule_takes(rule.state, record):
@@ -121,10 +200,8 @@ def _send(
     rule: Any, target: dict[str, Any], event: dict[str, Any], log: Callable[[str], None] | None, hops: int
 ) -> None:
     """An SQS target without input transformation gets the envelope as AWS sends it (moto's SQS path
-    rewrites `time` and wants moto's internal `ingestion-time`); an event bus in another region or
-    account gets the event itself, as AWS forwards it (same `id`, `region`, `time`, `detail`), matched
-    there by its rules with the same semantics (moto would re-put it as a new event of the target region,
-    through its own matching); other targets go through moto."""
+    rewrites `time` and wants moto's internal `ingestion-time`); an event bus gets the event itself
+    (`_forward`); other targets go through moto."""
     from moto.sqs.models import sqs_backends
     from moto.utilities.arns import parse_arn
 
@@ -136,7 +213,7 @@ def _send(
         )
         return
     if arn.service == "events" and arn.resource_type == "event-bus":
-        forward_to_bus(rule, target, event, log, hops)
+        _forward(rule, target, event, log, hops)
         return
     moto_event = json.loads(json.dumps(event))
     moto_event["time"] = time.time()
@@ -156,20 +233,21 @@ def _send(
     original.send_to_targets(moto_event)
 
 
-def forward_to_bus(
+def _forward(
     rule: Any, target: dict[str, Any], event: dict[str, Any], log: Callable[[str], None] | None, hops: int
 ) -> None:
-    """A bus target: AWS needs a role for a bus of another region or account (EventBridge assumes it to
-    call PutEvents); without one the rule does not deliver. One hop only, so a loop of forwarding rules
-    (region A -> B -> A) cannot spin."""
+    """A bus target gets the event itself, as AWS forwards it (same `id`, `account`, `region`, `time`,
+    `detail`), put there by the rule's account (`put_on_bus` checks that bus's policy): moto would re-put it
+    as a new event of the target region through its own matching. A bus of another region needs a role
+    (EventBridge assumes it to call PutEvents); without one the rule does not deliver. One hop only, so a
+    loop of forwarding rules (region A -> B -> A) cannot spin."""
     from moto.utilities.arns import parse_arn
 
     arn = parse_arn(target["Arn"])
-    elsewhere = arn.region != rule.region_name or arn.account != rule.account_id
-    if elsewhere and not target.get("RoleArn"):
+    if arn.region != rule.region_name and not target.get("RoleArn"):
         if log:
             log(
-                f"eventbridge: rule {rule.name} targets {target['Arn']} without RoleArn: "
+                f"eventbridge: rule {rule.name} targets {target['Arn']} of another region without RoleArn: "
                 "not delivered (as in AWS)"
             )
         return
@@ -178,7 +256,7 @@ def forward_to_bus(
             log(f"eventbridge: {event.get('id')} already forwarded once: not forwarded again by {rule.name}")
         return
     bus_name = arn.resource_id.split("/")[-1] or "default"
-    deliver(event, arn.account, arn.region, bus_name, log, hops + 1)
+    put_on_bus(event, arn.account, arn.region, bus_name, sender=rule.account_id, log=log, hops=hops + 1)
 
 
 def matches_event(self: Any, event: dict[str, Any]) -> bool:

@@ -206,6 +206,11 @@ PATCHES: tuple[Patch, ...] = (
         eventbridge.matches_event,
         "3e71eb7ff5903b5064a34f7e61379b35b5613ac7cf9602ec35d286138dd96c94",
     ),
+    Patch(  # the PutEvents API through the one path of an event to a bus (rule states, bus policies)
+        "moto.events.models:EventsBackend.put_events",
+        eventbridge.put_events,
+        "c56f6ac1f932c70d3dbe82d2e85d4a6de2bdc2368dda47d755d3548481e46783",
+    ),
     Patch(  # attach mode: S3's EventBridge events as AWS shapes them, across accounts only when admitted
         "moto.s3.notifications:_send_event_bridge_message",
         cross_account.send_event_bridge_message,

@@ -28,6 +28,7 @@ from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+import botocore.loaders
 import botocore.session
 from botocore.model import OperationModel, ServiceModel
 
@@ -137,7 +138,12 @@ def parse_credential(authorization: str | None, query: str = "") -> Credential |
 
 @lru_cache(maxsize=1)
 def _session() -> botocore.session.Session:
-    return botocore.session.get_session()
+    """A session with a data loader of its own: botocore's S3 client edits the models its loader returns
+    (it strips `/{Bucket}` from each `requestUri`), so models shared with a client in the same process
+    (e.g. through a cached `create_loader`) would lose the bucket label and hide S3's operations."""
+    session = botocore.session.get_session()
+    session.register_component("data_loader", botocore.loaders.Loader())
+    return session
 
 
 @cache
