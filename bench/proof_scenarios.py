@@ -69,7 +69,7 @@ FUNCTION_TIMEOUT = 6
 VISIBILITY_TIMEOUT = 8
 CLAIM_STALE_SECONDS = 7
 MAX_RECEIVE_COUNT = 3
-# many-matches (issue 15 case 3) runs at the issue's FunctionTimeout=30, with a visibility timeout above it,
+# many-matches runs at FunctionTimeout=30 (the template's minimum), with a visibility timeout above it,
 # and with the receives a deployed stack gives a file (main.yaml's MaxReceiveCount default), not the proof's.
 MANY_MATCHES_TIMEOUT = 30
 MANY_MATCHES_VISIBILITY = 36
@@ -1210,7 +1210,7 @@ def scenario_many_matches(h: Harness, scale: float = 1.0) -> Row:
     last = synth.make_record("CreateUser", identity=_user())
     key = synth.log_key(ACCOUNT, REGION, unique="MANYMATCHES1")
     body = gz(synth.log_json([first, *[r for r, _ in denied], last]))
-    # The issue's reproduction runs at FunctionTimeout=30 (the template's minimum), as the load does.
+    # FunctionTimeout=30 (the template's minimum), as the load runs.
     receives = template_default("MaxReceiveCount")
     h.tune(MANY_MATCHES_TIMEOUT, MANY_MATCHES_VISIBILITY, generation="many-matches", receives=receives)
     h.put(key, body)

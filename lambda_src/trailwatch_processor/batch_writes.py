@@ -1,4 +1,4 @@
-"""Events written, and marked sent, up to 100 per DynamoDB call (issue 15 case 3: many matches in one file).
+"""Events written, and marked sent, up to 100 per DynamoDB call (many matches in one file).
 
 One conditional PutItem per new event and one UpdateItem per alerted event made ~2 round trips per event:
 12,000 matches could not be stored within a 30 s function. Both now go through TransactWriteItems, whose

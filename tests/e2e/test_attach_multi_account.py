@@ -1,5 +1,5 @@
-"""Issue 17 on the local AWS: trailwatch in a "security" account attached to an organization trail's bucket
-in a "log-archive" account, through the README's commands.
+"""Attach mode across accounts on the local AWS: trailwatch in a "security" account attached to an
+organization trail's bucket in a "log-archive" account, through the README's commands.
 
 The log-archive account (an assumed role into another account id) has an organization-layout bucket
 (``o-<org>/AWSLogs/o-<org>/<member>/CloudTrail/<region>/...``) in eu-west-1, versioned, encrypted with its

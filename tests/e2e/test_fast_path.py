@@ -3,8 +3,8 @@ at home and as a forwarder), then real API calls by an IAM user are stored and a
 within seconds; the log file brings them again and nothing is stored or alerted twice; with the rule
 disabled, every detection still arrives from the files; a call in the forwarder's region arrives too.
 
-One stack for the module. The trail's delivery interval is 120 s (as the issue's acceptance says); the log
-file part flushes the recorder explicitly (`recorder.flush()`) instead of waiting for it.
+One stack for the module. The trail's delivery interval is 120 s (the fast path is measured against log
+files that slow); the log file part flushes the recorder explicitly (`recorder.flush()`) instead of waiting.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 18's acceptance, end to end on the local AWS: main.yaml with the real processor zip, a Slack and a
+"""Noise control end to end on the local AWS: main.yaml with the real processor zip, a Slack and a
 signed webhook output pointing at loopback receivers, and a config with a dedup window (0.3 min), a threshold
 and a suppression. One stack for the module; every log file is written at once so the waits overlap.
 

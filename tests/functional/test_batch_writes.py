@@ -1,8 +1,8 @@
 """batch_writes on moto (the local AWS's TransactWriteItems, moto_patches installed by the ``env`` fixture):
 events written and marked sent up to 100 per call, exactly once, whatever already exists or races.
 
-Before: one conditional PutItem per new event and one UpdateItem per alerted event (issue 15 case 3: 12,000
-matches could not be stored within 30 s). Each test says what it pins."""
+Before: one conditional PutItem per new event and one UpdateItem per alerted event (a file of 12,000
+matches could not be stored within a 30 s function). Each test says what it pins."""
 
 from __future__ import annotations
 
