@@ -355,7 +355,7 @@ class FileRun:
     def _to_alert(self, entry: _Pending, rule_id: str, severity: str | None) -> None:
         group = self.groups.get(rule_id)
         if group is None:
-            rule = _find_rule(rule_id, entry.rules, self.matcher)
+            rule = claims.find_rule(rule_id, [*entry.rules, *getattr(self.matcher, "rules", ())])
             title = rule.title if rule and rule.title else rule_id
             group = self.groups[rule_id] = _Group(
                 rule_id,
@@ -453,13 +453,6 @@ class FileRun:
             report_poison_file(ref, f"{reason}; last error: {type(failure).__name__}: {failure}", done, deps)
         except Exception as err:
             log.warning("s3://%s/%s: the poison alert failed: %s", ref.bucket, ref.key, err)
-
-
-def _find_rule(rule_id: str, rules: list, matcher: Any) -> Any:
-    for rule in [*rules, *getattr(matcher, "rules", ())]:
-        if rule.id == rule_id:
-            return rule
-    return None
 
 
 def _publish_group(group: _Group, ref: ObjectRef, deps: Deps, token: str) -> None:

@@ -37,12 +37,11 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from . import alerts, batch_writes, hunt_markers, records, store
+from . import alerts, batch_writes, claims, hunt_markers, records, store
 from .config_load import parse_config
 from .deps import AlertsInFlightError, Deps, ObjectMissingError, get_object
 from .log_stream import LogFileError
@@ -295,7 +294,7 @@ class _FileHunt:
             plain = store.plain(stored)
             if plain.get("log_bucket") != ref.bucket or plain.get("log_key") != ref.key:
                 continue  # another file of this hunt stored the event first: it counts it
-            rule = _rule(entry.rules, str(plain.get("primary_rule") or ""))
+            rule = claims.find_rule(str(plain.get("primary_rule") or ""), entry.rules)
             title = rule.title if rule is not None and rule.title else None
             self.owned.append(
                 _Owned(
@@ -386,13 +385,6 @@ class _FileHunt:
                 "hunt event %s: claim taken over before it was marked sent (possible duplicate)", item_id
             )
         self.result.alerts += 1
-
-
-def _rule(rules: Iterable[Any], rule_id: str) -> Any:
-    for rule in rules:
-        if rule.id == rule_id:
-            return rule
-    return None
 
 
 _OWNER_ATTRIBUTES = "EventId, log_bucket, log_key, primary_rule, severity, alert_status, alert_claimed_at"
