@@ -140,6 +140,7 @@ class FileRun:
         self.table = deps.settings.events_table
         self.token = deps.new_token()  # one claim token for every event this attempt claims
         self.matcher: Any = None
+        self.suppressions: Any = ()  # the matcher's config's, read once per attempt (run)
         self.pending: list[_Pending] = []
         self.groups: dict[str, _Group] = {}
         self.unalerted = 0
@@ -180,6 +181,7 @@ class FileRun:
         """Read, store and alert; returns the error that makes the message fail, if any."""
         deps, ref, result = self.deps, self.ref, self.result
         self.matcher = deps.config.matcher()
+        self.suppressions = getattr(getattr(self.matcher, "config", None), "suppressions", ())
         fingerprint = config_fingerprint(self.matcher)
         marker = markers.checkpoint_id(ref.bucket, ref.key, object_version(ref))
         previous = markers.get_checkpoint(deps.dynamodb, self.table, marker) if attempt != 1 else None
@@ -255,12 +257,13 @@ class FileRun:
 
     def _add(self, record: dict, rules: list, ordinal: int) -> None:
         self.result.matched += 1
+        now = self.deps.now()
         item = store.build_item(
             record,
             rules,
             log_bucket=self.ref.bucket,
             log_key=self.ref.key,
-            now=self.deps.now(),
+            now=now,
             retention_days=self.deps.settings.retention_days,
         )
         event_id = item["EventId"]["S"]
@@ -269,8 +272,7 @@ class FileRun:
             return
         self.seen.add(event_id)
         summary = records.summary(record, self.ref.key)
-        suppressions = getattr(getattr(self.matcher, "config", None), "suppressions", ())
-        plan = noise.plan(record, store.primary_rule(rules), suppressions, self.deps.now())
+        plan = noise.plan(record, store.primary_rule(rules), self.suppressions, now)
         self.pending.append(_Pending(ordinal, event_id, item, rules, summary, self.stats.current, plan))
 
     def _store(self) -> None:
