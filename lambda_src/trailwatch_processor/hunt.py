@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from . import alerts, batch_writes, claims, hunt_markers, records, store
+from . import claims, hunt_markers, records, store
 from .config_load import parse_config
 from .deps import AlertsInFlightError, Deps, ObjectMissingError, get_object
 from .log_stream import LogFileError
@@ -62,7 +62,6 @@ FAILED = "failed"
 FILE_SHARDS = 8
 ERROR_MAX_CHARS = 1000
 SPEC_CACHE_MAX = 16
-SUMMARIES_PER_RULE = 20
 
 
 # ---------------------------------------------------------------- names shared with the CLI
@@ -346,44 +345,24 @@ class _FileHunt:
             raise AlertsInFlightError(f"{in_flight} hunt event(s) are being alerted by another invocation")
 
     def _publish(self, rule_id: str, members: list[_Owned]) -> None:
-        deps, ref, hunt_id = self.deps, self.request.ref, self.spec.hunt_id
-        first = members[0]
-        ids = [m.hunt_item_id for m in members]
-        try:
-            message = alerts.build_alert(
-                alerts.Alert(
-                    rule_id=rule_id,
-                    title=f"Hunt {hunt_id}: {first.title}",
-                    severity=first.severity,
-                    description=first.description,
-                    event_ids=[m.event_id for m in members],
-                    events=[m.summary for m in members if m.summary is not None][:SUMMARIES_PER_RULE],
-                    log_bucket=ref.bucket,
-                    log_key=ref.key,
-                    table=deps.settings.events_table,
-                    extra={"hunt_id": hunt_id},
-                )
-            )
-            message_id = alerts.publish(deps.sns, deps.settings.alert_topic_arn, message)
-        except Exception:
-            for item_id in ids:
-                try:
-                    store.release(deps.dynamodb, deps.settings.events_table, item_id, token=self.token)
-                except Exception as err:  # best effort: the claim goes stale and the retry takes it over
-                    log.warning("hunt event %s: releasing the claim failed: %s", item_id, err)
-            raise
-        lost = batch_writes.mark_sent_many(
-            deps.dynamodb,
-            deps.settings.events_table,
-            ids,
-            token=self.token,
-            message_id=message_id,
-            now=deps.now(),
+        """One message for the rule's claimed match items (claims.publish_events: released if it fails)."""
+        ref, hunt_id, first = self.request.ref, self.spec.hunt_id, members[0]
+        claims.publish_events(
+            self.deps,
+            self.token,
+            rule_id=rule_id,
+            title=f"Hunt {hunt_id}: {first.title}",
+            severity=first.severity,
+            description=first.description,
+            event_ids=[m.event_id for m in members],
+            events=[m.summary for m in members if m.summary is not None],
+            path=None,
+            log_bucket=ref.bucket,
+            log_key=ref.key,
+            extra={"hunt_id": hunt_id},
+            item_ids=[m.hunt_item_id for m in members],
+            timed=False,
         )
-        for item_id in lost:
-            log.warning(
-                "hunt event %s: claim taken over before it was marked sent (possible duplicate)", item_id
-            )
         self.result.alerts += 1
 
 
