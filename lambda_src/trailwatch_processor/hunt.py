@@ -209,8 +209,7 @@ class _Owned:
     severity: str
     description: str | None
     summary: dict[str, str] | None
-    state: str | None  # alert_status as stored (None: not an alerting hunt)
-    claimed_at: str = ""
+    stored: store.Item  # its alert state as read or written (claims.claim_existing reads it)
     claimed_by_us: bool = False
 
 
@@ -304,8 +303,7 @@ class _FileHunt:
                     severity=str(plain.get("severity") or "medium"),
                     description=rule.description if rule is not None else None,
                     summary=entry.summary,
-                    state=plain.get("alert_status"),
-                    claimed_at=str(plain.get("alert_claimed_at") or ""),
+                    stored=stored,
                     claimed_by_us=created and self.spec.alert,
                 )
             )
@@ -315,28 +313,14 @@ class _FileHunt:
         """Alert the owned events not alerted yet (alerting hunts only): one message per primary rule."""
         if not self.spec.alert:
             return
-        deps, table = self.deps, self.deps.settings.events_table
-        now = deps.now()
-        stale_before = now - timedelta(seconds=deps.claim_stale_seconds)
         groups: dict[str, list[_Owned]] = {}
         in_flight = 0
         for owned in self.owned:
-            if owned.state == store.SENT:
-                continue
             if not owned.claimed_by_us:
-                if owned.state == store.SENDING and owned.claimed_at >= store.iso(stale_before):
-                    in_flight += 1
-                    continue
-                outcome = store.claim(
-                    deps.dynamodb,
-                    table,
-                    owned.hunt_item_id,
-                    token=self.token,
-                    now=now,
-                    stale_before=stale_before,
-                )
-                if not outcome.claimed:
-                    in_flight += outcome.status != store.SENT
+                claim = claims.claim_existing(self.deps, owned.hunt_item_id, owned.stored, self.token)
+                if claim.state != claims.CLAIMED:
+                    # Gone (TTL) counts as in flight, as before: the retry stores and alerts it again.
+                    in_flight += claim.state in (claims.IN_FLIGHT, claims.GONE)
                     continue
             groups.setdefault(owned.rule_id, []).append(owned)
         for rule_id, members in groups.items():
