@@ -82,14 +82,20 @@ def publish_events(
     description: str | None,
     event_ids: Sequence[str],
     events: Sequence[dict[str, str]],
-    path: str,
+    path: str | None,
     log_bucket: str | None = None,
     log_key: str | None = None,
     extra: dict[str, Any] | None = None,
+    item_ids: Sequence[str] | None = None,
+    timed: bool = True,
 ) -> str:
     """Publish one message for ``event_ids`` (all claimed with ``token``), then mark them sent; the SNS
-    MessageId. A failed build or publish releases the claims and raises."""
+    MessageId. A failed build or publish releases the claims and raises.
+
+    ``item_ids``: the claimed items' keys when they are not the event ids (a hunt's match items);
+    ``timed`` False: no latency per event (a hunt alerts old events: the delay says nothing)."""
     table = deps.settings.events_table
+    keys = list(item_ids) if item_ids is not None else list(event_ids)
     try:
         message = alerts.build_alert(
             alerts.Alert(
@@ -103,17 +109,17 @@ def publish_events(
                 log_key=log_key,
                 table=table,
                 path=path,
-                alerted_at=deps.now(),
+                alerted_at=deps.now() if timed else None,
                 extra=dict(extra or {}),
             )
         )
         message_id = alerts.publish(deps.sns, deps.settings.alert_topic_arn, message)
     except Exception:
-        release_claims(event_ids, token, deps)
+        release_claims(keys, token, deps)
         raise
     # Crash window: SNS has the message, the items still say "sending" (processor's module docstring).
     lost = batch_writes.mark_sent_many(
-        deps.dynamodb, table, list(event_ids), token=token, message_id=message_id, now=deps.now()
+        deps.dynamodb, table, keys, token=token, message_id=message_id, now=deps.now()
     )
     for event_id in lost:
         log.warning("event %s: claim taken over before it was marked sent (possible duplicate)", event_id)

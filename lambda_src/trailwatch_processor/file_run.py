@@ -140,6 +140,7 @@ class FileRun:
         self.table = deps.settings.events_table
         self.token = deps.new_token()  # one claim token for every event this attempt claims
         self.matcher: Any = None
+        self.suppressions: Any = ()  # the matcher's config's, read once per attempt (run)
         self.pending: list[_Pending] = []
         self.groups: dict[str, _Group] = {}
         self.unalerted = 0
@@ -180,6 +181,7 @@ class FileRun:
         """Read, store and alert; returns the error that makes the message fail, if any."""
         deps, ref, result = self.deps, self.ref, self.result
         self.matcher = deps.config.matcher()
+        self.suppressions = getattr(getattr(self.matcher, "config", None), "suppressions", ())
         fingerprint = config_fingerprint(self.matcher)
         marker = markers.checkpoint_id(ref.bucket, ref.key, object_version(ref))
         previous = markers.get_checkpoint(deps.dynamodb, self.table, marker) if attempt != 1 else None
@@ -255,12 +257,13 @@ class FileRun:
 
     def _add(self, record: dict, rules: list, ordinal: int) -> None:
         self.result.matched += 1
+        now = self.deps.now()
         item = store.build_item(
             record,
             rules,
             log_bucket=self.ref.bucket,
             log_key=self.ref.key,
-            now=self.deps.now(),
+            now=now,
             retention_days=self.deps.settings.retention_days,
         )
         event_id = item["EventId"]["S"]
@@ -269,8 +272,7 @@ class FileRun:
             return
         self.seen.add(event_id)
         summary = records.summary(record, self.ref.key)
-        suppressions = getattr(getattr(self.matcher, "config", None), "suppressions", ())
-        plan = noise.plan(record, store.primary_rule(rules), suppressions, self.deps.now())
+        plan = noise.plan(record, store.primary_rule(rules), self.suppressions, now)
         self.pending.append(_Pending(ordinal, event_id, item, rules, summary, self.stats.current, plan))
 
     def _store(self) -> None:
@@ -355,7 +357,7 @@ class FileRun:
     def _to_alert(self, entry: _Pending, rule_id: str, severity: str | None) -> None:
         group = self.groups.get(rule_id)
         if group is None:
-            rule = _find_rule(rule_id, entry.rules, self.matcher)
+            rule = claims.find_rule(rule_id, [*entry.rules, *getattr(self.matcher, "rules", ())])
             title = rule.title if rule and rule.title else rule_id
             group = self.groups[rule_id] = _Group(
                 rule_id,
@@ -453,13 +455,6 @@ class FileRun:
             report_poison_file(ref, f"{reason}; last error: {type(failure).__name__}: {failure}", done, deps)
         except Exception as err:
             log.warning("s3://%s/%s: the poison alert failed: %s", ref.bucket, ref.key, err)
-
-
-def _find_rule(rule_id: str, rules: list, matcher: Any) -> Any:
-    for rule in [*rules, *getattr(matcher, "rules", ())]:
-        if rule.id == rule_id:
-            return rule
-    return None
 
 
 def _publish_group(group: _Group, ref: ObjectRef, deps: Deps, token: str) -> None:

@@ -37,12 +37,11 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from . import alerts, batch_writes, hunt_markers, records, store
+from . import claims, hunt_markers, records, store
 from .config_load import parse_config
 from .deps import AlertsInFlightError, Deps, ObjectMissingError, get_object
 from .log_stream import LogFileError
@@ -63,7 +62,6 @@ FAILED = "failed"
 FILE_SHARDS = 8
 ERROR_MAX_CHARS = 1000
 SPEC_CACHE_MAX = 16
-SUMMARIES_PER_RULE = 20
 
 
 # ---------------------------------------------------------------- names shared with the CLI
@@ -211,8 +209,7 @@ class _Owned:
     severity: str
     description: str | None
     summary: dict[str, str] | None
-    state: str | None  # alert_status as stored (None: not an alerting hunt)
-    claimed_at: str = ""
+    stored: store.Item  # its alert state as read or written (claims.claim_existing reads it)
     claimed_by_us: bool = False
 
 
@@ -295,7 +292,7 @@ class _FileHunt:
             plain = store.plain(stored)
             if plain.get("log_bucket") != ref.bucket or plain.get("log_key") != ref.key:
                 continue  # another file of this hunt stored the event first: it counts it
-            rule = _rule(entry.rules, str(plain.get("primary_rule") or ""))
+            rule = claims.find_rule(str(plain.get("primary_rule") or ""), entry.rules)
             title = rule.title if rule is not None and rule.title else None
             self.owned.append(
                 _Owned(
@@ -306,8 +303,7 @@ class _FileHunt:
                     severity=str(plain.get("severity") or "medium"),
                     description=rule.description if rule is not None else None,
                     summary=entry.summary,
-                    state=plain.get("alert_status"),
-                    claimed_at=str(plain.get("alert_claimed_at") or ""),
+                    stored=stored,
                     claimed_by_us=created and self.spec.alert,
                 )
             )
@@ -317,28 +313,14 @@ class _FileHunt:
         """Alert the owned events not alerted yet (alerting hunts only): one message per primary rule."""
         if not self.spec.alert:
             return
-        deps, table = self.deps, self.deps.settings.events_table
-        now = deps.now()
-        stale_before = now - timedelta(seconds=deps.claim_stale_seconds)
         groups: dict[str, list[_Owned]] = {}
         in_flight = 0
         for owned in self.owned:
-            if owned.state == store.SENT:
-                continue
             if not owned.claimed_by_us:
-                if owned.state == store.SENDING and owned.claimed_at >= store.iso(stale_before):
-                    in_flight += 1
-                    continue
-                outcome = store.claim(
-                    deps.dynamodb,
-                    table,
-                    owned.hunt_item_id,
-                    token=self.token,
-                    now=now,
-                    stale_before=stale_before,
-                )
-                if not outcome.claimed:
-                    in_flight += outcome.status != store.SENT
+                claim = claims.claim_existing(self.deps, owned.hunt_item_id, owned.stored, self.token)
+                if claim.state != claims.CLAIMED:
+                    # Gone (TTL) counts as in flight, as before: the retry stores and alerts it again.
+                    in_flight += claim.state in (claims.IN_FLIGHT, claims.GONE)
                     continue
             groups.setdefault(owned.rule_id, []).append(owned)
         for rule_id, members in groups.items():
@@ -347,52 +329,25 @@ class _FileHunt:
             raise AlertsInFlightError(f"{in_flight} hunt event(s) are being alerted by another invocation")
 
     def _publish(self, rule_id: str, members: list[_Owned]) -> None:
-        deps, ref, hunt_id = self.deps, self.request.ref, self.spec.hunt_id
-        first = members[0]
-        ids = [m.hunt_item_id for m in members]
-        try:
-            message = alerts.build_alert(
-                alerts.Alert(
-                    rule_id=rule_id,
-                    title=f"Hunt {hunt_id}: {first.title}",
-                    severity=first.severity,
-                    description=first.description,
-                    event_ids=[m.event_id for m in members],
-                    events=[m.summary for m in members if m.summary is not None][:SUMMARIES_PER_RULE],
-                    log_bucket=ref.bucket,
-                    log_key=ref.key,
-                    table=deps.settings.events_table,
-                    extra={"hunt_id": hunt_id},
-                )
-            )
-            message_id = alerts.publish(deps.sns, deps.settings.alert_topic_arn, message)
-        except Exception:
-            for item_id in ids:
-                try:
-                    store.release(deps.dynamodb, deps.settings.events_table, item_id, token=self.token)
-                except Exception as err:  # best effort: the claim goes stale and the retry takes it over
-                    log.warning("hunt event %s: releasing the claim failed: %s", item_id, err)
-            raise
-        lost = batch_writes.mark_sent_many(
-            deps.dynamodb,
-            deps.settings.events_table,
-            ids,
-            token=self.token,
-            message_id=message_id,
-            now=deps.now(),
+        """One message for the rule's claimed match items (claims.publish_events: released if it fails)."""
+        ref, hunt_id, first = self.request.ref, self.spec.hunt_id, members[0]
+        claims.publish_events(
+            self.deps,
+            self.token,
+            rule_id=rule_id,
+            title=f"Hunt {hunt_id}: {first.title}",
+            severity=first.severity,
+            description=first.description,
+            event_ids=[m.event_id for m in members],
+            events=[m.summary for m in members if m.summary is not None],
+            path=None,
+            log_bucket=ref.bucket,
+            log_key=ref.key,
+            extra={"hunt_id": hunt_id},
+            item_ids=[m.hunt_item_id for m in members],
+            timed=False,
         )
-        for item_id in lost:
-            log.warning(
-                "hunt event %s: claim taken over before it was marked sent (possible duplicate)", item_id
-            )
         self.result.alerts += 1
-
-
-def _rule(rules: Iterable[Any], rule_id: str) -> Any:
-    for rule in rules:
-        if rule.id == rule_id:
-            return rule
-    return None
 
 
 _OWNER_ATTRIBUTES = "EventId, log_bucket, log_key, primary_rule, severity, alert_status, alert_claimed_at"

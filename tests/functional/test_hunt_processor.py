@@ -207,6 +207,24 @@ def test_a_failed_publish_is_retried_and_sent_once(env: Env, deps: Any) -> None:
     assert [a["count"] for a in env.alerts()] == [1]
 
 
+def test_a_live_claim_elsewhere_fails_the_message_until_it_goes_stale(env: Env, deps: Any) -> None:
+    start_hunt(env, "h1", alert=True)
+    key = env.put_log([evil()])
+    # Publish and release both fail: the match item keeps this attempt's claim, as a live invocation's would.
+    stuck = replace(
+        deps,
+        sns=Failing(deps.sns, "publish", "InternalError"),
+        dynamodb=Failing(deps.dynamodb, "update_item", "InternalError"),
+    )
+    assert len(failed_ids(handle_batch(hunt_event([key]), stuck))) == 1
+    assert len(failed_ids(handle_batch(hunt_event([key], receive=2), deps))) == 1  # in flight: not taken
+    assert env.alerts() == [] and not items_of(env, hunt.KIND_FILE)
+    env.clock.advance(deps.claim_stale_seconds + 1)
+    assert failed_ids(handle_batch(hunt_event([key], receive=2), deps)) == []  # stale: taken over
+    assert [a["count"] for a in env.alerts()] == [1]
+    assert [v["alert_status"] for v in items_of(env, hunt.KIND_MATCH).values()] == ["sent"]
+
+
 def test_two_hunts_are_apart(env: Env, deps: Any) -> None:
     start_hunt(env, "h1")
     start_hunt(env, "h2")
