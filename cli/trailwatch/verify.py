@@ -485,12 +485,10 @@ def _held_back(matched: list[Any]) -> bool:
     """Whether noise control may hold the alert back: the primary rule (highest severity, first in config
     order) has a threshold (one event never crosses it) or a dedup window (a probe within the window of an
     earlier one is grouped, alerted only when the window closes)."""
-    best = matched[0]
-    ranks = ("info", "low", "medium", "high", "critical")
-    for rule in matched[1:]:
-        if ranks.index(rule.severity) > ranks.index(best.severity):
-            best = rule
-    return getattr(best, "threshold", None) is not None or getattr(best, "dedup", None) is not None
+    from trailwatch_processor.store import primary_rule
+
+    best = primary_rule(matched)
+    return best.threshold is not None or best.dedup is not None
 
 
 def run_probe(ctx: Context, report: Report, timeout: float) -> None:
