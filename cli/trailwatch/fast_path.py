@@ -16,10 +16,10 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 import botocore.exceptions
@@ -27,6 +27,9 @@ import botocore.exceptions
 from trailwatch.errors import UsageError, error_code
 from trailwatch.session import Aws
 from trailwatch.ui import UI
+
+if TYPE_CHECKING:
+    from trailwatch.verify import Context
 
 RULE_SUFFIX = "-fast-path"
 # The home rule's tag naming the regions `deploy --regions` gave a forwarder (space-separated), so sync and
@@ -330,6 +333,16 @@ def verify_forwarders(aws: Aws, outputs: dict[str, str], config: Any) -> tuple[s
     if reasons:
         return worst, "; ".join(reasons)
     return "pass", f"forwarders in {', '.join(regions)} -> {aws.region}, pattern of the config in force"
+
+
+# verify's rows for the fast path (verify.CHECKS runs them after "config": ctx.config is the config in force
+# the pattern must equal).
+VERIFY_CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
+    ("fast path rule", lambda ctx: verify_home(ctx.aws, ctx.outputs, ctx.config)),
+    ("fast path queue -> function mapping", lambda ctx: verify_mapping(ctx.aws, ctx.outputs)),
+    ("fast path dead-letter queue", lambda ctx: verify_dlq(ctx.aws, ctx.outputs)),
+    ("fast path forwarders", lambda ctx: verify_forwarders(ctx.aws, ctx.outputs, ctx.config)),
+]
 
 
 # -- verify's probe -----------------------------------------------------------------------------------

@@ -440,11 +440,7 @@ CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
     ("email subscription", check_email),
     ("dead-letter queue", check_dlq),
     ("last processed file", check_last_processed),
-    # Fast path: after "config" (ctx.config is the config in force the pattern must equal).
-    ("fast path rule", lambda ctx: fast_path.verify_home(ctx.aws, ctx.outputs, ctx.config)),
-    ("fast path queue -> function mapping", lambda ctx: fast_path.verify_mapping(ctx.aws, ctx.outputs)),
-    ("fast path dead-letter queue", lambda ctx: fast_path.verify_dlq(ctx.aws, ctx.outputs)),
-    ("fast path forwarders", lambda ctx: fast_path.verify_forwarders(ctx.aws, ctx.outputs, ctx.config)),
+    *fast_path.VERIFY_CHECKS,  # after "config": they compare the rules' pattern with ctx.config
 ]
 
 
@@ -568,11 +564,6 @@ def _cleanup_probe(
         ui.warn(f"could not remove the probe ({error_code(exc)}): s3://{bucket}/{key}, item {event_id}")
 
 
-def _fast_path_probe(ctx: Context, ui: UI, timeout: float) -> tuple[str, str, str]:
-    status, reason = fast_path.run_probe(ctx.aws, ui, ctx.outputs, ctx.config, timeout)
-    return status, "fast path probe", reason
-
-
 def run_verify(aws: Aws, ui: UI, *, probe: bool, timeout: float) -> int:
     from trailwatch import resources
 
@@ -586,8 +577,9 @@ def run_verify(aws: Aws, ui: UI, *, probe: bool, timeout: float) -> int:
 
         run_attach_checks(ctx, report, parameters, probe, timeout)
         probe = False
-    for name, fn in CHECKS if not parameters.get("ExistingBucketName") else []:
-        _checked(report, name, lambda fn=fn: fn(ctx))
+    else:
+        for name, fn in CHECKS:
+            _checked(report, name, lambda fn=fn: fn(ctx))
     if probe:
         ui.info("End-to-end probe")
         try:
@@ -595,7 +587,8 @@ def run_verify(aws: Aws, ui: UI, *, probe: bool, timeout: float) -> int:
         except botocore.exceptions.ClientError as exc:
             report.add("fail", "probe", f"{error_code(exc)}: {error_message(exc)}")
         try:  # fast path: the same pipeline from the fast path queue
-            report.add(*_fast_path_probe(ctx, report.ui, timeout))
+            status, reason = fast_path.run_probe(aws, ui, ctx.outputs, ctx.config, timeout)
+            report.add(status, "fast path probe", reason)
         except botocore.exceptions.ClientError as exc:
             report.add("fail", "fast path probe", f"{error_code(exc)}: {error_message(exc)}")
     counts = {s: sum(1 for r in report.results if r[0] == s) for s in ("pass", "warn", "fail")}
