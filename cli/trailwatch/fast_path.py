@@ -385,20 +385,8 @@ def run_probe(aws: Aws, ui: UI, outputs: dict[str, str], config: Any, timeout: f
     aws.client("sqs").send_message(
         QueueUrl=url, MessageBody=json.dumps(probe_envelope(record, aws.account_id(), aws.region))
     )
-    stored_at = alerted_at = None
     try:
-        while time.monotonic() - started < timeout:
-            item = (
-                aws.client("dynamodb")
-                .get_item(TableName=table, Key={"EventId": {"S": event_id}}, ConsistentRead=True)
-                .get("Item")
-            )
-            if item and stored_at is None:
-                stored_at = time.monotonic() - started
-            if item and item.get("alert_status", {}).get("S") == "sent":
-                alerted_at = time.monotonic() - started
-                break
-            time.sleep(verify.POLL_SECONDS)
+        stored_at, alerted_at = verify.wait_for_probe(aws, table, event_id, started, timeout)
     finally:
         try:
             aws.client("dynamodb").delete_item(TableName=table, Key={"EventId": {"S": event_id}})

@@ -509,34 +509,10 @@ def run_probe(ctx: Context, report: Report, timeout: float) -> None:
     put = aws.client("s3").put_object(
         Bucket=bucket, Key=key, Body=synth.gzip_log([record]), **owned_bucket_args(aws)
     )
-    stored_at = alerted_at = None
-    item: dict[str, Any] | None = None
-    last_note = started
     try:
-        while time.monotonic() - started < timeout:
-            got = aws.client("dynamodb").get_item(
-                TableName=table, Key={"EventId": {"S": event_id}}, ConsistentRead=True
-            )
-            item = got.get("Item")
-            if item and stored_at is None:
-                stored_at = time.monotonic() - started
-                ui.progress(
-                    f"probe: stored after {stored_at:.1f}s (rule {item.get('rule_id', {}).get('S')})",
-                    since=started,
-                )
-            if item and item.get("alert_status", {}).get("S") == "sent":
-                alerted_at = time.monotonic() - started
-                ui.progress(f"probe: alert sent after {alerted_at:.1f}s", since=started)
-                break
-            if time.monotonic() - last_note >= 5:
-                state = (
-                    "stored, alert " + item.get("alert_status", {}).get("S", "?")
-                    if item
-                    else "not stored yet"
-                )
-                ui.progress(f"probe: waiting ({state})", since=started)
-                last_note = time.monotonic()
-            time.sleep(POLL_SECONDS)
+        stored_at, alerted_at = wait_for_probe(
+            aws, table, event_id, started, timeout, note=lambda text: ui.progress(text, since=started)
+        )
     finally:
         _cleanup_probe(aws, ui, bucket, key, put.get("VersionId"), table, event_id)
     if stored_at is None:
@@ -551,6 +527,40 @@ def run_probe(ctx: Context, report: Report, timeout: float) -> None:
         )
     else:
         report.add("pass", "probe", f"upload -> stored {stored_at:.1f}s, upload -> alerted {alerted_at:.1f}s")
+
+
+def wait_for_probe(
+    aws: Aws,
+    table: str,
+    event_id: str,
+    started: float,
+    timeout: float,
+    note: Callable[[str], None] = lambda text: None,
+) -> tuple[float | None, float | None]:
+    """Seconds from ``started`` (time.monotonic) until the probe's item was stored and until its alert was
+    sent, None when not within ``timeout``; ``note`` gets a line at each step and every 5 s of waiting."""
+    stored_at = alerted_at = None
+    last_note = started
+    while time.monotonic() - started < timeout:
+        got = aws.client("dynamodb").get_item(
+            TableName=table, Key={"EventId": {"S": event_id}}, ConsistentRead=True
+        )
+        item = got.get("Item")
+        if item and stored_at is None:
+            stored_at = time.monotonic() - started
+            note(f"probe: stored after {stored_at:.1f}s (rule {item.get('rule_id', {}).get('S')})")
+        if item and item.get("alert_status", {}).get("S") == "sent":
+            alerted_at = time.monotonic() - started
+            note(f"probe: alert sent after {alerted_at:.1f}s")
+            break
+        if time.monotonic() - last_note >= 5:
+            state = (
+                "stored, alert " + item.get("alert_status", {}).get("S", "?") if item else "not stored yet"
+            )
+            note(f"probe: waiting ({state})")
+            last_note = time.monotonic()
+        time.sleep(POLL_SECONDS)
+    return stored_at, alerted_at
 
 
 def _cleanup_probe(
