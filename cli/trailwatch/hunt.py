@@ -64,6 +64,7 @@ class Target:
     architecture: str
     concurrency: int
     attach: bool
+    retention_days: int = 90  # EventRetentionDays: the hunt's items expire with the events
 
     @classmethod
     def of(cls, aws: Aws, stack_name: str) -> Target:
@@ -85,6 +86,7 @@ class Target:
             architecture=params.get("FunctionArchitecture") or "arm64",
             concurrency=int(params.get("HuntConcurrency") or 5),
             attach=bool(params.get("ExistingBucketName")),
+            retention_days=int(params.get("EventRetentionDays") or 90),
         )
 
 
@@ -330,9 +332,6 @@ def run_hunt(
         return 0
     _confirm(ui, yes, f"Hunt {est.files} file(s)?")
     hunt_id = new_hunt_id(now)
-    retention = int(
-        stack.stack_parameters(stack.require_stack(aws, options.stack_name)).get("EventRetentionDays") or 90
-    )
     save_hunt(
         aws,
         target,
@@ -343,7 +342,7 @@ def run_hunt(
         until=end,
         alert=alert,
         now=now,
-        retention_days=retention,
+        retention_days=target.retention_days,
     )
     ui.step(f"Hunt {hunt_id}: sending {len(files)} file(s) to the hunt queue")
     began = time.monotonic()
