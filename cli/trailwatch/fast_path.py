@@ -180,10 +180,6 @@ def record_forwarders(aws: Aws, outputs: dict[str, str], regions: Iterable[str])
     return recorded
 
 
-def _parameters(stack: dict[str, Any]) -> dict[str, str]:
-    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters") or []}
-
-
 def forwarder_parameters(home: dict[str, str], home_region: str) -> dict[str, str]:
     """A forwarder's parameters: Role and HomeRegion; the home stack's values for the parameters without a
     default, which a forwarder does not use (CloudFormation still wants a value)."""
@@ -220,7 +216,9 @@ def deploy_forwarders(
         ui.step(f"Fast path forwarder {name} in {region} -> {aws.region}")
         current = stack.describe_stack(regional, name)
         existing = (
-            _parameters(current) if current and current["StackStatus"] != "REVIEW_IN_PROGRESS" else None
+            stack.stack_parameters(current)
+            if current and current["StackStatus"] != "REVIEW_IN_PROGRESS"
+            else None
         )
         if existing is not None and existing.get("Role", "home") != "forwarder":
             raise UsageError(
