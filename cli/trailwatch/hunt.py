@@ -122,9 +122,9 @@ def live_config(aws: Aws, target: Target) -> Any:
     """The config in force: the bucket's, else the bundled default (the processor's fallback)."""
     from trailwatch_processor.config_load import load_default_config
 
-    from trailwatch.configcmd import fetch_remote
+    from trailwatch.configcmd import CONFIG_KEY, fetch_remote
 
-    remote = fetch_remote(aws, target.config_bucket, "config/monitored_events.json")
+    remote = fetch_remote(aws, target.config_bucket, CONFIG_KEY)
     return remote.config if remote.exists and remote.config is not None else load_default_config()
 
 
