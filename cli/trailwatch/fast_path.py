@@ -16,10 +16,10 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 import botocore.exceptions
@@ -27,6 +27,9 @@ import botocore.exceptions
 from trailwatch.errors import UsageError, error_code
 from trailwatch.session import Aws
 from trailwatch.ui import UI
+
+if TYPE_CHECKING:
+    from trailwatch.verify import Context
 
 RULE_SUFFIX = "-fast-path"
 # The home rule's tag naming the regions `deploy --regions` gave a forwarder (space-separated), so sync and
@@ -177,10 +180,6 @@ def record_forwarders(aws: Aws, outputs: dict[str, str], regions: Iterable[str])
     return recorded
 
 
-def _parameters(stack: dict[str, Any]) -> dict[str, str]:
-    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters") or []}
-
-
 def forwarder_parameters(home: dict[str, str], home_region: str) -> dict[str, str]:
     """A forwarder's parameters: Role and HomeRegion; the home stack's values for the parameters without a
     default, which a forwarder does not use (CloudFormation still wants a value)."""
@@ -217,7 +216,9 @@ def deploy_forwarders(
         ui.step(f"Fast path forwarder {name} in {region} -> {aws.region}")
         current = stack.describe_stack(regional, name)
         existing = (
-            _parameters(current) if current and current["StackStatus"] != "REVIEW_IN_PROGRESS" else None
+            stack.stack_parameters(current)
+            if current and current["StackStatus"] != "REVIEW_IN_PROGRESS"
+            else None
         )
         if existing is not None and existing.get("Role", "home") != "forwarder":
             raise UsageError(
@@ -332,6 +333,16 @@ def verify_forwarders(aws: Aws, outputs: dict[str, str], config: Any) -> tuple[s
     return "pass", f"forwarders in {', '.join(regions)} -> {aws.region}, pattern of the config in force"
 
 
+# verify's rows for the fast path (verify.CHECKS runs them after "config": ctx.config is the config in force
+# the pattern must equal).
+VERIFY_CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
+    ("fast path rule", lambda ctx: verify_home(ctx.aws, ctx.outputs, ctx.config)),
+    ("fast path queue -> function mapping", lambda ctx: verify_mapping(ctx.aws, ctx.outputs)),
+    ("fast path dead-letter queue", lambda ctx: verify_dlq(ctx.aws, ctx.outputs)),
+    ("fast path forwarders", lambda ctx: verify_forwarders(ctx.aws, ctx.outputs, ctx.config)),
+]
+
+
 # -- verify's probe -----------------------------------------------------------------------------------
 def probe_envelope(record: dict[str, Any], account: str, region: str) -> dict[str, Any]:
     """The EventBridge event CloudTrail would make of `record` (what the rule puts in the queue)."""
@@ -372,20 +383,8 @@ def run_probe(aws: Aws, ui: UI, outputs: dict[str, str], config: Any, timeout: f
     aws.client("sqs").send_message(
         QueueUrl=url, MessageBody=json.dumps(probe_envelope(record, aws.account_id(), aws.region))
     )
-    stored_at = alerted_at = None
     try:
-        while time.monotonic() - started < timeout:
-            item = (
-                aws.client("dynamodb")
-                .get_item(TableName=table, Key={"EventId": {"S": event_id}}, ConsistentRead=True)
-                .get("Item")
-            )
-            if item and stored_at is None:
-                stored_at = time.monotonic() - started
-            if item and item.get("alert_status", {}).get("S") == "sent":
-                alerted_at = time.monotonic() - started
-                break
-            time.sleep(verify.POLL_SECONDS)
+        stored_at, alerted_at = verify.wait_for_probe(aws, table, event_id, started, timeout)
     finally:
         try:
             aws.client("dynamodb").delete_item(TableName=table, Key={"EventId": {"S": event_id}})

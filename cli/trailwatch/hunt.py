@@ -5,13 +5,15 @@
    (account, region, day) in a thread pool, never the whole bucket; accounts (and organization ids) and
    regions not given are found with Delimiter listings. Files are kept when the time stamp in their name
    (CloudTrail's delivery time, UTC) is in the window.
-2. Files, bytes and an estimate of time and cost are shown, and the user is asked (``--yes`` for scripts).
+2. Files, bytes and an estimate of time and cost (hunt_estimate.py) are shown, and the user is asked
+   (``--yes`` for scripts).
 3. The hunt's rules (validated by the processor's validator) go to ``hunts/<id>/config.json`` in the config
    bucket, the file list to ``hunts/<id>/manifest.json.gz``, a meta item to the events table; then one message
    per file to the hunt queue (SendMessageBatch, in parallel). The function evaluates the hunt's rules only
    (lambda_src/trailwatch_processor/hunt.py, which also documents the items).
 4. Progress (files done/failed, matches, rate) is read from the per-file markers through the table's ByDay
-   index (8 partitions per hunt), never a Scan, until every file is done or failed; then a summary table.
+   index (8 partitions per hunt), never a Scan, until every file is done or failed; then a summary table
+   (hunt_progress.py).
 
 ``--resume ID`` re-sends the files of the manifest that have no marker yet (a message still in the queue
 is harmless: a file is counted once). ``trailwatch hunt results ID`` lists the matches and failed files again.
@@ -23,19 +25,19 @@ import gzip
 import json
 import secrets
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
-from boto3.dynamodb.types import TypeDeserializer
 
 from trailwatch import stack
 from trailwatch.errors import AwsError, UsageError
+from trailwatch.hunt_estimate import SEND_BATCH, estimate, human_bytes
+from trailwatch.hunt_progress import plain, read_progress, report, wait
 from trailwatch.log_listing import (
     LogFile,
     list_window,
@@ -46,75 +48,6 @@ from trailwatch.session import Aws, Options
 from trailwatch.ui import UI
 
 SEND_THREADS = 8
-SEND_BATCH = 10  # SendMessageBatch's limit
-HUNT_BATCH_SIZE = 10  # the hunt mapping's BatchSize (main.yaml)
-POLL_SECONDS = 1.0
-PRINT_EVERY_SECONDS = 5.0  # progress lines when stdout is not a terminal
-STALL_SECONDS = 600.0  # give up waiting when nothing finishes for this long (--resume continues)
-MARKER_READ_SECONDS = 5.0  # exact progress (the markers) at most this often while messages are queued
-EMPTY_QUEUE_READS = 3  # marker reads with an empty queue and files unfinished: their messages are gone
-
-# Estimate. Measured: the processor's reader and matcher take 0.066 s of CPU per compressed MB (a 0.58 MB,
-# 5,000-record synth file, bundled config, this repository's CI machine, fastest of 3); Lambda gives a full
-# vCPU at 1,769 MB and proportionally less below. Per file: one S3 GET, a marker read and write (in-region
-# calls of a few ms each), taken as 25 ms.
-SECONDS_PER_COMPRESSED_MB = 0.07
-SECONDS_PER_FILE = 0.025
-FULL_VCPU_MB = 1769
-# Prices (us-east-1, on demand): Lambda per GB-s by architecture and per request, S3 GET and LIST, SQS
-# requests (send batches, receives, deletes), DynamoDB write request units (two small writes per file).
-LAMBDA_GB_SECOND_USD = {"arm64": 0.0000133334, "x86_64": 0.0000166667}
-LAMBDA_REQUEST_USD = 0.20 / 1_000_000
-S3_GET_USD = 0.0004 / 1000
-SQS_REQUEST_USD = 0.40 / 1_000_000
-DYNAMODB_WRITE_USD = 0.625 / 1_000_000
-
-_deserializer = TypeDeserializer()
-
-
-# ---------------------------------------------------------------- estimate
-@dataclass(frozen=True)
-class Estimate:
-    files: int
-    bytes: int
-    function_seconds: float
-    gb_seconds: float
-    wall_seconds: float
-    cost_usd: float
-    parts: dict[str, float]
-
-
-def estimate(files: Sequence[LogFile], *, memory_mb: int, architecture: str, concurrency: int) -> Estimate:
-    total = sum(f.size for f in files)
-    cpu_share = min(1.0, memory_mb / FULL_VCPU_MB)
-    seconds = len(files) * SECONDS_PER_FILE + total / 1e6 * SECONDS_PER_COMPRESSED_MB / cpu_share
-    gb_seconds = seconds * memory_mb / 1024
-    batches = -(-len(files) // SEND_BATCH)  # SendMessageBatch calls
-    invocations = -(-len(files) // HUNT_BATCH_SIZE)
-    parts = {
-        "lambda": gb_seconds * LAMBDA_GB_SECOND_USD.get(architecture, LAMBDA_GB_SECOND_USD["x86_64"])
-        + invocations * LAMBDA_REQUEST_USD,
-        "s3": len(files) * S3_GET_USD,
-        "sqs": batches * 3 * SQS_REQUEST_USD,  # send, receive, delete: 10 messages per request
-        "dynamodb": len(files) * 2 * DYNAMODB_WRITE_USD,
-    }
-    return Estimate(
-        files=len(files),
-        bytes=total,
-        function_seconds=seconds,
-        gb_seconds=gb_seconds,
-        wall_seconds=seconds / max(concurrency, 1),
-        cost_usd=sum(parts.values()),
-        parts=parts,
-    )
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 # ---------------------------------------------------------------- the deployed stack
@@ -131,6 +64,7 @@ class Target:
     architecture: str
     concurrency: int
     attach: bool
+    retention_days: int = 90  # EventRetentionDays: the hunt's items expire with the events
 
     @classmethod
     def of(cls, aws: Aws, stack_name: str) -> Target:
@@ -152,6 +86,7 @@ class Target:
             architecture=params.get("FunctionArchitecture") or "arm64",
             concurrency=int(params.get("HuntConcurrency") or 5),
             attach=bool(params.get("ExistingBucketName")),
+            retention_days=int(params.get("EventRetentionDays") or 90),
         )
 
 
@@ -187,85 +122,13 @@ def live_config(aws: Aws, target: Target) -> Any:
     """The config in force: the bucket's, else the bundled default (the processor's fallback)."""
     from trailwatch_processor.config_load import load_default_config
 
-    from trailwatch.configcmd import fetch_remote
+    from trailwatch.configcmd import CONFIG_KEY, fetch_remote
 
-    remote = fetch_remote(aws, target.config_bucket, "config/monitored_events.json")
+    remote = fetch_remote(aws, target.config_bucket, CONFIG_KEY)
     return remote.config if remote.exists and remote.config is not None else load_default_config()
 
 
 # ---------------------------------------------------------------- state in the table
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
-
-
-@dataclass
-class Progress:
-    done: int = 0
-    failed: int = 0
-    matches: int = 0
-    finished_keys: set[str] = field(default_factory=set)
-    failures: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def finished(self) -> int:
-        return self.done + self.failed
-
-
-def read_progress(aws: Aws, table: str, hunt_id: str) -> Progress:
-    """Every file marker of the hunt, through the ByDay index (one partition per shard, in parallel)."""
-    from trailwatch_processor import hunt as tw_hunt
-
-    ddb = aws.client("dynamodb")
-
-    def shard(n: int) -> list[dict[str, Any]]:
-        items = []
-        for page in ddb.get_paginator("query").paginate(
-            TableName=table,
-            IndexName="ByDay",
-            KeyConditionExpression="event_day = :p",
-            ExpressionAttributeValues={":p": {"S": tw_hunt.files_partition(hunt_id, n)}},
-            ProjectionExpression="log_key, #s, matches, #e",
-            ExpressionAttributeNames={"#s": "status", "#e": "error"},
-        ):
-            items.extend(_plain(i) for i in page.get("Items", []))
-        return items
-
-    progress = Progress()
-    with ThreadPoolExecutor(tw_hunt.FILE_SHARDS) as pool:
-        for items in pool.map(shard, range(tw_hunt.FILE_SHARDS)):
-            for item in items:
-                progress.finished_keys.add(str(item["log_key"]))
-                progress.matches += int(item.get("matches", 0))
-                if item.get("status") == tw_hunt.FAILED:
-                    progress.failed += 1
-                    progress.failures.append(
-                        {"key": str(item["log_key"]), "error": str(item.get("error", ""))}
-                    )
-                else:
-                    progress.done += 1
-    progress.failures.sort(key=lambda f: f["key"])
-    return progress
-
-
-def read_results(aws: Aws, table: str, hunt_id: str) -> list[dict[str, Any]]:
-    """The hunt's matches, oldest first, through the ByDay index."""
-    from trailwatch_processor import hunt as tw_hunt
-
-    out = []
-    for page in (
-        aws.client("dynamodb")
-        .get_paginator("query")
-        .paginate(
-            TableName=table,
-            IndexName="ByDay",
-            KeyConditionExpression="event_day = :p",
-            ExpressionAttributeValues={":p": {"S": tw_hunt.results_partition(hunt_id)}},
-        )
-    ):
-        out.extend(_plain(i) for i in page.get("Items", []))
-    return out
-
-
 def read_meta(aws: Aws, table: str, hunt_id: str) -> dict[str, Any]:
     from trailwatch_processor import hunt as tw_hunt
 
@@ -278,7 +141,7 @@ def read_meta(aws: Aws, table: str, hunt_id: str) -> dict[str, Any]:
     )
     if item is None:
         raise UsageError(f"No hunt {hunt_id} in {table}.", hint="Hunts are kept EventRetentionDays.")
-    return _plain(item)
+    return plain(item)
 
 
 def new_hunt_id(now: datetime) -> str:
@@ -394,135 +257,6 @@ def send_files(
         return sum(pool.map(send, chunks))
 
 
-# ---------------------------------------------------------------- waiting and reporting
-def queue_depth(aws: Aws, queue_url: str) -> int:
-    """Messages in the hunt queue, visible or being processed (SQS's approximate counts)."""
-    attributes = aws.client("sqs").get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(v) for v in attributes.values())
-
-
-def wait(
-    aws: Aws,
-    ui: UI,
-    target: Target,
-    hunt_id: str,
-    total: int,
-    *,
-    timeout: float,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Progress:
-    """Progress until every file is done or failed; stops early when the queue is empty and files are still
-    unfinished (their messages were lost: `--resume`), nothing moved for STALL_SECONDS, or ``timeout``.
-
-    The bar moves with the queue's depth every POLL_SECONDS (one cheap call); the markers (exact done,
-    failed, matches) are read every MARKER_READ_SECONDS, or ten times as long as the last read took, and
-    whenever the queue is empty."""
-    started = last_move = last_print = clock()
-    progress = read_progress(aws, target.table, hunt_id)
-    read_cost, last_read = clock() - started, clock()
-    baseline, seen, empty_reads = progress.finished, progress.finished, 0
-    while True:
-        depth = queue_depth(aws, target.queue_url)
-        now = clock()
-        if depth == 0 or now - last_read >= max(MARKER_READ_SECONDS, 10 * read_cost):
-            progress = read_progress(aws, target.table, hunt_id)
-            read_cost, last_read = clock() - now, clock()
-            empty_reads = empty_reads + 1 if depth == 0 else 0
-        if progress.finished != seen:
-            seen, last_move = progress.finished, now
-        estimated = min(max(progress.finished, total - depth), total)  # between marker reads
-        rate = (estimated - baseline) / max(now - started, 1e-6)
-        text = (
-            f"{progress.done} done, {progress.failed} failed of {total}, {progress.matches} match(es), "
-            f"{depth} queued, {rate:.1f} files/s"
-        )
-        complete = progress.finished >= total
-        if complete or ui.live() or now - last_print >= PRINT_EVERY_SECONDS:
-            ui.bar(progress.finished if complete else estimated, total, text)
-            last_print = now
-        if complete:
-            break
-        lost = empty_reads >= EMPTY_QUEUE_READS
-        if lost or now - started >= timeout or now - last_move >= STALL_SECONDS:
-            ui.bar_end()
-            why = "the hunt queue is empty" if lost else "stopped waiting"
-            ui.warn(
-                f"{why} with {total - progress.finished} file(s) unfinished; "
-                f"`trailwatch hunt --resume {hunt_id}` re-sends them and waits again."
-            )
-            return progress
-        sleep(POLL_SECONDS)
-    ui.bar_end()
-    return progress
-
-
-RESULT_COLUMNS = ["time", "account", "rule", "event", "principal", "source ip", "region", "log file"]
-
-
-def result_row(item: dict[str, Any]) -> list[Any]:
-    return [
-        item.get("event_time"),
-        item.get("account_id"),
-        item.get("primary_rule"),
-        item.get("event_name"),
-        item.get("principal_arn"),
-        item.get("source_ip"),
-        item.get("aws_region"),
-        str(item.get("log_key", "")).rsplit("/", 1)[-1],
-    ]
-
-
-def result_json(item: dict[str, Any]) -> dict[str, Any]:
-    keep = (
-        "event_id", "event_time", "account_id", "aws_region", "event_name", "event_source", "primary_rule",
-        "rule_ids", "severity", "principal_arn", "principal_type", "source_ip", "log_bucket", "log_key",
-    )  # fmt: skip
-    return {k: item[k] for k in keep if k in item}
-
-
-def report(
-    aws: Aws, ui: UI, target: Target, hunt_id: str, meta: dict[str, Any], *, elapsed: float | None = None
-) -> int:
-    """The summary table (or JSON), the matches and the failed files; 0 when every file is done or failed."""
-    progress = read_progress(aws, target.table, hunt_id)
-    results = read_results(aws, target.table, hunt_id)
-    total = int(meta.get("files", 0))
-    summary = {
-        "hunt_id": hunt_id,
-        "rules": list(meta.get("rules", [])),
-        "since": meta.get("since"),
-        "until": meta.get("until"),
-        "alert": bool(meta.get("alert")),
-        "files": total,
-        "done": progress.done,
-        "failed": progress.failed,
-        "pending": max(total - progress.finished, 0),
-        "matches": len(results),
-    }
-    if elapsed is not None:
-        summary["seconds"] = round(elapsed, 1)
-        summary["files_per_second"] = round(progress.finished / elapsed, 1) if elapsed > 0 else None
-    if ui.json_mode:
-        ui.json({**summary, "results": [result_json(r) for r in results], "failed_files": progress.failures})
-    else:
-        ui.table(list(summary), [list(summary.values())])
-        if results:
-            ui.info("")
-            by_rule = Counter(str(r.get("primary_rule")) for r in results)
-            ui.table(["rule", "matches"], sorted(by_rule.items()))
-            ui.info("")
-            ui.table(RESULT_COLUMNS, [result_row(r) for r in results])
-        if progress.failures:
-            ui.info("")
-            ui.warn(f"{progress.failed} file(s) failed:")
-            ui.table(["log file", "error"], [[f["key"], f["error"]] for f in progress.failures])
-    return 0 if progress.finished >= total else 1
-
-
 # ---------------------------------------------------------------- commands
 def _csv(values: Iterable[str]) -> list[str]:
     return [v.strip() for text in values for v in text.split(",") if v.strip()]
@@ -598,9 +332,6 @@ def run_hunt(
         return 0
     _confirm(ui, yes, f"Hunt {est.files} file(s)?")
     hunt_id = new_hunt_id(now)
-    retention = int(
-        stack.stack_parameters(stack.require_stack(aws, options.stack_name)).get("EventRetentionDays") or 90
-    )
     save_hunt(
         aws,
         target,
@@ -611,7 +342,7 @@ def run_hunt(
         until=end,
         alert=alert,
         now=now,
-        retention_days=retention,
+        retention_days=target.retention_days,
     )
     ui.step(f"Hunt {hunt_id}: sending {len(files)} file(s) to the hunt queue")
     began = time.monotonic()

@@ -440,11 +440,7 @@ CHECKS: list[tuple[str, Callable[[Context], tuple[str, str]]]] = [
     ("email subscription", check_email),
     ("dead-letter queue", check_dlq),
     ("last processed file", check_last_processed),
-    # Fast path: after "config" (ctx.config is the config in force the pattern must equal).
-    ("fast path rule", lambda ctx: fast_path.verify_home(ctx.aws, ctx.outputs, ctx.config)),
-    ("fast path queue -> function mapping", lambda ctx: fast_path.verify_mapping(ctx.aws, ctx.outputs)),
-    ("fast path dead-letter queue", lambda ctx: fast_path.verify_dlq(ctx.aws, ctx.outputs)),
-    ("fast path forwarders", lambda ctx: fast_path.verify_forwarders(ctx.aws, ctx.outputs, ctx.config)),
+    *fast_path.VERIFY_CHECKS,  # after "config": they compare the rules' pattern with ctx.config
 ]
 
 
@@ -485,12 +481,10 @@ def _held_back(matched: list[Any]) -> bool:
     """Whether noise control may hold the alert back: the primary rule (highest severity, first in config
     order) has a threshold (one event never crosses it) or a dedup window (a probe within the window of an
     earlier one is grouped, alerted only when the window closes)."""
-    best = matched[0]
-    ranks = ("info", "low", "medium", "high", "critical")
-    for rule in matched[1:]:
-        if ranks.index(rule.severity) > ranks.index(best.severity):
-            best = rule
-    return getattr(best, "threshold", None) is not None or getattr(best, "dedup", None) is not None
+    from trailwatch_processor.store import primary_rule
+
+    best = primary_rule(matched)
+    return best.threshold is not None or best.dedup is not None
 
 
 def run_probe(ctx: Context, report: Report, timeout: float) -> None:
@@ -515,34 +509,10 @@ def run_probe(ctx: Context, report: Report, timeout: float) -> None:
     put = aws.client("s3").put_object(
         Bucket=bucket, Key=key, Body=synth.gzip_log([record]), **owned_bucket_args(aws)
     )
-    stored_at = alerted_at = None
-    item: dict[str, Any] | None = None
-    last_note = started
     try:
-        while time.monotonic() - started < timeout:
-            got = aws.client("dynamodb").get_item(
-                TableName=table, Key={"EventId": {"S": event_id}}, ConsistentRead=True
-            )
-            item = got.get("Item")
-            if item and stored_at is None:
-                stored_at = time.monotonic() - started
-                ui.progress(
-                    f"probe: stored after {stored_at:.1f}s (rule {item.get('rule_id', {}).get('S')})",
-                    since=started,
-                )
-            if item and item.get("alert_status", {}).get("S") == "sent":
-                alerted_at = time.monotonic() - started
-                ui.progress(f"probe: alert sent after {alerted_at:.1f}s", since=started)
-                break
-            if time.monotonic() - last_note >= 5:
-                state = (
-                    "stored, alert " + item.get("alert_status", {}).get("S", "?")
-                    if item
-                    else "not stored yet"
-                )
-                ui.progress(f"probe: waiting ({state})", since=started)
-                last_note = time.monotonic()
-            time.sleep(POLL_SECONDS)
+        stored_at, alerted_at = wait_for_probe(
+            aws, table, event_id, started, timeout, note=lambda text: ui.progress(text, since=started)
+        )
     finally:
         _cleanup_probe(aws, ui, bucket, key, put.get("VersionId"), table, event_id)
     if stored_at is None:
@@ -559,6 +529,40 @@ def run_probe(ctx: Context, report: Report, timeout: float) -> None:
         report.add("pass", "probe", f"upload -> stored {stored_at:.1f}s, upload -> alerted {alerted_at:.1f}s")
 
 
+def wait_for_probe(
+    aws: Aws,
+    table: str,
+    event_id: str,
+    started: float,
+    timeout: float,
+    note: Callable[[str], None] = lambda text: None,
+) -> tuple[float | None, float | None]:
+    """Seconds from ``started`` (time.monotonic) until the probe's item was stored and until its alert was
+    sent, None when not within ``timeout``; ``note`` gets a line at each step and every 5 s of waiting."""
+    stored_at = alerted_at = None
+    last_note = started
+    while time.monotonic() - started < timeout:
+        got = aws.client("dynamodb").get_item(
+            TableName=table, Key={"EventId": {"S": event_id}}, ConsistentRead=True
+        )
+        item = got.get("Item")
+        if item and stored_at is None:
+            stored_at = time.monotonic() - started
+            note(f"probe: stored after {stored_at:.1f}s (rule {item.get('rule_id', {}).get('S')})")
+        if item and item.get("alert_status", {}).get("S") == "sent":
+            alerted_at = time.monotonic() - started
+            note(f"probe: alert sent after {alerted_at:.1f}s")
+            break
+        if time.monotonic() - last_note >= 5:
+            state = (
+                "stored, alert " + item.get("alert_status", {}).get("S", "?") if item else "not stored yet"
+            )
+            note(f"probe: waiting ({state})")
+            last_note = time.monotonic()
+        time.sleep(POLL_SECONDS)
+    return stored_at, alerted_at
+
+
 def _cleanup_probe(
     aws: Aws, ui: UI, bucket: str, key: str, version: str | None, table: str, event_id: str
 ) -> None:
@@ -568,11 +572,6 @@ def _cleanup_probe(
         aws.client("s3").delete_object(Bucket=bucket, Key=key, **extra, **owned_bucket_args(aws))
     except botocore.exceptions.ClientError as exc:
         ui.warn(f"could not remove the probe ({error_code(exc)}): s3://{bucket}/{key}, item {event_id}")
-
-
-def _fast_path_probe(ctx: Context, ui: UI, timeout: float) -> tuple[str, str, str]:
-    status, reason = fast_path.run_probe(ctx.aws, ui, ctx.outputs, ctx.config, timeout)
-    return status, "fast path probe", reason
 
 
 def run_verify(aws: Aws, ui: UI, *, probe: bool, timeout: float) -> int:
@@ -588,8 +587,9 @@ def run_verify(aws: Aws, ui: UI, *, probe: bool, timeout: float) -> int:
 
         run_attach_checks(ctx, report, parameters, probe, timeout)
         probe = False
-    for name, fn in CHECKS if not parameters.get("ExistingBucketName") else []:
-        _checked(report, name, lambda fn=fn: fn(ctx))
+    else:
+        for name, fn in CHECKS:
+            _checked(report, name, lambda fn=fn: fn(ctx))
     if probe:
         ui.info("End-to-end probe")
         try:
@@ -597,7 +597,8 @@ def run_verify(aws: Aws, ui: UI, *, probe: bool, timeout: float) -> int:
         except botocore.exceptions.ClientError as exc:
             report.add("fail", "probe", f"{error_code(exc)}: {error_message(exc)}")
         try:  # fast path: the same pipeline from the fast path queue
-            report.add(*_fast_path_probe(ctx, report.ui, timeout))
+            status, reason = fast_path.run_probe(aws, ui, ctx.outputs, ctx.config, timeout)
+            report.add(status, "fast path probe", reason)
         except botocore.exceptions.ClientError as exc:
             report.add("fail", "fast path probe", f"{error_code(exc)}: {error_message(exc)}")
     counts = {s: sum(1 for r in report.results if r[0] == s) for s in ("pass", "warn", "fail")}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from trailwatch import hunt as hunt_cli
+from trailwatch import hunt_estimate
 
 from tests.unit.template_helpers import depends_on, load_template, props, resolve, statement_by_sid
 
@@ -45,7 +45,7 @@ def test_hunt_mapping_is_the_same_function_capped_by_hunt_concurrency(base: dict
     assert p["FunctionName"] == {"Ref": "ProcessorFunction"}
     assert p["EventSourceArn"] == {"Fn::GetAtt": ["HuntQueue", "Arn"]}
     assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert p["BatchSize"] == hunt_cli.HUNT_BATCH_SIZE and "MaximumBatchingWindowInSeconds" not in p
+    assert p["BatchSize"] == hunt_estimate.HUNT_BATCH_SIZE and "MaximumBatchingWindowInSeconds" not in p
     assert p["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "HuntConcurrency"}}
     parameter = base["Parameters"]["HuntConcurrency"]
     assert (parameter["MinValue"], parameter["Default"]) == (2, 5)  # SQS's minimum MaximumConcurrency is 2
