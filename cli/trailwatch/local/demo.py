@@ -253,12 +253,18 @@ def check(expected: list[Expected], seen: Observed, strict_extras: bool) -> list
     return sorted(set(problems), key=problems.index)
 
 
-def latencies(expected: list[Expected], seen: Observed) -> dict[str, list[float]]:
-    """Seconds from object written to alert received, and (live) from API call to alert received."""
-    first_alert: dict[str, float] = {}
+def _first_alerts(seen: Observed) -> dict[str, tuple[float, dict[str, Any]]]:
+    """Each alerted event id -> the first alert naming it, with its receipt time."""
+    first: dict[str, tuple[float, dict[str, Any]]] = {}
     for received, alert in seen.alerts:
         for i in alert.get("eventIDs", []):
-            first_alert.setdefault(i, received)
+            first.setdefault(i, (received, alert))
+    return first
+
+
+def latencies(expected: list[Expected], seen: Observed) -> dict[str, list[float]]:
+    """Seconds from object written to alert received, and (live) from API call to alert received."""
+    first_alert = {event_id: received for event_id, (received, _) in _first_alerts(seen).items()}
     out: dict[str, list[float]] = {"object written -> alert": [], "API call -> alert": []}
     for s in expected:
         if not s.rule or s.event_id not in first_alert:
@@ -279,10 +285,7 @@ def side_by_side(
     """Fast path: per detected live step (step, event, path of its alert, API call -> alert through
     EventBridge, API call -> its log file processed). The log file finds the event already alerted and
     sends nothing: its figure is when the file path reached the event (seen by the demo's polling)."""
-    first_alert: dict[str, tuple[float, dict[str, Any]]] = {}
-    for received, alert in seen.alerts:
-        for i in alert.get("eventIDs", []):
-            first_alert.setdefault(i, (received, alert))
+    first_alert = _first_alerts(seen)
     rows = []
     for s in expected:
         if not (s.rule and s.request_id and s.event_id in first_alert):
