@@ -144,14 +144,11 @@ NOTIFICATION_KINDS = (
 )
 
 
-def _events_overlap(a: list[str], b: list[str]) -> bool:
-    for x in a:
-        for y in b:
-            fx, _, mx = x.rpartition(":")
-            fy, _, my = y.rpartition(":")
-            if fx == fy and (mx == my or "*" in (mx, my)):
-                return True
-    return False
+def _events_overlap(a: str, b: str) -> bool:
+    """Whether two S3 event types share an event (`s3:ObjectCreated:*` covers `s3:ObjectCreated:Put`)."""
+    family_a, _, kind_a = a.rpartition(":")
+    family_b, _, kind_b = b.rpartition(":")
+    return family_a == family_b and (kind_a == kind_b or "*" in (kind_a, kind_b))
 
 
 def _filters_overlap(a: tuple[str, str], b: tuple[str, str]) -> bool:
@@ -295,9 +292,7 @@ class Bucket(_Override, CloudFormationModel):
                 out["NoncurrentVersionExpiration"]["NewerNoncurrentVersions"] = int(
                     noncurrent["NewerNoncurrentVersions"]
                 )
-        transitions = list(rule.get("Transitions") or []) + (
-            [rule["Transition"]] if rule.get("Transition") else []
-        )
+        transitions = cls._listed_and_single(rule, "Transition")
         if transitions:
             out["Transition"] = [
                 {
@@ -311,9 +306,7 @@ class Bucket(_Override, CloudFormationModel):
                 }
                 for t in transitions
             ]
-        nv_transitions = list(rule.get("NoncurrentVersionTransitions") or []) + (
-            [rule["NoncurrentVersionTransition"]] if rule.get("NoncurrentVersionTransition") else []
-        )
+        nv_transitions = cls._listed_and_single(rule, "NoncurrentVersionTransition")
         if nv_transitions:
             out["NoncurrentVersionTransition"] = [
                 {
@@ -333,6 +326,11 @@ class Bucket(_Override, CloudFormationModel):
                 "DaysAfterInitiation": cls._int(abort, "DaysAfterInitiation")
             }
         return out
+
+    @staticmethod
+    def _listed_and_single(rule: dict[str, Any], name: str) -> list[dict[str, Any]]:
+        """A rule's `<name>s` list followed by its single `<name>` (CloudFormation accepts both forms)."""
+        return list(rule.get(f"{name}s") or []) + ([rule[name]] if rule.get(name) else [])
 
     @classmethod
     def _lifecycle_filter(cls, rule: dict[str, Any]) -> dict[str, Any]:
@@ -356,7 +354,7 @@ class Bucket(_Override, CloudFormationModel):
         from moto.s3 import notifications as s3_notifications
 
         config: dict[str, Any] = {}
-        seen: list[tuple[str, list[str], tuple[str, str]]] = []
+        seen: list[tuple[str, str, tuple[str, str]]] = []
         for cfn_list, cfn_dest, moto_list, moto_dest in NOTIFICATION_KINDS:
             entries = []
             for index, entry in enumerate(notifications.get(cfn_list) or []):
@@ -378,13 +376,13 @@ class Bucket(_Override, CloudFormationModel):
                         )
                     filters[rule_name] = rule.get("Value", "")
                 key_filter = (filters["prefix"], filters["suffix"])
-                for other_where, other_events, other_filter in seen:
-                    if _events_overlap([event], other_events) and _filters_overlap(key_filter, other_filter):
+                for other_where, other_event, other_filter in seen:
+                    if _events_overlap(event, other_event) and _filters_overlap(key_filter, other_filter):
                         raise cls._fail(
                             f"{where} and {other_where}: Configurations overlap. Configurations on the same "
                             "bucket cannot share a common event type."
                         )
-                seen.append((where, [event], key_filter))
+                seen.append((where, event, key_filter))
                 moto_entry: dict[str, Any] = {moto_dest: destination, "Event": [event]}
                 if rules:
                     moto_entry["Filter"] = {

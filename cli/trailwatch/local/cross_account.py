@@ -204,14 +204,14 @@ def s3_refusal(environ: dict, request: HttpRequest, caller: Caller) -> str | Non
     context = {"aws:securetransport": "true", "aws:principalaccount": caller.account}
     if "prefix" in query:
         context["s3:prefix"] = query["prefix"][0]
-    policy = _bucket_backend(bucket).get_bucket(bucket).policy
+    stored = _bucket_backend(bucket).get_bucket(bucket)
+    policy = stored.policy
     text = policy.decode() if isinstance(policy, bytes) else policy
     if not policy_decision(text, action, resource, context, caller=caller):
         return f"{action} on {resource}: not allowed to account {caller.account} by the bucket policy"
     if key and action in ("s3:GetObject", "s3:GetObjectVersion"):
         kms_key = _object_kms_key(bucket, key, (query.get("versionId") or [None])[0])
-        region = _bucket_backend(bucket).get_bucket(bucket).region_name
-        if kms_key and not kms_decrypt_allowed(kms_key, owner, region, caller):
+        if kms_key and not kms_decrypt_allowed(kms_key, owner, stored.region_name, caller):
             return f"kms:Decrypt with {kms_key}: not allowed to account {caller.account} by the key policy"
     return None
 

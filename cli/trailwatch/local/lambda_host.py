@@ -184,7 +184,6 @@ class FunctionHost:
         self._idle: list[Worker] = []
         self._busy: set[Worker] = set()
         self.in_flight = 0
-        self.peak_in_flight = 0
 
     @property
     def worker(self) -> Worker | None:
@@ -193,11 +192,6 @@ class FunctionHost:
             if self._idle:
                 return self._idle[-1]
             return next(iter(self._busy), None)
-
-    @property
-    def workers(self) -> list[Worker]:
-        with self._pool:
-            return [*self._idle, *self._busy]
 
     def current_config(self) -> FunctionConfig:
         with self.lock:
@@ -236,7 +230,6 @@ class FunctionHost:
             while limit and self.in_flight >= limit and not self.runtime.stopping.is_set():
                 self._pool.wait(0.1)
             self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             found = None
             while self._idle:
                 candidate = self._idle.pop()

@@ -222,11 +222,6 @@ class Poller:
     def queue_arn(self) -> str:
         return self.mapping["EventSourceArn"]
 
-    @property
-    def thread(self) -> threading.Thread | None:
-        """The first polling thread (None before start)."""
-        return self.threads[0] if self.threads else None
-
     def concurrency(self, reserved: int | None = None) -> int:
         """How many invocations of this mapping may run at once."""
         scaling = self.mapping.get("ScalingConfig") or {}

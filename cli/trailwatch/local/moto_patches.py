@@ -20,18 +20,18 @@ from typing import Any
 
 import moto
 
-import trailwatch.local.dynamodb_items as dynamodb_items
-import trailwatch.local.dynamodb_transactions as dynamodb_transactions
-import trailwatch.local.s3_versions as s3_versions
 from trailwatch.errors import UsageError
 from trailwatch.local import (
     cfn_engine,
     cross_account,
+    dynamodb_items,
+    dynamodb_transactions,
     eventbridge,
     lambda_sqs,
     parameters,
     s3_events,
     s3_policy,
+    s3_versions,
     sns_filter,
 )
 
