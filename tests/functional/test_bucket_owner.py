@@ -28,6 +28,7 @@ from trailwatch_processor.file_run import _get_object
 from trailwatch_processor.handler import account_of
 from trailwatch_processor.notifications import ObjectRef
 
+from tests.clients import TEST_CREDENTIALS
 from tests.functional.cli_conftest import *  # noqa: F403 -- fixtures
 from tests.functional.cli_conftest import TEST_BUCKET, local_env
 
@@ -53,7 +54,7 @@ def local(server: LocalAWS, monkeypatch: pytest.MonkeyPatch, fast_polls: None) -
 
 
 def _client(aws: LocalAWS, service: str, **credentials: str) -> BaseClient:
-    credentials = credentials or {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    credentials = credentials or TEST_CREDENTIALS
     return boto3.client(service, endpoint_url=aws.endpoint, region_name=aws.region, **credentials)
 
 
