@@ -113,9 +113,11 @@ class Org:
 
 
 def _trailwatch(*args: str) -> str:
+    """The command's stdout: the local AWS's background threads log to stderr meanwhile, which
+    ``result.output`` interleaves (a Lambda runtime line once broke the JSON of ``owner-grants``)."""
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def _set_up_log_archive(owner: ClientFactory) -> tuple[str, str, dict[str, Any]]:
