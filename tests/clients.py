@@ -30,6 +30,16 @@ def cached_clients(session: boto3.session.Session, **client_kwargs: Any) -> Clie
     return make
 
 
+def assumed_role_session(credentials: dict[str, Any], region: str | None = None) -> boto3.session.Session:
+    """A session with the `Credentials` of an sts:AssumeRole answer (the role's account on a LocalAWS)."""
+    return boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=region,
+    )
+
+
 def local_client(aws: LocalAWS, service: str, region: str) -> Any:
     """A client of `aws` in `region` with the root test credentials (for a region the factory is not in)."""
     return boto3.client(service, endpoint_url=aws.endpoint, region_name=region, **TEST_CREDENTIALS)

@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.exceptions
 import pytest
 from click.testing import CliRunner
@@ -37,7 +36,7 @@ from trailwatch_processor import records
 from trailwatch_processor.config_load import load_default_config
 from trailwatch_processor.patterns import compile_config
 
-from tests.clients import cached_clients, cli_environment
+from tests.clients import assumed_role_session, cached_clients, cli_environment
 from tests.e2e.conftest import (
     ACCOUNT,
     ClientFactory,
@@ -113,19 +112,12 @@ class Org:
         return [a for a in self.alerts if a.get("rule") != "trailwatch-operational"]
 
 
-def _session(credentials: dict[str, str], region: str) -> boto3.session.Session:
-    return boto3.session.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=region,
-    )
-
-
 def _trailwatch(*args: str) -> str:
+    """The command's stdout: the local AWS's background threads log to stderr meanwhile, which
+    ``result.output`` interleaves (a Lambda runtime line once broke the JSON of ``owner-grants``)."""
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def _set_up_log_archive(owner: ClientFactory) -> tuple[str, str, dict[str, Any]]:
@@ -160,7 +152,7 @@ def org(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     credentials = security("sts").assume_role(RoleArn=OWNER_ROLE, RoleSessionName="log-archive-admin")[
         "Credentials"
     ]
-    owner = cached_clients(_session(credentials, OWNER_REGION), endpoint_url=local_aws.endpoint)
+    owner = cached_clients(assumed_role_session(credentials, OWNER_REGION), endpoint_url=local_aws.endpoint)
     key_arn, indexer, existing = _set_up_log_archive(owner)
     profiles = tmp_path_factory.mktemp("aws") / "credentials"
     profiles.write_text(
@@ -316,7 +308,7 @@ def _role_client(org: Org, service: str) -> Any:
     credentials = org.security("sts").assume_role(
         RoleArn=org.outputs["ProcessorRoleArn"], RoleSessionName="as-the-processor"
     )["Credentials"]
-    return _session(credentials, "us-east-1").client(
+    return assumed_role_session(credentials, "us-east-1").client(
         service, endpoint_url=org.security("s3").meta.endpoint_url
     )
 

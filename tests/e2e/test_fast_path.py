@@ -25,7 +25,7 @@ from trailwatch_processor.config_load import parse_config
 from trailwatch_processor.eventbridge_pattern import event_pattern
 
 from tests.clients import cli_environment, local_client
-from tests.e2e.conftest import ROOT, ClientFactory, subscribe_alert_queue, wait_for
+from tests.e2e.conftest import ROOT, ClientFactory, subscribe_alert_queue, take_messages, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -91,14 +91,8 @@ class Alerts:
         self.received: list[tuple[float, dict[str, Any]]] = []  # (monotonic time received, alert body)
 
     def poll(self) -> None:
-        while True:
-            got = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            messages = got.get("Messages", [])
-            for message in messages:
-                self.received.append((time.monotonic(), json.loads(message["Body"])))
-                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
-            if not messages:
-                return
+        for message in take_messages(self.sqs, self.url, wait_seconds=0):
+            self.received.append((time.monotonic(), json.loads(message["Body"])))
 
     def per_event(self) -> dict[str, list[tuple[float, dict[str, Any]]]]:
         self.poll()

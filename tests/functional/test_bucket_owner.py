@@ -28,6 +28,7 @@ from trailwatch_processor.file_run import _get_object
 from trailwatch_processor.handler import account_of
 from trailwatch_processor.notifications import ObjectRef
 
+from tests.clients import TEST_CREDENTIALS, assumed_role_session
 from tests.functional.cli_conftest import *  # noqa: F403 -- fixtures
 from tests.functional.cli_conftest import TEST_BUCKET, local_env
 
@@ -53,7 +54,7 @@ def local(server: LocalAWS, monkeypatch: pytest.MonkeyPatch, fast_polls: None) -
 
 
 def _client(aws: LocalAWS, service: str, **credentials: str) -> BaseClient:
-    credentials = credentials or {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    credentials = credentials or TEST_CREDENTIALS
     return boto3.client(service, endpoint_url=aws.endpoint, region_name=aws.region, **credentials)
 
 
@@ -68,13 +69,9 @@ def attacker_s3(local: LocalAWS) -> BaseClient:
     creds = _client(local, "sts").assume_role(
         RoleArn=f"arn:aws:iam::{ATTACKER}:role/squatter", RoleSessionName="squatter"
     )["Credentials"]
-    keys = {
-        "aws_access_key_id": creds["AccessKeyId"],
-        "aws_secret_access_key": creds["SecretAccessKey"],
-        "aws_session_token": creds["SessionToken"],
-    }
-    s3 = _client(local, "s3", **keys)
-    account = _client(local, "sts", **keys).get_caller_identity()["Account"]
+    session = assumed_role_session(creds, local.region)
+    s3 = session.client("s3", endpoint_url=local.endpoint)
+    account = session.client("sts", endpoint_url=local.endpoint).get_caller_identity()["Account"]
     assert account == ATTACKER
     return s3
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import pytest
 from trailwatch.local.server import LocalAWS
 
+from tests.clients import assumed_role_session
 from tests.functional.test_local_eventbridge import client, drain
 
 ACCOUNT = "123456789012"
@@ -30,12 +30,7 @@ def _owner(local_aws: LocalAWS) -> Any:
     credentials = client(local_aws, "sts").assume_role(
         RoleArn=f"arn:aws:iam::{OWNER}:role/admin", RoleSessionName="owner"
     )["Credentials"]
-    session = boto3.session.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=OWNER_REGION,
-    )
+    session = assumed_role_session(credentials, OWNER_REGION)
     return lambda service: session.client(service, endpoint_url=local_aws.endpoint)
 
 

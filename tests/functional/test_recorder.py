@@ -33,6 +33,7 @@ from trailwatch.local.operations import HttpRequest, identify
 from trailwatch.local.recorder import CloudTrailRecorder, mark_internal
 from trailwatch.local.server import LocalAWS
 
+from tests.clients import assumed_role_session
 from tests.functional.factories import log_delivery_queue
 from tests.polling import wait_until
 from tests.profiles import examples
@@ -298,11 +299,7 @@ def test_assumed_role_credentials_give_an_assumed_role_identity(emu: Emulator) -
     emu.trail()
     role_arn = f"arn:aws:iam::{ACCOUNT}:role/auditor"
     creds = emu.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="alice-session")["Credentials"]
-    session = boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
+    session = assumed_role_session(creds)
     session.client("sqs", endpoint_url=emu.aws.endpoint, region_name="us-east-1").list_queues()
     emu.recorder.flush()
     (record,) = [r for r in emu.records(emu.log_keys()) if r["eventName"] == "ListQueues"]

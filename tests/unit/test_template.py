@@ -618,8 +618,8 @@ def test_alert_email_subscription_keeps_the_severity_floor(base: dict[str, Any])
     branches = sub["FilterPolicy"]["$or"]
     assert {"rule": [OPERATIONAL_RULE]} in branches
     # Always present, never added or removed by an update (cloudformation-coverage-roadmap#1840).
-    # (IsHome: a fast path forwarder stack has no pipeline at all; every home stack has it.)
-    assert base["Resources"]["AlertEmailSubscription"].get("Condition") in (None, "IsHome")
+    # Only IsHome: a fast path forwarder stack has no pipeline at all; every home stack has it.
+    assert base["Resources"]["AlertEmailSubscription"].get("Condition") == "IsHome"
 
 
 def test_no_filter_branch_relies_on_an_absent_attribute(base: dict[str, Any]) -> None:
