@@ -394,11 +394,7 @@ def run_deploy(
 
     ui.step(f"Deploying stack {name} to {aws.region} (account {aws.account_id()})")
     current = stack.describe_stack(aws, name)
-    existing = (
-        stack.stack_parameters(current)
-        if current and current["StackStatus"] != "REVIEW_IN_PROGRESS"
-        else None
-    )
+    existing = stack.deployed_parameters(current)
     check_fixed_names_free(aws, declared, given, existing)
     if outputs.requested():
         missing = [p for p in OUTPUT_PARAMETERS.values() if p not in declared]

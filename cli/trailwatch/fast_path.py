@@ -215,11 +215,7 @@ def deploy_forwarders(
         name = aws.options.stack_name
         ui.step(f"Fast path forwarder {name} in {region} -> {aws.region}")
         current = stack.describe_stack(regional, name)
-        existing = (
-            stack.stack_parameters(current)
-            if current and current["StackStatus"] != "REVIEW_IN_PROGRESS"
-            else None
-        )
+        existing = stack.deployed_parameters(current)
         if existing is not None and existing.get("Role", "home") != "forwarder":
             raise UsageError(
                 f"Stack {name} in {region} is a full trailwatch stack, not a forwarder; not changed.",

@@ -67,6 +67,14 @@ def stack_parameters(stack: dict[str, Any]) -> dict[str, str]:
     return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters") or []}
 
 
+def deployed_parameters(stack: dict[str, Any] | None) -> dict[str, str] | None:
+    """The parameters of a deployed stack; None when there is none, or only the REVIEW_IN_PROGRESS
+    placeholder a first change set leaves (nothing of it was ever created)."""
+    if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+        return None
+    return stack_parameters(stack)
+
+
 def require_stack(aws: Aws, name: str) -> dict[str, Any]:
     stack = describe_stack(aws, name)
     if stack is None:
