@@ -84,6 +84,11 @@ class Deps:
     sqs: Any = None  # noise control's window-close messages (None: created when first needed)
     noise_queue_url: str | None = None  # None: the NOISE_QUEUE_URL environment variable
 
+    def last_receive(self, attempt: int | None) -> bool:
+        """This receive is the queue's last (maxReceiveCount): if the message fails now it goes to the DLQ."""
+        limit = self.settings.max_receive_count
+        return attempt is not None and limit is not None and attempt >= limit
+
     def claim_marker(self, marker_id: str, details: dict[str, str]) -> tuple[store.Claim, str, datetime]:
         """markers.claim_marker on the events table with a new token, taking over claims older than
         claim_stale_seconds: (outcome, token, now), the token and time to release or mark it sent with."""

@@ -442,10 +442,10 @@ class FileRun:
             )
         except Exception as err:
             log.warning("s3://%s/%s: saving the checkpoint failed: %s", ref.bucket, ref.key, err)
-        limit = deps.settings.max_receive_count
-        last = attempt is not None and limit is not None and attempt >= limit
+        last = deps.last_receive(attempt)
         if stalls < POISON_STALLS and not last:
             return
+        limit = deps.settings.max_receive_count
         reason = (
             f"receive {attempt} of {limit}: the message goes to the dead-letter queue"
             if last

@@ -101,13 +101,19 @@ class BatchBudget:
             return None
         return cls(lambda: millis() / 1000.0)
 
-    def share(self, messages_left: int) -> MessageBudget | None:
-        """The next message's budget, or None when there is no time left to start it."""
+    def share(self, messages_left: int, *, last_receive: bool = False) -> MessageBudget | None:
+        """The next message's budget, or None when there is no time left to start it.
+
+        On a message's last receive the share keeps the reserve back once more (down to the floor): when
+        it stops there, the poison report (a marker claim, a publish, a mark-sent) comes on top of the
+        checkpoint and the owed alerts, and a timeout then would send the file to the DLQ unreported."""
         left = self.remaining()
         available = left - self.reserve
         if available < self.floor:
             return None
         share = min(max(available / max(messages_left, 1), self.floor), available)
+        if last_receive:
+            share = max(share - self.reserve, self.floor)
         return MessageBudget(self.remaining, left - share)
 
 
@@ -210,7 +216,8 @@ def handle_batch(event: dict, deps: Deps, context: Any = None) -> dict:
     for index, message in enumerate(messages):
         message_id = str(message.get("messageId", "")) if isinstance(message, dict) else ""
         try:
-            share = budget.share(len(messages) - index) if budget is not None else None
+            last = deps.last_receive(receive_count(message)) if isinstance(message, dict) else False
+            share = budget.share(len(messages) - index, last_receive=last) if budget is not None else None
             if budget is not None and share is None:
                 raise NotStarted("no time left in the invocation to start it")
             process_message(message, deps, share)

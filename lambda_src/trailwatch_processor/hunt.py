@@ -370,10 +370,9 @@ def process_hunt(
     except (LogFileError, ObjectMissingError) as err:  # retrying cannot help: listed as failed at once
         error = f"{type(err).__name__}: {err}"
     except Exception as err:
-        limit = deps.settings.max_receive_count
-        if attempt is None or limit is None or attempt < limit:
+        if not deps.last_receive(attempt):
             raise
-        error = f"{type(err).__name__}: {err} (receive {attempt} of {limit})"
+        error = f"{type(err).__name__}: {err} (receive {attempt} of {deps.settings.max_receive_count})"
     run.alert()  # what was stored is alerted, also for a file that failed halfway
     result.status, result.error = (FAILED, error) if error else (DONE, None)
     hunt_markers.queue(message_id, marker_item(deps, request, result))

@@ -373,6 +373,29 @@ def test_last_receive_declares_a_slow_but_progressing_file_poison(env: Env, deps
     assert 0 < len(events) < len(recs) and {i["alert_status"] for i in events.values()} == {"sent"}
 
 
+def test_last_receive_keeps_time_for_the_poison_report(
+    env: Env, deps: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reserve after the shares covered the checkpoint and the response; on the last receive the poison
+    report (a marker claim, a publish, a mark-sent) comes on top. With single-item writes slow (checkpoint
+    and claim 0.2 s, mark-sent 4 s: 4.4 s against a 3 s reserve) the last receive was killed: the file went to
+    the DLQ with no poison alert and its last stored events never alerted. Now the last receive's share
+    keeps the reserve back once more."""
+    # Chunks of 10: a share ends within about a second of its stop, not a 100-item chunk's time before it.
+    monkeypatch.setattr(file_run, "STORE_CHUNK", 10)
+    # ~0.12 s of batch calls per event: ~200 events per share, 1,200 cannot finish in 5 receives.
+    runtime = FakeLambda(env, deps, item_latency=0.04, slower={"put_item": 0.2, "update_item": 4.0})
+    recs = _denied(1200)
+    key = env.put_log(recs)
+    runtime.send(key)
+    runtime.drain()
+    assert len(runtime.dlq) == 1 and runtime.killed == 0
+    [poison] = [a for a in env.alerts() if a["rule"] == "trailwatch-operational"]
+    assert key in poison["source"] and f"receive {MAX_RECEIVE} of {MAX_RECEIVE}" in poison["description"]
+    events = _events(env)
+    assert 0 < len(events) < len(recs) and {i["alert_status"] for i in events.values()} == {"sent"}
+
+
 # --- round trips per event --------------------------------------------------------------------------------
 
 
@@ -402,19 +425,24 @@ def test_dynamodb_calls_per_event(env: Env, deps: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("remaining", "left", "expected"),
+    ("remaining", "left", "expected", "last"),
     [
-        (30.0, 10, (3.0, 2.7)),  # reserve 10% of 30 s; (30 - 3) / 10
-        (30.0, 1, (3.0, 27.0)),
-        (30.0, 100, (3.0, 1.0)),  # floor: 5% of 30 s, at most 1 s
-        (900.0, 10, (5.0, 89.5)),  # reserve capped at 5 s
-        (3.0, 10, (0.5, 0.25)),  # a 3 s function: reserve 0.5 s, (3 - 0.5) / 10
-        (0.6, 1, (0.5, None)),  # less than the floor (0.2 s) left after the reserve: not started
+        (30.0, 10, (3.0, 2.7), False),  # reserve 10% of 30 s; (30 - 3) / 10
+        (30.0, 1, (3.0, 27.0), False),
+        (30.0, 100, (3.0, 1.0), False),  # floor: 5% of 30 s, at most 1 s
+        (900.0, 10, (5.0, 89.5), False),  # reserve capped at 5 s
+        (3.0, 10, (0.5, 0.25), False),  # a 3 s function: reserve 0.5 s, (3 - 0.5) / 10
+        (0.6, 1, (0.5, None), False),  # less than the floor (0.2 s) left after the reserve: not started
+        (30.0, 1, (3.0, 24.0), True),  # a last receive keeps the reserve back once more: 30 - 3 - 3
+        (30.0, 10, (3.0, 1.0), True),  # ... down to the floor
+        (3.0, 1, (0.5, 2.0), True),
     ],
 )
-def test_batch_budget_shares(remaining: float, left: int, expected: tuple[float, float | None]) -> None:
+def test_batch_budget_shares(
+    remaining: float, left: int, expected: tuple[float, float | None], last: bool
+) -> None:
     budget = handler.BatchBudget(lambda: remaining)
-    share = budget.share(left)
+    share = budget.share(left, last_receive=last)
     reserve, seconds = expected
     assert budget.reserve == pytest.approx(reserve)
     if seconds is None:
