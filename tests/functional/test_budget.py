@@ -565,3 +565,27 @@ def test_checkpoint_is_followed_only_under_the_rules_it_was_made_with(
     # The first receive never reads a checkpoint (none can exist yet): all eight.
     processor.process_object(ref, deps, attempt=1)
     assert set(_events(env)) == {r["eventID"] for r in recs}
+
+
+def test_a_stop_among_stored_events_leaves_the_rest_of_the_chunk_to_the_retry(
+    env: Env, deps: Any, scaled: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events an earlier attempt stored and never alerted (``pending``) are claimed one call each (1 s
+    here), so the share runs out in the middle of a chunk. The chunk's stored events left unclaimed go to
+    the retry: the new events after them in the chunk are written and alerted, but the checkpoint stays
+    before the first one left. Chunks of 3 stored and 2 new events; every event ends alerted once."""
+    monkeypatch.setattr(file_run, "ALERT_EVERY_SECONDS", 0.0)  # a flush after every chunk, and at the stop
+    runtime = FakeLambda(env, deps, latency=0.01, item_latency=0.01 * SCALE, slower={"update_item": 1.0})
+    recs = _denied(1200 // SCALE)
+    key = env.put_log(recs)
+    ddb, now = env.clients.dynamodb, env.clock.now()
+    for rec in [r for i, r in enumerate(recs) if i % file_run.STORE_CHUNK < 3]:  # 3 of each chunk's 5
+        item = store.build_item(
+            rec, [_Rule("access-denied")], log_bucket=BUCKET, log_key=key, now=now, retention_days=1
+        )
+        assert store.put_event(ddb, TABLE, item).created
+    runtime.send(key)
+    runtime.drain()
+    assert runtime.killed == 0 and runtime.dlq == [] and runtime.queue == []
+    assert runtime.invocations > 1  # the share ran out among the stored events
+    _assert_exactly_once(env, recs)
