@@ -67,11 +67,17 @@ class Usage:
 
 
 class MemoryWatch:
-    """Samples this process and its children every SAMPLE_SECONDS in a daemon thread."""
+    """Samples this process and its children every ``sample_seconds`` in a daemon thread."""
 
-    def __init__(self, limit_mb: float | None = DEFAULT_LIMIT_MB, pid: int | None = None) -> None:
+    def __init__(
+        self,
+        limit_mb: float | None = DEFAULT_LIMIT_MB,
+        pid: int | None = None,
+        sample_seconds: float = SAMPLE_SECONDS,
+    ) -> None:
         self.limit_mb = limit_mb
         self.pid = pid or os.getpid()
+        self.sample_seconds = sample_seconds
         self.exceeded: float | None = None  # the total that stopped the run
         self._lock = threading.Lock()
         self._harness_peak = 0.0
@@ -106,7 +112,7 @@ class MemoryWatch:
         return usage
 
     def _run(self) -> None:
-        while not self._stop.wait(SAMPLE_SECONDS):
+        while not self._stop.wait(self.sample_seconds):
             harness, children = self.sample()
             if self.limit_mb is not None and harness + children > self.limit_mb and self.exceeded is None:
                 self.exceeded = harness + children

@@ -38,6 +38,11 @@ CONFIG = {
 
 TIMEOUT = 30.0  # a short FunctionTimeout
 MAX_RECEIVE = 5
+# The many-matches tests run at 1:SCALE (fixture ``scaled``): the batch sizes (100 ids per BatchGetItem and
+# per TransactWriteItems, alerts every 500 events) and the record counts divided by SCALE, the latency per
+# item a call carries multiplied by it. Every call then costs the clock what it costs at full size, so the
+# same calls, shares, stops and checkpoints happen, with 1/SCALE of the items for moto to store and scan.
+SCALE = 20
 
 
 class Killed(BaseException):
@@ -190,6 +195,20 @@ def deps(deps: Any, env: Env) -> Any:
     return deps
 
 
+@pytest.fixture
+def scaled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The product's batch sizes divided by SCALE (the tests divide their record counts by it too)."""
+    for module, name in (
+        (store, "BATCH_GET_MAX"),
+        (file_run, "STORE_CHUNK"),
+        (batch_writes, "TRANSACT_MAX_ACTIONS"),
+        (file_run, "ALERT_EVERY_EVENTS"),
+    ):
+        full = getattr(module, name)
+        assert full % SCALE == 0, (name, full)
+        monkeypatch.setattr(module, name, full // SCALE)
+
+
 def _events(env: Env) -> dict[str, dict]:
     return {k: v for k, v in env.items().items() if "kind" not in v}
 
@@ -216,13 +235,13 @@ def _denied(n: int) -> list[dict]:
 # --- one slow file must not blind nine others -------------------------------------------------------------
 
 
-def test_one_slow_file_and_nine_good_files(env: Env, deps: Any) -> None:
+def test_one_slow_file_and_nine_good_files(env: Env, deps: Any, scaled: None) -> None:
     """The old handler spent the whole invocation on the slow file (3 DynamoDB calls per event): killed
     at the timeout five times, all ten messages to the DLQ, the nine good files never stored. The slow file
     stays slower than one invocation with batched writes: 10 ms per item of a batch call, 45 s for its
-    1,500 events (read, written, marked sent)."""
-    runtime = FakeLambda(env, deps, latency=0.02, item_latency=0.01)
-    slow_recs = _denied(1500)
+    1,500 events (read, written, marked sent); at 1:SCALE."""
+    runtime = FakeLambda(env, deps, latency=0.02, item_latency=0.01 * SCALE)
+    slow_recs = _denied(1500 // SCALE)
     slow_id = runtime.send(env.put_log(slow_recs))
     good = [[f.record("CreateUser", eventSource="iam.amazonaws.com")] for _ in range(9)]
     good_ids = [runtime.send(env.put_log(recs)) for recs in good]
@@ -247,18 +266,18 @@ def test_one_slow_file_and_nine_good_files(env: Env, deps: Any) -> None:
 # --- many matches alerted as the file is read, exactly once across retries --------------------------------
 
 
-def test_stop_logging_among_denied_calls_at_30_s(env: Env, deps: Any) -> None:
+def test_stop_logging_among_denied_calls_at_30_s(env: Env, deps: Any, scaled: None) -> None:
     """Before the budget, one file (StopLogging + 12,000 AccessDenied + CreateUser at FunctionTimeout=30) gave
     0 alerts, StopLogging pending forever, CreateUser never stored, the file in the DLQ. Scaled to 2,000
     records (moto costs ~10 ms of real time per call on this machine) with the latency raised to keep the
     proportions: 54 s of calls for the old processor (3 per event); with the writes batched 100 per call,
-    9 ms per item a call carries keeps it at 54 s, more than one 30 s invocation. The old handler is killed
-    every time; now StopLogging is alerted by the first invocation and the retries resume from the
-    checkpoint until everything is stored and alerted exactly once."""
-    runtime = FakeLambda(env, deps, latency=0.009, item_latency=0.009)
+    9 ms per item a call carries keeps it at 54 s, more than one 30 s invocation (run at 1:SCALE). The old
+    handler is killed every time; now StopLogging is alerted by the first invocation and the retries resume
+    from the checkpoint until everything is stored and alerted exactly once."""
+    runtime = FakeLambda(env, deps, latency=0.009, item_latency=0.009 * SCALE)
     stop = f.record("StopLogging", eventSource="cloudtrail.amazonaws.com")
     create = f.record("CreateUser", eventSource="iam.amazonaws.com")
-    recs = [stop, *_denied(2000), create]
+    recs = [stop, *_denied(2000 // SCALE), create]
     runtime.send(env.put_log(recs))
 
     runtime.invoke()
@@ -274,36 +293,36 @@ def test_stop_logging_among_denied_calls_at_30_s(env: Env, deps: Any) -> None:
 
 
 def test_calls_after_the_stop_slower_than_the_puts_do_not_kill_the_invocation(
-    env: Env, deps: Any, monkeypatch: pytest.MonkeyPatch
+    env: Env, deps: Any, scaled: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The owed alerts were costed at the measured put time only: with mark_sent twice as slow as a put
     (a loaded service) and the stop coming before a periodic flush (the local proof: a 6 s function, 5 s
     between flushes), the invocation was killed while it alerted, every attempt, and the last receive's
     kill left the stored events `sending` forever with no poison alert (slow-file-in-batch, many-matches).
-    Now the owed time counts double and is flushed early: no kill, everything alerted once."""
+    Now the owed time counts double and is flushed early: no kill, everything alerted once (at 1:SCALE)."""
     monkeypatch.setattr(file_run, "ALERT_EVERY_EVENTS", 10**6)
     monkeypatch.setattr(file_run, "ALERT_EVERY_SECONDS", 10.0**6)
     # A mark-sent transaction of 100 twice as slow as a put transaction of 100 (1.01 s).
     runtime = FakeLambda(
-        env, deps, latency=0.01, item_latency=0.01, slower={"transact_write_items:Update": 1.01}
+        env, deps, latency=0.01, item_latency=0.01 * SCALE, slower={"transact_write_items:Update": 1.01}
     )
-    _one_file_ends_alerted_once(env, runtime, 2000)
+    _one_file_ends_alerted_once(env, runtime, 2000 // SCALE)
 
 
 def test_a_flush_after_a_stop_mid_chunk_does_not_skip_the_rest_of_the_chunk(
-    env: Env, deps: Any, monkeypatch: pytest.MonkeyPatch
+    env: Env, deps: Any, scaled: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A chunk whose store stopped part-way (share over) was followed by a due flush; with nothing owed
     any more the read went on, stored later records and checkpointed past the dropped rest of the chunk:
     those events were never stored, the message deleted (lost). It takes a flush cheaper than estimated
     (a put slower than a mark_sent) to leave time after it; flushing after every chunk makes it happen at
-    each stop."""
+    each stop. At 1:SCALE."""
     monkeypatch.setattr(file_run, "ALERT_EVERY_SECONDS", 0.0)
     # A put transaction of 100 (1.5 s) slower than a mark-sent one (0.5 s); 37 s of calls in all.
     runtime = FakeLambda(
-        env, deps, latency=0.01, item_latency=0.005, slower={"transact_write_items:Put": 1.0}
+        env, deps, latency=0.01, item_latency=0.005 * SCALE, slower={"transact_write_items:Put": 1.0}
     )
-    _one_file_ends_alerted_once(env, runtime, 1500)
+    _one_file_ends_alerted_once(env, runtime, 1500 // SCALE)
 
 
 def _one_file_ends_alerted_once(env: Env, runtime: FakeLambda, denied: int) -> None:
@@ -357,12 +376,12 @@ def test_a_file_that_never_progresses_is_poison_alone(env: Env, deps: Any) -> No
     _assert_exactly_once(env, [recs[0] for recs in good])
 
 
-def test_last_receive_declares_a_slow_but_progressing_file_poison(env: Env, deps: Any) -> None:
+def test_last_receive_declares_a_slow_but_progressing_file_poison(env: Env, deps: Any, scaled: None) -> None:
     """A file that progresses but cannot finish within maxReceiveCount receives: its last receive sends the
-    poison alert (it is about to reach the DLQ unfinished)."""
-    # 4 ms per item of a batch call, ~12 s per 100 events: ~200 events per 27 s share, 5 receives too few
-    runtime = FakeLambda(env, deps, latency=0.01, item_latency=0.04)
-    recs = _denied(2000)
+    poison alert (it is about to reach the DLQ unfinished). At 1:SCALE."""
+    # 40 ms per item of a batch call, ~12 s per 100 events: ~200 events per 27 s share, 5 receives too few
+    runtime = FakeLambda(env, deps, latency=0.01, item_latency=0.04 * SCALE)
+    recs = _denied(2000 // SCALE)
     key = env.put_log(recs)
     runtime.send(key)
     runtime.drain()
@@ -406,14 +425,14 @@ def test_dynamodb_calls_per_event(env: Env, deps: Any) -> None:
     of conditional mark-sent updates, about 0.03 calls per event; about 0.01 for a redelivery (BatchGetItem
     only)."""
     runtime = FakeLambda(env, deps, latency=0.0)
-    recs = _denied(300)
+    recs = _denied(200)  # the product's batch sizes (not scaled): two chunks of 100
     key = env.put_log(recs)
     calls, kinds = deps.dynamodb.calls, deps.dynamodb.kinds
     processor.process_object(ObjectRef(BUCKET, key), deps, attempt=1)
     first = sum(calls.values())
     assert first / len(recs) <= 0.04, calls
-    assert kinds["transact_write_items:Put"] == kinds["transact_write_items:Update"] == 3
-    assert calls["batch_get_item"] == 3 and calls["update_item"] == 0
+    assert kinds["transact_write_items:Put"] == kinds["transact_write_items:Update"] == 2
+    assert calls["batch_get_item"] == 2 and calls["update_item"] == 0
     calls.clear()
     processor.process_object(ObjectRef(BUCKET, key), deps, attempt=1)
     assert sum(calls.values()) / len(recs) <= 0.02, calls
@@ -574,3 +593,27 @@ def test_checkpoint_is_followed_only_under_the_rules_it_was_made_with(
     # The first receive never reads a checkpoint (none can exist yet): all eight.
     processor.process_object(ref, deps, attempt=1)
     assert set(_events(env)) == {r["eventID"] for r in recs}
+
+
+def test_a_stop_among_stored_events_leaves_the_rest_of_the_chunk_to_the_retry(
+    env: Env, deps: Any, scaled: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events an earlier attempt stored and never alerted (``pending``) are claimed one call each (1 s
+    here), so the share runs out in the middle of a chunk. The chunk's stored events left unclaimed go to
+    the retry: the new events after them in the chunk are written and alerted, but the checkpoint stays
+    before the first one left. Chunks of 3 stored and 2 new events; every event ends alerted once."""
+    monkeypatch.setattr(file_run, "ALERT_EVERY_SECONDS", 0.0)  # a flush after every chunk, and at the stop
+    runtime = FakeLambda(env, deps, latency=0.01, item_latency=0.01 * SCALE, slower={"update_item": 1.0})
+    recs = _denied(1200 // SCALE)
+    key = env.put_log(recs)
+    ddb, now = env.clients.dynamodb, env.clock.now()
+    for rec in [r for i, r in enumerate(recs) if i % file_run.STORE_CHUNK < 3]:  # 3 of each chunk's 5
+        item = store.build_item(
+            rec, [_Rule("access-denied")], log_bucket=BUCKET, log_key=key, now=now, retention_days=1
+        )
+        assert store.put_event(ddb, TABLE, item).created
+    runtime.send(key)
+    runtime.drain()
+    assert runtime.killed == 0 and runtime.dlq == [] and runtime.queue == []
+    assert runtime.invocations > 1  # the share ran out among the stored events
+    _assert_exactly_once(env, recs)
