@@ -393,18 +393,18 @@ def test_last_receive_declares_a_slow_but_progressing_file_poison(env: Env, deps
 
 
 def test_last_receive_keeps_time_for_the_poison_report(
-    env: Env, deps: Any, monkeypatch: pytest.MonkeyPatch
+    env: Env, deps: Any, scaled: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reserve after the shares covered the checkpoint and the response; on the last receive the poison
     report (a marker claim, a publish, a mark-sent) comes on top. With single-item writes slow (checkpoint
-    and claim 0.2 s, mark-sent 4 s: 4.4 s against a 3 s reserve) the last receive was killed: the file went to
-    the DLQ with no poison alert and its last stored events never alerted. Now the last receive's share
-    keeps the reserve back once more."""
-    # Chunks of 10: a share ends within about a second of its stop, not a 100-item chunk's time before it.
-    monkeypatch.setattr(file_run, "STORE_CHUNK", 10)
-    # ~0.12 s of batch calls per event: ~200 events per share, 1,200 cannot finish in 5 receives.
-    runtime = FakeLambda(env, deps, item_latency=0.04, slower={"put_item": 0.2, "update_item": 4.0})
-    recs = _denied(1200)
+    and claim 0.2 s, mark-sent 6 s: 6.4 s, more than the 3 s reserve and the ~2.7 s the share leaves at its
+    stop) the last receive was killed: the file went to the DLQ with no poison alert and its last stored
+    events never alerted. Now the last receive's share keeps the reserve back once more. At 1:SCALE."""
+    # One event per chunk: a share stops within one chunk's time (1.6 s) of its end, not 100 events' time.
+    monkeypatch.setattr(file_run, "STORE_CHUNK", 1)
+    # 2.4 s of batch calls per event: ~11 events per share, 70 cannot finish in 5 receives.
+    runtime = FakeLambda(env, deps, item_latency=0.04 * SCALE, slower={"put_item": 0.2, "update_item": 6.0})
+    recs = _denied(1400 // SCALE)
     key = env.put_log(recs)
     runtime.send(key)
     runtime.drain()
