@@ -61,7 +61,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _undo.undo()
     if _gc_thresholds:
         gc.set_threshold(*_gc_thresholds.pop())
-    gc.unfreeze()
+    # Nothing is unfrozen: pytest's last full collection (unraisable exceptions) comes after this hook, and
+    # would walk the whole heap again for a process that is about to exit.
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
