@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime
 import importlib
 import inspect
+import io
 from typing import Any
 from urllib.parse import urlsplit
 
+import botocore.loaders
 import botocore.serialize
 import moto.backends
 import pytest
@@ -203,6 +205,40 @@ def test_every_moto_operation_maps_back(
 )
 def test_event_source_is_the_signing_name(service: str, source: str) -> None:
     assert operations.event_source(service) == source
+
+
+@pytest.mark.parametrize(
+    "service",
+    # several protocols; signing names shared with another service; sdk-extras merged into the model
+    ["cloudwatch", "s3", "s3control", "dynamodbstreams", "eks", "secretsmanager", "sqs", "iam"],
+)
+def test_the_signing_index_reads_the_metadata_botocore_reads(service: str) -> None:
+    """The signing-name index reads each model only up to its `metadata`: the same metadata as botocore's
+    own loader gives from the whole model, its sdk-extras merged."""
+    expected = botocore.loaders.Loader().load_service_model(service, "service-2")["metadata"]
+    loader = botocore.loaders.Loader(file_loader=operations._MetadataFileLoader())
+    assert loader.load_service_model(service, "service-2")["metadata"] == expected
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 16])
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (' {"metadata": {"a": "\u00e9\u20ac"}, "operations": {}} ', {"a": "\u00e9\u20ac"}),
+        ('{"version": "2.0", "shapes": {"metadata": 1}, "metadata" : [2] }', [2]),
+        ('{"version": "2.0"}', KeyError),
+        ('{"version": "2.0", "metadata": {"a": ', ValueError),
+    ],
+)
+def test_a_top_level_member_is_read_from_a_stream(document: str, expected: Any, chunk: int) -> None:
+    """Whatever the read size (a multi-byte character split between two reads); a nested `metadata` is not
+    the top-level one; a missing member or a truncated document raise."""
+    stream = io.BytesIO(document.encode())
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            operations._top_level_value(stream, "metadata", chunk=chunk)
+    else:
+        assert operations._top_level_value(stream, "metadata", chunk=chunk) == expected
 
 
 def test_event_sources_agree_with_real_records(shared_records: list[dict]) -> None:

@@ -19,10 +19,10 @@ from urllib.parse import unquote_plus, urlencode
 
 import boto3
 import pytest
-from cfnlint.decode import cfn_yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto.s3.models import s3_backends
+from trailwatch import cfn_template
 from trailwatch.local.cloudtrail_records import HIDDEN, Served, build_record, is_read_only, parse_error
 from trailwatch.local.cloudtrail_selectors import (
     advanced_selectors_match,
@@ -70,7 +70,7 @@ def _resolve(node: Any) -> Any:
 def template_selectors(repo_root: Path, *, exclusion: bool = True) -> list[dict[str, Any]]:
     """The trail's advanced event selectors in main.yaml (data events on), resolved for this test's bucket.
     `exclusion=False` removes the selectors' `resources.ARN` exclusions: the same trail without them."""
-    template = cfn_yaml.load(str(repo_root / "main.yaml"))
+    template = cfn_template.load((repo_root / "main.yaml").read_text())
     trails = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudTrail::Trail"]
     assert len(trails) == 1, "main.yaml must define exactly one trail"
     condition, enabled, _disabled = trails[0]["Properties"]["AdvancedEventSelectors"]["Fn::If"]
