@@ -60,7 +60,8 @@ def receivers() -> Iterator[dict[str, Receiver]]:
                 pass
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # shutdown() waits for the loop's next poll: 0.5 s by default, twice per test.
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         servers.append(server)
         receiver.url = f"http://127.0.0.1:{server.server_address[1]}/{name}"
         return receiver
