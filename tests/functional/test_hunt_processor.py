@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from trailwatch_processor import hunt, store
+from trailwatch_processor import hunt, hunt_markers, store
 from trailwatch_processor.handler import handle_batch
 
 from tests.functional import factories as f
@@ -256,8 +257,12 @@ def test_an_unknown_hunt_fails_the_message(env: Env, deps: Any) -> None:
 
 
 @pytest.mark.parametrize("mode", ["error", "unprocessed"])
-def test_a_marker_not_written_fails_its_message(env: Env, deps: Any, mode: str) -> None:
+def test_a_marker_not_written_fails_its_message(
+    env: Env, deps: Any, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Files whose marker BatchWriteItem could not write come back (never silently unfinished)."""
+    slept: list[float] = []  # the backoff between attempts (2.6 s of real sleep otherwise)
+    monkeypatch.setattr(hunt_markers, "time", SimpleNamespace(sleep=slept.append))
     start_hunt(env, "h1")
     keys = [env.put_log([evil()]), env.put_log([f.record()])]
     ddb = deps.dynamodb
@@ -276,6 +281,7 @@ def test_a_marker_not_written_fails_its_message(env: Env, deps: Any, mode: str) 
     event = hunt_event(keys)
     failed = failed_ids(handle_batch(event, replace(deps, dynamodb=Refusing())))
     assert sorted(failed) == sorted(r["messageId"] for r in event["Records"])
+    assert len(slept) == (hunt_markers.BATCH_WRITE_ATTEMPTS if mode == "unprocessed" else 0)
     assert not items_of(env, hunt.KIND_FILE)
     assert failed_ids(handle_batch(hunt_event(keys, receive=2), deps)) == []
     assert sorted(v["matches"] for v in items_of(env, hunt.KIND_FILE).values()) == [0, 1]

@@ -37,7 +37,7 @@ print(json.dumps({
 
 def write_log(path: Path, mib: int) -> None:
     """Matching records around one whose string holds ``mib`` MiB, gzip-streamed to ``path``."""
-    pack = zlib.compressobj(9, wbits=31)
+    pack = zlib.compressobj(6, zlib.DEFLATED, 31, 9, zlib.Z_RLE)  # the same bytes, written in half the time
     login = {"eventVersion": "1.08", "eventName": "StopLogging", "eventSource": "cloudtrail.amazonaws.com"}
     before, after = ({**login, "eventID": name} for name in ("before", "after"))
     with path.open("wb") as out:
