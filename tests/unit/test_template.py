@@ -14,7 +14,6 @@ import sys
 from typing import Any
 
 import pytest
-from cfnlint.api import lint
 from trailwatch import cfn_template
 from trailwatch_processor.alerts import OPERATIONAL_RULE
 from trailwatch_processor.config import SEVERITIES, severity_rank
@@ -127,6 +126,8 @@ def test_cfn_lint_prints_nothing_and_exits_zero() -> None:
 
 def test_cfn_lint_catches_a_bucket_topic_policy_cycle(template: dict[str, Any]) -> None:
     """The linter really checks dependencies: naming the bucket by GetAtt in the topic policy is a cycle."""
+    from cfnlint.api import lint  # here, not at collection: its import costs every worker ~1.5 s
+
     stmt = statement_by_sid(
         props(template, "LogDeliveryTopicPolicy")["PolicyDocument"], "TrailBucketPublishes"
     )
