@@ -304,6 +304,7 @@ def test_export_lines_carry_the_given_keys() -> None:
     ]
 
 
+@pytest.mark.e2e  # the real `trailwatch local up` program, talked to as a server
 def test_local_up_prints_iam_user_keys_and_root_as_a_comment() -> None:
     """`trailwatch local up` in a child process: the exported keys are an IAM user's, recorded as IAMUser."""
     with local_up("--port", "0", "--no-lambda-runtime") as (child, lines):
