@@ -292,6 +292,7 @@ class FileRun:
         new = [p for p in batch if p.item is not None and p.event_id not in states]
         written: dict[str, batch_writes.Written] = {}
         alerting: dict[str, bool] = {}
+        items: dict[str, store.Item] = {}
         if new:
             began = deps.monotonic()
             # Born claimed, or quiet by noise control (suppressed, grouped, below a threshold: never claimed).
@@ -300,7 +301,8 @@ class FileRun:
                 for p in new
             ]
             alerting = {p.event_id: alert for p, (_, alert) in zip(new, prepared, strict=True)}
-            written = batch_writes.put_new_events(deps.dynamodb, self.table, [item for item, _ in prepared])
+            items = {p.event_id: item for p, (item, _) in zip(new, prepared, strict=True)}
+            written = batch_writes.put_new_events(deps.dynamodb, self.table, list(items.values()))
             self.puts += -(-len(new) // batch_writes.TRANSACT_MAX_ACTIONS)
             self.put_seconds += deps.monotonic() - began
         self.chunks, self.chunk_seconds = self.chunks + 1, self.chunk_seconds + deps.monotonic() - started
@@ -308,7 +310,7 @@ class FileRun:
             if entry.item is None:
                 result.duplicates += 1
             elif entry.event_id in written:
-                self._written(entry, written[entry.event_id], alerting[entry.event_id])
+                self._written(entry, written[entry.event_id], alerting[entry.event_id], items[entry.event_id])
             elif self.stopped or self.expired():
                 # Claims of existing items cost a call each: stop here (the retry comes back to this one);
                 # the new events after it are ours and still alerted.
@@ -320,7 +322,7 @@ class FileRun:
             if not self.stopped:
                 self.handled = entry.ordinal + 1
 
-    def _written(self, entry: _Pending, outcome: batch_writes.Written, alert: bool) -> None:
+    def _written(self, entry: _Pending, outcome: batch_writes.Written, alert: bool, ours: store.Item) -> None:
         """A new event's write: ours to alert, a racing writer's (handled as existing), or refused."""
         if outcome.error is not None:  # the table refuses this one record: report it, store the rest
             if not record_issues.is_record_fault(outcome.error):
@@ -335,6 +337,12 @@ class FileRun:
                 rule_id = entry.item["rule_id"]["S"]  # type: ignore[index]
                 self._to_alert(entry, rule_id, entry.item["severity"]["S"])  # type: ignore[index]
                 noise_state.annotate(self.groups[rule_id].extra, entry.noise)
+        elif alert and noise_state.take_over_crossing(self.deps, ours, outcome.item, self.token):
+            # This event crossed a threshold; a racing invocation had stored it as below the threshold.
+            self.result.duplicates += 1
+            rule_id = ours["rule_id"]["S"]
+            self._to_alert(entry, rule_id, ours["severity"]["S"])
+            noise_state.annotate(self.groups[rule_id].extra, entry.noise)
         else:  # written by a racing invocation since the BatchGetItem
             self.result.duplicates += 1
             self._existing(entry, outcome.item)  # type: ignore[arg-type]

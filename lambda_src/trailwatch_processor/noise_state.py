@@ -9,7 +9,9 @@ Thresholds: one item per rule and group (``trailwatch#noise-threshold#<sha>``) h
 ``window_minutes``) and the set of its event IDs. Each event is added with ``ADD`` to a string set, so an
 event delivered twice (two files, two concurrent invocations) counts once. The event that makes the set reach
 the count sets ``alerted_by`` conditionally: exactly one event alerts per window, through the usual alert
-claim of its own item. Events before it are ``below-threshold``, after it ``grouped`` into it. A late event
+claim of its own item (two invocations on one file may decide an event differently: when the crossing
+event was stored first by the one that found it below the count, the crosser takes that item over,
+``take_over_crossing``). Events before it are ``below-threshold``, after it ``grouped`` into it. A late event
 (eventTime before the window) counts in the current window; windows do not slide (a burst across two windows
 may stay below the count in both).
 
@@ -176,6 +178,39 @@ def _after_crossing(alerted_by: str, event_id: str, key: str) -> Decision:
     if alerted_by == event_id:  # a retry of the event that alerted (its item was not written yet)
         return _crossed(key)
     return Decision(GROUPED, (("grouped_into", alerted_by), ("noise_window", key)))
+
+
+def take_over_crossing(deps: Any, ours: store.Item, stored: store.Item | None, token: str) -> bool:
+    """``ours`` crossed a threshold (the window's ``alerted_by`` names it) but a racing invocation stored the
+    same event first, decided before the count was reached (``below-threshold``): no one would alert the
+    window. Take the stored item over, claimed by us with the crossing's marks; True when we did. False
+    for any other pair (nothing to do: the usual existing-item path), or when it changed meanwhile."""
+    crossing = ours.get("noise_role", {}).get("S") == "threshold-crossed"
+    if not crossing or stored is None or stored.get("alert_status", {}).get("S") != BELOW_THRESHOLD:
+        return False
+    marks = store.plain({k: ours[k] for k in ("noise_window", "noise_role")})
+    try:
+        deps.dynamodb.update_item(
+            TableName=deps.settings.events_table,
+            Key={"EventId": ours["EventId"]},
+            UpdateExpression="SET alert_status = :s, alert_claim = :t, alert_claimed_at = :now, "
+            + ", ".join(f"{k} = :{k}" for k in marks),
+            ConditionExpression="alert_status = :below",
+            ExpressionAttributeValues=store.to_item(
+                {
+                    ":s": store.SENDING,
+                    ":t": token,
+                    ":now": store.iso(deps.now()),
+                    ":below": BELOW_THRESHOLD,
+                    **{f":{k}": v for k, v in marks.items()},
+                }
+            ),
+        )
+    except ClientError as err:
+        if _code(err) != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
 
 
 def _window_fields(plan: Plan, item_id: str, kind: str, start: datetime, end: datetime) -> dict[str, Any]:

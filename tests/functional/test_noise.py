@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from trailwatch_processor.handler import handle_batch
 from trailwatch_processor.noise import Plan
 
 from tests.functional import factories as f
-from tests.functional.conftest import BUCKET, Env
+from tests.functional.conftest import BUCKET, TABLE, Env
 
 SCANNER = f"arn:aws:sts::{f.ACCOUNT}:assumed-role/scanner/session"
 DENIED = {"errorCode": [{"prefix": "AccessDenied"}]}
@@ -355,6 +356,44 @@ def test_threshold_counting_is_exact_under_concurrent_duplicate_delivery(env: En
     assert alert["count"] == 1
     [state] = noise_items(env).values()
     assert len(state["event_ids"]) == 6 and state["alerted_by"] == alert["eventIDs"][0]
+
+
+def test_the_crossing_event_alerts_when_a_racing_writer_stored_it_below_the_threshold(
+    env: Env, deps: Any
+) -> None:
+    """Two invocations on one file: A added every event to the window (the count reached only by its last),
+    then B's duplicate add of an earlier event X found the count reached and set ``alerted_by`` = X; A
+    stored its items first, X as ``below-threshold``. B's write lost to them, and no one alerted the window
+    (about 1 run in 7 of the concurrent test above). Now B takes X over and alerts it, once."""
+    env.put_config({"rules": [rule(threshold={"count": 3, "window_minutes": 5})]})
+    recs = [at(0, i) for i in range(3)]
+    key = env.put_log(recs)
+    real = deps.dynamodb
+
+    class RacedByA:
+        """Before B's write of the new events, A's items land: the same events, X below the threshold."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def transact_write_items(self, TransactItems: list, **kwargs: Any) -> Any:
+            puts = [a["Put"]["Item"] for a in TransactItems if "Put" in a]
+            for item in puts:
+                if item.get("noise_role", {}).get("S") == "threshold-crossed":
+                    item = {k: v for k, v in item.items() if not k.startswith("alert_") and k != "noise_role"}
+                    item["alert_status"] = {"S": "below-threshold"}
+                real.put_item(TableName=TABLE, Item=item)
+            return real.transact_write_items(TransactItems=TransactItems, **kwargs)
+
+    response = handle_batch(f.sqs_event(f.s3_notification(BUCKET, key)), replace(deps, dynamodb=RacedByA()))
+    assert response["batchItemFailures"] == []
+    [alert] = env.alerts()
+    [state] = noise_items(env).values()
+    assert alert["eventIDs"] == [state["alerted_by"]] and alert["count"] == 1
+    crossed = events(env)[state["alerted_by"]]
+    assert (crossed["alert_status"], crossed["noise_role"]) == ("sent", "threshold-crossed")
+    run_file(env, deps, recs)  # a redelivery alerts nothing more
+    assert len(env.alerts()) == 1
 
 
 @pytest.mark.parametrize("repeat", range(5))
