@@ -382,14 +382,7 @@ def test_last_receive_declares_a_slow_but_progressing_file_poison(env: Env, deps
     # 40 ms per item of a batch call, ~12 s per 100 events: ~200 events per 27 s share, 5 receives too few
     runtime = FakeLambda(env, deps, latency=0.01, item_latency=0.04 * SCALE)
     recs = _denied(2000 // SCALE)
-    key = env.put_log(recs)
-    runtime.send(key)
-    runtime.drain()
-    assert len(runtime.dlq) == 1 and runtime.killed == 0
-    [poison] = [a for a in env.alerts() if a["rule"] == "trailwatch-operational"]
-    assert key in poison["source"] and f"receive {MAX_RECEIVE} of {MAX_RECEIVE}" in poison["description"]
-    events = _events(env)
-    assert 0 < len(events) < len(recs) and {i["alert_status"] for i in events.values()} == {"sent"}
+    _poison_on_the_last_receive(env, runtime, recs)
 
 
 def test_last_receive_keeps_time_for_the_poison_report(
@@ -405,6 +398,12 @@ def test_last_receive_keeps_time_for_the_poison_report(
     # 2.4 s of batch calls per event: ~11 events per share, 70 cannot finish in 5 receives.
     runtime = FakeLambda(env, deps, item_latency=0.04 * SCALE, slower={"put_item": 0.2, "update_item": 6.0})
     recs = _denied(1400 // SCALE)
+    _poison_on_the_last_receive(env, runtime, recs)
+
+
+def _poison_on_the_last_receive(env: Env, runtime: FakeLambda, recs: list[dict]) -> None:
+    """One file of ``recs`` through ``runtime``: never killed, its last receive declares it poison (one
+    operational alert naming it) and it ends in the DLQ, with what it stored alerted."""
     key = env.put_log(recs)
     runtime.send(key)
     runtime.drain()
