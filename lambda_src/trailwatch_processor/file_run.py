@@ -291,18 +291,17 @@ class FileRun:
         states = store.batch_get_states(deps.dynamodb, self.table, wanted) if wanted else {}
         new = [p for p in batch if p.item is not None and p.event_id not in states]
         written: dict[str, batch_writes.Written] = {}
-        alerting: dict[str, bool] = {}
-        items: dict[str, store.Item] = {}
+        prepared: dict[str, tuple[store.Item, bool]] = {}  # event id -> (item to write, to be alerted)
         if new:
             began = deps.monotonic()
             # Born claimed, or quiet by noise control (suppressed, grouped, below a threshold: never claimed).
-            prepared = [
-                noise_state.item_to_store(deps, p.noise, p.event_id, p.item, self.token)  # type: ignore[arg-type]
+            prepared = {
+                p.event_id: noise_state.item_to_store(deps, p.noise, p.event_id, p.item, self.token)  # type: ignore[arg-type]
                 for p in new
-            ]
-            alerting = {p.event_id: alert for p, (_, alert) in zip(new, prepared, strict=True)}
-            items = {p.event_id: item for p, (item, _) in zip(new, prepared, strict=True)}
-            written = batch_writes.put_new_events(deps.dynamodb, self.table, list(items.values()))
+            }
+            written = batch_writes.put_new_events(
+                deps.dynamodb, self.table, [i for i, _ in prepared.values()]
+            )
             self.puts += -(-len(new) // batch_writes.TRANSACT_MAX_ACTIONS)
             self.put_seconds += deps.monotonic() - began
         self.chunks, self.chunk_seconds = self.chunks + 1, self.chunk_seconds + deps.monotonic() - started
@@ -310,7 +309,7 @@ class FileRun:
             if entry.item is None:
                 result.duplicates += 1
             elif entry.event_id in written:
-                self._written(entry, written[entry.event_id], alerting[entry.event_id], items[entry.event_id])
+                self._written(entry, written[entry.event_id], *prepared[entry.event_id])
             elif self.stopped or self.expired():
                 # Claims of existing items cost a call each: stop here (the retry comes back to this one);
                 # the new events after it are ours and still alerted.
@@ -322,7 +321,7 @@ class FileRun:
             if not self.stopped:
                 self.handled = entry.ordinal + 1
 
-    def _written(self, entry: _Pending, outcome: batch_writes.Written, alert: bool, ours: store.Item) -> None:
+    def _written(self, entry: _Pending, outcome: batch_writes.Written, ours: store.Item, alert: bool) -> None:
         """A new event's write: ours to alert, a racing writer's (handled as existing), or refused."""
         if outcome.error is not None:  # the table refuses this one record: report it, store the rest
             if not record_issues.is_record_fault(outcome.error):
@@ -334,18 +333,20 @@ class FileRun:
         elif outcome.created:
             self.result.stored += 1
             if alert:  # else quiet: suppressed, grouped or below a threshold (noise control)
-                rule_id = entry.item["rule_id"]["S"]  # type: ignore[index]
-                self._to_alert(entry, rule_id, entry.item["severity"]["S"])  # type: ignore[index]
-                noise_state.annotate(self.groups[rule_id].extra, entry.noise)
+                self._alert_new(entry, ours)
         elif alert and noise_state.take_over_crossing(self.deps, ours, outcome.item, self.token):
             # This event crossed a threshold; a racing invocation had stored it as below the threshold.
             self.result.duplicates += 1
-            rule_id = ours["rule_id"]["S"]
-            self._to_alert(entry, rule_id, ours["severity"]["S"])
-            noise_state.annotate(self.groups[rule_id].extra, entry.noise)
+            self._alert_new(entry, ours)
         else:  # written by a racing invocation since the BatchGetItem
             self.result.duplicates += 1
             self._existing(entry, outcome.item)  # type: ignore[arg-type]
+
+    def _alert_new(self, entry: _Pending, ours: store.Item) -> None:
+        """An event whose item we wrote (or took over), claimed: into its rule's alert, with noise notes."""
+        rule_id = ours["rule_id"]["S"]
+        self._to_alert(entry, rule_id, ours["severity"]["S"])
+        noise_state.annotate(self.groups[rule_id].extra, entry.noise)
 
     def _existing(self, entry: _Pending, stored: store.Item) -> None:
         """An event already in the table: claim its alert unless sent or claimed by a live invocation."""
