@@ -10,7 +10,6 @@ import json
 import random
 import time
 import tracemalloc
-import zlib
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -19,6 +18,7 @@ from trailwatch_processor.log_stream import LogFileError
 from trailwatch_processor.logfile import FileStats, iter_matches, iter_records
 from trailwatch_processor.records import PartialRecord
 
+from tests.huge_gzip import gzip_bytes
 from tests.unit.test_logfile import NameMatcher
 
 BEFORE = {"eventVersion": "1.08", "eventID": "before", "eventName": "ConsoleLogin"}
@@ -135,14 +135,10 @@ def test_a_huge_other_top_level_value_is_skipped() -> None:
 
 
 def gzip_of_one_huge_record(mib: int, tail: bytes = b'"') -> bytes:
-    """A log whose middle record holds a string of ``mib`` MiB, streamed into gzip (never built whole)."""
-    pack = zlib.compressobj(9, wbits=31)
-    out = [pack.compress(b'{"Records":[' + json.dumps(BEFORE).encode() + b"," + HEAD + b'"')]
-    block = b"y" * (1 << 20)
-    out += [pack.compress(block) for _ in range(mib)]
-    out.append(pack.compress(tail + b"}," + json.dumps(AFTER).encode() + b"]}"))
-    out.append(pack.flush())
-    return b"".join(out)
+    """A log whose middle record holds a string of ``mib`` MiB (its gzip written without compressing it)."""
+    head = b'{"Records":[' + json.dumps(BEFORE).encode() + b"," + HEAD + b'"'
+    end = tail + b"}," + json.dumps(AFTER).encode() + b"]}"
+    return gzip_bytes([(head, 1), (b"y" * (1 << 20), mib), (end, 1)])
 
 
 @pytest.fixture
