@@ -175,6 +175,7 @@ class TestOnTheStack:
         boto3.client("s3").put_object(Bucket=TEST_BUCKET, Key=KEY, Body=b'{"rules": [{"id": 1}]}')
         result = cli(*_add("--yes"))
         assert result.exit_code == 2 and "is invalid" in result.output
+        assert "suppressions edit a valid config" in result.output  # refused before any edit
         assert _remote() == {"rules": [{"id": 1}]}
 
 
