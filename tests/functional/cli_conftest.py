@@ -220,7 +220,8 @@ def shared_stack(shared_stack_module: None) -> Iterator[None]:
     s3 = boto3.client("s3")
     table = boto3.resource("dynamodb").Table(EVENTS_TABLE)
     try:
-        config: bytes | None = s3.get_object(Bucket=TEST_BUCKET, Key=CONFIG_KEY)["Body"].read()
+        got = s3.get_object(Bucket=TEST_BUCKET, Key=CONFIG_KEY)
+        config: dict[str, Any] | None = {"Body": got["Body"].read(), "ContentType": got["ContentType"]}
     except s3.exceptions.NoSuchKey:
         config = None
     items = _table_items(table)
@@ -228,7 +229,7 @@ def shared_stack(shared_stack_module: None) -> Iterator[None]:
     if config is None:
         s3.delete_object(Bucket=TEST_BUCKET, Key=CONFIG_KEY)
     else:
-        s3.put_object(Bucket=TEST_BUCKET, Key=CONFIG_KEY, Body=config)
+        s3.put_object(Bucket=TEST_BUCKET, Key=CONFIG_KEY, **config)
     after = _table_items(table)
     with table.batch_writer() as batch:
         for event_id in after.keys() - items.keys():
