@@ -5,6 +5,9 @@
 - `small_template`: a template with main.yaml's parameter and output names but only resource types moto's
   in-process CloudFormation creates, so deploy/events/upload-config/destroy run under mock_aws.
 - `failing_client`: make one operation of one service raise a ClientError (moto cannot deny access).
+- `shared_stack`: one deploy of the small template per module (module-scoped moto, template and fast polls),
+  for tests that only need a deployed stack; the config object and the events table are put back as they were
+  after each test. A module using it must not use `moto_env` (one mock per module).
 - `local_aws_env`: the local AWS (trailwatch.local.server.LocalAWS) for a module, with the environment of the
   CLI pointed at it.
 """
@@ -15,6 +18,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import botocore.exceptions
 import pytest
 from click.testing import CliRunner, Result
@@ -113,22 +117,27 @@ REGION = "us-east-1"
 ARTIFACTS_BUCKET = f"trailwatch-artifacts-{ACCOUNT}-{REGION}"
 
 
+def run_cli(*args: str, input: str | None = None) -> Result:
+    """The Result of running trailwatch with these arguments."""
+    return CliRunner().invoke(trailwatch_cli, list(args), input=input, catch_exceptions=False)
+
+
 @pytest.fixture
 def cli() -> Callable[..., Result]:
     """`cli("deploy", "--bucket", ...)`: the Result of running trailwatch with these arguments."""
-
-    def run(*args: str, input: str | None = None) -> Result:
-        return CliRunner().invoke(trailwatch_cli, list(args), input=input, catch_exceptions=False)
-
-    return run
+    return run_cli
 
 
-@pytest.fixture
-def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     from trailwatch import stack, verify
 
     monkeypatch.setattr(stack, "POLL_SECONDS", 0.05)
     monkeypatch.setattr(verify, "POLL_SECONDS", 0.1)
+
+
+@pytest.fixture
+def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fast_polls(monkeypatch)
 
 
 @pytest.fixture
@@ -157,18 +166,77 @@ def config_file(tmp_path: Any) -> Any:
     return write_config(tmp_path / "events.json", TEST_MONITORED)
 
 
+def deploy_arguments(config_file: Any) -> list[str]:
+    config = str(config_file)
+    return ["deploy", "--bucket", TEST_BUCKET, "--email", TEST_EMAIL, "--no-verify", "--config", config]
+
+
 @pytest.fixture
 def deploy_args(config_file: Any) -> list[str]:
-    return [
-        "deploy",
-        "--bucket",
-        TEST_BUCKET,
-        "--email",
-        TEST_EMAIL,
-        "--no-verify",
-        "--config",
-        str(config_file),
-    ]
+    return deploy_arguments(config_file)
+
+
+# -- one deployed stack per module ----------------------------------------------------------------------
+CONFIG_KEY = "config/monitored_events.json"
+EVENTS_TABLE = "SecurityEvents"
+
+
+@pytest.fixture(scope="module")
+def shared_stack_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """moto, the small template and fast polls for the whole module, and `trailwatch deploy` run once in it
+    (config: TEST_MONITORED). Tests reach it through `shared_stack`, which restores what they change."""
+    from trailwatch.local import cfn_models
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        # tests/conftest.py's _aws_test_env for the module (it is per test, and this runs before it)
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+            monkeypatch.setenv(name, value)
+        for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+            monkeypatch.setenv(name, REGION)
+        _fast_polls(monkeypatch)
+        monkeypatch.setattr(resources, "template_text", lambda: SMALL_TEMPLATE)
+        cfn_models.register()
+        with mock_aws():
+            config = write_config(tmp_path_factory.mktemp("shared-stack") / "events.json", TEST_MONITORED)
+            deployed = run_cli(*deploy_arguments(config))
+            assert deployed.exit_code == 0, deployed.output
+            yield
+
+
+def _table_items(table: Any) -> dict[str, dict[str, Any]]:
+    items: dict[str, dict[str, Any]] = {}
+    for page in table.meta.client.get_paginator("scan").paginate(TableName=table.name, ConsistentRead=True):
+        items.update({item["EventId"]: item for item in page["Items"]})
+    return items
+
+
+@pytest.fixture
+def shared_stack(shared_stack_module: None) -> Iterator[None]:
+    """The module's deployed stack (bucket TEST_BUCKET, table SecurityEvents). What the test changes in the
+    config object and the events table is put back afterwards, so each test starts from what the module
+    set up (the deploy, and what module fixtures stored after it), in any order."""
+    s3 = boto3.client("s3")
+    table = boto3.resource("dynamodb").Table(EVENTS_TABLE)
+    try:
+        got = s3.get_object(Bucket=TEST_BUCKET, Key=CONFIG_KEY)
+        config: dict[str, Any] | None = {"Body": got["Body"].read(), "ContentType": got["ContentType"]}
+    except s3.exceptions.NoSuchKey:
+        config = None
+    items = _table_items(table)
+    yield
+    if config is None:
+        s3.delete_object(Bucket=TEST_BUCKET, Key=CONFIG_KEY)
+    else:
+        s3.put_object(Bucket=TEST_BUCKET, Key=CONFIG_KEY, **config)
+    after = _table_items(table)
+    with table.batch_writer() as batch:
+        for event_id in after.keys() - items.keys():
+            batch.delete_item(Key={"EventId": event_id})
+        for event_id, item in items.items():
+            if after.get(event_id) != item:
+                batch.put_item(Item=item)
 
 
 class _FailingClient:

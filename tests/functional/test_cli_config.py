@@ -10,7 +10,7 @@ import pytest
 from tests.functional.cli_conftest import *  # noqa: F403 -- fixtures
 from tests.functional.cli_conftest import TEST_BUCKET, write_config
 
-pytestmark = pytest.mark.usefixtures("moto_env", "small_template")
+pytestmark = pytest.mark.usefixtures("shared_stack")  # deployed once per module: config TEST_MONITORED
 KEY = "config/monitored_events.json"
 
 
@@ -18,8 +18,7 @@ def _remote() -> bytes:
     return boto3.client("s3").get_object(Bucket=TEST_BUCKET, Key=KEY)["Body"].read()
 
 
-def test_upload_config_shows_rule_diff_and_uploads(cli, deploy_args, tmp_path):
-    assert cli(*deploy_args).exit_code == 0  # CreateUser, StopLogging, PutBucketPolicy
+def test_upload_config_shows_rule_diff_and_uploads(cli, tmp_path):
     from trailwatch_processor.config_load import parse_config
 
     old = {
@@ -60,8 +59,7 @@ def test_upload_config_shows_rule_diff_and_uploads(cli, deploy_args, tmp_path):
         ),
     ],
 )
-def test_invalid_config_is_precise_and_uploads_nothing(cli, deploy_args, tmp_path, body, needle):
-    assert cli(*deploy_args).exit_code == 0
+def test_invalid_config_is_precise_and_uploads_nothing(cli, tmp_path, body, needle):
     before = _remote()
     bad = tmp_path / "bad.json"
     bad.write_text(body)
@@ -72,9 +70,8 @@ def test_invalid_config_is_precise_and_uploads_nothing(cli, deploy_args, tmp_pat
     assert _remote() == before
 
 
-def test_upload_config_when_the_bucket_has_none_compares_with_the_bundled_default(cli, deploy_args, tmp_path):
+def test_upload_config_when_the_bucket_has_none_compares_with_the_bundled_default(cli, tmp_path):
     """No config object: the processor runs the bundled default, so dropping its rules is a removal."""
-    assert cli(*deploy_args).exit_code == 0
     boto3.client("s3").delete_object(Bucket=TEST_BUCKET, Key=KEY)
     path = write_config(tmp_path / "c.json", ["ConsoleLogin", "NewEvent"])
     result = cli("upload-config", str(path), "--yes")
@@ -120,8 +117,7 @@ def _lowered(rules: list[dict]) -> list[dict]:
         ),
     ],
 )
-def test_a_weakening_config_without_a_tty_or_yes_is_refused(cli, deploy_args, tmp_path, make):
-    assert cli(*deploy_args).exit_code == 0
+def test_a_weakening_config_without_a_tty_or_yes_is_refused(cli, tmp_path, make):
     before = _remote()
     path = tmp_path / "weaker.json"
     path.write_text(json.dumps(make(_deployed_rules())))
@@ -138,8 +134,7 @@ def test_a_weakening_config_without_a_tty_or_yes_is_refused(cli, deploy_args, tm
 
 @pytest.mark.usefixtures("tty")
 @pytest.mark.parametrize(("answer", "uploaded"), [("y\n", True), ("n\n", False), ("\n", False)])
-def test_a_removal_at_a_terminal_asks_first(cli, deploy_args, tmp_path, answer, uploaded):
-    assert cli(*deploy_args).exit_code == 0
+def test_a_removal_at_a_terminal_asks_first(cli, tmp_path, answer, uploaded):
     before = _remote()
     path = tmp_path / "weaker.json"
     path.write_text(json.dumps({"monitored_events": ["NoSuchEvent"]}))
@@ -152,8 +147,7 @@ def test_a_removal_at_a_terminal_asks_first(cli, deploy_args, tmp_path, answer, 
         assert "Not confirmed; nothing uploaded." in result.output
 
 
-def test_yes_at_a_terminal_does_not_ask(cli, deploy_args, tmp_path, tty):
-    assert cli(*deploy_args).exit_code == 0
+def test_yes_at_a_terminal_does_not_ask(cli, tmp_path, tty):
     path = tmp_path / "weaker.json"
     path.write_text(json.dumps({"monitored_events": ["NoSuchEvent"]}))
     result = cli("upload-config", str(path), "--yes")
@@ -161,8 +155,7 @@ def test_yes_at_a_terminal_does_not_ask(cli, deploy_args, tmp_path, tty):
     assert _remote() == path.read_bytes()
 
 
-def test_a_strengthening_config_uploads_without_asking(cli, deploy_args, tmp_path):
-    assert cli(*deploy_args).exit_code == 0
+def test_a_strengthening_config_uploads_without_asking(cli, tmp_path):
     rules = _deployed_rules()
     stronger = [
         {**rules[0], "severity": "critical"},

@@ -10,8 +10,6 @@ import pytest
 
 from tests.functional.cli_conftest import *  # noqa: F403 -- fixtures
 
-pytestmark = pytest.mark.usefixtures("moto_env", "small_template")
-
 NOW = datetime.now(UTC)
 ROOT = "cis-4.3-root-account-usage"
 ITEMS = {  # name: (age, every matching rule with the primary first, severity)
@@ -23,10 +21,9 @@ ITEMS = {  # name: (age, every matching rule with the primary first, severity)
 }
 
 
-@pytest.fixture
-def stored(moto_env, small_template, cli, deploy_args, failing_client) -> None:
-    deployed = cli(*deploy_args)
-    assert deployed.exit_code == 0, deployed.output
+@pytest.fixture(scope="module")
+def stored_items(shared_stack_module) -> None:
+    """ITEMS in the module's deployed stack (stored once; `shared_stack` puts them back after each test)."""
     table = boto3.resource("dynamodb").Table("SecurityEvents")
     for name, (age, rules, severity) in ITEMS.items():
         when = NOW - age
@@ -45,6 +42,10 @@ def stored(moto_env, small_template, cli, deploy_args, failing_client) -> None:
                 "alert_status": "sent",
             }
         )
+
+
+@pytest.fixture
+def stored(stored_items, shared_stack, failing_client) -> None:
     failing_client("dynamodb", "scan", "TestForbidsScan", "events must query an index, never scan")
 
 

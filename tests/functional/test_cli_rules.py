@@ -10,7 +10,7 @@ import pytest
 from tests.functional.cli_conftest import *  # noqa: F403 -- fixtures
 from tests.functional.cli_conftest import TEST_BUCKET
 
-pytestmark = pytest.mark.usefixtures("moto_env", "small_template")
+pytestmark = pytest.mark.usefixtures("shared_stack")  # deployed once per module: config TEST_MONITORED
 KEY = "config/monitored_events.json"
 STOP = {"eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging"}
 FILTER = '{ ($.eventSource = "cloudtrail.amazonaws.com") && ($.eventName = StopLogging) }'
@@ -36,8 +36,7 @@ def _config(expect_for_stop: str) -> str:
     )
 
 
-def test_upload_config_with_a_broken_rule_test_is_refused(cli, deploy_args, tmp_path):
-    assert cli(*deploy_args).exit_code == 0
+def test_upload_config_with_a_broken_rule_test_is_refused(cli, tmp_path):
     before = _remote()
     path = tmp_path / "broken.json"
     path.write_text(_config("no-match"))
@@ -48,8 +47,7 @@ def test_upload_config_with_a_broken_rule_test_is_refused(cli, deploy_args, tmp_
     assert _remote() == before
 
 
-def test_upload_config_with_passing_rule_tests_uploads(cli, deploy_args, tmp_path):
-    assert cli(*deploy_args).exit_code == 0
+def test_upload_config_with_passing_rule_tests_uploads(cli, tmp_path):
     path = tmp_path / "good.json"
     path.write_text(_config("match"))
     result = cli("upload-config", str(path), "--yes")

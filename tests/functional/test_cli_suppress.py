@@ -57,12 +57,8 @@ def _in(days: int) -> str:
     return (datetime.now(UTC).date() + timedelta(days=days)).isoformat()
 
 
-@pytest.fixture
-def deployed(cli, deploy_args) -> None:
-    assert cli(*deploy_args).exit_code == 0  # config: CreateUser, StopLogging, PutBucketPolicy
-
-
-@pytest.mark.usefixtures("moto_env", "small_template", "deployed")
+# deployed once per module, config: CreateUser, StopLogging, PutBucketPolicy
+@pytest.mark.usefixtures("shared_stack")
 class TestOnTheStack:
     def test_add_is_one_command_and_uploads_a_validated_config(self, cli) -> None:
         before = _remote()
@@ -179,6 +175,7 @@ class TestOnTheStack:
         boto3.client("s3").put_object(Bucket=TEST_BUCKET, Key=KEY, Body=b'{"rules": [{"id": 1}]}')
         result = cli(*_add("--yes"))
         assert result.exit_code == 2 and "is invalid" in result.output
+        assert "suppressions edit a valid config" in result.output  # refused before any edit
         assert _remote() == {"rules": [{"id": 1}]}
 
 
