@@ -31,6 +31,12 @@ ACCOUNT = "123456789012"
 ENVELOPE_KEYS = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
 
 
+@pytest.fixture
+def local_aws(fresh_local_aws: LocalAWS) -> LocalAWS:
+    """This module's tests share one server, forgotten between tests (conftest's `fresh_local_aws`)."""
+    return fresh_local_aws
+
+
 def client(local_aws: LocalAWS, service: str, region: str = "us-east-1", **kwargs: Any) -> Any:
     return boto3.client(service, endpoint_url=local_aws.endpoint, region_name=region, **kwargs)
 
@@ -419,7 +425,9 @@ class IntervalGate(threading.Event):
         self._open.set()
 
 
-def test_log_files_follow_the_delivery_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_log_files_follow_the_delivery_interval(
+    monkeypatch: pytest.MonkeyPatch, module_local_aws: LocalAWS
+) -> None:
     """A trail's log file is written after `delivery_interval`, not before; EventBridge does not wait.
 
     The recorder's loop waits on a gate: it must wait `delivery_interval` before its first pass, no file
@@ -427,6 +435,7 @@ def test_log_files_follow_the_delivery_interval(monkeypatch: pytest.MonkeyPatch)
     from moto.s3.models import s3_backends
     from trailwatch.local import recorder
 
+    module_local_aws.stop()  # this test's LocalAWS has its own interval (one LocalAWS per process)
     gate = IntervalGate()
 
     class GatedLoop(PeriodicThread):

@@ -33,6 +33,12 @@ SG_PATTERN = {
 }
 
 
+@pytest.fixture
+def local_aws(fresh_local_aws: LocalAWS) -> LocalAWS:
+    """This module's tests share one server, forgotten between tests (conftest's `fresh_local_aws`)."""
+    return fresh_local_aws
+
+
 def forwarder(
     local_aws: LocalAWS, region: str, *, state: str = "ENABLED", role: str | None = ROLE_ARN
 ) -> None:

@@ -25,6 +25,12 @@ LOCAL_AWS_OPTIONS = {"cloudtrail": False}
 PATTERN = {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [BUCKET]}}}
 
 
+@pytest.fixture
+def local_aws(fresh_local_aws: LocalAWS) -> LocalAWS:
+    """This module's tests share one server, forgotten between tests (conftest's `fresh_local_aws`)."""
+    return fresh_local_aws
+
+
 def _owner(local_aws: LocalAWS) -> Any:
     """A session of the log-archive account (an assumed role there), in the bucket's region."""
     credentials = client(local_aws, "sts").assume_role(
