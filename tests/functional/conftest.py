@@ -180,7 +180,8 @@ def local_aws(request: pytest.FixtureRequest) -> Iterator[LocalAWS]:
         yield aws
 
 
-# -- one local AWS per test module, fresh for each test (test_local_eventbridge*, test_local_s3_eventbridge)
+# -- one local AWS per test module, fresh for each test (test_local_eventbridge*, test_local_s3_eventbridge,
+# test_recorder)
 @pytest.fixture(scope="module")
 def module_local_aws(request: pytest.FixtureRequest) -> Iterator[LocalAWS]:
     """The quiet LocalAWS of `local_aws` (same options, same `LOCAL_AWS_OPTIONS`), started once for the
@@ -198,7 +199,7 @@ def module_local_aws(request: pytest.FixtureRequest) -> Iterator[LocalAWS]:
 @pytest.fixture
 def fresh_local_aws(module_local_aws: LocalAWS) -> LocalAWS:
     """The module's LocalAWS as a new one would be: every moto resource forgotten (what `LocalAWS.start`
-    does first) and the recorder's records and pending deliveries of earlier tests dropped."""
+    does first) and the recorder's records, pending deliveries and digest chains of earlier tests dropped."""
     from trailwatch.local.server import reset_moto_state
 
     aws = module_local_aws
@@ -209,6 +210,11 @@ def fresh_local_aws(module_local_aws: LocalAWS) -> LocalAWS:
         aws.recorder.flush()  # pending records go to the earlier test's trails, forgotten just below
     reset_moto_state()
     if aws.recorder is not None:
-        aws.recorder.recorded.clear()
-        aws.recorder.delivered.clear()
+        from trailwatch.local.cloudtrail_delivery import TrailDelivery
+
+        recorder = aws.recorder
+        recorder.recorded.clear()
+        recorder.delivered.clear()
+        assert isinstance(recorder._delivery, TrailDelivery), "the recorder's delivery moved: reset it here"
+        recorder._delivery = TrailDelivery(recorder.log)  # no digest chain carries over
     return aws
