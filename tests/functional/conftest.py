@@ -163,6 +163,12 @@ def deps(env: Env):
 
 
 # -- the local AWS per test (test_local_eventbridge*, test_local_s3_eventbridge) ------------------------
+def _local_aws_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    options: dict[str, Any] = {"lambda_runtime": False, "delivery_interval": 3600.0}
+    options.update(getattr(request.module, "LOCAL_AWS_OPTIONS", {}))
+    return options
+
+
 @pytest.fixture
 def local_aws(request: pytest.FixtureRequest) -> Iterator[LocalAWS]:
     """A quiet LocalAWS of the test's own on a free loopback port: no Lambda runtime, CloudTrail delivery
@@ -170,7 +176,45 @@ def local_aws(request: pytest.FixtureRequest) -> Iterator[LocalAWS]:
     tests/e2e/conftest.py, e.g. `LOCAL_AWS_OPTIONS = {"cloudtrail": False}`."""
     from trailwatch.local.server import LocalAWS
 
-    options = {"lambda_runtime": False, "delivery_interval": 3600.0}
-    options.update(getattr(request.module, "LOCAL_AWS_OPTIONS", {}))
-    with LocalAWS(port=0, log=lambda message: None, **options) as aws:
+    with LocalAWS(port=0, log=lambda message: None, **_local_aws_options(request)) as aws:
         yield aws
+
+
+# -- one local AWS per test module, fresh for each test (test_local_eventbridge*, test_local_s3_eventbridge,
+# test_recorder)
+@pytest.fixture(scope="module")
+def module_local_aws(request: pytest.FixtureRequest) -> Iterator[LocalAWS]:
+    """The quiet LocalAWS of `local_aws` (same options, same `LOCAL_AWS_OPTIONS`), started once for the
+    module: tests take it through `fresh_local_aws`. A test that starts a LocalAWS of its own stops this one
+    first (one LocalAWS per process); `fresh_local_aws` starts it again if a later test needs it."""
+    from trailwatch.local.server import LocalAWS
+
+    aws = LocalAWS(port=0, log=lambda message: None, **_local_aws_options(request))
+    try:
+        yield aws
+    finally:
+        aws.stop()
+
+
+@pytest.fixture
+def fresh_local_aws(module_local_aws: LocalAWS) -> LocalAWS:
+    """The module's LocalAWS as a new one would be: every moto resource forgotten (what `LocalAWS.start`
+    does first) and the recorder's records, pending deliveries and digest chains of earlier tests dropped."""
+    from trailwatch.local.server import reset_moto_state
+
+    aws = module_local_aws
+    if not aws.running:
+        aws.start()
+        return aws
+    if aws.recorder is not None:
+        aws.recorder.flush()  # pending records go to the earlier test's trails, forgotten just below
+    reset_moto_state()
+    if aws.recorder is not None:
+        from trailwatch.local.cloudtrail_delivery import TrailDelivery
+
+        recorder = aws.recorder
+        recorder.recorded.clear()
+        recorder.delivered.clear()
+        assert isinstance(recorder._delivery, TrailDelivery), "the recorder's delivery moved: reset it here"
+        recorder._delivery = TrailDelivery(recorder.log)  # no digest chain carries over
+    return aws

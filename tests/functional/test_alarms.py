@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import moto.sqs.models
 import pytest
 from moto import mock_aws
 from trailwatch.local import moto_patches
@@ -173,13 +174,19 @@ def _age(world: World, now: float) -> float:
 
 
 @pytest.mark.parametrize(("receives", "counted"), [(0, True), (2, True), (3, False)])
-def test_age_skips_messages_received_three_times(world: World, receives: int, counted: bool) -> None:
+def test_age_skips_messages_received_three_times(
+    world: World, receives: int, counted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SQS: a message received three times or more is moved to the back of the queue and the metric
     points at the oldest message received fewer times (so a retried bad file alone does not age it)."""
+    # moto's SQS clock (milliseconds of the wall clock) runs 0.3 s behind while "retried" is sent and
+    # received, then catches up: "newer" is sent 0.3 s after it without waiting for the 0.3 s
+    wall_millis = moto.sqs.models.unix_time_millis
+    monkeypatch.setattr(moto.sqs.models, "unix_time_millis", lambda: wall_millis() - 300)
     world.sqs.send_message(QueueUrl=world.dlq_url, MessageBody="retried")
     for _ in range(receives):
         assert len(world.sqs.receive_message(QueueUrl=world.dlq_url, VisibilityTimeout=0)["Messages"]) == 1
-    time.sleep(0.3)  # moto's sent timestamps are in milliseconds of the wall clock
+    monkeypatch.setattr(moto.sqs.models, "unix_time_millis", wall_millis)
     world.sqs.send_message(QueueUrl=world.dlq_url, MessageBody="newer")
     now = time.time() + 100
     age = _age(world, now)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from xml.etree import ElementTree
 
 import boto3
+import botocore.endpoint
 import pytest
 from botocore.client import BaseClient
 from botocore.config import Config
@@ -109,11 +111,26 @@ def test_times_is_exact_then_the_call_succeeds(client, faults) -> None:
     assert (failures, fault.hits) == (3, 3)
 
 
-def test_window_ends(client, faults) -> None:
+class FakeClock:
+    """The injector's monotonic clock, moved by the test instead of waited for."""
+
+    def __init__(self) -> None:
+        self.seconds = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+def test_window_ends(client, faults, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(faults, "clock", clock)  # the module's injector: its real clock comes back after
     faults.add("s3", "GetObject", "SlowDown", times=None, duration=0.5)
     with pytest.raises(ClientError):
         client("s3").get_object(Bucket=BUCKET, Key="a/one")
-    time.sleep(0.6)
+    clock.seconds += 0.4
+    with pytest.raises(ClientError):  # still inside the window
+        client("s3").get_object(Bucket=BUCKET, Key="a/one")
+    clock.seconds += 0.2
     assert client("s3").get_object(Bucket=BUCKET, Key="a/one")["Body"].read() == b"1"
 
 
@@ -138,8 +155,14 @@ def test_other_operations_pass_through(client, faults) -> None:
     assert faults.hits() == 0
 
 
-def test_boto3_standard_retries_absorb_short_faults(injected, faults) -> None:
+def test_boto3_standard_retries_absorb_short_faults(
+    injected, faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two throttled attempts, then the third succeeds. botocore's backoff between attempts is recorded
+    instead of slept (`botocore.endpoint` uses its `time` module for that sleep only)."""
     aws = injected[0]
+    backoffs: list[float] = []
+    monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=backoffs.append))
     retrying = boto3.session.Session(
         aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
     ).client(
@@ -150,6 +173,7 @@ def test_boto3_standard_retries_absorb_short_faults(injected, faults) -> None:
     fault = faults.add("dynamodb", "PutItem", "ThrottlingException", times=2)
     retrying.put_item(TableName=TABLE, Item={"k": {"S": "r"}})
     assert fault.hits == 2
+    assert len(backoffs) == 2 and all(seconds > 0 for seconds in backoffs), backoffs
 
 
 @pytest.mark.parametrize(

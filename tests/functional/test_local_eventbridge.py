@@ -10,22 +10,31 @@ from __future__ import annotations
 import json
 import re
 import signal
+import threading
 import time
 from typing import Any
 
 import boto3
 import pytest
 from moto.events.models import EventPattern
-from trailwatch.local import eventbridge, moto_patches, operations
+from trailwatch.local import eventbridge, moto_patches
 from trailwatch.local.commands import create_dev_user, export_lines
+from trailwatch.local.periodic import PeriodicThread
 from trailwatch.local.server import LocalAWS
 from trailwatch_processor.config_schema import validate_config
 from trailwatch_processor.patterns import compile_config
 
 from tests.local_up import local_up
+from tests.polling import wait_until
 
 ACCOUNT = "123456789012"
 ENVELOPE_KEYS = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+
+
+@pytest.fixture
+def local_aws(fresh_local_aws: LocalAWS) -> LocalAWS:
+    """This module's tests share one server, forgotten between tests (conftest's `fresh_local_aws`)."""
+    return fresh_local_aws
 
 
 def client(local_aws: LocalAWS, service: str, region: str = "us-east-1", **kwargs: Any) -> Any:
@@ -65,6 +74,42 @@ def drain(local_aws: LocalAWS, url: str, region: str = "us-east-1", wait: float 
 
 def names(events: list[dict]) -> list[str]:
     return [e["detail"]["eventName"] for e in events]
+
+
+SENTINEL_SOURCE = "trailwatch.test.sentinel"
+
+
+def sentinel_route(
+    local_aws: LocalAWS, url: str, region: str = "us-east-1", *, via: str | None = None, role: str = ""
+) -> None:
+    """A rule that sends the sentinel event (`send_sentinel`) to the queue at `url` in `region`; with `via`
+    (a region), the sentinel is put on that region's bus and forwarded from there by a rule with `role`."""
+    pattern = json.dumps({"source": [SENTINEL_SOURCE]})
+    sqs = client(local_aws, "sqs", region)
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = client(local_aws, "events", region)
+    events.put_rule(Name="sentinel", EventPattern=pattern)
+    events.put_targets(Rule="sentinel", Targets=[{"Id": "q", "Arn": arn}])
+    if via:
+        bus = f"arn:aws:events:{region}:{ACCOUNT}:event-bus/default"
+        forwarding = client(local_aws, "events", via)
+        forwarding.put_rule(Name="sentinel-forward", EventPattern=pattern)
+        forwarding.put_targets(Rule="sentinel-forward", Targets=[{"Id": "b", "Arn": bus, "RoleArn": role}])
+
+
+def drain_to_sentinel(
+    local_aws: LocalAWS, url: str, region: str = "us-east-1", *, via: str | None = None
+) -> list[dict]:
+    """Every event in the queue before the sentinel (set up by `sentinel_route`), without waiting for what
+    must not come: the local AWS delivers an event to its targets before it answers the call that caused it
+    (the recorder's middleware, S3's sender and PutEvents all call `eventbridge.put_on_bus` in the request),
+    so once the sentinel, put after the calls under test, is in the queue, whatever they delivered is too."""
+    client(local_aws, "events", via or region).put_events(
+        Entries=[{"Source": SENTINEL_SOURCE, "DetailType": "sentinel", "Detail": "{}"}]
+    )
+    events = drain(local_aws, url, region)
+    assert [e["source"] for e in events].count(SENTINEL_SOURCE) == 1, events
+    return [e for e in events if e["source"] != SENTINEL_SOURCE]
 
 
 # ------------------------------------------------------------------------------------------- delivery
@@ -113,7 +158,8 @@ def test_read_only_management_events_only_for_the_special_state(
     iam.list_users()
     iam.create_user(UserName="bob")
     assert names(drain(local_aws, both)) == ["ListUsers", "CreateUser"]
-    assert names(drain(local_aws, url, wait=0.2)) == expected
+    sentinel_route(local_aws, url)
+    assert names(drain_to_sentinel(local_aws, url)) == expected
 
 
 def test_event_over_256_kb_is_not_delivered(local_aws: LocalAWS) -> None:
@@ -351,17 +397,55 @@ def test_local_up_delivery_interval_defaults_to_300_and_reaches_local_aws(
     assert seen == [300.0, 120.0]
 
 
-DELIVERY_INTERVAL = 2.0  # seconds: several times what the calls before the check of no log file take
+DELIVERY_INTERVAL = 2.0  # seconds: the trail's log file interval, gated by the test rather than waited out
 
 
-def test_log_files_follow_the_delivery_interval(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A trail's log file is written after `delivery_interval`, not before; EventBridge does not wait."""
+class IntervalGate(threading.Event):
+    """The delivery loop's stop event: records each interval the loop waits, and ends the wait when the
+    test opens the gate (as if the interval had passed) or the loop is stopped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.intervals: list[float | None] = []
+        self.waiting = threading.Event()
+        self._open = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.intervals.append(timeout)
+        self.waiting.set()
+        self._open.wait()
+        self._open.clear()
+        return self.is_set()
+
+    def set(self) -> None:
+        super().set()
+        self._open.set()
+
+    def pass_interval(self) -> None:
+        self._open.set()
+
+
+def test_log_files_follow_the_delivery_interval(
+    monkeypatch: pytest.MonkeyPatch, module_local_aws: LocalAWS
+) -> None:
+    """A trail's log file is written after `delivery_interval`, not before; EventBridge does not wait.
+
+    The recorder's loop waits on a gate: it must wait `delivery_interval` before its first pass, no file
+    exists while it waits (the event is on the bus already), and the file comes once the interval ends."""
     from moto.s3.models import s3_backends
+    from trailwatch.local import recorder
 
+    module_local_aws.stop()  # this test's LocalAWS has its own interval (one LocalAWS per process)
+    gate = IntervalGate()
+
+    class GatedLoop(PeriodicThread):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._stop = gate
+
+    monkeypatch.setattr(recorder, "PeriodicThread", GatedLoop)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    operations.warm_up()  # the operation index (seconds, once per process) is not part of the timed calls
-    started = time.monotonic()  # the delivery loop starts after this: its first pass is an interval later
     with LocalAWS(
         port=0, lambda_runtime=False, delivery_interval=DELIVERY_INTERVAL, log=lambda m: None
     ) as local:
@@ -378,9 +462,8 @@ def test_log_files_follow_the_delivery_interval(monkeypatch: pytest.MonkeyPatch)
                 k for k in s3_backends[ACCOUNT]["aws"].get_bucket("trail-bucket").keys if "/CloudTrail/" in k
             ]
 
+        assert gate.waiting.wait(5)
+        assert gate.intervals == [DELIVERY_INTERVAL]  # the first pass comes an interval after the start
         assert logs() == []  # within the interval: the event is on the bus, not yet in a file
-        deadline = time.monotonic() + 10
-        while not logs() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert logs()
-        assert time.monotonic() - started >= DELIVERY_INTERVAL
+        gate.pass_interval()
+        assert wait_until(logs, timeout=10, what="the log file after the interval", interval=0.02)

@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 from trailwatch.local.server import LocalAWS
 
-from tests.functional.test_local_eventbridge import client, drain, names, rule_state_cases, rule_to_queue
+from tests.functional.test_local_eventbridge import (
+    client,
+    drain,
+    drain_to_sentinel,
+    names,
+    rule_state_cases,
+    rule_to_queue,
+    sentinel_route,
+)
 
 ACCOUNT = "123456789012"
 HOME_BUS = f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"
@@ -23,6 +31,12 @@ SG_PATTERN = {
     "source": ["aws.ec2"],
     "detail": {"eventName": ["CreateSecurityGroup", "DescribeSecurityGroups"]},
 }
+
+
+@pytest.fixture
+def local_aws(fresh_local_aws: LocalAWS) -> LocalAWS:
+    """This module's tests share one server, forgotten between tests (conftest's `fresh_local_aws`)."""
+    return fresh_local_aws
 
 
 def forwarder(
@@ -56,8 +70,9 @@ def test_no_role_no_cross_region_delivery(local_aws: LocalAWS) -> None:
     """AWS needs a role for a bus of another region (EventBridge calls PutEvents with it)."""
     home = rule_to_queue(local_aws, SG_PATTERN, region="us-east-1", name="home")
     forwarder(local_aws, "us-west-2", role=None)
+    sentinel_route(local_aws, home, via="us-west-2", role=ROLE_ARN)  # forwarded after, as it would be
     create_security_group(local_aws, "us-west-2")
-    assert drain(local_aws, home, wait=1.0) == []
+    assert drain_to_sentinel(local_aws, home, via="us-west-2") == []
 
 
 @pytest.mark.parametrize(
@@ -75,9 +90,10 @@ def test_forwarder_state_decides_read_only_events(
         state="ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS",
     )
     forwarder(local_aws, "us-west-2", state=state)
+    sentinel_route(local_aws, home, via="us-west-2", role=ROLE_ARN)  # forwarded after, as they would be
     client(local_aws, "ec2", "us-west-2").describe_security_groups()
     create_security_group(local_aws, "us-west-2")
-    assert names(drain(local_aws, home, wait=1.5)) == expected
+    assert names(drain_to_sentinel(local_aws, home, via="us-west-2")) == expected
 
 
 def test_forwarding_is_one_hop(local_aws: LocalAWS) -> None:

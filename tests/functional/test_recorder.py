@@ -124,29 +124,23 @@ class Emulator:
         return [r for key in keys for r in self.read(key, bucket)["Records"]]
 
 
-def _start(interval: float) -> Iterator[Emulator]:
-    aws = LocalAWS(lambda_runtime=False, delivery_interval=interval, log=lambda message: None)
-    aws.start()
-    try:
+@pytest.fixture
+def emu(monkeypatch: pytest.MonkeyPatch, fresh_local_aws: LocalAWS) -> Emulator:
+    """The emulator with delivery only on flush() (an hour's interval): the module's LocalAWS, fresh."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    return Emulator(fresh_local_aws)
+
+
+@pytest.fixture
+def fast_emu(monkeypatch: pytest.MonkeyPatch, module_local_aws: LocalAWS) -> Iterator[Emulator]:
+    """The emulator delivering every half second, as `trailwatch local up` does every 5 s: a LocalAWS of
+    its own (the module's is stopped first: one per process; the next `emu` starts it again)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    module_local_aws.stop()
+    with LocalAWS(lambda_runtime=False, delivery_interval=0.5, log=lambda message: None) as aws:
         yield Emulator(aws)
-    finally:
-        aws.stop()
-
-
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    """The emulator with delivery only on flush() (an hour's interval)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    yield from _start(3600.0)
-
-
-@pytest.fixture
-def fast_emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    """The emulator delivering every half second, as `trailwatch local up` does every 5 s."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    yield from _start(0.5)
 
 
 def names(records: list[dict[str, Any]]) -> list[str]:

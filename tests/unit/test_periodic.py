@@ -40,12 +40,31 @@ def test_failing_passes_are_reported_and_the_loop_goes_on() -> None:
     assert not loop.running
 
 
+class FirstWait(threading.Event):
+    """The loop's stop event: tells when the loop first waits an interval, and for how long."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+        self.timeouts: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.timeouts.append(timeout)
+        self.waiting.set()
+        return super().wait(timeout)
+
+
 @pytest.mark.parametrize(("immediately", "first_call"), [(True, True), (False, False)])
 def test_first_call_at_start_only_when_asked(immediately: bool, first_call: bool) -> None:
+    """A barrier instead of a wait: the calls made by the time the loop first waits its interval (60 s,
+    longer than the test) are the calls at start."""
     task = Task()
     loop = PeriodicThread("test-loop", 60.0, task, task.on_error, immediately=immediately)
+    loop._stop = stop = FirstWait()
     loop.start()
-    assert task.called.wait(0.5) is first_call
+    assert stop.waiting.wait(5)
+    assert task.called.is_set() is first_call
+    assert stop.timeouts == [60.0]
     loop.stop(timeout=5)
     assert task.calls == int(first_call)
 
