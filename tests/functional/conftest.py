@@ -123,13 +123,22 @@ def aws() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="module")
+def env_clients(boto_session: boto3.session.Session) -> tuple[Clients, Any]:
+    """The processor's clients and an SQS client, built once per module (about 30 ms of CPU a test saved).
+    A client keeps no AWS state: moto's stubber is global and each test's `aws` starts from empty backends.
+    Built inside a mock so its credentials are moto's fake ones. A test that wraps a client (a fault) wraps
+    it in its own Deps or with monkeypatch, never in place for the next test."""
+    with mock_aws():
+        return Clients.create(boto_session), boto_session.client("sqs")
+
+
 @pytest.fixture
-def env(aws: None, boto_session: boto3.session.Session) -> Env:
-    clients = Clients.create(boto_session)
+def env(aws: None, env_clients: tuple[Clients, Any]) -> Env:
+    clients, sqs = env_clients
     clients.s3.create_bucket(Bucket=BUCKET)
     create_table(clients.dynamodb)
     topic_arn = clients.sns.create_topic(Name="trailwatch-alerts")["TopicArn"]
-    sqs = boto_session.client("sqs")
     queue_url = sqs.create_queue(QueueName="alert-subscriber")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
