@@ -76,17 +76,28 @@ class Env:
                 sqs.delete_message(QueueUrl=self.alert_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def items(self) -> dict[str, dict]:
-        """The whole table but the last-processed marker, by EventId (plain values)."""
+        """The whole table but the last-processed marker, by EventId (plain values).
+
+        Read from moto's table itself, in DynamoDB JSON as a Scan returns it: a Scan through the API costs
+        ~2.8 ms of CPU per item in moto's response serializer (170 ms for 60 events), this 1 ms in all.
+        test_processor's test_env_items_is_what_a_scan_returns holds the two equal."""
         from trailwatch_processor import markers, store
 
         out: dict[str, dict] = {}
-        paginator = self.clients.dynamodb.get_paginator("scan")
-        for page in paginator.paginate(TableName=TABLE, ConsistentRead=True):
-            for item in page["Items"]:
-                if item["EventId"]["S"].startswith(markers.LAST_PROCESSED_PREFIX):
-                    continue  # the processor's liveness marker (read by `trailwatch verify`), not an event
-                out[item["EventId"]["S"]] = store.plain(item)
+        for stored in dynamodb_backend().get_table(TABLE).all_items():
+            item = stored.to_json()["Attributes"]
+            if item["EventId"]["S"].startswith(markers.LAST_PROCESSED_PREFIX):
+                continue  # the processor's liveness marker (read by `trailwatch verify`), not an event
+            out[item["EventId"]["S"]] = store.plain(item)
         return out
+
+
+def dynamodb_backend() -> Any:
+    """moto's DynamoDB of the account and region the clients use."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends[DEFAULT_ACCOUNT_ID][f.REGION]
 
 
 def create_table(ddb: Any) -> None:
