@@ -71,9 +71,10 @@ class Env:
             )
             if not got:
                 return self.received
-            for message in got:
-                self.received.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self.alert_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            self.received.extend(json.loads(message["Body"]) for message in got)
+            entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(got)]
+            deleted = sqs.delete_message_batch(QueueUrl=self.alert_queue_url, Entries=entries)
+            assert not deleted.get("Failed"), deleted["Failed"]
 
     def items(self) -> dict[str, dict]:
         """The whole table but the last-processed marker, by EventId (plain values).
