@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core.base_backend import BackendDict
+from moto.core.model_instances import reset_model_data
 from trailwatch.local import moto_patches
 from trailwatch_processor.aws import Clients, Settings
 
@@ -69,22 +71,34 @@ class Env:
             )
             if not got:
                 return self.received
-            for message in got:
-                self.received.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self.alert_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            self.received.extend(json.loads(message["Body"]) for message in got)
+            entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(got)]
+            deleted = sqs.delete_message_batch(QueueUrl=self.alert_queue_url, Entries=entries)
+            assert not deleted.get("Failed"), deleted["Failed"]
 
     def items(self) -> dict[str, dict]:
-        """The whole table but the last-processed marker, by EventId (plain values)."""
+        """The whole table but the last-processed marker, by EventId (plain values).
+
+        Read from moto's table itself, in DynamoDB JSON as a Scan returns it: a Scan through the API costs
+        ~2.8 ms of CPU per item in moto's response serializer (170 ms for 60 events), this 1 ms in all.
+        test_processor's test_env_items_is_what_a_scan_returns holds the two equal."""
         from trailwatch_processor import markers, store
 
         out: dict[str, dict] = {}
-        paginator = self.clients.dynamodb.get_paginator("scan")
-        for page in paginator.paginate(TableName=TABLE, ConsistentRead=True):
-            for item in page["Items"]:
-                if item["EventId"]["S"].startswith(markers.LAST_PROCESSED_PREFIX):
-                    continue  # the processor's liveness marker (read by `trailwatch verify`), not an event
-                out[item["EventId"]["S"]] = store.plain(item)
+        for stored in dynamodb_backend().get_table(TABLE).all_items():
+            item = stored.to_json()["Attributes"]
+            if item["EventId"]["S"].startswith(markers.LAST_PROCESSED_PREFIX):
+                continue  # the processor's liveness marker (read by `trailwatch verify`), not an event
+            out[item["EventId"]["S"]] = store.plain(item)
         return out
+
+
+def dynamodb_backend() -> Any:
+    """moto's DynamoDB of the account and region the clients use."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends[DEFAULT_ACCOUNT_ID][f.REGION]
 
 
 def create_table(ddb: Any) -> None:
@@ -116,20 +130,43 @@ def boto_session() -> boto3.session.Session:
     return boto3.session.Session(region_name="us-east-1")
 
 
+def _empty_backends() -> None:
+    """What a mock_aws start and stop do to the data: every backend emptied, moto's model registry cleared."""
+    BackendDict.reset()
+    reset_model_data()
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
+    """moto for one test, from empty backends to empty backends. Nested in a module's `env_clients` mock a
+    start and a stop reset nothing (moto resets on the outermost only), so the reset is ours."""
     with mock_aws():
+        _empty_backends()
         moto_patches.install()  # moto as the local AWS runs it, whatever ran before in the process
-        yield
+        try:
+            yield
+        finally:
+            _empty_backends()
+
+
+@pytest.fixture(scope="module")
+def env_clients(boto_session: boto3.session.Session) -> Iterator[tuple[Clients, Any]]:
+    """The processor's clients and an SQS client, built once per module, inside one mock_aws held for the
+    module. Per test that saves ~30 ms of CPU in clients and ~12 ms in the mock's start (registering ~1,250
+    URL patterns of the `responses` library): each test's `aws` is then a nested mock that empties the
+    backends itself. A client keeps no AWS data. A test that wraps a client (a fault) wraps it in its own
+    Deps or with monkeypatch, never in place for the next test. Only the modules that use `env` hold the
+    mock (all moto-only: none talks to a LocalAWS)."""
+    with mock_aws():
+        yield Clients.create(boto_session), boto_session.client("sqs")
 
 
 @pytest.fixture
-def env(aws: None, boto_session: boto3.session.Session) -> Env:
-    clients = Clients.create(boto_session)
+def env(aws: None, env_clients: tuple[Clients, Any]) -> Env:
+    clients, sqs = env_clients
     clients.s3.create_bucket(Bucket=BUCKET)
     create_table(clients.dynamodb)
     topic_arn = clients.sns.create_topic(Name="trailwatch-alerts")["TopicArn"]
-    sqs = boto_session.client("sqs")
     queue_url = sqs.create_queue(QueueName="alert-subscriber")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"

@@ -268,7 +268,9 @@ def test_sent_at_reads_the_sqs_attribute() -> None:
 # --- the whole fast path on moto: the generated rule, the default bus, the SQS target, the handler ----------
 
 
-def test_generated_rule_delivers_through_the_bus_and_the_file_adds_nothing(env: Env, deps: Any) -> None:
+def test_generated_rule_delivers_through_the_bus_and_the_file_adds_nothing(
+    env: Env, deps: Any, boto_session: Any
+) -> None:
     """The config's pattern and state on a default-bus rule with an SQS target (moto, with the local AWS's
     matcher and CloudTrail delivery): what it delivers is stored and alerted once with path eventbridge;
     the log file with the same records then alerts only what the bus did not bring."""
@@ -277,7 +279,7 @@ def test_generated_rule_delivers_through_the_bus_and_the_file_adds_nothing(env: 
     from trailwatch_processor.config_schema import validate_config
 
     fp = eventbridge_pattern.event_pattern(validate_config(CONFIG))
-    events, sqs = boto_client(env, "events"), env.sqs
+    events, sqs = boto_session.client("events"), env.sqs
     url = sqs.create_queue(QueueName="fast-path")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="trailwatch-fast-path", EventPattern=fp.text, State=fp.state)
@@ -298,12 +300,6 @@ def test_generated_rule_delivers_through_the_bus_and_the_file_adds_nothing(env: 
     late = [(a["rule"], a["path"], a["eventIDs"]) for a in env.alerts()[2:]]
     assert late == [("CreateUser", "s3", [too_big["eventID"]])]  # over 256 KB: only the file brings it
     assert all(item["log_key"] == key for item in _events(env).values())
-
-
-def boto_client(env: Env, service: str) -> Any:
-    import boto3
-
-    return boto3.session.Session(region_name="us-east-1").client(service)
 
 
 # --- noise control applies to the fast path as to log files ------------------------------------------------

@@ -8,7 +8,6 @@ import gzip
 import json
 import time
 import tracemalloc
-import zlib
 from typing import Any
 
 import pytest
@@ -153,13 +152,9 @@ def test_a_throttled_write_still_fails_the_message(env: Env, deps: Any) -> None:
 def test_a_200_mb_record_in_a_200_kb_gzip_is_bounded_through_the_handler(env: Env, deps: Any) -> None:
     """A huge record (742 MB RSS before the record cap): peak traced memory of the whole invocation, moto
     included, stays far below the function's 512 MB MemorySize."""
-    pack = zlib.compressobj(9, wbits=31)
     head = log_body(with_member("bad", b'""'))
     cut = head.index(b'"x": "') + len(b'"x": "')
-    parts = [pack.compress(head[:cut])]
-    parts += [pack.compress(b"z" * (1 << 20)) for _ in range(200)]
-    parts += [pack.compress(head[cut:]), pack.flush()]
-    raw = b"".join(parts)
+    raw = f.gzip_with_repeats(head[:cut], b"z" * (1 << 20), 200, head[cut:])
     assert len(raw) < 250_000
     key = f.log_key()
     env.clients.s3.put_object(Bucket=BUCKET, Key=key, Body=raw)

@@ -40,8 +40,10 @@ class Receiver:
     url: str = ""
 
 
-@pytest.fixture
-def receivers() -> Iterator[dict[str, Receiver]]:
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, Receiver]]:
+    """The loopback endpoints, started once per module (a start and a shutdown per test cost ~40 ms of
+    waiting); `receivers` gives each test them reset."""
     made: dict[str, Receiver] = {}
     servers: list[ThreadingHTTPServer] = []
 
@@ -60,7 +62,7 @@ def receivers() -> Iterator[dict[str, Receiver]]:
                 pass
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        # shutdown() waits for the loop's next poll: 0.5 s by default, twice per test.
+        # shutdown() waits for the loop's next poll: 0.5 s by default.
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         servers.append(server)
         receiver.url = f"http://127.0.0.1:{server.server_address[1]}/{name}"
@@ -72,6 +74,16 @@ def receivers() -> Iterator[dict[str, Receiver]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receivers(servers: dict[str, Receiver]) -> dict[str, Receiver]:
+    """The module's endpoints as new: answering 200, nothing recorded. Every POST of a test is answered
+    before its handle_batch returns, so nothing of an earlier test arrives late."""
+    for receiver in servers.values():
+        receiver.status = 200
+        receiver.requests.clear()
+    return servers
 
 
 @dataclass
@@ -86,10 +98,13 @@ class OutputsAws:
 
 
 @pytest.fixture
-def stack(receivers: dict[str, Receiver], monkeypatch: pytest.MonkeyPatch) -> Iterator[OutputsAws]:
+def stack(
+    receivers: dict[str, Receiver], monkeypatch: pytest.MonkeyPatch, boto_session: boto3.session.Session
+) -> Iterator[OutputsAws]:
     with mock_aws():
-        session = boto3.session.Session(region_name=REGION)
-        sns, sqs, secrets, ddb = (session.client(n) for n in ("sns", "sqs", "secretsmanager", "dynamodb"))
+        sns, sqs, secrets, ddb = (
+            boto_session.client(n) for n in ("sns", "sqs", "secretsmanager", "dynamodb")
+        )
         topic_arn = sns.create_topic(Name="alerts")["TopicArn"]
         alarm_topic_arn = sns.create_topic(Name="alarms")["TopicArn"]
         alarm_queue_url = sqs.create_queue(QueueName="alarm-reader")["QueueUrl"]
