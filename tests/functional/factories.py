@@ -5,9 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
-import struct
 import uuid
-import zlib
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -78,23 +76,6 @@ def root_login(**overrides: Any) -> dict[str, Any]:
 def log_bytes(records: list[dict], *, compress: bool = True) -> bytes:
     data = json.dumps({"Records": records}, separators=(",", ":")).encode("utf-8")
     return gzip.compress(data) if compress else data
-
-
-def gzip_with_repeats(head: bytes, chunk: bytes, times: int, tail: bytes) -> bytes:
-    """One gzip member of ``head + chunk * times + tail``, compressed at level 9 but with ``chunk``
-    compressed once: a full flush before and after it makes its deflate blocks independent of what came
-    before, so the same bytes repeat. A 200 MB body costs ~0.1 s instead of ~0.7 s to build."""
-    pack = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: the gzip header and trailer are ours
-    first = pack.compress(head) + pack.flush(zlib.Z_FULL_FLUSH)
-    block = pack.compress(chunk) + pack.flush(zlib.Z_FULL_FLUSH)
-    last = pack.compress(tail) + pack.flush()
-    crc = zlib.crc32(head)
-    for _ in range(times):
-        crc = zlib.crc32(chunk, crc)
-    crc = zlib.crc32(tail, crc)
-    size = len(head) + len(chunk) * times + len(tail)
-    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # deflate, no flags, no mtime, level 9, OS unknown
-    return header + first + block * times + last + struct.pack("<II", crc, size & 0xFFFFFFFF)
 
 
 def s3_notification(bucket: str, key: str, *, size: int = 1234, event_name: str = "ObjectCreated:Put") -> str:

@@ -17,6 +17,7 @@ from trailwatch_processor.handler import handle_batch
 
 from tests.functional import factories as f
 from tests.functional.conftest import BUCKET, Env
+from tests.huge_gzip import gzip_bytes
 
 CONFIG = {"rules": [{"id": "console-login", "severity": "high", "pattern": {"eventName": ["ConsoleLogin"]}}]}
 
@@ -154,7 +155,7 @@ def test_a_200_mb_record_in_a_200_kb_gzip_is_bounded_through_the_handler(env: En
     included, stays far below the function's 512 MB MemorySize."""
     head = log_body(with_member("bad", b'""'))
     cut = head.index(b'"x": "') + len(b'"x": "')
-    raw = f.gzip_with_repeats(head[:cut], b"z" * (1 << 20), 200, head[cut:])
+    raw = gzip_bytes([(head[:cut], 1), (b"z" * (1 << 20), 200), (head[cut:], 1)])
     assert len(raw) < 250_000
     key = f.log_key()
     env.clients.s3.put_object(Bucket=BUCKET, Key=key, Body=raw)
