@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_CLOUDTRAIL = ROOT / "tests" / "data" / "cloudtrail"
 
 
-@pytest.fixture(autouse=True)
-def _aws_test_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def set_test_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may reach a real AWS account: fake credentials, a fixed region, no profile."""
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -32,6 +31,11 @@ def _aws_test_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+@pytest.fixture(autouse=True)
+def _aws_test_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_test_aws_environment(monkeypatch)
 
 
 # -- process-wide settings of the run, installed at configure so that collection's imports get them too ----

@@ -28,6 +28,7 @@ from trailwatch.main import cli as trailwatch_cli
 from trailwatch.session import Aws
 
 from tests.clients import cli_environment
+from tests.conftest import set_test_aws_environment
 
 SMALL_TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -188,13 +189,7 @@ def shared_stack_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
     from trailwatch.local import cfn_models
 
     with pytest.MonkeyPatch.context() as monkeypatch:
-        # tests/conftest.py's _aws_test_env for the module (it is per test, and this runs before it)
-        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-            monkeypatch.delenv(name, raising=False)
-        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
-            monkeypatch.setenv(name, value)
-        for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
-            monkeypatch.setenv(name, REGION)
+        set_test_aws_environment(monkeypatch)  # the autouse one is per test, and this runs before it
         _fast_polls(monkeypatch)
         monkeypatch.setattr(resources, "template_text", lambda: SMALL_TEMPLATE)
         cfn_models.register()

@@ -243,15 +243,7 @@ def fresh_local_aws(module_local_aws: LocalAWS) -> LocalAWS:
     if not aws.running:
         aws.start()
         return aws
-    if aws.recorder is not None:
-        aws.recorder.flush()  # pending records go to the earlier test's trails, forgotten just below
     reset_moto_state()
     if aws.recorder is not None:
-        from trailwatch.local.cloudtrail_delivery import TrailDelivery
-
-        recorder = aws.recorder
-        recorder.recorded.clear()
-        recorder.delivered.clear()
-        assert isinstance(recorder._delivery, TrailDelivery), "the recorder's delivery moved: reset it here"
-        recorder._delivery = TrailDelivery(recorder.log)  # no digest chain carries over
+        aws.recorder.forget()
     return aws

@@ -150,6 +150,15 @@ class CloudTrailRecorder:
         self._delivery_loop.stop(timeout=30)
         self.flush()
 
+    def forget(self) -> None:
+        """Drop every record, pending delivery and digest chain, as a new recorder starts: for a local AWS
+        emptied between tests (its trails and buckets are gone, so nothing pending has anywhere to go)."""
+        with self._deliver_lock, self._lock:
+            self._pending = {}
+            self.recorded.clear()
+            self.delivered.clear()
+            self._delivery = TrailDelivery(self.log)
+
     def _failed(self, err: Exception) -> None:
         self.log(f"cloudtrail: delivery failed: {err!r}")
 
