@@ -374,8 +374,11 @@ def _name_filters(filters: list[Any], prefixes: frozenset[str] = frozenset()) ->
     prefix covers gives way to that ``prefix`` filter (a superset), and a name or prefix filter that a plain
     prefix filter already covers is dropped (the same set)."""
     others: list[Any] = []
+    seen: set[str] = set()  # by JSON text: `false` and `0` are one value to Python's ==, two to EventBridge
     for flt in [*filters, *({"prefix": p} for p in sorted(prefixes))]:
-        if type(flt) is not str and flt not in others:
+        text = json.dumps(flt, sort_keys=True)
+        if type(flt) is not str and text not in seen:
+            seen.add(text)
             others.append(flt)
     plain = [f["prefix"] for f in others if isinstance(f, dict) and type(f.get("prefix")) is str]
 

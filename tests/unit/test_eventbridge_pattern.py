@@ -166,6 +166,19 @@ def test_names_only_config_is_exact_in_one_branch() -> None:
     }
 
 
+@pytest.mark.parametrize("values", [[False, 0], [0, False], [True, 1], [1, True]])
+def test_false_and_zero_are_two_event_name_values(values: list) -> None:
+    """Python's == holds `False == 0`; EventBridge and the config's matcher do not, so neither value may
+    stand for the other when the filters are merged (found by test_random_configs_superset_and_exact)."""
+    config = validate_config({"rules": [{"id": "odd", "pattern": {"eventName": ["", *values]}}]})
+    fp = ebp.event_pattern(config)
+    on_bus = pattern_matcher(fp.pattern)
+    for value in values:
+        record = {"eventName": value}
+        assert compile_config(config).match(record)
+        assert on_bus.match(envelope(record, ACCOUNT)), (fp.text, value)
+
+
 def test_rules_are_combined_under_detail_with_or() -> None:
     config = validate_config({"monitored_events": ["CreateUser"], "rules": [
         {"id": "root", "pattern": {"userIdentity": {"type": ["Root"]}}},
